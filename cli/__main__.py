@@ -1,0 +1,5 @@
+"""``python -m mrirecon_cli`` runs the same application as the ``mrirecon`` script."""
+
+from mrirecon_cli.main import main
+
+main()

@@ -1,0 +1,40 @@
+"""How the CLI reports errors: one line and exit code 2 for a user's error, a traceback with --debug."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from mrirecon.errors import MriReconError
+
+#: Exit code for errors the user can fix (bad file, bad option, bad config).
+USER_ERROR = 2
+
+
+def debug_enabled(ctx: click.Context | None) -> bool:
+    """Whether ``--debug`` was given (or ``MRIRECON_DEBUG=1`` is set)."""
+    if os.environ.get("MRIRECON_DEBUG", "") not in ("", "0"):
+        return True
+    while ctx is not None:
+        if isinstance(ctx.obj, dict) and ctx.obj.get("debug"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+class ErrorReportingGroup(click.Group):
+    """A click group that turns :class:`MriReconError` into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MriReconError as error:
+            if debug_enabled(ctx):
+                raise
+            click.echo(f"Error: {error.one_line()}", err=True)
+            if not debug_enabled(ctx):
+                click.echo("(run with --debug for the traceback)", err=True)
+            sys.exit(USER_ERROR)

@@ -1,0 +1,226 @@
+"""Typed configuration: YAML mappings into frozen dataclasses, checked before anything runs.
+
+Configs are dataclasses (one per model, one per training run, ...). :func:`from_mapping` builds one
+from a plain mapping (a YAML file, the CLI's ``key=value`` overrides) and refuses anything it does
+not understand with a :class:`~mrirecon.errors.ConfigError` that names the key and the allowed
+keys or values. Models never see the mapping: they receive the dataclass or typed arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from mrirecon.errors import ConfigError
+
+__all__ = ["apply_overrides", "from_mapping", "load_yaml", "to_mapping"]
+
+T = TypeVar("T")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with a :class:`ConfigError` naming the file on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("config file not found", path=path, hint="check the path, or list configs/")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"not valid YAML: {error}".replace("\n", " "), path=path) from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"the top level must be a mapping of keys to values, got {type(data).__name__}", path=path
+        )
+    return data
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Convert ``value`` to the annotated type ``tp`` or raise ConfigError."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in args:
+            if option is type(None):
+                continue
+            try:
+                return _convert(value, option, where)
+            except ConfigError as error:
+                errors.append(error.message)
+        raise ConfigError(f"'{where}': {errors[-1] if errors else 'invalid value'}")
+    if origin is typing.Literal:
+        if value not in args:
+            allowed = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"'{where}' must be one of {allowed}; got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"'{where}' must be a mapping of {tp.__name__} fields, got {value!r}")
+        return from_mapping(tp, value, where=where)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            allowed = ", ".join(repr(m.value) for m in tp)
+            raise ConfigError(f"'{where}' must be one of {allowed}; got {value!r}") from None
+    if origin in (tuple, list, Sequence) or tp in (tuple, list):
+        if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+            raise ConfigError(f"'{where}' must be a list, got {value!r}")
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if origin is tuple and args:
+            if len(args) != len(value):
+                raise ConfigError(f"'{where}' must have {len(args)} entries, got {len(value)}")
+            return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+        item = args[0] if args else Any
+        items = [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if (origin is tuple or tp is tuple) else items
+    if origin in (dict, Mapping) or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"'{where}' must be a mapping, got {value!r}")
+        key_t, val_t = args if args else (Any, Any)
+        return {_convert(k, key_t, where): _convert(v, val_t, f"{where}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{where}' must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{where}' must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads 3e-4 (no dot) as a string; accept what float() accepts.
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"'{where}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"'{where}' must be a string, got {value!r}")
+        return value
+    if tp is Path:
+        if not isinstance(value, str | Path):
+            raise ConfigError(f"'{where}' must be a path, got {value!r}")
+        return Path(value)
+    raise ConfigError(f"'{where}': cannot read a value of type {_type_name(tp)}")
+
+
+def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
+    """Build the dataclass ``cls`` from ``data``, checking every key and value.
+
+    Args:
+        cls: A dataclass type; its field annotations define what is accepted.
+        data: The mapping (from YAML or overrides).
+        where: Dotted prefix of these keys in the whole config, for messages.
+
+    Returns:
+        An instance of ``cls``.
+
+    Raises:
+        ConfigError: on an unknown key (the allowed keys are listed), a missing required key, or a
+            value of the wrong type or outside its allowed values.
+    """
+    if not (dataclasses.is_dataclass(cls) and isinstance(cls, type)):
+        raise TypeError(f"{cls!r} is not a dataclass type")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    prefix = f"{where}." if where else ""
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise ConfigError(
+            f"unknown key '{prefix}{unknown[0]}'",
+            hint=f"allowed keys{' in ' + where if where else ''}: {', '.join(fields)}",
+        )
+    kwargs = {}
+    for name, field in fields.items():
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], f"{prefix}{name}")
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing required key '{prefix}{name}'")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"{where or cls.__name__}: {error}") from error
+
+
+def to_mapping(obj: Any) -> Any:
+    """A dataclass (possibly nested) as plain YAML-safe data: dicts, lists, str, numbers, bools."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_mapping(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, list | tuple):
+        return [to_mapping(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {str(k): to_mapping(v) for k, v in obj.items()}
+    return obj
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides to a nested mapping; values are parsed as YAML scalars.
+
+    Args:
+        data: The mapping (not modified).
+        overrides: Strings like ``"optim.lr=3e-4"`` or ``"model.cells=[gru, indrnn]"``.
+
+    Returns:
+        A new nested mapping.
+
+    Raises:
+        ConfigError: for an override without ``=`` or that descends into a non-mapping.
+    """
+    out: dict[str, Any] = _deep_copy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key=value (e.g. optim.lr=3e-4)")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"override '{item}' has an empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override '{item}': '{'.'.join(parts[: i + 1])}' is not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: _deep_copy(v) if isinstance(v, Mapping) else (list(v) if isinstance(v, list) else v)
+        for k, v in data.items()
+    }

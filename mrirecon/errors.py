@@ -1,0 +1,66 @@
+"""The package-wide exception hierarchy.
+
+Every error a user can cause (a bad file, a bad option, a bad config) is raised as one of these
+types, with a message that names the file or option and says how to fix it. The CLI prints such an
+error on one line and exits with code 2; ``--debug`` shows the traceback. Programming errors (bugs)
+stay ordinary Python exceptions.
+
+    MriReconError
+    ├── DataError        unreadable or inconsistent input data (files, shapes, masks)
+    ├── ConfigError      bad configuration values, unknown keys or names, bad CLI options
+    ├── ModelError       a model that cannot take the given input
+    ├── CheckpointError  unreadable checkpoints, or a checkpoint for another model
+    └── ExportError      failures while writing outputs (HDF5, DICOM)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["CheckpointError", "ConfigError", "DataError", "ExportError", "ModelError", "MriReconError"]
+
+
+class MriReconError(Exception):
+    """Base class of every error a user of mrirecon can cause.
+
+    Args:
+        message: What is wrong, in one sentence.
+        path: The file or folder concerned, if any; it is put in front of the message.
+        hint: How to fix it, if that is not obvious from the message.
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None, hint: str | None = None):
+        self.message = message
+        self.path = Path(path) if path is not None else None
+        self.hint = hint
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        """The error as one line: ``path: message (hint)``."""
+        text = self.message.strip().replace("\n", " ")
+        if self.path is not None:
+            text = f"{self.path}: {text}"
+        if self.hint:
+            text = f"{text} ({self.hint.strip()})"
+        return text
+
+
+class DataError(MriReconError):
+    """Input data that cannot be read or does not make sense (missing file, corrupt HDF5, bad shape...)."""
+
+
+class ConfigError(MriReconError):
+    """A configuration value, key, name or command-line option that is not valid."""
+
+
+class ModelError(MriReconError):
+    """A model that cannot take the input it was given (coil count, size, dimensionality)."""
+
+
+class CheckpointError(MriReconError):
+    """A checkpoint that cannot be read, or that belongs to another model or version."""
+
+
+class ExportError(MriReconError):
+    """A failure while writing outputs (reconstruction HDF5, DICOM): disk full, no permission..."""

@@ -1,0 +1,122 @@
+"""SSIM, PSNR and NMSE exactly as fastMRI's ``evaluate.py`` computes them.
+
+The protocol (what makes a number comparable with the literature's):
+
+- inputs are **magnitude volumes** ``(slices, H, W)``, reference and reconstruction;
+- **NMSE** = ‖gt − pred‖² / ‖gt‖² over the whole volume;
+- **PSNR** = 10·log10(max(gt)² / MSE) over the whole volume, ``max(gt)`` the reference volume's maximum;
+- **SSIM** per slice with a 7×7 uniform window, K1 = 0.01, K2 = 0.03, sample covariance
+  (scikit-image's defaults), ``data_range = max(gt)`` of the **volume** (not the slice), then the
+  mean over slices;
+- per-volume values are then averaged over volumes by the caller (fastMRI prints mean ± 2·SD).
+
+The arithmetic follows scikit-image step by step (same filters, same float precision: float32
+volumes are computed in float32), so the values agree with ``skimage.metrics`` to rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import uniform_filter
+
+__all__ = ["mse", "nmse", "psnr", "ssim", "ssim_slice", "volume_metrics"]
+
+_WIN = 7
+_K1 = 0.01
+_K2 = 0.03
+
+
+def _float_type(dtype: np.dtype) -> type[np.floating]:
+    """scikit-image's precision rule: float16/float32 stay float32, everything else float64."""
+    return np.float32 if np.dtype(dtype).char in ("e", "f") else np.float64
+
+
+def _check_volumes(gt: np.ndarray, pred: np.ndarray) -> None:
+    if gt.ndim != 3:
+        raise ValueError(f"expected a magnitude volume (slices, H, W), got shape {gt.shape}")
+    if gt.shape != pred.shape:
+        raise ValueError(f"reference {gt.shape} and reconstruction {pred.shape} differ in shape")
+    if np.iscomplexobj(gt) or np.iscomplexobj(pred):
+        raise ValueError("metrics are computed on magnitude images: pass np.abs(volume)")
+
+
+def ssim_slice(gt: np.ndarray, pred: np.ndarray, data_range: float) -> float:
+    """SSIM of one 2-D slice with a 7×7 uniform window (scikit-image's defaults).
+
+    Args:
+        gt: Reference slice ``(H, W)``, real.
+        pred: Reconstructed slice ``(H, W)``, real.
+        data_range: The dynamic range ``R`` in C1 = (K1·R)², C2 = (K2·R)².
+
+    Returns:
+        The mean SSIM over the valid (uncropped) part of the slice.
+    """
+    if gt.shape != pred.shape or gt.ndim != 2:
+        raise ValueError(f"expected two slices (H, W) of one shape, got {gt.shape} and {pred.shape}")
+    if min(gt.shape) < _WIN:
+        raise ValueError(f"slices must be at least {_WIN}×{_WIN} for SSIM, got {gt.shape}")
+    float_type = _float_type(gt.dtype)
+    x = gt.astype(float_type, copy=False)
+    y = pred.astype(float_type, copy=False)
+    cov_norm = _WIN * _WIN / (_WIN * _WIN - 1)
+    ux = uniform_filter(x, size=_WIN)
+    uy = uniform_filter(y, size=_WIN)
+    uxx = uniform_filter(x * x, size=_WIN)
+    uyy = uniform_filter(y * y, size=_WIN)
+    uxy = uniform_filter(x * y, size=_WIN)
+    vx = cov_norm * (uxx - ux * ux)
+    vy = cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
+    c1 = (_K1 * data_range) ** 2
+    c2 = (_K2 * data_range) ** 2
+    a1 = 2 * ux * uy + c1
+    a2 = 2 * vxy + c2
+    b1 = ux**2 + uy**2 + c1
+    b2 = vx + vy + c2
+    s = (a1 * a2) / (b1 * b2)
+    pad = (_WIN - 1) // 2
+    return float(s[pad:-pad, pad:-pad].mean(dtype=np.float64))
+
+
+def ssim(gt: np.ndarray, pred: np.ndarray, maxval: float | None = None) -> float:
+    """Mean over slices of the per-slice SSIM, with ``data_range`` the volume's maximum.
+
+    Args:
+        gt: Reference magnitude volume ``(slices, H, W)``.
+        pred: Reconstruction, same shape.
+        maxval: Override of the data range (default: ``gt.max()``).
+    """
+    _check_volumes(gt, pred)
+    data_range = gt.max() if maxval is None else maxval
+    total = 0.0
+    for ref, rec in zip(gt, pred):
+        total += ssim_slice(ref, rec, data_range)
+    return total / gt.shape[0]
+
+
+def mse(gt: np.ndarray, pred: np.ndarray) -> float:
+    """Mean squared error over the volume."""
+    _check_volumes(gt, pred)
+    return float(np.mean((gt - pred) ** 2))
+
+
+def nmse(gt: np.ndarray, pred: np.ndarray) -> float:
+    """Normalised MSE ‖gt − pred‖² / ‖gt‖² over the whole volume."""
+    _check_volumes(gt, pred)
+    return float(np.linalg.norm(gt - pred) ** 2 / np.linalg.norm(gt) ** 2)
+
+
+def psnr(gt: np.ndarray, pred: np.ndarray, maxval: float | None = None) -> float:
+    """PSNR in dB over the whole volume, peak = the reference volume's maximum."""
+    _check_volumes(gt, pred)
+    data_range = float(gt.max() if maxval is None else maxval)
+    float_type = np.result_type(_float_type(gt.dtype), _float_type(pred.dtype))
+    a = np.asarray(gt, dtype=float_type)
+    b = np.asarray(pred, dtype=float_type)
+    err = np.mean((a - b) ** 2, dtype=np.float64)
+    return float(10 * np.log10((data_range**2) / err))
+
+
+def volume_metrics(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """All fastMRI metrics of one volume: ``{"ssim", "psnr", "nmse", "mse"}``."""
+    return {"ssim": ssim(gt, pred), "psnr": psnr(gt, pred), "nmse": nmse(gt, pred), "mse": mse(gt, pred)}

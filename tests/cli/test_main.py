@@ -1,0 +1,67 @@
+"""The installed ``mrirecon`` script: help, version, one-line errors with exit code 2, --debug."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from mrirecon import ConfigError, __version__
+from mrirecon_cli.main import cli
+
+
+def test_help_lists_the_commands() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    assert "Commands:" in result.output and "demo" in result.output
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+@pytest.fixture
+def failing_cli() -> click.Group:
+    @click.command("fail")
+    def fail() -> None:
+        raise ConfigError("unknown model 'foo'", path="configs/x.yaml", hint="run `mrirecon models`")
+
+    cli.add_command(fail)
+    yield cli
+    cli.commands.pop("fail")
+
+
+def test_user_error_is_one_line_and_exit_code_2(failing_cli: click.Group) -> None:
+    result = CliRunner().invoke(failing_cli, ["fail"])
+    assert result.exit_code == 2
+    first = result.output.splitlines()[0]
+    assert first == "Error: configs/x.yaml: unknown model 'foo' (run `mrirecon models`)"
+    assert "Traceback" not in result.output
+
+
+def test_debug_shows_the_exception(failing_cli: click.Group) -> None:
+    result = CliRunner().invoke(failing_cli, ["--debug", "fail"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ConfigError)
+
+
+def test_installed_script_runs() -> None:
+    exe = shutil.which("mrirecon") or str(__import__("pathlib").Path(sys.executable).parent / "mrirecon")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+    assert __version__ in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "mrirecon_cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "demo" in out.stdout
+
+
+@pytest.mark.slow
+def test_demo_runs_and_sense_beats_zero_filled(tmp_path) -> None:
+    result = CliRunner().invoke(cli, ["demo", "-o", str(tmp_path), "--size", "96", "--coils", "6"])
+    assert result.exit_code == 0, result.output
+    assert "SENSE" in result.output and (tmp_path / "demo.png").is_file()

@@ -1,0 +1,80 @@
+"""Coil maps: normalisation, ACS estimation (recovers known maps), ESPIRiT through SigPy, RSS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mrirecon.physics import (
+    estimate_coil_maps_acs,
+    estimate_coil_maps_espirit,
+    fft2c,
+    normalize_coil_maps,
+    rss,
+    sense_expand,
+)
+from tests.helpers import complex_randn
+
+
+def birdcage_scene(size: int = 64, coils: int = 6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    import sigpy.mri
+
+    maps = torch.from_numpy(sigpy.mri.birdcage_maps((coils, size, size), r=1.3, dtype=np.complex64))[None]
+    maps = normalize_coil_maps(maps)
+    y, x = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
+    image = torch.from_numpy(((x**2 / 0.7 + y**2 / 0.9) < 0.8).astype(np.complex64) * (1 + 0.5 * x))[None]
+    kspace = fft2c(sense_expand(image, maps))
+    return kspace, maps, image
+
+
+def test_normalised_maps_have_unit_sum_of_squares() -> None:
+    maps = complex_randn(2, 4, 6, 7, generator=torch.Generator().manual_seed(0))
+    maps[:, :, 0, 0] = 0
+    out = normalize_coil_maps(maps)
+    energy = rss(out) ** 2
+    assert torch.allclose(energy[:, 1:, 1:], torch.ones_like(energy[:, 1:, 1:]), atol=1e-5)
+    assert torch.all(energy[:, 0, 0] == 0)
+
+
+def test_rss_matches_definition() -> None:
+    x = complex_randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(rss(x), torch.sqrt((x.abs() ** 2).sum(1)), atol=1e-6)
+
+
+@pytest.mark.parametrize("taper", [True, False])
+def test_acs_estimate_recovers_smooth_maps_inside_the_object(taper: bool) -> None:
+    kspace, maps, image = birdcage_scene()
+    acs = torch.zeros(1, 1, 1, 64)
+    acs[..., 24:40] = 1
+    est = estimate_coil_maps_acs(kspace * acs, acs, taper=taper)
+    assert est.shape == maps.shape and est.dtype == torch.complex64
+    support = image.abs()[0] > 0
+    # Maps are defined up to one common phase per pixel: compare |⟨S_true, S_est⟩| over coils.
+    agreement = (maps.conj() * est).sum(1).abs()[0][support]
+    assert agreement.mean() > 0.97
+    assert torch.allclose(rss(est)[0][support], torch.ones(int(support.sum())), atol=1e-4)
+
+
+def test_acs_threshold_zeroes_background() -> None:
+    kspace, _, _ = birdcage_scene()
+    acs = torch.zeros(1, 1, 1, 64)
+    acs[..., 24:40] = 1
+    est = estimate_coil_maps_acs(kspace * acs, acs, threshold=0.2)
+    corner = rss(est)[0, :4, :4]
+    assert torch.all(corner == 0)
+
+
+def test_acs_rejects_an_empty_region() -> None:
+    kspace, _, _ = birdcage_scene(16, 2)
+    with pytest.raises(ValueError, match="empty"):
+        estimate_coil_maps_acs(kspace, torch.zeros(1, 1, 1, 16))
+
+
+@pytest.mark.slow
+def test_espirit_recovers_maps() -> None:
+    kspace, maps, image = birdcage_scene(48, 4)
+    est = estimate_coil_maps_espirit(kspace, calib_width=20, max_iter=30)
+    support = image.abs()[0] > 0
+    agreement = (maps.conj() * est).sum(1).abs()[0][support]
+    assert agreement.mean() > 0.97

@@ -1,0 +1,83 @@
+"""Typed configs: unknown keys, wrong values and overrides give clear ConfigErrors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from mrirecon.config import apply_overrides, from_mapping, load_yaml, to_mapping
+from mrirecon.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Inner:
+    cell: Literal["gru", "mgu", "indrnn"] = "gru"
+    channels: tuple[int, ...] = (64, 64)
+
+
+@dataclass(frozen=True)
+class Outer:
+    lr: float
+    steps: int = 8
+    name: str = "cirim"
+    sigma: float | None = None
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_builds_nested_typed_config() -> None:
+    cfg = from_mapping(Outer, {"lr": 1, "inner": {"cell": "indrnn", "channels": [32, 32]}})
+    assert cfg == Outer(lr=1.0, inner=Inner("indrnn", (32, 32)))
+    assert isinstance(cfg.lr, float)
+    assert from_mapping(Outer, to_mapping(cfg)) == cfg
+
+
+def test_unknown_key_lists_allowed_keys() -> None:
+    with pytest.raises(ConfigError, match=r"key 'inner\.cels'.*allowed keys in inner: cell, channels"):
+        from_mapping(Outer, {"lr": 1.0, "inner": {"cels": "gru"}})
+
+
+def test_bad_literal_lists_allowed_values() -> None:
+    with pytest.raises(ConfigError, match=r"'inner\.cell' must be one of 'gru', 'mgu', 'indrnn'; got 'lstm'"):
+        from_mapping(Outer, {"lr": 1.0, "inner": {"cell": "lstm"}})
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"lr": "fast"}, "'lr' must be a number"),
+        ({"lr": 1.0, "steps": 2.5}, "'steps' must be an integer"),
+        ({"lr": 1.0, "steps": True}, "'steps' must be an integer"),
+        ({}, "missing required key 'lr'"),
+        ({"lr": 1.0, "inner": 3}, "'inner' must be a mapping"),
+    ],
+)
+def test_type_errors(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_mapping(Outer, data)
+
+
+def test_overrides_parse_yaml_scalars_and_nest() -> None:
+    data = apply_overrides(
+        {"lr": 1.0, "inner": {"cell": "gru"}}, ["lr=3e-4", "inner.channels=[8, 8]", "steps=4"]
+    )
+    assert from_mapping(Outer, data) == Outer(lr=3e-4, steps=4, inner=Inner("gru", (8, 8)))
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides({}, ["lr"])
+    with pytest.raises(ConfigError, match="not a section"):
+        apply_overrides({"lr": 1.0}, ["lr.x=1"])
+
+
+def test_load_yaml_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_yaml(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
+        load_yaml(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_yaml(listy)
