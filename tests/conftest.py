@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("MRIRECON_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 DEVICES = [
     pytest.param("cpu", id="cpu"),
