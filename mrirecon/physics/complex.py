@@ -34,5 +34,8 @@ def channels_to_complex(x: torch.Tensor) -> torch.Tensor:
     if x.ndim < 3 or x.shape[1] % 2:
         raise ValueError(f"expected (B, 2F, *spatial) with an even channel count, got {tuple(x.shape)}")
     b, c, *spatial = x.shape
+    if x.dtype in (torch.float16, torch.bfloat16):
+        # Under mixed precision the CNN may return half precision; physics stays in complex64.
+        x = x.float()
     pairs = x.reshape(b, c // 2, 2, *spatial)
     return torch.complex(pairs[:, :, 0], pairs[:, :, 1])

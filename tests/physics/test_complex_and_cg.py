@@ -23,6 +23,13 @@ def test_channels_round_trip_and_order() -> None:
     assert torch.equal(channels_to_complex(ch), x)
 
 
+def test_half_precision_channels_become_complex64() -> None:
+    x = torch.randn(1, 4, 3, 3, dtype=torch.bfloat16)
+    out = channels_to_complex(x)
+    assert out.dtype == torch.complex64
+    assert torch.equal(out.real, x[:, 0::2].float()) and torch.equal(out.imag, x[:, 1::2].float())
+
+
 def test_channels_reject_bad_input() -> None:
     with pytest.raises(ValueError, match="even"):
         channels_to_complex(torch.zeros(1, 3, 4, 4))
