@@ -182,6 +182,10 @@ def resolve_identity(
         uid_root: The organisation root of generated UIDs.
     """
     o = overrides or IdentityOverrides()
+    if o.patient_birth_date and not dicom_date(o.patient_birth_date):
+        raise ConfigError(
+            f"invalid patient birth date {o.patient_birth_date!r}", hint="give it as YYYYMMDD, e.g. 19700412"
+        )
     h = header or AcquisitionHeader(encoded_matrix=(0, 0, 0), recon_matrix=(0, 0, 0))
     stem = PurePath(input_file).stem if input_file else ""
     original_pid = _pick(h.patient_id, recon_patient_id, stem)

@@ -210,6 +210,10 @@ def test_command_line_values_win(tmp_path: Path) -> None:
         export_volume_dicom(
             volume(), tmp_path / "t", DicomOptions(identity=IdentityOverrides(laterality="left"))
         )
+    with pytest.raises(ConfigError, match="birth date"):
+        export_volume_dicom(
+            volume(), tmp_path / "t", DicomOptions(identity=IdentityOverrides(patient_birth_date="1/2/70"))
+        )
     with pytest.raises(ConfigError, match="UID root"):
         export_volume_dicom(volume(), tmp_path / "t", DicomOptions(uid_root="1.2.x."))
 
@@ -256,7 +260,7 @@ def test_deidentify_leaves_no_identifier(tmp_path: Path) -> None:
             for needle in needles:
                 assert needle.lower() not in text, (element.keyword, needle)
         assert ds.PatientIdentityRemoved == "YES" and ds.DeidentificationMethod
-        assert ds.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
+        assert [c.CodeValue for c in ds.DeidentificationMethodCodeSequence] == ["113100", "113105"]
         assert ds.LongitudinalTemporalInformationModified == "REMOVED"
         assert ds.PatientID.startswith("ANON") and str(ds.PatientName) == ds.PatientID + "^"
         assert (ds.PatientBirthDate, ds.PatientSex, ds.StudyDate, ds.StudyTime) == ("", "", "", "")
