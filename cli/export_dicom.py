@@ -41,7 +41,13 @@ import click
 @click.option(
     "--laterality", type=click.Choice(["L", "R"], case_sensitive=False), help="Side of a paired body part."
 )
-@click.option("--series-number", type=int, default=1001, show_default=True, help="SeriesNumber.")
+@click.option(
+    "--series-number",
+    type=click.IntRange(0, 2**31 - 1),
+    default=1001,
+    show_default=True,
+    help="SeriesNumber.",
+)
 @click.option("--series-description", help="Replaces the generated SeriesDescription (provenance).")
 @click.option(
     "--uid-root",

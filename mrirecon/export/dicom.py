@@ -274,6 +274,8 @@ def _build(
     volume: ReconVolume, options: DicomOptions, source: Path | None
 ) -> tuple[list[Dataset], ImagePlanes]:
     root = check_uid_root(options.uid_root)
+    if volume.shape[0] == 0 or volume.reconstruction.size == 0:
+        raise DataError(f"the reconstruction is empty (shape {volume.shape})", path=source)
     if not np.all(np.isfinite(volume.reconstruction)):
         raise DataError(
             "the reconstruction holds NaN or infinite values",

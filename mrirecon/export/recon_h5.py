@@ -224,7 +224,12 @@ def read_reconstruction(path: str | Path) -> ReconVolume:
     for name in PROVENANCE_ATTRS:
         if name in attrs:
             value = attrs.pop(name)
-            known[name] = float(value) if name == "acceleration" else _text(value)
+            if name != "acceleration":
+                known[name] = _text(value)
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                known[name] = float(value)
+            else:
+                attrs[name] = value  # not a number: kept, but not as the acceleration
     known.setdefault("mrirecon_version", "")  # a file written elsewhere says nothing about it
     if known.get("undersampling", "") not in UNDERSAMPLING_KINDS:
         attrs["undersampling"] = known.pop("undersampling")

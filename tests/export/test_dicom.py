@@ -311,6 +311,11 @@ def test_non_finite_pixels_are_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "s").exists()
 
 
+def test_empty_volume_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="empty"):
+        export_volume_dicom(volume(reconstruction=np.zeros((0, 4, 4))), tmp_path / "s")
+
+
 def test_another_series_in_the_folder(tmp_path: Path) -> None:
     export_volume_dicom(volume(reconstruction=phantom(slices=4)), tmp_path / "s")
     with pytest.raises(ExportError, match=r"holds 4 DICOM file\(s\) of another series") as info:
