@@ -1,0 +1,469 @@
+"""DICOM export: one classic MR Image Storage file per slice, one series per volume.
+
+What is written and why is in docs/dicom.md. In short:
+
+- SOP class MR Image Storage (1.2.840.10008.5.1.4.1.1.4), the one every PACS and viewer reads;
+  ImageType ``DERIVED\\SECONDARY\\OTHER`` (the MR IOD requires a third value);
+- 16-bit unsigned pixels with one linear scale per series (:mod:`mrirecon.export.pixels`), the float
+  scale in RealWorldValueMappingSequence (Rescale Slope/Intercept are not in the classic MR IOD);
+  the window from the volume's 0.5–99.5 percentiles, the same on every slice;
+- geometry from the ISMRMRD header and the ``geometry/`` group (:mod:`mrirecon.export.geometry`),
+  or a documented synthetic default, then marked in the series description;
+- identifiers from the header or the command line, or removed (:mod:`mrirecon.export.identity`);
+- provenance (model, checkpoint sha256, mrirecon version) in SeriesDescription and
+  DerivationDescription; deterministic UIDs, so exporting the same reconstruction again writes the
+  same UIDs (idempotent batch runs);
+- every decimal string formatted to at most 16 characters; every file written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import PYDICOM_ROOT_UID, MRImageStorage
+
+from mrirecon._version import __version__
+from mrirecon.data.header import AcquisitionHeader
+from mrirecon.errors import DataError, ExportError
+from mrirecon.export.atomic import (
+    atomic_directory,
+    atomic_file,
+    export_error,
+    fsync_file,
+    prepare_output_folder,
+)
+from mrirecon.export.geometry import ImagePlanes, image_planes
+from mrirecon.export.identity import (
+    Identity,
+    IdentityOverrides,
+    check_uid_root,
+    clean_text,
+    derive_uid,
+    resolve_identity,
+)
+from mrirecon.export.pixels import Quantised, ds, quantise, window_from_percentiles
+from mrirecon.export.recon_h5 import ReconVolume, read_reconstruction
+
+__all__ = ["DicomOptions", "DicomSeries", "build_series", "export_dicom", "export_volume_dicom"]
+
+#: File names of the slices: ``IM_0001.dcm`` … (instance numbers start at 1).
+FILE_PATTERN = "IM_{:04d}.dcm"
+FILE_GLOB = "IM_*.dcm"
+DEFAULT_SERIES_NUMBER = 1001
+
+#: ISMRMRD sequence_type → DICOM ScanningSequence; anything else is RM (research mode).
+_SCANNING_SEQUENCE = {
+    "SSFP": "GR", "TRUEFISP": "GR", "FISP": "GR", "FLASH": "GR", "GRE": "GR", "SPGR": "GR", "FFE": "GR",
+    "SE": "SE", "TSE": "SE", "FSE": "SE", "RARE": "SE", "HASTE": "SE", "SPACE": "SE",
+    "EPI": "EP", "IR": "IR", "FLAIR": "IR", "MPRAGE": "GR\\IR",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DicomOptions:
+    """How to export a series.
+
+    Attributes:
+        deidentify: Replace or remove every identifying attribute (docs/dicom.md lists them).
+        salt: Secret mixed into pseudonyms and UIDs when de-identifying.
+        identity: Identifiers given on the command line.
+        series_number: SeriesNumber (default 1001: above scanner series numbers).
+        series_description: Replaces the generated SeriesDescription (the provenance stays in
+            DerivationDescription; "synthetic geometry" is appended when it applies).
+        uid_root: Organisation root of the generated UIDs.
+        bits_stored: Significant bits of the stored pixels (8–16).
+        window_percentiles: Volume percentiles that bound the default window.
+        overwrite: Replace a different series already in the output folder.
+    """
+
+    deidentify: bool = False
+    salt: str = ""
+    identity: IdentityOverrides = field(default_factory=IdentityOverrides)
+    series_number: int = DEFAULT_SERIES_NUMBER
+    series_description: str | None = None
+    uid_root: str = PYDICOM_ROOT_UID
+    bits_stored: int = 16
+    window_percentiles: tuple[float, float] = (0.5, 99.5)
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class DicomSeries:
+    """What :func:`export_dicom` wrote (no identifiers, so it may be logged)."""
+
+    folder: Path
+    files: tuple[Path, ...]
+    series_instance_uid: str
+    study_instance_uid: str
+    synthetic_geometry: bool
+    slope: float
+    intercept: float
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = scheme
+    item.CodeMeaning = meaning
+    return item
+
+
+def series_description(volume: ReconVolume, planes: ImagePlanes, override: str | None) -> str:
+    """SeriesDescription (≤ 64 characters): model, mrirecon version, checkpoint hash, geometry flag."""
+    flag = "synthetic geometry" if planes.synthetic else ""
+    if override is not None:
+        text = clean_text(override, 64)
+        if flag and flag not in text.lower():
+            text = f"{text[: 64 - len(flag) - 2].rstrip()}; {flag}"
+        return text
+    tail = [f"mrirecon {volume.mrirecon_version or __version__}"]
+    if volume.checkpoint_sha256:
+        tail.append(f"ckpt {volume.checkpoint_sha256[:8]}")
+    if flag:
+        tail.append(flag)
+    rest = ", " + ", ".join(tail)
+    model = clean_text(volume.model or "unknown model", 64)
+    room = 64 - len(rest) - len(" recon")
+    return f"{model[:room]} recon{rest}"
+
+
+def derivation_description(volume: ReconVolume, planes: ImagePlanes, q: Quantised) -> str:
+    """DerivationDescription (≤ 1024 characters): how the pixels were made and what they mean."""
+    version = volume.mrirecon_version or __version__
+    text = f"Reconstructed by mrirecon {version} with model {volume.model or 'unknown'}"
+    if volume.checkpoint_sha256:
+        text += f" (checkpoint sha256 {volume.checkpoint_sha256})"
+    if volume.undersampling == "retrospective":
+        text += " from retrospectively undersampled k-space"
+        if volume.mask_type:
+            text += f" (mask {volume.mask_type}"
+            text += f", R={volume.acceleration:g})" if volume.acceleration else ")"
+    elif volume.undersampling == "prospective":
+        text += " from prospectively undersampled k-space"
+    elif volume.undersampling == "none":
+        text += " from fully sampled k-space"
+    text += (
+        f". Magnitude image in the input's intensity scale: value = stored x {ds(q.slope)} + "
+        f"{ds(q.intercept)} (RealWorldValueMappingSequence)."
+    )
+    text += " Geometry: " + (
+        "synthetic (documented default)" if planes.synthetic else "from the acquisition headers"
+    )
+    if planes.notes:
+        text += "; " + "; ".join(note for note in planes.notes if not note.startswith("synthetic"))
+    return clean_text(text.rstrip("; ") + ".", 1024)
+
+
+def _text_attributes(ds_: Dataset, identity: Identity) -> None:
+    # Patient
+    ds_.PatientName = identity.patient_name
+    ds_.PatientID = identity.patient_id
+    ds_.PatientBirthDate = identity.patient_birth_date
+    ds_.PatientSex = identity.patient_sex
+    if identity.patient_weight_kg is not None:
+        ds_.PatientWeight = ds(float(identity.patient_weight_kg))
+    if identity.deidentified:
+        ds_.PatientIdentityRemoved = "YES"
+        ds_.DeidentificationMethod = clean_text(f"mrirecon {__version__}: basic profile, hashed UIDs", 64)
+        # PS3.15 E.1: the basic profile, and the clean descriptors option (every description
+        # written is generated by mrirecon from non-identifying provenance)
+        ds_.DeidentificationMethodCodeSequence = Sequence(
+            [
+                _code("113100", "DCM", "Basic Application Confidentiality Profile"),
+                _code("113105", "DCM", "Clean Descriptors Option"),
+            ]
+        )
+        ds_.LongitudinalTemporalInformationModified = "REMOVED"
+    # General Study
+    ds_.StudyInstanceUID = identity.study_instance_uid
+    ds_.StudyDate = identity.study_date
+    ds_.StudyTime = identity.study_time
+    ds_.ReferringPhysicianName = identity.referring_physician
+    ds_.StudyID = identity.study_id
+    ds_.AccessionNumber = identity.accession_number
+    if identity.study_description:
+        ds_.StudyDescription = identity.study_description
+    # General Equipment (site identifiers only when not de-identifying: resolve_identity decides)
+    if identity.institution_name:
+        ds_.InstitutionName = identity.institution_name
+    if identity.station_name:
+        ds_.StationName = identity.station_name
+    if identity.device_serial:
+        ds_.DeviceSerialNumber = identity.device_serial
+    if identity.protocol_name:
+        ds_.ProtocolName = identity.protocol_name
+    if identity.body_part:
+        ds_.BodyPartExamined = identity.body_part
+    if identity.laterality is not None:
+        ds_.Laterality = identity.laterality
+    ds_.PatientPosition = identity.patient_position
+
+
+def _mr_attributes(ds_: Dataset, header: AcquisitionHeader | None) -> None:
+    h = header
+    sequence = (h.sequence_type if h else "").strip()
+    scanning = _SCANNING_SEQUENCE.get(sequence.upper().replace("-", ""), "RM")
+    ds_.ScanningSequence = scanning.split("\\") if "\\" in scanning else scanning
+    ds_.SequenceVariant = "NONE"
+    ds_.ScanOptions = ""
+    ds_.MRAcquisitionType = "" if h is None else ("3D" if h.encoded_matrix[2] > 1 else "2D")
+    ds_.RepetitionTime = ds(h.tr_ms) if h and h.tr_ms is not None else ""
+    ds_.EchoTime = ds(h.te_ms) if h and h.te_ms is not None else ""
+    ds_.EchoTrainLength = ""
+    if "IR" in scanning and h and h.ti_ms is not None:
+        ds_.InversionTime = ds(h.ti_ms)  # type 2C: only with an inversion-recovery sequence
+    if h is None:
+        return
+    if sequence:
+        ds_.SequenceName = clean_text(sequence, 16)
+    if h.flip_angle_deg is not None:
+        ds_.FlipAngle = ds(h.flip_angle_deg)
+    if h.resonance_frequency_hz:
+        ds_.ImagingFrequency = ds(h.resonance_frequency_hz / 1e6)
+    if h.field_strength_t:
+        ds_.MagneticFieldStrength = ds(h.field_strength_t)
+
+
+def _series_uids(volume: ReconVolume, identity: Identity, planes: ImagePlanes, root: str) -> tuple[str, str]:
+    series_uid = derive_uid(
+        root,
+        "series",
+        identity.study_instance_uid,
+        identity.uid_key,
+        volume.model,
+        volume.checkpoint_sha256,
+        volume.mrirecon_version,
+        volume.input_file,
+        volume.undersampling,
+        volume.mask_type,
+        repr(volume.acceleration),
+    )
+    if planes.synthetic:
+        frame_uid = derive_uid(root, "synthetic frame of reference", series_uid)
+    elif identity.scanner_frame_of_reference_uid:
+        frame_uid = identity.scanner_frame_of_reference_uid
+    else:
+        frame_uid = derive_uid(root, "frame of reference", identity.uid_key, volume.input_file)
+    return series_uid, frame_uid
+
+
+def build_series(
+    volume: ReconVolume, options: DicomOptions | None = None, *, source: Path | None = None
+) -> list[Dataset]:
+    """One MR Image Storage dataset per slice of ``volume`` (file meta is added when saving).
+
+    Args:
+        volume: The reconstruction and its header, geometry and provenance.
+        options: Export options.
+        source: The file ``volume`` came from, for error messages.
+
+    Raises:
+        DataError: non-finite pixels, a malformed header, or geometry that does not fit the volume.
+        ConfigError: a bad option (UID root, laterality).
+    """
+    return _build(volume, options or DicomOptions(), source)[0]
+
+
+def _build(
+    volume: ReconVolume, options: DicomOptions, source: Path | None
+) -> tuple[list[Dataset], ImagePlanes]:
+    root = check_uid_root(options.uid_root)
+    if volume.shape[0] == 0 or volume.reconstruction.size == 0:
+        raise DataError(f"the reconstruction is empty (shape {volume.shape})", path=source)
+    if not np.all(np.isfinite(volume.reconstruction)):
+        raise DataError(
+            "the reconstruction holds NaN or infinite values",
+            path=source,
+            hint="reconstruct the volume again",
+        )
+    header = volume.header(source)
+    planes = image_planes(volume.shape, header, volume.geometry, source=source)
+    identity = resolve_identity(
+        header,
+        recon_patient_id=volume.patient_id,
+        input_file=volume.input_file,
+        acquisition=volume.acquisition,
+        overrides=options.identity,
+        deidentify=options.deidentify,
+        salt=options.salt,
+        uid_root=root,
+    )
+    series_uid, frame_uid = _series_uids(volume, identity, planes, root)
+    q = quantise(volume.reconstruction, options.bits_stored)
+    centre, width = window_from_percentiles(q.stored, *options.window_percentiles)
+    description = series_description(volume, planes, options.series_description)
+    derivation = derivation_description(volume, planes, q)
+    rwv = Dataset()
+    rwv.RealWorldValueFirstValueMapped = 0
+    rwv.RealWorldValueLastValueMapped = q.largest
+    rwv.RealWorldValueSlope = q.slope
+    rwv.RealWorldValueIntercept = q.intercept
+    rwv.LUTExplanation = "reconstructed magnitude, input intensity scale"
+    rwv.LUTLabel = "MAGNITUDE"
+    rwv.MeasurementUnitsCodeSequence = Sequence([_code("[arb'U]", "UCUM", "arbitrary unit")])
+    texts = [identity.patient_name, identity.patient_id, identity.institution_name or "", description]
+    charset = "ISO_IR 100" if all(_latin1(t) for t in texts) else "ISO_IR 192"
+    content_date, content_time = identity.study_date, identity.study_time
+    datasets = []
+    for index in range(volume.shape[0]):
+        d = Dataset()
+        d.SpecificCharacterSet = charset
+        d.ImageType = ["DERIVED", "SECONDARY", "OTHER"]
+        d.SOPClassUID = MRImageStorage
+        d.SOPInstanceUID = derive_uid(root, "instance", series_uid, str(index))
+        _text_attributes(d, identity)
+        d.Modality = "MR"
+        d.SeriesInstanceUID = series_uid
+        d.SeriesNumber = int(options.series_number)
+        d.SeriesDescription = description
+        d.Manufacturer = clean_text(header.vendor, 64) if header else ""
+        if header and header.model:
+            d.ManufacturerModelName = clean_text(header.model, 64)
+        d.SoftwareVersions = f"mrirecon {__version__}"
+        d.FrameOfReferenceUID = frame_uid
+        d.PositionReferenceIndicator = ""
+        d.InstanceNumber = index + 1
+        if content_date:
+            d.ContentDate = content_date
+            d.ContentTime = content_time
+        d.DerivationDescription = derivation
+        d.BurnedInAnnotation = "NO"
+        d.PixelSpacing = [ds(planes.pixel_spacing[0]), ds(planes.pixel_spacing[1])]
+        d.ImageOrientationPatient = [ds(v) for v in np.round(planes.orientation[index], 10)]
+        d.ImagePositionPatient = [ds(v) for v in np.round(planes.position[index], 6)]
+        d.SliceThickness = ds(planes.slice_thickness)
+        d.SpacingBetweenSlices = ds(round(planes.spacing_between_slices, 4))  # float32 positions
+        d.SliceLocation = ds(round(float(planes.slice_location[index]), 6))
+        _mr_attributes(d, header)
+        d.set_pixel_data(q.stored[index], "MONOCHROME2", q.bits_stored, generate_instance_uid=False)
+        d.WindowCenter = ds(round(centre, 2))
+        d.WindowWidth = ds(round(width, 2))
+        d.WindowCenterWidthExplanation = (
+            f"volume {options.window_percentiles[0]:g}-{options.window_percentiles[1]:g} percentile"
+        )
+        d.RealWorldValueMappingSequence = Sequence([rwv])
+        datasets.append(d)
+    return datasets, planes
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _save(dataset: Dataset, path: Path) -> None:
+    with open(path, "wb") as handle:
+        dataset.save_as(handle, enforce_file_format=True)
+
+
+def _existing_series(folder: Path) -> dict[Path, str]:
+    found = {}
+    for path in sorted(folder.glob(FILE_GLOB)):
+        try:
+            uid = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]).get(
+                "SeriesInstanceUID", ""
+            )
+        except Exception:  # an unreadable leftover counts as another series
+            uid = ""
+        found[path] = str(uid)
+    return found
+
+
+def write_series(datasets: list[Dataset], folder: Path, *, overwrite: bool = False) -> tuple[Path, ...]:
+    """Write ``datasets`` as ``FOLDER/IM_0001.dcm`` … , atomically.
+
+    A folder that does not exist (or is empty) is filled as ``.NAME.partial`` and renamed when
+    every file is written, so it appears complete or not at all. In a folder that already holds
+    files, each file is replaced atomically; files of a *different* series there are an error
+    unless ``overwrite`` (then they are removed once the new series is complete).
+
+    Raises:
+        ExportError: on I/O failure (disk full, no permission) or a different series in the folder.
+    """
+    folder = Path(folder)
+    names = [FILE_PATTERN.format(d.InstanceNumber) for d in datasets]
+    series_uid = str(datasets[0].SeriesInstanceUID) if datasets else ""
+    if folder.is_dir() and any(folder.iterdir()):
+        existing = _existing_series(folder)
+        stale = [path for path in existing if path.name not in names]  # the others are replaced
+        foreign = [path for path, uid in existing.items() if uid != series_uid]
+        if foreign and not overwrite:
+            raise ExportError(
+                f"the folder already holds {len(foreign)} DICOM file(s) of another series",
+                path=folder,
+                hint="choose an empty folder per volume, or pass --overwrite to replace them",
+            )
+        for dataset, name in zip(datasets, names):
+            with atomic_file(folder / name, what="DICOM file") as temporary:
+                _save(dataset, temporary)
+        for path in stale:
+            try:
+                path.unlink()
+            except OSError as error:
+                raise export_error(error, path, "DICOM file") from error
+        return tuple(folder / name for name in names)
+    if folder.is_dir():
+        prepare_output_folder(folder, "DICOM series")
+        folder.rmdir()  # empty: replaced by the complete partial folder below
+    with atomic_directory(folder, what="DICOM series") as temporary:
+        for dataset, name in zip(datasets, names):
+            _save(dataset, temporary / name)
+            fsync_file(temporary / name)
+    return tuple(folder / name for name in names)
+
+
+def export_volume_dicom(
+    volume: ReconVolume,
+    output_dir: str | os.PathLike[str],
+    options: DicomOptions | None = None,
+    *,
+    source: Path | None = None,
+) -> DicomSeries:
+    """Export an in-memory reconstruction as one DICOM series in ``output_dir``.
+
+    Returns:
+        :class:`DicomSeries` (paths, UIDs, scale; no identifiers).
+
+    Raises:
+        DataError, ConfigError: see :func:`build_series`; ExportError: see :func:`write_series`.
+    """
+    options = options or DicomOptions()
+    datasets, planes = _build(volume, options, source)
+    folder = Path(output_dir)
+    files = write_series(datasets, folder, overwrite=options.overwrite)
+    rwv = datasets[0].RealWorldValueMappingSequence[0]
+    return DicomSeries(
+        folder=folder,
+        files=files,
+        series_instance_uid=str(datasets[0].SeriesInstanceUID),
+        study_instance_uid=str(datasets[0].StudyInstanceUID),
+        synthetic_geometry=planes.synthetic,
+        slope=float(rwv.RealWorldValueSlope),
+        intercept=float(rwv.RealWorldValueIntercept),
+    )
+
+
+def export_dicom(
+    recon_path: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    options: DicomOptions | None = None,
+) -> DicomSeries:
+    """Read a reconstruction HDF5 (docs/interfaces.md §5) and export it as one DICOM series.
+
+    Args:
+        recon_path: The reconstruction file.
+        output_dir: The series folder (one per volume); created if needed.
+        options: Export options (identifiers, de-identification, series number, ...).
+    """
+    path = Path(recon_path)
+    volume = read_reconstruction(path)
+    return export_volume_dicom(volume, output_dir, options, source=path)

@@ -1,0 +1,264 @@
+"""Patient and study identifiers for the DICOM export, de-identification and deterministic UIDs.
+
+Where each identifier comes from, first match wins:
+
+1. the command line (:class:`IdentityOverrides`), also under ``--deidentify`` (a user who types a
+   pseudonym wants it written);
+2. the ISMRMRD header of the raw data (``subjectInformation``, ``studyInformation``,
+   ``measurementInformation``, ``acquisitionSystemInformation``), unless de-identifying;
+3. the reconstruction file's ``patient_id`` attribute (fastMRI's), unless de-identifying;
+4. defaults: PatientID is the input file's stem (fastMRI files carry no identifiers; this is what
+   fastMRI+ does), StudyID a short hash of the StudyInstanceUID.
+
+``deidentify`` replaces or removes every identifying attribute (the list is in docs/dicom.md):
+names, IDs, birth date, sex, weight, dates and times, accession number, referring physician,
+institution, station, device serial number, protocol and study descriptions. UIDs are derived by
+hashing (SHA-512, :func:`pydicom.uid.generate_uid` with entropy sources) together with an optional
+secret salt, so no scanner serial number or date embedded in an original UID reaches the output.
+Nothing here logs or prints an identifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from pydicom.uid import PYDICOM_ROOT_UID, generate_uid
+
+from mrirecon.data.header import AcquisitionHeader
+from mrirecon.errors import ConfigError
+
+__all__ = ["Identity", "IdentityOverrides", "derive_uid", "resolve_identity"]
+
+#: fastMRI ``acquisition`` attributes whose body part is known.
+_FASTMRI_BODY_PARTS = {
+    "CORPD_FBK": "KNEE",
+    "CORPDFS_FBK": "KNEE",
+    "AXFLAIR": "BRAIN",
+    "AXT1": "BRAIN",
+    "AXT1PRE": "BRAIN",
+    "AXT1POST": "BRAIN",
+}
+#: Body parts that come in pairs: DICOM then wants Laterality (empty when unknown).
+PAIRED_BODY_PARTS = {
+    "KNEE", "HIP", "SHOULDER", "ELBOW", "WRIST", "HAND", "ANKLE", "FOOT", "BREAST", "EAR", "EYE",
+    "KIDNEY", "LUNG", "ARM", "LEG", "THIGH", "CLAVICLE", "FEMUR", "HUMERUS", "TIBIA", "FIBULA",
+}  # fmt: skip
+_PATIENT_POSITIONS = {"HFP", "HFS", "HFDR", "HFDL", "FFDR", "FFDL", "FFP", "FFS", "LFP", "LFS", "RFP", "RFS",
+                      "AFDR", "AFDL", "PFDR", "PFDL"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class IdentityOverrides:
+    """Identifiers given on the command line; ``None`` means "not given"."""
+
+    patient_name: str | None = None
+    patient_id: str | None = None
+    patient_birth_date: str | None = None
+    patient_sex: str | None = None
+    study_description: str | None = None
+    study_id: str | None = None
+    accession_number: str | None = None
+    referring_physician: str | None = None
+    institution_name: str | None = None
+    body_part: str | None = None
+    laterality: str | None = None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The identifying and study-level attribute values to write, already in DICOM form.
+
+    ``""`` writes an empty (type 2) attribute; ``None`` leaves an optional attribute out.
+    """
+
+    patient_name: str
+    patient_id: str
+    patient_birth_date: str
+    patient_sex: str
+    patient_weight_kg: str | None
+    study_instance_uid: str
+    study_date: str
+    study_time: str
+    study_id: str
+    accession_number: str
+    referring_physician: str
+    study_description: str | None
+    institution_name: str | None
+    station_name: str | None
+    device_serial: str | None
+    protocol_name: str | None
+    body_part: str | None
+    laterality: str | None
+    patient_position: str
+    #: The scanner's FrameOfReferenceUID when it may be reused (not de-identifying), else "".
+    scanner_frame_of_reference_uid: str
+    #: A key that stands for the patient and study in derived UIDs (hashed, never written).
+    uid_key: str
+    deidentified: bool
+
+
+def derive_uid(root: str, *parts: str) -> str:
+    """A deterministic UID under ``root``: the same parts always give the same UID (SHA-512 based)."""
+    return str(generate_uid(prefix=root, entropy_srcs=["mrirecon", *parts]))
+
+
+def check_uid_root(root: str) -> str:
+    """Validate an organisation UID root (digits and dots, ending with a dot, at most 40 characters)."""
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)*\.", root) or len(root) > 40:
+        raise ConfigError(
+            f"invalid UID root {root!r}",
+            hint=f"give digits separated by dots, ending with a dot, e.g. {PYDICOM_ROOT_UID}",
+        )
+    return root
+
+
+def dicom_date(text: str) -> str:
+    """ISMRMRD ``xs:date`` (``2019-03-14``) or DICOM ``DA`` (``20190314``) → ``DA``; "" if unparsable."""
+    digits = text.strip().replace("-", "")
+    return digits if re.fullmatch(r"(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])", digits) else ""
+
+
+def dicom_time(text: str) -> str:
+    """ISMRMRD ``xs:time`` (``22:34:35``) or DICOM ``TM`` → ``TM`` (``223435``); "" if unparsable."""
+    value = text.strip().replace(":", "")
+    match = re.fullmatch(r"([01]\d|2[0-3])([0-5]\d)([0-5]\d)?(\.\d{1,6})?", value)
+    return value if match else ""
+
+
+def dicom_sex(text: str) -> str:
+    """ISMRMRD patientGender → DICOM PatientSex (``M``, ``F``, ``O``) or ""."""
+    value = text.strip().upper()[:1]
+    return value if value in ("M", "F", "O") else ""
+
+
+def clean_text(text: str, limit: int) -> str:
+    """Printable text without backslashes (the DICOM value separator), at most ``limit`` characters."""
+    text = "".join(ch for ch in text if ch.isprintable()).replace("\\", "/").strip()
+    return text[:limit].rstrip()
+
+
+def clean_code_string(text: str) -> str:
+    """A DICOM CS value: upper case, digits, space and underscore, at most 16 characters."""
+    return re.sub(r"[^A-Z0-9 _]", "_", text.strip().upper())[:16]
+
+
+def _pick(*values: str | None) -> str:
+    for value in values:
+        if value:
+            return value
+    return ""
+
+
+def _short_hash(*parts: str, length: int = 10) -> str:
+    digest = hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+    return digest[:length].upper()
+
+
+def resolve_identity(
+    header: AcquisitionHeader | None,
+    *,
+    recon_patient_id: str = "",
+    input_file: str = "",
+    acquisition: str = "",
+    overrides: IdentityOverrides | None = None,
+    deidentify: bool = False,
+    salt: str = "",
+    uid_root: str = PYDICOM_ROOT_UID,
+) -> Identity:
+    """Decide every identifying attribute (see the module docstring for the order of sources).
+
+    Args:
+        header: The parsed ISMRMRD header of the input, if any.
+        recon_patient_id: The reconstruction file's ``patient_id`` attribute.
+        input_file: The input file's name (its stem is the fallback PatientID).
+        acquisition: fastMRI's ``acquisition`` attribute (gives the body part for fastMRI data).
+        overrides: Values from the command line.
+        deidentify: Replace or remove every identifying attribute.
+        salt: A secret mixed into the pseudonym and every derived UID when de-identifying, so that
+            nobody who knows an original identifier can recompute its pseudonym.
+        uid_root: The organisation root of generated UIDs.
+    """
+    o = overrides or IdentityOverrides()
+    if o.patient_birth_date and not dicom_date(o.patient_birth_date):
+        raise ConfigError(
+            f"invalid patient birth date {o.patient_birth_date!r}", hint="give it as YYYYMMDD, e.g. 19700412"
+        )
+    h = header or AcquisitionHeader(encoded_matrix=(0, 0, 0), recon_matrix=(0, 0, 0))
+    stem = PurePath(input_file).stem if input_file else ""
+    original_pid = _pick(h.patient_id, recon_patient_id, stem)
+    original_study = _pick(h.study_instance_uid)
+    # what stands for the patient and the study inside hashed UIDs (never written out)
+    uid_key = "\0".join((original_study, original_pid, h.study_date, h.study_time, stem))
+    if deidentify:
+        uid_key = "\0".join(("deidentified", salt, uid_key))
+        pseudonym = "ANON" + _short_hash(salt, original_pid or uid_key)
+        study_uid = derive_uid(uid_root, "study", uid_key)
+        patient_id = _pick(o.patient_id, pseudonym)
+        patient_name = _pick(o.patient_name, pseudonym + "^")  # FAMILY^ (a name without ^ is a retired form)
+        birth_date = dicom_date(o.patient_birth_date or "")
+        sex = dicom_sex(o.patient_sex or "")
+        weight = None
+        study_date = study_time = ""
+        accession = clean_text(o.accession_number or "", 16)
+        referring = o.referring_physician or ""
+        study_description = o.study_description
+        institution = o.institution_name
+        station = device_serial = protocol = None
+        scanner_for = ""
+    else:
+        study_uid = original_study or derive_uid(uid_root, "study", uid_key)
+        patient_id = _pick(o.patient_id, h.patient_id, recon_patient_id, stem)
+        patient_name = _pick(o.patient_name, h.patient_name)
+        birth_date = dicom_date(_pick(o.patient_birth_date, h.patient_birth_date))
+        sex = dicom_sex(_pick(o.patient_sex, h.patient_sex))
+        weight = None if h.patient_weight_kg is None else f"{h.patient_weight_kg:.6g}"
+        study_date = dicom_date(h.study_date)
+        study_time = dicom_time(h.study_time) if study_date else ""
+        accession = clean_text(_pick(o.accession_number, h.accession_number), 16)
+        referring = _pick(o.referring_physician, h.referring_physician)
+        study_description = o.study_description or h.study_description or None
+        institution = o.institution_name or h.institution or None
+        station = h.station or None
+        device_serial = h.device_serial or None
+        protocol = h.protocol_name or None
+        scanner_for = h.frame_of_reference_uid
+    if deidentify or not h.study_id:
+        study_id = _pick(o.study_id, "MR" + _short_hash(study_uid, length=8))
+    else:
+        study_id = _pick(o.study_id, h.study_id)
+    body_part = clean_code_string(
+        _pick(o.body_part, h.body_part, _FASTMRI_BODY_PARTS.get(acquisition.upper()))
+    )
+    laterality = (o.laterality or "").strip().upper() or None
+    if laterality not in (None, "L", "R"):
+        raise ConfigError(f"laterality must be L or R, got {o.laterality!r}", hint="give --laterality L or R")
+    if laterality is None and (not body_part or body_part in PAIRED_BODY_PARTS):
+        laterality = ""  # paired or unknown body part, side unknown: present but empty
+    position = clean_code_string(h.patient_position)
+    return Identity(
+        patient_name=clean_text(patient_name, 64),
+        patient_id=clean_text(patient_id, 64),
+        patient_birth_date=birth_date,
+        patient_sex=sex,
+        patient_weight_kg=weight,
+        study_instance_uid=study_uid,
+        study_date=study_date,
+        study_time=study_time,
+        study_id=clean_text(study_id, 16),
+        accession_number=accession,
+        referring_physician=clean_text(referring, 64),
+        study_description=None if study_description is None else clean_text(study_description, 64),
+        institution_name=None if institution is None else clean_text(institution, 64),
+        station_name=None if station is None else clean_text(station, 16),
+        device_serial=None if device_serial is None else clean_text(device_serial, 64),
+        protocol_name=None if protocol is None else clean_text(protocol, 64),
+        body_part=body_part or None,
+        laterality=laterality,
+        patient_position=position if position in _PATIENT_POSITIONS else "",
+        scanner_frame_of_reference_uid=scanner_for,
+        uid_key=uid_key,
+        deidentified=deidentify,
+    )

@@ -1,0 +1,101 @@
+"""Atomic files and folders; I/O failures become ExportError naming the file and the fix."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+
+from mrirecon.errors import ExportError
+from mrirecon.export.atomic import atomic_directory, atomic_file, export_error, io_errno, partial_name
+
+
+def test_partial_name_is_a_hidden_sibling(tmp_path: Path) -> None:
+    assert partial_name(tmp_path / "a.h5") == tmp_path / ".a.h5.partial"
+
+
+def test_success_renames_and_leaves_no_temporary(tmp_path: Path) -> None:
+    final = tmp_path / "sub" / "out.bin"
+    with atomic_file(final, what="test file") as temporary:
+        assert temporary == partial_name(final) and not final.exists()
+        temporary.write_bytes(b"new")
+    assert final.read_bytes() == b"new"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["out.bin"]
+
+
+def test_failure_keeps_the_old_file_and_removes_the_temporary(tmp_path: Path) -> None:
+    final = tmp_path / "out.bin"
+    final.write_bytes(b"old and complete")
+    with pytest.raises(ExportError) as info, atomic_file(final, what="test file") as temporary:
+        temporary.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert final.read_bytes() == b"old and complete"
+    assert not temporary.exists()
+    message = str(info.value)
+    assert message.startswith(f"{final}: could not write the test file: no space left on the device")
+    assert "free disk space" in message and "nothing already written was changed" in message
+
+
+def test_other_exceptions_pass_through_and_clean_up(tmp_path: Path) -> None:
+    final = tmp_path / "out.bin"
+    with pytest.raises(KeyError), atomic_file(final, what="test file") as temporary:
+        temporary.write_bytes(b"x")
+        raise KeyError("bug")
+    assert not temporary.exists() and not final.exists()
+
+
+def test_stale_partial_of_a_killed_run_is_replaced(tmp_path: Path) -> None:
+    final = tmp_path / "out.bin"
+    partial_name(final).write_bytes(b"left over by SIGKILL")
+    with atomic_file(final, what="test file") as temporary:
+        temporary.write_bytes(b"complete")
+    assert final.read_bytes() == b"complete" and not partial_name(final).exists()
+
+
+def test_atomic_directory(tmp_path: Path) -> None:
+    final = tmp_path / "series"
+    with atomic_directory(final, what="series") as temporary:
+        (temporary / "a").write_text("1")
+        assert not final.exists()
+    assert (final / "a").read_text() == "1" and not partial_name(final).exists()
+    with (
+        pytest.raises(ExportError, match="permission denied"),
+        atomic_directory(tmp_path / "s2", what="series") as t,
+    ):
+        (t / "a").write_text("1")
+        raise PermissionError(errno.EACCES, "Permission denied")
+    assert not (tmp_path / "s2").exists() and not partial_name(tmp_path / "s2").exists()
+
+
+def test_errno_from_hdf5_messages() -> None:
+    text = "Can't decrement id ref count (unable to extend file properly, errno = 28, error message = 'x')"
+    assert io_errno(RuntimeError(text)) == 28
+    assert io_errno(OSError(errno.EACCES, "denied")) == errno.EACCES
+    assert io_errno(RuntimeError("no number here")) is None
+    assert io_errno(ValueError("errno = 5")) is None
+
+
+@pytest.mark.parametrize(
+    ("number", "words"),
+    [
+        (errno.ENOSPC, "no space left"),
+        (errno.EDQUOT, "no space left"),
+        (errno.EFBIG, "too large"),
+        (errno.EACCES, "permission denied"),
+        (errno.EPERM, "permission denied"),
+        (errno.EROFS, "read-only"),
+        (errno.EIO, "Input/output error"),
+    ],
+)
+def test_messages(number: int, words: str, tmp_path: Path) -> None:
+    error = export_error(OSError(number, "x"), tmp_path / "f.h5", "reconstruction HDF5")
+    assert isinstance(error, ExportError) and error.path == tmp_path / "f.h5"
+    assert words in error.message and error.hint
+
+
+def test_output_folder_that_is_a_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    with pytest.raises(ExportError, match="is a file"), atomic_file(blocker / "x.h5", what="test file"):
+        pass

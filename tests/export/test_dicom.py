@@ -1,0 +1,407 @@
+"""The DICOM series as pydicom reads it back: pixels, attributes, provenance, identifiers, UIDs, faults."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+from mrirecon._version import __version__
+from mrirecon.errors import ConfigError, DataError, ExportError
+from mrirecon.export import dicom
+from mrirecon.export.atomic import partial_name
+from mrirecon.export.dicom import DicomOptions, export_dicom, export_volume_dicom
+from mrirecon.export.identity import IdentityOverrides
+from mrirecon.export.recon_h5 import write_reconstruction
+from tests.export.tools import (
+    IDENTIFIERS,
+    oblique_geometry,
+    phantom,
+    rich_header,
+    run_python,
+    unprivileged,
+    volume,
+)
+
+
+def read_series(folder: Path) -> list[Dataset]:
+    return [pydicom.dcmread(p) for p in sorted(folder.glob("IM_*.dcm"))]
+
+
+def walk(ds: Dataset):
+    """Every element of a dataset, its file meta and its sequences."""
+    if getattr(ds, "file_meta", None) is not None:
+        yield from ds.file_meta.iterall()
+    yield from ds.iterall()
+
+
+def test_pixels_round_trip_within_one_quantisation_step(tmp_path: Path) -> None:
+    vol = volume(reconstruction=phantom(slices=4, scale=7.3e-5))
+    series = export_volume_dicom(vol, tmp_path / "s")
+    files = read_series(tmp_path / "s")
+    assert len(files) == 4 and [f.InstanceNumber for f in files] == [1, 2, 3, 4]
+    for index, ds in enumerate(files):
+        rwv = ds.RealWorldValueMappingSequence[0]
+        assert (rwv.RealWorldValueFirstValueMapped, rwv.RealWorldValueLastValueMapped) == (0, 65535)
+        assert rwv.RealWorldValueSlope == series.slope and rwv.RealWorldValueIntercept == 0.0
+        assert rwv.MeasurementUnitsCodeSequence[0].CodingSchemeDesignator == "UCUM"
+        real = ds.pixel_array.astype(np.float64) * rwv.RealWorldValueSlope + rwv.RealWorldValueIntercept
+        error = np.abs(real - vol.reconstruction[index])
+        assert error.max() <= series.slope * 0.5 + 1e-12 * vol.reconstruction.max()
+    assert series.slope == pytest.approx(vol.reconstruction.max() / 65535)
+
+
+def test_series_structure(tmp_path: Path) -> None:
+    export_volume_dicom(volume(), tmp_path / "s")
+    files = read_series(tmp_path / "s")
+    assert len({f.SeriesInstanceUID for f in files}) == 1 and len({f.StudyInstanceUID for f in files}) == 1
+    assert len({f.SOPInstanceUID for f in files}) == 3
+    assert {(f.WindowCenter, f.WindowWidth) for f in files} == {(files[0].WindowCenter, files[0].WindowWidth)}
+    for ds in files:
+        assert ds.SOPClassUID == pydicom.uid.MRImageStorage and ds.Modality == "MR"
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+        assert list(ds.ImageType) == ["DERIVED", "SECONDARY", "OTHER"]
+        assert (ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation) == (16, 16, 15, 0)
+        assert ds.PhotometricInterpretation == "MONOCHROME2" and (ds.Rows, ds.Columns) == (40, 32)
+        assert "RescaleSlope" not in ds and "RescaleIntercept" not in ds  # not in the classic MR IOD
+        assert ds.SeriesNumber == 1001 and ds.SoftwareVersions == f"mrirecon {__version__}"
+        assert 0 < ds.WindowWidth <= 65535
+
+
+def test_every_decimal_string_fits_in_16_characters(tmp_path: Path) -> None:
+    vol = volume(
+        reconstruction=phantom(scale=9.635041617948711e-08),
+        ismrmrd_header=rich_header(),
+        geometry=oblique_geometry(),
+    )
+    export_volume_dicom(vol, tmp_path / "s")
+    seen = 0
+    for ds in read_series(tmp_path / "s"):
+        for element in walk(ds):
+            if element.VR in ("DS", "IS") and element.value not in (None, ""):
+                values = element.value if element.VM > 1 else [element.value]
+                for value in values:
+                    assert len(str(value)) <= (16 if element.VR == "DS" else 12), (element.keyword, value)
+                    seen += 1
+    assert seen > 30
+
+
+def test_provenance_in_the_descriptions(tmp_path: Path) -> None:
+    export_volume_dicom(volume(), tmp_path / "s")
+    ds = read_series(tmp_path / "s")[0]
+    assert ds.SeriesDescription == f"cirim recon, mrirecon {__version__}, ckpt 3f3f3f3f, synthetic geometry"
+    assert len(ds.SeriesDescription) <= 64
+    text = ds.DerivationDescription
+    assert f"mrirecon {__version__}" in text and "cirim" in text and "3f" * 32 in text
+    assert "retrospectively undersampled" in text and "equispaced, R=4" in text
+    assert "synthetic" in text and "RealWorldValueMappingSequence" in text
+    long = volume(model="a_really_long_model_name_" * 4, checkpoint_sha256="")
+    export_volume_dicom(long, tmp_path / "long")
+    description = read_series(tmp_path / "long")[0].SeriesDescription
+    assert len(description) <= 64 and description.endswith(
+        f"recon, mrirecon {__version__}, synthetic geometry"
+    )
+
+
+def test_synthetic_geometry_is_marked_even_with_a_custom_description(tmp_path: Path) -> None:
+    series = export_volume_dicom(volume(), tmp_path / "a", DicomOptions(series_description="x" * 80))
+    assert series.synthetic_geometry
+    description = read_series(tmp_path / "a")[0].SeriesDescription
+    assert len(description) <= 64 and description.endswith("; synthetic geometry")
+    real = export_volume_dicom(
+        volume(ismrmrd_header=rich_header(), geometry=oblique_geometry()),
+        tmp_path / "b",
+        DicomOptions(series_description="CIRIM 4x"),
+    )
+    assert not real.synthetic_geometry and read_series(tmp_path / "b")[0].SeriesDescription == "CIRIM 4x"
+
+
+def test_geometry_attributes_match_the_slice_positions(tmp_path: Path) -> None:
+    geometry = oblique_geometry(slices=3, spacing=5.0)
+    export_volume_dicom(volume(ismrmrd_header=rich_header(), geometry=geometry), tmp_path / "s")
+    files = read_series(tmp_path / "s")
+    for s, ds in enumerate(files):
+        dr, dc = (float(v) for v in ds.PixelSpacing)
+        assert (dr, dc) == (2.0, 2.5)
+        iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+        ipp = np.array([float(v) for v in ds.ImagePositionPatient])
+        centre = ipp + (ds.Columns // 2) * dc * iop[:3] + (ds.Rows // 2) * dr * iop[3:]
+        np.testing.assert_allclose(centre, geometry.position[s], atol=1e-5)
+        np.testing.assert_allclose(
+            iop, np.concatenate([geometry.phase_dir[s], geometry.read_dir[s]]), atol=1e-9
+        )
+        assert float(ds.SliceThickness) == 4.0 and float(ds.SpacingBetweenSlices) == pytest.approx(5.0)
+        normal = np.cross(iop[:3], iop[3:])
+        assert float(ds.SliceLocation) == pytest.approx(ipp @ normal, abs=1e-5)
+    ipps = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in files])
+    assert len({ds.FrameOfReferenceUID for ds in files}) == 1
+    assert files[0].FrameOfReferenceUID == IDENTIFIERS["frame_uid"]  # joins the scanner's frame
+    np.testing.assert_allclose(np.linalg.norm(np.diff(ipps, axis=0), axis=1), 5.0, atol=1e-5)
+
+
+def test_reexport_is_idempotent_and_other_models_get_other_series(tmp_path: Path) -> None:
+    recon = write_reconstruction(tmp_path / "r.h5", volume(ismrmrd_header=rich_header()))
+    first = export_dicom(recon, tmp_path / "a")
+    second = export_dicom(recon, tmp_path / "b")
+    assert [p.read_bytes() for p in first.files] == [p.read_bytes() for p in second.files]
+    again = export_dicom(recon, tmp_path / "a")  # into the same folder: replaced in place
+    assert again.series_instance_uid == first.series_instance_uid
+    other = export_volume_dicom(volume(ismrmrd_header=rich_header(), model="rim"), tmp_path / "c")
+    assert other.series_instance_uid != first.series_instance_uid
+    assert other.study_instance_uid == first.study_instance_uid == IDENTIFIERS["study_uid"]
+
+
+def test_identifiers_from_the_header(tmp_path: Path) -> None:
+    export_volume_dicom(volume(ismrmrd_header=rich_header(), geometry=oblique_geometry()), tmp_path / "s")
+    ds = read_series(tmp_path / "s")[0]
+    i = IDENTIFIERS
+    assert (str(ds.PatientName), ds.PatientID) == (i["patient_name"], i["patient_id"])
+    assert (ds.PatientBirthDate, ds.PatientSex, float(ds.PatientWeight)) == ("19700412", "F", 83.75)
+    assert (ds.StudyDate, ds.StudyTime, ds.ContentDate) == ("20190314", "223435", "20190314")
+    assert (ds.StudyID, ds.AccessionNumber, str(ds.ReferringPhysicianName)) == (
+        i["study_id"],
+        i["accession"],
+        i["referring"],
+    )
+    assert (ds.InstitutionName, ds.StationName, ds.DeviceSerialNumber) == (
+        i["institution"],
+        i["station"],
+        i["serial"],
+    )
+    assert (ds.StudyDescription, ds.ProtocolName, ds.PatientPosition) == (
+        i["study_description"],
+        i["protocol"],
+        "HFS",
+    )
+    assert ds.BodyPartExamined == "BRAIN" and "Laterality" not in ds
+    assert (ds.Manufacturer, ds.ManufacturerModelName) == ("SIEMENS", "Skyra")
+    assert (ds.ScanningSequence, ds.SequenceName, float(ds.RepetitionTime), float(ds.EchoTime)) == (
+        "SE",
+        "TSE",
+        3000,
+        90,
+    )
+    assert float(ds.MagneticFieldStrength) == pytest.approx(2.89362)
+    assert float(ds.ImagingFrequency) == pytest.approx(123.182813)
+    assert "PatientIdentityRemoved" not in ds
+
+
+def test_command_line_values_win(tmp_path: Path) -> None:
+    overrides = IdentityOverrides(
+        patient_id="X1",
+        patient_name="Roe^Richard",
+        study_description="Research",
+        body_part="knee",
+        laterality="l",
+    )
+    export_volume_dicom(
+        volume(ismrmrd_header=rich_header()), tmp_path / "s", DicomOptions(identity=overrides)
+    )
+    ds = read_series(tmp_path / "s")[0]
+    assert (ds.PatientID, str(ds.PatientName), ds.StudyDescription) == ("X1", "Roe^Richard", "Research")
+    assert (ds.BodyPartExamined, ds.Laterality) == ("KNEE", "L")
+    with pytest.raises(ConfigError, match="laterality"):
+        export_volume_dicom(
+            volume(), tmp_path / "t", DicomOptions(identity=IdentityOverrides(laterality="left"))
+        )
+    with pytest.raises(ConfigError, match="birth date"):
+        export_volume_dicom(
+            volume(), tmp_path / "t", DicomOptions(identity=IdentityOverrides(patient_birth_date="1/2/70"))
+        )
+    with pytest.raises(ConfigError, match="UID root"):
+        export_volume_dicom(volume(), tmp_path / "t", DicomOptions(uid_root="1.2.x."))
+
+
+def test_fastmri_style_input_without_header(tmp_path: Path) -> None:
+    export_volume_dicom(volume(acquisition="CORPD_FBK"), tmp_path / "s")
+    ds = read_series(tmp_path / "s")[0]
+    assert ds.PatientID == "file1000007" and ds.PatientName == "" and ds.StudyDate == ""
+    assert ds.BodyPartExamined == "KNEE" and ds.Laterality == ""  # paired, side unknown
+    assert ds.ScanningSequence == "RM" and ds.MRAcquisitionType == "" and ds.Manufacturer == ""
+    assert tuple(float(v) for v in ds.PixelSpacing) == (1.0, 1.0)
+    export_volume_dicom(volume(patient_id="fastmri-attr", acquisition="unknown"), tmp_path / "t")
+    ds = read_series(tmp_path / "t")[0]
+    assert ds.PatientID == "fastmri-attr" and "BodyPartExamined" not in ds and ds.Laterality == ""
+
+
+def identifier_strings() -> list[str]:
+    i = IDENTIFIERS
+    strings = [v for k, v in i.items() if k not in ("study_date", "study_time", "birth_date")]
+    strings += i["patient_name"].split("^") + i["referring"].split("^")
+    strings += [i["birth_date"], i["birth_date"].replace("-", ""), i["study_date"].replace("-", "")]
+    strings += [i["study_time"].replace(":", ""), "83.75", "Zyxwvut", "secret_patient_file"]
+    return strings
+
+
+def test_deidentify_leaves_no_identifier(tmp_path: Path) -> None:
+    vol = volume(
+        ismrmrd_header=rich_header(),
+        geometry=oblique_geometry(),
+        patient_id=IDENTIFIERS["patient_id"],
+        input_file="secret_patient_file_Zyxwvut.h5",
+    )
+    export_volume_dicom(vol, tmp_path / "s", DicomOptions(deidentify=True, salt="s3cret"))
+    files = sorted((tmp_path / "s").glob("IM_*.dcm"))
+    assert len(files) == 3
+    needles = identifier_strings()
+    for path in files:
+        raw = path.read_bytes().lower()
+        for needle in needles:
+            assert needle.lower().encode() not in raw, needle
+        ds = pydicom.dcmread(path)
+        for element in walk(ds):
+            text = str(element.value).lower()
+            for needle in needles:
+                assert needle.lower() not in text, (element.keyword, needle)
+        assert ds.PatientIdentityRemoved == "YES" and ds.DeidentificationMethod
+        assert [c.CodeValue for c in ds.DeidentificationMethodCodeSequence] == ["113100", "113105"]
+        assert ds.LongitudinalTemporalInformationModified == "REMOVED"
+        assert ds.PatientID.startswith("ANON") and str(ds.PatientName) == ds.PatientID + "^"
+        assert (ds.PatientBirthDate, ds.PatientSex, ds.StudyDate, ds.StudyTime) == ("", "", "", "")
+        assert (ds.AccessionNumber, ds.ReferringPhysicianName) == ("", "")
+        removed = ("InstitutionName", "StationName", "DeviceSerialNumber", "ProtocolName", "StudyDescription")
+        for keyword in (*removed, "PatientWeight", "ContentDate", "ContentTime"):
+            assert keyword not in ds, keyword
+        for uid in (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.FrameOfReferenceUID):
+            assert uid.startswith(pydicom.uid.PYDICOM_ROOT_UID)
+        assert ds.BodyPartExamined == "BRAIN" and ds.PatientPosition == "HFS"  # not identifying: kept
+
+
+def test_deidentified_pseudonyms_are_stable_and_salted(tmp_path: Path) -> None:
+    vol = volume(ismrmrd_header=rich_header(), geometry=oblique_geometry())
+    uids = {}
+    for name, salt in (("a", "one"), ("b", "one"), ("c", "two")):
+        export_volume_dicom(vol, tmp_path / name, DicomOptions(deidentify=True, salt=salt))
+        ds = read_series(tmp_path / name)[0]
+        uids[name] = (ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID)
+    assert uids["a"] == uids["b"]
+    assert all(x != y for x, y in zip(uids["a"], uids["c"]))
+    # a pseudonym given on the command line is written as given
+    export_volume_dicom(
+        vol, tmp_path / "d", DicomOptions(deidentify=True, identity=IdentityOverrides(patient_id="SUBJ-07"))
+    )
+    assert read_series(tmp_path / "d")[0].PatientID == "SUBJ-07"
+
+
+def test_non_latin_names_switch_to_utf8(tmp_path: Path) -> None:
+    names = IdentityOverrides(patient_name="李^雷")
+    export_volume_dicom(volume(), tmp_path / "s", DicomOptions(identity=names))
+    ds = read_series(tmp_path / "s")[0]
+    assert ds.SpecificCharacterSet == "ISO_IR 192" and str(ds.PatientName) == "李^雷"
+
+
+def test_fewer_bits(tmp_path: Path) -> None:
+    export_volume_dicom(volume(), tmp_path / "s", DicomOptions(bits_stored=12))
+    ds = read_series(tmp_path / "s")[0]
+    assert (ds.BitsStored, ds.HighBit) == (12, 11) and ds.pixel_array.max() <= 4095
+    assert ds.RealWorldValueMappingSequence[0].RealWorldValueLastValueMapped == 4095
+
+
+def test_non_finite_pixels_are_refused(tmp_path: Path) -> None:
+    recon = phantom()
+    recon[1, 2, 3] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        export_volume_dicom(volume(reconstruction=recon), tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
+def test_empty_volume_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="empty"):
+        export_volume_dicom(volume(reconstruction=np.zeros((0, 4, 4))), tmp_path / "s")
+
+
+def test_another_series_in_the_folder(tmp_path: Path) -> None:
+    export_volume_dicom(volume(reconstruction=phantom(slices=4)), tmp_path / "s")
+    with pytest.raises(ExportError, match=r"holds 4 DICOM file\(s\) of another series") as info:
+        export_volume_dicom(volume(model="rim"), tmp_path / "s")
+    assert info.value.path == tmp_path / "s" and "--overwrite" in str(info.value)
+    (tmp_path / "s" / "notes.txt").write_text("the user's own file")
+    series = export_volume_dicom(volume(model="rim"), tmp_path / "s", DicomOptions(overwrite=True))
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
+        "IM_0001.dcm",
+        "IM_0002.dcm",
+        "IM_0003.dcm",
+        "notes.txt",
+    ]
+    assert {ds.SeriesInstanceUID for ds in read_series(tmp_path / "s")} == {series.series_instance_uid}
+
+
+def _fail_on_second_file(monkeypatch) -> None:
+    real = dicom._save
+    calls = []
+
+    def save(dataset: Dataset, path: Path) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            path.write_bytes(b"half a file")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(dataset, path)
+
+    monkeypatch.setattr(dicom, "_save", save)
+
+
+def test_disk_full_while_writing_a_new_series(tmp_path: Path, monkeypatch) -> None:
+    _fail_on_second_file(monkeypatch)
+    with pytest.raises(ExportError, match="no space left on the device") as info:
+        export_volume_dicom(volume(), tmp_path / "s")
+    assert info.value.path == tmp_path / "s" and "free disk space" in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its .partial
+
+
+def test_disk_full_while_rewriting_keeps_the_complete_files(tmp_path: Path, monkeypatch) -> None:
+    series = export_volume_dicom(volume(), tmp_path / "s")
+    before = {p: p.read_bytes() for p in series.files}
+    _fail_on_second_file(monkeypatch)
+    with pytest.raises(ExportError, match="no space left") as info:
+        export_volume_dicom(volume(), tmp_path / "s")
+    assert info.value.path == tmp_path / "s" / "IM_0002.dcm"
+    assert {p: p.read_bytes() for p in series.files} == before
+    assert not partial_name(tmp_path / "s" / "IM_0002.dcm").exists()
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["IM_0001.dcm", "IM_0002.dcm", "IM_0003.dcm"]
+
+
+EXPORT = """
+from pathlib import Path
+from mrirecon.export.dicom import export_volume_dicom
+from tests.export.tools import volume
+try:
+    export_volume_dicom(volume(model={model!r}), Path({target!r}))
+except ExportError as error:
+    print(error.one_line())
+    sys.exit(3)
+"""
+
+
+def test_series_folder_without_write_permission(tmp_path: Path) -> None:
+    """A real EACCES (as root the exporter runs without CAP_DAC_OVERRIDE); the old series stays."""
+    series = export_volume_dicom(volume(), tmp_path / "s")
+    before = {p: p.read_bytes() for p in series.files}
+    (tmp_path / "s").chmod(0o555)
+    try:
+        result = run_python(EXPORT.format(model="cirim", target=str(tmp_path / "s")), prefix=unprivileged())
+        fresh = run_python(
+            EXPORT.format(model="cirim", target=str(tmp_path / "s" / "new")), prefix=unprivileged()
+        )
+    finally:
+        (tmp_path / "s").chmod(0o755)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.startswith(f"{tmp_path / 's'}: could not write the DICOM file: permission denied")
+    assert fresh.returncode == 3 and "permission denied" in fresh.stdout, fresh.stderr
+    assert {p: p.read_bytes() for p in series.files} == before
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["IM_0001.dcm", "IM_0002.dcm", "IM_0003.dcm"]
+
+
+def test_real_file_size_limit_while_writing_a_series(tmp_path: Path) -> None:
+    """The kernel refuses to grow a file (EFBIG): no series folder, no partial folder is left."""
+    result = run_python(EXPORT.format(model="cirim", target=str(tmp_path / "s")), file_limit=1000)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.startswith(
+        f"{tmp_path / 's'}: could not write the DICOM series: the file grew too large"
+    )
+    assert list(tmp_path.iterdir()) == []
