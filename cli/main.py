@@ -7,6 +7,7 @@ import click
 from mrirecon import __version__
 from mrirecon_cli.demo import demo
 from mrirecon_cli.errors import ErrorReportingGroup
+from mrirecon_cli.evaluate import evaluate
 
 
 @click.group(cls=ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,7 +24,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-COMMANDS: list[click.Command] = [demo]
+COMMANDS: list[click.Command] = [demo, evaluate]
 for _command in COMMANDS:
     cli.add_command(_command)
 
