@@ -52,6 +52,7 @@ from mrirecon.evaluation.volumes import (
     TargetVolume,
     center_crop,
     describe_sources,
+    format_acceleration,
     list_targets,
     read_reconstruction,
     read_target,
@@ -112,13 +113,7 @@ def _target_regions(
 
 
 def _acceleration(recon: ReconVolume, target: TargetVolume) -> str:
-    value = recon.attrs.get("acceleration", target.attrs.get("acceleration"))
-    if value is None or value == "":
-        return "n/a"
-    try:
-        return f"{float(value):g}"
-    except (TypeError, ValueError):
-        return str(value)
+    return format_acceleration(recon.attrs.get("acceleration", target.attrs.get("acceleration"))) or "n/a"
 
 
 def _lesion_row(base: Mapping[str, Any], region: Region, m: LesionMeasure) -> dict[str, Any]:
@@ -183,7 +178,7 @@ def evaluate(
         target = read_target(path)
         regions = _target_regions(target, boxes.get(path.stem, []), options)
         recons: list[tuple[ReconSource, ReconVolume]] = []
-        measures: dict[str, list[LesionMeasure]] = {}
+        measures: list[list[LesionMeasure]] = []
         for source in sources:
             recon = read_reconstruction(source.folder / target.name, target)
             recons.append((source, recon))
@@ -219,7 +214,7 @@ def evaluate(
                 )
                 for region in regions
             ]
-            measures[source.label] = found
+            measures.append(found)
             row["lesions"] = len(found)
             row["lesions_preserved"] = sum(m.preserved for m in found)
             rows.append(row)

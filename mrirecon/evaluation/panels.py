@@ -82,7 +82,7 @@ def build_panels(
     target: TargetVolume,
     recons: Sequence[tuple[ReconSource, ReconVolume]],
     regions: Sequence[Region],
-    measures: Mapping[str, Sequence[LesionMeasure]],
+    measures: Sequence[Sequence[LesionMeasure]],
     rows: Sequence[Mapping[str, Any]],
     options: EvaluationOptions,
 ) -> VolumePanel:
@@ -92,7 +92,7 @@ def build_panels(
         target: The cropped target.
         recons: ``(source, reconstruction)`` per folder, cropped like the target.
         regions: The volume's known lesions.
-        measures: Per folder label, the measures of ``regions`` (same order).
+        measures: Per folder (same order as ``recons``), the measures of ``regions`` (same order).
         rows: The volume's metric rows, one per folder (same order as ``recons``).
         options: Supplies the ring geometry and the number of lesion panels.
 
@@ -105,7 +105,7 @@ def build_panels(
         lesion_pixels |= region.region[s]
     panel_rows = [
         PanelRow(
-            label=source.label,
+            label=source.display,
             reconstruction=recon.image[s],
             zero_filled=None if recon.zero_filled is None else recon.zero_filled[s],
             caption=_caption(row),
@@ -117,7 +117,7 @@ def build_panels(
     geometry = options.ring
     floor = geometry.background_fraction * float(target.image.max())
     for i, region in enumerate(regions[: options.lesion_panels]):
-        first = measures[recons[0][0].label][i] if recons else None
+        first = measures[0][i] if recons else None
         if first is None:
             continue
         c = first.central_slice
@@ -126,8 +126,8 @@ def build_panels(
         ring = ring_mask(mask, geometry, exclude) & (target.image[c] >= floor)
         rows_w, cols_w = lesion_window(mask, geometry.gap + geometry.width + 6)
         images = [
-            (source.label, recon.image[c][rows_w, cols_w], measures[source.label][i])
-            for source, recon in recons
+            (source.display, recon.image[c][rows_w, cols_w], found[i])
+            for (source, recon), found in zip(recons, measures)
         ]
         title = (
             f"{'lesion' if region.source == 'labels' else 'fastMRI+ box'} {region.lesion}"

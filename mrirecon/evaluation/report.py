@@ -106,18 +106,23 @@ def _table(
 
 
 def _sources(content: ReportContent) -> str:
-    counts = {s.label: sum(1 for r in content.rows if r["model"] == s.label) for s in content.sources}
+    counts = {
+        str(s.folder): sum(1 for r in content.rows if r["folder"] == str(s.folder)) for s in content.sources
+    }
     rows = [
         [
             _e(s.label),
+            _e(s.acceleration or "–"),
             _e(s.folder),
             _e(s.model or "–"),
             _e(s.checkpoint_sha256[:12] or "–"),
-            str(counts[s.label]),
+            str(counts[str(s.folder)]),
         ]
         for s in content.sources
     ]
-    return _table(["label", "folder", "model attribute", "checkpoint", "volumes"], rows, text_cols=4)
+    return _table(
+        ["label", "acceleration", "folder", "model attribute", "checkpoint", "volumes"], rows, text_cols=5
+    )
 
 
 def _summary(content: ReportContent) -> str:

@@ -3,9 +3,9 @@
 :func:`ssim_torch` computes the same SSIM as :func:`mrirecon.evaluation.metrics.ssim_slice` (and
 scikit-image's ``structural_similarity`` with its defaults) for a batch of slices at once: a 7×7
 uniform window, K1 = 0.01, K2 = 0.03, the sample covariance factor NP/(NP − 1) with NP = 49, and a
-data range per sample. The local statistics come from a *valid* 2-D convolution with the 7×7 box
-kernel, which yields exactly the pixels that scikit-image keeps after cropping ``(7 − 1) // 2``
-pixels from each border, so the mean over the convolution's output equals scikit-image's value.
+data range per sample. The local statistics are *valid* 7×7 box means (a separable average pool, no
+padding), which yields exactly the pixels that scikit-image keeps after cropping ``(7 − 1) // 2``
+pixels from each border, so the mean over that output equals scikit-image's value.
 
 It is differentiable, so ``1 − ssim_torch(pred, target, data_range)`` is the training SSIM loss
 (fastMRI's ``SSIMLoss``, with ``data_range`` the volume maximum ``attrs["max"]`` of each sample).
@@ -82,12 +82,11 @@ def ssim_torch(
         x, y = x.float(), y.float()
     batch = x.shape[0]
     rng = _per_sample(data_range, batch, x, "data_range").view(batch, 1, 1, 1)
-    kernel = torch.full((1, 1, win_size, win_size), 1.0 / win_size**2, dtype=x.dtype, device=x.device)
     n = win_size * win_size
     cov_norm = n / (n - 1)
-    # one convolution for the five local means: channels x, y, x², y², xy
+    # the five local means (x, y, x², y², xy) in one pass: a separable valid box mean
     stack = torch.cat([x, y, x * x, y * y, x * y], dim=0)
-    means = F.conv2d(stack, kernel)
+    means = F.avg_pool2d(F.avg_pool2d(stack, (1, win_size), stride=1), (win_size, 1), stride=1)
     ux, uy, uxx, uyy, uxy = means.split(batch, dim=0)
     vx = cov_norm * (uxx - ux * ux)
     vy = cov_norm * (uyy - uy * uy)

@@ -30,6 +30,7 @@ __all__ = [
     "center_crop",
     "describe_sources",
     "fastmri_crop_size",
+    "format_acceleration",
     "list_targets",
     "read_attrs",
     "read_reconstruction",
@@ -251,51 +252,82 @@ class ReconSource:
     """A reconstruction folder and how reports name it.
 
     Attributes:
-        label: The display label (unique within a report).
+        label: The display label: the model's name. Folders of one model at different accelerations
+            share it (the acceleration tells them apart); ``(label, acceleration)`` is unique.
         folder: The folder of reconstruction files.
         model: The files' ``model`` attribute ("" if absent; baselines and learned models alike).
         checkpoint_sha256: The files' ``checkpoint_sha256`` attribute ("" for classical baselines).
+        acceleration: The first file's ``acceleration`` attribute as text ("" if absent).
     """
 
     label: str
     folder: Path
     model: str = ""
     checkpoint_sha256: str = ""
+    acceleration: str = ""
+
+    @property
+    def display(self) -> str:
+        """``label R=acceleration`` (or the label alone without an acceleration)."""
+        return f"{self.label} R={self.acceleration}" if self.acceleration else self.label
+
+
+def format_acceleration(value: Any) -> str:
+    """An ``acceleration`` attribute as text (``4.0`` → ``"4"``; ``""`` when absent)."""
+    if value is None or value == "":
+        return ""
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def describe_sources(folders: Sequence[Path], labels: Sequence[str] = ()) -> list[ReconSource]:
     """Label each reconstruction folder: ``labels`` if given, else its files' ``model``, else its name.
 
-    Two folders with the same ``model`` get the folder name appended (``cirim [run2]``).
+    The first readable ``*.h5`` of a folder supplies ``model``, ``checkpoint_sha256`` and
+    ``acceleration``. Folders of the same model at different accelerations keep the model's name;
+    where two folders have the same name *and* acceleration (two checkpoints of one model), the
+    folder name is appended (``cirim [run2]``).
 
     Raises:
         DataError: if a folder does not exist, the label count differs from the folder count, or
-            two labels collide.
+            two given labels collide at the same acceleration.
     """
     if labels and len(labels) != len(folders):
         raise DataError(
             f"{len(labels)} labels given for {len(folders)} reconstruction folders", hint="one per folder"
         )
-    found: list[tuple[Path, str, str]] = []
+    found: list[tuple[Path, dict[str, Any]]] = []
     for folder in map(Path, folders):
         if not folder.is_dir():
             raise DataError("reconstruction folder does not exist", path=folder)
-        model, checkpoint = "", ""
+        attrs: dict[str, Any] = {}
         for path in sorted(folder.glob("*.h5")):
             try:
                 with h5py.File(path, "r") as handle:
                     attrs = read_attrs(handle)
             except OSError:
                 continue
-            model, checkpoint = str(attrs.get("model", "")), str(attrs.get("checkpoint_sha256", ""))
             break
-        found.append((folder, model, checkpoint))
-    names = list(labels) or [model or folder.name for folder, model, _ in found]
-    counts = {name: names.count(name) for name in names}
+        found.append((folder, attrs))
+    names = list(labels) or [str(attrs.get("model", "")) or folder.name for folder, attrs in found]
+    keys = [(name, format_acceleration(attrs.get("acceleration"))) for name, (_, attrs) in zip(names, found)]
     out = []
-    for name, (folder, model, checkpoint) in zip(names, found):
-        label = f"{name} [{folder.name}]" if counts[name] > 1 and not labels else name
-        out.append(ReconSource(label, folder, model, checkpoint))
-    if len({s.label for s in out}) != len(out):
-        raise DataError("two reconstruction folders have the same label", hint="give distinct --label values")
+    for name, key, (folder, attrs) in zip(names, keys, found):
+        label = f"{name} [{folder.name}]" if keys.count(key) > 1 and not labels else name
+        out.append(
+            ReconSource(
+                label=label,
+                folder=folder,
+                model=str(attrs.get("model", "")),
+                checkpoint_sha256=str(attrs.get("checkpoint_sha256", "")),
+                acceleration=key[1],
+            )
+        )
+    if len({(s.label, s.acceleration) for s in out}) != len(out):
+        raise DataError(
+            "two reconstruction folders have the same label and acceleration",
+            hint="give distinct --label values",
+        )
     return out

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from mrirecon.errors import DataError
 from mrirecon.evaluation.evaluate import evaluate
-from mrirecon.evaluation.metrics import volume_metrics
+from mrirecon.evaluation.metrics import calgary_campinas_ssim, volume_metrics
 from mrirecon.evaluation.options import EvaluationOptions
+from mrirecon.evaluation.volumes import describe_sources
 from mrirecon_cli.main import cli
 from tests.evaluation.synthetic import Dataset, write_recon
 
@@ -212,3 +214,53 @@ def test_manifest_targets(lesion_dataset: Dataset, tmp_path: Path, monkeypatch: 
     options = EvaluationOptions(split="val", progress=False, report_volumes=0)
     result = evaluate([lesion_dataset.good], csv_path, tmp_path / "out", options)
     assert [r["file"] for r in result.rows] == [lesion_dataset.names[0]]
+
+
+def test_folder_labels(lesion_dataset: Dataset, tmp_path: Path) -> None:
+    """One model at two accelerations keeps its name; two folders of one model and acceleration get
+    their folder names appended; explicit labels may not collide."""
+    folders = {}
+    for name, model, acc in (("r4", "cirim", 4), ("r8", "cirim", 8), ("r4b", "cirim", 4), ("plain", "", 4)):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        write_recon(folders[name] / "a.h5", np.zeros((1, 8, 8)), None, model, acceleration=acc)
+    sources = describe_sources([folders["r4"], folders["r8"]])
+    assert [(s.label, s.acceleration, s.display) for s in sources] == [
+        ("cirim", "4", "cirim R=4"),
+        ("cirim", "8", "cirim R=8"),
+    ]
+    assert [s.label for s in describe_sources([folders["r4"], folders["r4b"]])] == [
+        "cirim [r4]",
+        "cirim [r4b]",
+    ]
+    (plain,) = describe_sources([folders["plain"]])
+    assert plain.label == "plain" and plain.model == ""
+    with pytest.raises(DataError, match="same label and acceleration"):
+        describe_sources([folders["r4"], folders["r4b"]], labels=("x", "x"))
+    with pytest.raises(DataError, match="2 labels given for 1"):
+        describe_sources([folders["r4"]], labels=("x", "y"))
+
+
+def test_without_lesions_and_with_the_calgary_campinas_convention(
+    lesion_dataset: Dataset, tmp_path: Path
+) -> None:
+    targets, recons = _copy(lesion_dataset, tmp_path)
+    for name in lesion_dataset.names:
+        with h5py.File(targets / name, "a") as f:
+            del f["lesion_labels"]
+    options = EvaluationOptions(calgary_campinas=True, progress=False, report_volumes=1)
+    result = evaluate([recons], targets, tmp_path / "out", options)
+    assert result.lesions_csv is None and not result.lesion_rows
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "metrics.csv",
+        "report.html",
+        "summary.json",
+    ]
+    with h5py.File(targets / lesion_dataset.names[0]) as t, h5py.File(recons / lesion_dataset.names[0]) as r:
+        expected = calgary_campinas_ssim(t["reconstruction_rss"][()], r["reconstruction"][()])
+    assert result.rows[0]["ssim_cc"] == pytest.approx(expected, rel=1e-12)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert set(summary["conventions"]) == {"fastmri", "calgary-campinas"}
+    assert summary["metrics"] == ["ssim", "psnr", "nmse", "ssim_cc", "psnr_cc"]
+    html = result.report_html.read_text()
+    assert "SSIM (CC)" in html and "Calgary-Campinas" in html and "Lesion contrast" not in html
