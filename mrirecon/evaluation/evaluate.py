@@ -238,6 +238,20 @@ def evaluate(
     summary = _summary(
         sources, targets, options, groups, lesion_groups, metric_fields, len(target_paths), lesions_csv
     )
+    if options.annotations is not None:
+        stems = {p.stem for p in target_paths}
+        matched = sum(len(v) for k, v in boxes.items() if k in stems)
+        summary["lesions"]["annotations"] = {
+            "csv": str(options.annotations),
+            "labels": list(options.annotation_labels),
+            "boxes_read": sum(len(v) for v in boxes.values()),
+            "boxes_on_evaluated_volumes": matched,
+        }
+        if matched == 0 and echo is not None:
+            echo(
+                f"warning: no box of {options.annotations} belongs to the evaluated volumes "
+                "(do the file names differ?)"
+            )
     summary_json = output / "summary.json"
     _write_text(summary_json, json.dumps(summary, indent=2, allow_nan=False))
     content = ReportContent(

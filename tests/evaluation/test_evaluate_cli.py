@@ -130,6 +130,8 @@ def test_fastmri_plus_boxes_and_folder_labels(lesion_dataset: Dataset, tmp_path:
     )
     assert boxes[0]["ref_contrast_ratio"] > 1.2 and boxes[0]["preserved"]
     assert "fastMRI+ box 1" in result.report_html.read_text()
+    annotations = json.loads(result.summary_json.read_text())["lesions"]["annotations"]
+    assert annotations["boxes_read"] == 1 and annotations["boxes_on_evaluated_volumes"] == 1
 
 
 def _copy(dataset: Dataset, tmp_path: Path) -> tuple[Path, Path]:
@@ -163,10 +165,27 @@ def test_errors_name_the_file_and_exit_with_code_2(lesion_dataset: Dataset, tmp_
     result = _run("-r", str(recons), "-t", str(targets), "-o", out)
     assert result.code == 2 and "has no 'reconstruction' dataset" in result.output
 
+    write_recon(recons / name, target, None, "cirim")
+    with h5py.File(targets / name, "a") as f:
+        del f["lesion_labels"]
+        f.create_dataset("lesion_labels", data=np.zeros((3, 10, 10), dtype=np.int16))
+    result = _run("-r", str(recons), "-t", str(targets), "-o", out)
+    assert (
+        result.code == 2
+        and "lesion_labels (3, 10, 10) and reconstruction_rss (3, 96, 96) differ" in result.output
+    )
+
     with h5py.File(targets / name, "a") as f:
         del f["reconstruction_rss"]
     result = _run("-r", str(recons), "-t", str(targets), "-o", out)
     assert result.code == 2 and f"{targets / name}: target file has no 'reconstruction_rss'" in result.output
+
+    (targets / "broken.h5").write_text("not HDF5")
+    result = _run("-r", str(recons), "-t", str(targets), "-o", out)
+    assert (
+        result.code == 2 and f"{targets / 'broken.h5'}: cannot open the target file as HDF5" in result.output
+    )
+    (targets / "broken.h5").unlink()
 
     result = _run("-r", str(recons), "-t", str(tmp_path / "nowhere"), "-o", out)
     assert result.code == 2 and "no such folder or manifest" in result.output
