@@ -7,6 +7,7 @@ import click
 from mrirecon import __version__
 from mrirecon_cli.demo import demo
 from mrirecon_cli.errors import ErrorReportingGroup
+from mrirecon_cli.evaluate import evaluate
 from mrirecon_cli.export_dicom import export_dicom
 
 
@@ -24,7 +25,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-COMMANDS: list[click.Command] = [demo, export_dicom]
+COMMANDS: list[click.Command] = [demo, evaluate, export_dicom]
 for _command in COMMANDS:
     cli.add_command(_command)
 

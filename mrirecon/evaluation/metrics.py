@@ -8,7 +8,13 @@ The protocol (what makes a number comparable with the literature's):
 - **SSIM** per slice with a 7×7 uniform window, K1 = 0.01, K2 = 0.03, sample covariance
   (scikit-image's defaults), ``data_range = max(gt)`` of the **volume** (not the slice), then the
   mean over slices;
-- per-volume values are then averaged over volumes by the caller (fastMRI prints mean ± 2·SD).
+- per-volume values are then averaged over volumes by the caller (fastMRI prints mean ± 2·SD;
+  see :mod:`mrirecon.evaluation.aggregate`).
+
+Other conventions are separate functions with their own names, never a flag on these: the
+Calgary-Campinas challenge's per-slice normalised SSIM and PSNR are :func:`calgary_campinas_ssim` and
+:func:`calgary_campinas_psnr`. A batched, differentiable torch version of the fastMRI SSIM lives in
+:mod:`mrirecon.evaluation.torch_metrics`.
 
 The arithmetic follows scikit-image step by step (same filters, same float precision: float32
 volumes are computed in float32), so the values agree with ``skimage.metrics`` to rounding.
@@ -19,7 +25,16 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import uniform_filter
 
-__all__ = ["mse", "nmse", "psnr", "ssim", "ssim_slice", "volume_metrics"]
+__all__ = [
+    "calgary_campinas_psnr",
+    "calgary_campinas_ssim",
+    "mse",
+    "nmse",
+    "psnr",
+    "ssim",
+    "ssim_slice",
+    "volume_metrics",
+]
 
 _WIN = 7
 _K1 = 0.01
@@ -120,3 +135,48 @@ def psnr(gt: np.ndarray, pred: np.ndarray, maxval: float | None = None) -> float
 def volume_metrics(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """All fastMRI metrics of one volume: ``{"ssim", "psnr", "nmse", "mse"}``."""
     return {"ssim": ssim(gt, pred), "psnr": psnr(gt, pred), "nmse": nmse(gt, pred), "mse": mse(gt, pred)}
+
+
+def _calgary_campinas_slices(gt: np.ndarray, pred: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Each slice divided by the reference slice's maximum, with its range max(both) − min(both)."""
+    _check_volumes(gt, pred)
+    out = []
+    for ref, rec in zip(gt, pred):
+        peak = ref.max()
+        if peak <= 0:
+            raise ValueError(
+                "a reference slice is all zero: Calgary-Campinas metrics normalise by its maximum"
+            )
+        a, b = ref / peak, rec / peak
+        out.append((a, b, float(max(a.max(), b.max()) - min(a.min(), b.min()))))
+    return out
+
+
+def calgary_campinas_ssim(gt: np.ndarray, pred: np.ndarray) -> float:
+    """SSIM as the Calgary-Campinas multi-coil challenge computes it (a different convention!).
+
+    Per slice: both slices are divided by the reference slice's maximum, ``data_range`` is
+    ``max(gt, pred) − min(gt, pred)`` of that slice pair, SSIM with the same 7×7 uniform window;
+    then the mean over slices. Not comparable with :func:`ssim` (fastMRI's volume data range).
+
+    Args:
+        gt: Reference magnitude volume ``(slices, H, W)``.
+        pred: Reconstruction, same shape.
+    """
+    slices = _calgary_campinas_slices(gt, pred)
+    return float(np.mean([ssim_slice(a, b, r) for a, b, r in slices]))
+
+
+def calgary_campinas_psnr(gt: np.ndarray, pred: np.ndarray) -> float:
+    """PSNR per slice with the Calgary-Campinas normalisation (see :func:`calgary_campinas_ssim`), averaged.
+
+    Args:
+        gt: Reference magnitude volume ``(slices, H, W)``.
+        pred: Reconstruction, same shape.
+    """
+    values = []
+    for a, b, r in _calgary_campinas_slices(gt, pred):
+        float_type = np.result_type(_float_type(a.dtype), _float_type(b.dtype))
+        err = np.mean((a.astype(float_type) - b.astype(float_type)) ** 2, dtype=np.float64)
+        values.append(10 * np.log10(r**2 / err))
+    return float(np.mean(values))

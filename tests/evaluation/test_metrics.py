@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from mrirecon.evaluation.metrics import nmse, psnr, ssim, ssim_slice
+from mrirecon.evaluation.aggregate import group_statistics, statistic
+from mrirecon.evaluation.metrics import (
+    calgary_campinas_psnr,
+    calgary_campinas_ssim,
+    nmse,
+    psnr,
+    ssim,
+    ssim_slice,
+)
 
 
 def skimage_fastmri_ssim(gt: np.ndarray, pred: np.ndarray) -> float:
@@ -55,3 +65,80 @@ def test_rejects_complex_and_mismatched_input() -> None:
         psnr(gt, np.ones((1, 8, 9)))
     with pytest.raises(ValueError, match="slices"):
         nmse(np.ones((8, 8)), np.ones((8, 8)))
+
+
+def _real_brain_volume(shared_data) -> tuple[np.ndarray, np.ndarray]:
+    """A real anatomical image (zero-filled RSS of the SigPy brain) as 2 slices, and a degraded copy."""
+    from scipy import ndimage
+
+    kspace = np.load(shared_data / "sigpy_tutorial_brain_poisson" / "cartesian_ksp.npy")
+    coil_images = np.fft.fftshift(
+        np.fft.ifft2(np.fft.ifftshift(kspace, axes=(-2, -1)), norm="ortho"), axes=(-2, -1)
+    )
+    image = np.sqrt((np.abs(coil_images) ** 2).sum(0)).astype(np.float32)
+    gt = np.stack([image, image[:, ::-1]])
+    rng = np.random.default_rng(3)
+    pred = ndimage.gaussian_filter(gt, (0, 0.8, 0.8)) + 0.02 * gt.max() * rng.standard_normal(gt.shape)
+    return gt, pred.astype(np.float32)
+
+
+def test_agrees_with_skimage_on_a_real_brain_volume(shared_data) -> None:
+    gt, pred = _real_brain_volume(shared_data)
+    assert ssim(gt, pred) == pytest.approx(skimage_fastmri_ssim(gt, pred), abs=1e-6)
+    assert psnr(gt, pred) == pytest.approx(peak_signal_noise_ratio(gt, pred, data_range=gt.max()), abs=1e-6)
+    expected_nmse = np.sum((gt.astype(np.float64) - pred) ** 2) / np.sum(gt.astype(np.float64) ** 2)
+    assert nmse(gt, pred) == pytest.approx(expected_nmse, rel=1e-5, abs=1e-6)
+    assert 0.3 < ssim(gt, pred) < 0.99  # a degraded image: the test is not trivially at 1
+
+
+def test_calgary_campinas_convention_is_per_slice_normalised() -> None:
+    """The CC numbers equal scikit-image on each slice divided by its own maximum, range max−min of both."""
+    rng = np.random.default_rng(1)
+    gt = (
+        rng.random((3, 32, 32)).astype(np.float32)
+        * np.array([1.0, 5.0, 20.0], dtype=np.float32)[:, None, None]
+    )
+    pred = (gt * (1 + 0.1 * rng.standard_normal(gt.shape))).astype(np.float32)
+    expected_ssim, expected_psnr = [], []
+    for g, p in zip(gt, pred):
+        g_n, p_n = g / g.max(), p / g.max()
+        rng_ = max(g_n.max(), p_n.max()) - min(g_n.min(), p_n.min())
+        expected_ssim.append(structural_similarity(g_n, p_n, data_range=rng_))
+        expected_psnr.append(peak_signal_noise_ratio(g_n, p_n, data_range=rng_))
+    assert calgary_campinas_ssim(gt, pred) == pytest.approx(np.mean(expected_ssim), abs=1e-6)
+    assert calgary_campinas_psnr(gt, pred) == pytest.approx(np.mean(expected_psnr), abs=1e-6)
+    # the slices differ 20-fold in intensity: the fastMRI volume range gives another number
+    assert abs(calgary_campinas_ssim(gt, pred) - ssim(gt, pred)) > 1e-3
+
+
+def test_aggregation_is_mean_and_two_sample_sd_over_volumes() -> None:
+    import statistics
+
+    values = [0.91, 0.93, 0.88, 0.95]
+    stat = statistic(values)
+    assert stat.n == 4
+    assert stat.mean == pytest.approx(statistics.mean(values))
+    assert stat.two_sd == pytest.approx(2 * statistics.stdev(values))  # ddof 1, like runstats
+    assert stat.format() == f"{statistics.mean(values):.4g} ± {2 * statistics.stdev(values):.4g}"
+    single = statistic([0.9, float("nan")])
+    assert single.n == 1 and math.isnan(single.sd) and single.to_json()["sd"] is None
+
+
+def test_groups_per_model_acquisition_and_acceleration_with_pooled_rows() -> None:
+    rows = [
+        {"model": "cirim", "acquisition": "AXT1", "acceleration": "4", "ssim": 0.9},
+        {"model": "cirim", "acquisition": "AXT1", "acceleration": "4", "ssim": 0.8},
+        {"model": "cirim", "acquisition": "AXT1", "acceleration": "8", "ssim": 0.7},
+        {"model": "sense", "acquisition": "AXT1", "acceleration": "4", "ssim": 0.6},
+    ]
+    groups = group_statistics(rows, ["ssim"])
+    keys = [(g["model"], g["acquisition"], g["acceleration"]) for g in groups]
+    # cirim has two accelerations, so it gets a pooled group first; sense has one, so no copy of it
+    assert keys == [
+        ("cirim", "all", "all"),
+        ("cirim", "AXT1", "4"),
+        ("cirim", "AXT1", "8"),
+        ("sense", "AXT1", "4"),
+    ]
+    assert groups[0]["ssim"].mean == pytest.approx(0.8) and groups[0]["ssim"].n == 3
+    assert groups[1]["ssim"].mean == pytest.approx(0.85)

@@ -1,0 +1,333 @@
+"""Reading what ``mrirecon evaluate`` compares: reference volumes and reconstruction files.
+
+- Targets are fastMRI files (``reconstruction_rss`` ``(S, h, w)``, optional ``lesion_labels`` on the
+  same grid, attrs ``acquisition``, ``acceleration``) listed by a folder (every ``*.h5``) or a
+  manifest CSV (:func:`mrirecon.data.manifest.read_manifest`).
+- Reconstructions are files of the same name in a reconstruction folder, with ``reconstruction``
+  ``(S, h', w')`` and optionally ``zero_filled`` (docs/interfaces.md §5).
+- Both are centre-cropped as fastMRI's ``evaluate.py`` does: to ``(W_t, W_t)`` with ``W_t`` the
+  target's width; where the target is less high than wide (fastMRI's crop would fail), to
+  ``(H_t, W_t)``. A volume smaller than the crop, a different slice count, a missing file or
+  dataset is a :class:`~mrirecon.errors.DataError` that names the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from mrirecon.errors import DataError
+
+__all__ = [
+    "ReconSource",
+    "ReconVolume",
+    "TargetVolume",
+    "center_crop",
+    "describe_sources",
+    "fastmri_crop_size",
+    "format_acceleration",
+    "list_targets",
+    "read_attrs",
+    "read_reconstruction",
+    "read_target",
+]
+
+
+def fastmri_crop_size(shape: tuple[int, ...]) -> tuple[int, int]:
+    """fastMRI's evaluation crop of a target ``(..., H_t, W_t)``.
+
+    ``(W_t, W_t)`` as ``evaluate.py``; ``(H_t, W_t)`` where H_t < W_t (fastMRI's crop would fail).
+
+    Args:
+        shape: The target's shape.
+    """
+    height, width = int(shape[-2]), int(shape[-1])
+    return min(height, width), width
+
+
+def center_crop(x: np.ndarray, size: tuple[int, int], *, path: Path, what: str) -> np.ndarray:
+    """Centre crop of the last two axes with fastMRI's offsets ``(H − h) // 2``.
+
+    Raises:
+        DataError: if the array is smaller than ``size``.
+    """
+    height, width = x.shape[-2:]
+    if size[0] > height or size[1] > width:
+        raise DataError(
+            f"{what} has in-plane size {height}×{width}, "
+            f"smaller than the evaluation crop {size[0]}×{size[1]}",
+            path=path,
+            hint="reconstructions must cover the target's grid (fastMRI's submission format)",
+        )
+    r0, c0 = (height - size[0]) // 2, (width - size[1]) // 2
+    return x[..., r0 : r0 + size[0], c0 : c0 + size[1]]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return value.reshape(-1)[0].item()
+    return value
+
+
+def read_attrs(handle: h5py.File) -> dict[str, Any]:
+    """The file's attributes as plain Python values (bytes decoded, NumPy scalars unwrapped)."""
+    return {key: _plain(value) for key, value in handle.attrs.items()}
+
+
+def list_targets(targets: str | Path, split: str | None = None) -> list[Path]:
+    """The target files of a folder (``*.h5``, sorted) or a manifest CSV (in the manifest's order).
+
+    Args:
+        targets: A folder of fastMRI files, or a manifest CSV.
+        split: With a manifest, keep only entries of this split (``train``, ``val``, ``test``).
+
+    Raises:
+        DataError: if the path does not exist or lists no file.
+    """
+    targets = Path(targets)
+    if targets.is_dir():
+        files = sorted(p for p in targets.glob("*.h5") if not p.name.startswith("."))
+        if split is not None:
+            raise DataError("--split needs a manifest CSV, not a folder", path=targets)
+    elif targets.is_file() and targets.suffix.lower() == ".csv":
+        from mrirecon.data.manifest import read_manifest
+
+        entries = read_manifest(targets)
+        files = [Path(e.path) for e in entries if split is None or e.split == split]
+    elif targets.exists():
+        raise DataError("targets must be a folder of .h5 files or a manifest .csv", path=targets)
+    else:
+        raise DataError("no such folder or manifest", path=targets)
+    if not files:
+        raise DataError(
+            "no target volumes found" + (f" in split '{split}'" if split else ""),
+            path=targets,
+            hint="targets are fastMRI .h5 files with a reconstruction_rss dataset",
+        )
+    return files
+
+
+@dataclass
+class TargetVolume:
+    """A reference volume, cropped for evaluation.
+
+    Attributes:
+        path: The file.
+        image: ``(S, h, w)`` reference magnitudes (``reconstruction_rss``, cropped; the file's dtype,
+            float32 for fastMRI, as ``evaluate.py`` uses it).
+        full_shape: ``(S, H, W)`` of ``reconstruction_rss`` before the crop (fastMRI+ boxes live there).
+        labels: ``(S, h, w)`` int lesion labels (cropped), or ``None``.
+        attrs: The file's attributes.
+    """
+
+    path: Path
+    image: np.ndarray
+    full_shape: tuple[int, int, int]
+    labels: np.ndarray | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def crop(self) -> tuple[int, int]:
+        return int(self.image.shape[-2]), int(self.image.shape[-1])
+
+
+@dataclass
+class ReconVolume:
+    """A reconstruction, cropped like its target.
+
+    Attributes:
+        path: The file.
+        image: ``(S, h, w)`` ``reconstruction`` (the file's dtype).
+        zero_filled: ``(S, h, w)`` ``zero_filled``, or ``None``.
+        attrs: The file's attributes (``model``, ``acceleration``, ``mask_type``...).
+    """
+
+    path: Path
+    image: np.ndarray
+    zero_filled: np.ndarray | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def _open(path: Path, what: str) -> h5py.File:
+    if not path.is_file():
+        raise DataError(f"{what} file is missing", path=path)
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise DataError(f"cannot open the {what} file as HDF5: {error}", path=path) from error
+
+
+def _volume(handle: h5py.File, key: str, path: Path, what: str) -> np.ndarray:
+    if key not in handle:
+        raise DataError(f"{what} file has no '{key}' dataset", path=path)
+    data = handle[key]
+    if not isinstance(data, h5py.Dataset) or data.ndim != 3:
+        shape = getattr(data, "shape", "a group")
+        raise DataError(f"'{key}' must be a volume (slices, height, width), got {shape}", path=path)
+    array = np.asarray(data[()])
+    if np.iscomplexobj(array):
+        array = np.abs(array)
+    return array
+
+
+def read_target(path: str | Path) -> TargetVolume:
+    """Read and crop a reference volume (and its lesion labels, if any).
+
+    Raises:
+        DataError: missing file, no ``reconstruction_rss``, labels of another shape.
+    """
+    path = Path(path)
+    with _open(path, "target") as handle:
+        if "reconstruction_rss" not in handle:
+            raise DataError(
+                "target file has no 'reconstruction_rss' dataset",
+                path=path,
+                hint="evaluation needs a fully sampled reference; prospective data has none",
+            )
+        image = _volume(handle, "reconstruction_rss", path, "target")
+        labels = None
+        if "lesion_labels" in handle:
+            labels = np.asarray(handle["lesion_labels"][()])
+            if labels.shape != image.shape:
+                raise DataError(
+                    f"lesion_labels {labels.shape} and reconstruction_rss {image.shape} differ in shape",
+                    path=path,
+                )
+        attrs = read_attrs(handle)
+    crop = fastmri_crop_size(image.shape)
+    full_shape = (int(image.shape[0]), int(image.shape[1]), int(image.shape[2]))
+    image = np.ascontiguousarray(center_crop(image, crop, path=path, what="reconstruction_rss"))
+    if labels is not None:
+        labels = np.ascontiguousarray(center_crop(labels, crop, path=path, what="lesion_labels"))
+    return TargetVolume(path=path, image=image, full_shape=full_shape, labels=labels, attrs=attrs)
+
+
+def read_reconstruction(path: str | Path, target: TargetVolume) -> ReconVolume:
+    """Read a reconstruction file and crop it like its target.
+
+    Raises:
+        DataError: missing file, no ``reconstruction``, another slice count, smaller than the crop.
+    """
+    path = Path(path)
+    with _open(path, "reconstruction") as handle:
+        image = _volume(handle, "reconstruction", path, "reconstruction")
+        zero_filled = (
+            _volume(handle, "zero_filled", path, "reconstruction") if "zero_filled" in handle else None
+        )
+        attrs = read_attrs(handle)
+    arrays = {"reconstruction": image, "zero_filled": zero_filled}
+    out: dict[str, np.ndarray | None] = {}
+    for key, array in arrays.items():
+        if array is None:
+            out[key] = None
+            continue
+        if array.shape[0] != target.image.shape[0]:
+            raise DataError(
+                f"'{key}' has {array.shape[0]} slices "
+                f"but the target {target.name} has {target.image.shape[0]}",
+                path=path,
+            )
+        cropped = center_crop(array, target.crop, path=path, what=f"'{key}'")
+        out[key] = np.ascontiguousarray(cropped)
+    recon = out["reconstruction"]
+    assert recon is not None
+    return ReconVolume(path=path, image=recon, zero_filled=out["zero_filled"], attrs=attrs)
+
+
+@dataclass(frozen=True)
+class ReconSource:
+    """A reconstruction folder and how reports name it.
+
+    Attributes:
+        label: The display label: the model's name. Folders of one model at different accelerations
+            share it (the acceleration tells them apart); ``(label, acceleration)`` is unique.
+        folder: The folder of reconstruction files.
+        model: The files' ``model`` attribute ("" if absent; baselines and learned models alike).
+        checkpoint_sha256: The files' ``checkpoint_sha256`` attribute ("" for classical baselines).
+        acceleration: The first file's ``acceleration`` attribute as text ("" if absent).
+    """
+
+    label: str
+    folder: Path
+    model: str = ""
+    checkpoint_sha256: str = ""
+    acceleration: str = ""
+
+    @property
+    def display(self) -> str:
+        """``label R=acceleration`` (or the label alone without an acceleration)."""
+        return f"{self.label} R={self.acceleration}" if self.acceleration else self.label
+
+
+def format_acceleration(value: Any) -> str:
+    """An ``acceleration`` attribute as text (``4.0`` → ``"4"``; ``""`` when absent)."""
+    if value is None or value == "":
+        return ""
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def describe_sources(folders: Sequence[Path], labels: Sequence[str] = ()) -> list[ReconSource]:
+    """Label each reconstruction folder: ``labels`` if given, else its files' ``model``, else its name.
+
+    The first readable ``*.h5`` of a folder supplies ``model``, ``checkpoint_sha256`` and
+    ``acceleration``. Folders of the same model at different accelerations keep the model's name;
+    where two folders have the same name *and* acceleration (two checkpoints of one model), the
+    folder name is appended (``cirim [run2]``).
+
+    Raises:
+        DataError: if a folder does not exist, the label count differs from the folder count, or
+            two given labels collide at the same acceleration.
+    """
+    if labels and len(labels) != len(folders):
+        raise DataError(
+            f"{len(labels)} labels given for {len(folders)} reconstruction folders", hint="one per folder"
+        )
+    found: list[tuple[Path, dict[str, Any]]] = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise DataError("reconstruction folder does not exist", path=folder)
+        attrs: dict[str, Any] = {}
+        for path in sorted(folder.glob("*.h5")):
+            try:
+                with h5py.File(path, "r") as handle:
+                    attrs = read_attrs(handle)
+            except OSError:
+                continue
+            break
+        found.append((folder, attrs))
+    names = list(labels) or [str(attrs.get("model", "")) or folder.name for folder, attrs in found]
+    keys = [(name, format_acceleration(attrs.get("acceleration"))) for name, (_, attrs) in zip(names, found)]
+    out = []
+    for name, key, (folder, attrs) in zip(names, keys, found):
+        label = f"{name} [{folder.name}]" if keys.count(key) > 1 and not labels else name
+        out.append(
+            ReconSource(
+                label=label,
+                folder=folder,
+                model=str(attrs.get("model", "")),
+                checkpoint_sha256=str(attrs.get("checkpoint_sha256", "")),
+                acceleration=key[1],
+            )
+        )
+    if len({(s.label, s.acceleration) for s in out}) != len(out):
+        raise DataError(
+            "two reconstruction folders have the same label and acceleration",
+            hint="give distinct --label values",
+        )
+    return out

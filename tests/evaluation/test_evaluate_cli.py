@@ -1,0 +1,285 @@
+"""``mrirecon evaluate`` end to end on synthetic fastMRI-layout files, and its one-line errors."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mrirecon.errors import DataError
+from mrirecon.evaluation.evaluate import evaluate
+from mrirecon.evaluation.metrics import calgary_campinas_ssim, volume_metrics
+from mrirecon.evaluation.options import EvaluationOptions
+from mrirecon.evaluation.volumes import describe_sources
+from mrirecon_cli.main import cli
+from tests.evaluation.synthetic import Dataset, write_recon
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _run(*args: str) -> SimpleNamespace:
+    result = CliRunner().invoke(cli, ["evaluate", "--no-progress", *args])
+    return SimpleNamespace(code=result.exit_code, output=result.output, exception=result.exception)
+
+
+@pytest.fixture(scope="module")
+def report(lesion_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SimpleNamespace]:
+    out = tmp_path_factory.mktemp("report")
+    ds = lesion_dataset
+    result = _run(
+        "-r",
+        str(ds.good),
+        "-r",
+        str(ds.blurred),
+        "-r",
+        str(ds.zero_filled),
+        "-t",
+        str(ds.targets),
+        "-o",
+        str(out),
+    )
+    return out, result
+
+
+def test_cli_writes_csvs_json_and_html(report: tuple[Path, SimpleNamespace], lesion_dataset: Dataset) -> None:
+    out, result = report
+    assert result.code == 0, result.output
+    assert "cirim AXFLAIR R=4 (2 volumes): SSIM = " in result.output
+    assert {p.name for p in out.iterdir()} == {"metrics.csv", "lesions.csv", "summary.json", "report.html"}
+    rows = _read_csv(out / "metrics.csv")
+    assert len(rows) == 2 * 3  # one row per volume and reconstruction folder
+    assert {r["model"] for r in rows} == {"cirim", "blurry-net", "zero-filled"}  # from the files' model attr
+    # the numbers are fastMRI's, recomputed here straight from the files
+    for row in rows:
+        folder = {"cirim": lesion_dataset.good, "blurry-net": lesion_dataset.blurred}.get(row["model"])
+        folder = folder or lesion_dataset.zero_filled
+        with h5py.File(lesion_dataset.targets / row["file"]) as t, h5py.File(folder / row["file"]) as r:
+            expected = volume_metrics(t["reconstruction_rss"][()], r["reconstruction"][()])
+        for key in ("ssim", "psnr", "nmse"):
+            assert float(row[key]) == pytest.approx(expected[key], rel=1e-12)
+        assert row["acceleration"] == "4" and row["acquisition"] == "AXFLAIR"
+
+
+def test_lesions_kept_by_a_faithful_reconstruction_and_lost_by_blur(
+    report: tuple[Path, SimpleNamespace],
+) -> None:
+    out, _ = report
+    lesions = _read_csv(out / "lesions.csv")
+    assert len(lesions) == 2 * 3 * 3  # 3 lesions per volume, 2 volumes, 3 folders
+    by_model: dict[str, list[bool]] = {}
+    for row in lesions:
+        by_model.setdefault(row["model"], []).append(row["preserved"] == "True")
+        assert row["source"] == "labels" and float(row["ref_contrast_ratio"]) > 1.3
+    assert all(by_model["cirim"]) and not any(by_model["blurry-net"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["conventions"]) == {"fastmri"}
+    groups = {(g["model"], g["acceleration"]): g for g in summary["groups"]}
+    assert groups[("cirim", "4")]["ssim"]["n"] == 2 and groups[("cirim", "4")]["ssim"]["mean"] > 0.95
+    kept = {g["model"]: g["preserved_fraction"]["mean"] for g in summary["lesions"]["groups"]}
+    assert kept["cirim"] == 1.0 and kept["blurry-net"] == 0.0
+    assert summary["lesions"]["criteria"] == {"band": [0.9, 1.1], "min_cnr": 1.0}
+
+
+def test_html_report_is_self_contained_with_its_pictures(report: tuple[Path, SimpleNamespace]) -> None:
+    out, _ = report
+    html = (out / "report.html").read_text()
+    images = html.split('src="data:image/png;base64,')[1:]
+    # distributions + preservation + per volume (2) + 3 lesion panels per volume
+    assert len(images) == 2 + 2 + 2 * 3
+    for chunk in images:
+        assert base64.b64decode(chunk.split('"', 1)[0]).startswith(PNG_MAGIC)
+    assert "http://" not in html and "https://" not in html and "<script" not in html
+    for text in ("zero-filled", "blurry-net", "mean ± 2·SD", "Lesion contrast", "file_brain_AXFLAIR_001.h5"):
+        assert text in html
+
+
+def test_fastmri_plus_boxes_and_folder_labels(lesion_dataset: Dataset, tmp_path: Path) -> None:
+    """A box drawn (flipped) around a labelled lesion measures that lesion; labels override names."""
+    name = lesion_dataset.names[0]
+    with h5py.File(lesion_dataset.targets / name) as f:
+        labels = f["lesion_labels"][()]
+    s = int(np.argmax((labels == 1).sum(axis=(1, 2))))
+    rows, cols = np.nonzero(labels[s] == 1)
+    height = int(rows.max() - rows.min() + 1)
+    y = labels.shape[1] - int(rows.min()) - height  # the annotator's row in the flipped image
+    csv_path = tmp_path / "brain.csv"
+    csv_path.write_text(
+        "file,slice,study_level,x,y,width,height,label\n"
+        f"{Path(name).stem},{s},No,{cols.min()},{y},{cols.max() - cols.min() + 1},{height},"
+        "Nonspecific WM lesion\n"
+        f"{Path(name).stem},0,Yes,,,,,Normal for age\n"
+    )
+    options = EvaluationOptions(labels=("faithful",), annotations=csv_path, progress=False, report_volumes=1)
+    result = evaluate([lesion_dataset.good], lesion_dataset.targets, tmp_path / "out", options)
+    boxes = [r for r in result.lesion_rows if r["source"] == "fastmri+"]
+    assert (
+        len(boxes) == 1 and boxes[0]["label"] == "nonspecific wm lesion" and boxes[0]["model"] == "faithful"
+    )
+    assert boxes[0]["ref_contrast_ratio"] > 1.2 and boxes[0]["preserved"]
+    assert "fastMRI+ box 1" in result.report_html.read_text()
+    annotations = json.loads(result.summary_json.read_text())["lesions"]["annotations"]
+    assert annotations["boxes_read"] == 1 and annotations["boxes_on_evaluated_volumes"] == 1
+
+
+def _copy(dataset: Dataset, tmp_path: Path) -> tuple[Path, Path]:
+    targets, recons = tmp_path / "targets", tmp_path / "recons"
+    shutil.copytree(dataset.targets, targets)
+    shutil.copytree(dataset.good, recons)
+    return targets, recons
+
+
+def test_errors_name_the_file_and_exit_with_code_2(lesion_dataset: Dataset, tmp_path: Path) -> None:
+    targets, recons = _copy(lesion_dataset, tmp_path)
+    name = lesion_dataset.names[1]
+    out = str(tmp_path / "out")
+
+    (recons / name).unlink()
+    result = _run("-r", str(recons), "-t", str(targets), "-o", out)
+    assert result.code == 2 and f"{recons / name}: reconstruction file is missing" in result.output
+
+    with h5py.File(targets / lesion_dataset.names[0]) as f:
+        target = f["reconstruction_rss"][()]
+    write_recon(recons / name, target[:2], None, "cirim")  # one slice short
+    result = _run("-r", str(recons), "-t", str(targets), "-o", out)
+    assert result.code == 2 and "has 2 slices but the target" in result.output and name in result.output
+
+    write_recon(recons / name, target[:, :50, :50], None, "cirim")  # smaller than the crop
+    result = _run("-r", str(recons), "-t", str(targets), "-o", out)
+    assert result.code == 2 and "smaller than the evaluation crop 96×96" in result.output
+
+    with h5py.File(recons / name, "w") as f:
+        f.create_dataset("image", data=target)
+    result = _run("-r", str(recons), "-t", str(targets), "-o", out)
+    assert result.code == 2 and "has no 'reconstruction' dataset" in result.output
+
+    write_recon(recons / name, target, None, "cirim")
+    with h5py.File(targets / name, "a") as f:
+        del f["lesion_labels"]
+        f.create_dataset("lesion_labels", data=np.zeros((3, 10, 10), dtype=np.int16))
+    result = _run("-r", str(recons), "-t", str(targets), "-o", out)
+    assert (
+        result.code == 2
+        and "lesion_labels (3, 10, 10) and reconstruction_rss (3, 96, 96) differ" in result.output
+    )
+
+    with h5py.File(targets / name, "a") as f:
+        del f["reconstruction_rss"]
+    result = _run("-r", str(recons), "-t", str(targets), "-o", out)
+    assert result.code == 2 and f"{targets / name}: target file has no 'reconstruction_rss'" in result.output
+
+    (targets / "broken.h5").write_text("not HDF5")
+    result = _run("-r", str(recons), "-t", str(targets), "-o", out)
+    assert (
+        result.code == 2 and f"{targets / 'broken.h5'}: cannot open the target file as HDF5" in result.output
+    )
+    (targets / "broken.h5").unlink()
+
+    result = _run("-r", str(recons), "-t", str(tmp_path / "nowhere"), "-o", out)
+    assert result.code == 2 and "no such folder or manifest" in result.output
+    result = _run("-r", str(recons), "-t", str(targets), "-o", out, "--band", "1.1", "0.9")
+    assert result.code == 2 and "preservation band" in result.output
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # PSNR of an exact copy is inf
+def test_uncropped_reconstructions_are_cropped_like_fastmri(lesion_dataset: Dataset, tmp_path: Path) -> None:
+    """A reconstruction on a larger grid is centre-cropped with (H − h) // 2 before scoring."""
+    targets, recons = _copy(lesion_dataset, tmp_path)
+    for name in lesion_dataset.names:
+        with h5py.File(targets / name) as f:
+            target = f["reconstruction_rss"][()]
+        padded = np.zeros((target.shape[0], 101, 99), dtype=np.float32)
+        padded[:, 2:98, 1:97] = target  # (101 − 96) // 2 = 2, (99 − 96) // 2 = 1
+        write_recon(recons / name, padded, None, "padded")
+    result = evaluate(
+        [recons], targets, tmp_path / "out", EvaluationOptions(progress=False, report_volumes=0)
+    )
+    assert all(r["ssim"] == pytest.approx(1.0) and r["nmse"] == 0.0 for r in result.rows)
+
+
+def test_manifest_targets(lesion_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Targets listed by a manifest: the entries' paths (and split) decide what is scored.
+
+    This checks evaluate's use of the documented contract (docs/interfaces.md §6:
+    ``read_manifest(path) -> entries with .path and .split``), not the manifest parser itself.
+    """
+    manifest = pytest.importorskip(
+        "mrirecon.data.manifest", reason="mrirecon.data.manifest (the data layer) is not in this branch yet"
+    )
+    csv_path = tmp_path / "manifest.csv"
+    csv_path.write_text("placeholder\n")
+    entries = [
+        SimpleNamespace(path=(lesion_dataset.targets / n).resolve(), split=split)
+        for n, split in zip(lesion_dataset.names, ("val", "train"))
+    ]
+
+    def fake_read_manifest(path: Path) -> list[SimpleNamespace]:
+        assert Path(path) == csv_path
+        return entries
+
+    monkeypatch.setattr(manifest, "read_manifest", fake_read_manifest)
+    options = EvaluationOptions(split="val", progress=False, report_volumes=0)
+    result = evaluate([lesion_dataset.good], csv_path, tmp_path / "out", options)
+    assert [r["file"] for r in result.rows] == [lesion_dataset.names[0]]
+
+
+def test_folder_labels(lesion_dataset: Dataset, tmp_path: Path) -> None:
+    """One model at two accelerations keeps its name; two folders of one model and acceleration get
+    their folder names appended; explicit labels may not collide."""
+    folders = {}
+    for name, model, acc in (("r4", "cirim", 4), ("r8", "cirim", 8), ("r4b", "cirim", 4), ("plain", "", 4)):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        write_recon(folders[name] / "a.h5", np.zeros((1, 8, 8)), None, model, acceleration=acc)
+    sources = describe_sources([folders["r4"], folders["r8"]])
+    assert [(s.label, s.acceleration, s.display) for s in sources] == [
+        ("cirim", "4", "cirim R=4"),
+        ("cirim", "8", "cirim R=8"),
+    ]
+    assert [s.label for s in describe_sources([folders["r4"], folders["r4b"]])] == [
+        "cirim [r4]",
+        "cirim [r4b]",
+    ]
+    (plain,) = describe_sources([folders["plain"]])
+    assert plain.label == "plain" and plain.model == ""
+    with pytest.raises(DataError, match="same label and acceleration"):
+        describe_sources([folders["r4"], folders["r4b"]], labels=("x", "x"))
+    with pytest.raises(DataError, match="2 labels given for 1"):
+        describe_sources([folders["r4"]], labels=("x", "y"))
+
+
+def test_without_lesions_and_with_the_calgary_campinas_convention(
+    lesion_dataset: Dataset, tmp_path: Path
+) -> None:
+    targets, recons = _copy(lesion_dataset, tmp_path)
+    for name in lesion_dataset.names:
+        with h5py.File(targets / name, "a") as f:
+            del f["lesion_labels"]
+    options = EvaluationOptions(calgary_campinas=True, progress=False, report_volumes=1)
+    result = evaluate([recons], targets, tmp_path / "out", options)
+    assert result.lesions_csv is None and not result.lesion_rows
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "metrics.csv",
+        "report.html",
+        "summary.json",
+    ]
+    with h5py.File(targets / lesion_dataset.names[0]) as t, h5py.File(recons / lesion_dataset.names[0]) as r:
+        expected = calgary_campinas_ssim(t["reconstruction_rss"][()], r["reconstruction"][()])
+    assert result.rows[0]["ssim_cc"] == pytest.approx(expected, rel=1e-12)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert set(summary["conventions"]) == {"fastmri", "calgary-campinas"}
+    assert summary["metrics"] == ["ssim", "psnr", "nmse", "ssim_cc", "psnr_cc"]
+    html = result.report_html.read_text()
+    assert "SSIM (CC)" in html and "Calgary-Campinas" in html and "Lesion contrast" not in html
