@@ -4,7 +4,7 @@
 - :mod:`~mrirecon.export.dicom`: one MR Image Storage file per slice, one series per volume
   (docs/dicom.md), with :mod:`~mrirecon.export.geometry`, :mod:`~mrirecon.export.identity` and
   :mod:`~mrirecon.export.pixels` for the image planes, identifiers/UIDs and pixel scaling;
-- :mod:`~mrirecon.export.atomic`: every output is written as ``.NAME.partial`` and renamed when
+- :mod:`~mrirecon.atomic`: every output is written as ``.NAME.partial`` and renamed when
   complete; I/O failures become :class:`~mrirecon.errors.ExportError`.
 """
 

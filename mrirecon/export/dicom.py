@@ -29,15 +29,15 @@ from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_ROOT_UID, MRImageStorage
 
 from mrirecon._version import __version__
-from mrirecon.data.header import AcquisitionHeader
-from mrirecon.errors import DataError, ExportError
-from mrirecon.export.atomic import (
+from mrirecon.atomic import (
     atomic_directory,
     atomic_file,
     export_error,
     fsync_file,
     prepare_output_folder,
 )
+from mrirecon.data.header import AcquisitionHeader
+from mrirecon.errors import DataError, ExportError
 from mrirecon.export.geometry import ImagePlanes, image_planes
 from mrirecon.export.identity import (
     Identity,

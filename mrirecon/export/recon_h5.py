@@ -11,7 +11,7 @@ Layout (fastMRI's submission format plus what the DICOM export needs)::
                      patient_id, undersampling, mask_type, acceleration
 
 The file is written as ``.NAME.partial`` beside ``NAME``, fsynced and renamed when complete
-(:mod:`mrirecon.export.atomic`): a file under its final name is always complete.
+(:mod:`mrirecon.atomic`): a file under its final name is always complete.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import h5py
 import numpy as np
 
 from mrirecon._version import __version__
+from mrirecon.atomic import PARTIAL_SUFFIX, atomic_file
 from mrirecon.data.header import AcquisitionHeader, parse_ismrmrd_header
 from mrirecon.errors import DataError
-from mrirecon.export.atomic import PARTIAL_SUFFIX, atomic_file
 from mrirecon.export.geometry import SliceGeometry
 
 __all__ = [

@@ -12,9 +12,9 @@ import pytest
 from pydicom.dataset import Dataset
 
 from mrirecon._version import __version__
+from mrirecon.atomic import partial_name
 from mrirecon.errors import ConfigError, DataError, ExportError
 from mrirecon.export import dicom
-from mrirecon.export.atomic import partial_name
 from mrirecon.export.dicom import DicomOptions, export_dicom, export_volume_dicom
 from mrirecon.export.identity import IdentityOverrides
 from mrirecon.export.recon_h5 import write_reconstruction

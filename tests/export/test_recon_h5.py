@@ -12,10 +12,10 @@ import h5py
 import numpy as np
 import pytest
 
+from mrirecon.atomic import partial_name
 from mrirecon.data.header import build_ismrmrd_header
 from mrirecon.errors import DataError, ExportError
 from mrirecon.export import recon_h5
-from mrirecon.export.atomic import partial_name
 from mrirecon.export.recon_h5 import read_input_metadata, read_reconstruction, write_reconstruction
 from tests.export.tools import oblique_geometry, phantom, run_python, unprivileged, volume
 

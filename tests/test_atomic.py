@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from mrirecon.atomic import atomic_directory, atomic_file, export_error, io_errno, partial_name
 from mrirecon.errors import ExportError
-from mrirecon.export.atomic import atomic_directory, atomic_file, export_error, io_errno, partial_name
 
 
 def test_partial_name_is_a_hidden_sibling(tmp_path: Path) -> None:

@@ -1,0 +1,130 @@
+"""The one explicit registry of reconstructors: a name → (model class, config dataclass).
+
+Every model, learned or classical, is listed in :data:`REGISTRY` below, by hand: no import-time
+side effects, no decorators scattered over modules. A model is built from its frozen config
+dataclass (``build_model(name, config)``) or from a plain mapping checked against that dataclass
+(``build_model_from_mapping``), never from a raw dict inside the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mrirecon.config import from_mapping, to_mapping
+from mrirecon.errors import ConfigError
+from mrirecon.models.base import Reconstructor
+
+__all__ = [
+    "REGISTRY",
+    "ModelEntry",
+    "build_model",
+    "build_model_from_mapping",
+    "config_mapping",
+    "default_config",
+    "get_entry",
+    "model_names",
+    "parameter_count",
+]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered reconstructor.
+
+    Attributes:
+        name: The registry name (what configs, checkpoints and the CLI use).
+        model_class: The :class:`Reconstructor` subclass; ``model_class(config)`` builds it.
+        config_class: Its frozen config dataclass; every field has the paper's default.
+        summary: One line for ``mrirecon models``.
+    """
+
+    name: str
+    model_class: type[Reconstructor]
+    config_class: type
+    summary: str
+
+
+def _entries() -> dict[str, ModelEntry]:
+    """The registry, built on first use (model modules import torch.nn layers and SigPy lazily)."""
+    entries: list[ModelEntry] = []
+    return {entry.name: entry for entry in entries}
+
+
+_REGISTRY: dict[str, ModelEntry] | None = None
+
+
+def _registry() -> dict[str, ModelEntry]:
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = _entries()
+    return _REGISTRY
+
+
+class _RegistryView(Mapping[str, ModelEntry]):
+    """Read-only mapping view of the registry (built lazily)."""
+
+    def __getitem__(self, name: str) -> ModelEntry:
+        return _registry()[name]
+
+    def __iter__(self) -> Any:
+        return iter(_registry())
+
+    def __len__(self) -> int:
+        return len(_registry())
+
+
+#: Name → :class:`ModelEntry` for every reconstructor mrirecon has.
+REGISTRY: Mapping[str, ModelEntry] = _RegistryView()
+
+
+def model_names() -> list[str]:
+    """The registered names, in registry order."""
+    return list(_registry())
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry of ``name``; a :class:`ConfigError` listing the known names otherwise."""
+    registry = _registry()
+    if name not in registry:
+        raise ConfigError(f"unknown model '{name}'", hint=f"known models: {', '.join(registry)}")
+    return registry[name]
+
+
+def default_config(name: str) -> Any:
+    """The config dataclass of ``name`` with every field at its default (the paper's settings)."""
+    return get_entry(name).config_class()
+
+
+def build_model(name: str, config: Any = None) -> Reconstructor:
+    """Build the model ``name`` from its config dataclass (``None``: the defaults)."""
+    entry = get_entry(name)
+    if config is None:
+        config = entry.config_class()
+    if not isinstance(config, entry.config_class):
+        raise ConfigError(
+            f"model '{name}' takes a {entry.config_class.__name__}, got {type(config).__name__}"
+        )
+    return entry.model_class(config)
+
+
+def build_model_from_mapping(name: str, mapping: Mapping[str, Any] | None = None) -> Reconstructor:
+    """Build ``name`` from a mapping (YAML, checkpoint); unknown keys and bad values are ConfigErrors."""
+    entry = get_entry(name)
+    config: Any = from_mapping(entry.config_class, mapping or {}, where="model")
+    return build_model(name, config)
+
+
+def config_mapping(config: Any) -> dict[str, Any]:
+    """A config dataclass as plain YAML-safe data (what checkpoints record)."""
+    if not dataclasses.is_dataclass(config):
+        raise TypeError(f"{config!r} is not a config dataclass")
+    mapping: dict[str, Any] = to_mapping(config)
+    return mapping
+
+
+def parameter_count(model: Reconstructor) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
