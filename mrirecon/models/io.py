@@ -1,0 +1,139 @@
+"""Saving and loading models as plain payloads that ``torch.load(weights_only=True)`` reads.
+
+A payload (docs/interfaces.md §4) is a dict of plain data and tensors only::
+
+    {"format": 1, "model_name": str, "model_config": dict, "mrirecon_version": str,
+     "state_dict": {name: tensor}}
+
+Nothing in it is a pickled Python object, so loading a file never runs code from it. Training
+checkpoints carry the same payload without ``state_dict`` under their ``"mrirecon"`` key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mrirecon._version import __version__
+from mrirecon.atomic import atomic_file
+from mrirecon.errors import CheckpointError, ConfigError
+from mrirecon.models.base import Reconstructor
+from mrirecon.models.registry import build_model_from_mapping, config_mapping, get_entry
+
+__all__ = ["PAYLOAD_FORMAT", "load_model", "model_from_payload", "model_payload", "save_model"]
+
+#: Version of the payload layout; bumped when the layout changes incompatibly.
+PAYLOAD_FORMAT = 1
+
+
+def model_payload(
+    name: str, config: Any, state_dict: Mapping[str, torch.Tensor] | None = None
+) -> dict[str, Any]:
+    """The payload of a model: name, config (as plain data), version and, optionally, the weights.
+
+    Args:
+        name: The registry name.
+        config: The model's config dataclass.
+        state_dict: The weights (``model.state_dict()``), or ``None`` for the header alone (what a
+            training checkpoint's ``"mrirecon"`` key holds).
+    """
+    get_entry(name)
+    payload: dict[str, Any] = {
+        "format": PAYLOAD_FORMAT,
+        "model_name": name,
+        "model_config": config_mapping(config),
+        "mrirecon_version": __version__,
+    }
+    if state_dict is not None:
+        payload["state_dict"] = {k: v.detach().cpu() for k, v in state_dict.items()}
+    return payload
+
+
+def model_from_payload(
+    payload: Mapping[str, Any],
+    state_dict: Mapping[str, torch.Tensor] | None = None,
+    *,
+    source: str | os.PathLike[str] | None = None,
+) -> tuple[str, Reconstructor]:
+    """Build the model a payload describes and load its weights.
+
+    Args:
+        payload: A model payload (docs/interfaces.md §4).
+        state_dict: The weights when they are not in the payload (training checkpoints).
+        source: The file it came from, for error messages.
+
+    Returns:
+        ``(model name, model in eval mode)``.
+
+    Raises:
+        CheckpointError: if the payload is malformed, names an unknown model, or its weights do not
+            fit the model its config builds.
+    """
+    if not isinstance(payload, Mapping) or "model_name" not in payload:
+        raise CheckpointError("not a mrirecon model payload (no 'model_name')", path=source)
+    if payload.get("format") != PAYLOAD_FORMAT:
+        raise CheckpointError(
+            f"payload format {payload.get('format')!r} is not supported "
+            f"(this mrirecon reads format {PAYLOAD_FORMAT})",
+            path=source,
+        )
+    name = str(payload["model_name"])
+    try:
+        model = build_model_from_mapping(name, payload.get("model_config") or {})
+    except ConfigError as error:
+        raise CheckpointError(
+            f"cannot build the model it describes: {error.one_line()}", path=source
+        ) from error
+    weights = state_dict if state_dict is not None else payload.get("state_dict")
+    if weights is None:
+        if model.trainable:
+            raise CheckpointError(f"no weights for the trainable model '{name}'", path=source)
+    else:
+        try:
+            model.load_state_dict(dict(weights), strict=True)
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()[0]
+            raise CheckpointError(
+                f"the weights do not fit model '{name}' with this config: {first}",
+                path=source,
+                hint="was it saved by another model or another mrirecon version?",
+            ) from error
+    return name, model.eval()
+
+
+def save_model(path: str | os.PathLike[str], name: str, config: Any, model: Reconstructor) -> Path:
+    """Write a model payload to ``path`` atomically (``.pt``); returns the path."""
+    path = Path(path)
+    payload = model_payload(name, config, model.state_dict())
+    with atomic_file(path, what="model file") as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_model(
+    path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
+) -> tuple[str, Reconstructor]:
+    """Read a model payload written by :func:`save_model` (``weights_only=True``: nothing is unpickled).
+
+    Returns:
+        ``(model name, model in eval mode)``.
+
+    Raises:
+        CheckpointError: if the file is missing, unreadable, not a payload, or for another model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("no such model file", path=path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises many types for a bad file (UnpicklingError, RuntimeError...)
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(
+            f"cannot read it as a model file: {type(error).__name__}: {detail}",
+            path=path,
+        ) from error
+    return model_from_payload(payload, source=path)
