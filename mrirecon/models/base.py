@@ -41,6 +41,20 @@ class Reconstructor(nn.Module):
 
     #: Whether the model has parameters to train (classical baselines: False, no checkpoint needed).
     trainable: ClassVar[bool] = True
+    #: Whether :meth:`set_gradient_checkpointing` can trade compute for activation memory.
+    supports_checkpointing: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gradient_checkpointing = False
+
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        """Recompute activations in the backward pass (per time step / cascade) to save memory.
+
+        Models that unroll many steps override :attr:`supports_checkpointing`; for the others this
+        is a no-op. It changes no result, only the memory/compute trade-off of training.
+        """
+        self.gradient_checkpointing = bool(enabled) and self.supports_checkpointing
 
     def forward(
         self, masked_kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor
