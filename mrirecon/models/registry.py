@@ -9,7 +9,7 @@ dataclass (``build_model(name, config)``) or from a plain mapping checked agains
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,7 @@ class ModelEntry:
     """
 
     name: str
-    model_class: type[Reconstructor]
+    model_class: Callable[[Any], Reconstructor]
     config_class: type
     summary: str
 
