@@ -5,10 +5,12 @@ from __future__ import annotations
 import click
 
 from mrirecon import __version__
+from mrirecon_cli.batch import batch
 from mrirecon_cli.demo import demo
 from mrirecon_cli.errors import ErrorReportingGroup
 from mrirecon_cli.evaluate import evaluate
 from mrirecon_cli.export_dicom import export_dicom
+from mrirecon_cli.infer import infer
 
 
 @click.group(cls=ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +28,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 COMMANDS: list[click.Command] = [demo, evaluate, export_dicom]
+COMMANDS += [infer, batch]
 for _command in COMMANDS:
     cli.add_command(_command)
 
