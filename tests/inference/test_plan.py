@@ -16,11 +16,12 @@ from mrirecon.inference.undersampling import Undersampling, VolumeSampling
 from tests.inference import fakes
 
 pytestmark = pytest.mark.usefixtures("installed")
+SHA = "ab" * 32
 
 
 def _plan(folder: Path, out: Path, **kwargs):
     inputs = list_inputs(folder)
-    defaults = {"model": "m", "checkpoint_sha256": "ab" * 32, "undersampling": Undersampling(), "dicom": False}
+    defaults = {"model": "m", "checkpoint_sha256": SHA, "undersampling": Undersampling(), "dicom": False}
     return make_plan(inputs, output_paths(inputs, out), **{**defaults, **kwargs})
 
 
@@ -29,7 +30,7 @@ def _finish(out: Path, name: str, slices: int, **attrs) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with h5py.File(out / name, "w") as f:
         f["reconstruction"] = np.zeros((slices, 4, 4), np.float32)
-        for key, value in {"model": "m", "checkpoint_sha256": "ab" * 32, "undersampling": "none", **attrs}.items():
+        for key, value in {"model": "m", "checkpoint_sha256": SHA, "undersampling": "none", **attrs}.items():
             f.attrs[key] = value
 
 
@@ -39,7 +40,7 @@ def test_inputs_of_a_folder_skip_dot_files_and_other_types(tmp_path: Path, input
     (inputs / "scan.npy").write_bytes(b"x")
     assert [p.name for p in list_inputs(inputs)] == ["scan.npy", "vol_a.h5", "vol_b.h5", "vol_c.h5"]
     assert list_inputs(inputs / "vol_a.h5") == [inputs / "vol_a.h5"]
-    with pytest.raises(DataError, match="unsupported input type '.txt'"):
+    with pytest.raises(DataError, match=r"unsupported input type '\.txt'"):
         list_inputs(inputs / "notes.txt")
     with pytest.raises(DataError, match="no such input"):
         list_inputs(tmp_path / "nowhere")
@@ -52,7 +53,7 @@ def test_inputs_of_a_folder_skip_dot_files_and_other_types(tmp_path: Path, input
 
 def test_two_inputs_with_one_output_name_are_refused(tmp_path: Path) -> None:
     paths = [tmp_path / "a" / "file1.h5", tmp_path / "b" / "file1.h5"]
-    with pytest.raises(ConfigError, match="same output 'file1.h5'"):
+    with pytest.raises(ConfigError, match=r"same output 'file1\.h5'"):
         output_paths(paths, tmp_path / "out")
     out = output_paths([tmp_path / "scan.npy"], tmp_path / "out")[0]
     assert (out.recon, out.dicom) == (tmp_path / "out" / "scan.h5", tmp_path / "out" / "dicom" / "scan")
@@ -78,7 +79,8 @@ def test_resume_skips_finished_exports_missing_dicom_and_refuses_foreign_outputs
         (series / f"IM_{i:04d}.dcm").write_bytes(b"x")
     plan = _plan(inputs, out, dicom=True)
     assert [p.name for p in plan.finished] == ["vol_a.h5"]
-    assert [(t.input_path.name, t.action) for t in plan.tasks] == [("vol_b.h5", EXPORT), ("vol_c.h5", RECONSTRUCT)]
+    actions = [(t.input_path.name, t.action) for t in plan.tasks]
+    assert actions == [("vol_b.h5", EXPORT), ("vol_c.h5", RECONSTRUCT)]
     # without --dicom both are finished; with a fresh start (infer) nothing is
     assert len(_plan(inputs, out).finished) == 2
     assert len(_plan(inputs, out, resume=False).tasks) == 3
@@ -99,7 +101,7 @@ def test_outputs_of_other_settings_are_not_finished(tmp_path: Path, inputs: Path
         _plan(inputs, tmp_path / "out")
 
 
-def test_a_wrong_slice_count_is_foreign_and_an_unreadable_output_is_redone(tmp_path: Path, inputs: Path) -> None:
+def test_wrong_slice_counts_are_foreign_unreadable_outputs_redone(tmp_path: Path, inputs: Path) -> None:
     out = tmp_path / "out"
     _finish(out, "vol_a.h5", 2)  # vol_a has 3 slices: not this run's output
     (out / "vol_b.h5").write_bytes(b"garbage")  # cannot be read: redone, replaced atomically
