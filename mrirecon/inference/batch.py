@@ -81,6 +81,7 @@ def _quiet_lightning() -> Iterator[None]:
             ".*custom batch sampler.*",  # VolumeBatchSampler returns every slice (tested)
             ".*overridden `transfer_batch_to_device`.*",  # on purpose: the runner moves the groups
             ".*predict returned None.*",  # on purpose: outputs are written, not returned
+            ".*Total length of `DataLoader` across ranks is zero.*",  # everything was finished
             ".*isinstance.treespec, LeafSpec.*",  # Lightning 2.6 against torch 2.13, at import
         ):
             warnings.filterwarnings("ignore", message=message)

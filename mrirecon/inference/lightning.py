@@ -13,6 +13,7 @@ device) or joins an existing launch (``torchrun``, SLURM ``srun``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ class PredictionJob:
         return WriteSettings(
             model=self.loaded.name,
             checkpoint_sha256=self.loaded.checkpoint_sha256,
-            dicom=o.dicom_options if o.dicom else None,
+            dicom=dataclasses.replace(o.dicom_options, overwrite=o.overwrite) if o.dicom else None,
             extra_attrs={"coil_maps": o.coil_maps},
         )
 
