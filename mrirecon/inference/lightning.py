@@ -53,6 +53,7 @@ class PredictionJob:
             self.outputs,
             model=self.loaded.name,
             checkpoint_sha256=self.loaded.checkpoint_sha256,
+            model_config=self.loaded.config_json,
             undersampling=o.undersampling,
             dicom=o.dicom,
             resume=o.resume,
@@ -63,11 +64,14 @@ class PredictionJob:
     def settings(self) -> WriteSettings:
         """What the writer writes."""
         o = self.options
+        extra: dict[str, str | float | int | bool] = {"coil_maps": o.coil_maps}
+        if self.loaded.config_json:
+            extra["model_config"] = self.loaded.config_json
         return WriteSettings(
             model=self.loaded.name,
             checkpoint_sha256=self.loaded.checkpoint_sha256,
             dicom=dataclasses.replace(o.dicom_options, overwrite=o.overwrite) if o.dicom else None,
-            extra_attrs={"coil_maps": o.coil_maps},
+            extra_attrs=extra,
         )
 
 

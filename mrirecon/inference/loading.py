@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,14 @@ class LoadedModel:
     checkpoint: Path | None = None
     checkpoint_sha256: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config_json(self) -> str:
+        """The config as canonical JSON (recorded in every output; "" when unknown): two runs of a
+        baseline with different settings are told apart by it."""
+        return (
+            json.dumps(self.config, sort_keys=True, separators=(",", ":"), default=str) if self.config else ""
+        )
 
 
 def file_sha256(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:

@@ -1,8 +1,8 @@
 """The work of a run: which volumes to reconstruct, which are finished, and which rank does what.
 
 A volume is **finished** when its reconstruction HDF5 exists under its final name with this run's
-provenance (model, checkpoint sha256, undersampling) and, with ``--dicom``, its DICOM series folder
-holds one file per slice. Outputs are written in the order DICOM series, then HDF5 (each atomic:
+provenance (model, checkpoint sha256, model config, undersampling) and, with ``--dicom``, its DICOM
+series folder holds one file per slice. Outputs are written in the order DICOM series, then HDF5 (each atomic:
 :mod:`mrirecon.atomic`), so the HDF5 is the completion mark of a volume:
 
 - killed before the HDF5's rename → the volume is not finished and is reconstructed again (a DICOM
@@ -112,8 +112,9 @@ def _existing(path: Path) -> dict[str, Any] | None:
 
 
 def _matches(
-    attrs: dict[str, Any], model: str, checkpoint_sha256: str, sampling: VolumeSampling, slices: int
+    attrs: dict[str, Any], identity: tuple[str, str, str], sampling: VolumeSampling, slices: int
 ) -> bool:
+    model, checkpoint_sha256, model_config = identity
     acceleration = attrs.get("acceleration")
     same_acceleration = (acceleration is None and sampling.acceleration is None) or (
         acceleration is not None
@@ -123,6 +124,7 @@ def _matches(
     return (
         _text(attrs.get("model", "")) == model
         and _text(attrs.get("checkpoint_sha256", "")) == checkpoint_sha256
+        and _text(attrs.get("model_config", "")) == model_config
         and _text(attrs.get("undersampling", "")) == sampling.undersampling
         and _text(attrs.get("mask_type", "")) == sampling.mask_type
         and same_acceleration
@@ -138,6 +140,7 @@ def make_plan(
     checkpoint_sha256: str,
     undersampling: Undersampling,
     dicom: bool,
+    model_config: str = "",
     resume: bool = True,
     overwrite: bool = False,
     npy_axes: str | None = None,
@@ -150,6 +153,7 @@ def make_plan(
         outputs: Their output paths (:func:`mrirecon.inference.inputs.output_paths`).
         model: Registry name of the model of this run.
         checkpoint_sha256: sha256 of its checkpoint ("" for a baseline by name).
+        model_config: The model's config as canonical JSON (attribute ``model_config``).
         undersampling: Retrospective undersampling asked for.
         dicom: Whether DICOM series are part of a finished volume.
         resume: Skip finished volumes (``batch``); False reconstructs every input (``infer``).
@@ -193,7 +197,7 @@ def make_plan(
         if resume and out.recon.exists():
             attrs = _existing(out.recon)
             if attrs is not None and _matches(
-                attrs, model, checkpoint_sha256, task.sampling, task.num_slices
+                attrs, (model, checkpoint_sha256, model_config), task.sampling, task.num_slices
             ):
                 if not dicom or dicom_complete(out.dicom, task.num_slices):
                     finished.append(path)

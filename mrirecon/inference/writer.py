@@ -106,6 +106,12 @@ def write_volume(volume: FinishedVolume, settings: WriteSettings) -> None:
     write_reconstruction(task.outputs.recon, recon)
 
 
+def _detached(error: ExportError | ConfigError) -> ExportError | ConfigError:
+    """The same error without its traceback: the traceback's frames hold the HDF5 objects of the
+    failed write, which must be freed now, in this thread, not at interpreter exit."""
+    return type(error)(error.one_line())
+
+
 @dataclass
 class WriteOutcome:
     """What happened to one submitted volume."""
@@ -154,7 +160,7 @@ class VolumeWriter:
             try:
                 write_volume(item, self.settings)
             except (ExportError, ConfigError) as error:
-                self._fatal = error
+                self._fatal = _detached(error)
                 continue
             except Exception as error:  # this volume only
                 failure = Failure(os.fspath(item.task.input_path), error_text(error), type(error).__name__)

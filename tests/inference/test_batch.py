@@ -79,6 +79,7 @@ def test_a_checkpoint_run_records_its_sha256_and_config(tmp_path: Path, inputs: 
     )
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["checkpoint_sha256"] == loaded.checkpoint_sha256 and run["config"]["model"] == {"coils": 4}
+    assert recon.extra_attrs["model_config"] == '{"coils":4}'
 
 
 def test_retrospective_undersampling_is_recorded_and_repeatable(tmp_path: Path, inputs: Path) -> None:

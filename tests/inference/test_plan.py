@@ -93,7 +93,11 @@ def test_resume_skips_finished_exports_missing_dicom_and_refuses_foreign_outputs
 
 @pytest.mark.parametrize(
     "attrs",
-    [{"model": "other"}, {"undersampling": "retrospective", "mask_type": "random", "acceleration": 4.0}],
+    [
+        {"model": "other"},
+        {"model_config": '{"lambda":0.1}'},
+        {"undersampling": "retrospective", "mask_type": "random", "acceleration": 4.0},
+    ],
 )
 def test_outputs_of_other_settings_are_not_finished(tmp_path: Path, inputs: Path, attrs) -> None:
     _finish(tmp_path / "out", "vol_a.h5", 3, **attrs)
