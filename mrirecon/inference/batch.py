@@ -87,7 +87,8 @@ def _quiet_lightning() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=message)
         import pytorch_lightning  # noqa: F401  (it sets its loggers' levels when imported)
 
-        loggers = [logging.getLogger(name) for name in ("pytorch_lightning", "lightning.pytorch")]
+        names = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
+        loggers = [logging.getLogger(name) for name in names]
         levels = [logger.level for logger in loggers]
         for logger in loggers:
             logger.setLevel(logging.WARNING)

@@ -17,6 +17,7 @@ series folder holds one file per slice. Outputs are written in the order DICOM s
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 
 import h5py
 
+from mrirecon.atomic import partial_name
 from mrirecon.errors import ConfigError, DataError
 from mrirecon.export.dicom import FILE_GLOB, FILE_PATTERN
 from mrirecon.inference import components
@@ -216,7 +218,17 @@ def make_plan(
             path=conflicts[0].parent,
             hint="choose another output folder, or pass --overwrite to replace them",
         )
+    for task in tasks:  # leftovers of a killed run (dot files: they never looked complete)
+        _remove_partials(task.outputs)
     return RunPlan(tasks, finished, failures, len(inputs))
+
+
+def _remove_partials(outputs: OutputPaths) -> None:
+    for partial in (partial_name(outputs.recon), partial_name(outputs.dicom)):
+        if partial.is_dir() and not partial.is_symlink():
+            shutil.rmtree(partial, ignore_errors=True)
+        elif partial.exists():
+            partial.unlink(missing_ok=True)
 
 
 def _check_crop(task: VolumeTask) -> None:

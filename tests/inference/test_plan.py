@@ -59,8 +59,14 @@ def test_two_inputs_with_one_output_name_are_refused(tmp_path: Path) -> None:
     assert (out.recon, out.dicom) == (tmp_path / "out" / "scan.h5", tmp_path / "out" / "dicom" / "scan")
 
 
-def test_a_fresh_plan_reconstructs_everything(tmp_path: Path, inputs: Path) -> None:
-    plan = _plan(inputs, tmp_path / "out")
+def test_a_fresh_plan_reconstructs_everything_and_clears_leftovers(tmp_path: Path, inputs: Path) -> None:
+    out = tmp_path / "out"
+    (out / "dicom" / ".vol_a.partial").mkdir(parents=True)
+    (out / "dicom" / ".vol_a.partial" / "IM_0001.dcm").write_bytes(b"x")
+    (out / ".vol_b.h5.partial").write_bytes(b"x")
+    (out / ".other.h5.partial").write_bytes(b"x")  # not an output of this run: left alone
+    plan = _plan(inputs, out)
+    assert sorted(p.name for p in out.rglob("*")) == [".other.h5.partial", "dicom"]
     assert [t.input_path.name for t in plan.tasks] == ["vol_a.h5", "vol_b.h5", "vol_c.h5"]
     assert [t.num_slices for t in plan.tasks] == [3, 2, 4] and plan.slices_to_reconstruct == 9
     assert plan.tasks[1].crop_size == (28, 20) and plan.tasks[0].kspace_shape == (4, 32, 24)
