@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mrirecon.export import InputMetadata
 from mrirecon.inference.plan import VolumeTask
 from mrirecon.inference.step import SliceResult
 
@@ -22,11 +23,13 @@ class FinishedVolume:
         task: What it is and where it goes.
         reconstruction: float32 ``(S, h, w)``; None for a DICOM-only export from the finished HDF5.
         zero_filled: float32 ``(S, h, w)``, or None.
+        meta: What the outputs copy from the input (header, geometry, identifiers), or None.
     """
 
     task: VolumeTask
     reconstruction: np.ndarray | None = None
     zero_filled: np.ndarray | None = None
+    meta: InputMetadata | None = None
 
 
 class VolumeAssembler:
@@ -38,6 +41,12 @@ class VolumeAssembler:
         self._zero_filled: dict[int, np.ndarray] = {}
         self._received: dict[int, int] = {}
         self._failed: set[int] = set()
+        self._meta: dict[int, InputMetadata] = {}
+
+    def set_metadata(self, position: int, meta: InputMetadata) -> None:
+        """Keep the input metadata of ``position`` until its volume is complete."""
+        if position not in self._failed:
+            self._meta[position] = meta
 
     def _arrive(self, position: int) -> bool:
         """Count one slice of ``position``; True when it was the volume's last."""
@@ -45,6 +54,7 @@ class VolumeAssembler:
         return self._received[position] == self.tasks[position].num_slices
 
     def _drop(self, position: int) -> None:
+        self._meta.pop(position, None)
         self._recon.pop(position, None)
         self._zero_filled.pop(position, None)
         self._received.pop(position, None)
@@ -66,7 +76,9 @@ class VolumeAssembler:
         self._zero_filled[position][result.slice] = result.zero_filled
         if not last:
             return None
-        finished = FinishedVolume(task, self._recon[position], self._zero_filled[position])
+        finished = FinishedVolume(
+            task, self._recon[position], self._zero_filled[position], self._meta.get(position)
+        )
         self._drop(position)
         return finished
 
@@ -74,6 +86,7 @@ class VolumeAssembler:
         """Mark ``slices`` slices of ``position`` as failed; True the first time the volume fails."""
         first = position not in self._failed
         self._failed.add(position)
+        self._meta.pop(position, None)
         self._recon.pop(position, None)
         self._zero_filled.pop(position, None)
         for _ in range(slices):

@@ -6,7 +6,9 @@ Inference never reads k-space, builds samples or unpickles checkpoints itself: i
 - :func:`make_transform` / :func:`make_sample` → ``mrirecon.data.transforms.ReconTransform`` (one
   slice → :class:`~mrirecon.data.sample.ReconSample`, normalised by ``scale``);
 - :func:`load_checkpoint` → ``mrirecon.training.checkpoint.load_checkpoint_model`` (Lightning
-  ``.ckpt`` and model payload ``.pt``, ``weights_only``).
+  ``.ckpt`` and model payload ``.pt``, ``weights_only``);
+- :func:`input_metadata`: what a reconstruction copies from its input (header, geometry,
+  ``acquisition``, ``patient_id``), from the open volume, whatever its file format.
 
 Every call to another layer's contract goes through this module, so the rest of
 :mod:`mrirecon.inference` depends only on the small protocols below (and tests can substitute
@@ -23,12 +25,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from mrirecon.data.sample import ReconSample
+from mrirecon.export import InputMetadata
+from mrirecon.export.geometry import SliceGeometry
 from mrirecon.masks import MaskFunc
 from mrirecon.models.base import Reconstructor
 
 __all__ = [
     "RawVolumeLike",
     "SliceTransform",
+    "input_metadata",
     "load_checkpoint",
     "make_sample",
     "make_transform",
@@ -45,6 +50,10 @@ class RawVolumeLike(Protocol):
         mask: bool ``(W,)`` or ``(H, W)`` for prospectively undersampled input, else None.
         crop_size: ``(h, w)``, the reconstruction size.
         centered: FFT convention of the stored k-space.
+        header_xml: The ISMRMRD header as text, or None.
+        geometry: The ``geometry/`` arrays (``position``, ``read_dir``, ... ``(S, 3)``) and their
+            attributes (``field_of_view_mm``, ``slice_thickness_mm``), or None.
+        attrs: File attributes (``acquisition``, ``patient_id``, ...).
     """
 
     @property
@@ -61,6 +70,15 @@ class RawVolumeLike(Protocol):
 
     @property
     def centered(self) -> bool: ...
+
+    @property
+    def header_xml(self) -> str | None: ...
+
+    @property
+    def geometry(self) -> dict[str, Any] | None: ...
+
+    @property
+    def attrs(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
 
@@ -96,6 +114,40 @@ def make_transform(*, mask_func: MaskFunc | None, coil_maps: str) -> SliceTransf
 def make_sample(transform: SliceTransform, volume: Any, index: int) -> ReconSample:
     """Slice ``index`` of ``volume`` as a :class:`ReconSample` (shapes without the batch axis)."""
     return transform(volume, index)
+
+
+def input_metadata(volume: RawVolumeLike) -> InputMetadata:
+    """The header, slice geometry, ``acquisition`` and ``patient_id`` a reconstruction copies.
+
+    Raises:
+        DataError: if the geometry arrays are malformed.
+    """
+    g = volume.geometry
+    geometry = None
+    if g and all(name in g for name in ("position", "read_dir", "phase_dir", "slice_dir")):
+        fov = g.get("field_of_view_mm")
+        thickness = g.get("slice_thickness_mm")
+        geometry = SliceGeometry(
+            position=np.asarray(g["position"]),
+            read_dir=np.asarray(g["read_dir"]),
+            phase_dir=np.asarray(g["phase_dir"]),
+            slice_dir=np.asarray(g["slice_dir"]),
+            patient_table_position=g.get("patient_table_position"),
+            field_of_view_mm=None if fov is None or np.size(fov) != 3 else _triple(fov),
+            slice_thickness_mm=None if thickness is None else float(thickness),
+        )
+    attrs = volume.attrs or {}
+    return InputMetadata(
+        volume.header_xml or None,
+        geometry,
+        str(attrs.get("acquisition", "") or ""),
+        str(attrs.get("patient_id", "") or ""),
+    )
+
+
+def _triple(values: Any) -> tuple[float, float, float]:
+    x, y, z = (float(v) for v in np.ravel(values))
+    return x, y, z
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[str, Reconstructor]:

@@ -190,6 +190,8 @@ class RankRunner:
         self.report.loader_wait_seconds += now - self._last
         if not self._guard(self._submit_exports):
             return
+        for position, meta in batch.metadata.items():
+            self.assembler.set_metadata(position, meta)
         for task, _index, kind, text in batch.errors:
             self._fail(task, Failure(os.fspath(self.tasks[task].input_path), text, kind))
         for group in batch.groups:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from mrirecon.export import InputMetadata
 from mrirecon.inference import components
 from mrirecon.inference.failures import error_text
 from mrirecon.inference.plan import RECONSTRUCT, VolumeTask
@@ -40,6 +41,7 @@ class SliceItem:
     coil_maps: torch.Tensor | None = None
     scale: float = 1.0
     error: tuple[str, str] | None = None
+    meta: InputMetadata | None = None  # with slice 0: what the outputs copy from the input
 
 
 @dataclass
@@ -83,6 +85,7 @@ class SliceBatch:
 
     groups: list[SampleGroup] = field(default_factory=list)
     errors: list[tuple[int, int, str, str]] = field(default_factory=list)  # task, slice, kind, text
+    metadata: dict[int, InputMetadata] = field(default_factory=dict)  # task → its input's metadata
 
     @property
     def num_slices(self) -> int:
@@ -91,7 +94,7 @@ class SliceBatch:
 
     def pin_memory(self) -> SliceBatch:
         """Page-locked copies of every group."""
-        return SliceBatch([g.pin_memory() for g in self.groups], self.errors)
+        return SliceBatch([g.pin_memory() for g in self.groups], self.errors, self.metadata)
 
 
 class SliceItems(Dataset[SliceItem]):
@@ -147,7 +150,8 @@ class SliceItems(Dataset[SliceItem]):
         position, index = self.keys[key]
         centered = self.tasks[position].centered
         try:
-            sample = components.make_sample(self.transform, self._volume(position), index)
+            volume = self._volume(position)
+            sample = components.make_sample(self.transform, volume, index)
             return SliceItem(
                 position,
                 index,
@@ -156,6 +160,7 @@ class SliceItems(Dataset[SliceItem]):
                 sample.mask,
                 sample.coil_maps,
                 float(sample.scale),
+                meta=components.input_metadata(volume) if index == 0 else None,
             )
         except Exception as error:  # recorded against the volume; the loader keeps going
             return SliceItem(position, index, centered, error=(type(error).__name__, error_text(error)))
@@ -214,6 +219,8 @@ def collate_slices(items: list[SliceItem]) -> SliceBatch:
     batch = SliceBatch()
     groups: dict[tuple[Any, ...], list[SliceItem]] = {}
     for item in items:
+        if item.meta is not None:
+            batch.metadata[item.task] = item.meta
         if item.error is not None:
             batch.errors.append((item.task, item.slice, *item.error))
             continue

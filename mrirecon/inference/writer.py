@@ -27,7 +27,6 @@ from mrirecon.export import (
     InputMetadata,
     ReconVolume,
     export_volume_dicom,
-    read_input_metadata,
     read_reconstruction,
     write_reconstruction,
 )
@@ -36,8 +35,6 @@ from mrirecon.inference.failures import Failure, error_text
 from mrirecon.inference.plan import EXPORT
 
 __all__ = ["VolumeWriter", "WriteSettings", "recon_volume", "write_volume"]
-
-_HDF5_SUFFIXES = (".h5", ".hdf5")
 
 
 @dataclass(frozen=True)
@@ -57,17 +54,11 @@ class WriteSettings:
     extra_attrs: dict[str, str | float | int | bool] = field(default_factory=dict)
 
 
-def _input_metadata(volume: FinishedVolume) -> InputMetadata:
-    path = volume.task.input_path
-    if path.suffix.lower() in _HDF5_SUFFIXES:
-        return read_input_metadata(path)
-    return InputMetadata(None, None, "", "")
-
-
 def recon_volume(volume: FinishedVolume, settings: WriteSettings) -> ReconVolume:
-    """The :class:`ReconVolume` of a reconstructed volume, with the input's header and geometry."""
+    """The :class:`ReconVolume` of a reconstructed volume, with the input's header and geometry
+    (read from the input by the DataLoader worker that read its first slice)."""
     assert volume.reconstruction is not None
-    meta = _input_metadata(volume)
+    meta = volume.meta or InputMetadata(None, None, "", "")
     sampling = volume.task.sampling
     extra = dict(settings.extra_attrs)
     if sampling.center_fraction is not None:

@@ -64,12 +64,15 @@ def write_input(
     crop: tuple[int, int] | None = None,
     mask: np.ndarray | None = None,
     patient_id: str = "",
+    header: str | None = None,
+    geometry: Any = None,
 ) -> Path:
-    """A fastMRI-layout input file (with ``mask``: prospectively undersampled)."""
+    """A fastMRI-layout input file (with ``mask``: prospectively undersampled; ``geometry``: a
+    :class:`~mrirecon.export.geometry.SliceGeometry` written as the ``geometry/`` group)."""
     kspace = phantom_kspace(slices, coils, size, seed)
     h, w = size
     crop = crop or (h, w)
-    header = build_ismrmrd_header(encoded_matrix=(h, w, 1), recon_matrix=(crop[0], crop[1], 1))
+    header = header or build_ismrmrd_header(encoded_matrix=(h, w, 1), recon_matrix=(crop[0], crop[1], 1))
     if mask is not None:
         kspace = kspace * (mask if mask.ndim == 2 else mask[None, :])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,6 +85,8 @@ def write_input(
         f.attrs["crop"] = np.asarray(crop)
         if patient_id:
             f.attrs["patient_id"] = patient_id
+        if geometry is not None:
+            geometry.write(f.create_group("geometry"))
     return path
 
 
@@ -113,7 +118,14 @@ class FakeVolume:
         crop = self._file.attrs.get("crop", self.kspace_shape[1:])
         self.crop_size = (int(crop[0]), int(crop[1]))
         self.centered = True
-        self.acquisition = str(self._file.attrs.get("acquisition", ""))
+        self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self._file.attrs.items()}
+        self.acquisition = str(self.attrs.get("acquisition", ""))
+        header = self._file.get("ismrmrd_header")
+        self.header_xml = header[()].decode() if header is not None else None
+        group = self._file.get("geometry")
+        self.geometry = None
+        if group is not None:
+            self.geometry = {k: group[k][()] for k in group} | dict(group.attrs)
 
     def read_kspace(self, index: int) -> np.ndarray:
         data = np.asarray(self._file["kspace"][index], dtype=np.complex64)

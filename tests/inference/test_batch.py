@@ -14,10 +14,11 @@ import torch
 
 from mrirecon.errors import ConfigError, DataError, ModelError
 from mrirecon.evaluation.volumes import center_crop
-from mrirecon.export import read_reconstruction
+from mrirecon.export import DicomOptions, read_reconstruction
 from mrirecon.inference import RunOptions, Undersampling, load_reconstructor, run_batch, run_inference
 from mrirecon.inference.failures import read_failures
 from mrirecon.models.io import save_model
+from tests.export.tools import IDENTIFIERS, oblique_geometry, rich_header
 from tests.inference import fakes
 
 pytestmark = pytest.mark.usefixtures("installed")
@@ -194,6 +195,35 @@ def test_outputs_of_another_model_are_refused_then_replaced_with_overwrite(
     assert result.reconstructed == 1 and read_reconstruction(out / "vol_b.h5").model == "fake_slow"
     series = {pydicom.dcmread(p).SeriesInstanceUID for p in (out / "dicom" / "vol_b").iterdir()}
     assert len(series) == 1  # the other model's series was replaced, not mixed
+
+
+def test_header_geometry_and_identifiers_reach_hdf5_and_dicom(tmp_path: Path) -> None:
+    header = rich_header(matrix=(32, 24))
+    geometry = oblique_geometry(slices=3)
+    path = fakes.write_input(
+        tmp_path / "in" / "scan.h5", patient_id=IDENTIFIERS["patient_id"], header=header, geometry=geometry
+    )
+    out = tmp_path / "out"
+    run_batch(load_reconstructor("fake_zero_filled"), path, _options(out, dicom=True))
+    recon = read_reconstruction(out / "scan.h5")
+    assert recon.ismrmrd_header == header and recon.patient_id == IDENTIFIERS["patient_id"]
+    assert recon.geometry is not None
+    np.testing.assert_allclose(recon.geometry.position, geometry.position, atol=1e-5)
+    first = pydicom.dcmread(out / "dicom" / "scan" / "IM_0001.dcm")
+    assert first.PatientID == IDENTIFIERS["patient_id"] and "synthetic" not in first.SeriesDescription
+    np.testing.assert_allclose(
+        first.ImageOrientationPatient, [*geometry.phase_dir[0], *geometry.read_dir[0]], atol=1e-6
+    )
+    anonymous = tmp_path / "anonymous"
+    options = _options(anonymous, dicom=True, dicom_options=DicomOptions(deidentify=True, salt="s"))
+    run_batch(load_reconstructor("fake_zero_filled"), path, options)
+    text = b"".join(p.read_bytes() for p in (anonymous / "dicom" / "scan").iterdir())
+    for value in (
+        IDENTIFIERS["patient_id"],
+        IDENTIFIERS["patient_name"].split("^")[0],
+        IDENTIFIERS["institution"],
+    ):
+        assert value.encode() not in text
 
 
 def test_infer_redoes_everything_and_raises_failures(tmp_path: Path, inputs: Path) -> None:
