@@ -84,8 +84,9 @@ def load_reconstructor(
     Args:
         checkpoint_or_model: A checkpoint file (``.ckpt`` from training, ``.pt`` model payload) or
             the registry name of a model that needs no weights (``zero_filled``, ``sense``, ...).
-        model_config: YAML file of config fields for a model built by name (not with a checkpoint:
-            a checkpoint carries its own config).
+        model_config: YAML file of config fields for a model built by name, optionally with a
+            ``model:`` key naming it (as in ``configs/models/``); not with a checkpoint, which
+            carries its own config.
         kind: ``"checkpoint"`` or ``"model"`` to accept only that (``batch --checkpoint/--model``);
             ``"any"`` decides by whether the file exists (``infer``).
 
@@ -130,7 +131,17 @@ def load_reconstructor(
 def _baseline(text: str, model_config: str | os.PathLike[str] | None) -> LoadedModel:
     entry = get_entry(text)  # ConfigError listing the known names when unknown
     mapping = load_yaml(Path(model_config)) if model_config is not None else {}
-    model = build_model_from_mapping(text, mapping)
+    named = mapping.pop("model", text)  # configs/models/*.yaml may name their model
+    if named != text:
+        raise ConfigError(
+            f"this config is for model '{named}', not '{text}'",
+            path=model_config,
+            hint=f"run '{named}', or pass a config of '{text}'",
+        )
+    try:
+        model = build_model_from_mapping(text, mapping)
+    except ConfigError as error:
+        raise ConfigError(error.message, path=model_config, hint=error.hint) from error
     if model.trainable:
         raise ConfigError(
             f"model '{text}' is learned and needs its trained weights",

@@ -40,13 +40,19 @@ def test_a_baseline_by_name_needs_no_checkpoint(tmp_path: Path) -> None:
     config = tmp_path / "slow.yaml"
     config.write_text("seconds: 0.05\n")
     assert load_reconstructor("fake_slow", model_config=config).config == {"seconds": 0.05}
+    config.write_text("model: fake_slow\nseconds: 0.25\n")  # configs/models style
+    assert load_reconstructor("fake_slow", model_config=config).config == {"seconds": 0.25}
+    config.write_text("model: fake_zero_filled\n")
+    with pytest.raises(ConfigError, match="this config is for model 'fake_zero_filled', not 'fake_slow'"):
+        load_reconstructor("fake_slow", model_config=config)
 
 
 def test_a_bad_model_config_names_the_key(tmp_path: Path) -> None:
     config = tmp_path / "slow.yaml"
     config.write_text("second: 1\n")
-    with pytest.raises(ConfigError, match="second"):
+    with pytest.raises(ConfigError, match="second") as caught:
         load_reconstructor("fake_slow", model_config=config)
+    assert str(config) in caught.value.one_line()
 
 
 def _renamed(name: str) -> dict:
