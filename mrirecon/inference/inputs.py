@@ -79,9 +79,17 @@ def output_paths(inputs: list[Path], output_dir: str | os.PathLike[str]) -> list
 
     Raises:
         ConfigError: if two inputs would write the same output (same name in different folders of
-            a manifest, or ``a.h5`` beside ``a.npy``).
+            a manifest, or ``a.h5`` beside ``a.npy``), or the output folder is an input's folder
+            (a reconstruction would replace its raw data, or be read as an input next time).
     """
     root = Path(output_dir)
+    folders = {p.resolve().parent for p in inputs}
+    if root.resolve() in folders:
+        raise ConfigError(
+            "the output folder is the folder of the inputs",
+            path=root,
+            hint="choose another output folder: reconstructions would replace or mix with the raw files",
+        )
     seen: dict[str, Path] = {}
     out = []
     for path in inputs:

@@ -3,6 +3,7 @@ written so far. Updated from the model loop and from the writer thread."""
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from tqdm.auto import tqdm
@@ -31,6 +32,7 @@ class Progress:
             disable=not enabled,
             dynamic_ncols=True,
             smoothing=0.1,
+            mininterval=0.1 if sys.stderr.isatty() else 30.0,  # a log file gets a line every 30 s
             leave=True,
         )
         self._bar.set_postfix_str(self._postfix(), refresh=False)

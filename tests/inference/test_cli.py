@@ -70,6 +70,7 @@ def test_infer_a_folder_with_dicom(tmp_path: Path, inputs: Path) -> None:
             "no such checkpoint file",
         ),
         (["batch", "--model", "fake_zero_filled", "--input-dir", "{in}", "-o", "{in}/vol_a.h5"], "is a file"),
+        (["infer", "fake_zero_filled", "{in}", "-o", "{in}"], "output folder is the folder of the inputs"),
     ],
     ids=[
         "unknown-model",
@@ -81,6 +82,7 @@ def test_infer_a_folder_with_dicom(tmp_path: Path, inputs: Path) -> None:
         "no-model",
         "missing-checkpoint",
         "output-is-file",
+        "output-is-input",
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path: Path, inputs: Path, args, message) -> None:

@@ -55,6 +55,8 @@ def test_two_inputs_with_one_output_name_are_refused(tmp_path: Path) -> None:
     paths = [tmp_path / "a" / "file1.h5", tmp_path / "b" / "file1.h5"]
     with pytest.raises(ConfigError, match=r"same output 'file1\.h5'"):
         output_paths(paths, tmp_path / "out")
+    with pytest.raises(ConfigError, match="output folder is the folder of the inputs"):
+        output_paths([tmp_path / "in" / "file1.h5"], tmp_path / "in" / ".")
     out = output_paths([tmp_path / "scan.npy"], tmp_path / "out")[0]
     assert (out.recon, out.dicom) == (tmp_path / "out" / "scan.h5", tmp_path / "out" / "dicom" / "scan")
 
