@@ -49,10 +49,10 @@ _OPTIONS = [
     click.option("--center-fraction", type=float, help="Fully sampled centre fraction of --mask [0.32 / R]."),
     click.option(
         "--coil-maps",
-        type=click.Choice(["acs", "espirit"]),
+        type=click.Choice(["acs", "espirit", "none"]),
         default="acs",
         show_default=True,
-        help="Coil-sensitivity estimation.",
+        help="Coil-sensitivity estimation (none: for models that estimate their own, e.g. e2e_varnet).",
     ),
     click.option(
         "--model-config",

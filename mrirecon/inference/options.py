@@ -15,7 +15,8 @@ from mrirecon.inference.undersampling import Undersampling
 
 __all__ = ["COIL_MAP_METHODS", "RunOptions", "resolve_device"]
 
-COIL_MAP_METHODS = ("acs", "espirit")
+#: The data layer's coil-map estimation; ``none`` for models that estimate their own (E2E-VarNet).
+COIL_MAP_METHODS = ("acs", "espirit", "none")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,8 @@ class RunOptions:
         dicom: Also export a DICOM series per volume (part of a finished volume).
         dicom_options: Identifiers, de-identification, UID root of the DICOM export.
         undersampling: Retrospective undersampling of fully sampled input (none by default).
-        coil_maps: Coil-map estimation of the data layer: ``acs`` or ``espirit``.
+        coil_maps: Coil-map estimation of the data layer: ``acs``, ``espirit``, or ``none`` for
+            models that estimate their own maps (E2E-VarNet).
         batch_size: Slices per forward pass.
         workers: DataLoader worker processes reading and preparing slices (0: in the main process).
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
@@ -62,7 +64,8 @@ class RunOptions:
         object.__setattr__(self, "output_dir", Path(self.output_dir))
         if self.coil_maps not in COIL_MAP_METHODS:
             raise ConfigError(
-                f"unknown coil-map method '{self.coil_maps}'", hint=f"choose {' or '.join(COIL_MAP_METHODS)}"
+                f"unknown coil-map method '{self.coil_maps}'",
+                hint=f"choose one of {', '.join(COIL_MAP_METHODS)}",
             )
         for name, least in (("batch_size", 1), ("workers", 0), ("devices", 1), ("num_nodes", 1)):
             if int(getattr(self, name)) < least:
