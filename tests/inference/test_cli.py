@@ -56,7 +56,7 @@ def test_infer_a_folder_with_dicom(tmp_path: Path, inputs: Path) -> None:
     ("args", "message"),
     [
         (["infer", "cirrim", "{in}", "-o", "{out}"], "unknown model 'cirrim'"),
-        (["infer", "{bad_ckpt}", "{in}", "-o", "{out}"], "cannot read it as a model file"),
+        (["infer", "{bad_ckpt}", "{in}", "-o", "{out}"], "cannot read it as a"),
         (["infer", "fake_learned", "{in}", "-o", "{out}"], "learned and needs its trained weights"),
         (["infer", "fake_zero_filled", "{in}", "-o", "{out}", "--mask", "random"], "go together"),
         (["infer", "fake_zero_filled", "{missing}", "-o", "{out}"], "no such input"),

@@ -14,6 +14,9 @@ from mrirecon.models.io import model_payload, save_model
 from tests.inference.fakes import FakeLearned, LearnedConfig
 
 pytestmark = pytest.mark.usefixtures("installed")
+#: What the checkpoint loader says about a dict that is neither a checkpoint nor a model file
+#: (training's load_checkpoint_model, or models.io's load_model before the training layer).
+NOT_A_CHECKPOINT = "neither a training checkpoint nor a model file|not a mrirecon model payload"
 
 
 def _checkpoint(path: Path, coils: int = 4) -> Path:
@@ -62,9 +65,9 @@ def _renamed(name: str) -> dict:
 @pytest.mark.parametrize(
     ("write", "error", "match"),
     [
-        (lambda p: p.write_bytes(b"not a checkpoint at all"), CheckpointError, "cannot read it"),
-        (lambda p: p.write_bytes(b""), CheckpointError, "cannot read it"),
-        (lambda p: torch.save({"weights": torch.ones(2)}, p), CheckpointError, "not a mrirecon model"),
+        (lambda p: p.write_bytes(b"not a checkpoint at all"), CheckpointError, "cannot read it as a"),
+        (lambda p: p.write_bytes(b""), CheckpointError, "cannot read it as a"),
+        (lambda p: torch.save({"weights": torch.ones(2)}, p), CheckpointError, NOT_A_CHECKPOINT),
         (lambda p: torch.save(_renamed("vit_giant"), p), CheckpointError, "unknown model 'vit_giant'"),
     ],
     ids=["garbage", "empty", "foreign-dict", "unknown-model"],
