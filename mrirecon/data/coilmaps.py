@@ -28,9 +28,19 @@ __all__ = ["EspiritCache", "acs_coil_maps", "espirit_calib_width"]
 
 
 def acs_coil_maps(masked_kspace: torch.Tensor, mask: torch.Tensor, *, centered: bool) -> torch.Tensor:
-    """Coil maps ``(C, H, W)`` from the fully sampled centre of ``mask`` (``(1, 1|H, W)``)."""
+    """Coil maps ``(C, H, W)`` from the fully sampled centre of ``mask`` (``(1, 1|H, W)``).
+
+    Uncentred k-space ``u = F x`` is estimated in the centred view: ``fftshift(u)`` is the centred
+    k-space of the rolled image ``fftshift(x)``, so the maps found there are rolled back with
+    ``ifftshift``.
+    """
+    spatial = (-2, -1)
+    if not centered:
+        masked_kspace = torch.fft.fftshift(masked_kspace, dim=spatial)
+        mask = torch.fft.fftshift(mask, dim=(-1,) if mask.shape[-2] == 1 else spatial)
     acs = acs_mask(mask.unsqueeze(0))
-    return estimate_coil_maps_acs(masked_kspace.unsqueeze(0), acs, centered=centered)[0]
+    maps = estimate_coil_maps_acs(masked_kspace.unsqueeze(0), acs, centered=True)[0]
+    return maps if centered else torch.fft.ifftshift(maps, dim=spatial)
 
 
 def espirit_calib_width(info: MaskInfo, shape: tuple[int, int], limit: int = 24) -> int:

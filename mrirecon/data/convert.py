@@ -25,7 +25,14 @@ from mrirecon.errors import DataError
 __all__ = ["ConversionSummary", "convert_volume", "minimal_header"]
 
 #: Attributes the writer sets itself (or recomputes) and so are not copied from the input.
-_WRITER_ATTRS = {"max", "norm", "mrirecon_version", "mrirecon_fft_centered", "mrirecon_source", "lesion_table"}
+_WRITER_ATTRS = {
+    "max",
+    "norm",
+    "mrirecon_version",
+    "mrirecon_fft_centered",
+    "mrirecon_source",
+    "lesion_table",
+}
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,9 @@ def convert_volume(
     """
     input_path, output = Path(input_path), Path(output)
     if output.exists() and input_path.exists() and output.resolve() == input_path.resolve():
-        raise DataError("the output would overwrite the input", path=output, hint="choose another output name")
+        raise DataError(
+            "the output would overwrite the input", path=output, hint="choose another output name"
+        )
     with open_volume(input_path, npy_axes=npy_axes, centered=centered) as volume:
         kspace = np.stack([volume.read_kspace(i) for i in range(volume.num_slices)])
         target = None

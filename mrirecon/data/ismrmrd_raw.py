@@ -7,7 +7,8 @@ What the conversion does, in order:
    (``ACQ_IS_NOISE_MEASUREMENT``) are kept aside for pre-whitening and never enter the k-space
    grid; navigators, phase-correction, dummy-scan and feedback readouts are dropped; parallel-
    imaging calibration lines (``ACQ_IS_PARALLEL_CALIBRATION``) are measured k-space and fill the
-   grid where no imaging line was measured; reversed readouts are flipped; averages are averaged.
+   grid where no imaging line was measured; reversed readouts (``ACQ_IS_REVERSE``) are flipped
+   (``center_sample`` counts in the flipped, forward order); averages are averaged.
 3. Each line goes to its place in the encoded matrix: phase-encode line ``e1`` at
    ``e1 + (N_y/2 − center)`` from the encoding limits (partial Fourier: the lines never acquired
    stay exact zeros), readout samples centred on ``center_sample``.

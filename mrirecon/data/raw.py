@@ -43,7 +43,8 @@ def check_kspace_slice(kspace: np.ndarray, path: Path | None, index: int) -> np.
         flat = flat.view(np.float32)
     elif flat.dtype == np.complex128:
         flat = flat.view(np.float64)
-    norm = float(np.dot(flat, flat))
+    with np.errstate(over="ignore"):
+        norm = float(np.dot(flat, flat))
     if not np.isfinite(norm) and not np.isfinite(flat).all():
         raise DataError(
             f"slice {index} of the k-space holds NaN or Inf values",

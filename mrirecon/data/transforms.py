@@ -39,13 +39,27 @@ from mrirecon.data.coilmaps import EspiritCache, acs_coil_maps, espirit_calib_wi
 from mrirecon.data.raw import RawVolume, center_crop
 from mrirecon.data.sample import ReconSample
 from mrirecon.errors import ConfigError, DataError
-from mrirecon.masks import MaskFunc, apply_mask, describe_mask, mask_seed
+from mrirecon.masks import MaskFunc, describe_mask, mask_seed
 from mrirecon.physics import ifftnc, rss
 
 __all__ = ["COIL_MAP_METHODS", "ReconTransform"]
 
 COIL_MAP_METHODS = ("acs", "espirit", "none")
 _EMPTY_LABELS = torch.zeros((0, 0), dtype=torch.int16)
+
+
+def _dims(mask: torch.Tensor) -> tuple[int, ...]:
+    return (-1,) if mask.shape[-2] == 1 else (-2, -1)
+
+
+def _to_layout(mask: torch.Tensor, centered: bool) -> torch.Tensor:
+    """A mask drawn in the centred view, in the data's layout (``ifftshift`` for uncentred data)."""
+    return mask if centered else torch.fft.ifftshift(mask, dim=_dims(mask))
+
+
+def _to_centred(mask: torch.Tensor, centered: bool) -> torch.Tensor:
+    """A mask in the data's layout, in the centred view (``fftshift`` for uncentred data)."""
+    return mask if centered else torch.fft.fftshift(mask, dim=_dims(mask))
 
 
 def _mask_tensor(mask: np.ndarray) -> torch.Tensor:
@@ -90,26 +104,34 @@ class ReconTransform:
         object.__setattr__(self, "_espirit", EspiritCache(self.espirit_cache_dir))
 
     def _sampling(
-        self, volume: RawVolume, kspace: torch.Tensor
+        self, volume: RawVolume, kspace: torch.Tensor, centered: bool
     ) -> tuple[torch.Tensor, torch.Tensor, int, float]:
-        """``(masked k-space, mask (1, 1|H, W), num_low_frequencies, acceleration)``."""
+        """``(masked k-space, mask (1, 1|H, W), num_low_frequencies, acceleration)``.
+
+        Masks are drawn and described in the centred view (the fully sampled block in the middle);
+        for uncentred data they are shifted to the data's layout (:func:`_to_layout`).
+        """
         width = kspace.shape[-1]
         if volume.mask is not None:
             mask = _mask_tensor(volume.mask)
-            masked = kspace * mask + 0.0
             num_low = volume.attrs.get("num_low_frequency")
             acceleration = volume.attrs.get("acceleration")
             if num_low is None or acceleration is None:
-                info = describe_mask(mask)
+                info = describe_mask(_to_centred(mask, centered))
                 num_low, acceleration = info.num_low_frequencies, info.acceleration
-            return masked, mask, int(num_low), float(acceleration)
+            return kspace * mask + 0.0, mask, int(num_low), float(acceleration)
+        left, right = volume.padding
         if self.mask_func is not None:
             seed = mask_seed(volume.path.name, deterministic=self.deterministic_mask)
-            masked, mask, num_low = apply_mask(kspace, self.mask_func, seed=seed, padding=volume.padding)
-            return masked, mask, int(num_low), describe_mask(mask).acceleration
-        left, right = volume.padding
+            mask, num_low = self.mask_func(kspace.shape, seed=seed)
+            mask[..., :left] = 0
+            mask[..., right:] = 0
+            acceleration = describe_mask(mask).acceleration
+            mask = _to_layout(mask, centered)
+            return kspace * mask + 0.0, mask, int(num_low), acceleration
         mask = torch.zeros(1, 1, width)
         mask[..., left:right] = 1
+        mask = _to_layout(mask, centered)
         return kspace * mask + 0.0, mask, right - left, width / max(right - left, 1)
 
     def _crop(self, volume: RawVolume) -> tuple[int, int]:
@@ -142,7 +164,7 @@ class ReconTransform:
         centered = volume.centered if self.centered is None else self.centered
         crop = self._crop(volume)
         kspace = torch.from_numpy(volume.read_kspace(index))
-        masked, mask, num_low, acceleration = self._sampling(volume, kspace)
+        masked, mask, num_low, acceleration = self._sampling(volume, kspace, centered)
         scale = float(rss(ifftnc(masked, 2, centered=centered), dim=0).max())
         if not scale > 0:
             raise DataError(
@@ -151,7 +173,8 @@ class ReconTransform:
         if self.coil_maps == "acs":
             maps = acs_coil_maps(masked, mask, centered=centered)
         elif self.coil_maps == "espirit":
-            width = espirit_calib_width(describe_mask(mask), (kspace.shape[-2], kspace.shape[-1]))
+            info = describe_mask(_to_centred(mask, centered))
+            width = espirit_calib_width(info, (kspace.shape[-2], kspace.shape[-1]))
             maps = self._espirit.maps(volume.path, index, masked, width, centered=centered)
         else:
             maps = torch.zeros((0, 0, 0), dtype=torch.complex64)
