@@ -40,9 +40,9 @@ from mrirecon.data.raw import RawVolume, center_crop
 from mrirecon.data.sample import ReconSample
 from mrirecon.errors import ConfigError, DataError
 from mrirecon.masks import MaskFunc, describe_mask, mask_seed
-from mrirecon.physics import ifftnc, rss
+from mrirecon.physics import ifftnc
 
-__all__ = ["COIL_MAP_METHODS", "ReconTransform"]
+__all__ = ["COIL_MAP_METHODS", "ReconTransform", "zero_filled_max"]
 
 COIL_MAP_METHODS = ("acs", "espirit", "none")
 _EMPTY_LABELS = torch.zeros((0, 0), dtype=torch.int16)
@@ -60,6 +60,25 @@ def _to_layout(mask: torch.Tensor, centered: bool) -> torch.Tensor:
 def _to_centred(mask: torch.Tensor, centered: bool) -> torch.Tensor:
     """A mask in the data's layout, in the centred view (``fftshift`` for uncentred data)."""
     return mask if centered else torch.fft.fftshift(mask, dim=_dims(mask))
+
+
+def _apply(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Zero the unsampled locations of ``kspace`` in place (exact +0, no sign bit left over)."""
+    if mask.shape[-2] == 1:  # a line mask: write only the unsampled columns
+        return kspace.index_fill_(-1, (mask.reshape(-1) == 0).nonzero().squeeze(1), 0)
+    return kspace.masked_fill_(mask == 0, 0)
+
+
+def zero_filled_max(masked_kspace: torch.Tensor) -> float:
+    """``max |RSS(F⁻¹ y)|`` of k-space ``(C, H, W)``: the normalisation ``scale``.
+
+    The same for centred and uncentred data, and computed without the centring shifts: shifting
+    k-space multiplies the image by a unit-modulus phase ramp and shifting the image permutes its
+    pixels, and neither changes the largest RSS value. So: one plain 2-D inverse FFT and one fused
+    reduction over coils and real/imaginary parts.
+    """
+    images = ifftnc(masked_kspace, 2, centered=False)  # the plain orthonormal inverse FFT
+    return float(torch.linalg.vector_norm(torch.view_as_real(images), dim=(0, -1)).max())
 
 
 def _mask_tensor(mask: np.ndarray) -> torch.Tensor:
@@ -119,7 +138,7 @@ class ReconTransform:
             if num_low is None or acceleration is None:
                 info = describe_mask(_to_centred(mask, centered))
                 num_low, acceleration = info.num_low_frequencies, info.acceleration
-            return kspace * mask + 0.0, mask, int(num_low), float(acceleration)
+            return _apply(kspace, mask), mask, int(num_low), float(acceleration)
         left, right = volume.padding
         if self.mask_func is not None:
             seed = mask_seed(volume.path.name, deterministic=self.deterministic_mask)
@@ -128,11 +147,11 @@ class ReconTransform:
             mask[..., right:] = 0
             acceleration = describe_mask(mask).acceleration
             mask = _to_layout(mask, centered)
-            return kspace * mask + 0.0, mask, int(num_low), acceleration
+            return _apply(kspace, mask), mask, int(num_low), acceleration
         mask = torch.zeros(1, 1, width)
         mask[..., left:right] = 1
         mask = _to_layout(mask, centered)
-        return kspace * mask + 0.0, mask, right - left, width / max(right - left, 1)
+        return _apply(kspace, mask), mask, right - left, width / max(right - left, 1)
 
     def _crop(self, volume: RawVolume) -> tuple[int, int]:
         crop = self.crop_size or volume.crop_size
@@ -165,7 +184,7 @@ class ReconTransform:
         crop = self._crop(volume)
         kspace = torch.from_numpy(volume.read_kspace(index))
         masked, mask, num_low, acceleration = self._sampling(volume, kspace, centered)
-        scale = float(rss(ifftnc(masked, 2, centered=centered), dim=0).max())
+        scale = zero_filled_max(masked)
         if not scale > 0:
             raise DataError(
                 f"slice {index}: the measured k-space is all zero after masking", path=volume.path
@@ -182,10 +201,10 @@ class ReconTransform:
         if target is None:
             target_t, max_value = torch.zeros(crop, dtype=torch.float32), 0.0
         else:
-            target_t = torch.from_numpy(target) / scale
+            target_t = torch.from_numpy(target).mul_(1.0 / scale)
             max_value = float(volume.target_max or 0.0) / scale
         return ReconSample(
-            masked_kspace=masked / scale,
+            masked_kspace=masked.mul_(1.0 / scale),
             mask=mask.to(torch.float32),
             coil_maps=maps,
             target=target_t,

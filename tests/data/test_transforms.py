@@ -14,7 +14,7 @@ from torch.utils.data import default_collate
 
 from mrirecon.data.header import EncodingLimits, build_ismrmrd_header
 from mrirecon.data.sample import ReconSample
-from mrirecon.data.transforms import ReconTransform
+from mrirecon.data.transforms import ReconTransform, zero_filled_max
 from mrirecon.data.volume import open_volume
 from mrirecon.errors import ConfigError
 from mrirecon.masks import create_mask_func, describe_mask
@@ -55,6 +55,8 @@ def test_normalisation_is_documented_and_invertible(padded_file: Path) -> None:
     assert sample.target.shape == (32, 24) and sample.crop_size == (32, 24)
     zero_filled = rss(ifft2c(sample.masked_kspace), dim=0)
     assert float(zero_filled.max()) == pytest.approx(1.0, rel=1e-5)
+    unsampled = sample.masked_kspace[..., sample.mask.reshape(-1) == 0]
+    assert (unsampled == 0).all() and not torch.signbit(torch.view_as_real(unsampled)).any()  # no -0.0
 
 
 def test_padding_columns_are_never_sampled(padded_file: Path) -> None:
@@ -205,3 +207,13 @@ def test_espirit_maps_are_cached_per_volume(
     assert len(list((tmp_path / "cache").rglob("*.npy"))) == 2
     energy = (first.coil_maps.abs() ** 2).sum(0)
     assert torch.allclose(energy[energy > 0], torch.ones(()), atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 24), (2, 31, 17)])
+def test_scale_needs_no_centring_shifts(shape: tuple[int, int, int]) -> None:
+    """The largest zero-filled RSS value is the same with the centred or the plain inverse FFT."""
+    kspace = torch.randn(*shape, dtype=torch.complex64)
+    kspace[..., ::3] = 0
+    for centered in (True, False):
+        expected = float(rss(ifftnc(kspace, 2, centered=centered), dim=0).max())
+        assert zero_filled_max(kspace) == pytest.approx(expected, rel=1e-5)
