@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import h5py
+import ismrmrd
 import numpy as np
 import pytest
 import torch
 
 from mrirecon.data.bart import read_cfl, write_cfl
 from mrirecon.data.convert import convert_volume
+from mrirecon.data.header import EncodingLimits, build_ismrmrd_header, rewrite_encoding
 from mrirecon.data.ismrmrd_raw import whitening_matrix
 from mrirecon.data.volume import open_volume
 from mrirecon.errors import DataError
@@ -230,3 +232,68 @@ def test_convert_writes_what_open_volume_serves(tmp_path: Path) -> None:
         assert "reconstruction_rss" not in f and f["mask"].dtype == bool and "geometry" in f
     with pytest.raises(DataError, match="would overwrite the input"):
         convert_volume(tmp_path / "out.h5", tmp_path / "out.h5")
+
+
+def _write_ismrmrd_3d(
+    path: Path, kspace: np.ndarray, positions: list[tuple[int, int]], e2_center: int
+) -> None:
+    """3-D ISMRMRD raw data ``(C, X, Y, Z)`` (X 2× oversampled) with readouts at ``(e1, e2)``."""
+    _, size_x, size_y, size_z = kspace.shape
+    xml = build_ismrmrd_header(encoded_matrix=(size_x, size_y, size_z), patient_id="RAW-3D")
+    xml = rewrite_encoding(
+        xml,
+        encoded_matrix=(size_x, size_y, size_z),
+        encoded_fov_mm=(320.0, 160.0, 120.0),
+        recon_matrix=(size_x // 2, size_y, size_z),
+        recon_fov_mm=(160.0, 160.0, 120.0),
+        e1_limits=EncodingLimits(0, size_y - 1, size_y // 2),
+        e2_limits=EncodingLimits(0, size_z - 1 - (size_z // 2 - e2_center), e2_center),
+    )
+    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
+    dataset.write_xml_header(xml)
+    for e1, e2 in positions:
+        acq = ismrmrd.Acquisition.from_array(
+            np.ascontiguousarray(kspace[:, :, e1, e2 + size_z // 2 - e2_center])
+        )
+        acq.idx.kspace_encode_step_1, acq.idx.kspace_encode_step_2 = e1, e2
+        acq.center_sample = size_x // 2
+        acq.position[:] = (0.0, 0.0, 10.0)
+        acq.read_dir[:], acq.phase_dir[:], acq.slice_dir[:] = (
+            (0.0, 1.0, 0.0),
+            (1.0, 0.0, 0.0),
+            (0.0, 0.0, -1.0),
+        )
+        dataset.append_acquisition(acq)
+    dataset.close()
+
+
+def test_3d_ismrmrd_is_decoupled_with_its_geometry(tmp_path: Path) -> None:
+    coils, size_x, size_y, size_z = 3, 32, 16, 12
+    rows = np.stack([disc_image(1, size_y, size_z, seed=x)[0] for x in range(size_x // 2)])  # (X/2, Y, Z)
+    image = np.zeros((size_x, size_y, size_z), dtype=np.complex64)
+    image[size_x // 4 : size_x // 4 + size_x // 2] = rows  # the object fits the recon field of view
+    coil_images = smooth_maps(coils, size_y, size_z)[:, None] * image[None]
+    kspace = fftnc(torch.from_numpy(coil_images.astype(np.complex64)), 3).numpy()
+    rng = np.random.default_rng(2)
+    sampled = rng.random((size_y, size_z)) < 0.4
+    sampled[6:10, 4:8] = True
+    sampled[:, :2] = False  # partial Fourier along the partitions: e2 0 sits at z = 2
+    positions = [(int(y), int(z) - 2) for y, z in np.argwhere(sampled)]
+    _write_ismrmrd_3d(tmp_path / "raw3d.h5", kspace, positions, e2_center=size_z // 2 - 2)
+    volume = open_volume(tmp_path / "raw3d.h5")
+    assert volume.num_slices == size_x // 2 and volume.kspace_shape == (coils, size_y, size_z)
+    np.testing.assert_array_equal(volume.mask, sampled)
+    assert volume.attrs["mrirecon_decoupled_3d"] and volume.header.encoded_matrix == (size_y, size_z, 1)
+    assert volume.crop_size == (size_y, size_z) and volume.padding == (2, size_z)
+    expected = fft2c(
+        torch.from_numpy(np.moveaxis(coil_images, 1, 0)[size_x // 4 : size_x // 4 + size_x // 2])
+    )
+    got = np.stack([volume.read_kspace(i) for i in range(volume.num_slices)])
+    np.testing.assert_allclose(got, expected.numpy() * sampled, atol=1e-5 * float(expected.abs().max()))
+    # slices run along the readout (ISMRMRD read_dir = +y here), 160 mm / 16 = 10 mm apart
+    geometry = volume.geometry
+    np.testing.assert_allclose(np.diff(geometry["position"], axis=0), [[0.0, 10.0, 0.0]] * 15, atol=1e-5)
+    np.testing.assert_allclose(geometry["position"][8], [0.0, 0.0, 10.0], atol=1e-5)
+    np.testing.assert_allclose(geometry["slice_dir"][0], [0.0, 1.0, 0.0])
+    np.testing.assert_allclose(geometry["read_dir"][0], [1.0, 0.0, 0.0])  # rows: the first phase encode
+    np.testing.assert_allclose(geometry["phase_dir"][0], [0.0, 0.0, -1.0])  # columns: the partitions
