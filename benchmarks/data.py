@@ -14,6 +14,7 @@ the second epoch on). Goal: the loader delivers at least 80 % of the raw read ra
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -188,7 +189,11 @@ def main() -> None:
         ],
     )
     print("(slices per second)")
-    payload: dict[str, Any] = {"machine": machine_info(torch.device("cpu")), "loader": rows}
+    payload: dict[str, Any] = {
+        "machine": machine_info(torch.device("cpu")),
+        "load_average": os.getloadavg(),  # other work on the machine while measuring
+        "loader": rows,
+    }
     if not args.skip_simulate:
         sim = bench_simulate(args.quick)
         payload["simulate"] = sim

@@ -40,7 +40,7 @@ from mrirecon.data.raw import RawVolume, center_crop
 from mrirecon.data.sample import ReconSample
 from mrirecon.errors import ConfigError, DataError
 from mrirecon.masks import MaskFunc, describe_mask, mask_seed
-from mrirecon.physics import ifftnc
+from mrirecon.physics import ifftnc, rss
 
 __all__ = ["COIL_MAP_METHODS", "ReconTransform", "zero_filled_max"]
 
@@ -74,11 +74,10 @@ def zero_filled_max(masked_kspace: torch.Tensor) -> float:
 
     The same for centred and uncentred data, and computed without the centring shifts: shifting
     k-space multiplies the image by a unit-modulus phase ramp and shifting the image permutes its
-    pixels, and neither changes the largest RSS value. So: one plain 2-D inverse FFT and one fused
-    reduction over coils and real/imaginary parts.
+    pixels, and neither changes the largest RSS value. So: one plain 2-D inverse FFT and the RSS.
     """
     images = ifftnc(masked_kspace, 2, centered=False)  # the plain orthonormal inverse FFT
-    return float(torch.linalg.vector_norm(torch.view_as_real(images), dim=(0, -1)).max())
+    return float(rss(images, dim=0).max())
 
 
 def _mask_tensor(mask: np.ndarray) -> torch.Tensor:
