@@ -158,6 +158,7 @@ def test_bad_options() -> None:
         LesionOptions(radius_mm=(3.0, 1.0))
 
 
+@pytest.mark.slow
 def test_installed_cli_writes_a_small_dataset(tmp_path: Path) -> None:
     """``mrirecon simulate`` from the installed console script (4 volumes × 4 slices × 4 coils × 64²)."""
     script = Path(sys.executable).with_name("mrirecon")

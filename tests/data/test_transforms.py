@@ -175,6 +175,7 @@ def test_uncentred_data_end_to_end(tmp_path: Path) -> None:
         assert forced.centered
 
 
+@pytest.mark.slow
 def test_espirit_maps_are_cached_per_volume(
     sim_dataset: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
