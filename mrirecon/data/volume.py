@@ -67,12 +67,12 @@ def open_volume(path: str | Path, *, npy_axes: str | None = None, centered: bool
         with open_hdf5(path) as handle:
             ismrmrd_raw = "kspace" not in handle and is_ismrmrd_file(handle)
         if ismrmrd_raw:
-            volume = open_ismrmrd(path)
             if centered is False:
                 raise DataError(
                     "ISMRMRD raw data are placed centred by the converter; centered=False does not apply",
                     path=path,
                 )
+            volume = open_ismrmrd(path)
         else:
             volume = FastMRIVolume(path, centered=centered)
     elif not path.exists() and not bart_pair(path)[1].exists():

@@ -218,3 +218,16 @@ def test_scale_needs_no_centring_shifts(shape: tuple[int, int, int]) -> None:
     for centered in (True, False):
         expected = float(rss(ifftnc(kspace, 2, centered=centered), dim=0).max())
         assert zero_filled_max(kspace) == pytest.approx(expected, rel=1e-5)
+
+
+def test_two_dimensional_masks(sim_dataset: list[Path]) -> None:
+    transform = ReconTransform(mask_func=create_mask_func("gaussian2d", [0.1], [4]), deterministic_mask=True)
+    with open_volume(sim_dataset[0]) as volume:
+        sample = transform(volume, 1)
+        kspace = torch.from_numpy(volume.read_kspace(1))
+    assert sample.mask.shape == (1, 64, 64) and sample.acceleration == pytest.approx(4.0, rel=0.05)
+    torch.testing.assert_close(
+        sample.masked_kspace * sample.scale, kspace * sample.mask, rtol=1e-5, atol=1e-7
+    )
+    unsampled = sample.masked_kspace[:, sample.mask[0] == 0]
+    assert (unsampled == 0).all() and not torch.signbit(torch.view_as_real(unsampled)).any()
