@@ -229,12 +229,16 @@ def _grid(lines: _Lines, path: Path) -> tuple[np.ndarray, np.ndarray]:
     return kspace, counts > 0
 
 
-def _prewhiten(kspace: np.ndarray, lines: _Lines) -> np.ndarray | None:
+def _prewhiten(kspace: np.ndarray, lines: _Lines, path: Path) -> np.ndarray | None:
     if not lines.noise:
         return None
+    if len({n.shape[0] for n in lines.noise}) != 1 or lines.noise[0].shape[0] != lines.coils:
+        raise DataError(
+            f"the noise readouts have {sorted({n.shape[0] for n in lines.noise})} channels, "
+            f"the imaging data {lines.coils}",
+            path=path,
+        )
     noise = np.concatenate(lines.noise, axis=1)
-    if noise.shape[0] != lines.coils:
-        raise DataError(f"the noise readouts have {noise.shape[0]} channels, the imaging data {lines.coils}")
     scale = lines.noise_dwell_us / lines.dwell_us if lines.noise_dwell_us > 0 and lines.dwell_us > 0 else 1.0
     matrix = whitening_matrix(noise, scale=scale)
     kspace[:] = np.einsum("dc,sc...->sd...", matrix, kspace)
@@ -344,7 +348,7 @@ def open_ismrmrd(
         raise DataError(f"cannot read the acquisitions: {error}", path=path) from error
     lines = _sort(rows, header, path, contrast, repetition)
     kspace, measured = _grid(lines, path)
-    _prewhiten(kspace, lines)
+    _prewhiten(kspace, lines, path)
     keep = _readout_keep(header)
     enc_x, enc_y, enc_z = (max(n, 1) for n in header.encoded_matrix)
     rec_x, rec_y, rec_z = (max(n, 1) for n in header.recon_matrix)
