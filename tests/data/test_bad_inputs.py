@@ -165,3 +165,28 @@ def test_dataset_skips_bad_files_and_serves_the_good_ones(good: Path, tmp_path: 
     assert "d_nan.h5" in {p.name for p, _ in dataset.bad_files}
     assert names.count("d_nan.h5") == 1  # slice 0 was fine; slice 1 was replaced by a good slice
     assert set(names) == {"a_good.h5", "z_good.h5", "d_nan.h5"}
+
+
+def test_ismrmrd_problems(tmp_path: Path) -> None:
+    import ismrmrd
+
+    from mrirecon.data.header import build_ismrmrd_header
+
+    def raw(name: str, trajectory: str, noise_only: bool) -> Path:
+        path = tmp_path / name
+        dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
+        dataset.write_xml_header(
+            build_ismrmrd_header(encoded_matrix=(16, 8, 1)).replace(">cartesian<", f">{trajectory}<")
+        )
+        acq = ismrmrd.Acquisition.from_array(np.ones((2, 16), np.complex64))
+        if noise_only:
+            acq.set_flag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
+        dataset.append_acquisition(acq)
+        dataset.close()
+        return path
+
+    assert "the trajectory is radial; mrirecon converts Cartesian data only" in _error(
+        raw("r.h5", "radial", False)
+    )
+    assert "the file holds no imaging readouts" in _error(raw("n.h5", "cartesian", True))
+    assert "centered=False does not apply" in _error(raw("c.h5", "cartesian", False), centered=False)
