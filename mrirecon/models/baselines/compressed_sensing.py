@@ -142,8 +142,8 @@ class L1WaveletCS(Reconstructor):
         super().__init__()
         self.config = config or L1WaveletConfig()
 
-    def _maps(self, kspace: torch.Tensor, mask: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
-        """``(C, H, W)`` maps for one slice (``kspace (1, C, H, W)``, ``mask (1, 1, 1|H, W)``)."""
+    def _slice_maps(self, kspace: torch.Tensor, mask: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
+        """``(C, H, W)`` maps for one slice (``kspace (1, C, H, W)``, ``mask (1, 1, 1|H, W)``), CPU."""
         cfg = self.config
         if cfg.coil_maps == "given":
             return given
@@ -154,14 +154,38 @@ class L1WaveletCS(Reconstructor):
                 f"small for ESPIRiT with kernel width {cfg.espirit_kernel_width}",
                 hint="set coil_maps: given, or use a mask with a larger fully sampled centre",
             )
-        maps = estimate_coil_maps_espirit(
-            kspace,
-            calib_width=width,
-            threshold=cfg.espirit_threshold,
-            kernel_width=cfg.espirit_kernel_width,
-            crop=cfg.espirit_crop,
-        )
+        with _numpy_seed(0):  # SigPy's power iterations start from NumPy's global generator
+            maps = estimate_coil_maps_espirit(
+                kspace,
+                calib_width=width,
+                threshold=cfg.espirit_threshold,
+                kernel_width=cfg.espirit_kernel_width,
+                crop=cfg.espirit_crop,
+            )
         return maps[0]
+
+    @torch.no_grad()
+    def coil_maps_for(
+        self, masked_kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor
+    ) -> torch.Tensor:
+        """The coil maps :meth:`forward` uses: ESPIRiT's from the measured k-space, or the given ones.
+
+        Shapes: as :meth:`forward`; returns ``(B, C, H, W)`` complex64 on the input's device.
+        """
+        dims = check_inputs(masked_kspace, mask, coil_maps)
+        kspace, masks, given = self._on_cpu(masked_kspace, mask, coil_maps, dims["B"])
+        maps = [self._slice_maps(kspace[b : b + 1], masks[b : b + 1], given[b]) for b in range(dims["B"])]
+        return torch.stack(maps).to(masked_kspace.device)
+
+    @staticmethod
+    def _on_cpu(
+        masked_kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor, batch: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (
+            masked_kspace.detach().to("cpu", torch.complex64),
+            mask.detach().to("cpu", torch.float32).expand(batch, -1, -1, -1),
+            coil_maps.detach().to("cpu", torch.complex64),
+        )
 
     @torch.no_grad()
     def forward(
@@ -172,9 +196,7 @@ class L1WaveletCS(Reconstructor):
         from sigpy.mri.app import L1WaveletRecon  # lazy: numba start-up costs about a second
 
         cfg = self.config
-        kspace = masked_kspace.detach().to("cpu", torch.complex64)
-        masks = mask.detach().to("cpu", torch.float32).expand(dims["B"], -1, -1, -1)
-        given = coil_maps.detach().to("cpu", torch.complex64)
+        kspace, masks, given = self._on_cpu(masked_kspace, mask, coil_maps, dims["B"])
         images = []
         for b in tqdm(
             range(dims["B"]), desc="L1-wavelet CS", unit="slice", leave=False, disable=dims["B"] < 2
@@ -183,8 +205,8 @@ class L1WaveletCS(Reconstructor):
             if scale == 0.0:
                 images.append(np.zeros((dims["H"], dims["W"]), dtype=np.complex64))
                 continue
+            maps = self._slice_maps(kspace[b : b + 1], masks[b : b + 1], given[b])
             with _numpy_seed(0):  # the same input gives the same image
-                maps = self._maps(kspace[b : b + 1], masks[b : b + 1], given[b])
                 image = L1WaveletRecon(
                     (kspace[b] / scale).numpy(),
                     maps.numpy(),
