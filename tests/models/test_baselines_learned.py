@@ -239,3 +239,17 @@ def test_gradient_checkpointing_changes_nothing_but_memory() -> None:
     unet = UNetRecon(UNetConfig(chans=4))
     unet.set_gradient_checkpointing(True)
     assert not unet.gradient_checkpointing  # not supported: a no-op
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("name", ["unet", "e2e_varnet"])
+def test_learned_baselines_run_under_torch_compile(name: str) -> None:
+    """About a minute of compilation each on two cores: run with ``-m long``."""
+    torch.manual_seed(0)
+    model = UNetRecon(UNetConfig(chans=4, num_pool_layers=2)) if name == "unet" else E2EVarNet(SMALL_VARNET)
+    model.eval()
+    kspace, mask, maps = scene()
+    with torch.no_grad():
+        compiled = torch.compile(model)(kspace, mask, maps).image
+        eager = model(kspace, mask, maps).image
+    assert torch.allclose(compiled, eager, atol=1e-5)
