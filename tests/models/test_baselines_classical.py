@@ -123,6 +123,7 @@ def cs_scene(noise: float = 0.01) -> tuple[torch.Tensor, ...]:
     return measure(image, maps, mask, noise=noise), mask, maps, image
 
 
+@pytest.mark.slow
 def test_cs_beats_zero_filled_on_a_sparse_phantom() -> None:
     kspace, mask, maps, image = cs_scene()
     support = (image.abs() > 0).to(torch.float32)

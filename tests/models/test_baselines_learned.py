@@ -67,6 +67,7 @@ def test_unet_keeps_odd_and_even_sizes(height: int, width: int) -> None:
     assert NormUNet(3, 4, 3)(x).shape == x.shape
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["unet", "e2e_varnet"])
 def test_finite_gradients_reach_every_parameter(name: str, device: torch.device) -> None:
     torch.manual_seed(0)
@@ -111,6 +112,7 @@ def test_unet_is_a_residual_on_the_zero_filled_image() -> None:
         assert torch.allclose(residual(kspace, mask, maps).image, plain(kspace, mask, maps).image + start)
 
 
+@pytest.mark.slow
 def test_varnet_cascade_is_monais_varnet_block() -> None:
     """Same operator as MONAI's E2E-VarNet block (real layout, its own centred FFT) for the same U-Net."""
     from monai.apps.reconstruction.networks.blocks.varnetblock import VarNetBlock
@@ -217,6 +219,7 @@ def test_varnet_with_2d_masks() -> None:
     assert out.shape == (1, 22, 19) and bool(torch.isfinite(out).all())
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_changes_nothing_but_memory() -> None:
     torch.manual_seed(0)
     model = E2EVarNet(SMALL_VARNET)
