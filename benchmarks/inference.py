@@ -40,8 +40,11 @@ from mrirecon.inference.slices import SliceItems, VolumeBatchSampler, collate_sl
 from mrirecon.inference.step import forward
 from mrirecon.runtime import configure_threads, tune_allocator
 
-#: A small CIRIM for --quick (the paper's is 5 cascades × 8 steps × 64 channels).
-QUICK_CONFIGS: dict[str, dict[str, Any]] = {"cirim": {"cascades": 1, "time_steps": 2, "channels": 8}}
+#: Small configs for --quick (CIRIM's paper config is 5 cascades × 8 steps × 64 channels).
+QUICK_CONFIGS: dict[str, dict[str, Any]] = {
+    "cirim": {"cascades": 1, "time_steps": 2, "channels": 8},
+    "unet": {"chans": 8, "num_pool_layers": 2},
+}
 
 
 def build(name: str, config_file: Path | None, quick: bool) -> LoadedModel:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 
@@ -83,6 +83,7 @@ class RawVolumeLike(Protocol):
     def close(self) -> None: ...
 
 
+CoilMapMethod = Literal["acs", "espirit", "none"]
 #: ``transform(volume, slice_index) -> ReconSample`` (see :func:`make_sample`).
 SliceTransform = Callable[..., ReconSample]
 
@@ -106,7 +107,7 @@ def make_transform(*, mask_func: MaskFunc | None, coil_maps: str) -> SliceTransf
     from mrirecon.data.transforms import ReconTransform
 
     transform: SliceTransform = ReconTransform(
-        mask_func=mask_func, deterministic_mask=True, coil_maps=coil_maps
+        mask_func=mask_func, deterministic_mask=True, coil_maps=cast(CoilMapMethod, coil_maps)
     )
     return transform
 

@@ -15,17 +15,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mrirecon.data.volume import SUPPORTED_SUFFIXES, is_supported
 from mrirecon.errors import ConfigError, DataError
 
 __all__ = ["INPUT_SUFFIXES", "OutputPaths", "list_inputs", "output_paths"]
 
 #: File types ``mrirecon convert`` reads (fastMRI/ISMRMRD HDF5, BART cfl, NumPy).
-INPUT_SUFFIXES = (".h5", ".hdf5", ".cfl", ".npy")
+INPUT_SUFFIXES = SUPPORTED_SUFFIXES
 DICOM_FOLDER = "dicom"
-
-
-def _supported(path: Path) -> bool:
-    return path.suffix.lower() in INPUT_SUFFIXES and not path.name.startswith(".")
 
 
 def list_inputs(source: str | os.PathLike[str], *, split: str | None = None) -> list[Path]:
@@ -42,13 +39,13 @@ def list_inputs(source: str | os.PathLike[str], *, split: str | None = None) -> 
     if split is not None and not (path.is_file() and path.suffix.lower() == ".csv"):
         raise DataError("a split can only be chosen from a manifest CSV", path=path)
     if path.is_dir():
-        files = sorted((p for p in path.iterdir() if p.is_file() and _supported(p)), key=lambda p: p.name)
+        files = sorted((p for p in path.iterdir() if p.is_file() and is_supported(p)), key=lambda p: p.name)
     elif path.is_file() and path.suffix.lower() == ".csv":
         from mrirecon.data.manifest import read_manifest
 
         files = [Path(e.path) for e in read_manifest(path) if split is None or e.split == split]
     elif path.is_file():
-        if not _supported(path):
+        if not is_supported(path):
             raise DataError(
                 f"unsupported input type '{path.suffix}'",
                 path=path,

@@ -9,14 +9,12 @@ from typing import Any
 
 import torch
 
+from mrirecon.data.transforms import COIL_MAP_METHODS
 from mrirecon.errors import ConfigError
 from mrirecon.export import DicomOptions
 from mrirecon.inference.undersampling import Undersampling
 
 __all__ = ["COIL_MAP_METHODS", "RunOptions", "resolve_device"]
-
-#: The data layer's coil-map estimation; ``none`` for models that estimate their own (E2E-VarNet).
-COIL_MAP_METHODS = ("acs", "espirit", "none")
 
 
 @dataclass(frozen=True)

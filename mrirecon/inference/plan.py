@@ -26,7 +26,7 @@ from typing import Any
 import h5py
 
 from mrirecon.atomic import partial_name
-from mrirecon.errors import ConfigError, DataError
+from mrirecon.errors import ConfigError
 from mrirecon.export.dicom import FILE_GLOB, FILE_PATTERN
 from mrirecon.inference import components
 from mrirecon.inference.failures import Failure, error_text
@@ -190,7 +190,6 @@ def make_plan(
                 )
             finally:
                 volume.close()
-            _check_crop(task)
         except Exception as error:  # a bad input is recorded; the run goes on
             if fail_fast:
                 raise
@@ -229,17 +228,6 @@ def _remove_partials(outputs: OutputPaths) -> None:
             shutil.rmtree(partial, ignore_errors=True)
         elif partial.exists():
             partial.unlink(missing_ok=True)
-
-
-def _check_crop(task: VolumeTask) -> None:
-    (h, w), (_, height, width) = task.crop_size, task.kspace_shape
-    if not (0 < h <= height and 0 < w <= width):
-        raise DataError(
-            f"the reconstruction size {h}×{w} (from the header) does not fit in the "
-            f"{height}×{width} k-space grid",
-            path=task.input_path,
-            hint="check the file's ismrmrd_header (reconSpace matrix)",
-        )
 
 
 def _with_action(task: VolumeTask, action: str) -> VolumeTask:

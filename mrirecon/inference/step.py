@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mrirecon.data.raw import center_crop
 from mrirecon.errors import ModelError, MriReconError
-from mrirecon.evaluation.volumes import center_crop
 from mrirecon.inference.slices import SampleGroup
 from mrirecon.models.base import Reconstructor
 from mrirecon.physics import ifftnc, rss
@@ -127,5 +127,5 @@ def reconstruct_group(
 
 
 def _crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """fastMRI's centre crop (offsets ``(H − h) // 2``); the plan checked that ``size`` fits."""
-    return np.ascontiguousarray(center_crop(image, size, path=Path(), what="image"))
+    """fastMRI's centre crop (offsets ``(H − h) // 2``), as the data layer crops targets."""
+    return np.ascontiguousarray(center_crop(image, size))

@@ -1,4 +1,4 @@
-"""Fixtures of the inference tests: the fakes installed, and small input folders."""
+"""Fixtures of the inference tests: the test models registered, and small input folders."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.inference import fakes
 
 @pytest.fixture
 def installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fake readers, transform and models of tests/inference/fakes.py, switched in."""
+    """The test-only models of tests/inference/fakes.py, registered."""
     fakes.install(monkeypatch.setattr)
 
 

@@ -1,15 +1,15 @@
-"""Small stand-ins for the pieces other layers provide (readers, transforms, models), for tests.
+"""Test inputs and test-only models for the inference tests.
 
-- :func:`write_input`: a fastMRI-layout HDF5 input (``kspace``, optional ``mask``, header, attrs);
-- :class:`FakeVolume` / :class:`FakeTransform`: what inference uses of ``open_volume`` and
-  ``ReconTransform`` (docs/interfaces.md §1, §2), built on mrirecon.physics and mrirecon.masks;
-- models for the registry: ``fake_zero_filled`` (classical: the SENSE combination of the zero-filled
-  coil images with RSS-normalised maps, i.e. exactly their RSS), ``fake_learned`` (one weight per
-  coil: takes only the coil count it was built for), ``fake_slow`` (sleeps: lets a test kill a run
-  half-way).
+- :func:`write_input`: a small fastMRI-layout input written by the data layer's own writer
+  (``kspace``, header, optional ``mask``, ``geometry/``, attrs); :func:`rss_volume`: its RSS;
+- models registered for the tests only: ``fake_learned`` (one weight per coil: takes only the
+  coil count it was built for, as a model trained for a fixed coil count would), ``fake_slow``
+  (sleeps: lets a test kill a run half-way) and ``fake_nan`` (a broken model); the last two build
+  on :class:`FakeZeroFilled` (the SENSE combination of the zero-filled coil images).
 
-:func:`install` switches them in (``monkeypatch`` in a test, or module attributes in a subprocess
-started by ``tests/inference/run_cli.py``).
+Readers, transforms and the real models are mrirecon's own. :func:`install` registers the test
+models (``monkeypatch`` in a test, module attributes in a subprocess started by
+``tests/inference/run_cli.py``).
 """
 
 from __future__ import annotations
@@ -24,13 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from mrirecon.data.fastmri import write_volume
 from mrirecon.data.header import build_ismrmrd_header
-from mrirecon.data.sample import ReconSample
-from mrirecon.errors import DataError
-from mrirecon.masks import MaskFunc, apply_mask, volume_seed
 from mrirecon.models import registry
 from mrirecon.models.base import ReconOutput, Reconstructor
-from mrirecon.physics import fft2c, ifft2c, normalize_coil_maps, rss, sense_reduce
+from mrirecon.physics import fft2c, ifft2c, rss, sense_reduce
 
 # ---------------------------------------------------------------------------------------- inputs
 
@@ -67,27 +65,23 @@ def write_input(
     header: str | None = None,
     geometry: Any = None,
 ) -> Path:
-    """A fastMRI-layout input file (with ``mask``: prospectively undersampled; ``geometry``: a
-    :class:`~mrirecon.export.geometry.SliceGeometry` written as the ``geometry/`` group)."""
+    """A fastMRI-layout input (``crop``: the header's reconstruction size; with ``mask``:
+    prospectively undersampled; ``geometry``: a :class:`~mrirecon.export.geometry.SliceGeometry`)."""
     kspace = phantom_kspace(slices, coils, size, seed)
     h, w = size
     crop = crop or (h, w)
     header = header or build_ismrmrd_header(encoded_matrix=(h, w, 1), recon_matrix=(crop[0], crop[1], 1))
     if mask is not None:
         kspace = kspace * (mask if mask.ndim == 2 else mask[None, :])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as f:
-        f["kspace"] = kspace
-        f["ismrmrd_header"] = np.bytes_(header.encode())
-        if mask is not None:
-            f["mask"] = mask.astype(bool)
-        f.attrs["acquisition"] = "AXT2"
-        f.attrs["crop"] = np.asarray(crop)
-        if patient_id:
-            f.attrs["patient_id"] = patient_id
-        if geometry is not None:
-            geometry.write(f.create_group("geometry"))
-    return path
+    arrays = None
+    if geometry is not None:
+        arrays = {
+            name: getattr(geometry, name)
+            for name in ("position", "read_dir", "phase_dir", "slice_dir", "patient_table_position")
+        }
+        arrays["slice_thickness_mm"] = geometry.slice_thickness_mm
+    attrs = {"acquisition": "AXT2"} | ({"patient_id": patient_id} if patient_id else {})
+    return write_volume(path, kspace=kspace, header_xml=header, mask=mask, geometry=arrays, attrs=attrs)
 
 
 def rss_volume(path: Path) -> np.ndarray:
@@ -95,98 +89,6 @@ def rss_volume(path: Path) -> np.ndarray:
     with h5py.File(path) as f:
         kspace = torch.from_numpy(f["kspace"][()])
     return rss(ifft2c(kspace), dim=1).numpy().astype(np.float32)
-
-
-class FakeVolume:
-    """What inference uses of ``RawVolume`` (lazy, re-openable)."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise DataError("no such file", path=self.path)
-        try:
-            self._file = h5py.File(self.path, "r")
-        except OSError as error:
-            raise DataError(f"not a readable HDF5 file ({error})", path=self.path) from error
-        if "kspace" not in self._file:
-            self._file.close()
-            raise DataError("no 'kspace' dataset", path=self.path)
-        shape = self._file["kspace"].shape
-        self.num_slices = int(shape[0])
-        self.kspace_shape = (int(shape[1]), int(shape[2]), int(shape[3]))
-        self.mask = self._file["mask"][()] if "mask" in self._file else None
-        crop = self._file.attrs.get("crop", self.kspace_shape[1:])
-        self.crop_size = (int(crop[0]), int(crop[1]))
-        self.centered = True
-        self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self._file.attrs.items()}
-        self.acquisition = str(self.attrs.get("acquisition", ""))
-        header = self._file.get("ismrmrd_header")
-        self.header_xml = header[()].decode() if header is not None else None
-        group = self._file.get("geometry")
-        self.geometry = None
-        if group is not None:
-            self.geometry = {k: group[k][()] for k in group} | dict(group.attrs)
-
-    def read_kspace(self, index: int) -> np.ndarray:
-        data = np.asarray(self._file["kspace"][index], dtype=np.complex64)
-        if not np.all(np.isfinite(data)):
-            raise DataError(f"slice {index} holds NaN or infinite k-space values", path=self.path)
-        return data
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def fake_open_input(path: Any, *, npy_axes: str | None = None) -> FakeVolume:
-    return FakeVolume(Path(path))
-
-
-@dataclass(frozen=True)
-class FakeTransform:
-    """One slice → ReconSample: own mask, else ``mask_func`` seeded from the file name, else none;
-    coil maps: the zero-filled coil images over their RSS; ``scale``: the zero-filled RSS maximum."""
-
-    mask_func: MaskFunc | None = None
-    coil_maps: str = "acs"
-
-    def __call__(self, volume: FakeVolume, index: int) -> ReconSample:
-        kspace = torch.from_numpy(volume.read_kspace(index))
-        _, h, w = kspace.shape
-        if volume.mask is not None:
-            own = torch.from_numpy(volume.mask.astype(np.float32))
-            mask = own.reshape(1, 1, w) if own.ndim == 1 else own.reshape(1, h, w)
-            masked = kspace * mask
-            acceleration = float(mask.numel() / mask.sum())
-        elif self.mask_func is not None:
-            masked, mask, _ = apply_mask(kspace, self.mask_func, seed=volume_seed(volume.path.name))
-            mask = mask.reshape(1, *mask.shape[-2:])
-            acceleration = float(mask.numel() / mask.sum())
-        else:
-            masked, mask, acceleration = kspace, torch.ones(1, 1, w), 1.0
-        images = ifft2c(masked)
-        scale = float(rss(images[None], dim=1).max())
-        return ReconSample(
-            masked_kspace=(masked / scale).to(torch.complex64),
-            mask=mask.to(torch.float32),
-            coil_maps=normalize_coil_maps(images[None])[0].to(torch.complex64),
-            target=torch.zeros(volume.crop_size),
-            fname=volume.path.name,
-            slice_num=index,
-            max_value=0.0,
-            crop_size=volume.crop_size,
-            scale=scale,
-            num_low_frequencies=0,
-            acceleration=acceleration,
-            lesion_labels=torch.zeros(0, 0, dtype=torch.int16),
-        )
-
-
-def fake_make_transform(*, mask_func: MaskFunc | None, coil_maps: str) -> FakeTransform:
-    return FakeTransform(mask_func, coil_maps)
-
-
-def fake_make_sample(transform: Any, volume: Any, index: int) -> ReconSample:
-    return transform(volume, index)
 
 
 # ---------------------------------------------------------------------------------------- models
@@ -269,7 +171,6 @@ class FakeNan(FakeZeroFilled):
 
 
 FAKE_MODELS = {
-    "fake_zero_filled": registry.ModelEntry("fake_zero_filled", FakeZeroFilled, ZeroFilledConfig, "test"),
     "fake_learned": registry.ModelEntry("fake_learned", FakeLearned, LearnedConfig, "test"),
     "fake_slow": registry.ModelEntry("fake_slow", FakeSlow, SlowConfig, "test"),
     "fake_nan": registry.ModelEntry("fake_nan", FakeNan, NanConfig, "test"),
@@ -277,11 +178,23 @@ FAKE_MODELS = {
 
 
 def install(setattr_: Any = None) -> None:
-    """Switch the fakes in: ``setattr_`` is ``monkeypatch.setattr`` in a test, plain setattr otherwise."""
-    from mrirecon.inference import components
-
+    """Register the test models: ``setattr_`` is ``monkeypatch.setattr`` in a test, setattr otherwise."""
     put = setattr_ or setattr
-    put(components, "open_input", fake_open_input)
-    put(components, "make_transform", fake_make_transform)
-    put(components, "make_sample", fake_make_sample)
     put(registry, "_REGISTRY", {**registry._registry(), **FAKE_MODELS})
+
+
+def direct_reconstruction(path: Path, model: Reconstructor, mask_func: Any = None) -> np.ndarray:
+    """The oracle of a pipeline run: slice by slice, the data layer's transform, the model, times
+    ``scale``, cropped — float32 ``(S, h, w)``."""
+    from mrirecon.data.raw import center_crop
+    from mrirecon.data.transforms import ReconTransform
+    from mrirecon.data.volume import open_volume
+
+    transform = ReconTransform(mask_func=mask_func, deterministic_mask=True, coil_maps="acs")
+    out = []
+    with open_volume(path) as volume, torch.inference_mode():
+        for index in range(volume.num_slices):
+            s = transform(volume, index)
+            image = model(s.masked_kspace[None], s.mask[None], s.coil_maps[None]).image[0]
+            out.append(center_crop((image.abs() * s.scale).numpy(), volume.crop_size))
+    return np.stack(out).astype(np.float32)

@@ -1,4 +1,4 @@
-"""``python tests/inference/run_cli.py ARGS``: the mrirecon CLI with the test fakes installed.
+"""``python tests/inference/run_cli.py ARGS``: the mrirecon CLI with the test models registered.
 
 Tests that need a separate process (SIGKILL, DDP, resource limits) run this script; Lightning's DDP
 launcher re-runs the same command line for the other ranks, so they get the fakes too.

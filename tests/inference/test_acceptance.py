@@ -1,5 +1,5 @@
-"""The issue's acceptance run: 20 small simulated volumes and one corrupt input through ``mrirecon
-batch --dicom``, killed half-way with SIGKILL and started again.
+"""The issue's acceptance run: 20 small volumes from ``mrirecon simulate`` and one corrupt input
+through ``mrirecon batch --dicom``, killed half-way with SIGKILL and started again.
 
 - after the kill, every output under its final name is complete (no half-written file looks done);
 - the restart skips the finished volumes (not rewritten) and redoes the others, so every volume is
@@ -20,15 +20,15 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from mrirecon.data.simulate import simulate_dataset
 from mrirecon.export import read_reconstruction
 from mrirecon.inference.failures import read_failures
 from mrirecon.inference.plan import dicom_complete
 from tests.export.tools import dciodvfy, free_port, need, wait_for_port
-from tests.inference import fakes
 from tests.inference.processes import run_cli, start_cli
 
 pytestmark = pytest.mark.slow
-VOLUMES, SLICES = 20, 2
+VOLUMES, SLICES, SIZE = 20, 2, (32, 32)
 #: dciodvfy's warnings for a header without study date or laterality (see tests/export).
 ACCEPTED_WARNINGS = {
     "Warning - Missing attribute or value that would be needed to build DICOMDIR - Study Date",
@@ -46,9 +46,10 @@ def _finished(out: Path) -> dict[str, tuple[int, int]]:
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("acceptance")
     inputs, out = root / "in", root / "out"
-    names = [f"vol_{i:02d}.h5" for i in range(VOLUMES)]
-    for i, name in enumerate(names):
-        fakes.write_input(inputs / name, slices=SLICES, coils=2, size=(16, 16), seed=i)
+    paths = simulate_dataset(
+        inputs, volumes=VOLUMES, slices=SLICES, coils=2, size=SIZE, seed=0, progress=False
+    )
+    names = sorted(p.name for p in paths)
     (inputs / "vol_corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(200))
     config = root / "slow.yaml"
     config.write_text("seconds: 0.15\n")  # slow enough to be killed half-way
@@ -67,7 +68,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     process.wait(timeout=30)
     after_kill = _finished(out)
     complete_after_kill = {
-        name: read_reconstruction(out / name).shape == (SLICES, 16, 16) for name in after_kill
+        name: read_reconstruction(out / name).shape == (SLICES, *SIZE) for name in after_kill
     } | {
         f"dicom/{d.name}": dicom_complete(d, SLICES)
         for d in (out / "dicom").iterdir()
@@ -105,7 +106,7 @@ def test_the_restart_completes_every_volume_exactly_once(run: dict) -> None:
         assert finished[name] == stat, f"{name} was rewritten"
     series = set()
     for name in run["names"]:
-        assert read_reconstruction(out / name).shape == (SLICES, 16, 16)
+        assert read_reconstruction(out / name).shape == (SLICES, *SIZE)
         folder = out / "dicom" / Path(name).stem
         assert dicom_complete(folder, SLICES)
         uids = {pydicom.dcmread(p, stop_before_pixels=True).SeriesInstanceUID for p in folder.iterdir()}

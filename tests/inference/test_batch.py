@@ -12,12 +12,13 @@ import pydicom
 import pytest
 import torch
 
+from mrirecon.data.raw import center_crop
 from mrirecon.errors import ConfigError, DataError, ModelError
-from mrirecon.evaluation.volumes import center_crop
 from mrirecon.export import DicomOptions, read_reconstruction
 from mrirecon.inference import RunOptions, Undersampling, load_reconstructor, run_batch, run_inference
 from mrirecon.inference.failures import read_failures
 from mrirecon.models.io import save_model
+from mrirecon.models.registry import build_model, default_config
 from tests.export.tools import IDENTIFIERS, oblique_geometry, rich_header
 from tests.inference import fakes
 
@@ -29,25 +30,28 @@ def _options(out: Path, **kwargs) -> RunOptions:
 
 
 def _rss(path: Path, crop: tuple[int, int]) -> np.ndarray:
-    return np.asarray(center_crop(fakes.rss_volume(path), crop, path=path, what="oracle"))
+    return np.asarray(center_crop(fakes.rss_volume(path), crop))
 
 
 def test_outputs_are_the_oracle_in_the_input_scale_with_provenance(tmp_path: Path, inputs: Path) -> None:
     out = tmp_path / "out"
-    result = run_batch(load_reconstructor("fake_zero_filled"), inputs, _options(out, batch_size=3))
+    loaded = load_reconstructor("zero_filled")
+    result = run_batch(loaded, inputs, _options(out, batch_size=3))  # batches span volumes
     assert (result.reconstructed, result.slices, result.failures, result.skipped) == (3, 9, [], 0)
     for name, crop in (("vol_a", (32, 24)), ("vol_b", (28, 20)), ("vol_c", (32, 24))):
         recon = read_reconstruction(out / f"{name}.h5")
-        oracle = _rss(inputs / f"{name}.h5", crop)  # RSS of the coil images, in the file's own scale
-        assert recon.shape == oracle.shape and oracle.max() > 1e-4
-        np.testing.assert_allclose(recon.reconstruction, oracle, rtol=1e-4, atol=1e-6 * oracle.max())
-        np.testing.assert_allclose(recon.zero_filled, oracle, rtol=1e-4, atol=1e-6 * oracle.max())
-        assert (recon.model, recon.checkpoint_sha256, recon.undersampling) == ("fake_zero_filled", "", "none")
+        rss = _rss(inputs / f"{name}.h5", crop)  # RSS of the coil images, in the file's own scale
+        direct = fakes.direct_reconstruction(inputs / f"{name}.h5", loaded.model)  # slice by slice
+        assert recon.shape == rss.shape == direct.shape and rss.max() > 1e-4
+        np.testing.assert_allclose(recon.reconstruction, direct, rtol=1e-4, atol=1e-6 * rss.max())
+        np.testing.assert_allclose(recon.zero_filled, rss, rtol=1e-4, atol=1e-6 * rss.max())
+        assert np.corrcoef(recon.reconstruction.ravel(), rss.ravel())[0, 1] > 0.9  # the same image
+        assert (recon.model, recon.checkpoint_sha256, recon.undersampling) == ("zero_filled", "", "none")
         assert (recon.input_file, recon.acquisition) == (f"{name}.h5", "AXT2")
         assert recon.ismrmrd_header and "reconSpace" in recon.ismrmrd_header
         assert recon.extra_attrs["coil_maps"] == "acs" and recon.acceleration is None
     run = json.loads((out / "run.json").read_text())
-    assert run["status"] == "complete" and run["model"] == "fake_zero_filled"
+    assert run["status"] == "complete" and run["model"] == "zero_filled"
     assert run["counts"] == {
         "inputs": 3,
         "skipped_finished": 0,
@@ -75,16 +79,15 @@ def test_a_checkpoint_run_records_its_sha256_and_config(tmp_path: Path, inputs: 
     run_batch(loaded, inputs / "vol_b.h5", _options(tmp_path / "out"))
     recon = read_reconstruction(tmp_path / "out" / "vol_b.h5")
     assert recon.checkpoint_sha256 == loaded.checkpoint_sha256 and len(recon.checkpoint_sha256) == 64
-    np.testing.assert_allclose(
-        recon.reconstruction, _rss(inputs / "vol_b.h5", (28, 20)), rtol=1e-4, atol=1e-9
-    )
+    direct = fakes.direct_reconstruction(inputs / "vol_b.h5", loaded.model)
+    np.testing.assert_allclose(recon.reconstruction, direct, rtol=1e-4, atol=1e-9)
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["checkpoint_sha256"] == loaded.checkpoint_sha256 and run["config"]["model"] == {"coils": 4}
     assert recon.extra_attrs["model_config"] == '{"coils":4}'
 
 
 def test_retrospective_undersampling_is_recorded_and_repeatable(tmp_path: Path, inputs: Path) -> None:
-    model = load_reconstructor("fake_zero_filled")
+    model = load_reconstructor("zero_filled")
     asked = Undersampling("equispaced_fraction", 4.0)
     first = run_batch(model, inputs, _options(tmp_path / "one", undersampling=asked, batch_size=8))
     run_batch(model, inputs, _options(tmp_path / "two", undersampling=asked, batch_size=1, workers=2))
@@ -99,6 +102,8 @@ def test_retrospective_undersampling_is_recorded_and_repeatable(tmp_path: Path, 
             4.0,
         )
         assert one.extra_attrs["center_fraction"] == pytest.approx(0.08)
+        direct = fakes.direct_reconstruction(inputs / f"{name}.h5", model.model, asked.mask_func())
+        np.testing.assert_allclose(one.reconstruction, direct, rtol=1e-4, atol=1e-9)
         full = _rss(inputs / f"{name}.h5", one.shape[1:])
         error = np.linalg.norm(one.zero_filled - full) / np.linalg.norm(full)
         assert 0.02 < error < 0.9  # aliased, but the same object
@@ -110,7 +115,7 @@ def test_prospective_input_keeps_its_own_mask(tmp_path: Path) -> None:
     mask[10:14] = True
     path = fakes.write_input(tmp_path / "in" / "pros.h5", mask=mask)
     asked = Undersampling("random", 8.0)  # ignored: the data were measured with their own mask
-    run_batch(load_reconstructor("fake_zero_filled"), path, _options(tmp_path / "out", undersampling=asked))
+    run_batch(load_reconstructor("zero_filled"), path, _options(tmp_path / "out", undersampling=asked))
     recon = read_reconstruction(tmp_path / "out" / "pros.h5")
     assert (recon.undersampling, recon.mask_type) == ("prospective", "")
     assert recon.acceleration == pytest.approx(24 / mask.sum())
@@ -132,9 +137,9 @@ def test_bad_inputs_are_recorded_and_the_run_goes_on(tmp_path: Path, inputs: Pat
     assert sorted(failed) == ["vol_corrupt.h5", "vol_nan.h5", "vol_six_coils.h5"]
     assert (
         failed["vol_corrupt.h5"].kind == "DataError"
-        and "not a readable HDF5" in failed["vol_corrupt.h5"].error
+        and "cannot open the file as HDF5" in failed["vol_corrupt.h5"].error
     )
-    assert "slice 1 holds NaN" in failed["vol_nan.h5"].error
+    assert "slice 1 of the k-space holds NaN" in failed["vol_nan.h5"].error
     assert failed["vol_six_coils.h5"].kind == "ModelError"
     assert "cannot take k-space of 6 coil(s)" in failed["vol_six_coils.h5"].error
     rows = read_failures(tmp_path / "out" / "failures.csv")
@@ -149,9 +154,24 @@ def test_bad_inputs_are_recorded_and_the_run_goes_on(tmp_path: Path, inputs: Pat
     assert (again.skipped, again.reconstructed, len(again.failures)) == (3, 0, 3)
 
 
+def test_an_image_too_small_for_the_unet_is_a_model_error(tmp_path: Path) -> None:
+    # fastMRI's U-Net pools four times: 16 × 16 leaves one pixel, where instance norm fails
+    fakes.write_input(tmp_path / "in" / "small.h5", slices=1, size=(16, 16))
+    fakes.write_input(tmp_path / "in" / "usual.h5", slices=1, size=(32, 32))
+    ckpt = save_model(tmp_path / "unet.pt", "unet", default_config("unet"), build_model("unet"))
+    result = run_batch(load_reconstructor(ckpt), tmp_path / "in", _options(tmp_path / "out"))
+    assert result.reconstructed == 1 and [Path(f.file).name for f in result.failures] == ["small.h5"]
+    failure = result.failures[0]
+    assert (
+        failure.kind == "ModelError"
+        and "model 'unet' cannot take k-space of 4 coil(s) × 16 × 16" in failure.error
+    )
+    assert read_reconstruction(tmp_path / "out" / "usual.h5").shape == (1, 32, 32)
+
+
 def test_resume_skips_finished_volumes_and_exports_missing_dicom(tmp_path: Path, inputs: Path) -> None:
     out = tmp_path / "out"
-    model = load_reconstructor("fake_zero_filled")
+    model = load_reconstructor("zero_filled")
     run_batch(model, inputs / "vol_a.h5", _options(out))
     before = (out / "vol_a.h5").stat()
     second = run_batch(model, inputs, _options(out))
@@ -173,7 +193,7 @@ def test_resume_skips_finished_volumes_and_exports_missing_dicom(tmp_path: Path,
 
 def test_a_dicom_series_without_its_hdf5_is_redone_with_the_same_uids(tmp_path: Path, inputs: Path) -> None:
     out = tmp_path / "out"
-    model = load_reconstructor("fake_zero_filled")
+    model = load_reconstructor("zero_filled")
     run_batch(model, inputs / "vol_b.h5", _options(out, dicom=True))
     uids = {p.name: pydicom.dcmread(p).SOPInstanceUID for p in (out / "dicom" / "vol_b").iterdir()}
     (out / "vol_b.h5").unlink()  # as if killed between the series' rename and the HDF5's
@@ -186,11 +206,11 @@ def test_outputs_of_another_model_are_refused_then_replaced_with_overwrite(
     tmp_path: Path, inputs: Path
 ) -> None:
     out = tmp_path / "out"
-    run_batch(load_reconstructor("fake_zero_filled"), inputs / "vol_b.h5", _options(out, dicom=True))
+    run_batch(load_reconstructor("zero_filled"), inputs / "vol_b.h5", _options(out, dicom=True))
     slow = load_reconstructor("fake_slow")
     with pytest.raises(ConfigError, match="another model"):
         run_batch(slow, inputs / "vol_b.h5", _options(out, dicom=True))
-    assert read_reconstruction(out / "vol_b.h5").model == "fake_zero_filled"  # untouched
+    assert read_reconstruction(out / "vol_b.h5").model == "zero_filled"  # untouched
     result = run_batch(slow, inputs / "vol_b.h5", _options(out, dicom=True, overwrite=True))
     assert result.reconstructed == 1 and read_reconstruction(out / "vol_b.h5").model == "fake_slow"
     series = {pydicom.dcmread(p).SeriesInstanceUID for p in (out / "dicom" / "vol_b").iterdir()}
@@ -204,7 +224,7 @@ def test_header_geometry_and_identifiers_reach_hdf5_and_dicom(tmp_path: Path) ->
         tmp_path / "in" / "scan.h5", patient_id=IDENTIFIERS["patient_id"], header=header, geometry=geometry
     )
     out = tmp_path / "out"
-    run_batch(load_reconstructor("fake_zero_filled"), path, _options(out, dicom=True))
+    run_batch(load_reconstructor("zero_filled"), path, _options(out, dicom=True))
     recon = read_reconstruction(out / "scan.h5")
     assert recon.ismrmrd_header == header and recon.patient_id == IDENTIFIERS["patient_id"]
     assert recon.geometry is not None
@@ -216,7 +236,7 @@ def test_header_geometry_and_identifiers_reach_hdf5_and_dicom(tmp_path: Path) ->
     )
     anonymous = tmp_path / "anonymous"
     options = _options(anonymous, dicom=True, dicom_options=DicomOptions(deidentify=True, salt="s"))
-    run_batch(load_reconstructor("fake_zero_filled"), path, options)
+    run_batch(load_reconstructor("zero_filled"), path, options)
     text = b"".join(p.read_bytes() for p in (anonymous / "dicom" / "scan").iterdir())
     for value in (
         IDENTIFIERS["patient_id"],
@@ -228,7 +248,7 @@ def test_header_geometry_and_identifiers_reach_hdf5_and_dicom(tmp_path: Path) ->
 
 def test_infer_redoes_everything_and_raises_failures(tmp_path: Path, inputs: Path) -> None:
     out = tmp_path / "out"
-    model = load_reconstructor("fake_zero_filled")
+    model = load_reconstructor("zero_filled")
     run_inference(model, inputs / "vol_a.h5", _options(out))
     first = (out / "vol_a.h5").stat().st_mtime_ns
     run_inference(model, inputs / "vol_a.h5", _options(out))

@@ -11,13 +11,13 @@ import pytest
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
+COMMAND = [sys.executable, "-m", "benchmarks.inference", "--quick", "--model", "unet"]
 
 
 def test_quick_benchmark(tmp_path: Path) -> None:
-    pytest.importorskip("mrirecon.data.simulate", reason="the data layer's simulator is not merged yet")
     output = tmp_path / "inference.json"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.inference", "--quick", "--workers", "1", "--output", str(output)],
+        [*COMMAND, "--workers", "1", "--output", str(output)],
         capture_output=True,
         text=True,
         timeout=600,

@@ -27,7 +27,7 @@ def test_infer_a_file_with_retrospective_undersampling(tmp_path: Path, inputs: P
     out = tmp_path / "out"
     result = _run(
         "infer",
-        "fake_zero_filled",
+        "zero_filled",
         inputs / "vol_a.h5",
         "-o",
         out,
@@ -46,7 +46,7 @@ def test_infer_a_file_with_retrospective_undersampling(tmp_path: Path, inputs: P
 
 def test_infer_a_folder_with_dicom(tmp_path: Path, inputs: Path) -> None:
     out = tmp_path / "out"
-    result = _run("infer", "fake_zero_filled", inputs, "-o", out, "--dicom", "--deidentify", *QUIET)
+    result = _run("infer", "zero_filled", inputs, "-o", out, "--dicom", "--deidentify", *QUIET)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (out / "dicom").iterdir()) == ["vol_a", "vol_b", "vol_c"]
     assert len(list((out / "dicom" / "vol_c").glob("IM_*.dcm"))) == 4
@@ -58,10 +58,10 @@ def test_infer_a_folder_with_dicom(tmp_path: Path, inputs: Path) -> None:
         (["infer", "cirrim", "{in}", "-o", "{out}"], "unknown model 'cirrim'"),
         (["infer", "{bad_ckpt}", "{in}", "-o", "{out}"], "cannot read it as a"),
         (["infer", "fake_learned", "{in}", "-o", "{out}"], "learned and needs its trained weights"),
-        (["infer", "fake_zero_filled", "{in}", "-o", "{out}", "--mask", "random"], "go together"),
-        (["infer", "fake_zero_filled", "{missing}", "-o", "{out}"], "no such input"),
+        (["infer", "zero_filled", "{in}", "-o", "{out}", "--mask", "random"], "go together"),
+        (["infer", "zero_filled", "{missing}", "-o", "{out}"], "no such input"),
         (
-            ["batch", "--model", "fake_zero_filled", "-o", "{out}"],
+            ["batch", "--model", "zero_filled", "-o", "{out}"],
             "exactly one of --manifest and --input-dir",
         ),
         (["batch", "--input-dir", "{in}", "-o", "{out}"], "exactly one of --checkpoint and --model"),
@@ -69,8 +69,8 @@ def test_infer_a_folder_with_dicom(tmp_path: Path, inputs: Path) -> None:
             ["batch", "--checkpoint", "{missing}", "--input-dir", "{in}", "-o", "{out}"],
             "no such checkpoint file",
         ),
-        (["batch", "--model", "fake_zero_filled", "--input-dir", "{in}", "-o", "{in}/vol_a.h5"], "is a file"),
-        (["infer", "fake_zero_filled", "{in}", "-o", "{in}"], "output folder is the folder of the inputs"),
+        (["batch", "--model", "zero_filled", "--input-dir", "{in}", "-o", "{in}/vol_a.h5"], "is a file"),
+        (["infer", "zero_filled", "{in}", "-o", "{in}"], "output folder is the folder of the inputs"),
     ],
     ids=[
         "unknown-model",
@@ -98,9 +98,9 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path: Path, inputs: Path,
 def test_batch_exit_code_1_when_an_input_failed(tmp_path: Path, inputs: Path) -> None:
     (inputs / "vol_corrupt.h5").write_bytes(b"garbage")
     out = tmp_path / "out"
-    result = _run("batch", "--model", "fake_zero_filled", "--input-dir", inputs, "-o", out, *QUIET)
+    result = _run("batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out, *QUIET)
     assert result.exit_code == 1, result.output
     assert "Reconstructed 3 volume(s) (9 slices)" in result.output and "1 failed" in result.output
     assert f"1 input(s) failed: see {out / 'failures.csv'}" in result.output
-    again = _run("batch", "--model", "fake_zero_filled", "--input-dir", inputs, "-o", out, *QUIET)
+    again = _run("batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out, *QUIET)
     assert again.exit_code == 1 and "skipped 3 finished" in again.output

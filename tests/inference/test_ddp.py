@@ -23,7 +23,7 @@ def test_two_cpu_processes_share_the_volumes_exactly_once(tmp_path: Path) -> Non
         names.append(fakes.write_input(inputs / f"vol_{i}.h5", slices=1 + i % 3, size=(16, 16), seed=i).name)
     (inputs / "vol_9_corrupt.h5").write_bytes(b"not hdf5")
     result = run_cli(
-        "batch", "--model", "fake_zero_filled", "--input-dir", inputs, "-o", out, "--devices", 2,
+        "batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out, "--devices", 2,
         "--device", "cpu", "--workers", 0, "--no-progress", "--dicom",
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr  # the corrupt input failed

@@ -38,7 +38,7 @@ def _first_run(inputs: Path, out: Path, *, dicom: bool = False) -> None:
     """An earlier, complete run (in this process) that wrote ``vol_0``."""
     fakes.write_input(inputs / "vol_0.h5", slices=1, size=(16, 16))
     options = RunOptions(output_dir=out, dicom=dicom, workers=0, progress=False, device="cpu")
-    assert run_batch(load_reconstructor("fake_zero_filled"), inputs, options).ok
+    assert run_batch(load_reconstructor("zero_filled"), inputs, options).ok
 
 
 def test_a_full_disk_stops_the_run_and_damages_nothing(tmp_path: Path, installed) -> None:
@@ -47,7 +47,7 @@ def test_a_full_disk_stops_the_run_and_damages_nothing(tmp_path: Path, installed
     before = _sha(out / "vol_0.h5")
     fakes.write_input(inputs / "vol_1_big.h5", slices=4, size=(64, 64))
     fakes.write_input(inputs / "vol_2_small.h5", slices=1, size=(16, 16))
-    args = ("batch", "--model", "fake_zero_filled", "--input-dir", inputs, "-o", out, *QUIET)
+    args = ("batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out, *QUIET)
     result = run_cli(*args, file_limit=64 * 1024)
     assert result.returncode == 2, result.stdout + result.stderr
     line = _error_line(result.stderr)
@@ -60,7 +60,7 @@ def test_a_full_disk_stops_the_run_and_damages_nothing(tmp_path: Path, installed
     assert run["status"] == "aborted" and "grew too large" in run["error"]
     # with space again, the restart finishes what is left
     options = RunOptions(output_dir=out, workers=0, progress=False, device="cpu")
-    again = run_batch(load_reconstructor("fake_zero_filled"), inputs, options)
+    again = run_batch(load_reconstructor("zero_filled"), inputs, options)
     assert (again.skipped, again.reconstructed) == (1, 2)
     assert read_reconstruction(out / "vol_1_big.h5").shape == (4, 64, 64)
 
@@ -77,7 +77,7 @@ def test_an_output_folder_without_write_permission(tmp_path: Path, installed) ->
             result = run_cli(
                 "batch",
                 "--model",
-                "fake_zero_filled",
+                "zero_filled",
                 "--input-dir",
                 inputs,
                 "-o",

@@ -38,15 +38,15 @@ def test_a_checkpoint_loads_with_its_weights_and_sha256(tmp_path: Path) -> None:
 
 
 def test_a_baseline_by_name_needs_no_checkpoint(tmp_path: Path) -> None:
-    loaded = load_reconstructor("fake_zero_filled")
-    assert (loaded.name, loaded.checkpoint, loaded.checkpoint_sha256) == ("fake_zero_filled", None, "")
+    loaded = load_reconstructor("zero_filled")
+    assert (loaded.name, loaded.checkpoint, loaded.checkpoint_sha256) == ("zero_filled", None, "")
     config = tmp_path / "slow.yaml"
     config.write_text("seconds: 0.05\n")
     assert load_reconstructor("fake_slow", model_config=config).config == {"seconds": 0.05}
     config.write_text("model: fake_slow\nseconds: 0.25\n")  # configs/models style
     assert load_reconstructor("fake_slow", model_config=config).config == {"seconds": 0.25}
-    config.write_text("model: fake_zero_filled\n")
-    with pytest.raises(ConfigError, match="this config is for model 'fake_zero_filled', not 'fake_slow'"):
+    config.write_text("model: zero_filled\n")
+    with pytest.raises(ConfigError, match="this config is for model 'zero_filled', not 'fake_slow'"):
         load_reconstructor("fake_slow", model_config=config)
 
 
@@ -91,12 +91,14 @@ def test_a_checkpoint_for_another_model_is_refused(tmp_path: Path) -> None:
 
 
 def test_names_and_paths_that_are_not_models(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"unknown model 'cirrim'.*known models: .*fake_zero_filled"):
+    with pytest.raises(
+        ConfigError, match=r"unknown model 'cirrim'.*known models: .*zero_filled.*cs_l1wavelet"
+    ):
         load_reconstructor("cirrim")
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
         load_reconstructor(tmp_path / "missing.ckpt")
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
-        load_reconstructor("fake_zero_filled", kind="checkpoint")
+        load_reconstructor("zero_filled", kind="checkpoint")
     with pytest.raises(CheckpointError, match="folder, not a checkpoint"):
         load_reconstructor(tmp_path)
     with pytest.raises(ConfigError, match="learned and needs its trained weights"):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from mrirecon.data.transforms import ReconTransform
 from mrirecon.errors import ModelError
 from mrirecon.inference.assemble import VolumeAssembler
 from mrirecon.inference.plan import EXPORT, RECONSTRUCT, VolumeTask
@@ -98,11 +99,11 @@ def test_a_slice_that_fails_to_read_becomes_an_error_item(tmp_path: Path, instal
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"nope")
     tasks = [_task(0, 2, shape=(4, 32, 24), path=good), _task(1, 1, path=bad)]
-    items = SliceItems(tasks, fakes.FakeTransform())
+    items = SliceItems(tasks, ReconTransform())
     loaded = [items[k] for k in range(len(items))]
     assert [i.error is None for i in loaded] == [True, True, False]
     assert loaded[2].error is not None and loaded[2].error[0] == "DataError"
-    assert "not a readable HDF5 file" in loaded[2].error[1] and str(bad) in loaded[2].error[1]
+    assert "cannot open the file as HDF5" in loaded[2].error[1] and str(bad) in loaded[2].error[1]
     assert len(items._volumes) == 1  # the good file stays open for its next slices
     items.close()
 
