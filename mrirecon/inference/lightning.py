@@ -54,6 +54,7 @@ class PredictionJob:
             model=self.loaded.name,
             checkpoint_sha256=self.loaded.checkpoint_sha256,
             model_config=self.loaded.config_json,
+            deidentify=o.dicom_options.deidentify,
             undersampling=o.undersampling,
             dicom=o.dicom,
             resume=o.resume,

@@ -11,7 +11,10 @@ series folder holds one file per slice. Outputs are written in the order DICOM s
 - HDF5 present but the DICOM series missing or incomplete (an earlier run without ``--dicom``, or a
   deleted folder) → only the DICOM series is exported again, from the HDF5;
 - HDF5 present with another model, checkpoint or undersampling → refused before anything runs,
-  unless ``--overwrite`` (a run never mixes reconstructions of two models in one folder silently).
+  unless ``--overwrite`` (a run never mixes reconstructions of two models in one folder silently);
+- a finished series identified where this run de-identifies (or the reverse) → refused likewise,
+  unless ``--overwrite`` (then exported again from the HDF5): a resumed run never leaves
+  identifying series behind when it was asked to de-identify.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import pydicom
 
 from mrirecon.atomic import partial_name
 from mrirecon.errors import ConfigError
@@ -96,6 +100,16 @@ def dicom_complete(folder: Path, num_slices: int) -> bool:
     return found == {FILE_PATTERN.format(i + 1) for i in range(num_slices)}
 
 
+def _deidentified(folder: Path) -> bool:
+    """Whether the series in ``folder`` says PatientIdentityRemoved = YES (first file's header)."""
+    first = folder / FILE_PATTERN.format(1)
+    try:
+        header = pydicom.dcmread(first, stop_before_pixels=True, specific_tags=["PatientIdentityRemoved"])
+    except Exception:  # unreadable: not what this run writes
+        return False
+    return str(header.get("PatientIdentityRemoved", "")).upper() == "YES"
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -143,6 +157,7 @@ def make_plan(
     undersampling: Undersampling,
     dicom: bool,
     model_config: str = "",
+    deidentify: bool = False,
     resume: bool = True,
     overwrite: bool = False,
     npy_axes: str | None = None,
@@ -156,6 +171,8 @@ def make_plan(
         model: Registry name of the model of this run.
         checkpoint_sha256: sha256 of its checkpoint ("" for a baseline by name).
         model_config: The model's config as canonical JSON (attribute ``model_config``).
+        deidentify: Whether this run's DICOM series are de-identified: a finished series that is
+            not (or the reverse) is never taken as finished.
         undersampling: Retrospective undersampling asked for.
         dicom: Whether DICOM series are part of a finished volume.
         resume: Skip finished volumes (``batch``); False reconstructs every input (``infer``).
@@ -172,6 +189,7 @@ def make_plan(
     finished: list[Path] = []
     failures: list[Failure] = []
     conflicts: list[Path] = []
+    privacy: list[Path] = []
     for index, (path, out) in enumerate(zip(inputs, outputs, strict=True)):
         try:
             volume = components.open_input(path, npy_axes=npy_axes)
@@ -201,6 +219,12 @@ def make_plan(
                 attrs, (model, checkpoint_sha256, model_config), task.sampling, task.num_slices
             ):
                 if not dicom or dicom_complete(out.dicom, task.num_slices):
+                    if dicom and _deidentified(out.dicom) != deidentify:
+                        if not overwrite:
+                            privacy.append(out.dicom)
+                            continue
+                        tasks.append(_with_action(task, EXPORT))
+                        continue
                     finished.append(path)
                 else:
                     tasks.append(_with_action(task, EXPORT))
@@ -216,6 +240,14 @@ def make_plan(
             f"checkpoint or undersampling ({examples})",
             path=conflicts[0].parent,
             hint="choose another output folder, or pass --overwrite to replace them",
+        )
+    if privacy:
+        examples = ", ".join(p.name for p in privacy[:3]) + (" ..." if len(privacy) > 3 else "")
+        state = "identified" if deidentify else "de-identified"
+        raise ConfigError(
+            f"{len(privacy)} DICOM series in the output folder are {state}, unlike this run ({examples})",
+            path=privacy[0].parent,
+            hint="choose another output folder, or pass --overwrite to export them again",
         )
     for task in tasks:  # leftovers of a killed run (dot files: they never looked complete)
         _remove_partials(task.outputs)

@@ -191,6 +191,23 @@ def test_resume_skips_finished_volumes_and_exports_missing_dicom(tmp_path: Path,
     assert (fourth.skipped, fourth.reconstructed, fourth.exported) == (3, 0, 0)
 
 
+def test_a_resume_never_keeps_identified_series_when_asked_to_deidentify(
+    tmp_path: Path, inputs: Path
+) -> None:
+    out = tmp_path / "out"
+    model = load_reconstructor("zero_filled")
+    fakes.write_input(inputs / "vol_a.h5", slices=3, seed=1, patient_id="MRN4711")
+    run_batch(model, inputs / "vol_a.h5", _options(out, dicom=True))
+    anonymous = _options(out, dicom=True, dicom_options=DicomOptions(deidentify=True, salt="s"))
+    with pytest.raises(ConfigError, match=r"1 DICOM series in the output folder are identified"):
+        run_batch(model, inputs / "vol_a.h5", anonymous)
+    result = run_batch(model, inputs / "vol_a.h5", anonymous.replace(overwrite=True))
+    assert (result.exported, result.reconstructed) == (1, 0)  # from the HDF5, not reconstructed
+    for path in (out / "dicom" / "vol_a").iterdir():
+        assert b"MRN4711" not in path.read_bytes()
+    assert run_batch(model, inputs / "vol_a.h5", anonymous).skipped == 1
+
+
 def test_a_dicom_series_without_its_hdf5_is_redone_with_the_same_uids(tmp_path: Path, inputs: Path) -> None:
     out = tmp_path / "out"
     model = load_reconstructor("zero_filled")
