@@ -37,6 +37,26 @@ def test_a_checkpoint_loads_with_its_weights_and_sha256(tmp_path: Path) -> None:
     assert not loaded.model.training
 
 
+def test_a_training_checkpoint_loads_through_the_training_layer(tmp_path: Path) -> None:
+    pytest.importorskip("mrirecon.training.checkpoint", reason="the training layer is not merged yet")
+    model = FakeLearned(LearnedConfig(coils=3))
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([0.5, 1.5, 2.5]))
+    ckpt = tmp_path / "last.ckpt"  # a Lightning checkpoint as `mrirecon train` writes it (§4)
+    torch.save(
+        {
+            "epoch": 3,
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+            "mrirecon": model_payload("fake_learned", LearnedConfig(coils=3)),
+        },
+        ckpt,
+    )
+    loaded = load_reconstructor(ckpt)
+    assert loaded.name == "fake_learned" and loaded.config == {"coils": 3}
+    assert torch.equal(loaded.model.weight, torch.tensor([0.5, 1.5, 2.5]))  # type: ignore[operator]
+    assert loaded.checkpoint_sha256 == file_sha256(ckpt)
+
+
 def test_a_baseline_by_name_needs_no_checkpoint(tmp_path: Path) -> None:
     loaded = load_reconstructor("zero_filled")
     assert (loaded.name, loaded.checkpoint, loaded.checkpoint_sha256) == ("zero_filled", None, "")
