@@ -71,6 +71,16 @@ def test_outputs_are_the_oracle_in_the_input_scale_with_provenance(tmp_path: Pat
     ]
 
 
+def test_every_device_gives_the_oracle(tmp_path: Path, inputs: Path, device: torch.device) -> None:
+    """CPU always; CUDA where there is one (pinned batches, asynchronous copies)."""
+    loaded = load_reconstructor("zero_filled")
+    options = RunOptions(output_dir=tmp_path / "out", device=str(device), workers=1, progress=False)
+    assert run_batch(loaded, inputs / "vol_b.h5", options).ranks[0].device.startswith(device.type)
+    recon = read_reconstruction(tmp_path / "out" / "vol_b.h5")
+    direct = fakes.direct_reconstruction(inputs / "vol_b.h5", loaded.model.cpu())
+    np.testing.assert_allclose(recon.reconstruction, direct, rtol=1e-4, atol=1e-5 * direct.max())
+
+
 def test_a_checkpoint_run_records_its_sha256_and_config(tmp_path: Path, inputs: Path) -> None:
     ckpt = save_model(
         tmp_path / "m.pt", "fake_learned", fakes.LearnedConfig(4), fakes.FakeLearned(fakes.LearnedConfig(4))
