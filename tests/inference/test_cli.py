@@ -95,6 +95,34 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path: Path, inputs: Path,
     assert len(lines) == 1 and message in lines[0], result.output
 
 
+def test_batch_over_a_manifest_split(tmp_path: Path) -> None:
+    from mrirecon.data.manifest import read_manifest
+    from mrirecon.data.simulate import simulate_dataset
+
+    data = tmp_path / "data"
+    simulate_dataset(
+        data, volumes=5, slices=1, coils=2, size=(32, 32), seed=1, split=(0.4, 0.2, 0.4), progress=False
+    )
+    entries = read_manifest(data / "manifest.csv")
+    wanted = sorted(e.path.stem for e in entries if e.split == "test")
+    assert 0 < len(wanted) < len(entries)
+    out = tmp_path / "out"
+    args = [
+        "batch",
+        "--model",
+        "zero_filled",
+        "--manifest",
+        data / "manifest.csv",
+        "--split",
+        "test",
+        "-o",
+        out,
+    ]
+    result = _run(*args, *QUIET)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.stem for p in out.glob("*.h5")) == wanted
+
+
 def test_batch_exit_code_1_when_an_input_failed(tmp_path: Path, inputs: Path) -> None:
     (inputs / "vol_corrupt.h5").write_bytes(b"garbage")
     out = tmp_path / "out"
