@@ -206,24 +206,34 @@ class RawVolume(abc.ABC):
     def _read_kspace(self, index: int) -> np.ndarray:
         """Slice ``index`` as ``(C, H, W)``, unchecked."""
 
-    def read_kspace(self, index: int, *, check: bool = True) -> np.ndarray:
-        """One slice of k-space.
+    def read_kspace(self, index: int) -> np.ndarray:
+        """One slice of k-space, checked, in an array the caller owns.
 
         Args:
             index: Slice index, ``0 <= index < num_slices``.
-            check: Check for NaN/Inf and an all-zero slice (:func:`check_kspace_slice`). A caller
-                that passes False must check itself (``ReconTransform`` does, with
-                :func:`check_slice_energy` on the energies it computes anyway).
 
         Returns:
             ``(C, H, W)`` complex64 (single-coil as ``C = 1``).
 
         Raises:
-            DataError: if the slice holds NaN/Inf, is all zeros (with ``check``), or cannot be read.
+            DataError: if the slice holds NaN/Inf, is all zeros, or cannot be read.
+        """
+        kspace = self.kspace_slice(index)
+        if not kspace.flags.writeable:
+            kspace = kspace.copy()
+        return check_kspace_slice(kspace, self.path, index)
+
+    def kspace_slice(self, index: int) -> np.ndarray:
+        """Slice ``index`` as ``(C, H, W)`` complex64, C-contiguous, **unchecked**, copied only if need be.
+
+        Either a fresh array the caller owns (writeable) or a read-only view of the volume's data
+        (for example of a memory-mapped file; never a writeable view). For callers that check the
+        slice themselves and write their result elsewhere, like ``ReconTransform`` through
+        :func:`~mrirecon.data.transforms.normalize_slice`; everything else calls
+        :meth:`read_kspace`.
         """
         self._check_index(index)
-        kspace = np.ascontiguousarray(self._read_kspace(index), dtype=np.complex64)
-        return check_kspace_slice(kspace, self.path, index) if check else kspace
+        return np.ascontiguousarray(self._read_kspace(index), dtype=np.complex64)
 
     def read_target(self, index: int) -> np.ndarray | None:
         """The fully sampled reference of slice ``index``: ``(h, w)`` float32, or ``None``."""
@@ -331,6 +341,15 @@ class ArrayVolume(RawVolume):
 
     def _read_kspace(self, index: int) -> np.ndarray:
         return np.array(self._kspace[index], dtype=np.complex64)  # a copy: memory maps are read-only
+
+    def kspace_slice(self, index: int) -> np.ndarray:
+        self._check_index(index)
+        view = self._kspace[index]
+        if view.dtype != np.complex64 or not view.flags.c_contiguous:
+            return self._read_kspace(index)
+        view = view.view()
+        view.flags.writeable = False  # never hand out a writeable view of the volume's array
+        return view
 
     @property
     def padding(self) -> tuple[int, int]:

@@ -42,6 +42,7 @@ typed arguments.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -92,19 +93,21 @@ def zero_filled_rms(masked_kspace: torch.Tensor) -> float:
 def normalize_slice(
     kspace: np.ndarray, mask: torch.Tensor, path: Path | None = None, index: int = 0
 ) -> tuple[torch.Tensor, float]:
-    """Mask and normalise a slice in place: ``(M y / scale, scale)``, ``scale`` of :func:`zero_filled_rms`.
+    """Mask and normalise a slice: ``(M y / scale, scale)``, ``scale`` of :func:`zero_filled_rms`.
 
     Two passes over the slice and no FFT: :func:`~mrirecon.data.raw.kspace_energy` (whose total
-    also checks the slice like :meth:`RawVolume.read_kspace`), then one multiply-add in place.
+    also checks the slice like :meth:`RawVolume.read_kspace`), then one multiply-add that writes
+    the result, in place when ``kspace`` is writeable, else into a new tensor.
 
     Args:
-        kspace: ``(C, H, W)`` complex64, C-contiguous, fully read; overwritten.
+        kspace: ``(C, H, W)`` complex64, C-contiguous (:meth:`RawVolume.kspace_slice`): a
+            writeable array is overwritten, a read-only view (a memory-mapped file) only read.
         mask: ``(1, 1, W)`` or ``(1, H, W)`` float32, 1 = sampled, in the data's layout.
         path, index: Named in errors.
 
     Returns:
-        ``(C, H, W)`` complex64 tensor sharing memory with ``kspace``, exact +0 where not sampled,
-        and ``scale``.
+        ``(C, H, W)`` complex64 tensor (sharing memory with a writeable ``kspace``), exact +0
+        where not sampled, and ``scale``.
 
     Raises:
         DataError: NaN/Inf in the slice, an all-zero slice, or nothing measured under the mask.
@@ -120,10 +123,32 @@ def normalize_slice(
         raise DataError(f"slice {index}: the measured k-space is all zero after masking", path=path)
     scale = math.sqrt(measured / (height * width))
     # mask / scale for the real and the imaginary part of each location, broadcast over coils
-    factors = torch.from_numpy(np.repeat(weights * np.float32(1.0 / scale), 2, axis=-1))
-    pairs = torch.from_numpy(kspace.view(np.float32))  # (C, H, 2W)
-    torch.addcmul(_ZERO, pairs, factors, out=pairs)  # 0 + y·m/s: +0 where m = 0, whatever y's sign
-    return torch.from_numpy(kspace), scale
+    factors = np.repeat(weights * np.float32(1.0 / scale), 2, axis=-1)
+    pairs = kspace.view(np.float32)  # (C, H, 2W): real and imaginary parts side by side
+    out = pairs if kspace.flags.writeable else np.empty(pairs.shape, dtype=np.float32)
+    _multiply_onto_zero(pairs, factors, out)
+    return torch.from_numpy(out.view(np.complex64)), scale
+
+
+def _multiply_onto_zero(values: np.ndarray, factors: np.ndarray, out: np.ndarray) -> None:
+    """``out = 0 + values · factors`` (broadcast): exact +0 where a factor is 0, whatever the sign.
+
+    On one torch thread (DataLoader workers) torch's fused multiply-add, one pass; with more
+    threads NumPy (a multiply, then +0 to clear signed zeros), which never starts OpenMP threads:
+    a parallel torch op in a process that shares a busy machine waits for a descheduled thread
+    for milliseconds, more than the whole pass costs on one core.
+    """
+    if torch.get_num_threads() == 1:
+        if values.flags.writeable:
+            source = torch.from_numpy(values)
+        else:
+            with warnings.catch_warnings():  # torch warns about read-only arrays; this one is only read
+                warnings.simplefilter("ignore", UserWarning)
+                source = torch.from_numpy(values)
+        torch.addcmul(_ZERO, source, torch.from_numpy(factors), out=torch.from_numpy(out))
+    else:
+        np.multiply(values, factors, out=out)
+        np.add(out, np.float32(0.0), out=out)
 
 
 def _mask_tensor(mask: np.ndarray) -> torch.Tensor:
@@ -227,7 +252,7 @@ class ReconTransform:
         """One slice as a sample (see the module docstring for the steps)."""
         centered = volume.centered if self.centered is None else self.centered
         crop = self._crop(volume)
-        kspace = volume.read_kspace(index, check=False)  # normalize_slice checks it
+        kspace = volume.kspace_slice(index)  # unchecked, maybe a view of the file: normalize_slice checks
         mask, num_low, acceleration = self._sampling(volume, kspace.shape, centered)
         masked, scale = normalize_slice(kspace, mask, volume.path, index)
         if self.coil_maps == "acs":
@@ -242,7 +267,7 @@ class ReconTransform:
         if target is None:
             target_t, max_value = torch.zeros(crop, dtype=torch.float32), 0.0
         else:
-            target_t = torch.from_numpy(target).mul_(1.0 / scale)
+            target_t = torch.from_numpy(np.multiply(target, np.float32(1.0 / scale), out=target))
             max_value = float(volume.target_max or 0.0) / scale
         return ReconSample(
             masked_kspace=masked,

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import default_collate
 
 from mrirecon.data.header import EncodingLimits, build_ismrmrd_header
+from mrirecon.data.raw import ArrayVolume
 from mrirecon.data.sample import ReconSample
 from mrirecon.data.transforms import ReconTransform, normalize_slice, zero_filled_rms
 from mrirecon.data.volume import open_volume
@@ -221,8 +222,16 @@ def test_scale_is_the_zero_filled_rms_whatever_the_fft_centring(shape: tuple[int
         assert zero_filled_rms(kspace) == pytest.approx(float(image.square().mean().sqrt()), rel=1e-9)
 
 
+@pytest.fixture(params=[1, 2], ids=["torch-1-thread", "numpy-2-threads"])
+def threads(request: pytest.FixtureRequest):  # the two implementations of the masking pass
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("two_d", [False, True])
-def test_normalize_slice_masks_and_scales_in_place(two_d: bool) -> None:
+def test_normalize_slice_masks_and_scales_in_place(two_d: bool, threads: int) -> None:
     generator = torch.Generator().manual_seed(0)
     kspace = torch.randn(4, 30, 22, dtype=torch.complex64, generator=generator) * 1e-4  # raw-data-like
     shape = (1, 30, 22) if two_d else (1, 1, 22)
@@ -236,6 +245,12 @@ def test_normalize_slice_masks_and_scales_in_place(two_d: bool) -> None:
     torch.testing.assert_close(out * scale, expected, rtol=1e-5, atol=1e-12)
     unsampled = torch.view_as_real(out[:, (mask[0] == 0).expand(30, 22)])
     assert unsampled.numel() > 0 and (unsampled == 0).all() and not torch.signbit(unsampled).any()
+    read_only = kspace.numpy().copy()
+    read_only.flags.writeable = False  # a memory-mapped file: read, never written
+    again, same = normalize_slice(read_only, mask)
+    assert (
+        torch.equal(again, out) and same == scale and torch.equal(torch.from_numpy(read_only.copy()), kspace)
+    )
     with pytest.raises(ValueError, match="mask"):
         normalize_slice(kspace.numpy().copy(), mask[..., :21])
 
@@ -271,3 +286,23 @@ def test_two_dimensional_masks(sim_dataset: list[Path]) -> None:
     )
     unsampled = sample.masked_kspace[:, sample.mask[0] == 0]
     assert (unsampled == 0).all() and not torch.signbit(torch.view_as_real(unsampled)).any()
+
+
+def test_the_transform_never_writes_into_the_volume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory-mapped files and in-memory arrays are only read; h5py reads give the same sample."""
+    kspace = multicoil_kspace(slices=2, coils=3)
+    path = write_fastmri(tmp_path / "vol.h5", kspace)
+    before = path.read_bytes()
+    transform = ReconTransform(mask_func=_mask_func(), deterministic_mask=True, coil_maps="none")
+    array = ArrayVolume(path, kspace.copy())  # same name: same deterministic mask
+    with open_volume(path) as mapped:
+        samples = [transform(mapped, 1), transform(mapped, 1), transform(array, 1)]
+    np.testing.assert_array_equal(array.kspace_array(), kspace)
+    assert path.read_bytes() == before
+    monkeypatch.setenv("MRIRECON_NO_MMAP", "1")
+    with open_volume(path) as read:
+        samples.append(transform(read, 1))
+    for sample in samples[1:]:
+        assert (
+            torch.equal(sample.masked_kspace, samples[0].masked_kspace) and sample.scale == samples[0].scale
+        )
