@@ -2,7 +2,8 @@
 
 Steps, in order:
 
-1. Read the slice's k-space ``(C, H, W)``.
+1. Read the slice's k-space ``(C, H, W)`` (:meth:`~mrirecon.data.raw.RawVolume.kspace_slice`:
+   for contiguous fastMRI files a read-only view of the memory-mapped file, no copy).
 2. Sampling. Input undersampled before mrirecon saw it (prospective data, fastMRI test files)
    keeps its own mask. Fully sampled input is undersampled with the mask function when one is
    given: with a per-volume seed derived from the file name when ``deterministic_mask`` (the
@@ -25,9 +26,9 @@ Steps, in order:
    Speed: the loader does no FFT and two passes over the slice after reading it. One computes
    the energy of every column (line masks) or k-space location (2-D masks) summed over coils
    (:func:`~mrirecon.data.raw.kspace_energy`); its total is also the reader's NaN/Inf/all-zero
-   check, and its dot product with the mask gives the measured energy. The other multiplies the
-   slice in place by ``mask / scale`` (a fused multiply-add onto +0, so unsampled locations are
-   exact +0, never -0).
+   check, and its dot product with the mask gives the measured energy. The other writes
+   ``0 + y · mask / scale`` (in place, or from a memory-mapped file into a new tensor), so
+   unsampled locations are exact +0, never -0 (:func:`normalize_slice`; docs/data.md).
 4. Coil maps: ``"acs"`` from the fully sampled centre of the mask (a tapered low-resolution
    estimate, cheap), ``"espirit"`` (SigPy ESPIRiT on the calibration region, cached per volume),
    or ``"none"`` (an empty ``(0, 0, 0)`` tensor, for models that estimate their own maps and for
