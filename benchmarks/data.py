@@ -16,7 +16,7 @@ alternating (which goes first alternates too), each measurement at least ``--sec
 table gives the median rates and the median, lowest and highest per-round ratio loader / raw,
 with the load average before and after. Goal: the loader delivers at least 80 % of the raw rate.
 
-    python -m benchmarks.data [--quick] [--skip-simulate] [--rounds 5] [--seconds 1.0] [--no-mmap]
+    python -m benchmarks.data [--quick] [--skip-simulate] [--rounds 9] [--seconds 0.5] [--no-mmap]
 
 ``--no-mmap`` sets ``MRIRECON_NO_MMAP=1``: the loader then reads k-space through h5py as it does
 for chunked or compressed files (see docs/data.md).
@@ -199,8 +199,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="Small sizes, one short round (a smoke run).")
     parser.add_argument("--skip-simulate", action="store_true", help="Only the loader benchmark.")
-    parser.add_argument("--rounds", type=int, default=5, help="Rounds per configuration (default 5).")
-    parser.add_argument("--seconds", type=float, default=1.0, help="Least seconds per measurement.")
+    parser.add_argument("--rounds", type=int, default=9, help="Rounds per configuration (default 9).")
+    parser.add_argument("--seconds", type=float, default=0.5, help="Least seconds per measurement.")
     parser.add_argument("--no-mmap", action="store_true", help="Loader reads k-space through h5py.")
     args = parser.parse_args()
     if args.no_mmap:
