@@ -50,6 +50,28 @@ class ModelEntry:
 def _entries() -> dict[str, ModelEntry]:
     """The registry, built on first use (model modules import torch.nn layers and SigPy lazily)."""
     entries: list[ModelEntry] = []
+
+    # Recurrent models (docs/models.md).
+    from mrirecon.models.recurrentvarnet import RecurrentVarNet, RecurrentVarNetConfig
+    from mrirecon.models.rim import CIRIM, RIM, CIRIMConfig, RIMConfig
+
+    entries += [
+        ModelEntry(
+            "rim", RIM, RIMConfig, "recurrent inference machine (GRU, 64 ch, 8 steps; MGU/IndRNN cells)"
+        ),
+        ModelEntry(
+            "cirim",
+            CIRIM,
+            CIRIMConfig,
+            "cascades of independently recurrent inference machines (5 × 8 steps)",
+        ),
+        ModelEntry(
+            "recurrentvarnet",
+            RecurrentVarNet,
+            RecurrentVarNetConfig,
+            "recurrent variational network (8 k-space steps, 4-layer conv-GRU, learned state init)",
+        ),
+    ]
     return {entry.name: entry for entry in entries}
 
 
