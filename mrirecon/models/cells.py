@@ -4,19 +4,17 @@ Every cell maps an input ``x`` ``(B, F_in, H, W)`` and its hidden state ``h`` ``
 ``None`` for the zero state) to the new state ``h'`` ``(B, F, H, W)``. They share the base
 :class:`RecurrentCell`: an input projection ``W_x ∗ x + b`` with ``gates·F`` outputs and a recurrent
 projection of the state, either a convolution ``W_h ∗ h`` (gated cells) or one weight per channel
-``w ⊙ h`` (IndRNN). A cell differs from another only in :meth:`RecurrentCell.update` (and in its
-initialisation), with ``σ`` the logistic sigmoid:
+``w ⊙ h`` (IndRNN). A cell differs from another only in :meth:`RecurrentCell.step` (and in its
+initialisation); with ``σ`` the logistic sigmoid:
 
-========  ====================================================================================
-GRU       ``r = σ(x_r + h_r)``, ``z = σ(x_z + h_z)``, ``n = tanh(x_n + r ⊙ h_n)``,
-          ``h' = (1 − z) ⊙ n + z ⊙ h`` (Cho et al. 2014 as in PyTorch's ``GRUCell``; ATOMMIC's RIM)
-GRU, reset before  ``n = tanh(x_n + W_n ∗ (r ⊙ h))`` instead (DIRECT's RecurrentVarNet regulariser)
-MGU       ``f = σ(x_f + h_f)``, ``c = tanh(x_c + f ⊙ h_c)``, ``h' = (1 − f) ⊙ c + f ⊙ h`` (Zhou 2016)
-IndRNN    ``h' = ReLU(x + w ⊙ h)``, one recurrent weight per channel, no gates (Li et al. 2018)
-========  ====================================================================================
+- GRU: ``r = σ(x_r + h_r)``, ``z = σ(x_z + h_z)``, ``n = tanh(x_n + r ⊙ h_n)``,
+  ``h' = (1 − z) ⊙ n + z ⊙ h`` (Cho et al. 2014 in PyTorch's ``GRUCell`` form; ATOMMIC's RIM).
+  With ``reset="before"``: ``n = tanh(x_n + W_n ∗ (r ⊙ h))`` (DIRECT's RecurrentVarNet).
+- MGU: ``f = σ(x_f + h_f)``, ``c = tanh(x_c + f ⊙ h_c)``, ``h' = (1 − f) ⊙ c + f ⊙ h`` (Zhou 2016).
+- IndRNN: ``h' = ReLU(x + w ⊙ h)``, one recurrent weight per channel, no gates (Li et al. 2018).
 
 ``x_r`` etc. are the chunks of the input projection, ``h_r`` those of the recurrent one. The zero
-state skips the recurrent projection (it would only add zeros).
+state skips the recurrent projection (it would only add zeros) and the gates it would feed.
 """
 
 from __future__ import annotations
@@ -101,10 +99,15 @@ class RecurrentCell(nn.Module):
                 f"hidden state {tuple(h.shape)} does not fit input {tuple(x.shape)} "
                 f"with {self.hidden_channels} state channels"
             )
-        return self.update(self.input_conv(x), h)
+        return self.step(x, h)
 
-    def update(self, xi: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
-        """The cell's update from the input projection ``xi`` ``(B, gates·F, H, W)`` and ``h``."""
+    def step(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+        """The cell's update (what distinguishes the cells).
+
+        Implementations compute each gate's chunk of the input projection as a tensor of its own
+        (``input_conv.project``) and may update those fresh tensors in place: no tensor autograd
+        saved is modified afterwards, so the in-place updates are safe under autograd too.
+        """
         raise NotImplementedError
 
 
@@ -179,22 +182,23 @@ class ConvGRUCell(RecurrentCell):
                 self.input_conv.bias.zero_()
                 self.input_conv.bias[:f].fill_(-1.0)
 
-    def update(self, xi: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
-        """GRU update; ``h = None`` is the zero state."""
+    def step(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+        """GRU update; ``h = None`` is the zero state (no reset gate needed)."""
         f = self.hidden_channels
-        x_rz, x_n = xi[:, : 2 * f], xi[:, 2 * f :]
         if h is None:
-            z = torch.sigmoid(x_rz[:, f:])
-            return torch.tanh(x_n) * (1.0 - z)
+            z = self.input_conv.project(x, f, 2 * f).sigmoid_()
+            n = self.input_conv.project(x, 2 * f, 3 * f).tanh_()
+            return torch.addcmul(n, n, z, value=-1.0)  # (1 − z)·n
         assert self.hidden_conv is not None
         hh = self.hidden_conv(h)
-        rz = torch.sigmoid(x_rz + hh[:, : 2 * f])
+        rz = self.input_conv.project(x, 0, 2 * f).add_(hh[:, : 2 * f]).sigmoid_()
         r, z = rz[:, :f], rz[:, f:]
+        n = self.input_conv.project(x, 2 * f, 3 * f)
         if self.candidate_conv is None:
-            n = torch.tanh(torch.addcmul(x_n, r, hh[:, 2 * f :]))
+            n = n.addcmul_(r, hh[:, 2 * f :])
         else:
-            n = torch.tanh(x_n + self.candidate_conv(r * h))
-        return torch.lerp(n, h, z)
+            n = n.add_(self.candidate_conv(r * h))
+        return torch.lerp(n.tanh_(), h, z)
 
 
 class ConvMGUCell(RecurrentCell):
@@ -210,16 +214,18 @@ class ConvMGUCell(RecurrentCell):
         if self.input_conv.bias is not None:
             nn.init.zeros_(self.input_conv.bias)
 
-    def update(self, xi: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+    def step(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
         """MGU update; ``h = None`` is the zero state."""
         f = self.hidden_channels
+        forget = self.input_conv.project(x, 0, f)
+        c = self.input_conv.project(x, f, 2 * f)
         if h is None:
-            return torch.tanh(xi[:, f:]) * (1.0 - torch.sigmoid(xi[:, :f]))
+            forget, c = forget.sigmoid_(), c.tanh_()
+            return torch.addcmul(c, c, forget, value=-1.0)  # (1 − f)·c
         assert self.hidden_conv is not None
         hh = self.hidden_conv(h)
-        forget = torch.sigmoid(xi[:, :f] + hh[:, :f])
-        c = torch.tanh(torch.addcmul(xi[:, f:], forget, hh[:, f:]))
-        return torch.lerp(c, h, forget)
+        forget = forget.add_(hh[:, :f]).sigmoid_()
+        return torch.lerp(c.addcmul_(forget, hh[:, f:]).tanh_(), h, forget)
 
 
 class IndRNNCell(RecurrentCell):
@@ -237,12 +243,13 @@ class IndRNNCell(RecurrentCell):
         if self.input_conv.bias is not None:
             nn.init.zeros_(self.input_conv.bias)
 
-    def update(self, xi: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+    def step(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
         """IndRNN update; ``h = None`` is the zero state."""
+        xi = self.input_conv(x)
         if h is None:
-            return torch.relu(xi)
+            return xi.relu_()
         assert self.recurrent_weight is not None
-        return torch.relu(torch.addcmul(xi, self.recurrent_weight, h))
+        return xi.addcmul_(self.recurrent_weight, h).relu_()
 
 
 #: Cell kind (the configs' ``cell`` field) → class.

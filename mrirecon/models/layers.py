@@ -20,6 +20,11 @@ from mrirecon.physics import channels_to_complex, complex_to_channels
 __all__ = ["ReplicationConv2d", "channels_image", "image_channels"]
 
 
+#: Output channels up to which a k×k convolution on channels-last input is computed as one matrix
+#: product over the k² taps followed by shifted sums (oneDNN is slow with so few outputs).
+TAP_SUM_MAX_OUTPUTS = 4
+
+
 class ReplicationConv2d(nn.Conv2d):
     """``Conv2d`` with replication ("edge") padding that keeps the spatial size.
 
@@ -32,6 +37,11 @@ class ReplicationConv2d(nn.Conv2d):
 
     Shapes:
         ``(B, in_channels, H, W)`` → ``(B, out_channels, H, W)``.
+
+    On channels-last input, a k×k convolution with at most :data:`TAP_SUM_MAX_OUTPUTS` outputs
+    (the RIM's last layer) takes a faster route to the same result (up to float rounding): one
+    matrix product to ``k²·out`` channels, replication-padded (padding commutes with a per-pixel
+    linear map), then summed over the k² shifted taps.
     """
 
     def __init__(
@@ -44,10 +54,39 @@ class ReplicationConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pad by edge replication, then convolve without padding."""
+        return self.project(x)
+
+    def project(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """The output channels ``[start, stop)`` only (a fresh tensor of its own)."""
+        weight, bias = self.weight, self.bias
+        if start != 0 or (stop is not None and stop != self.out_channels):
+            weight = weight[start:stop]
+            bias = None if bias is None else bias[start:stop]
+        if (
+            self.kernel_size[0] > 1
+            and weight.shape[0] <= TAP_SUM_MAX_OUTPUTS
+            and x.dim() == 4
+            and x.is_contiguous(memory_format=torch.channels_last)
+        ):
+            return self._tap_sum(x, weight, bias)
         p = self.replication
         if p:
             x = F.pad(x, (p, p, p, p), mode="replicate")
-        return self._conv_forward(x, self.weight, self.bias)
+        return self._conv_forward(x, weight, bias)
+
+    def _tap_sum(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        k, d, p = self.kernel_size[0], self.dilation[0], self.replication
+        h, w = x.shape[-2:]
+        out = weight.shape[0]
+        # (out, in, ky, kx) → (ky·kx·out, in): tap t = ky·k + kx owns channels [t·out, (t+1)·out).
+        stacked = weight.permute(2, 3, 0, 1).reshape(k * k * out, weight.shape[1])
+        taps = F.linear(x.permute(0, 2, 3, 1), stacked).permute(0, 3, 1, 2)  # (B, k²·out, H, W), NHWC memory
+        taps = F.pad(taps, (p, p, p, p), mode="replicate")
+        result = taps[:, :out, :h, :w] if bias is None else taps[:, :out, :h, :w] + bias.view(1, -1, 1, 1)
+        for t in range(1, k * k):
+            i, j = divmod(t, k)
+            result = result + taps[:, t * out : (t + 1) * out, i * d : i * d + h, j * d : j * d + w]
+        return result
 
 
 def image_channels(*images: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
