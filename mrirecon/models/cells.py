@@ -190,12 +190,13 @@ class ConvGRUCell(RecurrentCell):
             n = self.input_conv.project(x, 2 * f, 3 * f).tanh_()
             return torch.addcmul(n, n, z, value=-1.0)  # (1 − z)·n
         assert self.hidden_conv is not None
-        hh = self.hidden_conv(h)
-        rz = self.input_conv.project(x, 0, 2 * f).add_(hh[:, : 2 * f]).sigmoid_()
+        # The state's projections are separate tensors so that the (r, z) part, which backward
+        # does not need, is freed at once.
+        rz = self.input_conv.project(x, 0, 2 * f).add_(self.hidden_conv.project(h, 0, 2 * f)).sigmoid_()
         r, z = rz[:, :f], rz[:, f:]
         n = self.input_conv.project(x, 2 * f, 3 * f)
         if self.candidate_conv is None:
-            n = n.addcmul_(r, hh[:, 2 * f :])
+            n = n.addcmul_(r, self.hidden_conv.project(h, 2 * f, 3 * f))
         else:
             n = n.add_(self.candidate_conv(r * h))
         return torch.lerp(n.tanh_(), h, z)
@@ -223,9 +224,8 @@ class ConvMGUCell(RecurrentCell):
             forget, c = forget.sigmoid_(), c.tanh_()
             return torch.addcmul(c, c, forget, value=-1.0)  # (1 − f)·c
         assert self.hidden_conv is not None
-        hh = self.hidden_conv(h)
-        forget = forget.add_(hh[:, :f]).sigmoid_()
-        return torch.lerp(c.addcmul_(forget, hh[:, f:]).tanh_(), h, forget)
+        forget = forget.add_(self.hidden_conv.project(h, 0, f)).sigmoid_()
+        return torch.lerp(c.addcmul_(forget, self.hidden_conv.project(h, f, 2 * f)).tanh_(), h, forget)
 
 
 class IndRNNCell(RecurrentCell):

@@ -32,7 +32,6 @@ from torch import nn
 from mrirecon.errors import ConfigError
 from mrirecon.models.base import ReconOutput, Reconstructor
 from mrirecon.models.cells import ConvGRUCell
-from mrirecon.models.checkpointing import run_step
 from mrirecon.models.coil_refinement import CoilMapRefinement
 from mrirecon.models.inputs import check_inputs
 from mrirecon.models.layers import ReplicationConv2d, channels_image, image_channels
@@ -173,11 +172,14 @@ class RecurrentVarNetBlock(nn.Module):
         mask: torch.Tensor,
         operator: MultiCoilOperator,
         states: list[torch.Tensor | None],
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """``k_{t+1}`` and the new states from ``k_t`` ``(B, C, H, W)`` and its image ``Sᴴ F⁻¹ k_t``."""
-        w, new_states = self.regularizer(image_channels(image), states)
+        *,
+        checkpointed: bool = False,
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+        """``k_{t+1}`` and the new states from ``k_t`` ``(B, C, H, W)`` and its image ``Sᴴ F⁻¹ k_t``
+        (``checkpointed``: recompute each regulariser layer in the backward pass)."""
+        w, new_states = self.regularizer(image_channels(image), states, checkpointed=checkpointed)
         new_kspace = self.data_consistency(kspace, measured, mask) + operator.expand(channels_image(w))
-        return new_kspace, new_states
+        return new_kspace, list(new_states)
 
 
 class RecurrentVarNet(Reconstructor):
@@ -228,21 +230,13 @@ class RecurrentVarNet(Reconstructor):
             init_input = image_channels(fftnc(image, 2, centered=cfg.fft_centered))
             states = list(self.initializer(init_input))
 
-        def step(
-            block: RecurrentVarNetBlock,
-            kspace: torch.Tensor,
-            current: torch.Tensor,
-            *hidden: torch.Tensor | None,
-        ) -> tuple[torch.Tensor, ...]:
-            new_kspace, new_states = block(kspace, current, masked_kspace, mask, operator, list(hidden))
-            return (new_kspace, operator.reduce(new_kspace), *new_states)
-
         kspace = masked_kspace
         estimates = []
         for t in range(cfg.steps):
             block = self.blocks[0 if cfg.share_weights else t]
-            kspace, image, *states = run_step(
-                step, block, kspace, image, *states, checkpointed=self.gradient_checkpointing
+            kspace, states = block(
+                kspace, image, masked_kspace, mask, operator, states, checkpointed=self.gradient_checkpointing
             )
+            image = operator.reduce(kspace)
             estimates.append(image)
         return ReconOutput(image, [estimates])

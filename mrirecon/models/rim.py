@@ -159,19 +159,16 @@ class RIMBlock(nn.Module):
             x: Starting estimate ``(B, H, W)`` complex64.
             gradient: ``x ↦ Aᴴ(Ax − y)/σ²`` for this batch.
             states: One hidden state per layer ``(B, F, H, W)`` or ``None`` (zeros).
-            checkpointed: Recompute each step's activations in the backward pass.
+            checkpointed: Recompute each layer's activations in the backward pass.
 
         Returns:
             The estimates after every step (each ``(B, H, W)`` complex64) and the final states.
         """
-
-        def step(image: torch.Tensor, *hidden: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-            delta, new = self.stack(image_channels(image, gradient(image)), hidden)
-            return (image + channels_image(delta), *new)
-
         estimates = []
         for _ in range(self.time_steps):
-            x, *states = run_step(step, x, *states, checkpointed=checkpointed)
+            delta, new_states = self.stack(image_channels(x, gradient(x)), states, checkpointed=checkpointed)
+            states = list(new_states)
+            x = x + channels_image(delta)
             estimates.append(x)
         return estimates, states
 
@@ -214,17 +211,31 @@ class CIRIM(Reconstructor):
         layers = self.state_layers
         states: list[torch.Tensor | None] = [None for _ in range(layers)]
         steps: list[list[torch.Tensor]] = []
-        for index, block in enumerate(self.cascades):
+        checkpointed = self.gradient_checkpointing
+
+        def cascade(
+            index: int, image: torch.Tensor, *hidden: torch.Tensor | None
+        ) -> tuple[torch.Tensor | None, ...]:
+            estimates, new_states = self.cascades[index](
+                image, gradient, list(hidden), checkpointed=checkpointed
+            )
+            if self.data_consistency is not None:
+                kspace = self.data_consistency[index](operator.expand(estimates[-1]), masked_kspace, mask)
+                estimates[-1] = operator.reduce(kspace)
+            return (*estimates, *new_states)
+
+        for index in range(len(self.cascades)):
             if index > 0:
                 if not cfg.carry_hidden_state:
                     states = [None for _ in range(layers)]
                 if not cfg.cascade_gradients:
                     x = x.detach()
                     states = [None if s is None else s.detach() for s in states]
-            estimates, states = block(x, gradient, states, checkpointed=self.gradient_checkpointing)
-            if self.data_consistency is not None:
-                kspace = self.data_consistency[index](operator.expand(estimates[-1]), masked_kspace, mask)
-                estimates[-1] = operator.reduce(kspace)
+            # Several cascades: checkpoint each cascade too (nested), so that backward keeps the
+            # states of one cascade's steps instead of every cascade's.
+            out = run_step(cascade, index, x, *states, checkpointed=checkpointed and len(self.cascades) > 1)
+            estimates = list(out[: cfg.time_steps])
+            states = list(out[cfg.time_steps :])
             x = estimates[-1]
             steps.append(estimates)
         return ReconOutput(x, steps)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mrirecon.models.cells import RecurrentCell
+from mrirecon.models.checkpointing import run_step
 from mrirecon.models.layers import ReplicationConv2d
 
 __all__ = ["RecurrentConvStack"]
@@ -90,15 +91,31 @@ class RecurrentConvStack(nn.Module):
         return len(self.cells)
 
     def forward(
-        self, x: torch.Tensor, states: Sequence[torch.Tensor | None]
+        self, x: torch.Tensor, states: Sequence[torch.Tensor | None], *, checkpointed: bool = False
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """One time step: the output and the new hidden states."""
+        """One time step: the output and the new hidden states.
+
+        With ``checkpointed``, each layer is a checkpoint: backward keeps only the layers' inputs
+        (the previous layer's state, which is kept anyway as that layer's memory) and recomputes
+        one layer at a time.
+        """
         if len(states) != self.layers:
             raise ValueError(f"expected {self.layers} hidden states, got {len(states)}")
         new_states: list[torch.Tensor] = []
-        for conv, cell, state in zip(self.convs, self.cells, states):
-            x = F.relu(conv(x), inplace=True)
-            h = cell(x, state)
-            new_states.append(h)
-            x = F.relu(h) if self.relu_states else h
-        return self.output_conv(x), new_states
+        for index, state in enumerate(states):
+            x = run_step(self._layer, index, x, state, checkpointed=checkpointed)
+            new_states.append(x)
+        return run_step(self._output, x, checkpointed=checkpointed), new_states
+
+    def _output(self, x: torch.Tensor) -> torch.Tensor:
+        """The output convolution on the top state (after a ReLU with ``relu_states``)."""
+        out: torch.Tensor = self.output_conv(F.relu(x) if self.relu_states else x)
+        return out
+
+    def _layer(self, index: int, x: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        """Layer ``index``: (ReLU of the previous state) → conv → ReLU → cell."""
+        if self.relu_states and index > 0:
+            x = F.relu(x)
+        x = F.relu(self.convs[index](x), inplace=True)
+        h: torch.Tensor = self.cells[index](x, state)
+        return h
