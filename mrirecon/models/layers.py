@@ -38,10 +38,11 @@ class ReplicationConv2d(nn.Conv2d):
     Shapes:
         ``(B, in_channels, H, W)`` → ``(B, out_channels, H, W)``.
 
-    On channels-last input, a k×k convolution with at most :data:`TAP_SUM_MAX_OUTPUTS` outputs
-    (the RIM's last layer) takes a faster route to the same result (up to float rounding): one
-    matrix product to ``k²·out`` channels, replication-padded (padding commutes with a per-pixel
-    linear map), then summed over the k² shifted taps.
+    On channels-last input two cases take faster routes to the same result (up to float rounding):
+    a k×k convolution with at most :data:`TAP_SUM_MAX_OUTPUTS` outputs (the RIM's last layer) is
+    one matrix product to ``k²·out`` channels, replication-padded (padding commutes with a
+    per-pixel linear map), then summed over the k² shifted taps; a 1×1 convolution on the CPU goes
+    straight to oneDNN.
     """
 
     def __init__(
@@ -62,16 +63,21 @@ class ReplicationConv2d(nn.Conv2d):
         if start != 0 or (stop is not None and stop != self.out_channels):
             weight = weight[start:stop]
             bias = None if bias is None else bias[start:stop]
-        if (
-            self.kernel_size[0] > 1
-            and weight.shape[0] <= TAP_SUM_MAX_OUTPUTS
-            and x.dim() == 4
-            and x.is_contiguous(memory_format=torch.channels_last)
-        ):
-            return self._tap_sum(x, weight, bias)
+        channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        if channels_last:
+            if self.kernel_size[0] > 1 and weight.shape[0] <= TAP_SUM_MAX_OUTPUTS:
+                return self._tap_sum(x, weight, bias)
+            if self.kernel_size[0] == 1 and _mkldnn_applies(x):
+                # PyTorch picks oneDNN for 1×1 convolutions only with several threads; oneDNN is the
+                # fastest route on channels-last input at any thread count.
+                return torch.mkldnn_convolution(x, weight, bias, (0, 0), (1, 1), (1, 1), 1)
         p = self.replication
         if p:
             x = F.pad(x, (p, p, p, p), mode="replicate")
+            if channels_last and not x.is_contiguous(memory_format=torch.channels_last):
+                # Edge padding returns few-channel input (a 2-channel image) in NCHW; keep the
+                # layout, or the convolution and everything after it would leave channels-last.
+                x = x.contiguous(memory_format=torch.channels_last)
         return self._conv_forward(x, weight, bias)
 
     def _tap_sum(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -87,6 +93,16 @@ class ReplicationConv2d(nn.Conv2d):
             i, j = divmod(t, k)
             result = result + taps[:, t * out : (t + 1) * out, i * d : i * d + h, j * d : j * d + w]
         return result
+
+
+def _mkldnn_applies(x: torch.Tensor) -> bool:
+    return bool(
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+        and not torch.compiler.is_compiling()
+    )
 
 
 def image_channels(*images: torch.Tensor, channels_last: bool = True) -> torch.Tensor:

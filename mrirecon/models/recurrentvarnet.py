@@ -127,7 +127,7 @@ class RecurrentStateInitializer(nn.Module):
             features = width
         self.multiscale = multiscale
         aggregated = sum(channels[-multiscale:])
-        self.heads = nn.ModuleList(nn.Conv2d(aggregated, hidden_channels, 1) for _ in range(layers))
+        self.heads = nn.ModuleList(ReplicationConv2d(aggregated, hidden_channels, 1) for _ in range(layers))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The initial states."""
