@@ -214,10 +214,12 @@ def run_job(job: Job) -> dict[str, Any]:
     try:
         call()  # warm-up: kernel selection, first-touch page faults
         times: list[float] = []
+        cpu_times: list[float] = []
         while len(times) < job.repeats:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             call()
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
             if sum(times) > 120:  # slow configurations: fewer calls
                 break
     except RuntimeError as error:  # refused by the memory limit
@@ -225,6 +227,7 @@ def run_job(job: Job) -> dict[str, Any]:
             raise
         return {**row, "skipped": f"over the {job.memory_limit_gb:g} GB memory limit"}
     row["seconds"] = statistics.median(times)
+    row["cpu_seconds"] = statistics.median(cpu_times)  # all threads: shows the load of a busy machine
     row["calls"] = len(times)
     row["peak_rss"] = _peak_rss()
     if device.type == "cuda":
@@ -256,11 +259,12 @@ def run_cs_job(threads: int) -> dict[str, Any]:
         source = "random 8-coil 230×180 slice (real slice absent)"
     kspace = kspace / np.abs(kspace).max()
     maps = EspiritCalib(kspace, show_pbar=False).run()
-    times = []
+    times, cpu_times = [], []
     for _ in range(4):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         L1WaveletRecon(kspace, maps, lamda=0.005, max_iter=100, show_pbar=False).run()
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
     return {
         "config": "sigpy_l1wavelet_cs",
         "size": "cs_230x180",
@@ -268,6 +272,7 @@ def run_cs_job(threads: int) -> dict[str, Any]:
         "threads": threads,
         "source": source,
         "seconds": statistics.median(times[1:]),
+        "cpu_seconds": statistics.median(cpu_times[1:]),
         "calls": 3,
         "peak_rss": _peak_rss(),
     }
@@ -311,6 +316,54 @@ def spawn(payload: dict[str, Any], threads: int, timeout: float, allocator: str 
     return result
 
 
+def idle_fraction(window: float = 1.0) -> float:
+    """Fraction of the machine's CPU time that was idle over ``window`` seconds (Linux ``/proc/stat``)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(window)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 1.0
+    return (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def measure(payload: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Run a job, on a shared machine waiting for idle CPUs and repeating contended runs.
+
+    A CPU run is *contended* when its process got less than 80 % of its threads' time (CPU time /
+    wall time); then it is run again, up to ``--retries`` times, and the least contended run kept.
+    """
+    best: dict[str, Any] | None = None
+    for _ in range(1 + max(args.retries, 0)):
+        waited = 0.0
+        idle = idle_fraction()
+        while args.wait_idle and idle < 0.9 and waited < args.max_wait:
+            time.sleep(5)
+            waited += 6
+            idle = idle_fraction()
+        row = spawn(payload, args.threads, args.timeout, args.allocator)
+        row["idle_before"] = round(idle, 3)
+        if (
+            row.get("seconds")
+            and row.get("cpu_seconds") is not None
+            and args.device == "cpu"
+            and not payload.get("cs")
+        ):
+            row["cores"] = row["cpu_seconds"] / row["seconds"]
+            row["contended"] = row["cores"] < 0.8 * args.threads
+        if best is None or row.get("cores", 0) > best.get("cores", 0):
+            best = row
+        if not best.get("contended"):
+            break
+    assert best is not None
+    return best
+
+
 def default_configs() -> list[str]:
     """Every registered model, plus the reference configurations that are not registry defaults."""
     from mrirecon.models.registry import model_names
@@ -348,6 +401,7 @@ def table(rows: list[dict[str, Any]]) -> list[list[object]]:
                 f"{ref[key]:g}" if key in ref else ("2.2–2.9" if cs else ""),
                 ratio(ref.get(key), seconds) if not cs else ratio(REFERENCE_CS_SECONDS[0], seconds),
                 ratio(ref_rss, rss),
+                f"{row['cores']:.2f}" + ("*" if row.get("contended") else "") if "cores" in row else "",
             ]
         )
     return out
@@ -365,6 +419,7 @@ HEADERS = [
     "ref s",
     "time ratio",
     "RSS ratio",
+    "cores",
 ]
 
 
@@ -386,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--allocator", choices=list(ALLOCATORS), default="reuse", help="Allocator profile of the workers."
     )
+    parser.add_argument("--wait-idle", action="store_true", help="Wait for idle CPUs before each run.")
+    parser.add_argument("--max-wait", type=float, default=600.0, help="Seconds to wait for idle CPUs.")
+    parser.add_argument("--retries", type=int, default=0, help="Repeat a contended CPU run this many times.")
     parser.add_argument("--json", type=Path, help="Output JSON (default benchmarks/results/models.json).")
     args = parser.parse_args(argv)
 
@@ -419,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     for index, job in enumerate(jobs, 1):
         print(f"[{index}/{len(jobs)}] {job.config} {job.size} {job.mode} ...", file=sys.stderr, flush=True)
-        rows.append(spawn(asdict(job), args.threads, args.timeout, args.allocator))
+        rows.append(measure(asdict(job), args))
     if not args.no_cs and not args.quick and args.device == "cpu":
         print("[cs] SigPy L1-wavelet, 100 iterations ...", file=sys.stderr, flush=True)
         cs_job = {
@@ -429,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             "size": "cs_230x180",
             "mode": "inference",
         }
-        rows.append(spawn(cs_job, args.threads, 600))
+        rows.append(measure(cs_job, args))
 
     print_table(HEADERS, table(rows))
     payload = {
