@@ -13,6 +13,7 @@ from mrirecon_cli.evaluate import evaluate
 from mrirecon_cli.export_dicom import export_dicom
 from mrirecon_cli.infer import infer
 from mrirecon_cli.manifest import manifest
+from mrirecon_cli.models import models
 from mrirecon_cli.simulate import simulate
 
 
@@ -31,7 +32,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 COMMANDS: list[click.Command] = [demo, evaluate, export_dicom, simulate, convert, manifest]
-COMMANDS += [infer, batch]
+COMMANDS += [infer, batch, models]
 for _command in COMMANDS:
     cli.add_command(_command)
 

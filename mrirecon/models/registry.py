@@ -70,6 +70,28 @@ def _entries() -> dict[str, ModelEntry]:
             "e2e_varnet", bl.E2EVarNet, bl.VarNetConfig, "E2E-VarNet (Sriram et al. 2020), learned coil maps"
         ),
     ]
+
+    # Recurrent models (docs/models.md).
+    from mrirecon.models.recurrentvarnet import RecurrentVarNet, RecurrentVarNetConfig
+    from mrirecon.models.rim import CIRIM, RIM, CIRIMConfig, RIMConfig
+
+    entries += [
+        ModelEntry(
+            "rim", RIM, RIMConfig, "recurrent inference machine (GRU, 64 ch, 8 steps; MGU/IndRNN cells)"
+        ),
+        ModelEntry(
+            "cirim",
+            CIRIM,
+            CIRIMConfig,
+            "cascades of independently recurrent inference machines (5 × 8 steps)",
+        ),
+        ModelEntry(
+            "recurrentvarnet",
+            RecurrentVarNet,
+            RecurrentVarNetConfig,
+            "recurrent variational network (8 k-space steps, 4-layer conv-GRU, learned state init)",
+        ),
+    ]
     return {entry.name: entry for entry in entries}
 
 

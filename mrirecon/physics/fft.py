@@ -49,7 +49,10 @@ def _cached(key: _CacheKey, build: object) -> torch.Tensor:
     if tensor is None:
         if len(_CACHE) >= _CACHE_LIMIT:
             _CACHE.clear()
-        tensor = build()  # type: ignore[operator]
+        # Built outside inference mode: a cached ramp first needed under torch.inference_mode()
+        # must stay usable by autograd later (inference tensors cannot be saved for backward).
+        with torch.inference_mode(False):
+            tensor = build()  # type: ignore[operator]
         _CACHE[key] = tensor
     return tensor
 

@@ -7,7 +7,9 @@ them and for their compositions.
 :class:`MultiCoilOperator` is the one models use. It folds the phase ramps of the centred FFT into
 the coil maps and the mask (``S' = p_in·S``, ``M' = p_out·M``) once at construction, so that each
 application costs one expand, one plain FFT and one mask multiply, and its normal operator
-``AᴴA = S'ᴴ Fᴴ M F S'`` needs no ramps at all.
+``AᴴA = S'ᴴ Fᴴ M F S'`` needs no ramps at all. The normal operator also transforms only the axes
+along which the mask varies: for a Cartesian line mask ``(B, 1, 1, W)`` the transforms along H
+cancel (``F_Hᴴ F_H = I``), so ``AᴴA`` needs 1-D FFTs along W only.
 """
 
 from __future__ import annotations
@@ -214,6 +216,8 @@ class MultiCoilOperator(LinearOperator):
             self._maps = coil_maps
             self._mask_out = mask
         self._maps_conj = self._maps.conj().resolve_conj()
+        # AᴴA transforms only the axes where the mask varies (the others cancel: Fᴴ·F = I).
+        self._normal_dims = tuple(d for d in self.dims if mask.shape[d] != 1)
         self._mask_out_conj = (
             self._mask_out.conj().resolve_conj() if self._mask_out.is_complex() else self._mask_out
         )
@@ -229,10 +233,15 @@ class MultiCoilOperator(LinearOperator):
         return torch.sum(self._maps_conj * z, dim=1)
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
-        """``AᴴA·x = Sᴴ·Fᴴ·M·F·S·x`` without any phase ramp: image → image."""
-        k = torch.fft.fftn(self._maps * x.unsqueeze(1), dim=self.dims, norm="ortho")
-        k.mul_(self.mask)
-        z = torch.fft.ifftn(k, dim=self.dims, norm="ortho")
+        """``AᴴA·x = Sᴴ·Fᴴ·M·F·S·x`` without any phase ramp, transforming only the axes along which
+        the mask varies (1-D FFTs for line masks): image → image."""
+        coil_images = self._maps * x.unsqueeze(1)
+        if self._normal_dims:
+            k = torch.fft.fftn(coil_images, dim=self._normal_dims, norm="ortho")
+            k.mul_(self.mask)
+            z = torch.fft.ifftn(k, dim=self._normal_dims, norm="ortho")
+        else:  # a mask constant over the image: Fᴴ·M·F = M
+            z = coil_images * self.mask
         return torch.sum(self._maps_conj * z, dim=1)
 
     def expand(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ import torch
 
 from mrirecon.config import load_yaml
 from mrirecon.errors import CheckpointError, ConfigError
+from mrirecon.models import load_model_config
 from mrirecon.models.io import load_model, model_from_payload, model_payload, save_model
 from mrirecon.models.registry import (
     build_model,
@@ -59,7 +60,9 @@ def test_every_baseline_is_registered_with_its_kind() -> None:
 @pytest.mark.parametrize("name", BASELINES)
 def test_config_file_holds_the_defaults_and_builds_the_model(name: str) -> None:
     mapping = load_yaml(CONFIGS / f"{name}.yaml")
+    assert mapping.pop("model") == name
     assert mapping == config_mapping(default_config(name))
+    assert load_model_config(name) == (name, default_config(name))
     model = build_model_from_mapping(name, mapping)
     assert type(model) is type(build_model(name))
     assert model.config == default_config(name)  # type: ignore[attr-defined]

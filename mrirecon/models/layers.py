@@ -1,0 +1,127 @@
+"""Convolution building blocks shared by the recurrent models.
+
+- :class:`ReplicationConv2d`: a 2-D convolution whose input is padded by replicating its edge
+  pixels (the padding every RIM, CIRIM and RecurrentVarNet layer uses), so the output has the
+  input's height and width for any odd kernel and dilation.
+- :func:`to_channels_last` / :func:`image_channels`: the complex ↔ real-channel boundary of the
+  CNNs, in the channels-last memory layout the CPU convolutions run fastest in.
+
+Shapes: feature maps are ``(B, F, H, W)`` real tensors; images ``(B, H, W)`` complex64.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mrirecon.physics import channels_to_complex, complex_to_channels
+
+__all__ = ["ReplicationConv2d", "channels_image", "image_channels"]
+
+
+#: Output channels up to which a k×k convolution on channels-last input is computed as one matrix
+#: product over the k² taps followed by shifted sums (oneDNN is slow with so few outputs).
+TAP_SUM_MAX_OUTPUTS = 4
+
+
+class ReplicationConv2d(nn.Conv2d):
+    """``Conv2d`` with replication ("edge") padding that keeps the spatial size.
+
+    Args:
+        in_channels: Input features.
+        out_channels: Output features.
+        kernel_size: Odd kernel size.
+        dilation: Dilation; the padding is ``dilation·(kernel_size − 1)/2`` on every side.
+        bias: Whether the convolution has a bias.
+
+    Shapes:
+        ``(B, in_channels, H, W)`` → ``(B, out_channels, H, W)``.
+
+    On channels-last input two cases take faster routes to the same result (up to float rounding):
+    a k×k convolution with at most :data:`TAP_SUM_MAX_OUTPUTS` outputs (the RIM's last layer) is
+    one matrix product to ``k²·out`` channels, replication-padded (padding commutes with a
+    per-pixel linear map), then summed over the k² shifted taps; a 1×1 convolution on the CPU goes
+    straight to oneDNN.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1, bias: bool = True
+    ):
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        super().__init__(in_channels, out_channels, kernel_size, dilation=dilation, bias=bias, padding=0)
+        self.replication = dilation * (kernel_size - 1) // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad by edge replication, then convolve without padding."""
+        return self.project(x)
+
+    def project(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """The output channels ``[start, stop)`` only (a fresh tensor of its own)."""
+        weight, bias = self.weight, self.bias
+        if start != 0 or (stop is not None and stop != self.out_channels):
+            weight = weight[start:stop]
+            bias = None if bias is None else bias[start:stop]
+        channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        if channels_last:
+            if self.kernel_size[0] > 1 and weight.shape[0] <= TAP_SUM_MAX_OUTPUTS:
+                return self._tap_sum(x, weight, bias)
+            if self.kernel_size[0] == 1 and _mkldnn_applies(x):
+                # PyTorch picks oneDNN for 1×1 convolutions only with several threads; oneDNN is the
+                # fastest route on channels-last input at any thread count.
+                return torch.mkldnn_convolution(x, weight, bias, (0, 0), (1, 1), (1, 1), 1)
+        p = self.replication
+        if p:
+            x = F.pad(x, (p, p, p, p), mode="replicate")
+            if channels_last and not x.is_contiguous(memory_format=torch.channels_last):
+                # Edge padding returns few-channel input (a 2-channel image) in NCHW; keep the
+                # layout, or the convolution and everything after it would leave channels-last.
+                x = x.contiguous(memory_format=torch.channels_last)
+        return self._conv_forward(x, weight, bias)
+
+    def _tap_sum(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        k, d, p = self.kernel_size[0], self.dilation[0], self.replication
+        h, w = x.shape[-2:]
+        out = weight.shape[0]
+        # (out, in, ky, kx) → (ky·kx·out, in): tap t = ky·k + kx owns channels [t·out, (t+1)·out).
+        stacked = weight.permute(2, 3, 0, 1).reshape(k * k * out, weight.shape[1])
+        taps = F.linear(x.permute(0, 2, 3, 1), stacked).permute(0, 3, 1, 2)  # (B, k²·out, H, W), NHWC memory
+        taps = F.pad(taps, (p, p, p, p), mode="replicate")
+        result = taps[:, :out, :h, :w] if bias is None else taps[:, :out, :h, :w] + bias.view(1, -1, 1, 1)
+        for t in range(1, k * k):
+            i, j = divmod(t, k)
+            result = result + taps[:, t * out : (t + 1) * out, i * d : i * d + h, j * d : j * d + w]
+        return result
+
+
+_MKLDNN_BUILT = torch.backends.mkldnn.is_available()  # asked once: dynamo does not trace the call
+
+
+def _mkldnn_applies(x: torch.Tensor) -> bool:
+    if torch.compiler.is_compiling():  # first: the compiled graph takes the ordinary convolution
+        return False
+    on_cpu = x.device.type == "cpu" and x.dtype == torch.float32
+    return bool(on_cpu and _MKLDNN_BUILT and torch.backends.mkldnn.enabled)
+
+
+def image_channels(*images: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+    """Complex images as the real input channels of a CNN.
+
+    Args:
+        images: One or more complex ``(B, H, W)`` images.
+        channels_last: Return the tensor in ``torch.channels_last`` memory layout.
+
+    Returns:
+        ``(B, 2·len(images), H, W)`` real: ``[Re x₀, Im x₀, Re x₁, Im x₁, …]``.
+    """
+    stacked = torch.stack(images, dim=1) if len(images) > 1 else images[0].unsqueeze(1)
+    x = complex_to_channels(stacked)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def channels_image(x: torch.Tensor) -> torch.Tensor:
+    """The two real output channels ``(B, 2, H, W)`` of a CNN as a complex ``(B, H, W)`` image."""
+    if x.shape[1] != 2:
+        raise ValueError(f"expected two channels (real, imaginary), got shape {tuple(x.shape)}")
+    return channels_to_complex(x)[:, 0]

@@ -1,0 +1,67 @@
+"""ReplicationConv2d: equal to edge padding + an unpadded convolution on every route (NCHW,
+channels-last, the tap-sum route for few outputs, channel slices), odd and even sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mrirecon.models.layers import ReplicationConv2d, channels_image, image_channels
+from tests.helpers import complex_randn
+
+
+def reference(
+    conv: ReplicationConv2d, x: torch.Tensor, start: int = 0, stop: int | None = None
+) -> torch.Tensor:
+    p = conv.replication
+    bias = None if conv.bias is None else conv.bias[start:stop]
+    return F.conv2d(
+        F.pad(x, (p, p, p, p), mode="replicate"), conv.weight[start:stop], bias, dilation=conv.dilation
+    )
+
+
+@pytest.mark.parametrize(
+    ("cin", "cout", "kernel", "dilation", "bias"),
+    [(6, 2, 3, 1, False), (6, 2, 3, 1, True), (5, 3, 5, 2, True), (4, 8, 1, 1, True), (4, 8, 3, 2, True)],
+)
+@pytest.mark.parametrize("size", [(9, 7), (8, 10), (1, 1)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_matches_padding_then_convolution(cin, cout, kernel, dilation, bias, size, channels_last) -> None:
+    torch.manual_seed(0)
+    conv = ReplicationConv2d(cin, cout, kernel, dilation=dilation, bias=bias).double()
+    x = torch.randn(2, cin, *size, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    out = conv(x)
+    assert out.shape == (2, cout, *size)
+    torch.testing.assert_close(out, reference(conv, x), atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(conv.project(x, 1, cout), reference(conv, x, 1, cout), atol=1e-12, rtol=1e-12)
+
+
+def test_tap_sum_route_has_the_convolution_gradients() -> None:
+    torch.manual_seed(1)
+    conv = ReplicationConv2d(5, 2, 3, dilation=2).double()
+    x = torch.randn(1, 5, 6, 7, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, w: conv(x), (x, conv.weight), fast_mode=True)
+    grads = torch.autograd.grad(conv(x).square().sum(), (x, conv.weight))
+    expected = torch.autograd.grad(reference(conv, x).square().sum(), (x, conv.weight))
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want)
+
+
+def test_even_kernel_is_refused() -> None:
+    with pytest.raises(ValueError, match="odd"):
+        ReplicationConv2d(2, 2, 4)
+
+
+def test_image_channels_round_trip() -> None:
+    x, g = complex_randn(2, 5, 4), complex_randn(2, 5, 4)
+    channels = image_channels(x, g)
+    assert channels.shape == (2, 4, 5, 4) and channels.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(channels[:, 0], x.real)
+    torch.testing.assert_close(channels[:, 3], g.imag)
+    torch.testing.assert_close(channels_image(channels[:, 2:]), g)
+    with pytest.raises(ValueError, match="two channels"):
+        channels_image(channels)

@@ -1,0 +1,89 @@
+"""RIM, CIRIM and RecurrentVarNet: output shapes and step structure (single- and multi-coil, odd and
+even sizes, line and 2-D masks), finite gradients into every parameter, input checks, CUDA."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mrirecon.models.base import ReconOutput, Reconstructor
+from tests.models.conftest import TINY, build_tiny
+from tests.models.synthetic import acquisition
+
+
+def expected_steps(variant: str) -> list[int]:
+    name, config = TINY[variant]
+    if name == "rim":
+        return [config.time_steps]
+    if name == "cirim":
+        return [config.time_steps] * config.cascades
+    return [config.steps]
+
+
+@pytest.mark.parametrize("coils", [1, 4])
+@pytest.mark.parametrize("size", [(12, 10), (11, 9), (7, 13)])
+def test_output_shapes_and_steps(tiny, coils: int, size: tuple[int, int], device: torch.device) -> None:
+    variant, _ = tiny
+    model = build_tiny(variant).to(device).eval()
+    data = acquisition(batch=2, coils=coils, height=size[0], width=size[1], seed=1).to(device)
+    with torch.inference_mode():
+        out = model(*data.inputs)
+    assert isinstance(out, ReconOutput)
+    assert out.image.shape == (2, *size) and out.image.dtype == torch.complex64
+    assert out.image.device.type == device.type
+    assert [len(s) for s in out.steps] == expected_steps(variant)
+    assert all(step.shape == (2, *size) and step.dtype == torch.complex64 for c in out.steps for step in c)
+    assert out.steps[-1][-1] is out.image
+    assert torch.isfinite(torch.view_as_real(out.image)).all()
+
+
+def test_two_dimensional_and_shared_masks(tiny) -> None:
+    variant, _ = tiny
+    model = build_tiny(variant).eval()
+    data = acquisition(batch=2, coils=3, height=10, width=8, two_d_mask=True, seed=2)
+    with torch.inference_mode():
+        per_sample = model(*data.inputs).image
+        shared = model(data.masked_kspace, data.mask[:1].expand(2, -1, -1, -1).clone(), data.coil_maps).image
+        first = model(data.masked_kspace, data.mask[:1], data.coil_maps).image
+    assert per_sample.shape == (2, 10, 8)
+    torch.testing.assert_close(shared, first)
+
+
+def test_finite_gradients_into_every_parameter(tiny) -> None:
+    variant, _ = tiny
+    model = build_tiny(variant).train()
+    data = acquisition(batch=2, coils=3, height=9, width=8, seed=3)
+    out = model(*data.inputs)
+    loss = sum((step - data.truth).abs().mean() for cascade in out.steps for step in cascade)
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None, f"{variant}: no gradient reaches {name}"
+        assert torch.isfinite(parameter.grad).all(), f"{variant}: non-finite gradient in {name}"
+        if name == "blocks.0.data_consistency.weight" and not TINY[variant][1].share_weights:
+            # RecurrentVarNet starts from k₀ = y, so the first step's residual M(k₀ − y) is zero and
+            # α₁ never learns (as in DIRECT; docs/models.md).
+            assert parameter.grad.abs().sum() == 0
+            continue
+        assert parameter.grad.abs().sum() > 0, f"{variant}: zero gradient in {name}"
+
+
+def test_batch_elements_are_independent(tiny) -> None:
+    """Slice i of a batch is reconstructed as it would be alone (nothing mixes the batch)."""
+    variant, _ = tiny
+    model = build_tiny(variant).eval()
+    data = acquisition(batch=2, coils=3, height=8, width=8, seed=4)
+    with torch.inference_mode():
+        together = model(*data.inputs).image
+        alone = model(*(t[1:] for t in data.inputs)).image
+    torch.testing.assert_close(together[1:], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_inputs_are_checked() -> None:
+    model: Reconstructor = build_tiny("rim_gru")
+    data = acquisition(batch=2, coils=3, height=8, width=6)
+    with pytest.raises(ValueError, match="coil_maps"):
+        model(data.masked_kspace, data.mask, data.coil_maps[:, :2])
+    with pytest.raises(ValueError, match="mask must have shape"):
+        model(data.masked_kspace, data.mask[..., :5], data.coil_maps)
+    with pytest.raises(TypeError, match="complex"):
+        model(data.masked_kspace.abs(), data.mask, data.coil_maps)
