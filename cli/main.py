@@ -9,6 +9,7 @@ from mrirecon_cli.demo import demo
 from mrirecon_cli.errors import ErrorReportingGroup
 from mrirecon_cli.evaluate import evaluate
 from mrirecon_cli.export_dicom import export_dicom
+from mrirecon_cli.train import train
 
 
 @click.group(cls=ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,7 +26,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-COMMANDS: list[click.Command] = [demo, evaluate, export_dicom]
+COMMANDS: list[click.Command] = [demo, evaluate, export_dicom, train]
 for _command in COMMANDS:
     cli.add_command(_command)
 

@@ -1,0 +1,107 @@
+"""Samplers and a dataset wrapper that make data order and training randomness a function of the seed.
+
+Exact resume needs the batches after a restart to be those an uninterrupted run would have seen.
+Lightning does not save random-number states, so nothing here depends on them:
+
+- :class:`EpochShuffleSampler` shuffles with ``(seed, epoch)`` (like ``DistributedSampler``, which it
+  extends: shards per rank, padded so that every rank takes the same number of steps) and yields
+  ``(epoch, index)`` pairs;
+- :class:`SeededDataset` seeds torch, NumPy and ``random`` from ``(seed, epoch, index)`` while it
+  loads item ``index`` (the training masks are drawn then), and restores their previous states;
+- :class:`ShardSampler` splits evaluation data over ranks without padding, so every slice is
+  scored once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, DistributedSampler, Sampler
+
+__all__ = ["EpochShuffleSampler", "SeededDataset", "ShardSampler", "item_seed"]
+
+
+def item_seed(seed: int, epoch: int, index: int) -> int:
+    """A 32-bit seed for item ``index`` in ``epoch`` of a run seeded with ``seed``."""
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, index]).generate_state(1)[0])
+
+
+class EpochShuffleSampler(DistributedSampler):
+    """A shuffled shard of the training set per epoch, yielding ``(epoch, index)``.
+
+    Args:
+        dataset: The training set (only its length is used).
+        num_replicas: Processes (DDP world size; 1 without DDP).
+        rank: This process's rank.
+        seed: The run's seed; the order of epoch ``e`` is a function of ``(seed, e)`` only.
+        shuffle: Shuffle (``False``: the dataset's order).
+
+    Lightning calls :meth:`set_epoch` before every epoch.
+    """
+
+    def __init__(self, dataset: Any, *, num_replicas: int, rank: int, seed: int, shuffle: bool = True):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = int(self.epoch)
+        for index in super().__iter__():
+            yield epoch, int(index)
+
+
+class SeededDataset(Dataset):
+    """Loads item ``(epoch, index)`` with torch, NumPy and ``random`` seeded from ``(seed, epoch, index)``.
+
+    The random-number states are restored afterwards, so the caller's sequence is untouched.
+    A plain integer index is taken as epoch 0.
+
+    Args:
+        dataset: A map-style dataset.
+        seed: The run's seed.
+    """
+
+    def __init__(self, dataset: Any, seed: int):
+        self.dataset = dataset
+        self.seed = int(seed)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> Any:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        seed = item_seed(self.seed, epoch, index)
+        np_state = np.random.get_state()  # noqa: NPY002 (the global generator is what datasets may use)
+        py_state = random.getstate()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            np.random.seed(seed)  # noqa: NPY002
+            random.seed(seed)
+            try:
+                return self.dataset[index]
+            finally:
+                np.random.set_state(np_state)  # noqa: NPY002
+                random.setstate(py_state)
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + W, rank + 2W, …`` of a dataset: every index on exactly one rank.
+
+    Unlike ``DistributedSampler`` it does not pad shards to equal length, so no slice is scored
+    twice; ranks may take different numbers of evaluation steps (nothing synchronises per step).
+    """
+
+    def __init__(self, length: int, *, num_replicas: int = 1, rank: int = 0):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
+        self.length = int(length)
+        self.num_replicas = int(num_replicas)
+        self.rank = int(rank)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.length, self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.num_replicas))

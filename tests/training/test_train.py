@@ -1,0 +1,166 @@
+"""Training runs on in-memory phantoms: smoke runs, checkpoints, exact resume, output-folder rules."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from pytorch_lightning.callbacks import Callback
+
+from mrirecon.errors import CheckpointError, ConfigError
+from mrirecon.training.checkpoint import load_checkpoint_model, read_checkpoint
+from mrirecon.training.config import train_config_from_mapping
+from mrirecon.training.run import train
+from tests.training.conftest import base_mapping
+
+
+def _config(**trainer: Any) -> Any:
+    return train_config_from_mapping(base_mapping(**trainer))
+
+
+def test_fast_dev_run_trains_one_step_and_validates(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    result = train(
+        _config(fast_dev_run=True), output_dir=tmp_path, datasets=phantom_data, echo=lambda _: None
+    )
+    # one validation pass scored (fast_dev_run validates one batch: one slice of one volume)
+    assert 0 < result.val_metrics["val_ssim"] <= 1
+    assert "val_ssim_zero_filled" in result.val_metrics
+    assert not (tmp_path / "checkpoints" / "last.ckpt").exists()  # fast_dev_run writes nothing
+
+
+def test_checkpoints_record_the_model_and_load_without_unpickling(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    config = _config(max_epochs=2)
+    result = train(config, output_dir=tmp_path, datasets=phantom_data, echo=lambda _: None)
+    paths = result.paths
+    for path in (paths.best, paths.last, paths.config, paths.model):
+        assert path.is_file(), path
+    ckpt = torch.load(paths.best, weights_only=True)
+    record = ckpt["mrirecon"]
+    assert record["model_name"] == "tiny"
+    assert record["model_config"] == {"cascades": 2, "time_steps": 2, "channels": 8}
+    assert record["format"] == 1 and record["mrirecon_version"]
+    assert "manifest_sha256" in record and record["training_config"] == config.to_mapping()
+    assert result.best_val_ssim == pytest.approx(
+        float(ckpt["callbacks"][next(iter(ckpt["callbacks"]))]["best_model_score"])
+    )
+    # the best checkpoint's model and the exported payload are the same model
+    sample = phantom_data["val"][0]
+    inputs = (sample.masked_kspace[None], sample.mask[None], sample.coil_maps[None])
+    name_a, model_a = load_checkpoint_model(paths.best)
+    name_b, model_b = load_checkpoint_model(paths.model)
+    assert name_a == name_b == "tiny"
+    with torch.no_grad():
+        assert torch.equal(model_a(*inputs).image, model_b(*inputs).image)
+    weights = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items()}
+    assert all(torch.equal(weights[k], v) for k, v in model_a.state_dict().items())
+    # the CSV log has the per-epoch validation metrics
+    with open(next((tmp_path / "logs" / "csv").rglob("metrics.csv"))) as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["val_ssim"]) for r in rows if r.get("val_ssim")][-1] == pytest.approx(
+        result.val_metrics["val_ssim"]
+    )
+
+
+class _Pickled:
+    pass
+
+
+def test_loading_refuses_pickled_objects_and_foreign_files(tiny_registered: str, tmp_path: Path) -> None:
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "mrirecon": {"model_name": "tiny"}, "payload": _Pickled()}, evil)
+    with pytest.raises(CheckpointError, match="cannot read it as a checkpoint"):
+        load_checkpoint_model(evil)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        read_checkpoint(tmp_path / "missing.ckpt")
+    plain = tmp_path / "plain.ckpt"
+    torch.save({"state_dict": {"model.w": torch.zeros(1)}}, plain)
+    with pytest.raises(CheckpointError, match="without mrirecon's record"):
+        load_checkpoint_model(plain)
+    other = tmp_path / "other.ckpt"
+    torch.save(
+        {"state_dict": {}, "mrirecon": {"format": 1, "model_name": "nonexistent", "model_config": {}}}, other
+    )
+    with pytest.raises(CheckpointError, match="unknown model 'nonexistent'"):
+        load_checkpoint_model(other)
+    neither = tmp_path / "neither.pt"
+    torch.save({"weights": torch.zeros(2)}, neither)
+    with pytest.raises(CheckpointError, match="neither a training checkpoint nor a model file"):
+        load_checkpoint_model(neither)
+    wrong = tmp_path / "wrong.ckpt"
+    torch.save(
+        {
+            "state_dict": {"model.x": torch.zeros(1)},
+            "mrirecon": {"format": 1, "model_name": "tiny", "model_config": {}},
+        },
+        wrong,
+    )
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint_model(wrong)
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAtEpoch(Callback):
+    """Simulates a run killed at the start of an epoch (after the previous epoch's checkpoint)."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise _Crash
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_resume_reproduces_the_uninterrupted_run(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    mapping = base_mapping(max_epochs=3)
+    mapping["data"]["batch_size"] = 2
+    mapping["optim"] = {"lr": 3e-3, "scheduler": "cosine", "warmup_steps": 3, "gradient_clip_val": 1.0}
+    config = train_config_from_mapping(mapping)
+    quiet = {"datasets": phantom_data, "echo": lambda _: None}
+
+    straight = train(config, output_dir=tmp_path / "straight", **quiet)
+    with pytest.raises(_Crash):
+        train(config, output_dir=tmp_path / "resumed", callbacks=[_CrashAtEpoch(2)], **quiet)
+    interrupted = _weights(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    resumed = train(config, output_dir=tmp_path / "resumed", resume=True, **quiet)
+
+    a, b = _weights(straight.paths.last), _weights(resumed.paths.last)
+    assert a.keys() == b.keys()
+    assert any(not torch.equal(interrupted[k], a[k]) for k in a)  # the resumed run did train on
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert resumed.val_metrics["val_ssim"] == straight.val_metrics["val_ssim"]
+    ckpt_a = torch.load(straight.paths.last, weights_only=True)
+    ckpt_b = torch.load(resumed.paths.last, weights_only=True)
+    assert ckpt_a["global_step"] == ckpt_b["global_step"] == 12
+    assert ckpt_a["lr_schedulers"] == ckpt_b["lr_schedulers"]
+
+
+def test_output_folder_rules(tiny_registered: str, phantom_data: dict, tmp_path: Path) -> None:
+    config = _config(max_epochs=1)
+    quiet = {"datasets": phantom_data, "echo": lambda _: None}
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        train(config, output_dir=tmp_path, resume=True, **quiet)
+    train(config, output_dir=tmp_path, **quiet)
+    with pytest.raises(ConfigError, match=r"already holds a training run.*--resume"):
+        train(config, output_dir=tmp_path, **quiet)
+    changed = train_config_from_mapping(
+        {**base_mapping(max_epochs=1), "model": {"name": "tiny", "params": {"channels": 4}}}
+    )
+    with pytest.raises(ConfigError, match="model section differs"):
+        train(changed, output_dir=tmp_path, resume=True, **quiet)
