@@ -6,8 +6,9 @@ Lightning does not save random-number states, so nothing here depends on them:
 - :class:`EpochShuffleSampler` shuffles with ``(seed, epoch)`` (like ``DistributedSampler``, which it
   extends: shards per rank, padded so that every rank takes the same number of steps) and yields
   ``(epoch, index)`` pairs;
-- :class:`SeededDataset` seeds torch, NumPy and ``random`` from ``(seed, epoch, index)`` while it
-  loads item ``index`` (the training masks are drawn then), and restores their previous states;
+- :class:`SeededDataset` seeds torch, NumPy, ``random`` and the mask function's generator from
+  ``(seed, epoch, index)`` while it loads item ``index`` (the training masks are drawn then), and
+  restores their previous states;
 - :class:`ShardSampler` splits evaluation data over ranks without padding, so every slice is
   scored once.
 """
@@ -52,11 +53,25 @@ class EpochShuffleSampler(DistributedSampler):
             yield epoch, int(index)
 
 
-class SeededDataset(Dataset):
-    """Loads item ``(epoch, index)`` with torch, NumPy and ``random`` seeded from ``(seed, epoch, index)``.
+def _mask_generator(dataset: Any) -> np.random.RandomState | None:
+    """The random generator of a dataset's mask function (``dataset.transform.mask_func.rng``), if any.
 
-    The random-number states are restored afterwards, so the caller's sequence is untouched.
-    A plain integer index is taken as epoch 0.
+    mrirecon's mask functions draw from their own ``RandomState`` (as fastMRI's do), not from
+    NumPy's global one; the data layer's ``SliceDataset`` holds its ``ReconTransform`` as
+    ``transform``.
+    """
+    mask_func = getattr(getattr(dataset, "transform", None), "mask_func", None)
+    rng = getattr(mask_func, "rng", None)
+    return rng if isinstance(rng, np.random.RandomState) else None
+
+
+class SeededDataset(Dataset):
+    """Loads item ``(epoch, index)`` with its randomness seeded from ``(seed, epoch, index)``.
+
+    Seeded while the item loads: torch's, NumPy's and ``random``'s global generators and the mask
+    function's own generator (``dataset.transform.mask_func.rng``, where the training masks come
+    from). Their states are restored afterwards, so nothing else sees a difference. A plain
+    integer index is taken as epoch 0.
 
     Args:
         dataset: A map-style dataset.
@@ -73,17 +88,23 @@ class SeededDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> Any:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         seed = item_seed(self.seed, epoch, index)
+        mask_rng = _mask_generator(self.dataset)
+        mask_state = mask_rng.get_state() if mask_rng is not None else None
         np_state = np.random.get_state()  # noqa: NPY002 (the global generator is what datasets may use)
         py_state = random.getstate()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             np.random.seed(seed)  # noqa: NPY002
             random.seed(seed)
+            if mask_rng is not None:
+                mask_rng.seed(seed)
             try:
                 return self.dataset[index]
             finally:
                 np.random.set_state(np_state)  # noqa: NPY002
                 random.setstate(py_state)
+                if mask_rng is not None and mask_state is not None:
+                    mask_rng.set_state(mask_state)
 
 
 class ShardSampler(Sampler[int]):

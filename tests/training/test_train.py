@@ -9,12 +9,15 @@ from typing import Any
 import pytest
 import torch
 from pytorch_lightning.callbacks import Callback
+from torch.utils.data import default_collate
 
 from mrirecon.errors import CheckpointError, ConfigError
 from mrirecon.training.checkpoint import load_checkpoint_model, read_checkpoint
 from mrirecon.training.config import train_config_from_mapping
+from mrirecon.training.module import ReconModule
 from mrirecon.training.run import train
 from tests.training.conftest import base_mapping
+from tests.training.tiny import TinyConfig
 
 
 def _config(**trainer: Any) -> Any:
@@ -164,3 +167,40 @@ def test_output_folder_rules(tiny_registered: str, phantom_data: dict, tmp_path:
     )
     with pytest.raises(ConfigError, match="model section differs"):
         train(changed, output_dir=tmp_path, resume=True, **quiet)
+
+
+def test_accumulation_clipping_and_checkpointing_change_steps_not_results(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    quiet = {"datasets": phantom_data, "echo": lambda _: None}
+    mapping = base_mapping(max_epochs=1)
+    mapping["optim"] = {"lr": 3e-3, "accumulate_grad_batches": 2, "gradient_clip_val": 0.5}
+    plain = train(train_config_from_mapping(mapping), output_dir=tmp_path / "plain", **quiet)
+    mapping["trainer"]["gradient_checkpointing"] = True
+    recomputed = train(train_config_from_mapping(mapping), output_dir=tmp_path / "ckpt", **quiet)
+    a = torch.load(plain.paths.last, weights_only=True)
+    b = torch.load(recomputed.paths.last, weights_only=True)
+    assert a["global_step"] == b["global_step"] == 4  # 8 slices, 2 batches per optimiser step
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(value, b["state_dict"][key], rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_autocast_on_cpu_keeps_the_physics_complex64(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    config = _config(fast_dev_run=True, precision="bf16-mixed")
+    result = train(config, output_dir=tmp_path, datasets=phantom_data, echo=lambda _: None)
+    assert 0 < result.val_metrics["val_ssim"] <= 1
+    # under autocast the convolutions run in bfloat16 while the image estimates stay complex64
+    module = ReconModule("tiny", TinyConfig())
+    seen: list[torch.dtype] = []
+    module.model.nets[0][0].register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    batch = default_collate([phantom_data["train"][0]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = module(batch)
+        loss = module._loss(output, batch)
+    assert seen and all(d == torch.bfloat16 for d in seen)
+    assert output.image.dtype == torch.complex64 and all(
+        s.dtype == torch.complex64 for c in output.steps for s in c
+    )
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
