@@ -29,6 +29,7 @@ __all__ = [
     "SyntheticSection",
     "TrainConfig",
     "TrainerSection",
+    "Weighting",
     "load_train_config",
     "train_config_from_mapping",
 ]
@@ -36,6 +37,7 @@ __all__ = [
 #: The image losses a config may combine, by name.
 LOSS_TERMS = ("l1", "l2", "ssim")
 
+#: How the estimates of a recurrent model's steps are weighted in the loss (see LossSection).
 Weighting = Literal["logspace", "uniform", "final"]
 
 

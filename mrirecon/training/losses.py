@@ -16,15 +16,16 @@ last estimate only). :class:`ReconLoss` puts both together.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal
 
 import torch
 
 from mrirecon.evaluation.torch_metrics import ssim_torch
 from mrirecon.shapes import check_shape
+from mrirecon.training.config import Weighting
 
 __all__ = [
     "ReconLoss",
+    "Weighting",
     "center_crop",
     "crop_to_target",
     "image_loss",
@@ -33,8 +34,6 @@ __all__ = [
     "ssim_loss",
     "step_weights",
 ]
-
-Weighting = Literal["logspace", "uniform", "final"]
 
 
 def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
