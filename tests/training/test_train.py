@@ -40,10 +40,16 @@ def test_checkpoints_record_the_model_and_load_without_unpickling(
     tiny_registered: str, phantom_data: dict, tmp_path: Path
 ) -> None:
     config = _config(max_epochs=2)
-    result = train(config, output_dir=tmp_path, datasets=phantom_data, echo=lambda _: None)
+    datasets = {**phantom_data, "test": phantom_data["val"]}
+    result = train(config, output_dir=tmp_path, datasets=datasets, echo=lambda _: None)
     paths = result.paths
-    for path in (paths.best, paths.last, paths.config, paths.model):
+    for path in (paths.best, paths.last, paths.config, paths.model, paths.test_metrics):
         assert path.is_file(), path
+    # the best checkpoint was tested on the test set (here the validation set): the same scores
+    best_epoch_ssim = result.best_val_ssim
+    assert result.test_metrics["test_ssim"] == pytest.approx(best_epoch_ssim, abs=1e-6)
+    with open(paths.test_metrics) as f:
+        assert [row["fname"] for row in csv.DictReader(f)] == ["val000.h5", "val001.h5"]
     ckpt = torch.load(paths.best, weights_only=True)
     record = ckpt["mrirecon"]
     assert record["model_name"] == "tiny"
@@ -204,3 +210,15 @@ def test_bf16_autocast_on_cpu_keeps_the_physics_complex64(
         s.dtype == torch.complex64 for c in output.steps for s in c
     )
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+def test_predict_step_returns_magnitudes_in_the_input_scale(tiny_registered: str, phantom_data: dict) -> None:
+    module = ReconModule("tiny", TinyConfig()).eval()
+    samples = [phantom_data["val"][i] for i in (0, 1)]
+    batch = default_collate(samples)
+    with torch.no_grad():
+        out = module.predict_step(batch, 0)
+        image = module(batch).image
+    assert out["fname"] == ["val000.h5", "val000.h5"] and out["slice_num"] == [0, 1]
+    expected = image.abs() * torch.tensor([s.scale for s in samples]).view(-1, 1, 1)
+    torch.testing.assert_close(out["reconstruction"], expected)
