@@ -47,11 +47,15 @@ class ModelSection:
 
     Attributes:
         name: A name in the model registry (``mrirecon.models.registry``).
-        params: Fields of that model's config dataclass to change from their defaults (the
-            papers' settings); checked against the dataclass, unknown keys are errors.
+        preset: A model config file, by name (``cirim_knee``: ``configs/models/cirim_knee.yaml``)
+            or path, to start from instead of the model's defaults (the papers' settings); it
+            must be a config of model ``name``.
+        params: Fields of the model's config dataclass to change on top of that; checked
+            against the dataclass, unknown keys are errors.
     """
 
     name: str
+    preset: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -93,6 +97,8 @@ class SyntheticSection:
         size: Image side in pixels.
         coils: Receive coils.
         seed: Seed of the simulation.
+        contrast: Contrast of the brain phantom (``mixed`` cycles through the three).
+        snr: Signal-to-noise ratio of the simulated k-space.
     """
 
     volumes: int = 12
@@ -100,6 +106,8 @@ class SyntheticSection:
     size: int = 64
     coils: int = 4
     seed: int = 0
+    contrast: Literal["flair", "t1", "t2", "mixed"] = "flair"
+    snr: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,8 @@ class DataSection:
         test: Test source (optional; the best checkpoint is tested on it after training).
         mask: The undersampling.
         coil_maps: Coil-sensitivity estimation: ``acs`` (from the fully sampled centre) or ``espirit``.
-        centered: FFT convention of the data (``false`` for Calgary-Campinas).
+        centered: FFT convention of the data: ``false`` for Calgary-Campinas, ``null`` (default)
+            for each file's own (``mrirecon_fft_centered``; fastMRI files are centred).
         batch_size: Training slices per batch (per device).
         val_batch_size: Validation and test slices per batch (per device).
         num_workers: DataLoader worker processes.
@@ -132,7 +141,7 @@ class DataSection:
     test: str | list[str] | None = None
     mask: MaskSection = field(default_factory=MaskSection)
     coil_maps: Literal["acs", "espirit"] = "acs"
-    centered: bool = True
+    centered: bool | None = None
     batch_size: int = 1
     val_batch_size: int = 1
     num_workers: int = 0
@@ -352,15 +361,28 @@ def train_config_from_mapping(
 
 
 def model_config(config: TrainConfig) -> Any:
-    """The model's config dataclass: its defaults with ``model.params`` applied.
+    """The model's config dataclass: its defaults (or ``model.preset``) with ``model.params`` applied.
 
     Raises:
-        ConfigError: for an unknown model name (the known ones are listed) or a bad parameter.
+        ConfigError: for an unknown model name (the known ones are listed), a preset of another
+            model or an unknown preset, or a bad parameter.
     """
     from mrirecon.models.registry import get_entry
 
-    entry = get_entry(config.model.name)
-    return from_mapping(entry.config_class, config.model.params, where="model.params")
+    section = config.model
+    entry = get_entry(section.name)
+    base: dict[str, Any] = {}
+    if section.preset is not None:
+        from mrirecon.models.config_files import load_model_config
+
+        name, preset = load_model_config(section.preset)
+        if name != section.name:
+            raise ConfigError(
+                f"'model.preset' {section.preset!r} configures model '{name}', not '{section.name}'",
+                hint="choose a preset of the same model (mrirecon models lists them), or change model.name",
+            )
+        base = to_mapping(preset)
+    return from_mapping(entry.config_class, {**base, **section.params}, where="model.params")
 
 
 def load_train_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> TrainConfig:

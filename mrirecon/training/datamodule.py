@@ -88,7 +88,16 @@ class ReconDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader[Any]:
         dataset = SeededDataset(self._split("train"), self.seed)
         world, rank = self._ranks()
-        sampler = EpochShuffleSampler(dataset, num_replicas=world, rank=rank, seed=self.seed)
+        trainer = self.trainer
+        sampler = EpochShuffleSampler(
+            dataset,
+            num_replicas=world,
+            rank=rank,
+            seed=self.seed,
+            # the epoch Lightning is starting (the count it passes to set_epoch), read when an
+            # iteration starts: right on resume too, where the first iterator predates set_epoch
+            epoch_source=(lambda: trainer.fit_loop.epoch_progress.current.processed) if trainer else None,  # type: ignore[attr-defined]
+        )
         return self._loader(dataset, sampler, self.batch_size)
 
     def _eval_loader(self, split: str) -> DataLoader[Any]:

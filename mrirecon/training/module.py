@@ -90,6 +90,8 @@ class ReconModule(pl.LightningModule):
         self.optim = optim or OptimSection()
         self.centered = centered
         self.record = dict(record or {})
+        #: Optimiser steps of the whole run (the cosine schedule's length); None: ask Lightning.
+        self.total_steps: int | None = None
         self._scores: dict[str, list[SliceScore]] = {}
         #: Per-volume scores of the last validation / test epoch, by stage (``val``, ``test``),
         #: for the model and for the zero-filled reference (``val_zero_filled``...).
@@ -188,8 +190,10 @@ class ReconModule(pl.LightningModule):
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.model.parameters(), self.optim)
-        total = 1
-        if self.optim.scheduler == "cosine":
+        total = self.total_steps or 1
+        if self.optim.scheduler == "cosine" and self.total_steps is None:
+            # Lightning counts by building the training iterator here, before a resumed run has
+            # restored its epoch; mrirecon's train() sets total_steps instead (exact resume)
             total = int(self.trainer.estimated_stepping_batches)
         scheduler = build_scheduler(optimizer, self.optim, total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -34,7 +34,7 @@ from mrirecon.config import from_mapping, load_yaml
 from mrirecon.errors import ConfigError
 from mrirecon.training.config import TrainConfig, TrainerSection, model_config
 
-__all__ = ["RunPaths", "TrainResult", "resolve_precision", "run_paths", "train"]
+__all__ = ["RunPaths", "TrainResult", "optimizer_steps", "resolve_precision", "run_paths", "train"]
 
 
 @dataclass(frozen=True)
@@ -214,6 +214,31 @@ def _scalars(metrics: Mapping[str, Any], prefix: str) -> dict[str, float]:
     return out
 
 
+def optimizer_steps(
+    items: int,
+    *,
+    world_size: int,
+    batch_size: int,
+    accumulate: int,
+    limit_batches: int | float,
+    max_epochs: int,
+    max_steps: int,
+) -> int:
+    """Optimiser steps of a whole run, as Lightning will take them.
+
+    Each rank sees ``ceil(items / world_size)`` items (the training sampler pads its shards), in
+    ``ceil(· / batch_size)`` batches, limited by ``limit_batches`` (a fraction or a count); an
+    optimiser step takes ``accumulate`` batches (the last, partial group of an epoch steps too).
+    """
+    batches = math.ceil(math.ceil(items / world_size) / batch_size)
+    if isinstance(limit_batches, float):
+        batches = int(batches * limit_batches)
+    else:
+        batches = min(batches, limit_batches)
+    steps = math.ceil(batches / accumulate) * max_epochs
+    return min(steps, max_steps) if max_steps > 0 else steps
+
+
 @contextlib.contextmanager
 def _quiet_lightning() -> Any:
     """Silence Lightning warnings that say nothing to a user of mrirecon."""
@@ -289,7 +314,7 @@ def train(
         model_cfg,
         loss=config.loss,
         optim=config.optim,
-        centered=config.data.centered,
+        centered=config.data.centered is not False,
         gradient_checkpointing=tcfg.gradient_checkpointing,
         record={"manifest_sha256": checksum, "training_config": config.to_mapping()},
     )
@@ -303,14 +328,25 @@ def train(
         pin_memory=config.data.pin_memory,
         seed=tcfg.seed,
     )
-    checkpointing = ModelCheckpoint(
+    # Two callbacks: Lightning's save_last only refreshes last.ckpt in epochs that also saved a
+    # top-k checkpoint, so a run whose SSIM stopped improving would resume from a stale epoch.
+    best_checkpoint = ModelCheckpoint(
         dirpath=paths.checkpoints,
-        filename="best",
+        filename=paths.best.stem,
         monitor="val_ssim",
         mode="max",
         save_top_k=1,
-        save_last=True,
         auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    last_checkpoint = ModelCheckpoint(
+        dirpath=paths.checkpoints,
+        filename=paths.last.stem,
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
     )
     loggers = _loggers(paths)
     trainer = pl.Trainer(
@@ -336,12 +372,21 @@ def train(
         logger=loggers,
         # fast_dev_run: no checkpoint at all (Lightning's on_train_end would still write last.ckpt)
         callbacks=[
-            *([] if tcfg.fast_dev_run else [checkpointing]),
+            *([] if tcfg.fast_dev_run else [best_checkpoint, last_checkpoint]),
             LearningRateMonitor(logging_interval="step"),
             *callbacks,
         ],
         use_distributed_sampler=False,
         num_sanity_val_steps=0 if resume else 1,
+    )
+    module.total_steps = optimizer_steps(
+        len(datasets["train"]),
+        world_size=trainer.world_size,
+        batch_size=config.data.batch_size,
+        accumulate=config.optim.accumulate_grad_batches,
+        limit_batches=tcfg.limit_train_batches,
+        max_epochs=tcfg.max_epochs,
+        max_steps=tcfg.max_steps,
     )
     if trainer.is_global_zero:
         echo(
@@ -357,7 +402,7 @@ def train(
         )
     val_metrics = _scalars(trainer.callback_metrics, "val_")
 
-    best = checkpointing.best_model_score
+    best = best_checkpoint.best_model_score
     best_ssim = float(best) if best is not None else None
     test_metrics: dict[str, float] = {}
     has_best = not tcfg.fast_dev_run and paths.best.is_file()

@@ -16,7 +16,7 @@ Lightning does not save random-number states, so nothing here depends on them:
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -40,14 +40,29 @@ class EpochShuffleSampler(DistributedSampler):
         rank: This process's rank.
         seed: The run's seed; the order of epoch ``e`` is a function of ``(seed, e)`` only.
         shuffle: Shuffle (``False``: the dataset's order).
-
-    Lightning calls :meth:`set_epoch` before every epoch.
+        epoch_source: Called when an iteration starts, it returns the epoch being started; without
+            it the epoch is the last one given to :meth:`set_epoch`. (Lightning builds the first
+            iterator, whose workers prefetch indices at once, before it calls ``set_epoch``, and on
+            resume before its loops are restored; asking the trainer's loop at iteration time is
+            always right.)
     """
 
-    def __init__(self, dataset: Any, *, num_replicas: int, rank: int, seed: int, shuffle: bool = True):
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        num_replicas: int,
+        rank: int,
+        seed: int,
+        shuffle: bool = True,
+        epoch_source: Callable[[], int] | None = None,
+    ):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+        self.epoch_source = epoch_source
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.epoch_source is not None:
+            self.set_epoch(int(self.epoch_source()))
         epoch = int(self.epoch)
         for index in super().__iter__():
             yield epoch, int(index)

@@ -54,6 +54,8 @@ def build_datasets(data: DataSection, splits: Sequence[str] = SPLITS) -> dict[st
                 raise ConfigError(f"no {split} data", hint=f"set data.{split} or data.manifest")
             continue
         _check_exists(split, source)
+        if split == "test" and data.test is None and not _manifest_has_split(Path(str(source)), split):
+            continue  # the shared manifest has no test rows: no test set
         sources[split] = source_paths(source)
 
     from mrirecon.data.dataset import SliceDataset
@@ -71,6 +73,12 @@ def build_datasets(data: DataSection, splits: Sequence[str] = SPLITS) -> dict[st
     return out
 
 
+def _manifest_has_split(path: Path, split: str) -> bool:
+    from mrirecon.data.manifest import read_manifest
+
+    return any(entry.split == split for entry in read_manifest(path))
+
+
 def _transform(data: DataSection, *, training: bool) -> Any:
     from mrirecon.data.transforms import ReconTransform
     from mrirecon.masks import create_mask_func
@@ -79,7 +87,7 @@ def _transform(data: DataSection, *, training: bool) -> Any:
     mask_func = create_mask_func(mask.type, mask.center_fractions, mask.accelerations)
     return ReconTransform(
         mask_func,
-        deterministic_masks=not training,
+        deterministic_mask=not training,
         coil_maps=data.coil_maps,
         centered=data.centered,
     )
@@ -139,9 +147,12 @@ def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -
         manifest.parent,
         volumes=syn.volumes,
         slices=syn.slices,
-        size=syn.size,
         coils=syn.coils,
+        size=(syn.size, syn.size),
         seed=syn.seed,
+        contrast=syn.contrast,
+        snr=syn.snr,
+        echo=echo,
     )
     if not manifest.exists():
         raise ConfigError(

@@ -48,3 +48,18 @@ def test_optimizer_and_scheduler_state_round_trips_with_weights_only(name: str) 
     assert fresh.get_last_lr() == pytest.approx(scheduler.get_last_lr())
     expected = 0.1 * (0.5 * (1 + math.cos(math.pi * 1 / 8)))
     assert scheduler.get_last_lr()[0] == pytest.approx(expected)
+
+
+def test_optimizer_steps_counts_like_lightning() -> None:
+    from mrirecon.training.run import optimizer_steps
+
+    common = {"world_size": 1, "batch_size": 1, "accumulate": 1, "limit_batches": 1.0, "max_steps": -1}
+    assert optimizer_steps(8, **{**common, "max_epochs": 3}) == 24
+    # 9 items on 2 ranks: 5 each (padded), batches of 2: 3 batches, 2 per step: 2 steps per epoch
+    assert (
+        optimizer_steps(9, **{**common, "world_size": 2, "batch_size": 2, "accumulate": 2, "max_epochs": 2})
+        == 4
+    )
+    assert optimizer_steps(10, **{**common, "limit_batches": 0.5, "max_epochs": 1}) == 5
+    assert optimizer_steps(10, **{**common, "limit_batches": 3, "max_epochs": 2}) == 6
+    assert optimizer_steps(10, **{**common, "max_epochs": 5, "max_steps": 7}) == 7

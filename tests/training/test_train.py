@@ -139,7 +139,7 @@ def test_resume_reproduces_the_uninterrupted_run(
     tiny_registered: str, phantom_data: dict, tmp_path: Path
 ) -> None:
     mapping = base_mapping(max_epochs=2)
-    mapping["data"]["batch_size"] = 2
+    mapping["data"].update(batch_size=2, num_workers=1)  # a worker prefetches: the epoch must be right early
     mapping["optim"] = {"lr": 3e-3, "scheduler": "cosine", "warmup_steps": 3, "gradient_clip_val": 1.0}
     config = train_config_from_mapping(mapping)
     quiet = {"datasets": phantom_data, "echo": lambda _: None}
@@ -224,3 +224,15 @@ def test_predict_step_returns_magnitudes_in_the_input_scale(tiny_registered: str
     assert out["fname"] == ["val000.h5", "val000.h5"] and out["slice_num"] == [0, 1]
     expected = image.abs() * torch.tensor([s.scale for s in samples]).view(-1, 1, 1)
     torch.testing.assert_close(out["reconstruction"], expected)
+
+
+def test_last_checkpoint_is_the_last_epoch_even_without_improvement(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    mapping = base_mapping(max_epochs=2)
+    mapping["optim"] = {"lr": 1e-30}  # the weights (and so the SSIM) stay put: epoch 2 is no better
+    result = train(
+        train_config_from_mapping(mapping), output_dir=tmp_path, datasets=phantom_data, echo=lambda _: None
+    )
+    assert torch.load(result.paths.best, weights_only=True)["global_step"] == 8
+    assert torch.load(result.paths.last, weights_only=True)["global_step"] == 16
