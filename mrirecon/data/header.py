@@ -14,7 +14,13 @@ from pathlib import Path
 
 from mrirecon.errors import DataError
 
-__all__ = ["AcquisitionHeader", "EncodingLimits", "build_ismrmrd_header", "parse_ismrmrd_header"]
+__all__ = [
+    "AcquisitionHeader",
+    "EncodingLimits",
+    "build_ismrmrd_header",
+    "parse_ismrmrd_header",
+    "rewrite_encoding",
+]
 
 NAMESPACE = "http://www.ismrm.org/ISMRMRD"
 _NS = {"m": NAMESPACE}
@@ -292,4 +298,76 @@ def build_ismrmrd_header(
             _element(seq, "TE", f"{te_ms:.6f}")
         if sequence_type:
             _element(seq, "sequence_type", sequence_type)
+    return '<?xml version="1.0"?>\n' + ET.tostring(root, encoding="unicode")
+
+
+def _set_xyz(parent: ET.Element, tag: str, values: tuple[float, ...], fmt: str) -> None:
+    node = parent.find(f"m:{tag}", _NS)
+    if node is None:
+        node = _element(parent, tag)
+    for axis, value in zip("xyz", values):
+        child = node.find(f"m:{axis}", _NS)
+        if child is None:
+            child = _element(node, axis)
+        child.text = format(value, fmt)
+
+
+def _set_limits(limits: ET.Element, name: str, value: EncodingLimits) -> None:
+    node = limits.find(f"m:{name}", _NS)
+    if node is None:
+        node = _element(limits, name)
+    for key in ("minimum", "maximum", "center"):
+        child = node.find(f"m:{key}", _NS)
+        if child is None:
+            child = _element(node, key)
+        child.text = str(getattr(value, key))
+
+
+def rewrite_encoding(
+    xml: str | bytes,
+    *,
+    encoded_matrix: tuple[int, int, int],
+    encoded_fov_mm: tuple[float, float, float],
+    recon_matrix: tuple[int, int, int],
+    recon_fov_mm: tuple[float, float, float],
+    e1_limits: EncodingLimits | None = None,
+    e2_limits: EncodingLimits | None = None,
+    source: str | Path | None = None,
+) -> str:
+    """A copy of an ISMRMRD header whose first encoding describes the k-space as mrirecon stores it.
+
+    Everything else (identifiers, system, sequence, user parameters) is kept. Converters use it
+    after removing readout oversampling (encoded x shrinks) and after splitting 3-D data into 2-D
+    slices (the phase encodes become x and y).
+
+    Raises:
+        DataError: if the XML is unreadable or has no encoding section.
+    """
+    if isinstance(xml, bytes):
+        xml = xml.decode("utf-8", errors="replace")
+    ET.register_namespace("", NAMESPACE)
+    ET.register_namespace("xsi", "http://www.w3.org/2001/XMLSchema-instance")
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as error:
+        raise DataError(f"unreadable ISMRMRD header: {error}", path=source) from error
+    encoding = root.find("m:encoding", _NS)
+    if encoding is None:
+        raise DataError("the ISMRMRD header has no encoding section", path=source)
+    for space, matrix, fov in (
+        ("encodedSpace", encoded_matrix, encoded_fov_mm),
+        ("reconSpace", recon_matrix, recon_fov_mm),
+    ):
+        node = encoding.find(f"m:{space}", _NS)
+        if node is None:
+            node = _element(encoding, space)
+        _set_xyz(node, "matrixSize", matrix, "d")
+        _set_xyz(node, "fieldOfView_mm", fov, ".6f")
+    limits = encoding.find("m:encodingLimits", _NS)
+    if limits is None and (e1_limits or e2_limits):
+        limits = _element(encoding, "encodingLimits")
+    if limits is not None and e1_limits is not None:
+        _set_limits(limits, "kspace_encoding_step_1", e1_limits)
+    if limits is not None and e2_limits is not None:
+        _set_limits(limits, "kspace_encoding_step_2", e2_limits)
     return '<?xml version="1.0"?>\n' + ET.tostring(root, encoding="unicode")

@@ -21,7 +21,8 @@ class ReconSample(NamedTuple):
             where not sampled.
         mask: ``(1, 1, W)`` (line mask) or ``(1, H, W)`` (2-D mask) float32, 1 = sampled; it
             broadcasts against ``masked_kspace``.
-        coil_maps: ``(C, H, W)`` complex64, Σ_c |S_c|² = 1 where there is signal.
+        coil_maps: ``(C, H, W)`` complex64, Σ_c |S_c|² = 1 where there is signal (an empty
+            ``(0, 0, 0)`` tensor when the transform was asked for no maps).
         target: ``(h, w)`` float32 magnitude reference, divided by ``scale`` and centre-cropped to
             ``crop_size``; all zeros when the input has no reference (prospective data).
         fname: The volume's file name (base name).
@@ -29,8 +30,9 @@ class ReconSample(NamedTuple):
         max_value: The reference volume's maximum divided by ``scale`` (the SSIM data range of
             fastMRI's protocol); 0 without a reference.
         crop_size: ``(h, w)``, the reconstruction size from the header (fastMRI's ``reconSpace``).
-        scale: The normalisation factor: the network sees ``kspace / scale``; multiply its output
-            by ``scale`` to return to the input's intensity scale.
+        scale: The normalisation factor, the maximum of the zero-filled RSS image of the measured
+            k-space: the network sees ``kspace / scale``; multiply its output by ``scale`` to
+            return to the input's intensity scale.
         num_low_frequencies: Fully sampled centre lines along W.
         acceleration: Effective acceleration of ``mask``.
         lesion_labels: ``(h, w)`` int16 lesion labels (0 = none, k = lesion k) cropped like the

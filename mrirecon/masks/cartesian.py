@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mrirecon.errors import ConfigError
 from mrirecon.masks.base import MaskFunc
 
 __all__ = [
@@ -82,6 +83,13 @@ class EquispacedMaskFractionFunc(_LineMaskFunc):
     """Approximately equispaced columns with the spacing adjusted so that the total is W/R."""
 
     def outer(self, num_cols: int, acceleration: float, offset: int | None, num_low: int) -> np.ndarray:
+        if num_low * acceleration >= num_cols:
+            # fastMRI divides by zero (or spaces the lines by a negative step) here.
+            raise ConfigError(
+                f"equispaced_fraction: the {num_low} fully sampled centre lines alone reach acceleration "
+                f"{num_cols / num_low:.3g}, so {acceleration:g}x leaves no lines outside the centre",
+                hint="choose a smaller centre fraction (centre fraction × acceleration must be below 1)",
+            )
         adjusted = (acceleration * (num_low - num_cols)) / (num_low * acceleration - num_cols)
         if offset is None:
             offset = self.rng.randint(0, high=round(adjusted))

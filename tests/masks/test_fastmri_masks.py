@@ -115,3 +115,11 @@ def test_unknown_type_and_bad_arguments_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="greater than 1"):
         create_mask_func("random", [0.08], [1])
     assert set(FASTMRI_TYPES) <= set(MASK_TYPES)
+
+
+def test_equispaced_fraction_refuses_a_centre_that_already_reaches_the_acceleration() -> None:
+    """fastMRI divides by zero when centre fraction × acceleration = 1; we name the fix instead."""
+
+    func = create_mask_func("equispaced_fraction", [0.25], [4], seed=0)
+    with pytest.raises(ConfigError, match="smaller centre fraction"):
+        func((1, 256, 64))

@@ -1,0 +1,144 @@
+"""Volumes from plain k-space arrays: NumPy ``.npy`` files with a stated axis order, and the shared
+step that turns any array (NumPy, BART) into a :class:`~mrirecon.data.raw.ArrayVolume`.
+
+Axis names for ``.npy`` files (``npy_axes``, comma-separated, one per array axis):
+
+- ``kx``: the readout (fully sampled); becomes H, the rows;
+- ``ky``: the first phase encode; becomes W, the columns (where line masks sample);
+- ``kz``: a second phase encode: the data are 3-D and are split into 2-D slices along ``kx``
+  (:func:`mrirecon.data.cartesian.decouple_readout`), each slice ``(C, ky, kz)``;
+- ``coils`` and ``slices``: optional.
+
+Defaults: a 2-D array is ``kx,ky`` (one coil, one slice) and a 3-D array ``coils,kx,ky`` (the
+layout of SigPy and of the tutorial data); anything else must be stated, since
+``slices,coils,kx,ky`` and ``coils,kx,ky,kz`` cannot be told apart from the shape.
+
+Undersampled input keeps its own mask, recovered from its exact zeros (a location is sampled when
+any coil of any slice is non-zero there). Fully sampled data surrounded by never-acquired zero
+columns (zero padding, partial Fourier) count as fully sampled, with those columns as padding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mrirecon.data.cartesian import decouple_readout, reduce_mask, sampled_locations
+from mrirecon.data.raw import ArrayVolume
+from mrirecon.errors import DataError
+from mrirecon.masks import describe_mask
+
+__all__ = ["AXIS_NAMES", "open_npy", "parse_axes", "volume_from_3d", "volume_from_slices"]
+
+AXIS_NAMES = ("slices", "coils", "kx", "ky", "kz")
+_DEFAULT_AXES = {2: ("kx", "ky"), 3: ("coils", "kx", "ky")}
+
+
+def parse_axes(text: str | None, ndim: int, *, path: Path | None = None) -> tuple[str, ...]:
+    """The axis names of an array of rank ``ndim`` (see the module docstring).
+
+    Raises:
+        DataError: unknown or repeated names, a count that differs from ``ndim``, no ``kx``/``ky``,
+            ``slices`` with ``kz``, or no default for this rank.
+    """
+    hint = "e.g. --npy-axes slices,coils,kx,ky or --npy-axes coils,kx,ky,kz"
+    if text is None:
+        if ndim not in _DEFAULT_AXES:
+            raise DataError(
+                f"the array has {ndim} axes and their order is ambiguous; state it with npy_axes "
+                f"(names: {', '.join(AXIS_NAMES)})",
+                path=path,
+                hint=hint,
+            )
+        return _DEFAULT_AXES[ndim]
+    axes = tuple(name.strip().lower() for name in text.split(",") if name.strip())
+    unknown = [name for name in axes if name not in AXIS_NAMES]
+    if unknown:
+        raise DataError(
+            f"unknown axis name(s) {', '.join(unknown)} in '{text}'; use {', '.join(AXIS_NAMES)}",
+            path=path,
+            hint=hint,
+        )
+    if len(set(axes)) != len(axes):
+        raise DataError(f"axis names repeat in '{text}'", path=path, hint=hint)
+    if len(axes) != ndim:
+        raise DataError(f"'{text}' names {len(axes)} axes but the array has {ndim}", path=path, hint=hint)
+    if "kx" not in axes or "ky" not in axes:
+        raise DataError(f"'{text}' must name the readout kx and the phase encode ky", path=path, hint=hint)
+    if "slices" in axes and "kz" in axes:
+        raise DataError("3-D data (kz) with several slices (multi-slab) is not supported", path=path)
+    return axes
+
+
+def _prospective_attrs(mask: np.ndarray) -> dict[str, Any]:
+    info = describe_mask(mask)
+    return {"acceleration": round(info.acceleration, 2), "num_low_frequency": info.num_low_frequencies}
+
+
+def volume_from_slices(
+    path: Path, kspace: np.ndarray, *, centered: bool = True, attrs: dict[str, Any] | None = None
+) -> ArrayVolume:
+    """A volume from 2-D slices ``(S, C, H, W)``, with the mask recovered from the exact zeros."""
+    mask, padding = reduce_mask(sampled_locations(kspace, path=path))
+    extra = dict(attrs or {})
+    if mask is not None:
+        extra.update(_prospective_attrs(mask))
+    return ArrayVolume(path, kspace, mask=mask, centered=centered, attrs=extra, padding=padding)
+
+
+def volume_from_3d(
+    path: Path, kspace: np.ndarray, *, centered: bool = True, attrs: dict[str, Any] | None = None
+) -> ArrayVolume:
+    """A volume from 3-D k-space ``(C, X, Y, Z)``, split into X slices ``(C, Y, Z)`` with a 2-D mask."""
+    slices, sampled = decouple_readout(kspace, centered=centered, path=path)
+    mask, padding = reduce_mask(sampled)
+    extra = dict(attrs or {})
+    extra["mrirecon_decoupled_3d"] = True
+    if mask is not None:
+        extra.update(_prospective_attrs(mask))
+    return ArrayVolume(path, slices, mask=mask, centered=centered, attrs=extra, padding=padding)
+
+
+def open_npy(path: str | Path, *, npy_axes: str | None = None, centered: bool = True) -> ArrayVolume:
+    """Open a NumPy ``.npy`` k-space array (memory-mapped; 3-D data are decoupled in memory).
+
+    Args:
+        path: The ``.npy`` file, complex.
+        npy_axes: The axis order (module docstring); default by rank.
+        centered: FFT convention of the data.
+
+    Raises:
+        DataError: missing or unreadable file, real dtype, ambiguous or wrong axis order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("no such file", path=path)
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read the file as a NumPy array: {error}", path=path) from error
+    if not np.iscomplexobj(array):
+        raise DataError(
+            f"the array has dtype {array.dtype}; k-space must be complex",
+            path=path,
+            hint="save complex64 k-space (real + 1j·imaginary)",
+        )
+    if array.size == 0:
+        raise DataError(f"the array is empty (shape {array.shape})", path=path)
+    axes = parse_axes(npy_axes, array.ndim, path=path)
+    attrs = {"mrirecon_source": f"NumPy {path.name}, axes {','.join(axes)}"}
+    if "kz" in axes:
+        order = [axes.index(name) for name in ("coils", "kx", "ky", "kz") if name in axes]
+        data = np.transpose(array, order)
+        if "coils" not in axes:
+            data = data[None]
+        return volume_from_3d(path, np.asarray(data), centered=centered, attrs=attrs)
+    order = [axes.index(name) for name in ("slices", "coils", "kx", "ky") if name in axes]
+    data = np.transpose(array, order)  # a lazy view of the memory map
+    if "coils" not in axes:
+        data = np.expand_dims(data, 1 if "slices" in axes else 0)
+    if "slices" not in axes:
+        data = data[None]
+    return volume_from_slices(path, data, centered=centered, attrs=attrs)

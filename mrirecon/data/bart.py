@@ -1,0 +1,127 @@
+"""BART ``.cfl``/``.hdr`` k-space: read (memory-mapped) and write.
+
+A BART array is two files: ``NAME.hdr`` (text: a ``# Dimensions`` line, then the sizes) and
+``NAME.cfl`` (complex64 samples in column-major order). BART's axes are fixed: 0 readout, 1 phase
+encode 1, 2 phase encode 2, 3 coils, 13 slices (others: maps, echoes, time... must be 1 here).
+mrirecon serves the readout as H and phase encode 1 as W; with phase encode 2 larger than 1 the
+data are 3-D and are split into 2-D slices along the readout
+(:func:`mrirecon.data.cartesian.decouple_readout`). BART's FFT is centred, as mrirecon's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mrirecon.data.arrays import volume_from_3d, volume_from_slices
+from mrirecon.data.raw import ArrayVolume
+from mrirecon.errors import DataError
+
+__all__ = ["BART_AXES", "bart_pair", "open_cfl", "read_cfl", "write_cfl"]
+
+#: BART's names of its first 16 axes.
+BART_AXES = (
+    "readout",
+    "phase 1",
+    "phase 2",
+    "coils",
+    "maps",
+    "echoes",
+    "coefficients",
+    "coefficients 2",
+    "iterations",
+    "cardiac/shift",
+    "time",
+    "time 2",
+    "level",
+    "slices",
+    "averages",
+    "batch",
+)
+_SUPPORTED = {0, 1, 2, 3, 13}
+
+
+def bart_pair(path: str | Path) -> tuple[Path, Path]:
+    """``(NAME.hdr, NAME.cfl)`` for a path given as ``NAME``, ``NAME.cfl`` or ``NAME.hdr``."""
+    path = Path(path)
+    base = path.with_suffix("") if path.suffix.lower() in (".cfl", ".hdr") else path
+    return base.with_suffix(".hdr"), base.with_suffix(".cfl")
+
+
+def _read_dims(header: Path) -> tuple[int, ...]:
+    try:
+        lines = header.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read the BART header: {error}", path=header) from error
+    for number, line in enumerate(lines):
+        if line.strip().startswith("# Dimensions") and number + 1 < len(lines):
+            try:
+                dims = tuple(int(v) for v in lines[number + 1].split())
+            except ValueError as error:
+                raise DataError(f"the '# Dimensions' line is not integers: {error}", path=header) from error
+            if dims and all(d >= 1 for d in dims):
+                return dims
+            break
+    raise DataError("the BART header has no valid '# Dimensions' line", path=header)
+
+
+def read_cfl(path: str | Path) -> np.ndarray:
+    """A BART array as a read-only memory map with BART's (column-major) axis order.
+
+    Raises:
+        DataError: missing ``.hdr``/``.cfl``, a bad header, or a ``.cfl`` of the wrong size.
+    """
+    header, data = bart_pair(path)
+    for part in (header, data):
+        if not part.is_file():
+            raise DataError(f"the BART {part.suffix} file is missing", path=part)
+    dims = _read_dims(header)
+    expected = int(np.prod(dims)) * 8
+    size = data.stat().st_size
+    if size != expected:
+        raise DataError(
+            f"the .cfl holds {size} bytes but the header's dimensions {dims} need {expected}",
+            path=data,
+            hint="the file is truncated, or the .hdr belongs to another array",
+        )
+    return np.memmap(data, dtype=np.complex64, mode="r", shape=dims, order="F")
+
+
+def write_cfl(path: str | Path, array: np.ndarray) -> Path:
+    """Write ``array`` (BART axis order) as ``NAME.hdr`` + ``NAME.cfl``; returns the ``.cfl`` path."""
+    header, data = bart_pair(path)
+    array = np.asarray(array, dtype=np.complex64)
+    header.write_text("# Dimensions\n" + " ".join(str(n) for n in array.shape) + "\n")
+    np.asfortranarray(array).reshape(-1, order="F").tofile(data)
+    return data
+
+
+def open_cfl(path: str | Path, *, centered: bool = True) -> ArrayVolume:
+    """Open BART k-space as a volume (see the module docstring).
+
+    Raises:
+        DataError: unreadable files, or axes other than readout, phase 1/2, coils and slices used.
+    """
+    _, data = bart_pair(path)
+    array = read_cfl(path)
+    dims = array.shape + (1,) * max(0, 16 - array.ndim)
+    extra = [
+        f"{BART_AXES[i] if i < 16 else i} ({n})" for i, n in enumerate(dims) if n > 1 and i not in _SUPPORTED
+    ]
+    if extra:
+        raise DataError(
+            f"the BART array uses axes mrirecon does not serve: {', '.join(extra)}",
+            path=data,
+            hint="keep readout, phase encodes, coils and slices (e.g. `bart slice` the others away)",
+        )
+    full = array.reshape(dims[:16], order="F")  # a view: trailing axes are 1
+    attrs = {"mrirecon_source": f"BART {data.name}"}
+    if dims[2] > 1:
+        if dims[13] > 1:
+            raise DataError("3-D data with several slices (multi-slab) is not supported", path=data)
+        kspace3d = np.transpose(full[:, :, :, :, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], (3, 0, 1, 2))
+        return volume_from_3d(data, np.asarray(kspace3d), centered=centered, attrs=attrs)
+    # (RO, PE1, coils, slices) -> (slices, coils, RO, PE1), a lazy view of the memory map
+    planes = full[:, :, 0, :, 0, 0, 0, 0, 0, 0, 0, 0, 0, :, 0, 0]
+    return volume_from_slices(data, np.transpose(planes, (3, 2, 0, 1)), centered=centered, attrs=attrs)

@@ -1,0 +1,160 @@
+"""Cartesian k-space helpers shared by the converters: sampling masks recovered from exact zeros,
+readout-oversampling removal and the decoupling of 3-D acquisitions into 2-D slices.
+
+A 3-D Cartesian acquisition ``(C, X, Y, Z)`` samples the readout X fully and undersamples the two
+phase encodes (Y, Z). An inverse FFT along X separates it into X independent 2-D problems: slice
+``x`` is the k-space ``(C, Y, Z)`` of the image row at readout position ``x``, sampled with the
+same 2-D mask ``(Y, Z)``. That is how 3-D data (the CIRIM paper's 3-D FLAIR, the SigPy tutorial's
+Poisson-disc brain) are served as 2-D slices with 2-D masks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mrirecon.errors import DataError
+from mrirecon.physics import fftnc, ifftnc
+
+__all__ = [
+    "crop_readout",
+    "decouple_readout",
+    "reduce_mask",
+    "sampled_locations",
+]
+
+#: Fraction of a sampled phase-encode position's readout that must be non-zero (3-D decoupling).
+READOUT_COVERAGE = 0.95
+
+
+def sampled_locations(kspace: np.ndarray, *, path: Path | None = None) -> np.ndarray:
+    """Where anything was measured: bool ``(H, W)``, a location counting when any slice and coil holds
+    a non-zero value there.
+
+    Args:
+        kspace: ``(S, C, H, W)`` complex (a memory map is read one slice at a time).
+        path: For error messages.
+
+    Raises:
+        DataError: if slices were sampled with different patterns, or nothing at all is non-zero.
+    """
+    union: np.ndarray | None = None
+    first: np.ndarray | None = None
+    for index in range(kspace.shape[0]):
+        nonzero: np.ndarray = np.asarray(np.asarray(kspace[index] != 0).any(axis=0))
+        if first is None:
+            first, union = nonzero, nonzero.copy()
+            continue
+        assert union is not None
+        if not np.array_equal(nonzero, first):
+            raise DataError(
+                f"slice {index} is sampled with another pattern than slice 0",
+                path=path,
+                hint="mrirecon serves one sampling mask per volume; split the slices into files",
+            )
+        union |= nonzero
+    if union is None or not union.any():
+        raise DataError("the k-space holds no non-zero sample", path=path)
+    return union
+
+
+def _block(line: np.ndarray) -> tuple[int, int] | None:
+    """``[lo, hi)`` if the True values of ``line`` form one contiguous run, else None."""
+    idx = np.flatnonzero(line)
+    if idx.size and idx[-1] - idx[0] + 1 == idx.size:
+        return int(idx[0]), int(idx[-1]) + 1
+    return None
+
+
+def reduce_mask(sampled: np.ndarray) -> tuple[np.ndarray | None, tuple[int, int]]:
+    """The sampling mask to serve, from the locations that were measured.
+
+    Args:
+        sampled: bool ``(H, W)``.
+
+    Returns:
+        ``(mask, columns)``: ``mask`` is ``None`` when the data are fully sampled, possibly with
+        never-acquired zero columns or rows around a fully sampled block (zero padding, partial
+        Fourier), else bool ``(W,)`` when every column is sampled fully or not at all (a line
+        mask), else the bool ``(H, W)`` pattern. ``columns`` is the acquired column range
+        ``[left, right)`` (fastMRI's padding; ``(0, W)`` unless the data are fully sampled inside
+        a block of columns).
+    """
+    width = sampled.shape[1]
+    columns: np.ndarray = np.asarray(sampled.any(axis=0))
+    rows: np.ndarray = np.asarray(sampled.any(axis=1))
+    col_block, row_block = _block(columns), _block(rows)
+    if col_block is not None and row_block is not None:
+        inside = sampled[row_block[0] : row_block[1], col_block[0] : col_block[1]]
+        if inside.all():
+            return None, col_block
+    if (columns == sampled.all(axis=0)).all():
+        return columns.copy(), (0, width)
+    return sampled.copy(), (0, width)
+
+
+def crop_readout(kspace: torch.Tensor, keep: int, *, centered: bool = True) -> torch.Tensor:
+    """Remove readout oversampling in image space: inverse FFT along the readout, keep the central
+    ``keep`` samples, FFT back.
+
+    Args:
+        kspace: ``(..., X, Y)`` complex with the readout on the second-to-last axis.
+        keep: Readout samples to keep (the reconstruction field of view), ``keep <= X``.
+        centered: FFT convention.
+
+    Returns:
+        ``(..., keep, Y)`` complex64.
+    """
+    size = kspace.shape[-2]
+    if keep >= size:
+        return kspace
+    lines = ifftnc(kspace.transpose(-1, -2), 1, centered=centered)
+    start = (size - keep) // 2
+    lines = lines[..., start : start + keep]
+    return fftnc(lines.contiguous(), 1, centered=centered).transpose(-1, -2).contiguous()
+
+
+def decouple_readout(
+    kspace: np.ndarray, *, centered: bool = True, path: Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split a 3-D acquisition into 2-D slices along its fully sampled readout.
+
+    Args:
+        kspace: ``(C, X, Y, Z)`` complex 3-D k-space, X the readout; exact zeros where a phase-encode
+            position ``(y, z)`` was not measured.
+        centered: FFT convention.
+        path: For error messages.
+
+    Returns:
+        ``(slices, sampled)``: ``(X, C, Y, Z)`` complex64, slice ``x`` holding the 2-D k-space of
+        readout position ``x``, and bool ``(Y, Z)``, the phase-encode positions measured.
+
+    Raises:
+        DataError: if the readout of a measured phase-encode position is not fully sampled.
+    """
+    coils, size_x, size_y, size_z = kspace.shape
+    nonzero = np.zeros((size_x, size_y, size_z), dtype=bool)
+    for coil in range(coils):
+        nonzero |= np.asarray(kspace[coil] != 0)
+    sampled: np.ndarray = np.asarray(nonzero.any(axis=0))
+    if not sampled.any():
+        raise DataError("the 3-D k-space holds no non-zero sample", path=path)
+    coverage = nonzero[:, sampled].mean(axis=0)
+    if coverage.min() < READOUT_COVERAGE:
+        raise DataError(
+            f"the readout is not fully sampled (a measured phase-encode position has only "
+            f"{coverage.min():.0%} of its readout samples), so the 3-D data cannot be split into "
+            "2-D slices along it",
+            path=path,
+            hint="the first k-space axis must be the fully sampled readout; check the stated axis order",
+        )
+    out = np.empty((size_x, coils, size_y, size_z), dtype=np.complex64)
+    for coil in range(coils):
+        block = torch.from_numpy(np.ascontiguousarray(kspace[coil], dtype=np.complex64))
+        # readout last for the 1-D inverse FFT, then back to (X, Y, Z)
+        images = ifftnc(block.permute(1, 2, 0).contiguous(), 1, centered=centered)
+        out[:, coil] = images.permute(2, 0, 1).numpy()
+    out[:, :, ~sampled] = 0  # exact zeros where nothing was measured
+    return out, sampled

@@ -1,0 +1,119 @@
+"""Coil maps for the data pipeline: ACS maps per slice, ESPIRiT maps cached per volume.
+
+ESPIRiT (through SigPy) takes seconds per slice on a CPU, so its maps are computed once per
+``(volume, slice, calibration width)`` and kept: in memory for the last few volumes of this process,
+and, when a cache folder is given, on disk (one ``.npy`` per slice in a folder per volume, keyed
+by the file's path, size and modification time, so a changed file is never served stale maps).
+The calibration width is the fully sampled centre of the mask (at most 24), so the maps use only
+measured data, and a volume whose mask function varies its centre fraction gets one entry per
+width.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mrirecon.atomic import atomic_file
+from mrirecon.errors import ExportError
+from mrirecon.masks import MaskInfo, acs_mask
+from mrirecon.physics import estimate_coil_maps_acs, estimate_coil_maps_espirit
+
+__all__ = ["EspiritCache", "acs_coil_maps", "espirit_calib_width"]
+
+
+def acs_coil_maps(masked_kspace: torch.Tensor, mask: torch.Tensor, *, centered: bool) -> torch.Tensor:
+    """Coil maps ``(C, H, W)`` from the fully sampled centre of ``mask`` (``(1, 1|H, W)``).
+
+    Uncentred k-space ``u = F x`` is estimated in the centred view: ``fftshift(u)`` is the centred
+    k-space of the rolled image ``fftshift(x)``, so the maps found there are rolled back with
+    ``ifftshift``.
+    """
+    spatial = (-2, -1)
+    if not centered:
+        masked_kspace = torch.fft.fftshift(masked_kspace, dim=spatial)
+        mask = torch.fft.fftshift(mask, dim=(-1,) if mask.shape[-2] == 1 else spatial)
+    acs = acs_mask(mask.unsqueeze(0))
+    maps = estimate_coil_maps_acs(masked_kspace.unsqueeze(0), acs, centered=True)[0]
+    return maps if centered else torch.fft.ifftshift(maps, dim=spatial)
+
+
+def espirit_calib_width(info: MaskInfo, shape: tuple[int, int], limit: int = 24) -> int:
+    """The ESPIRiT calibration width: the fully sampled centre (rows and columns), at most ``limit``."""
+    rows = shape[0] if info.kind == "1d" else info.acs_shape[0]
+    return max(2, min(limit, rows, info.acs_shape[-1]))
+
+
+def _volume_key(path: Path) -> str:
+    stat = path.stat()
+    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return hashlib.sha1(text.encode()).hexdigest()[:20]
+
+
+class EspiritCache:
+    """ESPIRiT maps per ``(volume, slice, calibration width)``, in memory and optionally on disk.
+
+    Args:
+        folder: On-disk cache folder, or None for memory only.
+        volumes_in_memory: How many volumes' maps to keep in memory.
+
+    Pickles empty (each DataLoader worker fills its own memory cache; the disk cache is shared).
+    """
+
+    def __init__(self, folder: Path | None = None, volumes_in_memory: int = 4):
+        self.folder = Path(folder) if folder is not None else None
+        self.volumes_in_memory = volumes_in_memory
+        self._memory: OrderedDict[str, dict[tuple[int, int], torch.Tensor]] = OrderedDict()
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"folder": self.folder, "volumes_in_memory": self.volumes_in_memory}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(state["folder"], state["volumes_in_memory"])  # type: ignore[misc]
+
+    def maps(
+        self,
+        path: Path,
+        slice_index: int,
+        masked_kspace: torch.Tensor,
+        calib_width: int,
+        *,
+        centered: bool,
+    ) -> torch.Tensor:
+        """The maps ``(C, H, W)`` of one slice, computed from ``masked_kspace`` on a miss."""
+        try:
+            volume = _volume_key(path)
+        except OSError:
+            volume = str(path)
+        slices = self._memory.get(volume)
+        if slices is None:
+            slices = self._memory[volume] = {}
+            while len(self._memory) > self.volumes_in_memory:
+                self._memory.popitem(last=False)
+        self._memory.move_to_end(volume)
+        key = (slice_index, calib_width)
+        if key in slices:
+            return slices[key]
+        file = None if self.folder is None else self.folder / volume / f"{slice_index:05d}_{calib_width}.npy"
+        maps = None
+        if file is not None and file.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                maps = torch.from_numpy(np.load(file, allow_pickle=False))
+        if maps is None or tuple(maps.shape) != tuple(masked_kspace.shape):
+            maps = estimate_coil_maps_espirit(
+                masked_kspace.unsqueeze(0), calib_width=calib_width, centered=centered
+            )[0]
+            if file is not None:
+                with (
+                    contextlib.suppress(ExportError),
+                    atomic_file(file, what="ESPIRiT cache") as tmp,
+                    open(tmp, "wb") as handle,
+                ):
+                    np.save(handle, maps.numpy())
+        slices[key] = maps
+        return maps

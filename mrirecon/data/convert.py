@@ -1,0 +1,146 @@
+"""``mrirecon convert``: any supported input → one fastMRI-layout HDF5 file (docs/interfaces.md §1).
+
+The input is opened with :func:`~mrirecon.data.volume.open_volume` (so ISMRMRD raw data are
+pre-whitened, gridded and freed of readout oversampling; 3-D data are split into 2-D slices;
+prospective input keeps its mask) and every slice is read (and checked) once. Fully sampled
+input gets a ``reconstruction_rss`` reference; undersampled input gets its ``mask`` and the
+test-set attributes ``acceleration`` and ``num_low_frequency``. The ISMRMRD header (identifiers,
+geometry for DICOM) is kept; inputs without one get a minimal header whose encoding limits mark
+the never-acquired columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mrirecon.data.fastmri import write_volume
+from mrirecon.data.header import EncodingLimits, build_ismrmrd_header
+from mrirecon.data.raw import RawVolume
+from mrirecon.data.volume import open_volume
+from mrirecon.errors import DataError
+
+__all__ = ["ConversionSummary", "convert_volume", "minimal_header"]
+
+#: Attributes the writer sets itself (or recomputes) and so are not copied from the input.
+_WRITER_ATTRS = {
+    "max",
+    "norm",
+    "mrirecon_version",
+    "mrirecon_fft_centered",
+    "mrirecon_source",
+    "lesion_table",
+}
+
+
+@dataclass(frozen=True)
+class ConversionSummary:
+    """What :func:`convert_volume` wrote.
+
+    Attributes:
+        output: The file.
+        shape: ``(S, C, H, W)``.
+        undersampled: Whether a mask was stored.
+        mask_kind: ``"1d"``, ``"2d"`` or ``""``.
+        acceleration: Effective acceleration (1 when fully sampled).
+        source: The input's description (``mrirecon_source``).
+    """
+
+    output: Path
+    shape: tuple[int, int, int, int]
+    undersampled: bool
+    mask_kind: str
+    acceleration: float
+    source: str
+
+    def describe(self) -> str:
+        """One line for the CLI."""
+        s, c, h, w = self.shape
+        kind = (
+            f"undersampled ({self.mask_kind} mask, acceleration {self.acceleration:.2f})"
+            if self.undersampled
+            else "fully sampled"
+        )
+        return f"{self.output}: {s} slice(s) × {c} coil(s) × {h} × {w}, {kind}"
+
+
+def minimal_header(volume: RawVolume) -> str:
+    """An ISMRMRD header for an input without one: the matrix, and the acquired columns as limits."""
+    coils, height, width = volume.kspace_shape
+    left, right = volume.padding
+    limits = EncodingLimits(0, right - left - 1, width // 2 - left)
+    return build_ismrmrd_header(
+        encoded_matrix=(height, width, 1),
+        recon_matrix=(volume.crop_size[0], volume.crop_size[1], 1),
+        e1_limits=limits,
+        model="converter",
+        receiver_channels=coils,
+    )
+
+
+def convert_volume(
+    input_path: str | Path,
+    output: str | Path,
+    *,
+    npy_axes: str | None = None,
+    centered: bool | None = None,
+    acquisition: str | None = None,
+) -> ConversionSummary:
+    """Convert one input to the fastMRI layout.
+
+    Args:
+        input_path: Any input :func:`~mrirecon.data.volume.open_volume` reads.
+        output: The ``.h5`` to write (atomically).
+        npy_axes: Axis order of a ``.npy`` input.
+        centered: FFT convention of the input (None: the input's own).
+        acquisition: Sets the ``acquisition`` attribute (default: the input's).
+
+    Returns:
+        A :class:`ConversionSummary`.
+
+    Raises:
+        DataError: unreadable input (any slice included), or an output that is the input.
+    """
+    input_path, output = Path(input_path), Path(output)
+    if output.exists() and input_path.exists() and output.resolve() == input_path.resolve():
+        raise DataError(
+            "the output would overwrite the input", path=output, hint="choose another output name"
+        )
+    with open_volume(input_path, npy_axes=npy_axes, centered=centered) as volume:
+        kspace = np.stack([volume.read_kspace(i) for i in range(volume.num_slices)])
+        target = None
+        if volume.has_target:
+            target = np.stack([np.asarray(volume.read_target(i)) for i in range(volume.num_slices)])
+        labels = None
+        first_labels = volume.read_lesion_labels(0)
+        if first_labels is not None:
+            labels = np.stack([np.asarray(volume.read_lesion_labels(i)) for i in range(volume.num_slices)])
+        attrs = {k: v for k, v in volume.attrs.items() if k not in _WRITER_ATTRS}
+        if acquisition is not None:
+            attrs["acquisition"] = acquisition
+        source = str(volume.attrs.get("mrirecon_source") or input_path.name)
+        write_volume(
+            output,
+            kspace=kspace,
+            header_xml=volume.header_xml or minimal_header(volume),
+            reconstruction_rss=target,
+            mask=volume.mask,
+            lesion_labels=labels,
+            lesion_table=volume.attrs.get("lesion_table") if labels is not None else None,
+            geometry=volume.geometry,
+            attrs=attrs,
+            centered=volume.centered,
+            source=source,
+        )
+        mask = volume.mask
+        acceleration = float(attrs.get("acceleration", 1.0)) if mask is not None else 1.0
+    return ConversionSummary(
+        output=output,
+        shape=(int(kspace.shape[0]), int(kspace.shape[1]), int(kspace.shape[2]), int(kspace.shape[3])),
+        undersampled=mask is not None,
+        mask_kind="" if mask is None else ("1d" if mask.ndim == 1 else "2d"),
+        acceleration=acceleration,
+        source=source,
+    )

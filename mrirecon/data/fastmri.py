@@ -1,0 +1,393 @@
+"""fastMRI HDF5: the lazy reader and the one writer of the layout of docs/interfaces.md §1.
+
+Reading opens the file, checks its structure (``kspace`` present, of a known rank; a ``mask`` that
+fits; a parsable ``ismrmrd_header``) and reads nothing else up front: each slice is read when
+asked for, so a dataset of thousands of files opens quickly and DataLoader workers each read
+their own slices. Three k-space layouts are read:
+
+- multi-coil ``(slices, coils, H, W)`` complex (fastMRI, and what mrirecon writes);
+- single-coil ``(slices, H, W)`` complex, served with one coil;
+- Calgary-Campinas ``(slices, H, W, 2·coils)`` float (real and imaginary parts interleaved),
+  stored *uncentred*: ``centered`` defaults to ``False`` for it.
+
+Writing (:func:`write_volume`) is atomic (a temporary name, renamed when complete) and is what
+``mrirecon simulate`` and ``mrirecon convert`` use.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from mrirecon._version import __version__
+from mrirecon.atomic import atomic_file
+from mrirecon.data.header import parse_ismrmrd_header
+from mrirecon.data.lesions import Lesion
+from mrirecon.data.raw import RawVolume, normalize_mask
+from mrirecon.errors import DataError
+
+__all__ = [
+    "GEOMETRY_VECTORS",
+    "FastMRIVolume",
+    "open_hdf5",
+    "plain_attrs",
+    "write_volume",
+]
+
+#: The ``(S, 3)`` arrays of the ``geometry/`` group.
+GEOMETRY_VECTORS = ("position", "read_dir", "phase_dir", "slice_dir", "patient_table_position")
+_TARGET_KEYS = ("reconstruction_rss", "reconstruction_esc")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return value.reshape(-1)[0].item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def plain_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
+    """HDF5 attributes as plain Python values (bytes decoded, NumPy scalars unwrapped)."""
+    return {key: _plain(value) for key, value in attrs.items()}
+
+
+def open_hdf5(path: Path) -> h5py.File:
+    """Open an HDF5 file for reading, with a :class:`DataError` for a missing or corrupt file."""
+    if not path.exists():
+        raise DataError("no such file", path=path)
+    if not path.is_file():
+        raise DataError("not a file", path=path, hint="give a file, or a folder to a dataset")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        reason = "truncated" if "truncated" in str(error) else "corrupt or not HDF5"
+        raise DataError(
+            f"cannot open the file as HDF5 ({reason}): {error}",
+            path=path,
+            hint="copy or download the file again; an interrupted transfer truncates HDF5 files",
+        ) from error
+
+
+def _decode(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        value = value.reshape(-1)[0] if value.size else b""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class FastMRIVolume(RawVolume):
+    """A fastMRI HDF5 file, read lazily slice by slice (see the module docstring).
+
+    Args:
+        path: The file.
+        centered: FFT convention; default the attribute ``mrirecon_fft_centered`` (True when
+            absent, False for the Calgary-Campinas layout).
+
+    Raises:
+        DataError: missing file, truncated/corrupt HDF5, no ``kspace``, wrong rank or dtype, a mask
+            or lesion labels that do not fit, an unreadable ``ismrmrd_header``.
+    """
+
+    def __init__(self, path: str | Path, *, centered: bool | None = None):
+        self.path = Path(path)
+        self._reopen = (FastMRIVolume._rebuild, (str(self.path), centered))
+        self._file: h5py.File | None = open_hdf5(self.path)
+        try:
+            self._inspect(self._file, centered)
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _rebuild(path: str, centered: bool | None) -> FastMRIVolume:
+        return FastMRIVolume(path, centered=centered)
+
+    def _dataset(self, handle: h5py.File, key: str) -> h5py.Dataset:
+        try:
+            node = handle[key]
+        except (OSError, KeyError, RuntimeError) as error:
+            raise DataError(f"cannot read '{key}': {error}", path=self.path) from error
+        if not isinstance(node, h5py.Dataset):
+            raise DataError(f"'{key}' is a group, not a dataset", path=self.path)
+        return node
+
+    def _inspect(self, handle: h5py.File, centered: bool | None) -> None:
+        path = self.path
+        if "kspace" not in handle:
+            raise DataError(
+                "the file has no 'kspace' dataset",
+                path=path,
+                hint="fastMRI files store k-space as 'kspace' (slices, coils, H, W); "
+                "convert other layouts with `mrirecon convert`",
+            )
+        kspace = self._dataset(handle, "kspace")
+        shape = tuple(int(n) for n in kspace.shape)
+        complex_data = np.issubdtype(kspace.dtype, np.complexfloating)
+        if complex_data and len(shape) == 4:
+            self._layout = "multi"
+            slices, coils, height, width = shape
+        elif complex_data and len(shape) == 3:
+            self._layout = "single"
+            (slices, height, width), coils = shape, 1
+        elif (
+            not complex_data
+            and np.issubdtype(kspace.dtype, np.floating)
+            and len(shape) == 4
+            and shape[-1] % 2 == 0
+        ):
+            self._layout = "calgary"
+            slices, height, width, coils = shape[0], shape[1], shape[2], shape[3] // 2
+        else:
+            raise DataError(
+                f"'kspace' has {'rank ' + str(len(shape))} and dtype {kspace.dtype} (shape {shape}); "
+                "expected complex (slices, coils, H, W) or (slices, H, W)",
+                path=path,
+                hint="Calgary-Campinas files are float (slices, H, W, 2·coils); "
+                "convert other layouts with `mrirecon convert`",
+            )
+        if min(shape) == 0:
+            raise DataError(f"'kspace' is empty (shape {shape})", path=path)
+        self._kspace = kspace
+        self.num_slices = slices
+        self.kspace_shape = (coils, height, width)
+        self.attrs = plain_attrs(handle.attrs)
+        default_centered = self._layout != "calgary"
+        stored = self.attrs.get("mrirecon_fft_centered", default_centered)
+        self.centered = bool(stored) if centered is None else bool(centered)
+
+        self.header_xml = None
+        self.header = None
+        if "ismrmrd_header" in handle:
+            self.header_xml = _decode(self._dataset(handle, "ismrmrd_header")[()])
+            self.header = parse_ismrmrd_header(self.header_xml, source=path)
+
+        self.mask = None
+        if "mask" in handle:
+            self.mask = normalize_mask(self._dataset(handle, "mask")[()], height, width, path)
+
+        self._target: h5py.Dataset | None = None
+        for key in _TARGET_KEYS:
+            if key in handle:
+                self._target = self._volume_dataset(handle, key, slices)
+                break
+        self._labels: h5py.Dataset | None = None
+        if "lesion_labels" in handle:
+            self._labels = self._volume_dataset(handle, "lesion_labels", slices)
+            if self._target is not None and self._labels.shape != self._target.shape:
+                raise DataError(
+                    f"lesion_labels {self._labels.shape} and the reference {self._target.shape} "
+                    "differ in shape",
+                    path=path,
+                )
+        if self._target is not None:
+            self.crop_size = (int(self._target.shape[1]), int(self._target.shape[2]))
+        elif self.header is not None:
+            recon = self.header.crop_size
+            self.crop_size = (min(recon[0], height) or height, min(recon[1], width) or width)
+        else:
+            self.crop_size = (height, width)
+        self.geometry = self._read_geometry(handle)
+
+    def _volume_dataset(self, handle: h5py.File, key: str, slices: int) -> h5py.Dataset:
+        data = self._dataset(handle, key)
+        if data.ndim != 3 or data.shape[0] != slices:
+            raise DataError(
+                f"'{key}' has shape {data.shape}; expected ({slices}, h, w), one image per k-space slice",
+                path=self.path,
+            )
+        return data
+
+    def _read_geometry(self, handle: h5py.File) -> dict[str, Any] | None:
+        group = handle.get("geometry")
+        if not isinstance(group, h5py.Group):
+            return None
+        out: dict[str, Any] = {
+            name: np.asarray(group[name][()], dtype=np.float64) for name in GEOMETRY_VECTORS if name in group
+        }
+        out.update(plain_attrs(group.attrs))
+        return out
+
+    def _handle(self) -> h5py.File:
+        if self._file is None:
+            self._file = open_hdf5(self.path)
+            self._kspace = self._file["kspace"]
+            self._target = next((self._file[k] for k in _TARGET_KEYS if k in self._file), None)
+            self._labels = self._file.get("lesion_labels")
+        return self._file
+
+    def _read(self, data: h5py.Dataset, index: int, what: str) -> np.ndarray:
+        try:
+            return np.asarray(data[index])
+        except (OSError, RuntimeError) as error:
+            raise DataError(
+                f"cannot read slice {index} of '{what}' (truncated or corrupt file?): {error}",
+                path=self.path,
+            ) from error
+
+    def _read_kspace(self, index: int) -> np.ndarray:
+        self._handle()
+        data = self._read(self._kspace, index, "kspace")
+        if self._layout == "single":
+            return data[None]
+        if self._layout == "calgary":
+            pairs = data.reshape(*data.shape[:-1], -1, 2)
+            return np.moveaxis(pairs[..., 0] + 1j * pairs[..., 1], -1, 0).astype(np.complex64)
+        return data
+
+    @property
+    def has_target(self) -> bool:
+        return self._target is not None
+
+    def read_target(self, index: int) -> np.ndarray | None:
+        self._check_index(index)
+        self._handle()
+        if self._target is None:
+            return None
+        target = self._read(self._target, index, self._target.name.lstrip("/"))
+        return np.abs(target).astype(np.float32, copy=False)
+
+    def read_lesion_labels(self, index: int) -> np.ndarray | None:
+        self._check_index(index)
+        self._handle()
+        if self._labels is None:
+            return None
+        return self._read(self._labels, index, "lesion_labels").astype(np.int16, copy=False)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def lesion_table_text(table: str | Sequence[Lesion]) -> str:
+    """The ``lesion_table`` attribute: a JSON list of :class:`~mrirecon.data.lesions.Lesion` fields."""
+    if isinstance(table, str):
+        return table
+    return json.dumps([asdict(lesion) for lesion in table])
+
+
+def _check_write(
+    path: Path,
+    kspace: np.ndarray,
+    reconstruction_rss: np.ndarray | None,
+    mask: np.ndarray | None,
+    lesion_labels: np.ndarray | None,
+    geometry: Mapping[str, Any] | None,
+) -> np.ndarray | None:
+    if not np.iscomplexobj(kspace) or kspace.ndim not in (3, 4):
+        raise DataError(
+            f"k-space to write must be complex (slices, coils, H, W) or (slices, H, W), "
+            f"got {kspace.dtype} {kspace.shape}",
+            path=path,
+        )
+    slices, height, width = kspace.shape[0], kspace.shape[-2], kspace.shape[-1]
+    if reconstruction_rss is not None and (
+        reconstruction_rss.ndim != 3 or reconstruction_rss.shape[0] != slices
+    ):
+        raise DataError(
+            f"reconstruction_rss must be ({slices}, h, w), got {reconstruction_rss.shape}", path=path
+        )
+    if lesion_labels is not None:
+        expected = reconstruction_rss.shape if reconstruction_rss is not None else None
+        if (
+            lesion_labels.ndim != 3
+            or lesion_labels.shape[0] != slices
+            or (expected is not None and lesion_labels.shape != expected)
+        ):
+            raise DataError(
+                f"lesion_labels {lesion_labels.shape} must match reconstruction_rss {expected}", path=path
+            )
+    if geometry is not None:
+        for name in GEOMETRY_VECTORS:
+            value = geometry.get(name)
+            if value is not None and np.shape(value) != (slices, 3):
+                raise DataError(f"geometry {name} must be ({slices}, 3), got {np.shape(value)}", path=path)
+    return None if mask is None else normalize_mask(mask, height, width, path)
+
+
+def write_volume(
+    path: str | Path,
+    *,
+    kspace: np.ndarray,
+    header_xml: str,
+    reconstruction_rss: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    lesion_labels: np.ndarray | None = None,
+    lesion_table: str | Sequence[Lesion] | None = None,
+    geometry: Mapping[str, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    centered: bool = True,
+    source: str = "",
+) -> Path:
+    """Write one volume in the fastMRI layout of docs/interfaces.md §1, atomically.
+
+    Args:
+        path: The output ``.h5``; written as ``.NAME.partial`` and renamed when complete.
+        kspace: ``(S, C, H, W)`` (or single-coil ``(S, H, W)``) complex k-space; stored complex64.
+            Undersampled k-space has exact zeros where not sampled and comes with ``mask``.
+        header_xml: The ISMRMRD header (stored as the bytes scalar ``ismrmrd_header``).
+        reconstruction_rss: ``(S, h, w)`` fully sampled reference; sets the ``max`` and ``norm``
+            attributes unless ``attrs`` gives them.
+        mask: bool ``(W,)`` or ``(H, W)`` sampling mask of undersampled k-space.
+        lesion_labels: ``(S, h, w)`` int16 labels on the reference's grid.
+        lesion_table: The lesions (or their JSON text), stored as the ``lesion_table`` attribute.
+        geometry: ``position``, ``read_dir``, ``phase_dir``, ``slice_dir``, optional
+            ``patient_table_position`` (each ``(S, 3)``, LPS mm) and the attributes
+            ``field_of_view_mm`` (3,) and ``slice_thickness_mm``: the ``geometry/`` group.
+        attrs: File attributes: ``acquisition``, ``patient_id``, ``acceleration``,
+            ``num_low_frequency``... (str, numbers).
+        centered: FFT convention of ``kspace`` (attribute ``mrirecon_fft_centered``).
+        source: What the volume was made from (attribute ``mrirecon_source``).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        DataError: for arrays of inconsistent shapes; ExportError if the disk refuses the write.
+    """
+    path = Path(path)
+    kspace = np.asarray(kspace)
+    stored_mask = _check_write(path, kspace, reconstruction_rss, mask, lesion_labels, geometry)
+    file_attrs: dict[str, Any] = {}
+    if reconstruction_rss is not None:
+        reconstruction_rss = np.asarray(reconstruction_rss, dtype=np.float32)
+        file_attrs["max"] = float(reconstruction_rss.max())
+        file_attrs["norm"] = float(np.linalg.norm(reconstruction_rss))
+    file_attrs.update(attrs or {})
+    file_attrs["mrirecon_version"] = __version__
+    file_attrs["mrirecon_fft_centered"] = bool(centered)
+    if source:
+        file_attrs["mrirecon_source"] = source
+    if lesion_table is not None:
+        file_attrs["lesion_table"] = lesion_table_text(lesion_table)
+    with atomic_file(path, what="fastMRI HDF5 volume") as temporary, h5py.File(temporary, "w") as f:
+        f.create_dataset("kspace", data=kspace.astype(np.complex64, copy=False))
+        f.create_dataset("ismrmrd_header", data=np.bytes_(header_xml.encode("utf-8")))
+        if reconstruction_rss is not None:
+            f.create_dataset("reconstruction_rss", data=reconstruction_rss)
+        if stored_mask is not None:
+            f.create_dataset("mask", data=stored_mask)
+        if lesion_labels is not None:
+            f.create_dataset("lesion_labels", data=np.asarray(lesion_labels, dtype=np.int16))
+        if geometry is not None:
+            group = f.create_group("geometry")
+            for name in GEOMETRY_VECTORS:
+                if geometry.get(name) is not None:
+                    group.create_dataset(name, data=np.asarray(geometry[name], dtype=np.float32))
+            if geometry.get("field_of_view_mm") is not None:
+                group.attrs["field_of_view_mm"] = np.asarray(geometry["field_of_view_mm"], dtype=np.float64)
+            if geometry.get("slice_thickness_mm") is not None:
+                group.attrs["slice_thickness_mm"] = float(geometry["slice_thickness_mm"])
+        for name, value in file_attrs.items():
+            f.attrs[name] = value
+    return path

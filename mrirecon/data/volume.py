@@ -1,0 +1,89 @@
+"""``open_volume``: the one entry point that opens any supported input as a :class:`RawVolume`.
+
+- fastMRI HDF5 (multi-/single-coil; Calgary-Campinas float layout): ``.h5``/``.hdf5`` with a
+  ``kspace`` dataset; read lazily, slice by slice;
+- ISMRMRD raw HDF5 (Cartesian): ``.h5``/``.hdf5`` with ``dataset/xml`` or ``dataset/data``;
+  converted in memory;
+- BART ``.cfl`` + ``.hdr`` (given as either): memory-mapped (3-D data decoupled in memory);
+- NumPy ``.npy``: memory-mapped (3-D data decoupled in memory).
+
+Inference, training and the converters read inputs only through :func:`open_volume`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mrirecon.data.arrays import open_npy
+from mrirecon.data.bart import bart_pair, open_cfl
+from mrirecon.data.fastmri import FastMRIVolume, open_hdf5
+from mrirecon.data.ismrmrd_raw import is_ismrmrd_file, open_ismrmrd
+from mrirecon.data.raw import RawVolume
+from mrirecon.errors import DataError
+
+__all__ = ["HDF5_SUFFIXES", "SUPPORTED_SUFFIXES", "is_supported", "open_volume"]
+
+HDF5_SUFFIXES = (".h5", ".hdf5")
+#: File suffixes :func:`open_volume` reads (a BART array is listed by its ``.cfl``).
+SUPPORTED_SUFFIXES = (*HDF5_SUFFIXES, ".cfl", ".npy")
+
+
+def is_supported(path: Path) -> bool:
+    """Whether a path names a file :func:`open_volume` may read (by suffix; hidden files are not)."""
+    return path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith(".")
+
+
+def _reopen(path: str, npy_axes: str | None, centered: bool | None) -> RawVolume:
+    return open_volume(path, npy_axes=npy_axes, centered=centered)
+
+
+def open_volume(path: str | Path, *, npy_axes: str | None = None, centered: bool | None = None) -> RawVolume:
+    """Open any supported input (see the module docstring) as a volume of 2-D k-space slices.
+
+    Args:
+        path: The input file (a BART array by its ``.cfl`` or ``.hdr``).
+        npy_axes: Axis order of a ``.npy`` array, e.g. ``"coils,kx,ky"`` or
+            ``"slices,coils,kx,ky"`` (see :mod:`mrirecon.data.arrays`); ignored for other formats.
+        centered: FFT convention of the stored k-space; ``None`` uses the file's own
+            (``mrirecon_fft_centered``; uncentred for the Calgary-Campinas layout; centred otherwise).
+            Pass ``False`` for Calgary-Campinas-style data stored uncentred.
+
+    Returns:
+        A :class:`~mrirecon.data.raw.RawVolume`; close it (or use ``with``) when done. It can be
+        pickled: it reopens the file with the same options where it is unpickled.
+
+    Raises:
+        DataError: for a missing, unsupported, truncated or corrupt file, or content that does not
+            make sense (see the readers).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    volume: RawVolume
+    if suffix in (".cfl", ".hdr"):
+        volume = open_cfl(path, centered=True if centered is None else centered)
+    elif suffix == ".npy":
+        volume = open_npy(path, npy_axes=npy_axes, centered=True if centered is None else centered)
+    elif suffix in HDF5_SUFFIXES:
+        with open_hdf5(path) as handle:
+            ismrmrd_raw = "kspace" not in handle and is_ismrmrd_file(handle)
+        if ismrmrd_raw:
+            if centered is False:
+                raise DataError(
+                    "ISMRMRD raw data are placed centred by the converter; centered=False does not apply",
+                    path=path,
+                )
+            volume = open_ismrmrd(path)
+        else:
+            volume = FastMRIVolume(path, centered=centered)
+    elif not path.exists() and not bart_pair(path)[1].exists():
+        raise DataError("no such file", path=path)
+    elif not path.suffix and bart_pair(path)[1].exists():
+        volume = open_cfl(path, centered=True if centered is None else centered)
+    else:
+        raise DataError(
+            f"unsupported file type '{path.suffix}'",
+            path=path,
+            hint=f"mrirecon reads {', '.join(SUPPORTED_SUFFIXES)} (fastMRI/ISMRMRD HDF5, BART, NumPy)",
+        )
+    volume._reopen = (_reopen, (str(path), npy_axes, centered))
+    return volume

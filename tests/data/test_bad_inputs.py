@@ -1,0 +1,192 @@
+"""Every bad input gets a DataError that names the file and the problem; datasets skip bad files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mrirecon.data.dataset import SliceDataset
+from mrirecon.data.transforms import ReconTransform
+from mrirecon.data.volume import open_volume
+from mrirecon.errors import DataError
+from tests.data.helpers import multicoil_kspace, raw_h5, write_fastmri
+
+
+def _error(path: Path, named: Path | None = None, **kwargs: object) -> str:
+    """Open the file, read every slice, and return the DataError's one line (which names ``named``)."""
+    with pytest.raises(DataError) as caught, open_volume(path, **kwargs) as volume:  # type: ignore[arg-type]
+        for index in range(volume.num_slices):
+            volume.read_kspace(index)
+    message = str(caught.value)
+    assert message.startswith(str(named or path)), f"the message does not name the file: {message}"
+    return message
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> Path:
+    return write_fastmri(tmp_path / "good.h5", multicoil_kspace(slices=2, coils=3))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert "no such file" in _error(tmp_path / "absent.h5")
+
+
+def test_truncated_hdf5(good: Path, tmp_path: Path) -> None:
+    truncated = tmp_path / "truncated.h5"
+    data = good.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    assert "cannot open the file as HDF5 (truncated)" in _error(truncated)
+
+
+def test_corrupt_hdf5(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_bytes(np.random.default_rng(0).bytes(4096))
+    assert "cannot open the file as HDF5 (corrupt or not HDF5)" in _error(corrupt)
+
+
+def test_missing_kspace(tmp_path: Path) -> None:
+    path = raw_h5(tmp_path / "nok.h5", reconstruction_rss=np.zeros((2, 8, 8), np.float32))
+    assert "the file has no 'kspace' dataset" in _error(path)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (2, 2, 2, 8, 8)])
+def test_wrong_rank(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    path = raw_h5(tmp_path / "rank.h5", kspace=np.ones(shape, np.complex64))
+    assert f"'kspace' has rank {len(shape)}" in _error(path)
+
+
+def test_real_kspace_of_a_wrong_layout(tmp_path: Path) -> None:
+    path = raw_h5(tmp_path / "real.h5", kspace=np.ones((2, 3, 8, 8), np.float32)[..., :7])
+    assert "dtype float32" in _error(path)
+
+
+@pytest.mark.parametrize("mask", [np.ones(23, bool), np.ones((31, 24), bool), np.zeros(24, bool)])
+def test_mask_that_does_not_fit(tmp_path: Path, mask: np.ndarray) -> None:
+    path = raw_h5(tmp_path / "mask.h5", kspace=multicoil_kspace(slices=1, coils=2), mask=mask)
+    message = _error(path)
+    assert ("does not fit the k-space's in-plane size 32×24" in message) or ("samples no k-space" in message)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_in_kspace(tmp_path: Path, bad: float) -> None:
+    kspace = multicoil_kspace(slices=3, coils=2)
+    kspace[1, 1, 5, 7] = complex(bad, 0) if np.isnan(bad) else complex(0, bad)
+    path = write_fastmri(tmp_path / "nan.h5", kspace, reconstruction_rss=None)
+    assert "slice 1 of the k-space holds NaN or Inf values" in _error(path)
+
+
+def test_huge_but_finite_values_are_not_an_error(tmp_path: Path) -> None:
+    kspace = multicoil_kspace(slices=1, coils=2) * np.float32(1e30)  # the squared norm overflows
+    path = write_fastmri(tmp_path / "huge.h5", kspace, reconstruction_rss=None)
+    with open_volume(path) as volume:
+        assert np.isfinite(volume.read_kspace(0)).all()
+
+
+def test_all_zero_slice(tmp_path: Path) -> None:
+    kspace = multicoil_kspace(slices=2, coils=2)
+    kspace[0] = 0
+    path = write_fastmri(tmp_path / "zero.h5", kspace, reconstruction_rss=None)
+    assert "slice 0 of the k-space is all zeros" in _error(path)
+
+
+def test_unreadable_header(tmp_path: Path) -> None:
+    path = raw_h5(
+        tmp_path / "header.h5",
+        kspace=multicoil_kspace(slices=1, coils=2),
+        ismrmrd_header=b"<ismrmrdHeader><oops",
+    )
+    assert "unreadable ISMRMRD header" in _error(path)
+
+
+def test_header_without_matrices(tmp_path: Path) -> None:
+    xml = b'<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD"><encoding/></ismrmrdHeader>'
+    path = raw_h5(tmp_path / "header2.h5", kspace=multicoil_kspace(slices=1, coils=2), ismrmrd_header=xml)
+    assert "no encodedSpace/reconSpace matrix sizes" in _error(path)
+
+
+def test_reference_of_another_slice_count(tmp_path: Path) -> None:
+    path = raw_h5(
+        tmp_path / "ref.h5",
+        kspace=multicoil_kspace(slices=2, coils=2),
+        reconstruction_rss=np.ones((3, 32, 24), np.float32),
+    )
+    assert "one image per k-space slice" in _error(path)
+
+
+def test_unsupported_suffix(tmp_path: Path) -> None:
+    path = tmp_path / "scan.dat"
+    path.write_bytes(b"x")
+    assert "unsupported file type '.dat'" in _error(path)
+
+
+def test_npy_problems(tmp_path: Path) -> None:
+    real = tmp_path / "real.npy"
+    np.save(real, np.ones((2, 8, 8), np.float32))
+    assert "k-space must be complex" in _error(real)
+    four = tmp_path / "four.npy"
+    np.save(four, np.ones((2, 2, 8, 8), np.complex64))
+    assert "order is ambiguous" in _error(four)
+    assert "names 3 axes but the array has 4" in _error(four, npy_axes="coils,kx,ky")
+    assert "unknown axis name(s) depth" in _error(four, npy_axes="coils,kx,ky,depth")
+    garbage = tmp_path / "garbage.npy"
+    garbage.write_bytes(b"not numpy")
+    assert "cannot read the file as a NumPy array" in _error(garbage)
+
+
+def test_cfl_problems(tmp_path: Path) -> None:
+    (tmp_path / "a.hdr").write_text("# Dimensions\n8 8 1 2\n")
+    (tmp_path / "a.cfl").write_bytes(b"\0" * 100)
+    assert "the header's dimensions (8, 8, 1, 2) need 1024" in _error(tmp_path / "a.cfl")
+    (tmp_path / "b.cfl").write_bytes(b"\0" * 8)
+    assert "the BART .hdr file is missing" in _error(tmp_path / "b.cfl", named=tmp_path / "b.hdr")
+
+
+def test_dataset_skips_bad_files_and_serves_the_good_ones(good: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    shutil.copy(good, folder / "a_good.h5")
+    shutil.copy(good, folder / "z_good.h5")
+    (folder / "b_corrupt.h5").write_bytes(b"garbage" * 100)
+    raw_h5(folder / "c_nokspace.h5", something=np.zeros(3))
+    nan = multicoil_kspace(slices=2, coils=3)
+    nan[1, 0, 0, 0] = np.nan
+    write_fastmri(folder / "d_nan.h5", nan)
+    with pytest.raises(DataError, match=r"b_corrupt\.h5: cannot open the file as HDF5"):
+        SliceDataset(folder, ReconTransform())
+    dataset = SliceDataset(folder, ReconTransform(), skip_bad=True)
+    assert {p.name for p, _ in dataset.bad_files} == {"b_corrupt.h5", "c_nokspace.h5"}
+    assert all(p.name in reason for p, reason in dataset.bad_files)
+    assert len(dataset) == 6  # three readable files of two slices; d_nan.h5 fails only when read
+    with pytest.warns(UserWarning, match=r"d_nan.h5: slice 1 of the k-space holds NaN"):
+        names = [dataset[i].fname for i in range(len(dataset))]
+    assert "d_nan.h5" in {p.name for p, _ in dataset.bad_files}
+    assert names.count("d_nan.h5") == 1  # slice 0 was fine; slice 1 was replaced by a good slice
+    assert set(names) == {"a_good.h5", "z_good.h5", "d_nan.h5"}
+
+
+def test_ismrmrd_problems(tmp_path: Path) -> None:
+    import ismrmrd
+
+    from mrirecon.data.header import build_ismrmrd_header
+
+    def raw(name: str, trajectory: str, noise_only: bool) -> Path:
+        path = tmp_path / name
+        dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
+        dataset.write_xml_header(
+            build_ismrmrd_header(encoded_matrix=(16, 8, 1)).replace(">cartesian<", f">{trajectory}<")
+        )
+        acq = ismrmrd.Acquisition.from_array(np.ones((2, 16), np.complex64))
+        if noise_only:
+            acq.set_flag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
+        dataset.append_acquisition(acq)
+        dataset.close()
+        return path
+
+    assert "the trajectory is radial; mrirecon converts Cartesian data only" in _error(
+        raw("r.h5", "radial", False)
+    )
+    assert "the file holds no imaging readouts" in _error(raw("n.h5", "cartesian", True))
+    assert "centered=False does not apply" in _error(raw("c.h5", "cartesian", False), centered=False)

@@ -1,0 +1,299 @@
+"""NumPy, BART and ISMRMRD inputs: round trips, recovered masks, 3-D decoupling, pre-whitening."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import ismrmrd
+import numpy as np
+import pytest
+import torch
+
+from mrirecon.data.bart import read_cfl, write_cfl
+from mrirecon.data.convert import convert_volume
+from mrirecon.data.header import EncodingLimits, build_ismrmrd_header, rewrite_encoding
+from mrirecon.data.ismrmrd_raw import whitening_matrix
+from mrirecon.data.volume import open_volume
+from mrirecon.errors import DataError
+from mrirecon.masks import create_mask_func
+from mrirecon.physics import fft2c, fftnc, ifftnc
+from tests.data.helpers import disc_image, multicoil_kspace, smooth_maps, write_ismrmrd
+
+
+def _all_slices(path: Path, **kwargs: object) -> tuple[np.ndarray, object]:
+    volume = open_volume(path, **kwargs)  # type: ignore[arg-type]
+    data = np.stack([volume.read_kspace(i) for i in range(volume.num_slices)])
+    return data, volume
+
+
+@pytest.mark.parametrize(
+    ("axes", "order"),
+    [
+        ("slices,coils,kx,ky", (0, 1, 2, 3)),
+        ("coils,slices,kx,ky", (1, 0, 2, 3)),
+        ("kx,ky,coils,slices", (2, 3, 1, 0)),
+        ("ky,kx,slices,coils", (3, 2, 0, 1)),
+    ],
+)
+def test_npy_axis_orders(tmp_path: Path, axes: str, order: tuple[int, ...]) -> None:
+    kspace = multicoil_kspace(slices=2, coils=3)  # (S, C, H, W)
+    path = tmp_path / "k.npy"
+    np.save(path, np.transpose(kspace, order))
+    data, volume = _all_slices(path, npy_axes=axes)
+    np.testing.assert_array_equal(data, kspace)
+    assert volume.mask is None and volume.has_target  # fully sampled: a reference is computed
+
+
+def test_npy_defaults_by_rank(tmp_path: Path) -> None:
+    kspace = multicoil_kspace(slices=1, coils=3)[0]
+    np.save(tmp_path / "c.npy", kspace)  # coils,kx,ky
+    np.save(tmp_path / "s.npy", kspace[0])  # kx,ky
+    data, _ = _all_slices(tmp_path / "c.npy")
+    np.testing.assert_array_equal(data[0], kspace)
+    data, volume = _all_slices(tmp_path / "s.npy")
+    assert volume.kspace_shape == (1, 32, 24)
+    np.testing.assert_array_equal(data[0, 0], kspace[0])
+
+
+def test_prospective_line_mask_is_recovered_from_zeros(tmp_path: Path) -> None:
+    kspace = multicoil_kspace(slices=2, coils=3)
+    mask, _ = create_mask_func("equispaced_fraction", [0.2], [3], seed=1)(kspace.shape)
+    line = mask.numpy().reshape(-1).astype(bool)
+    np.save(tmp_path / "u.npy", kspace * line)
+    data, volume = _all_slices(tmp_path / "u.npy", npy_axes="slices,coils,kx,ky")
+    np.testing.assert_array_equal(volume.mask, line)
+    assert volume.attrs["acceleration"] == pytest.approx(24 / line.sum(), abs=0.01)
+    assert not volume.has_target and volume.read_target(0) is None
+    np.testing.assert_array_equal(data, kspace * line)
+
+
+def test_prospective_2d_mask_is_recovered(tmp_path: Path) -> None:
+    kspace = multicoil_kspace(slices=1, coils=3)[0]
+    rng = np.random.default_rng(0)
+    mask = rng.random((32, 24)) < 0.3
+    mask[12:20, 8:16] = True
+    np.save(tmp_path / "p.npy", kspace * mask)
+    _, volume = _all_slices(tmp_path / "p.npy")
+    np.testing.assert_array_equal(volume.mask, mask)
+    assert volume.attrs["num_low_frequency"] == 8
+
+
+def test_zero_padded_columns_count_as_fully_sampled(tmp_path: Path) -> None:
+    kspace = multicoil_kspace(slices=1, coils=2)
+    kspace[..., :3] = 0
+    kspace[..., 21:] = 0
+    np.save(tmp_path / "pad.npy", kspace)
+    _, volume = _all_slices(tmp_path / "pad.npy", npy_axes="slices,coils,kx,ky")
+    assert volume.mask is None and volume.padding == (3, 21)
+    out = convert_volume(tmp_path / "pad.npy", tmp_path / "pad.h5", npy_axes="slices,coils,kx,ky")
+    assert not out.undersampled
+    with open_volume(out.output) as converted:  # the header written keeps the acquired columns
+        assert converted.padding == (3, 21) and converted.mask is None
+
+
+def test_slices_sampled_differently_are_refused(tmp_path: Path) -> None:
+    kspace = multicoil_kspace(slices=2, coils=2)
+    kspace[0, :, :, ::2] = 0
+    kspace[1, :, :, 1::2] = 0
+    np.save(tmp_path / "diff.npy", kspace)
+    with pytest.raises(DataError, match="slice 1 is sampled with another pattern than slice 0"):
+        open_volume(tmp_path / "diff.npy", npy_axes="slices,coils,kx,ky")
+
+
+def test_bart_round_trip_2d(tmp_path: Path) -> None:
+    kspace = multicoil_kspace(slices=2, coils=3)  # (S, C, H, W)
+    bart = np.zeros((32, 24, 1, 3) + (1,) * 9 + (2,), dtype=np.complex64)
+    bart[:, :, 0, :, *([0] * 9), :] = np.transpose(kspace, (2, 3, 1, 0))
+    write_cfl(tmp_path / "k", bart)
+    assert read_cfl(tmp_path / "k.hdr").shape == bart.shape
+    data, volume = _all_slices(tmp_path / "k.cfl")
+    np.testing.assert_array_equal(data, kspace)
+    assert volume.mask is None
+    (tmp_path / "bad.hdr").write_text("# Dimensions\n4 4 1 1 2\n")
+    np.zeros(32, np.complex64).tofile(tmp_path / "bad.cfl")
+    with pytest.raises(DataError, match=r"axes mrirecon does not serve: maps \(2\)"):
+        open_volume(tmp_path / "bad.cfl")
+
+
+def _volume_3d(coils: int = 3, size: tuple[int, int, int] = (20, 16, 12)) -> tuple[np.ndarray, np.ndarray]:
+    """A 3-D object (C, X, Y, Z) image and its centred 3-D k-space."""
+    sx, sy, sz = size
+    image = np.stack([disc_image(1, sy, sz, seed=x)[0] * (1 + 0.05 * x) for x in range(sx)])  # (X, Y, Z)
+    maps = smooth_maps(coils, sy, sz)
+    coil_images = image[None] * maps[:, None]  # (C, X, Y, Z)
+    kspace = fftnc(torch.from_numpy(coil_images.astype(np.complex64)), 3).numpy()
+    return coil_images, kspace
+
+
+def test_3d_input_is_decoupled_along_the_readout(tmp_path: Path) -> None:
+    coil_images, kspace = _volume_3d()
+    rng = np.random.default_rng(3)
+    mask = rng.random((16, 12)) < 0.35
+    mask[6:10, 4:8] = True
+    np.save(tmp_path / "k3.npy", np.transpose(kspace * mask, (1, 2, 3, 0)))  # kx,ky,kz,coils
+    data, volume = _all_slices(tmp_path / "k3.npy", npy_axes="kx,ky,kz,coils")
+    assert volume.num_slices == 20 and volume.kspace_shape == (3, 16, 12)
+    np.testing.assert_array_equal(volume.mask, mask)
+    # slice x holds the 2-D k-space of readout position x: its 2-D inverse FFT is the image there
+    expected = fft2c(torch.from_numpy(np.moveaxis(coil_images, 1, 0).astype(np.complex64))).numpy() * mask
+    np.testing.assert_allclose(data, expected, atol=2e-5 * np.abs(expected).max())
+    assert (data[:, :, ~mask] == 0).all()  # exact zeros where nothing was measured
+    # the same data as BART (RO, PE1, PE2, COIL)
+    write_cfl(tmp_path / "k3", np.transpose(kspace * mask, (1, 2, 3, 0)))
+    bart, bart_volume = _all_slices(tmp_path / "k3.cfl")
+    np.testing.assert_allclose(bart, data, atol=1e-6 * np.abs(data).max())
+    np.testing.assert_array_equal(bart_volume.mask, mask)
+
+
+def test_3d_needs_a_fully_sampled_readout(tmp_path: Path) -> None:
+    _, kspace = _volume_3d()
+    kspace[:, ::2] = 0  # every other readout sample missing
+    np.save(tmp_path / "bad3.npy", kspace)
+    with pytest.raises(DataError, match="the readout is not fully sampled"):
+        open_volume(tmp_path / "bad3.npy", npy_axes="coils,kx,ky,kz")
+
+
+def test_whitening_matrix_whitens() -> None:
+    rng = np.random.default_rng(0)
+    mixing = rng.standard_normal((4, 4)) + 1j * rng.standard_normal((4, 4))
+    noise = mixing @ (rng.standard_normal((4, 20000)) + 1j * rng.standard_normal((4, 20000)))
+    matrix = whitening_matrix(noise.astype(np.complex64), scale=2.0)
+    white = matrix @ noise
+    covariance = white @ white.conj().T / noise.shape[1]
+    np.testing.assert_allclose(covariance, np.eye(4) / 2.0, atol=1e-3)
+
+
+def test_ismrmrd_conversion_matches_the_known_object(tmp_path: Path) -> None:
+    """Partial Fourier, calibration lines, a reversed readout, 2× oversampling, correlated noise."""
+    coils, size_x, size_y = 4, 64, 48
+    obj = disc_image(1, size_x // 2, size_y, seed=5)[0]
+    oversampled = np.zeros((size_x, size_y), dtype=np.complex64)
+    oversampled[size_x // 4 : size_x // 4 + size_x // 2] = obj  # the object fits the recon field of view
+    maps = smooth_maps(coils, size_x, size_y)
+    coil_images = maps * oversampled[None]
+    center = 18  # partial Fourier: lines 0..39 go to 6..45 of the 48-line matrix
+    lines = np.array(sorted({*range(0, 42, 3), *range(14, 23)}))
+    rng = np.random.default_rng(1)
+    mixing = np.eye(coils) + 0.3 * (
+        rng.standard_normal((coils, coils)) + 1j * rng.standard_normal((coils, coils))
+    )
+    covariance = 1e-6 * (mixing @ mixing.conj().T)
+    written = write_ismrmrd(
+        tmp_path / "raw.h5",
+        coil_images,
+        lines=lines,
+        e1_center=center,
+        noise_covariance=covariance,
+        noise_samples=4096,
+        calibration={15, 16, 17},
+        reverse={21},
+    )
+    volume = open_volume(tmp_path / "raw.h5")
+    assert volume.num_slices == 1 and volume.kspace_shape == (coils, size_x // 2, size_y)
+    placed = lines + size_y // 2 - center
+    expected_mask = np.zeros(size_y, dtype=bool)
+    expected_mask[placed] = True
+    np.testing.assert_array_equal(volume.mask, expected_mask)
+    assert volume.padding == (6, 46)  # the encoding limits end at line 39
+    assert volume.header.encoded_matrix == (size_x // 2, size_y, 1)  # oversampling removed
+    assert volume.header.patient_id == "RAW-1" and volume.attrs["acquisition"] == "TESTRAW"
+    assert volume.attrs["mrirecon_prewhitened"] and "1 noise readout(s)" in volume.attrs["mrirecon_source"]
+    np.testing.assert_allclose(volume.geometry["position"], [[1.0, 2.0, 3.0]])
+    # expected: whiten with the noise readout (its dwell is 4× the imaging dwell), then crop the
+    # readout in image space
+    with h5py.File(tmp_path / "raw.h5") as f:
+        noise = f["dataset/data"][0]["data"].view(np.complex64).reshape(coils, -1)
+    whitening = whitening_matrix(noise, scale=4.0)
+    truth = np.linalg.inv(np.linalg.cholesky(covariance))
+    assert np.abs(whitening - truth).max() < 0.05 * np.abs(truth).max()  # the estimate is close
+    white = np.einsum("dc,cxy->dxy", whitening, written)
+    images = ifftnc(torch.from_numpy(white.astype(np.complex64)).transpose(-1, -2), 1).transpose(-1, -2)
+    cropped = images[:, size_x // 4 : size_x // 4 + size_x // 2]
+    expected = fftnc(cropped.transpose(-1, -2).contiguous(), 1).transpose(-1, -2).numpy() * expected_mask
+    got = volume.read_kspace(0)
+    np.testing.assert_allclose(got, expected, atol=1e-5 * np.abs(expected).max())
+    # lines never measured stay exact zeros
+    assert (got[:, :, ~expected_mask] == 0).all()
+
+
+def test_convert_writes_what_open_volume_serves(tmp_path: Path) -> None:
+    coils, size_x, size_y = 3, 32, 24
+    coil_images = smooth_maps(coils, size_x, size_y) * disc_image(1, size_x, size_y)[0][None]
+    write_ismrmrd(tmp_path / "raw.h5", coil_images, lines=np.arange(0, 24, 2), e1_center=12)
+    summary = convert_volume(tmp_path / "raw.h5", tmp_path / "out.h5")
+    assert summary.undersampled and summary.mask_kind == "1d" and summary.shape == (1, 3, 16, 24)
+    with open_volume(tmp_path / "raw.h5") as source, open_volume(tmp_path / "out.h5") as converted:
+        np.testing.assert_array_equal(converted.read_kspace(0), source.read_kspace(0))
+        np.testing.assert_array_equal(converted.mask, source.mask)
+        assert converted.header_xml == source.header_xml
+        assert converted.attrs["acceleration"] == source.attrs["acceleration"]
+    with h5py.File(tmp_path / "out.h5") as f:
+        assert "reconstruction_rss" not in f and f["mask"].dtype == bool and "geometry" in f
+    with pytest.raises(DataError, match="would overwrite the input"):
+        convert_volume(tmp_path / "out.h5", tmp_path / "out.h5")
+
+
+def _write_ismrmrd_3d(
+    path: Path, kspace: np.ndarray, positions: list[tuple[int, int]], e2_center: int
+) -> None:
+    """3-D ISMRMRD raw data ``(C, X, Y, Z)`` (X 2× oversampled) with readouts at ``(e1, e2)``."""
+    _, size_x, size_y, size_z = kspace.shape
+    xml = build_ismrmrd_header(encoded_matrix=(size_x, size_y, size_z), patient_id="RAW-3D")
+    xml = rewrite_encoding(
+        xml,
+        encoded_matrix=(size_x, size_y, size_z),
+        encoded_fov_mm=(320.0, 160.0, 120.0),
+        recon_matrix=(size_x // 2, size_y, size_z),
+        recon_fov_mm=(160.0, 160.0, 120.0),
+        e1_limits=EncodingLimits(0, size_y - 1, size_y // 2),
+        e2_limits=EncodingLimits(0, size_z - 1 - (size_z // 2 - e2_center), e2_center),
+    )
+    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
+    dataset.write_xml_header(xml)
+    for e1, e2 in positions:
+        acq = ismrmrd.Acquisition.from_array(
+            np.ascontiguousarray(kspace[:, :, e1, e2 + size_z // 2 - e2_center])
+        )
+        acq.idx.kspace_encode_step_1, acq.idx.kspace_encode_step_2 = e1, e2
+        acq.center_sample = size_x // 2
+        acq.position[:] = (0.0, 0.0, 10.0)
+        acq.read_dir[:], acq.phase_dir[:], acq.slice_dir[:] = (
+            (0.0, 1.0, 0.0),
+            (1.0, 0.0, 0.0),
+            (0.0, 0.0, -1.0),
+        )
+        dataset.append_acquisition(acq)
+    dataset.close()
+
+
+def test_3d_ismrmrd_is_decoupled_with_its_geometry(tmp_path: Path) -> None:
+    coils, size_x, size_y, size_z = 3, 32, 16, 12
+    rows = np.stack([disc_image(1, size_y, size_z, seed=x)[0] for x in range(size_x // 2)])  # (X/2, Y, Z)
+    image = np.zeros((size_x, size_y, size_z), dtype=np.complex64)
+    image[size_x // 4 : size_x // 4 + size_x // 2] = rows  # the object fits the recon field of view
+    coil_images = smooth_maps(coils, size_y, size_z)[:, None] * image[None]
+    kspace = fftnc(torch.from_numpy(coil_images.astype(np.complex64)), 3).numpy()
+    rng = np.random.default_rng(2)
+    sampled = rng.random((size_y, size_z)) < 0.4
+    sampled[6:10, 4:8] = True
+    sampled[:, :2] = False  # partial Fourier along the partitions: e2 0 sits at z = 2
+    positions = [(int(y), int(z) - 2) for y, z in np.argwhere(sampled)]
+    _write_ismrmrd_3d(tmp_path / "raw3d.h5", kspace, positions, e2_center=size_z // 2 - 2)
+    volume = open_volume(tmp_path / "raw3d.h5")
+    assert volume.num_slices == size_x // 2 and volume.kspace_shape == (coils, size_y, size_z)
+    np.testing.assert_array_equal(volume.mask, sampled)
+    assert volume.attrs["mrirecon_decoupled_3d"] and volume.header.encoded_matrix == (size_y, size_z, 1)
+    assert volume.crop_size == (size_y, size_z) and volume.padding == (2, size_z)
+    expected = fft2c(
+        torch.from_numpy(np.moveaxis(coil_images, 1, 0)[size_x // 4 : size_x // 4 + size_x // 2])
+    )
+    got = np.stack([volume.read_kspace(i) for i in range(volume.num_slices)])
+    np.testing.assert_allclose(got, expected.numpy() * sampled, atol=1e-5 * float(expected.abs().max()))
+    # slices run along the readout (ISMRMRD read_dir = +y here), 160 mm / 16 = 10 mm apart
+    geometry = volume.geometry
+    np.testing.assert_allclose(np.diff(geometry["position"], axis=0), [[0.0, 10.0, 0.0]] * 15, atol=1e-5)
+    np.testing.assert_allclose(geometry["position"][8], [0.0, 0.0, 10.0], atol=1e-5)
+    np.testing.assert_allclose(geometry["slice_dir"][0], [0.0, 1.0, 0.0])
+    np.testing.assert_allclose(geometry["read_dir"][0], [1.0, 0.0, 0.0])  # rows: the first phase encode
+    np.testing.assert_allclose(geometry["phase_dir"][0], [0.0, 0.0, -1.0])  # columns: the partitions

@@ -1,0 +1,160 @@
+"""fastMRI HDF5: the writer's layout (docs/interfaces.md §1) and the lazy reader, round trips."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from mrirecon.data.fastmri import FastMRIVolume, write_volume
+from mrirecon.data.header import EncodingLimits, build_ismrmrd_header, parse_ismrmrd_header
+from mrirecon.data.lesions import Lesion
+from mrirecon.data.volume import open_volume
+from mrirecon.evaluation.lesion import lesions_from_table
+from mrirecon.evaluation.volumes import read_target
+from mrirecon.export.geometry import SliceGeometry
+from mrirecon.export.recon_h5 import read_input_metadata
+from tests.data.helpers import multicoil_kspace, raw_h5, rss_target, write_fastmri
+
+
+def test_round_trip_of_every_item(tmp_path: Path) -> None:
+    kspace = multicoil_kspace(slices=3, coils=4, height=40, width=28)
+    target = rss_target(kspace, (32, 24))
+    labels = np.zeros(target.shape, dtype=np.int16)
+    labels[1, 10:13, 10:12] = 1
+    lesions = [Lesion(center=(1.0, 11.0, 10.5), radius=1.5, contrast=1.7, seed=3)]
+    geometry = {
+        "position": np.arange(9, dtype=np.float64).reshape(3, 3),
+        "read_dir": np.tile([1.0, 0.0, 0.0], (3, 1)),
+        "phase_dir": np.tile([0.0, 1.0, 0.0], (3, 1)),
+        "slice_dir": np.tile([0.0, 0.0, 1.0], (3, 1)),
+        "field_of_view_mm": (200.0, 150.0, 5.0),
+        "slice_thickness_mm": 5.0,
+    }
+    header = build_ismrmrd_header(
+        encoded_matrix=(40, 28, 1),
+        recon_matrix=(32, 24, 1),
+        e1_limits=EncodingLimits(0, 23, 12),
+        patient_id="P7",
+    )
+    path = write_volume(
+        tmp_path / "vol.h5",
+        kspace=kspace,
+        header_xml=header,
+        reconstruction_rss=target,
+        lesion_labels=labels,
+        lesion_table=lesions,
+        geometry=geometry,
+        attrs={"acquisition": "AXFLAIR", "patient_id": "P7"},
+        source="unit test",
+    )
+    assert not (tmp_path / ".vol.h5.partial").exists()
+    with h5py.File(path) as f:  # the layout of interfaces §1, exactly
+        assert f["kspace"].dtype == np.complex64 and f["kspace"].shape == (3, 4, 40, 28)
+        assert f["reconstruction_rss"].dtype == np.float32 and f["lesion_labels"].dtype == np.int16
+        assert isinstance(f["ismrmrd_header"][()], bytes)
+        assert f.attrs["max"] == pytest.approx(target.max()) and f.attrs["norm"] == pytest.approx(
+            np.linalg.norm(target)
+        )
+        assert f.attrs["acquisition"] == "AXFLAIR" and bool(f.attrs["mrirecon_fft_centered"])
+        assert f.attrs["mrirecon_source"] == "unit test"
+        assert lesions_from_table(f.attrs["lesion_table"]) == lesions
+        assert f["geometry/position"].dtype == np.float32
+    with open_volume(path) as volume:
+        assert isinstance(volume, FastMRIVolume)
+        assert volume.num_slices == 3 and volume.num_coils == 4 and volume.kspace_shape == (4, 40, 28)
+        assert volume.mask is None and volume.crop_size == (32, 24) and volume.centered
+        assert volume.padding == (2, 26)  # 28 // 2 − 12 = 2 ... 2 + 23 + 1
+        assert volume.acquisition == "AXFLAIR" and volume.attrs["patient_id"] == "P7"
+        assert volume.header is not None and volume.header.patient_id == "P7"
+        for i in range(3):
+            np.testing.assert_array_equal(volume.read_kspace(i), kspace[i])
+            np.testing.assert_array_equal(volume.read_target(i), target[i])
+        np.testing.assert_array_equal(volume.read_lesion_labels(1), labels[1])
+        assert volume.target_max == pytest.approx(target.max())
+        np.testing.assert_allclose(volume.geometry["position"], geometry["position"])
+    # what the other layers read is what was written
+    evaluated = read_target(path)
+    assert evaluated.labels is not None and evaluated.labels.sum() == labels.sum()
+    meta = read_input_metadata(path)
+    assert isinstance(meta.geometry, SliceGeometry) and meta.geometry.slice_thickness_mm == 5.0
+    assert meta.acquisition == "AXFLAIR" and meta.patient_id == "P7"
+
+
+def test_single_coil_is_served_with_one_coil(tmp_path: Path) -> None:
+    kspace = multicoil_kspace(slices=2, coils=1)[:, 0]
+    path = raw_h5(tmp_path / "single.h5", kspace=kspace, reconstruction_esc=np.abs(kspace).astype(np.float32))
+    with open_volume(path) as volume:
+        assert volume.kspace_shape == (1, 32, 24) and volume.num_coils == 1
+        np.testing.assert_array_equal(volume.read_kspace(1), kspace[1][None])
+        assert volume.has_target and volume.read_target(0).shape == (32, 24)
+        assert volume.header is None and volume.crop_size == (32, 24)
+
+
+def test_fastmri_test_set_fields(tmp_path: Path) -> None:
+    kspace = multicoil_kspace(slices=2, coils=3)
+    mask = np.zeros(24, dtype=bool)
+    mask[[0, 4, 8, 10, 11, 12, 13, 16, 20]] = True
+    path = raw_h5(
+        tmp_path / "test.h5",
+        kspace=kspace * mask,
+        mask=mask,
+        ismrmrd_header=build_ismrmrd_header(encoded_matrix=(32, 24, 1)),
+    )
+    with h5py.File(path, "a") as f:
+        f.attrs["acceleration"] = 4
+        f.attrs["num_low_frequency"] = 4
+        f.attrs["acquisition"] = "CORPD_FBK"
+    with open_volume(path) as volume:
+        np.testing.assert_array_equal(volume.mask, mask)
+        assert volume.attrs["acceleration"] == 4 and volume.attrs["num_low_frequency"] == 4
+        assert not volume.has_target and volume.read_target(0) is None
+
+
+def test_calgary_campinas_layout_is_uncentred(tmp_path: Path) -> None:
+    kspace = multicoil_kspace(slices=2, coils=3)  # (S, C, H, W) complex
+    interleaved = np.stack([kspace.real, kspace.imag], axis=-1)  # (S, C, H, W, 2)
+    stored = np.moveaxis(interleaved, 1, 3).reshape(2, 32, 24, 6).astype(np.float32)  # (S, H, W, 2C)
+    path = raw_h5(tmp_path / "cc.h5", kspace=stored)
+    with open_volume(path) as volume:
+        assert not volume.centered and volume.kspace_shape == (3, 32, 24)
+        np.testing.assert_allclose(volume.read_kspace(1), kspace[1], rtol=1e-6)
+    with open_volume(path, centered=True) as volume:
+        assert volume.centered
+
+
+def test_reading_is_lazy_and_per_slice(tmp_path: Path) -> None:
+    """Opening reads metadata only: a NaN in slice 2 surfaces only when slice 2 is read."""
+    kspace = multicoil_kspace(slices=3, coils=2)
+    kspace[2, 0, 3, 3] = np.nan
+    path = write_fastmri(tmp_path / "lazy.h5", kspace, reconstruction_rss=None)
+    with open_volume(path) as volume:
+        volume.read_kspace(0)
+        volume.read_kspace(1)
+        with pytest.raises(Exception, match="slice 2"):
+            volume.read_kspace(2)
+
+
+def test_volumes_pickle_by_reopening(tmp_path: Path) -> None:
+    kspace = multicoil_kspace(slices=2, coils=2)
+    path = write_fastmri(tmp_path / "p.h5", kspace)
+    volume = open_volume(path, centered=False)
+    copy = pickle.loads(pickle.dumps(volume))
+    assert copy is not volume and not copy.centered
+    np.testing.assert_array_equal(copy.read_kspace(1), volume.read_kspace(1))
+    volume.close()
+    volume.close()  # idempotent
+    np.testing.assert_array_equal(volume.read_kspace(0), kspace[0])  # reopens on demand
+    volume.close()
+    copy.close()
+
+
+def test_header_is_kept_verbatim(tmp_path: Path) -> None:
+    header = build_ismrmrd_header(encoded_matrix=(32, 24, 1), patient_name="Doe^J", patient_id="X1")
+    path = write_fastmri(tmp_path / "h.h5", multicoil_kspace(slices=1, coils=2), header_xml=header)
+    with open_volume(path) as volume:
+        assert volume.header_xml == header
+        assert volume.header == parse_ismrmrd_header(header)
