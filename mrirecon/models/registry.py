@@ -50,6 +50,26 @@ class ModelEntry:
 def _entries() -> dict[str, ModelEntry]:
     """The registry, built on first use (model modules import torch.nn layers and SigPy lazily)."""
     entries: list[ModelEntry] = []
+
+    # Baselines (mrirecon/models/baselines/, docs/baselines.md).
+    from mrirecon.models import baselines as bl
+
+    entries += [
+        ModelEntry(
+            "zero_filled", bl.ZeroFilled, bl.ZeroFilledConfig, "zero-filled Aᴴy combined with the coil maps"
+        ),
+        ModelEntry("sense", bl.SenseCG, bl.SenseConfig, "SENSE by conjugate gradient on (AᴴA + λI)x = Aᴴy"),
+        ModelEntry(
+            "cs_l1wavelet",
+            bl.L1WaveletCS,
+            bl.L1WaveletConfig,
+            "L1-wavelet compressed sensing (SigPy, ESPIRiT maps)",
+        ),
+        ModelEntry("unet", bl.UNetRecon, bl.UNetConfig, "fastMRI U-Net on the zero-filled complex image"),
+        ModelEntry(
+            "e2e_varnet", bl.E2EVarNet, bl.VarNetConfig, "E2E-VarNet (Sriram et al. 2020), learned coil maps"
+        ),
+    ]
     return {entry.name: entry for entry in entries}
 
 
