@@ -49,7 +49,11 @@ def _cached(key: _CacheKey, build: object) -> torch.Tensor:
     if tensor is None:
         if len(_CACHE) >= _CACHE_LIMIT:
             _CACHE.clear()
-        tensor = build()  # type: ignore[operator]
+        # built as an ordinary tensor even when the first caller runs under torch.inference_mode
+        # (Lightning's validate/test): an inference tensor in the cache would break every later
+        # computation that autograd records ("Inference tensors cannot be saved for backward")
+        with torch.inference_mode(False):
+            tensor = build()  # type: ignore[operator]
         _CACHE[key] = tensor
     return tensor
 
