@@ -67,14 +67,17 @@ class MaskSection:
         type: A mask type of ``mrirecon.masks.MASK_TYPES``.
         center_fractions: Fully sampled centre fraction per acceleration (FWHM for Gaussian masks).
         accelerations: Accelerations; one is drawn per slice in training.
+        options: Options of the mask type (``fwhm`` of the Gaussian masks; ``crop_corner``,
+            ``tol`` of the Poisson-disc mask).
     """
 
     type: str = "equispaced_fraction"
     center_fractions: tuple[float, ...] = (0.08,)
     accelerations: tuple[float, ...] = (4.0,)
+    options: dict[str, float | bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from mrirecon.masks import MASK_TYPES
+        from mrirecon.masks import MASK_TYPES, create_mask_func
 
         if self.type not in MASK_TYPES:
             raise ConfigError(
@@ -85,6 +88,13 @@ class MaskSection:
                 "'data.mask.center_fractions' and 'data.mask.accelerations' must have the same length, "
                 f"got {len(self.center_fractions)} and {len(self.accelerations)}"
             )
+        try:  # the mask function checks its own values and options (cheap: nothing is sampled)
+            options: dict[str, Any] = dict(self.options)
+            create_mask_func(self.type, self.center_fractions, self.accelerations, **options)
+        except ConfigError as error:
+            raise ConfigError(f"'data.mask': {error.message}", hint=error.hint) from error
+        except ValueError as error:
+            raise ConfigError(f"'data.mask': {error}") from error
 
 
 @dataclass(frozen=True)
@@ -352,7 +362,14 @@ def train_config_from_mapping(
     """
     try:
         config = from_mapping(TrainConfig, data)
-        model_config(config)  # checks model.name and model.params before anything runs
+        model = model_config(config)  # checks model.name, model.preset and model.params
+        centered = getattr(model, "fft_centered", None)
+        if config.data.centered is not None and centered is not None and centered != config.data.centered:
+            raise ConfigError(
+                f"the model's FFT convention (fft_centered: {centered}) differs from the data's "
+                f"('data.centered': {config.data.centered})",
+                hint="set model.params.fft_centered to the data's convention (false for Calgary-Campinas)",
+            )
     except ConfigError as error:
         if source is not None and error.path is None:
             raise ConfigError(error.message, path=source, hint=error.hint) from error

@@ -84,7 +84,8 @@ def _transform(data: DataSection, *, training: bool) -> Any:
     from mrirecon.masks import create_mask_func
 
     mask = data.mask
-    mask_func = create_mask_func(mask.type, mask.center_fractions, mask.accelerations)
+    options: dict[str, Any] = dict(mask.options)
+    mask_func = create_mask_func(mask.type, mask.center_fractions, mask.accelerations, **options)
     return ReconTransform(
         mask_func,
         deterministic_mask=not training,

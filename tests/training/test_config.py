@@ -54,6 +54,8 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         ("trainer.devices", "all", r"'trainer.devices'.*'auto'"),
         ("data.mask.type", "spiral", r"'data.mask.type' must be one of 'random', 'equispaced'"),
         ("data.mask.accelerations", [4, 8], r"same length"),
+        ("data.mask.accelerations", [0.5], r"'data.mask': acceleration must be greater than 1"),
+        ("data.mask.options", {"fwhm": 0.7}, r"'data.mask': bad options for mask type 'equispaced_fraction'"),
         ("data.coil_maps", "walsh", r"'data.coil_maps' must be one of 'acs', 'espirit'"),
         ("model.name", "unet3000", r"unknown model 'unet3000'.*known models: .*tiny"),
         (
