@@ -250,6 +250,65 @@ def _quiet_lightning() -> Any:
         yield
 
 
+def _checkpoint_callbacks(paths: RunPaths) -> tuple[Any, Any]:
+    """``best.ckpt`` (highest validation SSIM) and ``last.ckpt`` (every epoch).
+
+    Two callbacks: Lightning's ``save_last`` only refreshes ``last.ckpt`` in epochs that also saved
+    a top-k checkpoint, so a run whose SSIM stopped improving would resume from a stale epoch.
+    """
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    common: dict[str, Any] = {
+        "dirpath": paths.checkpoints,
+        "auto_insert_metric_name": False,
+        "enable_version_counter": False,
+    }
+    best = ModelCheckpoint(filename=paths.best.stem, monitor="val_ssim", mode="max", save_top_k=1, **common)
+    last = ModelCheckpoint(filename=paths.last.stem, monitor=None, save_top_k=1, every_n_epochs=1, **common)
+    return best, last
+
+
+def _build_trainer(
+    config: TrainConfig,
+    paths: RunPaths,
+    *,
+    on_gpu: bool,
+    precision: str,
+    callbacks: Sequence[Any],
+    resume: bool,
+) -> Any:
+    """The Lightning trainer for the config (samplers are the data module's own)."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import LearningRateMonitor
+
+    tcfg = config.trainer
+    return pl.Trainer(
+        default_root_dir=paths.root,
+        accelerator="gpu" if on_gpu else "cpu",
+        devices=tcfg.devices,
+        num_nodes=tcfg.num_nodes,
+        strategy=tcfg.strategy,
+        precision=precision,  # type: ignore[arg-type]
+        max_epochs=tcfg.max_epochs,
+        max_steps=tcfg.max_steps,
+        gradient_clip_val=config.optim.gradient_clip_val,
+        gradient_clip_algorithm=config.optim.gradient_clip_algorithm,
+        accumulate_grad_batches=config.optim.accumulate_grad_batches,
+        check_val_every_n_epoch=tcfg.check_val_every_n_epoch,
+        limit_train_batches=tcfg.limit_train_batches,
+        limit_val_batches=tcfg.limit_val_batches,
+        log_every_n_steps=tcfg.log_every_n_steps,
+        enable_progress_bar=tcfg.progress_bar,
+        enable_model_summary=False,
+        deterministic=tcfg.deterministic,
+        fast_dev_run=tcfg.fast_dev_run,
+        logger=_loggers(paths),
+        callbacks=[LearningRateMonitor(logging_interval="step"), *callbacks],
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0 if resume else 1,
+    )
+
+
 def train(
     config: TrainConfig,
     *,
@@ -278,7 +337,6 @@ def train(
             before training starts.
     """
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
     from mrirecon.models.registry import get_entry, parameter_count
     from mrirecon.runtime import configure_threads
@@ -328,56 +386,18 @@ def train(
         pin_memory=config.data.pin_memory,
         seed=tcfg.seed,
     )
-    # Two callbacks: Lightning's save_last only refreshes last.ckpt in epochs that also saved a
-    # top-k checkpoint, so a run whose SSIM stopped improving would resume from a stale epoch.
-    best_checkpoint = ModelCheckpoint(
-        dirpath=paths.checkpoints,
-        filename=paths.best.stem,
-        monitor="val_ssim",
-        mode="max",
-        save_top_k=1,
-        auto_insert_metric_name=False,
-        enable_version_counter=False,
-    )
-    last_checkpoint = ModelCheckpoint(
-        dirpath=paths.checkpoints,
-        filename=paths.last.stem,
-        monitor=None,
-        save_top_k=1,
-        every_n_epochs=1,
-        auto_insert_metric_name=False,
-        enable_version_counter=False,
-    )
-    loggers = _loggers(paths)
-    trainer = pl.Trainer(
-        default_root_dir=paths.root,
-        accelerator="gpu" if on_gpu else "cpu",
-        devices=tcfg.devices,
-        num_nodes=tcfg.num_nodes,
-        strategy=tcfg.strategy,
-        precision=precision,  # type: ignore[arg-type]
-        max_epochs=tcfg.max_epochs,
-        max_steps=tcfg.max_steps,
-        gradient_clip_val=config.optim.gradient_clip_val,
-        gradient_clip_algorithm=config.optim.gradient_clip_algorithm,
-        accumulate_grad_batches=config.optim.accumulate_grad_batches,
-        check_val_every_n_epoch=tcfg.check_val_every_n_epoch,
-        limit_train_batches=tcfg.limit_train_batches,
-        limit_val_batches=tcfg.limit_val_batches,
-        log_every_n_steps=tcfg.log_every_n_steps,
-        enable_progress_bar=tcfg.progress_bar,
-        enable_model_summary=False,
-        deterministic=tcfg.deterministic,
-        fast_dev_run=tcfg.fast_dev_run,
-        logger=loggers,
-        # fast_dev_run: no checkpoint at all (Lightning's on_train_end would still write last.ckpt)
+    best_checkpoint, last_checkpoint = _checkpoint_callbacks(paths)
+    trainer = _build_trainer(
+        config,
+        paths,
+        on_gpu=on_gpu,
+        precision=precision,
         callbacks=[
+            # fast_dev_run: no checkpoint at all (Lightning's on_train_end would still write last.ckpt)
             *([] if tcfg.fast_dev_run else [best_checkpoint, last_checkpoint]),
-            LearningRateMonitor(logging_interval="step"),
             *callbacks,
         ],
-        use_distributed_sampler=False,
-        num_sanity_val_steps=0 if resume else 1,
+        resume=resume,
     )
     module.total_steps = optimizer_steps(
         len(datasets["train"]),

@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,8 @@ def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -
     manifest = Path(data.manifest)
     if manifest.exists():
         return manifest
+    if _launched_rank() != 0:
+        return _wait_for(manifest)  # rank 0 of this distributed run is simulating the data
     from mrirecon.data.simulate import simulate_dataset
 
     syn = data.synthetic
@@ -160,4 +164,25 @@ def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -
             f"the simulation did not write the manifest '{manifest}'",
             hint="data.manifest must be the manifest.csv inside the simulated folder",
         )
+    return manifest
+
+
+def _launched_rank() -> int:
+    """This process's rank as the launcher set it (torchrun, SLURM, Lightning's DDP children); 0 alone."""
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) != 0:
+            return int(value)
+    return 0
+
+
+def _wait_for(manifest: Path, timeout: float = 3600.0) -> Path:
+    deadline = time.monotonic() + timeout
+    while not manifest.exists():
+        if time.monotonic() > deadline:
+            raise ConfigError(
+                f"waited {timeout:.0f} s for rank 0 to simulate '{manifest}'",
+                hint="simulate the data first with `mrirecon simulate`, then start the distributed run",
+            )
+        time.sleep(2.0)
     return manifest
