@@ -92,10 +92,15 @@ class ReconModule(pl.LightningModule):
         self.record = dict(record or {})
         #: Optimiser steps of the whole run (the cosine schedule's length); None: ask Lightning.
         self.total_steps: int | None = None
+        #: This process's global rank while it was fitting (None before ``fit``).
+        self.fit_global_rank: int | None = None
         self._scores: dict[str, list[SliceScore]] = {}
         #: Per-volume scores of the last validation / test epoch, by stage (``val``, ``test``),
         #: for the model and for the zero-filled reference (``val_zero_filled``...).
         self.volume_results: dict[str, list[VolumeScore]] = {}
+
+    def on_fit_start(self) -> None:
+        self.fit_global_rank = int(self.global_rank)
 
     # ------------------------------------------------------------------ forward and loss
     def forward(self, batch: ReconSample) -> ReconOutput:

@@ -342,7 +342,7 @@ def train(
     from mrirecon.runtime import configure_threads
     from mrirecon.training.datamodule import ReconDataModule
     from mrirecon.training.module import ReconModule
-    from mrirecon.training.sources import build_datasets, data_checksum, ensure_synthetic
+    from mrirecon.training.sources import build_datasets, data_checksum, ensure_synthetic, launched_rank
 
     paths = run_paths(output_dir if output_dir is not None else config.output_dir)
     tcfg = config.trainer
@@ -408,7 +408,9 @@ def train(
         max_epochs=tcfg.max_epochs,
         max_steps=tcfg.max_steps,
     )
-    if trainer.is_global_zero:
+    # before fit Lightning knows no ranks yet (its DDP children rerun this function from the start)
+    rank_zero = launched_rank() == 0
+    if rank_zero:
         echo(
             f"Training {config.model.name} ({parameter_count(module.model):,} parameters) on "
             f"{len(datasets['train'])} training and {len(datasets['val'])} validation slices; "
@@ -420,6 +422,8 @@ def train(
         trainer.fit(
             module, datamodule=datamodule, ckpt_path=paths.last if resume else None, weights_only=True
         )
+    if module.fit_global_rank is not None:
+        rank_zero = module.fit_global_rank == 0
     val_metrics = _scalars(trainer.callback_metrics, "val_")
 
     best = best_checkpoint.best_model_score
@@ -435,14 +439,18 @@ def train(
                 weights_only=True,
             )
         test_metrics = _scalars(trainer.callback_metrics, "test_")
-        if trainer.is_global_zero and not tcfg.fast_dev_run:
+        if rank_zero and not tcfg.fast_dev_run:
             _write_test_metrics(paths, module.volume_results.get("test", []))
-    if trainer.is_global_zero and has_best:
+    if rank_zero and has_best:
         from mrirecon.models.io import save_model
         from mrirecon.training.checkpoint import load_checkpoint_model
 
         name, best_model = load_checkpoint_model(paths.best)
         save_model(paths.model, name, model_cfg, best_model)
     return TrainResult(
-        paths=paths, best_val_ssim=best_ssim, val_metrics=val_metrics, test_metrics=test_metrics
+        paths=paths,
+        best_val_ssim=best_ssim,
+        val_metrics=val_metrics,
+        test_metrics=test_metrics,
+        is_global_zero=rank_zero,
     )

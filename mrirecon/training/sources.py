@@ -20,7 +20,7 @@ from typing import Any
 from mrirecon.errors import ConfigError
 from mrirecon.training.config import DataSection
 
-__all__ = ["SPLITS", "build_datasets", "data_checksum", "ensure_synthetic", "source_paths"]
+__all__ = ["SPLITS", "build_datasets", "data_checksum", "ensure_synthetic", "launched_rank", "source_paths"]
 
 SPLITS = ("train", "val", "test")
 
@@ -139,7 +139,7 @@ def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -
     manifest = Path(data.manifest)
     if manifest.exists():
         return manifest
-    if _launched_rank() != 0:
+    if launched_rank() != 0:
         return _wait_for(manifest)  # rank 0 of this distributed run is simulating the data
     from mrirecon.data.simulate import simulate_dataset
 
@@ -167,9 +167,11 @@ def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -
     return manifest
 
 
-def _launched_rank() -> int:
-    """This process's rank as the launcher set it (torchrun, SLURM, Lightning's DDP children); 0 alone."""
-    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+def launched_rank() -> int:
+    """This process's rank as its launcher set it before any process group exists: torchrun
+    (``RANK``), SLURM (``SLURM_PROCID``), Lightning's DDP children (``NODE_RANK``, ``LOCAL_RANK``);
+    0 for a process started alone. Only "zero or not" is meaningful across launchers."""
+    for name in ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK"):
         value = os.environ.get(name, "")
         if value.isdigit() and int(value) != 0:
             return int(value)

@@ -9,7 +9,7 @@ import pytest
 
 from mrirecon.errors import ConfigError
 from mrirecon.training.config import DataSection, SyntheticSection
-from mrirecon.training.sources import _launched_rank, _wait_for, data_checksum, ensure_synthetic
+from mrirecon.training.sources import _wait_for, data_checksum, ensure_synthetic, launched_rank
 
 
 def test_checksum_of_a_manifest_is_its_sha256_and_of_folders_their_listing(tmp_path: Path) -> None:
@@ -32,7 +32,7 @@ def test_checksum_of_a_manifest_is_its_sha256_and_of_folders_their_listing(tmp_p
 
 def test_other_ranks_wait_for_rank_zero_to_simulate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RANK", "1")
-    assert _launched_rank() == 1
+    assert launched_rank() == 1
     manifest = tmp_path / "manifest.csv"
     with pytest.raises(ConfigError, match="waited 0 s for rank 0"):
         _wait_for(manifest, timeout=0.1)
@@ -41,4 +41,4 @@ def test_other_ranks_wait_for_rank_zero_to_simulate(tmp_path: Path, monkeypatch:
     assert ensure_synthetic(section) == manifest  # present: nothing to do on any rank
     monkeypatch.delenv("RANK")
     monkeypatch.setenv("LOCAL_RANK", "0")
-    assert _launched_rank() == 0
+    assert launched_rank() == 0
