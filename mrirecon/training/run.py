@@ -352,14 +352,17 @@ def train(
             f"model '{config.model.name}' has nothing to train",
             hint="classical baselines need no training: reconstruct with them directly",
         )
-    _check_output(paths, config, resume, echo)
+    # before fit Lightning knows no ranks yet (its DDP children rerun this function from the start)
+    rank_zero = launched_rank() == 0
+    say = echo if rank_zero else (lambda _message: None)
+    _check_output(paths, config, resume, say)
     on_gpu = _uses_gpu(tcfg)
     precision = resolve_precision(tcfg, on_gpu)
     configure_threads(tcfg.threads)
 
     checksum = None
     if datasets is None:
-        ensure_synthetic(config.data, echo)
+        ensure_synthetic(config.data, say)
         datasets = build_datasets(config.data)
         checksum = data_checksum(config.data)
     for split in ("train", "val"):
@@ -408,8 +411,6 @@ def train(
         max_epochs=tcfg.max_epochs,
         max_steps=tcfg.max_steps,
     )
-    # before fit Lightning knows no ranks yet (its DDP children rerun this function from the start)
-    rank_zero = launched_rank() == 0
     if rank_zero:
         echo(
             f"Training {config.model.name} ({parameter_count(module.model):,} parameters) on "
