@@ -5,11 +5,13 @@ from __future__ import annotations
 import click
 
 from mrirecon import __version__
+from mrirecon_cli.batch import batch
 from mrirecon_cli.convert import convert
 from mrirecon_cli.demo import demo
 from mrirecon_cli.errors import ErrorReportingGroup
 from mrirecon_cli.evaluate import evaluate
 from mrirecon_cli.export_dicom import export_dicom
+from mrirecon_cli.infer import infer
 from mrirecon_cli.manifest import manifest
 from mrirecon_cli.simulate import simulate
 from mrirecon_cli.train import train
@@ -29,7 +31,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-COMMANDS: list[click.Command] = [demo, evaluate, export_dicom, simulate, convert, manifest, train]
+COMMANDS: list[click.Command] = [demo, evaluate, export_dicom, simulate, convert, manifest]
+COMMANDS += [infer, batch]
+COMMANDS += [train]
 for _command in COMMANDS:
     cli.add_command(_command)
 

@@ -216,8 +216,8 @@ def _mr_attributes(ds_: Dataset, header: AcquisitionHeader | None) -> None:
     ds_.RepetitionTime = ds(h.tr_ms) if h and h.tr_ms is not None else ""
     ds_.EchoTime = ds(h.te_ms) if h and h.te_ms is not None else ""
     ds_.EchoTrainLength = ""
-    if "IR" in scanning and h and h.ti_ms is not None:
-        ds_.InversionTime = ds(h.ti_ms)  # type 2C: only with an inversion-recovery sequence
+    if "IR" in scanning:  # type 2C: present (empty when unknown) with an inversion-recovery sequence
+        ds_.InversionTime = ds(h.ti_ms) if h and h.ti_ms is not None else ""
     if h is None:
         return
     if sequence:

@@ -16,6 +16,7 @@ The file is written as ``.NAME.partial`` beside ``NAME``, fsynced and renamed wh
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,12 @@ def write_reconstruction(path: str | Path, volume: ReconVolume) -> Path:
 
 
 def _write_contents(path: Path, volume: ReconVolume) -> None:
-    with h5py.File(path, "w") as f:
+    # HDF5 builds the file in memory and Python writes the bytes: a failing disk (ENOSPC, EFBIG)
+    # then fails a plain write() with an OSError. Had HDF5 written to the disk itself, a failed
+    # flush would leave its file handle half-closed, and the library crashes (SIGSEGV) when it
+    # closes it later or at interpreter exit.
+    image = io.BytesIO()
+    with h5py.File(image, "w") as f:
         f.create_dataset("reconstruction", data=volume.reconstruction)
         if volume.zero_filled is not None:
             f.create_dataset("zero_filled", data=volume.zero_filled)
@@ -160,6 +166,8 @@ def _write_contents(path: Path, volume: ReconVolume) -> None:
             volume.geometry.write(f.create_group("geometry"))
         for name, value in volume.attrs().items():
             f.attrs[name] = value
+    with open(path, "wb") as handle:
+        handle.write(image.getbuffer())
 
 
 def _text(value: Any) -> str:

@@ -405,3 +405,13 @@ def test_real_file_size_limit_while_writing_a_series(tmp_path: Path) -> None:
         f"{tmp_path / 's'}: could not write the DICOM series: the file grew too large"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_inversion_time_is_present_for_inversion_recovery_even_when_unknown(tmp_path: Path) -> None:
+    """Type 2C: an IR sequence (FLAIR, as mrirecon simulate writes it) without TI gets it empty."""
+    from mrirecon.data.header import build_ismrmrd_header
+
+    header = build_ismrmrd_header(encoded_matrix=(40, 32, 1), sequence_type="FLAIR", tr_ms=9000, te_ms=120)
+    series = export_volume_dicom(volume(ismrmrd_header=header), tmp_path / "flair")
+    ds = pydicom.dcmread(series.files[0])
+    assert ds.ScanningSequence == "IR" and "InversionTime" in ds and ds.InversionTime in ("", None)

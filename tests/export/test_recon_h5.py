@@ -151,6 +151,17 @@ def test_real_file_size_limit_through_hdf5(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.h5"]
 
 
+def test_a_file_size_limit_mid_file_exits_cleanly(tmp_path: Path) -> None:
+    """The limit falls inside the datasets: the writer must fail with the error, not crash the
+    interpreter later (HDF5 segfaulted closing a file whose flush had failed)."""
+    result = run_python(
+        WRITE.format(target=str(tmp_path / "r.h5"), shape="slices=4, h=64, w=64"), file_limit=64 * 1024
+    )
+    assert result.returncode == 3, (result.returncode, result.stderr)
+    assert "the file grew too large" in result.stdout
+    assert sorted(tmp_path.iterdir()) == []
+
+
 def test_folder_without_write_permission(tmp_path: Path) -> None:
     """A real EACCES from the kernel (as root, the writer runs without CAP_DAC_OVERRIDE)."""
     folder = tmp_path / "out"

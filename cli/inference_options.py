@@ -1,0 +1,122 @@
+"""Options shared by ``mrirecon infer`` and ``mrirecon batch`` (undersampling, device, DICOM)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+MASK_TYPES = [
+    "random",
+    "equispaced",
+    "equispaced_fraction",
+    "magic",
+    "magic_fraction",
+    "gaussian1d",
+    "gaussian2d",
+    "poisson2d",
+]
+
+_OPTIONS = [
+    click.option(
+        "--dicom", is_flag=True, help="Also export one DICOM series per volume (OUTPUT_DIR/dicom/NAME/)."
+    ),
+    click.option(
+        "--deidentify", is_flag=True, help="De-identify the DICOM series (names, IDs, dates; UIDs hashed)."
+    ),
+    click.option(
+        "--deid-salt",
+        envvar="MRIRECON_DEID_SALT",
+        default="",
+        show_envvar=True,
+        help="Secret mixed into pseudonyms and UIDs with --deidentify (prefer the environment variable).",
+    ),
+    click.option(
+        "--uid-root",
+        default="1.2.826.0.1.3680043.8.498.",
+        show_default=True,
+        help="Your organisation's UID root for the generated DICOM UIDs.",
+    ),
+    click.option(
+        "--mask",
+        "mask_type",
+        type=click.Choice(MASK_TYPES),
+        help="Undersample fully sampled input retrospectively with this mask (seeded from the file name).",
+    ),
+    click.option("--acceleration", type=float, help="Acceleration R of --mask."),
+    click.option("--center-fraction", type=float, help="Fully sampled centre fraction of --mask [0.32 / R]."),
+    click.option(
+        "--coil-maps",
+        type=click.Choice(["acs", "espirit", "none"]),
+        default="acs",
+        show_default=True,
+        help="Coil-sensitivity estimation (none: for models that estimate their own, e.g. e2e_varnet).",
+    ),
+    click.option(
+        "--model-config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="YAML config of a model given by name.",
+    ),
+    click.option(
+        "--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Slices per forward pass."
+    ),
+    click.option(
+        "--workers",
+        type=click.IntRange(0),
+        default=2,
+        show_default=True,
+        help="DataLoader processes reading slices.",
+    ),
+    click.option(
+        "--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N."
+    ),
+    click.option("--npy-axes", help='Axis order of .npy inputs, e.g. "slices,coils,kx,ky".'),
+    click.option("--no-progress", is_flag=True, help="No progress bar."),
+]
+
+
+def inference_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the shared options to a click command."""
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def run_options(output_dir: Path, **kwargs: Any) -> Any:
+    """Build :class:`mrirecon.inference.RunOptions` from the shared options (and any extra ones)."""
+    from mrirecon.export import DicomOptions
+    from mrirecon.inference import RunOptions, Undersampling
+
+    return RunOptions(
+        output_dir=output_dir,
+        dicom=kwargs.pop("dicom"),
+        dicom_options=DicomOptions(
+            deidentify=kwargs.pop("deidentify"), salt=kwargs.pop("deid_salt"), uid_root=kwargs.pop("uid_root")
+        ),
+        undersampling=Undersampling(
+            kwargs.pop("mask_type"), kwargs.pop("acceleration"), kwargs.pop("center_fraction")
+        ),
+        coil_maps=kwargs.pop("coil_maps"),
+        batch_size=kwargs.pop("batch_size"),
+        workers=kwargs.pop("workers"),
+        device=kwargs.pop("device"),
+        npy_axes=kwargs.pop("npy_axes"),
+        progress=not kwargs.pop("no_progress"),
+        **kwargs,
+    )
+
+
+def summary(result: Any) -> str:
+    """One line about a run (counts and time; no identifiers)."""
+    parts = [
+        f"reconstructed {result.reconstructed} volume(s) ({result.slices} slices) in {result.seconds:.1f} s"
+    ]
+    if result.skipped:
+        parts.append(f"skipped {result.skipped} finished")
+    if result.exported:
+        parts.append(f"exported {result.exported} DICOM series from finished reconstructions")
+    if result.failures:
+        parts.append(f"{len(result.failures)} failed")
+    return "; ".join(parts).capitalize() + "."

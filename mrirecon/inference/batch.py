@@ -1,0 +1,261 @@
+"""Reconstruct many volumes: ``mrirecon batch`` and ``mrirecon infer`` end here.
+
+:func:`run_batch` lists the inputs, plans (skipping finished volumes), runs Lightning's prediction
+loop on one device or many, and writes ``failures.csv`` and ``run.json``. Loading, compute and
+writing overlap: DataLoader workers read and prepare the slices of the next volumes, the model
+reconstructs batches of slices on the device, a writer thread writes the finished volumes' DICOM
+series and HDF5. :func:`run_inference` is the same for ``infer``: every input is reconstructed again
+and any failure is an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mrirecon._version import __version__
+from mrirecon.atomic import atomic_file, prepare_output_folder
+from mrirecon.errors import DataError
+from mrirecon.inference.failures import FAILURES_CSV, Failure, write_failures
+from mrirecon.inference.inputs import DICOM_FOLDER, list_inputs, output_paths
+from mrirecon.inference.loading import LoadedModel
+from mrirecon.inference.options import RunOptions, resolve_device
+from mrirecon.inference.runner import RankReport, error_from_failure
+
+__all__ = ["RUN_JSON", "RunResult", "run_batch", "run_inference"]
+
+RUN_JSON = "run.json"
+
+
+@dataclass
+class RunResult:
+    """What a run did (the same on every rank).
+
+    Attributes:
+        inputs: Inputs listed.
+        skipped: Inputs whose outputs were already finished.
+        reconstructed: Inputs reconstructed and written.
+        exported: Inputs whose DICOM series was exported from their finished HDF5.
+        failures: Inputs that failed (file, one-line error).
+        slices: Slices reconstructed.
+        seconds: Wall time of the run.
+        world_size: Processes that took part.
+        run_json, failures_csv: The reports written (None without reports).
+    """
+
+    inputs: int
+    skipped: int
+    reconstructed: int
+    exported: int
+    failures: list[Failure]
+    slices: int
+    seconds: float
+    world_size: int
+    run_json: Path | None = None
+    failures_csv: Path | None = None
+    ranks: list[RankReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing failed."""
+        return not self.failures
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's start-up chatter (device summaries, tips, worker-count hints) for the run."""
+    with warnings.catch_warnings():
+        for message in (
+            ".*does not have many workers.*",  # the worker count is the user's choice (--workers)
+            ".*custom batch sampler.*",  # VolumeBatchSampler returns every slice (tested)
+            ".*overridden `transfer_batch_to_device`.*",  # on purpose: the runner moves the groups
+            ".*predict returned None.*",  # on purpose: outputs are written, not returned
+            ".*Total length of `DataLoader` across ranks is zero.*",  # everything was finished
+            ".*isinstance.treespec, LeafSpec.*",  # Lightning 2.6 against torch 2.13, at import
+        ):
+            warnings.filterwarnings("ignore", message=message)
+        import pytorch_lightning  # noqa: F401  (it sets its loggers' levels when imported)
+
+        names = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
+        loggers = [logging.getLogger(name) for name in names]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
+def _gather(report: RankReport, world_size: int) -> list[RankReport]:
+    if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        reports: list[Any] = [None] * world_size
+        torch.distributed.all_gather_object(reports, report)
+        return sorted(reports, key=lambda r: r.rank)
+    return [report]
+
+
+def _barrier(world_size: int) -> None:
+    if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def run_batch(loaded: LoadedModel, source: str | os.PathLike[str], options: RunOptions) -> RunResult:
+    """Reconstruct every input of ``source`` (file, folder or manifest) with ``loaded``.
+
+    Args:
+        loaded: The model (:func:`mrirecon.inference.loading.load_reconstructor`).
+        source: An input file, a folder of inputs, or a manifest CSV.
+        options: How to run (:class:`RunOptions`).
+
+    Returns:
+        The :class:`RunResult`; ``failures`` lists the inputs that failed (the run went on).
+
+    Raises:
+        DataError: no inputs; ConfigError: bad options, outputs of another model in the way;
+        ExportError: the output folder is not writable, the disk is full (finished volumes are kept,
+        the one being written is not left behind).
+    """
+    started = datetime.datetime.now(datetime.UTC)
+    t0 = time.perf_counter()
+    inputs = list_inputs(source, split=options.split)
+    outputs = output_paths(inputs, options.output_dir)
+    prepare_output_folder(options.output_dir, "reconstructions")
+    if options.dicom:
+        prepare_output_folder(options.output_dir / DICOM_FOLDER, "DICOM series")
+    accelerator, devices = resolve_device(options.device, options.devices)
+    with _quiet_lightning():
+        import pytorch_lightning as pl
+
+        from mrirecon.inference.lightning import PredictionData, PredictionJob, PredictionModule
+
+        trainer = pl.Trainer(
+            accelerator=accelerator,
+            devices=devices,
+            num_nodes=options.num_nodes,
+            strategy="ddp" if options.devices > 1 or options.num_nodes > 1 else "auto",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            use_distributed_sampler=False,
+            inference_mode=True,
+            default_root_dir=options.output_dir,
+        )
+        data = PredictionData(PredictionJob(loaded, inputs, outputs, options))
+        module = PredictionModule(loaded.model, data)
+        try:
+            trainer.predict(module, datamodule=data, return_predictions=False)
+        except BaseException:
+            if data.runner is not None:
+                data.runner.abort()
+            raise
+    runner, plan = data.runner, data.plan
+    assert runner is not None and plan is not None
+    if not runner.started:  # no batch at all on this rank (everything finished, or DICOM only)
+        runner.start(trainer.strategy.root_device)
+    reports = _gather(runner.finish(), trainer.world_size)
+    failures = list(plan.failures) + [f for r in reports for f in r.failures]
+    result = RunResult(
+        inputs=plan.total_inputs,
+        skipped=len(plan.finished),
+        reconstructed=sum(len(r.reconstructed) for r in reports),
+        exported=sum(len(r.exported) for r in reports),
+        failures=sorted(failures, key=lambda f: f.file),
+        slices=sum(r.slices for r in reports),
+        seconds=time.perf_counter() - t0,
+        world_size=trainer.world_size,
+        ranks=reports,
+    )
+    fatal = next((r for r in reports if r.fatal), None)
+    if options.reports and trainer.global_rank == 0:
+        result.failures_csv = options.output_dir / FAILURES_CSV
+        result.run_json = options.output_dir / RUN_JSON
+        with contextlib.suppress(Exception) if fatal else contextlib.nullcontext():
+            write_failures(result.failures_csv, result.failures)
+            _write_run_json(result.run_json, loaded, source, options, result, started, fatal)
+    _barrier(trainer.world_size)
+    if fatal is not None:
+        raise error_from_failure(Failure("", fatal.fatal, fatal.fatal_kind))
+    return result
+
+
+def _write_run_json(
+    path: Path,
+    loaded: LoadedModel,
+    source: str | os.PathLike[str],
+    options: RunOptions,
+    result: RunResult,
+    started: datetime.datetime,
+    fatal: RankReport | None,
+) -> None:
+    ranks = result.ranks
+    predict_seconds = max((r.seconds for r in ranks), default=0.0)
+    payload = {
+        "mrirecon_version": __version__,
+        "status": "aborted" if fatal else ("complete" if result.ok else "complete with failures"),
+        "error": fatal.fatal if fatal else None,
+        "model": loaded.name,
+        "checkpoint": os.fspath(loaded.checkpoint) if loaded.checkpoint else None,
+        "checkpoint_sha256": loaded.checkpoint_sha256 or None,
+        "config": {"model": loaded.config, "run": options.summary()},
+        "input": os.fspath(source),
+        "output_dir": os.fspath(options.output_dir),
+        "counts": {
+            "inputs": result.inputs,
+            "skipped_finished": result.skipped,
+            "reconstructed": result.reconstructed,
+            "dicom_exported_from_hdf5": result.exported,
+            "failed": len(result.failures),
+            "slices_reconstructed": result.slices,
+        },
+        "timings": {
+            "total_s": round(result.seconds, 3),
+            "predict_s": round(predict_seconds, 3),
+            "slices_per_s": round(result.slices / predict_seconds, 3) if predict_seconds > 0 else None,
+            "compute_s": round(sum(r.compute_seconds for r in ranks), 3),
+            "loader_wait_s": round(sum(r.loader_wait_seconds for r in ranks), 3),
+            "write_s": round(sum(r.write_seconds for r in ranks), 3),
+        },
+        "world_size": result.world_size,
+        "ranks": [
+            {k: v for k, v in asdict(r).items() if k not in ("failures", "fatal", "fatal_kind")}
+            for r in ranks
+        ],
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    with atomic_file(path, what="run.json") as temporary:
+        temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def run_inference(loaded: LoadedModel, source: str | os.PathLike[str], options: RunOptions) -> RunResult:
+    """``mrirecon infer``: reconstruct every input of ``source`` again (no resume, outputs replaced),
+    without failures.csv/run.json; any failure is raised once the other inputs are written.
+
+    Raises:
+        MriReconError: the error of the input that failed (one input), or a DataError counting the
+            failed inputs and giving the first error.
+    """
+    result = run_batch(loaded, source, options.replace(resume=False, overwrite=True, reports=False))
+    if result.failures:
+        if result.inputs == 1:
+            raise error_from_failure(result.failures[0])
+        first = result.failures[0]
+        raise DataError(
+            f"{len(result.failures)} of {result.inputs} inputs failed; the first: {first.error}",
+            hint="the others were written; `mrirecon batch` records every failure in failures.csv",
+        )
+    return result

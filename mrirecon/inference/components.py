@@ -1,0 +1,164 @@
+"""The pieces inference takes from the other layers, in one place.
+
+Inference never reads k-space, builds samples or unpickles checkpoints itself: it calls
+
+- :func:`open_input` → ``mrirecon.data.volume.open_volume`` (every input ``mrirecon convert`` reads);
+- :func:`make_transform` / :func:`make_sample` → ``mrirecon.data.transforms.ReconTransform`` (one
+  slice → :class:`~mrirecon.data.sample.ReconSample`, normalised by ``scale``);
+- :func:`load_checkpoint` → ``mrirecon.training.checkpoint.load_checkpoint_model`` (Lightning
+  ``.ckpt`` and model payload ``.pt``, ``weights_only``);
+- :func:`input_metadata`: what a reconstruction copies from its input (header, geometry,
+  ``acquisition``, ``patient_id``), from the open volume, whatever its file format.
+
+Every call to another layer's contract goes through this module, so the rest of
+:mod:`mrirecon.inference` depends only on the small protocols below (and tests can substitute
+them).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, Protocol, cast
+
+import numpy as np
+
+from mrirecon.data.sample import ReconSample
+from mrirecon.export import InputMetadata
+from mrirecon.export.geometry import SliceGeometry
+from mrirecon.masks import MaskFunc
+from mrirecon.models.base import Reconstructor
+
+__all__ = [
+    "RawVolumeLike",
+    "SliceTransform",
+    "input_metadata",
+    "load_checkpoint",
+    "make_sample",
+    "make_transform",
+    "open_input",
+]
+
+
+class RawVolumeLike(Protocol):
+    """What inference uses of ``mrirecon.data.volume.RawVolume`` (docs/interfaces.md, raw inputs).
+
+    Attributes:
+        num_slices: Slices in the volume.
+        kspace_shape: ``(C, H, W)`` of one slice.
+        mask: bool ``(W,)`` or ``(H, W)`` for prospectively undersampled input, else None.
+        crop_size: ``(h, w)``, the reconstruction size.
+        centered: FFT convention of the stored k-space.
+        header_xml: The ISMRMRD header as text, or None.
+        geometry: The ``geometry/`` arrays (``position``, ``read_dir``, ... ``(S, 3)``) and their
+            attributes (``field_of_view_mm``, ``slice_thickness_mm``), or None.
+        attrs: File attributes (``acquisition``, ``patient_id``, ...).
+    """
+
+    @property
+    def num_slices(self) -> int: ...
+
+    @property
+    def kspace_shape(self) -> tuple[int, int, int]: ...
+
+    @property
+    def mask(self) -> np.ndarray | None: ...
+
+    @property
+    def crop_size(self) -> tuple[int, int]: ...
+
+    @property
+    def centered(self) -> bool: ...
+
+    @property
+    def header_xml(self) -> str | None: ...
+
+    @property
+    def geometry(self) -> dict[str, Any] | None: ...
+
+    @property
+    def attrs(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+CoilMapMethod = Literal["acs", "espirit", "none"]
+#: ``transform(volume, slice_index) -> ReconSample`` (see :func:`make_sample`).
+SliceTransform = Callable[..., ReconSample]
+
+
+def open_input(path: str | os.PathLike[str], *, npy_axes: str | None = None) -> RawVolumeLike:
+    """Open one input volume lazily (fastMRI/ISMRMRD HDF5, BART cfl, npy).
+
+    Raises:
+        DataError: if the file is missing, unreadable or inconsistent.
+    """
+    from mrirecon.data.volume import open_volume
+
+    volume: RawVolumeLike = open_volume(Path(path), npy_axes=npy_axes)
+    return volume
+
+
+def make_transform(*, mask_func: MaskFunc | None, coil_maps: str) -> SliceTransform:
+    """The slice transform of inference: the volume's own mask for prospective input, ``mask_func``
+    (seeded from the file name, so every run draws the same mask) for fully sampled input when
+    given, else no undersampling; coil maps ``"acs"`` or ``"espirit"``."""
+    from mrirecon.data.transforms import ReconTransform
+
+    transform: SliceTransform = ReconTransform(
+        mask_func=mask_func, deterministic_mask=True, coil_maps=cast(CoilMapMethod, coil_maps)
+    )
+    return transform
+
+
+def make_sample(transform: SliceTransform, volume: Any, index: int) -> ReconSample:
+    """Slice ``index`` of ``volume`` as a :class:`ReconSample` (shapes without the batch axis)."""
+    return transform(volume, index)
+
+
+def input_metadata(volume: RawVolumeLike) -> InputMetadata:
+    """The header, slice geometry, ``acquisition`` and ``patient_id`` a reconstruction copies.
+
+    Raises:
+        DataError: if the geometry arrays are malformed.
+    """
+    g = volume.geometry
+    geometry = None
+    if g and all(name in g for name in ("position", "read_dir", "phase_dir", "slice_dir")):
+        fov = g.get("field_of_view_mm")
+        thickness = g.get("slice_thickness_mm")
+        geometry = SliceGeometry(
+            position=np.asarray(g["position"]),
+            read_dir=np.asarray(g["read_dir"]),
+            phase_dir=np.asarray(g["phase_dir"]),
+            slice_dir=np.asarray(g["slice_dir"]),
+            patient_table_position=g.get("patient_table_position"),
+            field_of_view_mm=None if fov is None or np.size(fov) != 3 else _triple(fov),
+            slice_thickness_mm=None if thickness is None else float(thickness),
+        )
+    attrs = volume.attrs or {}
+    return InputMetadata(
+        volume.header_xml or None,
+        geometry,
+        str(attrs.get("acquisition", "") or ""),
+        str(attrs.get("patient_id", "") or ""),
+    )
+
+
+def _triple(values: Any) -> tuple[float, float, float]:
+    x, y, z = (float(v) for v in np.ravel(values))
+    return x, y, z
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[str, Reconstructor]:
+    """``(model name, model in eval mode)`` from a Lightning ``.ckpt`` or a model payload ``.pt``.
+
+    Raises:
+        CheckpointError: unreadable file, unknown model, weights that do not fit the model.
+    """
+    try:
+        from mrirecon.training.checkpoint import load_checkpoint_model
+    except ImportError:  # the training layer is not installed: model payloads (.pt) only
+        from mrirecon.models.io import load_model as load_checkpoint_model
+    return load_checkpoint_model(Path(path))

@@ -1,0 +1,101 @@
+"""Which files a run reconstructs, and where each one's outputs go.
+
+Inputs are one file, a folder (its supported files, sorted by name; dot files are skipped, so a
+``.NAME.partial`` left by a killed run is never taken for an input) or a manifest CSV (in the
+manifest's order, optionally one split). Each input ``NAME.EXT`` gets
+
+- ``OUTPUT_DIR/NAME.h5``: the reconstruction HDF5 (docs/interfaces.md §5; fastMRI keeps the input's
+  name);
+- ``OUTPUT_DIR/dicom/NAME/IM_0001.dcm …``: its DICOM series, with ``--dicom``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mrirecon.data.volume import SUPPORTED_SUFFIXES, is_supported
+from mrirecon.errors import ConfigError, DataError
+
+__all__ = ["INPUT_SUFFIXES", "OutputPaths", "list_inputs", "output_paths"]
+
+#: File types ``mrirecon convert`` reads (fastMRI/ISMRMRD HDF5, BART cfl, NumPy).
+INPUT_SUFFIXES = SUPPORTED_SUFFIXES
+DICOM_FOLDER = "dicom"
+
+
+def list_inputs(source: str | os.PathLike[str], *, split: str | None = None) -> list[Path]:
+    """The input files of ``source``: a file, a folder, or a manifest CSV.
+
+    Args:
+        source: One input file, a folder of inputs, or a manifest ``.csv``.
+        split: With a manifest, keep only its entries of this split (``train``, ``val``, ``test``).
+
+    Raises:
+        DataError: if ``source`` does not exist, is of an unsupported type or lists no input.
+    """
+    path = Path(source)
+    if split is not None and not (path.is_file() and path.suffix.lower() == ".csv"):
+        raise DataError("a split can only be chosen from a manifest CSV", path=path)
+    if path.is_dir():
+        files = sorted((p for p in path.iterdir() if p.is_file() and is_supported(p)), key=lambda p: p.name)
+    elif path.is_file() and path.suffix.lower() == ".csv":
+        from mrirecon.data.manifest import read_manifest
+
+        files = [Path(e.path) for e in read_manifest(path) if split is None or e.split == split]
+    elif path.is_file():
+        if not is_supported(path):
+            raise DataError(
+                f"unsupported input type '{path.suffix}'",
+                path=path,
+                hint=f"inputs are {', '.join(INPUT_SUFFIXES)} files, a folder of them or a manifest .csv",
+            )
+        files = [path]
+    else:
+        raise DataError("no such input file, folder or manifest", path=path, hint="check the path")
+    if not files:
+        raise DataError(
+            "no input volumes found" + (f" in split '{split}'" if split else ""),
+            path=path,
+            hint=f"inputs are {', '.join(INPUT_SUFFIXES)} files",
+        )
+    return files
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """Where one input's outputs go."""
+
+    recon: Path
+    dicom: Path
+
+
+def output_paths(inputs: list[Path], output_dir: str | os.PathLike[str]) -> list[OutputPaths]:
+    """The output paths of every input, in the same order.
+
+    Raises:
+        ConfigError: if two inputs would write the same output (same name in different folders of
+            a manifest, or ``a.h5`` beside ``a.npy``), or the output folder is an input's folder
+            (a reconstruction would replace its raw data, or be read as an input next time).
+    """
+    root = Path(output_dir)
+    folders = {p.resolve().parent for p in inputs}
+    if root.resolve() in folders:
+        raise ConfigError(
+            "the output folder is the folder of the inputs",
+            path=root,
+            hint="choose another output folder: reconstructions would replace or mix with the raw files",
+        )
+    seen: dict[str, Path] = {}
+    out = []
+    for path in inputs:
+        stem = path.stem
+        if stem in seen:
+            raise ConfigError(
+                f"two inputs would write the same output '{stem}.h5': {seen[stem]} and {path}",
+                hint="rename one of them, or reconstruct them into different output folders",
+            )
+        seen[stem] = path
+        out.append(OutputPaths(recon=root / f"{stem}.h5", dicom=root / DICOM_FOLDER / stem))
+    return out

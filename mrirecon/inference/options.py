@@ -1,0 +1,122 @@
+"""The options of an inference run (``infer`` and ``batch``), checked before anything runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mrirecon.data.transforms import COIL_MAP_METHODS
+from mrirecon.errors import ConfigError
+from mrirecon.export import DicomOptions
+from mrirecon.inference.undersampling import Undersampling
+
+__all__ = ["COIL_MAP_METHODS", "RunOptions", "resolve_device"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run.
+
+    Attributes:
+        output_dir: Where the reconstructions (``NAME.h5``) and DICOM series (``dicom/NAME/``) go.
+        dicom: Also export a DICOM series per volume (part of a finished volume).
+        dicom_options: Identifiers, de-identification, UID root of the DICOM export.
+        undersampling: Retrospective undersampling of fully sampled input (none by default).
+        coil_maps: Coil-map estimation of the data layer: ``acs``, ``espirit``, or ``none`` for
+            models that estimate their own maps (E2E-VarNet).
+        batch_size: Slices per forward pass.
+        workers: DataLoader worker processes reading and preparing slices (0: in the main process).
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        devices: Processes (GPUs, or CPU processes) per node; more than one runs DDP.
+        num_nodes: Machines; more than one runs DDP across nodes (launched by SLURM or torchrun).
+        resume: Skip volumes whose outputs are finished (``batch``); False redoes every input.
+        overwrite: Replace outputs of another model, checkpoint or undersampling.
+        npy_axes: Axis order of ``.npy`` inputs (the data layer's ``npy_axes``).
+        split: With a manifest, only this split.
+        progress: Show the progress bar.
+        reports: Write ``failures.csv`` and ``run.json`` in ``output_dir``.
+    """
+
+    output_dir: Path
+    dicom: bool = False
+    dicom_options: DicomOptions = field(default_factory=DicomOptions)
+    undersampling: Undersampling = field(default_factory=Undersampling)
+    coil_maps: str = "acs"
+    batch_size: int = 8
+    workers: int = 2
+    device: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    resume: bool = True
+    overwrite: bool = False
+    npy_axes: str | None = None
+    split: str | None = None
+    progress: bool = True
+    reports: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "output_dir", Path(self.output_dir))
+        if self.coil_maps not in COIL_MAP_METHODS:
+            raise ConfigError(
+                f"unknown coil-map method '{self.coil_maps}'",
+                hint=f"choose one of {', '.join(COIL_MAP_METHODS)}",
+            )
+        for name, least in (("batch_size", 1), ("workers", 0), ("devices", 1), ("num_nodes", 1)):
+            if int(getattr(self, name)) < least:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least {least}")
+        resolve_device(self.device, self.devices)
+
+    def summary(self) -> dict[str, Any]:
+        """The options as plain data for run.json (no identifiers: DICOM overrides are left out)."""
+        u = self.undersampling
+        return {
+            "dicom": self.dicom,
+            "deidentify": self.dicom_options.deidentify if self.dicom else None,
+            "mask_type": u.mask_type,
+            "acceleration": u.acceleration,
+            "center_fraction": u.effective_center_fraction,
+            "coil_maps": self.coil_maps,
+            "batch_size": self.batch_size,
+            "workers": self.workers,
+            "device": self.device,
+            "devices": self.devices,
+            "num_nodes": self.num_nodes,
+            "resume": self.resume,
+            "overwrite": self.overwrite,
+            "npy_axes": self.npy_axes,
+            "split": self.split,
+        }
+
+    def replace(self, **changes: Any) -> RunOptions:
+        """A copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
+
+
+def resolve_device(device: str, devices: int = 1) -> tuple[str, int | list[int]]:
+    """Lightning's ``(accelerator, devices)`` for ``--device`` and ``--devices``.
+
+    Raises:
+        ConfigError: an unknown device, or CUDA asked for where there is none.
+    """
+    text = device.strip().lower()
+    if text == "auto":
+        return ("gpu" if torch.cuda.is_available() else "cpu"), devices
+    if text == "cpu":
+        return "cpu", devices
+    if text == "cuda" or text.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: no CUDA device here", hint="use --device cpu (or auto)")
+        if text == "cuda":
+            return "gpu", devices
+        try:
+            index = int(text.split(":", 1)[1])
+        except ValueError:
+            raise ConfigError(f"bad device '{device}'", hint="use cpu, cuda, cuda:N or auto") from None
+        if devices != 1:
+            raise ConfigError(f"--device {device} names one GPU; leave --devices at 1 or use --device cuda")
+        return "gpu", [index]
+    raise ConfigError(f"unknown device '{device}'", hint="use auto, cpu, cuda or cuda:N")

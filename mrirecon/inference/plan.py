@@ -1,0 +1,281 @@
+"""The work of a run: which volumes to reconstruct, which are finished, and which rank does what.
+
+A volume is **finished** when its reconstruction HDF5 exists under its final name with this run's
+provenance (model, checkpoint sha256, model config, undersampling) and, with ``--dicom``, its DICOM
+series folder holds one file per slice. Outputs are written in the order DICOM series, then HDF5 (each atomic:
+:mod:`mrirecon.atomic`), so the HDF5 is the completion mark of a volume:
+
+- killed before the HDF5's rename → the volume is not finished and is reconstructed again (a DICOM
+  folder from the killed run holds the same series, with the same deterministic UIDs, and is
+  rewritten file by file);
+- HDF5 present but the DICOM series missing or incomplete (an earlier run without ``--dicom``, or a
+  deleted folder) → only the DICOM series is exported again, from the HDF5;
+- HDF5 present with another model, checkpoint or undersampling → refused before anything runs,
+  unless ``--overwrite`` (a run never mixes reconstructions of two models in one folder silently);
+- a finished series identified where this run de-identifies (or the reverse) → refused likewise,
+  unless ``--overwrite`` (then exported again from the HDF5): a resumed run never leaves
+  identifying series behind when it was asked to de-identify.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import pydicom
+
+from mrirecon.atomic import partial_name
+from mrirecon.errors import ConfigError
+from mrirecon.export.dicom import FILE_GLOB, FILE_PATTERN
+from mrirecon.inference import components
+from mrirecon.inference.failures import Failure, error_text
+from mrirecon.inference.inputs import OutputPaths
+from mrirecon.inference.undersampling import Undersampling, VolumeSampling
+
+__all__ = ["EXPORT", "RECONSTRUCT", "RunPlan", "VolumeTask", "dicom_complete", "make_plan", "shard"]
+
+RECONSTRUCT = "reconstruct"
+EXPORT = "export"
+
+
+@dataclass(frozen=True)
+class VolumeTask:
+    """One volume to process.
+
+    Attributes:
+        index: Position of the input in the run's input list.
+        input_path: The input file.
+        outputs: Its reconstruction HDF5 and DICOM folder.
+        num_slices: Slices in the volume.
+        kspace_shape: ``(C, H, W)`` of one slice.
+        crop_size: ``(h, w)`` of the reconstruction.
+        centered: FFT convention of the input's k-space.
+        sampling: What the outputs record about the undersampling.
+        action: :data:`RECONSTRUCT`, or :data:`EXPORT` (DICOM only, from the finished HDF5).
+    """
+
+    index: int
+    input_path: Path
+    outputs: OutputPaths
+    num_slices: int
+    kspace_shape: tuple[int, int, int]
+    crop_size: tuple[int, int]
+    centered: bool
+    sampling: VolumeSampling
+    action: str = RECONSTRUCT
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a run has to do (the same object on every rank).
+
+    Attributes:
+        tasks: Volumes to reconstruct or export, in input order.
+        finished: Inputs whose outputs are already complete (skipped).
+        failures: Inputs that could not even be opened.
+        total_inputs: Number of inputs listed.
+    """
+
+    tasks: list[VolumeTask]
+    finished: list[Path] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    total_inputs: int = 0
+
+    @property
+    def slices_to_reconstruct(self) -> int:
+        """Slices the model will see."""
+        return sum(t.num_slices for t in self.tasks if t.action == RECONSTRUCT)
+
+
+def dicom_complete(folder: Path, num_slices: int) -> bool:
+    """Whether ``folder`` holds exactly the files ``IM_0001.dcm … IM_{num_slices}.dcm``."""
+    if not folder.is_dir():
+        return False
+    found = {p.name for p in folder.glob(FILE_GLOB)}
+    return found == {FILE_PATTERN.format(i + 1) for i in range(num_slices)}
+
+
+def _deidentified(folder: Path) -> bool:
+    """Whether the series in ``folder`` says PatientIdentityRemoved = YES (first file's header)."""
+    first = folder / FILE_PATTERN.format(1)
+    try:
+        header = pydicom.dcmread(first, stop_before_pixels=True, specific_tags=["PatientIdentityRemoved"])
+    except Exception:  # unreadable: not what this run writes
+        return False
+    return str(header.get("PatientIdentityRemoved", "")).upper() == "YES"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _existing(path: Path) -> dict[str, Any] | None:
+    """Provenance attributes and slice count of an existing reconstruction; None if unreadable."""
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {name: f.attrs[name] for name in f.attrs}
+            attrs["_slices"] = int(f["reconstruction"].shape[0])
+    except (OSError, KeyError, IndexError, TypeError):
+        return None
+    return attrs
+
+
+def _matches(
+    attrs: dict[str, Any], identity: tuple[str, str, str], sampling: VolumeSampling, slices: int
+) -> bool:
+    model, checkpoint_sha256, model_config = identity
+    acceleration = attrs.get("acceleration")
+    same_acceleration = (acceleration is None and sampling.acceleration is None) or (
+        acceleration is not None
+        and sampling.acceleration is not None
+        and abs(float(acceleration) - sampling.acceleration) <= 1e-6 * sampling.acceleration
+    )
+    return (
+        _text(attrs.get("model", "")) == model
+        and _text(attrs.get("checkpoint_sha256", "")) == checkpoint_sha256
+        and _text(attrs.get("model_config", "")) == model_config
+        and _text(attrs.get("undersampling", "")) == sampling.undersampling
+        and _text(attrs.get("mask_type", "")) == sampling.mask_type
+        and same_acceleration
+        and attrs["_slices"] == slices
+    )
+
+
+def make_plan(
+    inputs: Sequence[Path],
+    outputs: Sequence[OutputPaths],
+    *,
+    model: str,
+    checkpoint_sha256: str,
+    undersampling: Undersampling,
+    dicom: bool,
+    model_config: str = "",
+    deidentify: bool = False,
+    resume: bool = True,
+    overwrite: bool = False,
+    npy_axes: str | None = None,
+    fail_fast: bool = False,
+) -> RunPlan:
+    """Open every input (metadata only) and decide what to do with it.
+
+    Args:
+        inputs: The input files.
+        outputs: Their output paths (:func:`mrirecon.inference.inputs.output_paths`).
+        model: Registry name of the model of this run.
+        checkpoint_sha256: sha256 of its checkpoint ("" for a baseline by name).
+        model_config: The model's config as canonical JSON (attribute ``model_config``).
+        deidentify: Whether this run's DICOM series are de-identified: a finished series that is
+            not (or the reverse) is never taken as finished.
+        undersampling: Retrospective undersampling asked for.
+        dicom: Whether DICOM series are part of a finished volume.
+        resume: Skip finished volumes (``batch``); False reconstructs every input (``infer``).
+        overwrite: Replace outputs of another model/checkpoint/undersampling instead of refusing.
+        npy_axes: Axis order of ``.npy`` inputs.
+        fail_fast: Raise the first input error instead of recording it.
+
+    Raises:
+        ConfigError: if outputs of another model or setting are in the way (without ``overwrite``).
+        DataError: the first input that cannot be opened, with ``fail_fast`` (without it, every
+            such input is recorded in :attr:`RunPlan.failures`, whatever the exception).
+    """
+    tasks: list[VolumeTask] = []
+    finished: list[Path] = []
+    failures: list[Failure] = []
+    conflicts: list[Path] = []
+    privacy: list[Path] = []
+    for index, (path, out) in enumerate(zip(inputs, outputs, strict=True)):
+        try:
+            volume = components.open_input(path, npy_axes=npy_axes)
+            try:
+                shape = tuple(int(n) for n in volume.kspace_shape)
+                crop = tuple(int(n) for n in volume.crop_size)
+                task = VolumeTask(
+                    index=index,
+                    input_path=path,
+                    outputs=out,
+                    num_slices=int(volume.num_slices),
+                    kspace_shape=(shape[0], shape[1], shape[2]),
+                    crop_size=(crop[0], crop[1]),
+                    centered=bool(volume.centered),
+                    sampling=undersampling.for_volume(volume.mask),
+                )
+            finally:
+                volume.close()
+        except Exception as error:  # a bad input is recorded; the run goes on
+            if fail_fast:
+                raise
+            failures.append(Failure(os.fspath(path), error_text(error), type(error).__name__))
+            continue
+        if resume and out.recon.exists():
+            attrs = _existing(out.recon)
+            if attrs is not None and _matches(
+                attrs, (model, checkpoint_sha256, model_config), task.sampling, task.num_slices
+            ):
+                if not dicom or dicom_complete(out.dicom, task.num_slices):
+                    if dicom and _deidentified(out.dicom) != deidentify:
+                        if not overwrite:
+                            privacy.append(out.dicom)
+                            continue
+                        tasks.append(_with_action(task, EXPORT))
+                        continue
+                    finished.append(path)
+                else:
+                    tasks.append(_with_action(task, EXPORT))
+                continue
+            if attrs is not None and not overwrite:
+                conflicts.append(out.recon)
+                continue
+        tasks.append(task)
+    if conflicts:
+        examples = ", ".join(p.name for p in conflicts[:3]) + (" ..." if len(conflicts) > 3 else "")
+        raise ConfigError(
+            f"{len(conflicts)} reconstruction(s) in the output folder were made by another model, "
+            f"checkpoint or undersampling ({examples})",
+            path=conflicts[0].parent,
+            hint="choose another output folder, or pass --overwrite to replace them",
+        )
+    if privacy:
+        examples = ", ".join(p.name for p in privacy[:3]) + (" ..." if len(privacy) > 3 else "")
+        state = "identified" if deidentify else "de-identified"
+        raise ConfigError(
+            f"{len(privacy)} DICOM series in the output folder are {state}, unlike this run ({examples})",
+            path=privacy[0].parent,
+            hint="choose another output folder, or pass --overwrite to export them again",
+        )
+    for task in tasks:  # leftovers of a killed run (dot files: they never looked complete)
+        _remove_partials(task.outputs)
+    return RunPlan(tasks, finished, failures, len(inputs))
+
+
+def _remove_partials(outputs: OutputPaths) -> None:
+    for partial in (partial_name(outputs.recon), partial_name(outputs.dicom)):
+        if partial.is_dir() and not partial.is_symlink():
+            shutil.rmtree(partial, ignore_errors=True)
+        elif partial.exists():
+            partial.unlink(missing_ok=True)
+
+
+def _with_action(task: VolumeTask, action: str) -> VolumeTask:
+    return VolumeTask(**{**task.__dict__, "action": action})
+
+
+def shard(tasks: Sequence[VolumeTask], world_size: int) -> list[list[VolumeTask]]:
+    """Split whole volumes over ``world_size`` ranks, balancing slices; each volume goes to exactly
+    one rank, and each rank keeps the input order. Deterministic (every rank computes the same)."""
+    if world_size < 1:
+        raise ValueError(f"world_size must be at least 1, got {world_size}")
+    loads = [0] * world_size
+    owner: dict[int, int] = {}
+    cost = lambda t: t.num_slices if t.action == RECONSTRUCT else 1  # noqa: E731
+    for task in sorted(tasks, key=lambda t: (-cost(t), t.index)):
+        rank = min(range(world_size), key=lambda r: (loads[r], r))
+        owner[task.index] = rank
+        loads[rank] += cost(task)
+    return [[t for t in tasks if owner[t.index] == rank] for rank in range(world_size)]

@@ -1,0 +1,95 @@
+"""How each input is undersampled, and what its outputs say about it.
+
+- Prospectively undersampled input (the file has a ``mask``) is reconstructed from what was measured,
+  with its own mask: ``undersampling = "prospective"``, the mask's effective acceleration.
+- Fully sampled input is undersampled only when the user asks (``--mask TYPE --acceleration R``):
+  ``undersampling = "retrospective"``. The mask is seeded from the file name (fastMRI's per-volume
+  seed), so every run, every rank and every restart draws the same mask for the same file.
+- Otherwise the fully sampled data are reconstructed as they are: ``undersampling = "none"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mrirecon.errors import ConfigError
+from mrirecon.masks import MASK_TYPES, MaskFunc, create_mask_func, describe_mask
+
+__all__ = ["Undersampling", "VolumeSampling"]
+
+
+@dataclass(frozen=True)
+class VolumeSampling:
+    """What the outputs of one volume record (docs/interfaces.md §5)."""
+
+    undersampling: str
+    mask_type: str = ""
+    acceleration: float | None = None
+    center_fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class Undersampling:
+    """The retrospective undersampling the user asked for (or none).
+
+    Attributes:
+        mask_type: One of :data:`mrirecon.masks.MASK_TYPES`, or None for no retrospective undersampling.
+        acceleration: Target acceleration R (> 1), with ``mask_type``.
+        center_fraction: Fully sampled centre fraction; None: fastMRI's pairing 0.32 / R
+            (0.08 at 4×, 0.04 at 8×).
+    """
+
+    mask_type: str | None = None
+    acceleration: float | None = None
+    center_fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.mask_type is None) != (self.acceleration is None):
+            raise ConfigError(
+                "--mask and --acceleration go together",
+                hint="give both (e.g. --mask equispaced_fraction --acceleration 4) or neither",
+            )
+        if self.mask_type is not None and self.mask_type not in MASK_TYPES:
+            raise ConfigError(
+                f"unknown mask type '{self.mask_type}'", hint=f"choose one of: {', '.join(MASK_TYPES)}"
+            )
+        if self.acceleration is not None and not self.acceleration > 1:
+            raise ConfigError(f"--acceleration must be greater than 1, got {self.acceleration:g}")
+        if self.center_fraction is not None:
+            if self.mask_type is None:
+                raise ConfigError("--center-fraction needs --mask and --acceleration")
+            if not 0 < self.center_fraction < 1:
+                raise ConfigError(f"--center-fraction must lie in (0, 1), got {self.center_fraction:g}")
+
+    @property
+    def requested(self) -> bool:
+        """Whether retrospective undersampling was asked for."""
+        return self.mask_type is not None
+
+    @property
+    def effective_center_fraction(self) -> float | None:
+        """The centre fraction used (the default pairing when none was given)."""
+        if self.acceleration is None:
+            return None
+        return self.center_fraction if self.center_fraction is not None else 0.32 / self.acceleration
+
+    def mask_func(self) -> MaskFunc | None:
+        """The mask function for fully sampled input, or None."""
+        if self.mask_type is None or self.acceleration is None:
+            return None
+        fraction = self.effective_center_fraction
+        assert fraction is not None
+        return create_mask_func(self.mask_type, [fraction], [self.acceleration])
+
+    def for_volume(self, own_mask: np.ndarray | None) -> VolumeSampling:
+        """What the outputs of a volume with ``own_mask`` (None: fully sampled) record."""
+        if own_mask is not None:
+            acceleration = describe_mask(np.asarray(own_mask)).acceleration
+            return VolumeSampling("prospective", "", float(acceleration))
+        if self.mask_type is not None:
+            return VolumeSampling(
+                "retrospective", self.mask_type, self.acceleration, self.effective_center_fraction
+            )
+        return VolumeSampling("none")

@@ -1,0 +1,199 @@
+"""Writing finished volumes in a background thread, while the model works on the next batches.
+
+Per volume, in this order (each output atomic, see :mod:`mrirecon.inference.plan` for why):
+
+1. with ``--dicom``: the DICOM series (``export_volume_dicom``);
+2. the reconstruction HDF5 (``write_reconstruction``): the volume's completion mark.
+
+A :class:`~mrirecon.errors.DataError` while writing (e.g. a header whose geometry does not fit)
+fails that volume only. An :class:`~mrirecon.errors.ExportError` (disk full, no permission, another
+series in the way) or a :class:`~mrirecon.errors.ConfigError` would fail every later volume too, so
+it stops the run: :meth:`VolumeWriter.submit` and :meth:`VolumeWriter.close` raise it in the
+caller's thread. Files already complete are never touched by a failed write.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mrirecon.errors import ConfigError, ExportError
+from mrirecon.export import (
+    DicomOptions,
+    InputMetadata,
+    ReconVolume,
+    export_volume_dicom,
+    read_reconstruction,
+    write_reconstruction,
+)
+from mrirecon.inference.assemble import FinishedVolume
+from mrirecon.inference.failures import Failure, error_text
+from mrirecon.inference.plan import EXPORT
+
+__all__ = ["VolumeWriter", "WriteSettings", "recon_volume", "write_volume"]
+
+
+@dataclass(frozen=True)
+class WriteSettings:
+    """What every output of a run records and how DICOM is exported.
+
+    Attributes:
+        model: Registry name of the model.
+        checkpoint_sha256: sha256 of the checkpoint ("" for a baseline by name).
+        dicom: DICOM export options, or None for HDF5 only.
+        extra_attrs: More attributes for every reconstruction HDF5 (e.g. ``coil_maps``).
+    """
+
+    model: str
+    checkpoint_sha256: str = ""
+    dicom: DicomOptions | None = None
+    extra_attrs: dict[str, str | float | int | bool] = field(default_factory=dict)
+
+
+def recon_volume(volume: FinishedVolume, settings: WriteSettings) -> ReconVolume:
+    """The :class:`ReconVolume` of a reconstructed volume, with the input's header and geometry
+    (read from the input by the DataLoader worker that read its first slice)."""
+    assert volume.reconstruction is not None
+    meta = volume.meta or InputMetadata(None, None, "", "")
+    sampling = volume.task.sampling
+    extra = dict(settings.extra_attrs)
+    if sampling.center_fraction is not None:
+        extra["center_fraction"] = float(sampling.center_fraction)
+    return ReconVolume(
+        reconstruction=volume.reconstruction,
+        zero_filled=volume.zero_filled,
+        ismrmrd_header=meta.ismrmrd_header,
+        geometry=meta.geometry,
+        model=settings.model,
+        checkpoint_sha256=settings.checkpoint_sha256,
+        input_file=volume.task.input_path.name,
+        acquisition=meta.acquisition,
+        patient_id=meta.patient_id,
+        undersampling=sampling.undersampling,
+        mask_type=sampling.mask_type,
+        acceleration=sampling.acceleration,
+        extra_attrs=extra,
+    )
+
+
+def write_volume(volume: FinishedVolume, settings: WriteSettings) -> None:
+    """Write one volume's outputs: the DICOM series (with ``settings.dicom``), then the HDF5.
+
+    A DICOM-only task (the HDF5 is finished) exports the series from the HDF5.
+    """
+    task = volume.task
+    if task.action == EXPORT:
+        assert settings.dicom is not None
+        recon = read_reconstruction(task.outputs.recon)
+        export_volume_dicom(recon, task.outputs.dicom, settings.dicom, source=task.outputs.recon)
+        return
+    recon = recon_volume(volume, settings)
+    if settings.dicom is not None:
+        export_volume_dicom(recon, task.outputs.dicom, settings.dicom, source=task.input_path)
+    write_reconstruction(task.outputs.recon, recon)
+
+
+def _detached(error: ExportError | ConfigError) -> ExportError | ConfigError:
+    """The same error without its traceback: the traceback's frames hold the HDF5 objects of the
+    failed write, which must be freed now, in this thread, not at interpreter exit."""
+    return type(error)(error.one_line())
+
+
+@dataclass
+class WriteOutcome:
+    """What happened to one submitted volume."""
+
+    volume: FinishedVolume
+    failure: Failure | None
+    seconds: float
+
+
+class VolumeWriter:
+    """A writer thread with a bounded queue (``max_pending`` volumes wait at most).
+
+    Args:
+        settings: What to write.
+        max_pending: Volumes that may wait in the queue; :meth:`submit` blocks beyond (so memory stays
+            bounded when writing is slower than reconstructing).
+        on_done: Called in the writer thread after each volume with its :class:`WriteOutcome`.
+    """
+
+    def __init__(
+        self,
+        settings: WriteSettings,
+        *,
+        max_pending: int = 2,
+        on_done: Callable[[WriteOutcome], None] | None = None,
+    ):
+        self.settings = settings
+        self.on_done = on_done
+        self.outcomes: list[WriteOutcome] = []
+        self.busy_seconds = 0.0
+        self._queue: queue.Queue[FinishedVolume | None] = queue.Queue(maxsize=max(1, max_pending))
+        self._fatal: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mrirecon-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._fatal is not None or self._stop.is_set():
+                continue  # drain: nothing more is written after a fatal error
+            start = time.perf_counter()
+            failure = None
+            try:
+                write_volume(item, self.settings)
+            except (ExportError, ConfigError) as error:
+                self._fatal = _detached(error)
+                continue
+            except Exception as error:  # this volume only
+                failure = Failure(os.fspath(item.task.input_path), error_text(error), type(error).__name__)
+            seconds = time.perf_counter() - start
+            self.busy_seconds += seconds
+            outcome = WriteOutcome(item, failure, seconds)
+            self.outcomes.append(outcome)
+            if self.on_done is not None:
+                self.on_done(outcome)
+
+    def raise_if_failed(self) -> None:
+        """Raise the fatal write error, if one happened."""
+        if self._fatal is not None:
+            raise self._fatal
+
+    def submit(self, volume: FinishedVolume) -> None:
+        """Queue a volume (blocks while ``max_pending`` volumes wait).
+
+        Raises:
+            ExportError, ConfigError: a fatal error of an earlier write.
+        """
+        while True:
+            self.raise_if_failed()
+            try:
+                self._queue.put(volume, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Write everything queued, stop the thread, and raise a fatal error if one happened."""
+        self._queue.put(None)
+        self._thread.join()
+        self.raise_if_failed()
+
+    def abort(self) -> None:
+        """Stop without writing what is still queued (another error is on its way up)."""
+        self._stop.set()
+        while True:  # make room for the stop mark
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._queue.put(None)
+        self._thread.join()

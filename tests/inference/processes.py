@@ -1,0 +1,59 @@
+"""Running the CLI (with the test fakes) in a separate process: SIGKILL, DDP, file-size limits."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_CLI = Path(__file__).resolve().parent / "run_cli.py"
+
+
+def command(*args: object) -> list[str]:
+    """``python tests/inference/run_cli.py ARGS``."""
+    return [sys.executable, str(RUN_CLI), *map(str, args)]
+
+
+def environment() -> dict[str, str]:
+    """The environment of a child run: one torch thread (the machine is shared), no colour."""
+    env = dict(os.environ)
+    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"})
+    return env
+
+
+def run_cli(
+    *args: object, file_limit: int | None = None, prefix: list[str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI to the end; ``file_limit`` caps the size of every file it writes (EFBIG)."""
+
+    def limit() -> None:
+        if file_limit is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a signal
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
+
+    return subprocess.run(
+        [*(prefix or []), *command(*args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=limit,
+        cwd=REPO,
+        env=environment(),
+    )
+
+
+def start_cli(*args: object, log: Path) -> subprocess.Popen[bytes]:
+    """Start the CLI in its own process group (so that a test can SIGKILL all of it)."""
+    handle = open(log, "wb")  # noqa: SIM115  (closed with the process)
+    return subprocess.Popen(
+        command(*args),
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        env=environment(),
+        start_new_session=True,
+    )

@@ -1,0 +1,305 @@
+"""Batch reconstruction end to end, in this process: outputs against an oracle, undersampling records,
+failures recorded and the run going on, resuming, DICOM, and infer's stricter behaviour."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pydicom
+import pytest
+import torch
+
+from mrirecon.data.raw import center_crop
+from mrirecon.errors import ConfigError, DataError, ModelError
+from mrirecon.export import DicomOptions, read_reconstruction
+from mrirecon.inference import RunOptions, Undersampling, load_reconstructor, run_batch, run_inference
+from mrirecon.inference.failures import read_failures
+from mrirecon.models.io import save_model
+from mrirecon.models.registry import build_model, default_config
+from tests.export.tools import IDENTIFIERS, oblique_geometry, rich_header
+from tests.inference import fakes
+
+pytestmark = pytest.mark.usefixtures("installed")
+
+
+def _options(out: Path, **kwargs) -> RunOptions:
+    return RunOptions(**{"output_dir": out, "workers": 0, "progress": False, "device": "cpu", **kwargs})
+
+
+def _rss(path: Path, crop: tuple[int, int]) -> np.ndarray:
+    return np.asarray(center_crop(fakes.rss_volume(path), crop))
+
+
+def test_outputs_are_the_oracle_in_the_input_scale_with_provenance(tmp_path: Path, inputs: Path) -> None:
+    out = tmp_path / "out"
+    loaded = load_reconstructor("zero_filled")
+    result = run_batch(loaded, inputs, _options(out, batch_size=3))  # batches span volumes
+    assert (result.reconstructed, result.slices, result.failures, result.skipped) == (3, 9, [], 0)
+    for name, crop in (("vol_a", (32, 24)), ("vol_b", (28, 20)), ("vol_c", (32, 24))):
+        recon = read_reconstruction(out / f"{name}.h5")
+        rss = _rss(inputs / f"{name}.h5", crop)  # RSS of the coil images, in the file's own scale
+        direct = fakes.direct_reconstruction(inputs / f"{name}.h5", loaded.model)  # slice by slice
+        assert recon.shape == rss.shape == direct.shape and rss.max() > 1e-4
+        np.testing.assert_allclose(recon.reconstruction, direct, rtol=1e-4, atol=1e-6 * rss.max())
+        np.testing.assert_allclose(recon.zero_filled, rss, rtol=1e-4, atol=1e-6 * rss.max())
+        assert np.corrcoef(recon.reconstruction.ravel(), rss.ravel())[0, 1] > 0.9  # the same image
+        assert (recon.model, recon.checkpoint_sha256, recon.undersampling) == ("zero_filled", "", "none")
+        assert (recon.input_file, recon.acquisition) == (f"{name}.h5", "AXT2")
+        assert recon.ismrmrd_header and "reconSpace" in recon.ismrmrd_header
+        assert recon.extra_attrs["coil_maps"] == "acs" and recon.acceleration is None
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "complete" and run["model"] == "zero_filled"
+    assert run["counts"] == {
+        "inputs": 3,
+        "skipped_finished": 0,
+        "reconstructed": 3,
+        "dicom_exported_from_hdf5": 0,
+        "failed": 0,
+        "slices_reconstructed": 9,
+    }
+    assert run["config"]["run"]["batch_size"] == 3 and run["timings"]["slices_per_s"] > 0
+    assert read_failures(out / "failures.csv") == []
+    assert sorted(p.name for p in out.iterdir()) == [
+        "failures.csv",
+        "run.json",
+        "vol_a.h5",
+        "vol_b.h5",
+        "vol_c.h5",
+    ]
+
+
+def test_every_device_gives_the_oracle(tmp_path: Path, inputs: Path, device: torch.device) -> None:
+    """CPU always; CUDA where there is one (pinned batches, asynchronous copies)."""
+    loaded = load_reconstructor("zero_filled")
+    options = RunOptions(output_dir=tmp_path / "out", device=str(device), workers=1, progress=False)
+    assert run_batch(loaded, inputs / "vol_b.h5", options).ranks[0].device.startswith(device.type)
+    recon = read_reconstruction(tmp_path / "out" / "vol_b.h5")
+    direct = fakes.direct_reconstruction(inputs / "vol_b.h5", loaded.model.cpu())
+    np.testing.assert_allclose(recon.reconstruction, direct, rtol=1e-4, atol=1e-5 * direct.max())
+
+
+def test_a_checkpoint_run_records_its_sha256_and_config(tmp_path: Path, inputs: Path) -> None:
+    ckpt = save_model(
+        tmp_path / "m.pt", "fake_learned", fakes.LearnedConfig(4), fakes.FakeLearned(fakes.LearnedConfig(4))
+    )
+    loaded = load_reconstructor(ckpt)
+    run_batch(loaded, inputs / "vol_b.h5", _options(tmp_path / "out"))
+    recon = read_reconstruction(tmp_path / "out" / "vol_b.h5")
+    assert recon.checkpoint_sha256 == loaded.checkpoint_sha256 and len(recon.checkpoint_sha256) == 64
+    direct = fakes.direct_reconstruction(inputs / "vol_b.h5", loaded.model)
+    np.testing.assert_allclose(recon.reconstruction, direct, rtol=1e-4, atol=1e-9)
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["checkpoint_sha256"] == loaded.checkpoint_sha256 and run["config"]["model"] == {"coils": 4}
+    assert recon.extra_attrs["model_config"] == '{"coils":4}'
+
+
+def test_retrospective_undersampling_is_recorded_and_repeatable(tmp_path: Path, inputs: Path) -> None:
+    model = load_reconstructor("zero_filled")
+    asked = Undersampling("equispaced_fraction", 4.0)
+    first = run_batch(model, inputs, _options(tmp_path / "one", undersampling=asked, batch_size=8))
+    run_batch(model, inputs, _options(tmp_path / "two", undersampling=asked, batch_size=1, workers=2))
+    assert first.reconstructed == 3
+    for name in ("vol_a", "vol_b", "vol_c"):
+        one, two = (read_reconstruction(tmp_path / d / f"{name}.h5") for d in ("one", "two"))
+        # the mask is seeded from the file name: same mask whatever the batching, worker or run
+        np.testing.assert_array_equal(one.reconstruction, two.reconstruction)
+        assert (one.undersampling, one.mask_type, one.acceleration) == (
+            "retrospective",
+            "equispaced_fraction",
+            4.0,
+        )
+        assert one.extra_attrs["center_fraction"] == pytest.approx(0.08)
+        direct = fakes.direct_reconstruction(inputs / f"{name}.h5", model.model, asked.mask_func())
+        np.testing.assert_allclose(one.reconstruction, direct, rtol=1e-4, atol=1e-9)
+        full = _rss(inputs / f"{name}.h5", one.shape[1:])
+        error = np.linalg.norm(one.zero_filled - full) / np.linalg.norm(full)
+        assert 0.02 < error < 0.9  # aliased, but the same object
+
+
+def test_prospective_input_keeps_its_own_mask(tmp_path: Path) -> None:
+    mask = np.zeros(24, bool)
+    mask[::3] = True
+    mask[10:14] = True
+    path = fakes.write_input(tmp_path / "in" / "pros.h5", mask=mask)
+    asked = Undersampling("random", 8.0)  # ignored: the data were measured with their own mask
+    run_batch(load_reconstructor("zero_filled"), path, _options(tmp_path / "out", undersampling=asked))
+    recon = read_reconstruction(tmp_path / "out" / "pros.h5")
+    assert (recon.undersampling, recon.mask_type) == ("prospective", "")
+    assert recon.acceleration == pytest.approx(24 / mask.sum())
+    np.testing.assert_allclose(recon.zero_filled, fakes.rss_volume(path), rtol=1e-4, atol=1e-9)
+
+
+def test_bad_inputs_are_recorded_and_the_run_goes_on(tmp_path: Path, inputs: Path) -> None:
+    (inputs / "vol_corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    fakes.write_input(inputs / "vol_six_coils.h5", coils=6, slices=2)
+    nan = fakes.write_input(inputs / "vol_nan.h5", slices=3)
+    with h5py.File(nan, "a") as f:
+        f["kspace"][1, 0, 0, 0] = np.nan
+    ckpt = save_model(
+        tmp_path / "m.pt", "fake_learned", fakes.LearnedConfig(4), fakes.FakeLearned(fakes.LearnedConfig(4))
+    )
+    result = run_batch(load_reconstructor(ckpt), inputs, _options(tmp_path / "out", batch_size=4))
+    assert result.reconstructed == 3 and not result.ok
+    failed = {Path(f.file).name: f for f in result.failures}
+    assert sorted(failed) == ["vol_corrupt.h5", "vol_nan.h5", "vol_six_coils.h5"]
+    assert (
+        failed["vol_corrupt.h5"].kind == "DataError"
+        and "cannot open the file as HDF5" in failed["vol_corrupt.h5"].error
+    )
+    assert "slice 1 of the k-space holds NaN" in failed["vol_nan.h5"].error
+    assert failed["vol_six_coils.h5"].kind == "ModelError"
+    assert "cannot take k-space of 6 coil(s)" in failed["vol_six_coils.h5"].error
+    rows = read_failures(tmp_path / "out" / "failures.csv")
+    assert sorted(Path(r.file).name for r in rows) == sorted(failed) and all(
+        "\n" not in r.error for r in rows
+    )
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.h5")) == ["vol_a.h5", "vol_b.h5", "vol_c.h5"]
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["status"] == "complete with failures" and run["counts"]["failed"] == 3
+    # a restart retries only the failed ones (and they fail again)
+    again = run_batch(load_reconstructor(ckpt), inputs, _options(tmp_path / "out"))
+    assert (again.skipped, again.reconstructed, len(again.failures)) == (3, 0, 3)
+
+
+def test_an_image_too_small_for_the_unet_is_a_model_error(tmp_path: Path) -> None:
+    # fastMRI's U-Net pools four times: 16 × 16 leaves one pixel, where instance norm fails
+    fakes.write_input(tmp_path / "in" / "small.h5", slices=1, size=(16, 16))
+    fakes.write_input(tmp_path / "in" / "usual.h5", slices=1, size=(32, 32))
+    ckpt = save_model(tmp_path / "unet.pt", "unet", default_config("unet"), build_model("unet"))
+    result = run_batch(load_reconstructor(ckpt), tmp_path / "in", _options(tmp_path / "out"))
+    assert result.reconstructed == 1 and [Path(f.file).name for f in result.failures] == ["small.h5"]
+    failure = result.failures[0]
+    assert (
+        failure.kind == "ModelError"
+        and "model 'unet' cannot take k-space of 4 coil(s) × 16 × 16" in failure.error
+    )
+    assert read_reconstruction(tmp_path / "out" / "usual.h5").shape == (1, 32, 32)
+
+
+def test_resume_skips_finished_volumes_and_exports_missing_dicom(tmp_path: Path, inputs: Path) -> None:
+    out = tmp_path / "out"
+    model = load_reconstructor("zero_filled")
+    run_batch(model, inputs / "vol_a.h5", _options(out))
+    before = (out / "vol_a.h5").stat()
+    second = run_batch(model, inputs, _options(out))
+    assert (second.skipped, second.reconstructed) == (1, 2)
+    after = (out / "vol_a.h5").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # not rewritten
+    third = run_batch(model, inputs, _options(out, dicom=True))
+    assert (third.skipped, third.reconstructed, third.exported) == (0, 0, 3)  # DICOM from the HDF5
+    for name, slices in (("vol_a", 3), ("vol_b", 2), ("vol_c", 4)):
+        files = sorted((out / "dicom" / name).iterdir())
+        assert [f.name for f in files] == [f"IM_{i:04d}.dcm" for i in range(1, slices + 1)]
+        recon = read_reconstruction(out / f"{name}.h5").reconstruction
+        ds = pydicom.dcmread(files[-1])
+        slope = float(ds.RealWorldValueMappingSequence[0].RealWorldValueSlope)
+        np.testing.assert_allclose(ds.pixel_array * slope, recon[-1], atol=slope / 2 + 1e-12)
+    fourth = run_batch(model, inputs, _options(out, dicom=True))
+    assert (fourth.skipped, fourth.reconstructed, fourth.exported) == (3, 0, 0)
+
+
+def test_a_resume_never_keeps_identified_series_when_asked_to_deidentify(
+    tmp_path: Path, inputs: Path
+) -> None:
+    out = tmp_path / "out"
+    model = load_reconstructor("zero_filled")
+    fakes.write_input(inputs / "vol_a.h5", slices=3, seed=1, patient_id="MRN4711")
+    run_batch(model, inputs / "vol_a.h5", _options(out, dicom=True))
+    anonymous = _options(out, dicom=True, dicom_options=DicomOptions(deidentify=True, salt="s"))
+    with pytest.raises(ConfigError, match=r"1 DICOM series in the output folder are identified"):
+        run_batch(model, inputs / "vol_a.h5", anonymous)
+    result = run_batch(model, inputs / "vol_a.h5", anonymous.replace(overwrite=True))
+    assert (result.exported, result.reconstructed) == (1, 0)  # from the HDF5, not reconstructed
+    for path in (out / "dicom" / "vol_a").iterdir():
+        assert b"MRN4711" not in path.read_bytes()
+    assert run_batch(model, inputs / "vol_a.h5", anonymous).skipped == 1
+
+
+def test_a_dicom_series_without_its_hdf5_is_redone_with_the_same_uids(tmp_path: Path, inputs: Path) -> None:
+    out = tmp_path / "out"
+    model = load_reconstructor("zero_filled")
+    run_batch(model, inputs / "vol_b.h5", _options(out, dicom=True))
+    uids = {p.name: pydicom.dcmread(p).SOPInstanceUID for p in (out / "dicom" / "vol_b").iterdir()}
+    (out / "vol_b.h5").unlink()  # as if killed between the series' rename and the HDF5's
+    result = run_batch(model, inputs / "vol_b.h5", _options(out, dicom=True))
+    assert result.reconstructed == 1 and (out / "vol_b.h5").is_file()
+    assert {p.name: pydicom.dcmread(p).SOPInstanceUID for p in (out / "dicom" / "vol_b").iterdir()} == uids
+
+
+def test_outputs_of_another_model_are_refused_then_replaced_with_overwrite(
+    tmp_path: Path, inputs: Path
+) -> None:
+    out = tmp_path / "out"
+    run_batch(load_reconstructor("zero_filled"), inputs / "vol_b.h5", _options(out, dicom=True))
+    slow = load_reconstructor("fake_slow")
+    with pytest.raises(ConfigError, match="another model"):
+        run_batch(slow, inputs / "vol_b.h5", _options(out, dicom=True))
+    assert read_reconstruction(out / "vol_b.h5").model == "zero_filled"  # untouched
+    result = run_batch(slow, inputs / "vol_b.h5", _options(out, dicom=True, overwrite=True))
+    assert result.reconstructed == 1 and read_reconstruction(out / "vol_b.h5").model == "fake_slow"
+    series = {pydicom.dcmread(p).SeriesInstanceUID for p in (out / "dicom" / "vol_b").iterdir()}
+    assert len(series) == 1  # the other model's series was replaced, not mixed
+
+
+def test_header_geometry_and_identifiers_reach_hdf5_and_dicom(tmp_path: Path) -> None:
+    header = rich_header(matrix=(32, 24))
+    geometry = oblique_geometry(slices=3)
+    path = fakes.write_input(
+        tmp_path / "in" / "scan.h5", patient_id=IDENTIFIERS["patient_id"], header=header, geometry=geometry
+    )
+    out = tmp_path / "out"
+    run_batch(load_reconstructor("zero_filled"), path, _options(out, dicom=True))
+    recon = read_reconstruction(out / "scan.h5")
+    assert recon.ismrmrd_header == header and recon.patient_id == IDENTIFIERS["patient_id"]
+    assert recon.geometry is not None
+    np.testing.assert_allclose(recon.geometry.position, geometry.position, atol=1e-5)
+    first = pydicom.dcmread(out / "dicom" / "scan" / "IM_0001.dcm")
+    assert first.PatientID == IDENTIFIERS["patient_id"] and "synthetic" not in first.SeriesDescription
+    np.testing.assert_allclose(
+        first.ImageOrientationPatient, [*geometry.phase_dir[0], *geometry.read_dir[0]], atol=1e-6
+    )
+    anonymous = tmp_path / "anonymous"
+    options = _options(anonymous, dicom=True, dicom_options=DicomOptions(deidentify=True, salt="s"))
+    run_batch(load_reconstructor("zero_filled"), path, options)
+    text = b"".join(p.read_bytes() for p in (anonymous / "dicom" / "scan").iterdir())
+    for value in (
+        IDENTIFIERS["patient_id"],
+        IDENTIFIERS["patient_name"].split("^")[0],
+        IDENTIFIERS["institution"],
+    ):
+        assert value.encode() not in text
+
+
+def test_infer_redoes_everything_and_raises_failures(tmp_path: Path, inputs: Path) -> None:
+    out = tmp_path / "out"
+    model = load_reconstructor("zero_filled")
+    run_inference(model, inputs / "vol_a.h5", _options(out))
+    first = (out / "vol_a.h5").stat().st_mtime_ns
+    run_inference(model, inputs / "vol_a.h5", _options(out))
+    assert (out / "vol_a.h5").stat().st_mtime_ns != first  # infer reconstructs again
+    assert not (out / "run.json").exists() and not (out / "failures.csv").exists()
+    fakes.write_input(inputs / "vol_six.h5", coils=6)
+    ckpt = save_model(
+        tmp_path / "m.pt", "fake_learned", fakes.LearnedConfig(4), fakes.FakeLearned(fakes.LearnedConfig(4))
+    )
+    with pytest.raises(ModelError, match="cannot take k-space of 6 coil"):
+        run_inference(load_reconstructor(ckpt), inputs / "vol_six.h5", _options(out))
+    with pytest.raises(DataError, match=r"1 of 4 inputs failed; the first: .*vol_six\.h5"):
+        run_inference(load_reconstructor(ckpt), inputs, _options(out))
+    assert (out / "vol_c.h5").is_file()  # the others were written
+
+
+def test_options_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    for kwargs, match in [
+        ({"batch_size": 0}, "--batch-size must be at least 1"),
+        ({"coil_maps": "walsh"}, "unknown coil-map method 'walsh'"),
+        ({"device": "tpu"}, "unknown device 'tpu'"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            RunOptions(output_dir=tmp_path, **kwargs)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device here"):
+            RunOptions(output_dir=tmp_path, device="cuda")

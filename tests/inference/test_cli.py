@@ -1,0 +1,134 @@
+"""``mrirecon infer`` and ``mrirecon batch`` on the command line: outputs, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mrirecon.export import read_reconstruction
+from mrirecon_cli.main import cli
+
+pytestmark = pytest.mark.usefixtures("installed")
+QUIET = ["--no-progress", "--workers", "0", "--device", "cpu"]
+
+
+def _run(*args: object):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_both_commands_are_listed() -> None:
+    output = _run("--help").output
+    assert "infer" in output and "batch" in output
+
+
+def test_infer_a_file_with_retrospective_undersampling(tmp_path: Path, inputs: Path) -> None:
+    out = tmp_path / "out"
+    result = _run(
+        "infer",
+        "zero_filled",
+        inputs / "vol_a.h5",
+        "-o",
+        out,
+        "--mask",
+        "equispaced",
+        "--acceleration",
+        4,
+        *QUIET,
+    )
+    assert result.exit_code == 0, result.output
+    assert "Reconstructed 1 volume(s) (3 slices)" in result.output
+    recon = read_reconstruction(out / "vol_a.h5")
+    assert (recon.undersampling, recon.mask_type, recon.acceleration) == ("retrospective", "equispaced", 4.0)
+    assert sorted(p.name for p in out.iterdir()) == ["vol_a.h5"]
+
+
+def test_infer_a_folder_with_dicom(tmp_path: Path, inputs: Path) -> None:
+    out = tmp_path / "out"
+    result = _run("infer", "zero_filled", inputs, "-o", out, "--dicom", "--deidentify", *QUIET)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "dicom").iterdir()) == ["vol_a", "vol_b", "vol_c"]
+    assert len(list((out / "dicom" / "vol_c").glob("IM_*.dcm"))) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["infer", "cirrim", "{in}", "-o", "{out}"], "unknown model 'cirrim'"),
+        (["infer", "{bad_ckpt}", "{in}", "-o", "{out}"], "cannot read it as a"),
+        (["infer", "fake_learned", "{in}", "-o", "{out}"], "learned and needs its trained weights"),
+        (["infer", "zero_filled", "{in}", "-o", "{out}", "--mask", "random"], "go together"),
+        (["infer", "zero_filled", "{missing}", "-o", "{out}"], "no such input"),
+        (
+            ["batch", "--model", "zero_filled", "-o", "{out}"],
+            "exactly one of --manifest and --input-dir",
+        ),
+        (["batch", "--input-dir", "{in}", "-o", "{out}"], "exactly one of --checkpoint and --model"),
+        (
+            ["batch", "--checkpoint", "{missing}", "--input-dir", "{in}", "-o", "{out}"],
+            "no such checkpoint file",
+        ),
+        (["batch", "--model", "zero_filled", "--input-dir", "{in}", "-o", "{in}/vol_a.h5"], "is a file"),
+        (["infer", "zero_filled", "{in}", "-o", "{in}"], "output folder is the folder of the inputs"),
+    ],
+    ids=[
+        "unknown-model",
+        "bad-checkpoint",
+        "learned-by-name",
+        "mask-alone",
+        "missing-input",
+        "no-source",
+        "no-model",
+        "missing-checkpoint",
+        "output-is-file",
+        "output-is-input",
+    ],
+)
+def test_user_errors_are_one_line_with_exit_code_2(tmp_path: Path, inputs: Path, args, message) -> None:
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"PK\x03\x04 truncated zip")
+    values = {"in": inputs, "out": tmp_path / "out", "bad_ckpt": bad, "missing": tmp_path / "missing.h5"}
+    result = CliRunner().invoke(cli, [a.format(**values) for a in args] + QUIET)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and message in lines[0], result.output
+
+
+def test_batch_over_a_manifest_split(tmp_path: Path) -> None:
+    from mrirecon.data.manifest import read_manifest
+    from mrirecon.data.simulate import simulate_dataset
+
+    data = tmp_path / "data"
+    simulate_dataset(
+        data, volumes=5, slices=1, coils=2, size=(32, 32), seed=1, split=(0.4, 0.2, 0.4), progress=False
+    )
+    entries = read_manifest(data / "manifest.csv")
+    wanted = sorted(e.path.stem for e in entries if e.split == "test")
+    assert 0 < len(wanted) < len(entries)
+    out = tmp_path / "out"
+    args = [
+        "batch",
+        "--model",
+        "zero_filled",
+        "--manifest",
+        data / "manifest.csv",
+        "--split",
+        "test",
+        "-o",
+        out,
+    ]
+    result = _run(*args, *QUIET)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.stem for p in out.glob("*.h5")) == wanted
+
+
+def test_batch_exit_code_1_when_an_input_failed(tmp_path: Path, inputs: Path) -> None:
+    (inputs / "vol_corrupt.h5").write_bytes(b"garbage")
+    out = tmp_path / "out"
+    result = _run("batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out, *QUIET)
+    assert result.exit_code == 1, result.output
+    assert "Reconstructed 3 volume(s) (9 slices)" in result.output and "1 failed" in result.output
+    assert f"1 input(s) failed: see {out / 'failures.csv'}" in result.output
+    again = _run("batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out, *QUIET)
+    assert again.exit_code == 1 and "skipped 3 finished" in again.output

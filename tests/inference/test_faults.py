@@ -1,0 +1,94 @@
+"""Faults while writing, in a separate process: a full disk (a file-size limit: EFBIG) and an output
+folder without write permission. Each is one line and exit code 2; nothing already written is damaged
+and no temporary is left behind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from mrirecon.export import read_reconstruction
+from mrirecon.inference import RunOptions, load_reconstructor, run_batch
+from tests.export.tools import unprivileged
+from tests.inference import fakes
+from tests.inference.processes import run_cli
+
+pytestmark = pytest.mark.slow
+QUIET = ["--no-progress", "--workers", "0", "--device", "cpu"]
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _everything(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): _sha(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def _first_run(inputs: Path, out: Path, *, dicom: bool = False) -> None:
+    """An earlier, complete run (in this process) that wrote ``vol_0``."""
+    fakes.write_input(inputs / "vol_0.h5", slices=1, size=(16, 16))
+    options = RunOptions(output_dir=out, dicom=dicom, workers=0, progress=False, device="cpu")
+    assert run_batch(load_reconstructor("zero_filled"), inputs, options).ok
+
+
+def test_a_full_disk_stops_the_run_and_damages_nothing(tmp_path: Path, installed) -> None:
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    _first_run(inputs, out)
+    before = _sha(out / "vol_0.h5")
+    fakes.write_input(inputs / "vol_1_big.h5", slices=4, size=(64, 64))
+    fakes.write_input(inputs / "vol_2_small.h5", slices=1, size=(16, 16))
+    args = ("batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out, *QUIET)
+    result = run_cli(*args, file_limit=64 * 1024)
+    assert result.returncode == 2, result.stdout + result.stderr
+    line = _error_line(result.stderr)
+    assert f"{out / 'vol_1_big.h5'}: could not write the reconstruction HDF5: the file grew too large" in line
+    assert "nothing already written was changed" in line
+    assert _sha(out / "vol_0.h5") == before  # finished earlier: untouched
+    assert not (out / "vol_1_big.h5").exists()
+    assert not list(out.glob(".*")), "a temporary was left behind"
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "aborted" and "grew too large" in run["error"]
+    # with space again, the restart finishes what is left
+    options = RunOptions(output_dir=out, workers=0, progress=False, device="cpu")
+    again = run_batch(load_reconstructor("zero_filled"), inputs, options)
+    assert (again.skipped, again.reconstructed) == (1, 2)
+    assert read_reconstruction(out / "vol_1_big.h5").shape == (4, 64, 64)
+
+
+def test_an_output_folder_without_write_permission(tmp_path: Path, installed) -> None:
+    prefix = unprivileged()
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    _first_run(inputs, out, dicom=True)
+    fakes.write_input(inputs / "vol_1.h5", slices=1, size=(16, 16))
+    before = _everything(out)
+    for folder, args in ((out, ()), (out / "dicom", ("--dicom",))):
+        folder.chmod(0o555)
+        try:
+            result = run_cli(
+                "batch",
+                "--model",
+                "zero_filled",
+                "--input-dir",
+                inputs,
+                "-o",
+                out,
+                *args,
+                *QUIET,
+                prefix=prefix,
+            )
+        finally:
+            folder.chmod(0o755)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"Error: {folder}: could not write the " in _error_line(result.stderr)
+        assert "permission denied (make the output folder writable" in result.stderr
+        assert _everything(out) == before

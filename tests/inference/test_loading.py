@@ -1,0 +1,127 @@
+"""Which model runs: checkpoints (sha256 recorded), baselines by name, and every way that goes wrong."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from mrirecon.errors import CheckpointError, ConfigError
+from mrirecon.inference.loading import file_sha256, load_reconstructor
+from mrirecon.models.io import model_payload, save_model
+from tests.inference.fakes import FakeLearned, LearnedConfig
+
+pytestmark = pytest.mark.usefixtures("installed")
+#: What the checkpoint loader says about a dict that is neither a checkpoint nor a model file
+#: (training's load_checkpoint_model, or models.io's load_model before the training layer).
+NOT_A_CHECKPOINT = "neither a training checkpoint nor a model file|not a mrirecon model payload"
+
+
+def _checkpoint(path: Path, coils: int = 4) -> Path:
+    model = FakeLearned(LearnedConfig(coils=coils))
+    with torch.no_grad():
+        model.weight.copy_(torch.arange(1, coils + 1, dtype=torch.float32))
+    return save_model(path, "fake_learned", LearnedConfig(coils=coils), model)
+
+
+def test_a_checkpoint_loads_with_its_weights_and_sha256(tmp_path: Path) -> None:
+    path = _checkpoint(tmp_path / "model.pt")
+    loaded = load_reconstructor(path)
+    assert loaded.name == "fake_learned"
+    assert loaded.checkpoint_sha256 == hashlib.sha256(path.read_bytes()).hexdigest() == file_sha256(path)
+    assert loaded.checkpoint == path.resolve()
+    assert loaded.config == {"coils": 4}
+    assert torch.equal(loaded.model.weight, torch.arange(1.0, 5.0))  # type: ignore[operator]
+    assert not loaded.model.training
+
+
+def test_a_training_checkpoint_loads_through_the_training_layer(tmp_path: Path) -> None:
+    pytest.importorskip("mrirecon.training.checkpoint", reason="the training layer is not merged yet")
+    model = FakeLearned(LearnedConfig(coils=3))
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([0.5, 1.5, 2.5]))
+    ckpt = tmp_path / "last.ckpt"  # a Lightning checkpoint as `mrirecon train` writes it (§4)
+    torch.save(
+        {
+            "epoch": 3,
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+            "mrirecon": model_payload("fake_learned", LearnedConfig(coils=3)),
+        },
+        ckpt,
+    )
+    loaded = load_reconstructor(ckpt)
+    assert loaded.name == "fake_learned" and loaded.config == {"coils": 3}
+    assert torch.equal(loaded.model.weight, torch.tensor([0.5, 1.5, 2.5]))  # type: ignore[operator]
+    assert loaded.checkpoint_sha256 == file_sha256(ckpt)
+
+
+def test_a_baseline_by_name_needs_no_checkpoint(tmp_path: Path) -> None:
+    loaded = load_reconstructor("zero_filled")
+    assert (loaded.name, loaded.checkpoint, loaded.checkpoint_sha256) == ("zero_filled", None, "")
+    config = tmp_path / "slow.yaml"
+    config.write_text("seconds: 0.05\n")
+    assert load_reconstructor("fake_slow", model_config=config).config == {"seconds": 0.05}
+    config.write_text("model: fake_slow\nseconds: 0.25\n")  # configs/models style
+    assert load_reconstructor("fake_slow", model_config=config).config == {"seconds": 0.25}
+    config.write_text("model: zero_filled\n")
+    with pytest.raises(ConfigError, match="this config is for model 'zero_filled', not 'fake_slow'"):
+        load_reconstructor("fake_slow", model_config=config)
+
+
+def test_a_bad_model_config_names_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "slow.yaml"
+    config.write_text("second: 1\n")
+    with pytest.raises(ConfigError, match="second") as caught:
+        load_reconstructor("fake_slow", model_config=config)
+    assert str(config) in caught.value.one_line()
+
+
+def _renamed(name: str) -> dict:
+    return {**model_payload("fake_learned", LearnedConfig()), "model_name": name}
+
+
+@pytest.mark.parametrize(
+    ("write", "error", "match"),
+    [
+        (lambda p: p.write_bytes(b"not a checkpoint at all"), CheckpointError, "cannot read it as a"),
+        (lambda p: p.write_bytes(b""), CheckpointError, "cannot read it as a"),
+        (lambda p: torch.save({"weights": torch.ones(2)}, p), CheckpointError, NOT_A_CHECKPOINT),
+        (lambda p: torch.save(_renamed("vit_giant"), p), CheckpointError, "unknown model 'vit_giant'"),
+    ],
+    ids=["garbage", "empty", "foreign-dict", "unknown-model"],
+)
+def test_unreadable_checkpoints_are_one_line_errors(tmp_path: Path, write, error, match) -> None:
+    path = tmp_path / "model.pt"
+    write(path)
+    with pytest.raises(error, match=match) as caught:
+        load_reconstructor(path)
+    assert "\n" not in caught.value.one_line() and str(path) in caught.value.one_line()
+
+
+def test_a_checkpoint_for_another_model_is_refused(tmp_path: Path) -> None:
+    # weights of a 4-coil model under a payload that says 6 coils: they do not fit
+    path = _checkpoint(tmp_path / "model.pt", coils=4)
+    payload = torch.load(path, weights_only=True)
+    payload["model_config"] = {"coils": 6}
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="do not fit model 'fake_learned'"):
+        load_reconstructor(path)
+
+
+def test_names_and_paths_that_are_not_models(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"unknown model 'cirrim'.*known models: .*zero_filled.*cs_l1wavelet"
+    ):
+        load_reconstructor("cirrim")
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        load_reconstructor(tmp_path / "missing.ckpt")
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        load_reconstructor("zero_filled", kind="checkpoint")
+    with pytest.raises(CheckpointError, match="folder, not a checkpoint"):
+        load_reconstructor(tmp_path)
+    with pytest.raises(ConfigError, match="learned and needs its trained weights"):
+        load_reconstructor("fake_learned")
+    with pytest.raises(ConfigError, match="carries its own model config"):
+        load_reconstructor(_checkpoint(tmp_path / "m.pt"), model_config=tmp_path / "x.yaml")

@@ -1,0 +1,179 @@
+"""Planning: inputs, outputs, resume states, sharding over ranks, undersampling records."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from mrirecon.errors import ConfigError, DataError
+from mrirecon.inference.inputs import list_inputs, output_paths
+from mrirecon.inference.plan import EXPORT, RECONSTRUCT, VolumeTask, dicom_complete, make_plan, shard
+from mrirecon.inference.undersampling import Undersampling, VolumeSampling
+
+pytestmark = pytest.mark.usefixtures("installed")
+SHA = "ab" * 32
+
+
+def _plan(folder: Path, out: Path, **kwargs):
+    inputs = list_inputs(folder)
+    defaults = {"model": "m", "checkpoint_sha256": SHA, "undersampling": Undersampling(), "dicom": False}
+    return make_plan(inputs, output_paths(inputs, out), **{**defaults, **kwargs})
+
+
+def _finish(out: Path, name: str, slices: int, **attrs) -> None:
+    """A finished reconstruction as a run with model m would leave it."""
+    out.mkdir(parents=True, exist_ok=True)
+    with h5py.File(out / name, "w") as f:
+        f["reconstruction"] = np.zeros((slices, 4, 4), np.float32)
+        for key, value in {"model": "m", "checkpoint_sha256": SHA, "undersampling": "none", **attrs}.items():
+            f.attrs[key] = value
+
+
+def test_inputs_of_a_folder_skip_dot_files_and_other_types(tmp_path: Path, inputs: Path) -> None:
+    (inputs / ".vol_d.h5.partial").write_bytes(b"x")
+    (inputs / "notes.txt").write_text("x")
+    (inputs / "scan.npy").write_bytes(b"x")
+    assert [p.name for p in list_inputs(inputs)] == ["scan.npy", "vol_a.h5", "vol_b.h5", "vol_c.h5"]
+    assert list_inputs(inputs / "vol_a.h5") == [inputs / "vol_a.h5"]
+    with pytest.raises(DataError, match=r"unsupported input type '\.txt'"):
+        list_inputs(inputs / "notes.txt")
+    with pytest.raises(DataError, match="no such input"):
+        list_inputs(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no input volumes found"):
+        list_inputs(tmp_path / "empty")
+    with pytest.raises(DataError, match="split can only be chosen from a manifest"):
+        list_inputs(inputs, split="test")
+
+
+def test_two_inputs_with_one_output_name_are_refused(tmp_path: Path) -> None:
+    paths = [tmp_path / "a" / "file1.h5", tmp_path / "b" / "file1.h5"]
+    with pytest.raises(ConfigError, match=r"same output 'file1\.h5'"):
+        output_paths(paths, tmp_path / "out")
+    with pytest.raises(ConfigError, match="output folder is the folder of the inputs"):
+        output_paths([tmp_path / "in" / "file1.h5"], tmp_path / "in" / ".")
+    out = output_paths([tmp_path / "scan.npy"], tmp_path / "out")[0]
+    assert (out.recon, out.dicom) == (tmp_path / "out" / "scan.h5", tmp_path / "out" / "dicom" / "scan")
+
+
+def test_a_fresh_plan_reconstructs_everything_and_clears_leftovers(tmp_path: Path, inputs: Path) -> None:
+    out = tmp_path / "out"
+    (out / "dicom" / ".vol_a.partial").mkdir(parents=True)
+    (out / "dicom" / ".vol_a.partial" / "IM_0001.dcm").write_bytes(b"x")
+    (out / ".vol_b.h5.partial").write_bytes(b"x")
+    (out / ".other.h5.partial").write_bytes(b"x")  # not an output of this run: left alone
+    plan = _plan(inputs, out)
+    assert sorted(p.name for p in out.rglob("*")) == [".other.h5.partial", "dicom"]
+    assert [t.input_path.name for t in plan.tasks] == ["vol_a.h5", "vol_b.h5", "vol_c.h5"]
+    assert [t.num_slices for t in plan.tasks] == [3, 2, 4] and plan.slices_to_reconstruct == 9
+    assert plan.tasks[1].crop_size == (28, 20) and plan.tasks[0].kspace_shape == (4, 32, 24)
+    assert all(t.action == RECONSTRUCT and t.sampling == VolumeSampling("none") for t in plan.tasks)
+
+
+def test_resume_skips_finished_exports_missing_dicom_and_refuses_foreign_outputs(
+    tmp_path: Path, inputs: Path
+) -> None:
+    out = tmp_path / "out"
+    _finish(out, "vol_a.h5", 3)
+    _finish(out, "vol_b.h5", 2)
+    series = out / "dicom" / "vol_a"
+    series.mkdir(parents=True)
+    for i in (1, 2, 3):
+        (series / f"IM_{i:04d}.dcm").write_bytes(b"x")
+    plan = _plan(inputs, out, dicom=True)
+    assert [p.name for p in plan.finished] == ["vol_a.h5"]
+    actions = [(t.input_path.name, t.action) for t in plan.tasks]
+    assert actions == [("vol_b.h5", EXPORT), ("vol_c.h5", RECONSTRUCT)]
+    # without --dicom both are finished; with a fresh start (infer) nothing is
+    assert len(_plan(inputs, out).finished) == 2
+    assert len(_plan(inputs, out, resume=False).tasks) == 3
+    # an output of another checkpoint is in the way: refused, unless --overwrite
+    _finish(out, "vol_c.h5", 4, checkpoint_sha256="cd" * 32)
+    with pytest.raises(ConfigError, match=r"1 reconstruction\(s\) .* another model.*vol_c.h5.*--overwrite"):
+        _plan(inputs, out)
+    assert [t.input_path.name for t in _plan(inputs, out, overwrite=True).tasks] == ["vol_c.h5"]
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"model": "other"},
+        {"model_config": '{"lambda":0.1}'},
+        {"undersampling": "retrospective", "mask_type": "random", "acceleration": 4.0},
+    ],
+)
+def test_outputs_of_other_settings_are_not_finished(tmp_path: Path, inputs: Path, attrs) -> None:
+    _finish(tmp_path / "out", "vol_a.h5", 3, **attrs)
+    with pytest.raises(ConfigError, match="another model"):
+        _plan(inputs, tmp_path / "out")
+
+
+def test_wrong_slice_counts_are_foreign_unreadable_outputs_redone(tmp_path: Path, inputs: Path) -> None:
+    out = tmp_path / "out"
+    _finish(out, "vol_a.h5", 2)  # vol_a has 3 slices: not this run's output
+    (out / "vol_b.h5").write_bytes(b"garbage")  # cannot be read: redone, replaced atomically
+    with pytest.raises(ConfigError):
+        _plan(inputs, out)
+    (out / "vol_a.h5").unlink()
+    assert len(_plan(inputs, out).tasks) == 3
+
+
+def test_unreadable_inputs_are_recorded_not_raised(tmp_path: Path, inputs: Path) -> None:
+    (inputs / "vol_bad.h5").write_bytes(b"\x89HDF\r\n" + b"\0" * 64)
+    (inputs / "vol_z.h5").write_bytes(b"")
+    plan = _plan(inputs, tmp_path / "out")
+    assert len(plan.tasks) == 3 and plan.total_inputs == 5
+    assert [Path(f.file).name for f in plan.failures] == ["vol_bad.h5", "vol_z.h5"]
+    assert all("cannot open the file as HDF5" in f.error and f.kind == "DataError" for f in plan.failures)
+
+
+def test_undersampling_records() -> None:
+    line = np.zeros(24, bool)
+    line[::4] = True
+    assert Undersampling().for_volume(line) == VolumeSampling("prospective", "", 4.0)
+    asked = Undersampling("equispaced_fraction", 8.0)
+    assert asked.for_volume(None) == VolumeSampling("retrospective", "equispaced_fraction", 8.0, 0.04)
+    assert asked.for_volume(line).undersampling == "prospective"  # its own mask wins
+    assert Undersampling().for_volume(None) == VolumeSampling("none")
+    assert asked.mask_func() is not None and Undersampling().mask_func() is None
+    for bad, match in [
+        ({"mask_type": "random"}, "go together"),
+        ({"mask_type": "spiral", "acceleration": 4.0}, "unknown mask type 'spiral'"),
+        ({"mask_type": "random", "acceleration": 1.0}, "greater than 1"),
+        ({"mask_type": "random", "acceleration": 4.0, "center_fraction": 1.5}, r"\(0, 1\)"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            Undersampling(**bad)
+
+
+def test_dicom_complete_needs_exactly_one_file_per_slice(tmp_path: Path) -> None:
+    assert not dicom_complete(tmp_path / "none", 2)
+    for name in ("IM_0001.dcm", "IM_0002.dcm", ".IM_0003.dcm.partial"):
+        (tmp_path / name).write_bytes(b"x")
+    assert dicom_complete(tmp_path, 2) and not dicom_complete(tmp_path, 3)
+    (tmp_path / "IM_0003.dcm").write_bytes(b"x")
+    assert not dicom_complete(tmp_path, 2)
+
+
+def _task(index: int, slices: int, action: str = RECONSTRUCT) -> VolumeTask:
+    path = Path(f"v{index}.h5")
+    return VolumeTask(index, path, None, slices, (4, 8, 8), (8, 8), True, VolumeSampling("none"), action)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 7])
+def test_shard_gives_every_volume_to_exactly_one_rank_balanced(world: int) -> None:
+    rng = random.Random(world)
+    tasks = [_task(i, rng.randint(1, 40), rng.choice([RECONSTRUCT, RECONSTRUCT, EXPORT])) for i in range(23)]
+    shards = shard(tasks, world)
+    assert len(shards) == world
+    indices = [t.index for s in shards for t in s]
+    assert sorted(indices) == list(range(23))  # each exactly once
+    for s in shards:
+        assert [t.index for t in s] == sorted(t.index for t in s)  # input order kept
+    loads = [sum(t.num_slices if t.action == RECONSTRUCT else 1 for t in s) for s in shards]
+    assert max(loads) - min(loads) <= 40  # greedy: within the largest volume
+    assert shard(tasks, world) == shards  # deterministic: every rank computes the same

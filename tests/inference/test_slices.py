@@ -1,0 +1,137 @@
+"""Slices in flight: the batch sampler, the collate function, errors in workers, reassembly."""
+
+from __future__ import annotations
+
+import random
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mrirecon.data.transforms import ReconTransform
+from mrirecon.errors import ModelError
+from mrirecon.inference.assemble import VolumeAssembler
+from mrirecon.inference.plan import EXPORT, RECONSTRUCT, VolumeTask
+from mrirecon.inference.slices import SliceItem, SliceItems, VolumeBatchSampler, collate_slices
+from mrirecon.inference.step import SliceResult, forward
+from mrirecon.inference.undersampling import VolumeSampling
+from tests.inference import fakes
+
+
+def _task(
+    index: int, slices: int, shape=(4, 8, 8), action=RECONSTRUCT, path: Path | None = None
+) -> VolumeTask:
+    return VolumeTask(
+        index,
+        path or Path(f"v{index}.h5"),
+        None,  # type: ignore[arg-type]
+        slices,
+        shape,
+        shape[1:],
+        True,
+        VolumeSampling("none"),
+        action,
+    )
+
+
+def test_batches_cover_every_slice_once_in_order_and_never_mix_shapes() -> None:
+    rng = random.Random(0)
+    tasks = [
+        _task(
+            i,
+            rng.randint(1, 6),
+            shape=rng.choice([(4, 8, 8), (4, 8, 6)]),
+            action=rng.choice([RECONSTRUCT, EXPORT]),
+        )
+        for i in range(12)
+    ]
+    items = SliceItems(tasks, transform=None)  # type: ignore[arg-type]
+    for size in (1, 3, 8):
+        sampler = VolumeBatchSampler(items, size)
+        batches = list(sampler)
+        assert len(sampler) == len(batches)
+        assert [k for b in batches for k in b] == list(range(len(items)))
+        assert all(1 <= len(b) <= size for b in batches)
+        for b in batches:
+            shapes = {tasks[items.keys[k][0]].kspace_shape for k in b}
+            assert len(shapes) == 1
+    assert {p for p, _ in items.keys} == {i for i, t in enumerate(tasks) if t.action == RECONSTRUCT}
+
+
+def test_the_sampler_stops_when_told() -> None:
+    items = SliceItems([_task(0, 10)], transform=None)  # type: ignore[arg-type]
+    stop = threading.Event()
+    seen = []
+    for batch in VolumeBatchSampler(items, 2, stop):
+        seen.append(batch)
+        stop.set()
+    assert seen == [[0, 1]]
+
+
+def _item(task: int, index: int, shape=(2, 4, 4), error=None) -> SliceItem:
+    if error:
+        return SliceItem(task, index, True, error=("DataError", error))
+    return SliceItem(
+        task,
+        index,
+        True,
+        torch.full(shape, task + index / 10, dtype=torch.complex64),
+        torch.ones(1, 1, shape[-1]),
+        torch.ones(shape, dtype=torch.complex64),
+        2.0 + index,
+    )
+
+
+def test_collate_groups_by_shape_and_passes_errors_on() -> None:
+    batch = collate_slices([_item(0, 0), _item(0, 1), _item(1, 0, shape=(3, 4, 4)), _item(2, 0, error="bad")])
+    assert batch.errors == [(2, 0, "DataError", "bad")] and batch.num_slices == 4
+    first, second = batch.groups
+    assert (first.tasks, first.slices, second.tasks) == ([0, 0], [0, 1], [1])
+    assert first.masked_kspace.shape == (2, 2, 4, 4) and second.coil_maps.shape == (1, 3, 4, 4)
+    assert torch.equal(first.scale, torch.tensor([2.0, 3.0], dtype=torch.float64))
+    assert first.masked_kspace[1, 0, 0, 0] == 0.1
+
+
+def test_a_slice_that_fails_to_read_becomes_an_error_item(tmp_path: Path, installed) -> None:
+    good = fakes.write_input(tmp_path / "good.h5", slices=2)
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"nope")
+    tasks = [_task(0, 2, shape=(4, 32, 24), path=good), _task(1, 1, path=bad)]
+    items = SliceItems(tasks, ReconTransform())
+    loaded = [items[k] for k in range(len(items))]
+    assert [i.error is None for i in loaded] == [True, True, False]
+    assert loaded[2].error is not None and loaded[2].error[0] == "DataError"
+    assert "cannot open the file as HDF5" in loaded[2].error[1] and str(bad) in loaded[2].error[1]
+    assert len(items._volumes) == 1  # the good file stays open for its next slices
+    items.close()
+
+
+def test_volumes_are_assembled_whatever_the_order_and_failures_drop_them() -> None:
+    tasks = [_task(0, 3), _task(1, 2)]
+    assembler = VolumeAssembler(tasks)
+
+    def result(t, s):
+        return SliceResult(t, s, np.full((8, 8), 10 * t + s, np.float32), np.zeros((8, 8), np.float32))
+
+    assert assembler.add(result(0, 2)) is None
+    assert assembler.fail(1) is True and assembler.fail(1) is False  # reported once
+    assert assembler.add(result(0, 0)) is None
+    done = assembler.add(result(0, 1))
+    assert done is not None and done.task is tasks[0]
+    assert done.reconstruction is not None and done.reconstruction[:, 0, 0].tolist() == [0, 1, 2]
+    assert assembler.pending == 0  # failed volume 1 received both slices: forgotten
+
+
+def test_a_model_that_cannot_take_the_input_is_a_model_error() -> None:
+    model = fakes.FakeLearned(fakes.LearnedConfig(coils=4))
+    kspace = torch.ones(2, 6, 8, 8, dtype=torch.complex64)
+    with pytest.raises(
+        ModelError, match=r"model 'fake_learned' cannot take k-space of 6 coil\(s\) × 8 × 8"
+    ) as e:
+        forward(model, "fake_learned", kspace, torch.ones(2, 1, 1, 8), kspace)
+    assert "\n" not in e.value.one_line()
+    nan = fakes.FakeNan(fakes.NanConfig())
+    with pytest.raises(ModelError, match="returned NaN or infinite values"):
+        forward(nan, "fake_nan", kspace, torch.ones(2, 1, 1, 8), kspace)
