@@ -186,5 +186,5 @@ def _wait_for(manifest: Path, timeout: float = 3600.0) -> Path:
                 f"waited {timeout:.0f} s for rank 0 to simulate '{manifest}'",
                 hint="simulate the data first with `mrirecon simulate`, then start the distributed run",
             )
-        time.sleep(2.0)
+        time.sleep(min(2.0, timeout))
     return manifest
