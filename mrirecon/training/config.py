@@ -134,7 +134,8 @@ class DataSection:
         val: Validation source.
         test: Test source (optional; the best checkpoint is tested on it after training).
         mask: The undersampling.
-        coil_maps: Coil-sensitivity estimation: ``acs`` (from the fully sampled centre) or ``espirit``.
+        coil_maps: Coil-sensitivity estimation: ``acs`` (from the fully sampled centre), ``espirit``,
+            or ``none`` for models that estimate their own (E2E-VarNet with learned maps).
         centered: FFT convention of the data: ``false`` for Calgary-Campinas, ``null`` (default)
             for each file's own (``mrirecon_fft_centered``; fastMRI files are centred).
         batch_size: Training slices per batch (per device).
@@ -150,7 +151,7 @@ class DataSection:
     val: str | list[str] | None = None
     test: str | list[str] | None = None
     mask: MaskSection = field(default_factory=MaskSection)
-    coil_maps: Literal["acs", "espirit"] = "acs"
+    coil_maps: Literal["acs", "espirit", "none"] = "acs"
     centered: bool | None = None
     batch_size: int = 1
     val_batch_size: int = 1
