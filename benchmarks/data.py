@@ -2,19 +2,31 @@
 time to simulate a dataset.
 
 Loader: ``SliceDataset`` + ``ReconTransform`` (random line mask, normalisation, target crop; no
-coil-map estimation) through a ``DataLoader`` (batch 1) with 0 and 2 workers. Raw: the same
-slices' ``kspace`` and ``reconstruction_rss`` read with h5py through the same ``DataLoader``
+coil-map estimation) through a ``DataLoader`` (batch 1, the default collate), and the same with
+``collate_fn=collate_samples`` (the per-slice numbers as lists, not seven one-number tensors that
+workers must each send through shared memory). Raw: the same slices' ``kspace`` and
+``reconstruction_rss`` read with plain h5py (``dataset[i]``) through a ``DataLoader`` with the same
 settings (a dataset that only reads). Files are fastMRI-format volumes of 8 coils × 256 × 256 and
 15 coils × 640 × 368 (a fastMRI knee slice), read once before timing (page cache warm, as from
-the second epoch on). Goal: the loader delivers at least 80 % of the raw read rate.
+the second epoch on). Configurations: 0 workers with 1 and with 2 torch threads in the main
+process, and 2 workers (one thread each, checked in every worker).
 
-    python -m benchmarks.data [--quick] [--skip-simulate]
+The machine may be shared: each configuration is measured in several rounds, raw and loader
+alternating (which goes first alternates too), each measurement at least ``--seconds`` long; the
+table gives the median rates and the median, lowest and highest per-round ratio loader / raw,
+with the load average before and after. Goal: the loader delivers at least 80 % of the raw rate.
+
+    python -m benchmarks.data [--quick] [--skip-simulate] [--rounds 9] [--seconds 0.5] [--no-mmap]
+
+``--no-mmap`` sets ``MRIRECON_NO_MMAP=1``: the loader then reads k-space through h5py as it does
+for chunked or compressed files (see docs/data.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -26,13 +38,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.common import machine_info, print_table, write_json
-from mrirecon.data.dataset import SliceDataset, seed_mask_worker
+from mrirecon.data.dataset import SliceDataset, collate_samples, seed_mask_worker
 from mrirecon.data.fastmri import write_volume
 from mrirecon.data.header import build_ismrmrd_header
 from mrirecon.data.simulate import simulate_dataset
 from mrirecon.data.transforms import ReconTransform
 from mrirecon.masks import create_mask_func
-from mrirecon.physics import ifftnc
 from mrirecon.runtime import tune_allocator
 
 #: (label, volumes, slices, coils, H, W, crop)
@@ -40,19 +51,15 @@ SHAPES = (
     ("8 × 256 × 256", 2, 16, 8, 256, 256, (256, 256)),
     ("15 × 640 × 368", 1, 16, 15, 640, 368, (320, 320)),
 )
+#: (DataLoader workers, torch threads of the main process)
+CONFIGS = ((0, 1), (0, 2), (2, 2))
 
 
 class RawReads(Dataset[tuple[Any, Any]]):
-    """The same slices read with plain h5py (one handle per file and process).
+    """The same slices read with plain h5py (one handle per file and process)."""
 
-    With ``fft=True`` each slice also gets one 2-D inverse FFT (returned instead of the k-space):
-    the least work any loader does that normalises by the zero-filled image, as the contract of
-    docs/interfaces.md §2 asks.
-    """
-
-    def __init__(self, index: list[tuple[Path, int]], *, fft: bool = False):
+    def __init__(self, index: list[tuple[Path, int]]):
         self.index = index
-        self.fft = fft
         self._files: dict[Path, h5py.File] = {}
 
     def __len__(self) -> int:
@@ -63,12 +70,18 @@ class RawReads(Dataset[tuple[Any, Any]]):
         handle = self._files.get(path)
         if handle is None:
             handle = self._files[path] = h5py.File(path, "r")
-        kspace = handle["kspace"][slice_index]
-        data = ifftnc(torch.from_numpy(kspace), 2, centered=False) if self.fft else kspace
-        return data, handle["reconstruction_rss"][slice_index]
+        return handle["kspace"][slice_index], handle["reconstruction_rss"][slice_index]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"index": self.index, "fft": self.fft, "_files": {}}
+        return {"index": self.index, "_files": {}}
+
+
+def init_worker(worker_id: int) -> None:
+    """``worker_init_fn``: per-worker masks, and a check that the worker computes on one thread."""
+    threads = torch.get_num_threads()
+    if threads != 1:
+        raise RuntimeError(f"DataLoader worker {worker_id} runs {threads} torch threads; expected 1")
+    seed_mask_worker(worker_id)
 
 
 def write_files(
@@ -92,19 +105,35 @@ def write_files(
     return paths
 
 
-def rate(loader: DataLoader, repeats: int) -> float:
-    """Slices per second over ``repeats`` passes (after one warm-up pass)."""
-    for _ in loader:
-        pass
+def rate(batches: Any, seconds: float) -> float:
+    """Slices per second of whole passes over ``batches`` (batch 1), for at least ``seconds``."""
     count = 0
     start = time.perf_counter()
-    for _ in range(repeats):
-        for _ in loader:
+    while True:
+        for _ in batches:
             count += 1
-    return count / (time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return count / elapsed
 
 
-def bench_loader(quick: bool) -> list[dict[str, Any]]:
+def measure(
+    loaders: dict[str, DataLoader], threads: int, rounds: int, seconds: float
+) -> dict[str, list[float]]:
+    """Rates of each loader per round, the order alternating between rounds (after a warm-up pass)."""
+    torch.set_num_threads(threads)
+    for batches in loaders.values():
+        for _ in batches:
+            pass
+    rates: dict[str, list[float]] = {name: [] for name in loaders}
+    names = list(loaders)
+    for round_index in range(rounds):
+        for name in names if round_index % 2 == 0 else names[::-1]:
+            rates[name].append(rate(loaders[name], seconds))
+    return rates
+
+
+def bench_loader(quick: bool, rounds: int, seconds: float) -> list[dict[str, Any]]:
     rows = []
     transform = ReconTransform(mask_func=create_mask_func("random", [0.08], [4]), coil_maps="none")
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,26 +144,36 @@ def bench_loader(quick: bool) -> list[dict[str, Any]]:
             folder.mkdir()
             write_files(folder, volumes, slices, coils, height, width, crop)
             dataset = SliceDataset(folder, transform)
-            raw = RawReads(dataset.index)
-            for workers in (0, 2):
+            for workers, threads in CONFIGS:
                 options: dict[str, Any] = {"batch_size": 1, "num_workers": workers}
                 if workers:
-                    options.update(worker_init_fn=seed_mask_worker, persistent_workers=True)
-                repeats = 1 if quick else 3
-                raw_rate = rate(DataLoader(raw, **options), repeats)
-                floor_rate = rate(DataLoader(RawReads(dataset.index, fft=True), **options), repeats)
-                loader_rate = rate(DataLoader(dataset, **options), repeats)
+                    options.update(worker_init_fn=init_worker, persistent_workers=True)
+                loaders = {
+                    "raw": DataLoader(RawReads(dataset.index), **options),
+                    "loader": DataLoader(dataset, **options),
+                    "lists": DataLoader(dataset, collate_fn=collate_samples, **options),
+                }
+                load_before = os.getloadavg()[0]
+                rates = measure(loaders, threads, rounds, seconds)
+                ratios = [a / b for a, b in zip(rates["loader"], rates["raw"])]
+                lists_ratios = [a / b for a, b in zip(rates["lists"], rates["raw"])]
                 rows.append(
                     {
                         "shape": label,
                         "workers": workers,
-                        "raw_slices_per_s": raw_rate,
-                        "raw_plus_ifft_slices_per_s": floor_rate,
-                        "loader_slices_per_s": loader_rate,
-                        "ratio": loader_rate / raw_rate,
-                        "ratio_to_raw_plus_ifft": loader_rate / floor_rate,
+                        "main_threads": threads,
+                        "raw_slices_per_s": statistics.median(rates["raw"]),
+                        "loader_slices_per_s": statistics.median(rates["loader"]),
+                        "ratio": statistics.median(ratios),
+                        "ratio_min": min(ratios),
+                        "ratio_max": max(ratios),
+                        "collate_samples_slices_per_s": statistics.median(rates["lists"]),
+                        "collate_samples_ratio": statistics.median(lists_ratios),
+                        "rounds": {name: values for name, values in rates.items()},
+                        "load_average": [load_before, os.getloadavg()[0]],
                     }
                 )
+                del loaders  # ends the persistent workers
     return rows
 
 
@@ -158,43 +197,60 @@ def bench_simulate(quick: bool) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="Small sizes (a smoke run).")
+    parser.add_argument("--quick", action="store_true", help="Small sizes, one short round (a smoke run).")
     parser.add_argument("--skip-simulate", action="store_true", help="Only the loader benchmark.")
+    parser.add_argument("--rounds", type=int, default=9, help="Rounds per configuration (default 9).")
+    parser.add_argument("--seconds", type=float, default=0.5, help="Least seconds per measurement.")
+    parser.add_argument("--no-mmap", action="store_true", help="Loader reads k-space through h5py.")
     args = parser.parse_args()
+    if args.no_mmap:
+        os.environ["MRIRECON_NO_MMAP"] = "1"
+    rounds, seconds = (1, 0.2) if args.quick else (max(1, args.rounds), args.seconds)
     tune_allocator()
-    torch.set_num_threads(2)
-    rows = bench_loader(args.quick)
-    print("\nTraining loader (SliceDataset + ReconTransform, no coil maps) vs raw h5py reads, batch 1:\n")
+    rows = bench_loader(args.quick, rounds, seconds)
+    print(
+        "\nTraining loader (SliceDataset + ReconTransform, no coil maps) vs raw h5py reads, batch 1, "
+        f"{rounds} rounds{', k-space through h5py (--no-mmap)' if args.no_mmap else ''}:\n"
+    )
     print_table(
         [
             "coils × H × W",
             "workers",
+            "main threads",
             "raw",
-            "raw + 1 iFFT",
             "loader",
             "loader / raw",
-            "loader / (raw + iFFT)",
+            "per round",
+            "loader, collate_samples / raw",
+            "load avg",
         ],
         [
             [
                 r["shape"],
                 r["workers"],
+                r["main_threads"],
                 r["raw_slices_per_s"],
-                r["raw_plus_ifft_slices_per_s"],
                 r["loader_slices_per_s"],
                 f"{r['ratio']:.0%}",
-                f"{r['ratio_to_raw_plus_ifft']:.0%}",
+                f"{r['ratio_min']:.0%}–{r['ratio_max']:.0%}",
+                f"{r['collate_samples_ratio']:.0%}",
+                "–".join(f"{value:.1f}" for value in r["load_average"]),
             ]
             for r in rows
         ],
     )
-    print("(slices per second)")
+    print(
+        "(slices per second, medians over the rounds; 'collate_samples': the same loader with "
+        "collate_fn=collate_samples, numbers as lists; load avg: 1-minute, before–after)"
+    )
     payload: dict[str, Any] = {
         "machine": machine_info(torch.device("cpu")),
-        "load_average": os.getloadavg(),  # other work on the machine while measuring
+        "cpus": os.cpu_count(),
+        "memory_map": not args.no_mmap,
         "loader": rows,
     }
     if not args.skip_simulate:
+        torch.set_num_threads(2)
         sim = bench_simulate(args.quick)
         payload["simulate"] = sim
         shape = f"{sim['volumes']} volumes × {sim['slices']} slices × {sim['coils']} coils × {sim['size']}²"

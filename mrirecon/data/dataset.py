@@ -21,15 +21,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import Dataset, get_worker_info
+import torch
+from torch.utils.data import Dataset, default_collate, get_worker_info
 from tqdm import tqdm
 
 from mrirecon.data.manifest import list_volume_files, read_manifest
 from mrirecon.data.raw import RawVolume
+from mrirecon.data.sample import ReconSample
 from mrirecon.data.volume import open_volume
 from mrirecon.errors import DataError
 
-__all__ = ["SliceDataset", "resolve_sources", "seed_mask_worker"]
+__all__ = ["SliceDataset", "collate_samples", "resolve_sources", "seed_mask_worker"]
 
 Source = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
@@ -87,6 +89,35 @@ def seed_mask_worker(worker_id: int) -> None:  # noqa: ARG001 (the DataLoader pa
     mask_func = getattr(transform, "mask_func", None)
     if mask_func is not None:
         mask_func.rng.seed(info.seed % (2**32))
+
+
+def collate_samples(samples: Sequence[ReconSample]) -> ReconSample:
+    """Batch samples like ``default_collate``, but keep the per-slice numbers as Python lists.
+
+    Tensors are stacked as ``default_collate`` stacks them (straight into shared memory in a
+    DataLoader worker). ``slice_num``, ``max_value``, ``scale``, ``num_low_frequencies`` and
+    ``acceleration`` become lists of length ``B`` instead of ``(B,)`` tensors, ``crop_size``
+    ``[heights, widths]`` instead of two tensors, ``fname`` a tuple as before: the same values
+    (``torch.as_tensor(batch.scale)`` is the tensor ``default_collate`` makes, to float rounding).
+
+    Why: with DataLoader workers every tensor of a batch reaches the main process through its
+    own shared-memory segment and file descriptor, handed over by a helper thread of the worker.
+    ``default_collate`` makes seven one-number tensors per batch, and on a busy machine sending
+    them costs more than sending the k-space (docs/benchmarks.md, Data). Pass
+    ``collate_fn=collate_samples`` to a DataLoader of ``ReconSample``s whose consumer reads the
+    numbers with ``torch.as_tensor``.
+    """
+    first = samples[0]
+    fields: dict[str, Any] = {}
+    for name, value in zip(first._fields, first):
+        values = [getattr(sample, name) for sample in samples]
+        if isinstance(value, torch.Tensor | str):
+            fields[name] = default_collate(values) if isinstance(value, torch.Tensor) else tuple(values)
+        elif isinstance(value, tuple):  # crop_size: transposed, as default_collate does
+            fields[name] = [list(column) for column in zip(*values)]
+        else:
+            fields[name] = values
+    return ReconSample(**fields)
 
 
 class SliceDataset(Dataset[Any]):

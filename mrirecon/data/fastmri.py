@@ -10,6 +10,16 @@ their own slices. Three k-space layouts are read:
 - Calgary-Campinas ``(slices, H, W, 2·coils)`` float (real and imaginary parts interleaved),
   stored *uncentred*: ``centered`` defaults to ``False`` for it.
 
+Reading k-space without copying it: when ``kspace`` is stored contiguously (not chunked, not
+compressed: what :func:`write_volume` and fastMRI write) as little-endian complex64, the reading
+process maps that byte range of the file read-only (``numpy.memmap``), and the training
+transform reads the slice straight from the page cache (:meth:`FastMRIVolume.kspace_slice`)
+instead of having HDF5 copy it into a new array first; any other layout is read with h5py.
+Set ``MRIRECON_NO_MMAP=1`` to read everything with h5py. A file that is truncated *in place*
+while it is open can then crash the reading process with SIGBUS instead of raising a
+``DataError`` (replacing a file by renaming, as :func:`write_volume` does, is safe); a file
+found truncated when it is opened is read with h5py and reported as usual.
+
 Writing (:func:`write_volume`) is atomic (a temporary name, renamed when complete) and is what
 ``mrirecon simulate`` and ``mrirecon convert`` use.
 """
@@ -17,6 +27,7 @@ Writing (:func:`write_volume`) is atomic (a temporary name, renamed when complet
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -35,6 +46,7 @@ from mrirecon.errors import DataError
 __all__ = [
     "GEOMETRY_VECTORS",
     "FastMRIVolume",
+    "map_contiguous",
     "open_hdf5",
     "plain_attrs",
     "write_volume",
@@ -79,6 +91,44 @@ def open_hdf5(path: Path) -> h5py.File:
         ) from error
 
 
+def _is_plain_complex64(data: h5py.Dataset) -> bool:
+    """Whether ``data``'s elements are stored exactly as NumPy's complex64: real float32 at byte 0,
+    imaginary float32 at byte 4, little-endian (h5py's own layout)."""
+    kind = data.id.get_type()
+    if not isinstance(kind, h5py.h5t.TypeCompoundID) or kind.get_size() != 8 or kind.get_nmembers() != 2:
+        return False
+    for member, (name, offset) in enumerate(((b"r", 0), (b"i", 4))):
+        part = kind.get_member_type(member)
+        if (
+            kind.get_member_name(member) != name
+            or kind.get_member_offset(member) != offset
+            or part.get_class() != h5py.h5t.FLOAT
+            or part.get_size() != 4
+            or part.get_order() != h5py.h5t.ORDER_LE
+        ):
+            return False
+    return np.dtype(np.complex64).isnative
+
+
+def map_contiguous(path: Path, data: h5py.Dataset) -> np.ndarray | None:
+    """A read-only memory map of a contiguous complex64 dataset's bytes, or None where h5py must read.
+
+    None for chunked, compressed or filtered storage, other element layouts, storage not yet
+    written, a file shorter than the dataset's extent (truncated), or ``MRIRECON_NO_MMAP=1``.
+    """
+    if os.environ.get("MRIRECON_NO_MMAP", "") not in ("", "0"):
+        return None
+    if data.chunks is not None or data.size == 0 or not _is_plain_complex64(data):
+        return None
+    try:
+        offset = data.id.get_offset()
+        if offset is None or offset + data.size * 8 > path.stat().st_size:
+            return None
+        return np.memmap(path, dtype=np.complex64, mode="r", offset=offset, shape=data.shape)
+    except (OSError, ValueError):
+        return None
+
+
 def _decode(value: Any) -> str:
     if isinstance(value, np.ndarray):
         value = value.reshape(-1)[0] if value.size else b""
@@ -101,6 +151,8 @@ class FastMRIVolume(RawVolume):
     def __init__(self, path: str | Path, *, centered: bool | None = None):
         self.path = Path(path)
         self._reopen = (FastMRIVolume._rebuild, (str(self.path), centered))
+        self._map: np.ndarray | None = None
+        self._map_checked = False
         self._file: h5py.File | None = open_hdf5(self.path)
         try:
             self._inspect(self._file, centered)
@@ -234,6 +286,21 @@ class FastMRIVolume(RawVolume):
                 path=self.path,
             ) from error
 
+    def _kspace_map(self) -> np.ndarray | None:
+        """The memory map of ``kspace`` (see the module docstring), made on first use in this process."""
+        if not self._map_checked:
+            self._handle()
+            self._map = None if self._layout == "calgary" else map_contiguous(self.path, self._kspace)
+            self._map_checked = True
+        return self._map
+
+    def kspace_slice(self, index: int) -> np.ndarray:
+        self._check_index(index)
+        mapped = self._kspace_map()
+        if mapped is None:
+            return super().kspace_slice(index)
+        return mapped[index] if self._layout == "multi" else mapped[index][None]
+
     def _read_kspace(self, index: int) -> np.ndarray:
         self._handle()
         data = self._read(self._kspace, index, "kspace")
@@ -264,6 +331,7 @@ class FastMRIVolume(RawVolume):
         return self._read(self._labels, index, "lesion_labels").astype(np.int16, copy=False)
 
     def close(self) -> None:
+        self._map, self._map_checked = None, False  # views handed out keep their mapping alive
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -25,7 +25,15 @@ from mrirecon.data.header import AcquisitionHeader
 from mrirecon.errors import DataError
 from mrirecon.physics import ifftnc, rss
 
-__all__ = ["ArrayVolume", "RawVolume", "center_crop", "check_kspace_slice", "normalize_mask"]
+__all__ = [
+    "ArrayVolume",
+    "RawVolume",
+    "center_crop",
+    "check_kspace_slice",
+    "check_slice_energy",
+    "kspace_energy",
+    "normalize_mask",
+]
 
 
 def check_kspace_slice(kspace: np.ndarray, path: Path | None, index: int) -> np.ndarray:
@@ -45,19 +53,60 @@ def check_kspace_slice(kspace: np.ndarray, path: Path | None, index: int) -> np.
         flat = flat.view(np.float64)
     with np.errstate(over="ignore"):
         norm = float(np.dot(flat, flat))
-    if not np.isfinite(norm) and not np.isfinite(flat).all():
+    check_slice_energy(norm, kspace, path, index)
+    return kspace
+
+
+def check_slice_energy(energy: float, kspace: np.ndarray, path: Path | None, index: int) -> None:
+    """The test of :func:`check_kspace_slice` from an energy ``Σ|y|²`` of the slice already computed.
+
+    ``energy`` is NaN/Inf if a value is, and zero only if every value is; the exact scan of
+    ``kspace`` runs only when it is not finite (large but finite values may overflow it).
+
+    Raises:
+        DataError: NaN or Inf values, or an all-zero slice, naming the file and slice.
+    """
+    if not np.isfinite(energy) and not np.isfinite(kspace).all():
         raise DataError(
             f"slice {index} of the k-space holds NaN or Inf values",
             path=path,
             hint="the file is corrupt or was written by a failed conversion; re-export it",
         )
-    if norm == 0.0:
+    if energy == 0.0:
         raise DataError(
             f"slice {index} of the k-space is all zeros",
             path=path,
             hint="nothing was measured in this slice; remove it or the file",
         )
-    return kspace
+
+
+def kspace_energy(kspace: np.ndarray, *, per_column: bool) -> np.ndarray:
+    """``Σ|y|²`` of a k-space slice per column or per location, in one pass without temporaries.
+
+    Args:
+        kspace: ``(C, H, W)`` complex64, C-contiguous.
+        per_column: Sum over coils and rows, giving ``(W,)`` (what a line mask selects); else sum
+            over coils only, giving ``(H, W)`` (what a 2-D mask selects).
+
+    Returns:
+        float32 ``(W,)`` or ``(H, W)``; its sum is the slice's squared norm (NaN/Inf if a value
+        is; computed in float64 when float32 would overflow).
+    """
+    if kspace.ndim != 3 or kspace.dtype != np.complex64 or not kspace.flags.c_contiguous:
+        raise ValueError(
+            f"kspace must be C-contiguous complex64 (C, H, W), got {kspace.dtype} {kspace.shape}"
+        )
+    coils, height, width = kspace.shape
+    # Real and imaginary parts side by side: a sum of squares down the columns of a 2-D array,
+    # which einsum does in one vectorised pass.
+    rows = kspace.view(np.float32).reshape((coils * height, 2 * width) if per_column else (coils, -1))
+    with np.errstate(over="ignore"):
+        energy = np.einsum("ij,ij->j", rows, rows)
+    if np.isinf(energy).any() and np.isfinite(rows).all():  # overflow of large finite values
+        energy = np.einsum("ij,ij->j", rows, rows, dtype=np.float64)
+    pairs = energy.reshape(-1, 2)
+    summed = pairs[:, 0] + pairs[:, 1]
+    return summed if per_column else summed.reshape(height, width)
 
 
 def normalize_mask(mask: np.ndarray, height: int, width: int, path: Path | None) -> np.ndarray:
@@ -158,7 +207,7 @@ class RawVolume(abc.ABC):
         """Slice ``index`` as ``(C, H, W)``, unchecked."""
 
     def read_kspace(self, index: int) -> np.ndarray:
-        """One slice of k-space.
+        """One slice of k-space, checked, in an array the caller owns.
 
         Args:
             index: Slice index, ``0 <= index < num_slices``.
@@ -169,9 +218,22 @@ class RawVolume(abc.ABC):
         Raises:
             DataError: if the slice holds NaN/Inf, is all zeros, or cannot be read.
         """
-        self._check_index(index)
-        kspace = np.ascontiguousarray(self._read_kspace(index), dtype=np.complex64)
+        kspace = self.kspace_slice(index)
+        if not kspace.flags.writeable:
+            kspace = kspace.copy()
         return check_kspace_slice(kspace, self.path, index)
+
+    def kspace_slice(self, index: int) -> np.ndarray:
+        """Slice ``index`` as ``(C, H, W)`` complex64, C-contiguous, **unchecked**, copied only if need be.
+
+        Either a fresh array the caller owns (writeable) or a read-only view of the volume's data
+        (for example of a memory-mapped file; never a writeable view). For callers that check the
+        slice themselves and write their result elsewhere, like ``ReconTransform`` through
+        :func:`~mrirecon.data.transforms.normalize_slice`; everything else calls
+        :meth:`read_kspace`.
+        """
+        self._check_index(index)
+        return np.ascontiguousarray(self._read_kspace(index), dtype=np.complex64)
 
     def read_target(self, index: int) -> np.ndarray | None:
         """The fully sampled reference of slice ``index``: ``(h, w)`` float32, or ``None``."""
@@ -279,6 +341,15 @@ class ArrayVolume(RawVolume):
 
     def _read_kspace(self, index: int) -> np.ndarray:
         return np.array(self._kspace[index], dtype=np.complex64)  # a copy: memory maps are read-only
+
+    def kspace_slice(self, index: int) -> np.ndarray:
+        self._check_index(index)
+        view = self._kspace[index]
+        if view.dtype != np.complex64 or not view.flags.c_contiguous:
+            return self._read_kspace(index)
+        view = view.view()
+        view.flags.writeable = False  # never hand out a writeable view of the volume's array
+        return view
 
     @property
     def padding(self) -> tuple[int, int]:

@@ -30,9 +30,10 @@ class ReconSample(NamedTuple):
         max_value: The reference volume's maximum divided by ``scale`` (the SSIM data range of
             fastMRI's protocol); 0 without a reference.
         crop_size: ``(h, w)``, the reconstruction size from the header (fastMRI's ``reconSpace``).
-        scale: The normalisation factor, the maximum of the zero-filled RSS image of the measured
-            k-space: the network sees ``kspace / scale``; multiply its output by ``scale`` to
-            return to the input's intensity scale.
+        scale: The normalisation factor, the root mean square over the ``H × W`` grid of the
+            zero-filled RSS image of the measured k-space, ``sqrt(Σ|M y|² / (H·W))`` by Parseval
+            (computed without an FFT): the network sees ``kspace / scale``; multiply its output
+            by ``scale`` to return to the input's intensity scale.
         num_low_frequencies: Fully sampled centre lines along W.
         acceleration: Effective acceleration of ``mask``.
         lesion_labels: ``(h, w)`` int16 lesion labels (0 = none, k = lesion k) cropped like the

@@ -2,7 +2,8 @@
 
 Steps, in order:
 
-1. Read the slice's k-space ``(C, H, W)``.
+1. Read the slice's k-space ``(C, H, W)`` (:meth:`~mrirecon.data.raw.RawVolume.kspace_slice`:
+   for contiguous fastMRI files a read-only view of the memory-mapped file, no copy).
 2. Sampling. Input undersampled before mrirecon saw it (prospective data, fastMRI test files)
    keeps its own mask. Fully sampled input is undersampled with the mask function when one is
    given: with a per-volume seed derived from the file name when ``deterministic_mask`` (the
@@ -10,11 +11,24 @@ Steps, in order:
    randomness otherwise (training); columns outside the header's acquired range (fastMRI's
    zero padding) are never marked sampled. Without a mask function, fully sampled input stays
    fully sampled (mask of ones over the acquired columns).
-3. Normalisation. ``scale`` is the maximum of the zero-filled RSS image of the measured k-space
-   (``max |RSS(F⁻¹ y)|``), so every input, prospective ones included, has one. The sample holds
-   ``y / scale``, ``target / scale`` and ``max_value / scale``; a reconstruction ``x̂`` of the
-   sample returns to the input's intensity scale as ``x̂ · scale`` (the maps are unit-free). A
-   slice whose measured k-space is all zero cannot be normalised (the reader already refuses it).
+3. Normalisation. ``scale`` is the root mean square of the zero-filled RSS image of the measured
+   k-space over the ``H × W`` grid, which by Parseval (orthonormal FFT) needs no FFT:
+
+       scale = sqrt(Σ_{c,h,w} |M y|² / (H·W)) = sqrt(mean_{h,w} RSS(F⁻¹ M y)²)
+
+   (:func:`zero_filled_rms`). Every input has one, prospective ones included; it is the same for
+   centred and uncentred data, and it is an energy, so one bright pixel or a spike of noise does
+   not set it (the maximum did). The sample holds ``M y / scale``, ``target / scale`` and
+   ``max_value / scale``; a reconstruction ``x̂`` of the sample returns to the input's intensity
+   scale as ``x̂ · scale`` (the maps are unit-free). A slice whose measured k-space is all zero
+   cannot be normalised (``DataError``).
+
+   Speed: the loader does no FFT and two passes over the slice after reading it. One computes
+   the energy of every column (line masks) or k-space location (2-D masks) summed over coils
+   (:func:`~mrirecon.data.raw.kspace_energy`); its total is also the reader's NaN/Inf/all-zero
+   check, and its dot product with the mask gives the measured energy. The other writes
+   ``0 + y · mask / scale`` (in place, or from a memory-mapped file into a new tensor), so
+   unsampled locations are exact +0, never -0 (:func:`normalize_slice`; docs/data.md).
 4. Coil maps: ``"acs"`` from the fully sampled centre of the mask (a tapered low-resolution
    estimate, cheap), ``"espirit"`` (SigPy ESPIRiT on the calibration region, cached per volume),
    or ``"none"`` (an empty ``(0, 0, 0)`` tensor, for models that estimate their own maps and for
@@ -28,6 +42,8 @@ typed arguments.
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -36,16 +52,17 @@ import numpy as np
 import torch
 
 from mrirecon.data.coilmaps import EspiritCache, acs_coil_maps, espirit_calib_width
-from mrirecon.data.raw import RawVolume, center_crop
+from mrirecon.data.raw import RawVolume, center_crop, check_slice_energy, kspace_energy
 from mrirecon.data.sample import ReconSample
 from mrirecon.errors import ConfigError, DataError
 from mrirecon.masks import MaskFunc, describe_mask, mask_seed
-from mrirecon.physics import ifftnc, rss
+from mrirecon.shapes import check_shape
 
-__all__ = ["COIL_MAP_METHODS", "ReconTransform", "zero_filled_max"]
+__all__ = ["COIL_MAP_METHODS", "ReconTransform", "normalize_slice", "zero_filled_rms"]
 
 COIL_MAP_METHODS = ("acs", "espirit", "none")
 _EMPTY_LABELS = torch.zeros((0, 0), dtype=torch.int16)
+_ZERO = torch.zeros((), dtype=torch.float32)
 
 
 def _dims(mask: torch.Tensor) -> tuple[int, ...]:
@@ -62,22 +79,77 @@ def _to_centred(mask: torch.Tensor, centered: bool) -> torch.Tensor:
     return mask if centered else torch.fft.fftshift(mask, dim=_dims(mask))
 
 
-def _apply(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Zero the unsampled locations of ``kspace`` in place (exact +0, no sign bit left over)."""
-    if mask.shape[-2] == 1:  # a line mask: write only the unsampled columns
-        return kspace.index_fill_(-1, (mask.reshape(-1) == 0).nonzero().squeeze(1), 0)
-    return kspace.masked_fill_(mask == 0, 0)
+def zero_filled_rms(masked_kspace: torch.Tensor) -> float:
+    """The normalisation ``scale`` of measured k-space ``(C, H, W)``: ``sqrt(Σ|y|² / (H·W))``.
 
-
-def zero_filled_max(masked_kspace: torch.Tensor) -> float:
-    """``max |RSS(F⁻¹ y)|`` of k-space ``(C, H, W)``: the normalisation ``scale``.
-
-    The same for centred and uncentred data, and computed without the centring shifts: shifting
-    k-space multiplies the image by a unit-modulus phase ramp and shifting the image permutes its
-    pixels, and neither changes the largest RSS value. So: one plain 2-D inverse FFT and the RSS.
+    By Parseval (orthonormal FFT) this is the root mean square over the ``H × W`` grid of the
+    zero-filled RSS image ``RSS(F⁻¹ y)``, centred or not (shifts change no magnitude's energy).
     """
-    images = ifftnc(masked_kspace, 2, centered=False)  # the plain orthonormal inverse FFT
-    return float(rss(images, dim=0).max())
+    check_shape(masked_kspace, "C H W", name="masked_kspace")
+    height, width = masked_kspace.shape[-2:]
+    energy = float(torch.linalg.vector_norm(masked_kspace.to(torch.complex128))) ** 2
+    return math.sqrt(energy / (height * width))
+
+
+def normalize_slice(
+    kspace: np.ndarray, mask: torch.Tensor, path: Path | None = None, index: int = 0
+) -> tuple[torch.Tensor, float]:
+    """Mask and normalise a slice: ``(M y / scale, scale)``, ``scale`` of :func:`zero_filled_rms`.
+
+    Two passes over the slice and no FFT: :func:`~mrirecon.data.raw.kspace_energy` (whose total
+    also checks the slice like :meth:`RawVolume.read_kspace`), then one multiply-add that writes
+    the result, in place when ``kspace`` is writeable, else into a new tensor.
+
+    Args:
+        kspace: ``(C, H, W)`` complex64, C-contiguous (:meth:`RawVolume.kspace_slice`): a
+            writeable array is overwritten, a read-only view (a memory-mapped file) only read.
+        mask: ``(1, 1, W)`` or ``(1, H, W)`` float32, 1 = sampled, in the data's layout.
+        path, index: Named in errors.
+
+    Returns:
+        ``(C, H, W)`` complex64 tensor (sharing memory with a writeable ``kspace``), exact +0
+        where not sampled, and ``scale``.
+
+    Raises:
+        DataError: NaN/Inf in the slice, an all-zero slice, or nothing measured under the mask.
+    """
+    _, height, width = kspace.shape
+    lines = mask.shape[-2] == 1
+    check_shape(mask, "1 1 W" if lines else "1 H W", name="mask", dims={"H": height, "W": width})
+    energy = kspace_energy(kspace, per_column=lines)
+    check_slice_energy(float(energy.sum(dtype=np.float64)), kspace, path, index)
+    weights = mask.numpy().reshape(energy.shape)
+    measured = float(np.dot(energy.reshape(-1).astype(np.float64), weights.reshape(-1)))
+    if not measured > 0:
+        raise DataError(f"slice {index}: the measured k-space is all zero after masking", path=path)
+    scale = math.sqrt(measured / (height * width))
+    # mask / scale for the real and the imaginary part of each location, broadcast over coils
+    factors = np.repeat(weights * np.float32(1.0 / scale), 2, axis=-1)
+    pairs = kspace.view(np.float32)  # (C, H, 2W): real and imaginary parts side by side
+    out = pairs if kspace.flags.writeable else np.empty(pairs.shape, dtype=np.float32)
+    _multiply_onto_zero(pairs, factors, out)
+    return torch.from_numpy(out.view(np.complex64)), scale
+
+
+def _multiply_onto_zero(values: np.ndarray, factors: np.ndarray, out: np.ndarray) -> None:
+    """``out = 0 + values · factors`` (broadcast): exact +0 where a factor is 0, whatever the sign.
+
+    On one torch thread (DataLoader workers) torch's fused multiply-add, one pass; with more
+    threads NumPy (a multiply, then +0 to clear signed zeros), which never starts OpenMP threads:
+    a parallel torch op in a process that shares a busy machine waits for a descheduled thread
+    for milliseconds, more than the whole pass costs on one core.
+    """
+    if torch.get_num_threads() == 1:
+        if values.flags.writeable:
+            source = torch.from_numpy(values)
+        else:
+            with warnings.catch_warnings():  # torch warns about read-only arrays; this one is only read
+                warnings.simplefilter("ignore", UserWarning)
+                source = torch.from_numpy(values)
+        torch.addcmul(_ZERO, source, torch.from_numpy(factors), out=torch.from_numpy(out))
+    else:
+        np.multiply(values, factors, out=out)
+        np.add(out, np.float32(0.0), out=out)
 
 
 def _mask_tensor(mask: np.ndarray) -> torch.Tensor:
@@ -122,14 +194,14 @@ class ReconTransform:
         object.__setattr__(self, "_espirit", EspiritCache(self.espirit_cache_dir))
 
     def _sampling(
-        self, volume: RawVolume, kspace: torch.Tensor, centered: bool
-    ) -> tuple[torch.Tensor, torch.Tensor, int, float]:
-        """``(masked k-space, mask (1, 1|H, W), num_low_frequencies, acceleration)``.
+        self, volume: RawVolume, shape: tuple[int, int, int], centered: bool
+    ) -> tuple[torch.Tensor, int, float]:
+        """``(mask (1, 1|H, W) float32, num_low_frequencies, acceleration)`` for k-space of ``shape``.
 
         Masks are drawn and described in the centred view (the fully sampled block in the middle);
         for uncentred data they are shifted to the data's layout (:func:`_to_layout`).
         """
-        width = kspace.shape[-1]
+        width = shape[-1]
         if volume.mask is not None:
             mask = _mask_tensor(volume.mask)
             num_low = volume.attrs.get("num_low_frequency")
@@ -137,20 +209,20 @@ class ReconTransform:
             if num_low is None or acceleration is None:
                 info = describe_mask(_to_centred(mask, centered))
                 num_low, acceleration = info.num_low_frequencies, info.acceleration
-            return _apply(kspace, mask), mask, int(num_low), float(acceleration)
+            return mask, int(num_low), float(acceleration)
         left, right = volume.padding
         if self.mask_func is not None:
             seed = mask_seed(volume.path.name, deterministic=self.deterministic_mask)
-            mask, num_low = self.mask_func(kspace.shape, seed=seed)
+            mask, num_low = self.mask_func(shape, seed=seed)
             mask[..., :left] = 0
             mask[..., right:] = 0
             acceleration = describe_mask(mask).acceleration
             mask = _to_layout(mask, centered)
-            return _apply(kspace, mask), mask, int(num_low), acceleration
+            return mask.to(torch.float32), int(num_low), acceleration
         mask = torch.zeros(1, 1, width)
         mask[..., left:right] = 1
         mask = _to_layout(mask, centered)
-        return _apply(kspace, mask), mask, right - left, width / max(right - left, 1)
+        return mask, right - left, width / max(right - left, 1)
 
     def _crop(self, volume: RawVolume) -> tuple[int, int]:
         crop = self.crop_size or volume.crop_size
@@ -181,15 +253,11 @@ class ReconTransform:
         """One slice as a sample (see the module docstring for the steps)."""
         centered = volume.centered if self.centered is None else self.centered
         crop = self._crop(volume)
-        kspace = torch.from_numpy(volume.read_kspace(index))
-        masked, mask, num_low, acceleration = self._sampling(volume, kspace, centered)
-        scale = zero_filled_max(masked)
-        if not scale > 0:
-            raise DataError(
-                f"slice {index}: the measured k-space is all zero after masking", path=volume.path
-            )
+        kspace = volume.kspace_slice(index)  # unchecked, maybe a view of the file: normalize_slice checks
+        mask, num_low, acceleration = self._sampling(volume, kspace.shape, centered)
+        masked, scale = normalize_slice(kspace, mask, volume.path, index)
         if self.coil_maps == "acs":
-            maps = acs_coil_maps(masked, mask, centered=centered)
+            maps = acs_coil_maps(masked, mask, centered=centered)  # unit-free: scaling changes nothing
         elif self.coil_maps == "espirit":
             info = describe_mask(_to_centred(mask, centered))
             width = espirit_calib_width(info, (kspace.shape[-2], kspace.shape[-1]))
@@ -200,11 +268,11 @@ class ReconTransform:
         if target is None:
             target_t, max_value = torch.zeros(crop, dtype=torch.float32), 0.0
         else:
-            target_t = torch.from_numpy(target).mul_(1.0 / scale)
+            target_t = torch.from_numpy(np.multiply(target, np.float32(1.0 / scale), out=target))
             max_value = float(volume.target_max or 0.0) / scale
         return ReconSample(
-            masked_kspace=masked.mul_(1.0 / scale),
-            mask=mask.to(torch.float32),
+            masked_kspace=masked,
+            mask=mask,
             coil_maps=maps,
             target=target_t,
             fname=volume.path.name,

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
-from mrirecon.data.dataset import SliceDataset, seed_mask_worker
+from mrirecon.data.dataset import SliceDataset, collate_samples, seed_mask_worker
 from mrirecon.data.manifest import ManifestEntry, read_manifest, write_manifest
 from mrirecon.data.transforms import ReconTransform
 from mrirecon.errors import DataError
@@ -91,6 +91,30 @@ def test_workers_serve_what_the_main_process_serves(sim_dataset: list[Path]) -> 
     assert [b[0] for b in serial] == [b[0] for b in parallel]
     for (_, slices_a, mask_a), (_, slices_b, mask_b) in zip(serial, parallel):
         assert torch.equal(slices_a, slices_b) and torch.equal(mask_a, mask_b)  # per-volume masks everywhere
+    options = {"batch_size": 2, "num_workers": 2, "worker_init_fn": seed_mask_worker}
+    for plain, lists in zip(
+        DataLoader(dataset, **options), DataLoader(dataset, collate_fn=collate_samples, **options)
+    ):
+        assert torch.equal(plain.masked_kspace, lists.masked_kspace) and lists.scale == plain.scale.tolist()
+
+
+def test_collate_samples_keeps_the_numbers_as_lists(sim_dataset: list[Path]) -> None:
+    transform = ReconTransform(mask_func=create_mask_func("random", [0.2], [3]), coil_maps="none")
+    dataset = SliceDataset(sim_dataset[0].parent, transform)
+    samples = [dataset[0], dataset[4]]
+    plain, lists = default_collate(samples), collate_samples(samples)
+    assert type(lists) is type(plain)
+    for name, a, b, one in zip(plain._fields, plain, lists, samples[0]):
+        if isinstance(one, torch.Tensor):
+            assert isinstance(b, torch.Tensor) and torch.equal(a, b), name
+        elif name == "crop_size":
+            assert [c.tolist() for c in a] == b == [[64, 64], [64, 64]]
+        elif name == "fname":
+            assert a == b and isinstance(b, tuple)
+        else:  # one number per slice: a plain list, read back with torch.as_tensor
+            assert (
+                isinstance(b, list) and len(b) == 2 and torch.equal(torch.as_tensor(b, dtype=a.dtype), a)
+            ), name
 
 
 @pytest.mark.slow

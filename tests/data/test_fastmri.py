@@ -158,3 +158,43 @@ def test_header_is_kept_verbatim(tmp_path: Path) -> None:
     with open_volume(path) as volume:
         assert volume.header_xml == header
         assert volume.header == parse_ismrmrd_header(header)
+
+
+def test_contiguous_kspace_is_served_from_a_read_only_memory_map(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kspace = multicoil_kspace(slices=3, coils=4)
+    path = write_fastmri(tmp_path / "vol.h5", kspace)
+    single = raw_h5(tmp_path / "single.h5", kspace=kspace[:, 0])
+    with open_volume(path) as volume, open_volume(single) as one_coil:
+        view = volume.kspace_slice(1)
+        assert isinstance(view, np.memmap) and not view.flags.writeable and view.flags.c_contiguous
+        np.testing.assert_array_equal(view, kspace[1])
+        with pytest.raises(ValueError, match="read-only"):
+            view[0, 0, 0] = 0
+        owned = volume.read_kspace(1)  # what every other caller gets: a checked array of its own
+        assert owned.flags.writeable and not np.shares_memory(owned, view)
+        np.testing.assert_array_equal(owned, kspace[1])
+        assert one_coil.kspace_slice(0).shape == (1, 32, 24) and not one_coil.kspace_slice(0).flags.writeable
+        np.testing.assert_array_equal(one_coil.kspace_slice(0), kspace[0, :1])
+    monkeypatch.setenv("MRIRECON_NO_MMAP", "1")
+    with open_volume(path) as volume:
+        fresh = volume.kspace_slice(1)
+        assert fresh.flags.writeable and not isinstance(fresh, np.memmap)
+        np.testing.assert_array_equal(fresh, kspace[1])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"chunks": (1, 4, 32, 24)}, {"compression": "gzip"}, {"dtype": ">c8"}, {"dtype": "<c16"}],
+    ids=["chunked", "compressed", "big-endian", "complex128"],
+)
+def test_other_kspace_storage_is_read_with_h5py(tmp_path: Path, options: dict[str, object]) -> None:
+    kspace = multicoil_kspace(slices=2, coils=4)
+    path = tmp_path / "stored.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("kspace", data=kspace.astype(options.pop("dtype", np.complex64)), **options)
+    with open_volume(path) as volume:
+        got = volume.kspace_slice(1)
+        assert got.dtype == np.complex64 and got.flags.writeable and not isinstance(got, np.memmap)
+        np.testing.assert_array_equal(got, kspace[1])

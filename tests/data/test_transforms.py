@@ -13,10 +13,11 @@ import torch
 from torch.utils.data import default_collate
 
 from mrirecon.data.header import EncodingLimits, build_ismrmrd_header
+from mrirecon.data.raw import ArrayVolume
 from mrirecon.data.sample import ReconSample
-from mrirecon.data.transforms import ReconTransform, zero_filled_max
+from mrirecon.data.transforms import ReconTransform, normalize_slice, zero_filled_rms
 from mrirecon.data.volume import open_volume
-from mrirecon.errors import ConfigError
+from mrirecon.errors import ConfigError, DataError
 from mrirecon.masks import create_mask_func, describe_mask
 from mrirecon.physics import fftnc, ifft2c, ifftnc, rss
 from tests.data.helpers import multicoil_kspace, raw_h5, rss_target, write_fastmri
@@ -47,14 +48,15 @@ def test_normalisation_is_documented_and_invertible(padded_file: Path) -> None:
         attrs_max = volume.attrs["max"]
     assert isinstance(sample, ReconSample)
     masked = kspace * sample.mask + 0.0
-    # scale = max of the zero-filled RSS of the measured k-space
-    assert sample.scale == pytest.approx(float(rss(ifft2c(masked), dim=0).max()), rel=1e-6)
+    # scale = RMS over the H×W grid of the zero-filled RSS image of the measured k-space (by FFT here)
+    zero_filled = rss(ifft2c(masked.to(torch.complex128)), dim=0)
+    assert sample.scale == pytest.approx(float(zero_filled.square().mean().sqrt()), rel=1e-6)
     torch.testing.assert_close(sample.masked_kspace * sample.scale, masked, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(sample.target.numpy() * sample.scale, target, rtol=1e-5)
     assert sample.max_value * sample.scale == pytest.approx(attrs_max, rel=1e-6)
     assert sample.target.shape == (32, 24) and sample.crop_size == (32, 24)
-    zero_filled = rss(ifft2c(sample.masked_kspace), dim=0)
-    assert float(zero_filled.max()) == pytest.approx(1.0, rel=1e-5)
+    normalised = rss(ifft2c(sample.masked_kspace), dim=0)
+    assert float(normalised.square().mean().sqrt()) == pytest.approx(1.0, rel=1e-5)
     unsampled = sample.masked_kspace[..., sample.mask.reshape(-1) == 0]
     assert (unsampled == 0).all() and not torch.signbit(torch.view_as_real(unsampled)).any()  # no -0.0
 
@@ -211,13 +213,66 @@ def test_espirit_maps_are_cached_per_volume(
 
 
 @pytest.mark.parametrize("shape", [(3, 32, 24), (2, 31, 17)])
-def test_scale_needs_no_centring_shifts(shape: tuple[int, int, int]) -> None:
-    """The largest zero-filled RSS value is the same with the centred or the plain inverse FFT."""
-    kspace = torch.randn(*shape, dtype=torch.complex64)
+def test_scale_is_the_zero_filled_rms_whatever_the_fft_centring(shape: tuple[int, int, int]) -> None:
+    """Parseval: sqrt(Σ|y|² / (H·W)) is the RMS of the zero-filled RSS image, centred FFT or plain."""
+    kspace = torch.randn(*shape, dtype=torch.complex64) * 3.0
     kspace[..., ::3] = 0
     for centered in (True, False):
-        expected = float(rss(ifftnc(kspace, 2, centered=centered), dim=0).max())
-        assert zero_filled_max(kspace) == pytest.approx(expected, rel=1e-5)
+        image = rss(ifftnc(kspace.to(torch.complex128), 2, centered=centered), dim=0)
+        assert zero_filled_rms(kspace) == pytest.approx(float(image.square().mean().sqrt()), rel=1e-9)
+
+
+@pytest.fixture(params=[1, 2], ids=["torch-1-thread", "numpy-2-threads"])
+def threads(request: pytest.FixtureRequest):  # the two implementations of the masking pass
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("two_d", [False, True])
+def test_normalize_slice_masks_and_scales_in_place(two_d: bool, threads: int) -> None:
+    generator = torch.Generator().manual_seed(0)
+    kspace = torch.randn(4, 30, 22, dtype=torch.complex64, generator=generator) * 1e-4  # raw-data-like
+    shape = (1, 30, 22) if two_d else (1, 1, 22)
+    mask = (torch.rand(shape, generator=generator) < 0.4).to(torch.float32)
+    mask[..., 11] = 1
+    data = kspace.numpy().copy()
+    out, scale = normalize_slice(data, mask)
+    assert out.data_ptr() == data.ctypes.data  # in place: no copy of the slice
+    expected = kspace * mask + 0.0
+    assert scale == pytest.approx(zero_filled_rms(expected), rel=1e-5)
+    torch.testing.assert_close(out * scale, expected, rtol=1e-5, atol=1e-12)
+    unsampled = torch.view_as_real(out[:, (mask[0] == 0).expand(30, 22)])
+    assert unsampled.numel() > 0 and (unsampled == 0).all() and not torch.signbit(unsampled).any()
+    read_only = kspace.numpy().copy()
+    read_only.flags.writeable = False  # a memory-mapped file: read, never written
+    again, same = normalize_slice(read_only, mask)
+    assert (
+        torch.equal(again, out) and same == scale and torch.equal(torch.from_numpy(read_only.copy()), kspace)
+    )
+    with pytest.raises(ValueError, match="mask"):
+        normalize_slice(kspace.numpy().copy(), mask[..., :21])
+
+
+def test_normalize_slice_checks_the_slice_like_the_reader() -> None:
+    mask = torch.zeros(1, 1, 8)
+    mask[..., 2:5] = 1
+    for bad, message in ((np.nan, "NaN or Inf"), (np.inf, "NaN or Inf")):
+        data = np.ones((2, 6, 8), dtype=np.complex64)
+        data[1, 3, 7] = bad  # outside the mask: the whole slice is checked, as on reading
+        with pytest.raises(DataError, match=message):
+            normalize_slice(data, mask, Path("vol.h5"), 4)
+    with pytest.raises(DataError, match="slice 4 of the k-space is all zeros"):
+        normalize_slice(np.zeros((2, 6, 8), dtype=np.complex64), mask, Path("vol.h5"), 4)
+    outside = np.zeros((2, 6, 8), dtype=np.complex64)
+    outside[..., 0] = 1
+    with pytest.raises(DataError, match="all zero after masking"):
+        normalize_slice(outside, mask, Path("vol.h5"), 4)
+    huge = np.full((2, 6, 8), 3e30, dtype=np.complex64)  # real, finite, but Σ|y|² overflows float32
+    out, scale = normalize_slice(huge, mask)
+    assert scale == pytest.approx(3e30 * np.sqrt(2 * 6 * 3 / 48), rel=1e-5)  # 36 samples on 6×8
+    assert torch.isfinite(torch.view_as_real(out)).all()
 
 
 def test_two_dimensional_masks(sim_dataset: list[Path]) -> None:
@@ -231,3 +286,23 @@ def test_two_dimensional_masks(sim_dataset: list[Path]) -> None:
     )
     unsampled = sample.masked_kspace[:, sample.mask[0] == 0]
     assert (unsampled == 0).all() and not torch.signbit(torch.view_as_real(unsampled)).any()
+
+
+def test_the_transform_never_writes_into_the_volume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory-mapped files and in-memory arrays are only read; h5py reads give the same sample."""
+    kspace = multicoil_kspace(slices=2, coils=3)
+    path = write_fastmri(tmp_path / "vol.h5", kspace)
+    before = path.read_bytes()
+    transform = ReconTransform(mask_func=_mask_func(), deterministic_mask=True, coil_maps="none")
+    array = ArrayVolume(path, kspace.copy())  # same name: same deterministic mask
+    with open_volume(path) as mapped:
+        samples = [transform(mapped, 1), transform(mapped, 1), transform(array, 1)]
+    np.testing.assert_array_equal(array.kspace_array(), kspace)
+    assert path.read_bytes() == before
+    monkeypatch.setenv("MRIRECON_NO_MMAP", "1")
+    with open_volume(path) as read:
+        samples.append(transform(read, 1))
+    for sample in samples[1:]:
+        assert (
+            torch.equal(sample.masked_kspace, samples[0].masked_kspace) and sample.scale == samples[0].scale
+        )
