@@ -13,7 +13,7 @@ from mrirecon.errors import ConfigError
 from mrirecon.training.config import load_train_config, train_config_from_mapping
 from mrirecon.training.run import resolve_precision, train
 from mrirecon_cli.main import cli
-from tests.training.conftest import base_mapping
+from tests.training.conftest import base_mapping, missing_models, needs_models
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,7 +56,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         ("data.mask.accelerations", [4, 8], r"same length"),
         ("data.mask.accelerations", [0.5], r"'data.mask': acceleration must be greater than 1"),
         ("data.mask.options", {"fwhm": 0.7}, r"'data.mask': bad options for mask type 'equispaced_fraction'"),
-        ("data.coil_maps", "walsh", r"'data.coil_maps' must be one of 'acs', 'espirit'"),
+        ("data.coil_maps", "walsh", r"'data.coil_maps' must be one of 'acs', 'espirit', 'none'"),
         ("model.name", "unet3000", r"unknown model 'unet3000'.*known models: .*tiny"),
         (
             "model.params",
@@ -115,5 +115,30 @@ def test_cli_reports_a_bad_config_on_one_line_with_exit_code_2(tiny_registered: 
 
 @pytest.mark.parametrize("path", sorted(REPO.glob("configs/*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_are_valid(path: Path) -> None:
+    model = path.name.split("_")[0]  # <model>_<dataset>.yaml; no model name has an underscore
+    if missing_models(model):
+        pytest.skip(f"model {model!r} is not registered yet")
     config = load_train_config(path)
     assert path.name.startswith(f"{config.model.name}_")
+
+
+@needs_models("cirim", "rim")
+def test_model_presets_and_the_fft_convention() -> None:
+    def config(model: dict[str, Any], **data: Any) -> Any:
+        mapping = base_mapping()
+        mapping["model"] = model
+        mapping["data"].update(data)
+        return train_config_from_mapping(mapping)
+
+    from mrirecon.training.config import model_config
+
+    cc = model_config(
+        config({"name": "cirim", "preset": "cirim_cc", "params": {"cascades": 2}}, centered=False)
+    )
+    assert (cc.channels, cc.cascades, cc.fft_centered) == (128, 2, False)  # preset, then params
+    with pytest.raises(ConfigError, match=r"'cirim_knee' configures model 'cirim', not 'rim'"):
+        config({"name": "rim", "preset": "cirim_knee"})
+    with pytest.raises(ConfigError, match=r"FFT convention \(fft_centered: False\).*'data.centered': True"):
+        config({"name": "cirim", "preset": "cirim_cc"}, centered=True)
+    with pytest.raises(ConfigError, match="no model config named 'cirim_nowhere'"):
+        config({"name": "cirim", "preset": "cirim_nowhere"})
