@@ -20,6 +20,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from mrirecon.data.dataset import collate_samples
 from mrirecon.training.samplers import EpochShuffleSampler, SeededDataset, ShardSampler
 
 __all__ = ["ReconDataModule"]
@@ -75,6 +76,9 @@ class ReconDataModule(pl.LightningDataModule):
             dataset,
             batch_size=batch_size,
             sampler=sampler,
+            # the per-slice numbers as lists (the module reads them with torch.as_tensor): fewer
+            # one-number tensors to pass from the workers (docs/data.md)
+            collate_fn=collate_samples,
             num_workers=self.num_workers,
             pin_memory=self._pin(),
             persistent_workers=self.num_workers > 0,
