@@ -15,6 +15,7 @@ from mrirecon_cli.infer import infer
 from mrirecon_cli.manifest import manifest
 from mrirecon_cli.models import models
 from mrirecon_cli.simulate import simulate
+from mrirecon_cli.train import train
 
 
 @click.group(cls=ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +33,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 COMMANDS: list[click.Command] = [demo, evaluate, export_dicom, simulate, convert, manifest]
-COMMANDS += [infer, batch, models]
+COMMANDS += [infer, batch, models, train]
 for _command in COMMANDS:
     cli.add_command(_command)
 

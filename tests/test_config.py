@@ -81,3 +81,16 @@ def test_load_yaml_errors_name_the_file(tmp_path: Path) -> None:
     listy.write_text("- 1\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_yaml(listy)
+
+
+@dataclass(frozen=True)
+class Pair:
+    betas: tuple[float, int] = (0.9, 1)
+
+
+def test_fixed_length_tuples_convert_each_entry_with_its_type() -> None:
+    assert from_mapping(Pair, {"betas": [0.5, 2]}) == Pair((0.5, 2))
+    with pytest.raises(ConfigError, match=r"'betas\[1\]' must be an integer"):
+        from_mapping(Pair, {"betas": [0.5, 2.5]})
+    with pytest.raises(ConfigError, match="must have 2 entries"):
+        from_mapping(Pair, {"betas": [0.5]})

@@ -157,8 +157,6 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[str, Reconstructor]:
     Raises:
         CheckpointError: unreadable file, unknown model, weights that do not fit the model.
     """
-    try:
-        from mrirecon.training.checkpoint import load_checkpoint_model
-    except ImportError:  # the training layer is not installed: model payloads (.pt) only
-        from mrirecon.models.io import load_model as load_checkpoint_model
+    from mrirecon.training.checkpoint import load_checkpoint_model
+
     return load_checkpoint_model(Path(path))

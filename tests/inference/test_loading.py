@@ -15,7 +15,7 @@ from tests.inference.fakes import FakeLearned, LearnedConfig
 
 pytestmark = pytest.mark.usefixtures("installed")
 #: What the checkpoint loader says about a dict that is neither a checkpoint nor a model file
-#: (training's load_checkpoint_model, or models.io's load_model before the training layer).
+#: (mrirecon.training.checkpoint.load_checkpoint_model).
 NOT_A_CHECKPOINT = "neither a training checkpoint nor a model file|not a mrirecon model payload"
 
 
@@ -38,7 +38,6 @@ def test_a_checkpoint_loads_with_its_weights_and_sha256(tmp_path: Path) -> None:
 
 
 def test_a_training_checkpoint_loads_through_the_training_layer(tmp_path: Path) -> None:
-    pytest.importorskip("mrirecon.training.checkpoint", reason="the training layer is not merged yet")
     model = FakeLearned(LearnedConfig(coils=3))
     with torch.no_grad():
         model.weight.copy_(torch.tensor([0.5, 1.5, 2.5]))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrirecon.physics import centering_phases, fft2c, fft3c, fftnc, ifft2c, ifft3c, ifftnc
+from mrirecon.physics import MultiCoilOperator, centering_phases, fft2c, fft3c, fftnc, ifft2c, ifft3c, ifftnc
 from tests.helpers import complex_randn
 
 SHAPES_2D = [(4, 6), (5, 7), (3, 2, 9, 8), (2, 15, 33, 20), (1, 1), (1, 2, 3, 1)]
@@ -93,3 +93,19 @@ def test_under_torch_compile() -> None:
     x = complex_randn(2, 6, 5, generator=torch.Generator().manual_seed(7))
     compiled = torch.compile(lambda t: fft2c(t), backend="eager")
     assert torch.allclose(compiled(x), fft2c(x), atol=1e-6)
+
+
+def test_cache_filled_under_inference_mode_still_serves_autograd() -> None:
+    # Lightning's validate/test run under torch.inference_mode; training afterwards must still work
+    size = (13, 11)  # a size no other test uses, so this test fills the cache
+    maps = torch.randn(1, 2, *size, dtype=torch.complex64)
+    with torch.inference_mode():
+        MultiCoilOperator(maps, torch.ones(1, 1, 1, size[1])).forward(
+            torch.randn(1, *size, dtype=torch.complex64)
+        )
+    x = torch.randn(1, *size, dtype=torch.complex64, requires_grad=True)
+    learned_maps = maps.clone().requires_grad_(True)  # e.g. E2E-VarNet's learned coil maps
+    op = MultiCoilOperator(learned_maps, torch.ones(1, 1, 1, size[1]))
+    op.adjoint(op.forward(x)).abs().sum().backward()
+    assert x.grad is not None and learned_maps.grad is not None
+    fft2c(x).abs().sum().backward()

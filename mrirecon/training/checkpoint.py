@@ -1,0 +1,105 @@
+"""Reading trained models back: a Lightning ``.ckpt`` of a training run or a model payload ``.pt``.
+
+Both are read with ``torch.load(weights_only=True)``: plain data and tensors only, nothing from the
+file is unpickled as code. A training checkpoint holds the weights in Lightning's ``state_dict``
+under the prefix ``model.`` and, under its ``"mrirecon"`` key, the model payload without weights
+(docs/interfaces.md §4). This module does not import Lightning, so inference can use it cheaply.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mrirecon.errors import CheckpointError
+from mrirecon.models.base import Reconstructor
+from mrirecon.models.io import model_from_payload
+
+__all__ = ["CHECKPOINT_KEY", "MODEL_PREFIX", "load_checkpoint_model", "read_checkpoint", "training_record"]
+
+#: The top-level key of a training checkpoint that holds mrirecon's record.
+CHECKPOINT_KEY = "mrirecon"
+#: The prefix of the model's weights in a training checkpoint's ``state_dict``.
+MODEL_PREFIX = "model."
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Load a checkpoint or payload file as plain data (``weights_only=True``).
+
+    Raises:
+        CheckpointError: if the file is missing, unreadable, needs unpickling of objects, or is not
+            a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("no such checkpoint file", path=path, hint="check the path")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises many types for a bad file (UnpicklingError, RuntimeError...)
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(
+            f"cannot read it as a checkpoint: {type(error).__name__}: {detail}",
+            path=path,
+            hint="only mrirecon training checkpoints (.ckpt) and model files (.pt) can be loaded",
+        ) from error
+    if not isinstance(data, dict):
+        raise CheckpointError(f"expected a checkpoint mapping, found {type(data).__name__}", path=path)
+    return data
+
+
+def training_record(
+    checkpoint: dict[str, Any], *, source: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    """The ``"mrirecon"`` record of a training checkpoint (model name and config, version, manifest
+    checksum, training config).
+
+    Raises:
+        CheckpointError: if the checkpoint has none (not written by ``mrirecon train``).
+    """
+    record = checkpoint.get(CHECKPOINT_KEY)
+    if not isinstance(record, dict):
+        raise CheckpointError(
+            "a Lightning checkpoint without mrirecon's record (no 'mrirecon' key)",
+            path=source,
+            hint="it was not written by `mrirecon train`",
+        )
+    return record
+
+
+def load_checkpoint_model(
+    path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
+) -> tuple[str, Reconstructor]:
+    """The model of a training checkpoint (``.ckpt``) or of a model payload (``.pt``).
+
+    Args:
+        path: The file.
+        map_location: Where to put the weights.
+
+    Returns:
+        ``(model name, model in eval mode)``.
+
+    Raises:
+        CheckpointError: if the file cannot be read safely, is neither kind of file, names a model
+            that is not registered, or holds weights that do not fit the model its config builds.
+    """
+    path = Path(path)
+    data = read_checkpoint(path, map_location=map_location)
+    if "state_dict" in data and "model_name" not in data:
+        record = training_record(data, source=path)
+        state = data["state_dict"]
+        if not isinstance(state, dict):
+            raise CheckpointError("the checkpoint's state_dict is not a mapping", path=path)
+        weights = {k[len(MODEL_PREFIX) :]: v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
+        return model_from_payload(record, weights, source=path)
+    if "model_name" in data:
+        return model_from_payload(data, source=path)
+    raise CheckpointError(
+        "neither a training checkpoint nor a model file (no 'state_dict' or 'model_name')",
+        path=path,
+        hint="give a .ckpt written by `mrirecon train` or a .pt model file",
+    )

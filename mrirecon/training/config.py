@@ -1,0 +1,422 @@
+"""The training config: one YAML file → frozen dataclasses, checked before anything runs.
+
+A run is described by :class:`TrainConfig` (sections ``model``, ``data``, ``loss``, ``optim``,
+``trainer`` and ``output_dir``). :func:`load_train_config` reads a YAML file, applies
+``key.sub=value`` overrides and checks every key and value; the model's own parameters are
+checked against the model's config dataclass too, so a wrong key or value fails with a
+:class:`~mrirecon.errors.ConfigError` naming the key and the allowed keys or values before a
+single batch is loaded. See docs/training.md for every field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mrirecon.config import apply_overrides, from_mapping, load_yaml, to_mapping
+from mrirecon.errors import ConfigError
+
+__all__ = [
+    "LOSS_TERMS",
+    "DataSection",
+    "LossSection",
+    "MaskSection",
+    "ModelSection",
+    "OptimSection",
+    "SyntheticSection",
+    "TrainConfig",
+    "TrainerSection",
+    "Weighting",
+    "load_train_config",
+    "train_config_from_mapping",
+]
+
+#: The image losses a config may combine, by name.
+LOSS_TERMS = ("l1", "l2", "ssim")
+
+#: How the estimates of a recurrent model's steps are weighted in the loss (see LossSection).
+Weighting = Literal["logspace", "uniform", "final"]
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """Which reconstructor to train.
+
+    Attributes:
+        name: A name in the model registry (``mrirecon.models.registry``).
+        preset: A model config file, by name (``cirim_knee``: ``configs/models/cirim_knee.yaml``)
+            or path, to start from instead of the model's defaults (the papers' settings); it
+            must be a config of model ``name``.
+        params: Fields of the model's config dataclass to change on top of that; checked
+            against the dataclass, unknown keys are errors.
+    """
+
+    name: str
+    preset: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MaskSection:
+    """The undersampling of the training data (``mrirecon.masks.create_mask_func``).
+
+    Attributes:
+        type: A mask type of ``mrirecon.masks.MASK_TYPES``.
+        center_fractions: Fully sampled centre fraction per acceleration (FWHM for Gaussian masks).
+        accelerations: Accelerations; one is drawn per slice in training.
+        options: Options of the mask type (``fwhm`` of the Gaussian masks; ``crop_corner``,
+            ``tol`` of the Poisson-disc mask).
+    """
+
+    type: str = "equispaced_fraction"
+    center_fractions: tuple[float, ...] = (0.08,)
+    accelerations: tuple[float, ...] = (4.0,)
+    options: dict[str, float | bool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from mrirecon.masks import MASK_TYPES, create_mask_func
+
+        if self.type not in MASK_TYPES:
+            raise ConfigError(
+                f"'data.mask.type' must be one of {', '.join(repr(k) for k in MASK_TYPES)}; got {self.type!r}"
+            )
+        if len(self.center_fractions) != len(self.accelerations):
+            raise ConfigError(
+                "'data.mask.center_fractions' and 'data.mask.accelerations' must have the same length, "
+                f"got {len(self.center_fractions)} and {len(self.accelerations)}"
+            )
+        try:  # the mask function checks its own values and options (cheap: nothing is sampled)
+            options: dict[str, Any] = dict(self.options)
+            create_mask_func(self.type, self.center_fractions, self.accelerations, **options)
+        except ConfigError as error:
+            raise ConfigError(f"'data.mask': {error.message}", hint=error.hint) from error
+        except ValueError as error:
+            raise ConfigError(f"'data.mask': {error}") from error
+
+
+@dataclass(frozen=True)
+class SyntheticSection:
+    """Simulate the dataset when its folder does not exist yet (``mrirecon simulate``).
+
+    Attributes:
+        volumes: Volumes to simulate (split train/val/test by the simulator's manifest).
+        slices: Slices per volume.
+        size: Image side in pixels.
+        coils: Receive coils.
+        seed: Seed of the simulation.
+        contrast: Contrast of the brain phantom (``mixed`` cycles through the three).
+        snr: Signal-to-noise ratio of the simulated k-space.
+    """
+
+    volumes: int = 12
+    slices: int = 4
+    size: int = 64
+    coils: int = 4
+    seed: int = 0
+    contrast: Literal["flair", "t1", "t2", "mixed"] = "flair"
+    snr: float = 30.0
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """Where the data come from and how slices are prepared.
+
+    A source is a folder of HDF5 volumes, a manifest CSV (then only its rows of the split in
+    question are used), one file, or a list of files. ``manifest`` is a shortcut: one manifest
+    CSV for all three splits. Relative paths are taken from the current working directory.
+
+    Attributes:
+        manifest: One manifest CSV for the train, val and test splits.
+        train: Training source (overrides ``manifest`` for this split).
+        val: Validation source.
+        test: Test source (optional; the best checkpoint is tested on it after training).
+        mask: The undersampling.
+        coil_maps: Coil-sensitivity estimation: ``acs`` (from the fully sampled centre), ``espirit``,
+            or ``none`` for models that estimate their own (E2E-VarNet with learned maps).
+        centered: FFT convention of the data: ``false`` for Calgary-Campinas, ``null`` (default)
+            for each file's own (``mrirecon_fft_centered``; fastMRI files are centred).
+        batch_size: Training slices per batch (per device).
+        val_batch_size: Validation and test slices per batch (per device).
+        num_workers: DataLoader worker processes.
+        pin_memory: Pin host memory for faster copies to the GPU (ignored on CPU).
+        skip_bad: Skip unreadable volumes with a warning instead of failing.
+        synthetic: Simulate the data into ``manifest``'s folder when that manifest does not exist.
+    """
+
+    manifest: str | None = None
+    train: str | list[str] | None = None
+    val: str | list[str] | None = None
+    test: str | list[str] | None = None
+    mask: MaskSection = field(default_factory=MaskSection)
+    coil_maps: Literal["acs", "espirit", "none"] = "acs"
+    centered: bool | None = None
+    batch_size: int = 1
+    val_batch_size: int = 1
+    num_workers: int = 0
+    pin_memory: bool = True
+    skip_bad: bool = False
+    synthetic: SyntheticSection | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "val_batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"'data.{key}' must be at least 1, got {getattr(self, key)}")
+        if self.num_workers < 0:
+            raise ConfigError(f"'data.num_workers' must be 0 or more, got {self.num_workers}")
+        if self.synthetic is not None and self.manifest is None:
+            raise ConfigError("'data.synthetic' needs 'data.manifest': the manifest the simulation writes")
+
+    def source(self, split: Literal["train", "val", "test"]) -> str | list[str] | None:
+        """The source of ``split``: its own entry, else the shared manifest (``None`` for no test set)."""
+        own = getattr(self, split)
+        if own is not None:
+            return own
+        return self.manifest
+
+
+@dataclass(frozen=True)
+class LossSection:
+    """The training loss: a weighted sum of image losses, weighted over the model's steps.
+
+    Every term compares the magnitude of an estimate, centre-cropped to the target, with the
+    target (both in the normalised scale the network sees).
+
+    Attributes:
+        terms: Loss name → weight, names from :data:`LOSS_TERMS` (``ssim`` is ``1 − SSIM`` with
+            fastMRI's formulation and each sample's volume maximum as data range).
+        time_weighting: Over the time steps of a cascade: ``logspace`` (CIRIM: w_t =
+            logspace(−1, 0, T), Σ_t w_t·L_t / T), ``uniform`` (RIM: the mean over steps) or
+            ``final`` (the last step only).
+        cascade_weighting: The same choice over cascades (CIRIM: ``logspace``; RecurrentVarNet:
+            ``final`` for both, its single output).
+    """
+
+    terms: dict[str, float] = field(default_factory=lambda: {"l1": 1.0})
+    time_weighting: Weighting = "final"
+    cascade_weighting: Weighting = "final"
+
+    def __post_init__(self) -> None:
+        if not self.terms:
+            raise ConfigError(
+                "'loss.terms' is empty", hint=f"give weights for some of: {', '.join(LOSS_TERMS)}"
+            )
+        for name, weight in self.terms.items():
+            if name not in LOSS_TERMS:
+                raise ConfigError(
+                    f"'loss.terms' has unknown loss {name!r}", hint=f"allowed: {', '.join(LOSS_TERMS)}"
+                )
+            if weight < 0:
+                raise ConfigError(f"'loss.terms.{name}' must not be negative, got {weight}")
+
+
+@dataclass(frozen=True)
+class OptimSection:
+    """Optimiser and learning-rate schedule (stepped once per optimiser step).
+
+    Attributes:
+        optimizer: ``adam`` or ``adamw``.
+        lr: Peak learning rate.
+        weight_decay: Weight decay (decoupled for ``adamw``).
+        betas: Adam's β₁, β₂.
+        scheduler: ``constant``, ``step`` (× ``gamma`` every ``step_size`` steps) or ``cosine``
+            (to ``min_lr_factor``·lr at the last step).
+        step_size: Optimiser steps between decays of the ``step`` schedule.
+        gamma: Decay factor of the ``step`` schedule.
+        min_lr_factor: Final learning rate of the ``cosine`` schedule, as a fraction of ``lr``.
+        warmup_steps: Linear warm-up from ``warmup_start_factor``·lr over this many steps (0: none).
+        warmup_start_factor: Learning-rate fraction at the first step of the warm-up.
+        gradient_clip_val: Clip gradients to this norm (or value); ``null``: no clipping.
+        gradient_clip_algorithm: ``norm`` or ``value``.
+        accumulate_grad_batches: Batches whose gradients are summed per optimiser step.
+    """
+
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    scheduler: Literal["constant", "step", "cosine"] = "constant"
+    step_size: int = 1000
+    gamma: float = 0.1
+    min_lr_factor: float = 0.0
+    warmup_steps: int = 0
+    warmup_start_factor: float = 0.1
+    gradient_clip_val: float | None = None
+    gradient_clip_algorithm: Literal["norm", "value"] = "norm"
+    accumulate_grad_batches: int = 1
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ConfigError(f"'optim.lr' must be positive, got {self.lr}")
+        if self.step_size < 1:
+            raise ConfigError(f"'optim.step_size' must be at least 1, got {self.step_size}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"'optim.warmup_steps' must be 0 or more, got {self.warmup_steps}")
+        if not 0 < self.warmup_start_factor <= 1:
+            raise ConfigError(
+                f"'optim.warmup_start_factor' must be in (0, 1], got {self.warmup_start_factor}"
+            )
+        if not 0 <= self.min_lr_factor <= 1:
+            raise ConfigError(f"'optim.min_lr_factor' must be in [0, 1], got {self.min_lr_factor}")
+        if self.accumulate_grad_batches < 1:
+            raise ConfigError(
+                f"'optim.accumulate_grad_batches' must be at least 1, got {self.accumulate_grad_batches}"
+            )
+        if self.gradient_clip_val is not None and self.gradient_clip_val <= 0:
+            raise ConfigError(f"'optim.gradient_clip_val' must be positive, got {self.gradient_clip_val}")
+
+
+@dataclass(frozen=True)
+class TrainerSection:
+    """The Lightning trainer: devices, precision, epochs, seeding, logging.
+
+    Attributes:
+        max_epochs: Epochs to train.
+        max_steps: Stop after this many optimiser steps (−1: no limit).
+        accelerator: ``auto``, ``cpu`` or ``gpu``.
+        devices: Devices per node (an integer, or ``auto``).
+        num_nodes: Nodes (multi-node DDP; see docs/training.md for SLURM and torchrun).
+        strategy: ``auto``, ``ddp`` or ``ddp_spawn``.
+        precision: ``auto`` (``bf16-mixed`` on GPUs that support it, else ``16-mixed``; ``32`` on
+            CPU), ``32``, ``bf16-mixed`` or ``16-mixed``. CNNs run under autocast; the FFTs and
+            data consistency stay complex64 (see docs/training.md).
+        gradient_checkpointing: Recompute activations per time step / cascade in the backward pass.
+        check_val_every_n_epoch: Validate every this many epochs.
+        limit_train_batches: Fraction (float) or number (int) of training batches per epoch.
+        limit_val_batches: The same for validation.
+        log_every_n_steps: Training-loss logging interval.
+        progress_bar: Show a progress bar.
+        seed: Seed of everything (``seed_everything``): weights, data order, training masks.
+        deterministic: Ask PyTorch for deterministic algorithms (slower on GPU).
+        threads: CPU threads for torch (``null``: torch's default).
+        fast_dev_run: Run one training and one validation batch only (a smoke test).
+    """
+
+    max_epochs: int = 10
+    max_steps: int = -1
+    accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
+    devices: int | Literal["auto"] = "auto"
+    num_nodes: int = 1
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
+    gradient_checkpointing: bool = False
+    check_val_every_n_epoch: int = 1
+    limit_train_batches: int | float = 1.0
+    limit_val_batches: int | float = 1.0
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+    seed: int = 42
+    deterministic: bool = False
+    threads: int | None = None
+    fast_dev_run: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1:
+            raise ConfigError(f"'trainer.max_epochs' must be at least 1, got {self.max_epochs}")
+        if isinstance(self.devices, int) and self.devices < 1:
+            raise ConfigError(f"'trainer.devices' must be at least 1 or 'auto', got {self.devices}")
+        if self.num_nodes < 1:
+            raise ConfigError(f"'trainer.num_nodes' must be at least 1, got {self.num_nodes}")
+        for key in ("limit_train_batches", "limit_val_batches"):
+            value = getattr(self, key)
+            if value <= 0 or (isinstance(value, float) and value > 1):
+                raise ConfigError(
+                    f"'trainer.{key}' must be a fraction in (0, 1] or a number of batches, got {value}"
+                )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs.
+
+    Attributes:
+        model: The reconstructor and its parameters.
+        data: Sources, undersampling, batching.
+        loss: Loss terms and step weighting.
+        optim: Optimiser and schedule.
+        trainer: Devices, precision, epochs, seeding, logging.
+        output_dir: Where checkpoints, logs and the resolved config go (``--output-dir`` wins).
+    """
+
+    model: ModelSection
+    data: DataSection
+    loss: LossSection = field(default_factory=LossSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    trainer: TrainerSection = field(default_factory=TrainerSection)
+    output_dir: str = "runs/train"
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The resolved config as plain YAML-safe data (what ``config.yaml`` and checkpoints hold)."""
+        mapping: dict[str, Any] = to_mapping(self)
+        return mapping
+
+
+def train_config_from_mapping(
+    data: Mapping[str, Any], *, source: str | os.PathLike[str] | None = None
+) -> TrainConfig:
+    """Build and check a :class:`TrainConfig`, including the model's parameters.
+
+    Raises:
+        ConfigError: naming the key and the allowed keys or values (and ``source``, if given).
+    """
+    try:
+        config = from_mapping(TrainConfig, data)
+        model = model_config(config)  # checks model.name, model.preset and model.params
+        centered = getattr(model, "fft_centered", None)
+        if config.data.centered is not None and centered is not None and centered != config.data.centered:
+            raise ConfigError(
+                f"the model's FFT convention (fft_centered: {centered}) differs from the data's "
+                f"('data.centered': {config.data.centered})",
+                hint="set model.params.fft_centered to the data's convention (false for Calgary-Campinas)",
+            )
+    except ConfigError as error:
+        if source is not None and error.path is None:
+            raise ConfigError(error.message, path=source, hint=error.hint) from error
+        raise
+    return config
+
+
+def model_config(config: TrainConfig) -> Any:
+    """The model's config dataclass: its defaults (or ``model.preset``) with ``model.params`` applied.
+
+    Raises:
+        ConfigError: for an unknown model name (the known ones are listed), a preset of another
+            model or an unknown preset, or a bad parameter.
+    """
+    from mrirecon.models.registry import get_entry
+
+    section = config.model
+    entry = get_entry(section.name)
+    base: dict[str, Any] = {}
+    if section.preset is not None:
+        from mrirecon.models.config_files import load_model_config
+
+        name, preset = load_model_config(section.preset)
+        if name != section.name:
+            raise ConfigError(
+                f"'model.preset' {section.preset!r} configures model '{name}', not '{section.name}'",
+                hint="choose a preset of the same model (mrirecon models lists them), or change model.name",
+            )
+        base = to_mapping(preset)
+    return from_mapping(entry.config_class, {**base, **section.params}, where="model.params")
+
+
+def load_train_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a training config from YAML and apply ``key.sub=value`` overrides.
+
+    Args:
+        path: The YAML file.
+        overrides: Strings like ``optim.lr=3e-4`` or ``trainer.max_epochs=2``.
+
+    Returns:
+        The checked config.
+
+    Raises:
+        ConfigError: for a missing or malformed file, an unknown key or a bad value, naming the
+            file, the key and the allowed keys or values.
+    """
+    path = Path(path)
+    data = apply_overrides(load_yaml(path), overrides)
+    return train_config_from_mapping(data, source=path)

@@ -1,0 +1,209 @@
+"""Training losses: L1, L2, SSIM, weighted sums of them, and the multi-step losses of recurrent models.
+
+Image losses compare magnitudes ``(B, h, w)`` in the normalised scale the network sees:
+
+- ``l1``: mean absolute error; ``l2``: mean squared error;
+- ``ssim``: ``1 − SSIM`` with fastMRI's formulation (7×7 uniform window, K1 = 0.01, K2 = 0.03,
+  sample covariance), each sample's data range its volume maximum (``ReconSample.max_value``):
+  :func:`mrirecon.evaluation.torch_metrics.ssim_torch`, which agrees with scikit-image.
+
+Recurrent models return ``steps[cascade][time_step]``. :func:`step_weights` gives the weights of
+ATOMMIC's CIRIM (``logspace``: w_t = logspace(−1, 0, T), loss Σ_t w_t·L_t / T, the same over
+cascades), of the RIM (``uniform``: the mean over time steps) or of RecurrentVarNet (``final``: the
+last estimate only). :class:`ReconLoss` puts both together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+
+from mrirecon.evaluation.torch_metrics import ssim_torch
+from mrirecon.shapes import check_shape
+from mrirecon.training.config import Weighting
+
+__all__ = [
+    "ReconLoss",
+    "Weighting",
+    "center_crop",
+    "crop_to_target",
+    "image_loss",
+    "l1_loss",
+    "l2_loss",
+    "ssim_loss",
+    "step_weights",
+]
+
+
+def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The centre ``(h, w)`` of the last two axes of ``x`` (fastMRI's ``center_crop``).
+
+    Args:
+        x: ``(..., H, W)``.
+        size: ``(h, w)`` with ``h ≤ H`` and ``w ≤ W``.
+    """
+    h, w = int(size[0]), int(size[1])
+    height, width = x.shape[-2], x.shape[-1]
+    if h > height or w > width:
+        raise ValueError(f"cannot crop {tuple(x.shape[-2:])} to {(h, w)}")
+    top = (height - h) // 2
+    left = (width - w) // 2
+    return x[..., top : top + h, left : left + w]
+
+
+def crop_to_target(image: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre-crop an estimate ``(B, H, W)`` and a target ``(B, h, w)`` to their common size.
+
+    The target is normally already at the reconstruction size (then only the estimate is cropped);
+    where the estimate is smaller along an axis, the target is cropped too, as fastMRI does.
+    """
+    size = (min(image.shape[-2], target.shape[-2]), min(image.shape[-1], target.shape[-1]))
+    return center_crop(image, size), center_crop(target, size)
+
+
+def l1_loss(
+    pred: torch.Tensor, target: torch.Tensor, _data_range: torch.Tensor | float = 1.0
+) -> torch.Tensor:
+    """Mean absolute error over every pixel of the batch (the data range is not used)."""
+    return (pred - target).abs().mean()
+
+
+def l2_loss(
+    pred: torch.Tensor, target: torch.Tensor, _data_range: torch.Tensor | float = 1.0
+) -> torch.Tensor:
+    """Mean squared error over every pixel of the batch (the data range is not used)."""
+    return (pred - target).pow(2).mean()
+
+
+def ssim_loss(pred: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor | float) -> torch.Tensor:
+    """``1 − mean SSIM`` of a batch, fastMRI's formulation (differentiable).
+
+    Args:
+        pred: ``(B, h, w)`` magnitudes.
+        target: ``(B, h, w)`` reference magnitudes.
+        data_range: A number or ``(B,)``: each sample's volume maximum.
+    """
+    return 1.0 - ssim_torch(pred, target, data_range).mean()
+
+
+_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor | float], torch.Tensor]] = {
+    "l1": l1_loss,
+    "l2": l2_loss,
+    "ssim": ssim_loss,
+}
+
+
+def image_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    data_range: torch.Tensor | float,
+    terms: Mapping[str, float],
+) -> torch.Tensor:
+    """The weighted sum ``Σ_k weight_k · loss_k(pred, target)`` of named image losses.
+
+    Args:
+        pred: ``(B, h, w)`` real magnitudes (the same size as the target).
+        target: ``(B, h, w)``.
+        data_range: A number or ``(B,)``, for SSIM.
+        terms: Loss name (``l1``, ``l2``, ``ssim``) → weight.
+
+    Returns:
+        A 0-d tensor.
+    """
+    dims = check_shape(target, "B h w", name="target")
+    check_shape(pred, "B h w", name="pred", dims=dims)
+    total = pred.new_zeros(())
+    for name, weight in terms.items():
+        if name not in _LOSSES:
+            raise ValueError(f"unknown loss {name!r}; known: {', '.join(_LOSSES)}")
+        if weight:
+            total = total + weight * _LOSSES[name](pred, target, data_range)
+    return total
+
+
+def step_weights(count: int, weighting: Weighting) -> list[float]:
+    """Weights of ``count`` steps (time steps of a cascade, or cascades).
+
+    - ``logspace``: ``logspace(−1, 0, count) / count`` (ATOMMIC's CIRIM: for 8 steps
+      [0.1, 0.139, …, 1.0] / 8; the last step dominates);
+    - ``uniform``: ``1 / count`` each (the RIM: the mean over steps);
+    - ``final``: 1 for the last step, 0 for the others (RecurrentVarNet).
+
+    A single step always has weight 1 (``logspace(−1, 0, 1)`` would be 0.1: ATOMMIC scales the loss
+    of its one-cascade RIM by 0.1, which only rescales the learning rate; we do not).
+    """
+    if count < 1:
+        raise ValueError(f"need at least one step, got {count}")
+    if weighting == "final" or count == 1:
+        return [0.0] * (count - 1) + [1.0]
+    if weighting == "uniform":
+        return [1.0 / count] * count
+    if weighting == "logspace":
+        return [float(w) / count for w in torch.logspace(-1, 0, count, dtype=torch.float64)]
+    raise ValueError(f"unknown weighting {weighting!r}; known: logspace, uniform, final")
+
+
+class ReconLoss:
+    """The training loss of a (possibly recurrent) reconstructor.
+
+    ``loss(steps, target, data_range) = Σ_c v_c Σ_t w_t · image_loss(|steps[c][t]|, target)`` with
+    ``w = step_weights(T, time_weighting)`` and ``v = step_weights(N, cascade_weighting)``; each
+    estimate is centre-cropped to the target first.
+
+    Args:
+        terms: Loss name → weight (see :func:`image_loss`).
+        time_weighting: Weights over the time steps of each cascade.
+        cascade_weighting: Weights over cascades.
+    """
+
+    def __init__(
+        self,
+        terms: Mapping[str, float],
+        time_weighting: Weighting = "final",
+        cascade_weighting: Weighting = "final",
+    ):
+        for name in terms:
+            if name not in _LOSSES:
+                raise ValueError(f"unknown loss {name!r}; known: {', '.join(_LOSSES)}")
+        step_weights(1, time_weighting)
+        step_weights(1, cascade_weighting)
+        self.terms = dict(terms)
+        self.time_weighting: Weighting = time_weighting
+        self.cascade_weighting: Weighting = cascade_weighting
+
+    def image(
+        self, image: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor | float
+    ) -> torch.Tensor:
+        """The loss of one estimate: ``image`` ``(B, H, W)`` complex or real, ``target`` ``(B, h, w)``."""
+        magnitude = image.abs() if image.is_complex() else image
+        pred, ref = crop_to_target(magnitude.float(), target.float())
+        return image_loss(pred, ref, data_range, self.terms)
+
+    def __call__(
+        self,
+        steps: Sequence[Sequence[torch.Tensor]],
+        target: torch.Tensor,
+        data_range: torch.Tensor | float,
+    ) -> torch.Tensor:
+        """The weighted multi-step loss.
+
+        Args:
+            steps: ``steps[cascade][time_step]``, each ``(B, H, W)`` (``ReconOutput.steps``).
+            target: ``(B, h, w)`` real reference.
+            data_range: A number or ``(B,)`` (the volume maxima, for SSIM).
+
+        Returns:
+            A 0-d tensor.
+        """
+        if not steps or any(len(cascade) == 0 for cascade in steps):
+            raise ValueError("the model returned no estimates (empty steps)")
+        total = target.new_zeros((), dtype=torch.float32)
+        cascade_w = step_weights(len(steps), self.cascade_weighting)
+        for v, cascade in zip(cascade_w, steps):
+            if v == 0:
+                continue
+            for w, estimate in zip(step_weights(len(cascade), self.time_weighting), cascade):
+                if w != 0:
+                    total = total + (v * w) * self.image(estimate, target, data_range)
+        return total

@@ -1,0 +1,457 @@
+"""``mrirecon train`` as a function: check everything, then fit (or resume), then test and export.
+
+Output folder of a run::
+
+    OUTPUT_DIR/
+      checkpoints/config.yaml   the resolved config (every default filled in)
+      checkpoints/best.ckpt     best validation SSIM so far
+      checkpoints/last.ckpt     end of the last validated epoch (what --resume continues)
+      logs/csv/version_N/metrics.csv     always; one version per start or resume
+      logs/tensorboard/version_N/        when tensorboard (or tensorboardX) is installed
+      model.pt                  the best model as a plain payload (what inference loads)
+      test_metrics.csv          per-volume test scores, when the config has test data
+
+Everything that can be checked is checked before the trainer starts: the config (when it was
+read), the output folder against ``--resume``, the data sources, the model, the precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mrirecon.atomic import atomic_file
+from mrirecon.config import from_mapping, load_yaml
+from mrirecon.errors import ConfigError
+from mrirecon.training.config import TrainConfig, TrainerSection, model_config
+
+__all__ = ["RunPaths", "TrainResult", "optimizer_steps", "resolve_precision", "run_paths", "train"]
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run writes (see the module docstring)."""
+
+    root: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def config(self) -> Path:
+        return self.checkpoints / "config.yaml"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.ckpt"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model.pt"
+
+    @property
+    def test_metrics(self) -> Path:
+        return self.root / "test_metrics.csv"
+
+
+def run_paths(output_dir: str | os.PathLike[str]) -> RunPaths:
+    """The paths of a run in ``output_dir``."""
+    return RunPaths(Path(output_dir))
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a run produced.
+
+    Attributes:
+        paths: The run's files.
+        best_val_ssim: The best validation SSIM (``None`` without validation).
+        val_metrics: The last validation's means over volumes (``val_ssim``, ``val_ssim_zero_filled``...).
+        test_metrics: The test means (empty without test data).
+        is_global_zero: Whether this process is rank 0 (the one that reports, under DDP).
+    """
+
+    paths: RunPaths
+    best_val_ssim: float | None
+    val_metrics: dict[str, float] = field(default_factory=dict)
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    is_global_zero: bool = True
+
+
+def resolve_precision(trainer: TrainerSection, on_gpu: bool) -> str:
+    """Lightning's precision string for the config.
+
+    ``auto`` is ``bf16-mixed`` on GPUs with bfloat16 (its float32 exponent range holds k-space
+    magnitudes without a loss scaler), ``16-mixed`` on older GPUs and ``32-true`` on CPU (CPU
+    autocast makes these models slower, not faster). Under autocast only the CNNs run in half
+    precision: complex tensors are never autocast and the physics layer turns half-precision CNN
+    outputs back into complex64, so FFTs and data consistency stay in full precision.
+
+    Raises:
+        ConfigError: for ``16-mixed`` without a GPU.
+    """
+    import torch
+
+    precision = trainer.precision
+    if precision == "auto":
+        if on_gpu:
+            return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        return "32-true"
+    if precision == "16-mixed" and not on_gpu:
+        raise ConfigError(
+            "'trainer.precision' 16-mixed needs a GPU", hint="use bf16-mixed or 32 on the CPU, or auto"
+        )
+    return "32-true" if precision == "32" else precision
+
+
+def _uses_gpu(trainer: TrainerSection) -> bool:
+    import torch
+
+    if trainer.accelerator == "cpu":
+        return False
+    available = torch.cuda.is_available()
+    if trainer.accelerator in ("gpu", "cuda") and not available:
+        raise ConfigError(
+            f"'trainer.accelerator' is {trainer.accelerator!r} but no CUDA device is available",
+            hint="use trainer.accelerator=cpu or auto",
+        )
+    return available
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value and key != "params" and key != "terms":
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _check_output(paths: RunPaths, config: TrainConfig, resume: bool, echo: Callable[[str], object]) -> None:
+    if resume:
+        if not paths.last.is_file():
+            raise ConfigError(
+                f"nothing to resume: no {paths.last}",
+                path=paths.root,
+                hint="start the run without --resume, or give the --output-dir of the run to continue",
+            )
+        if paths.config.is_file():
+            saved = from_mapping(TrainConfig, load_yaml(paths.config))
+            if saved.model != config.model:
+                raise ConfigError(
+                    "the config's model section differs from the run being resumed",
+                    path=paths.config,
+                    hint="resume with the same model settings, or start a new run in another --output-dir",
+                )
+            old, new = _flatten(saved.to_mapping()), _flatten(config.to_mapping())
+            changed = [
+                f"{k} ({old.get(k)!r} → {new.get(k)!r})"
+                for k in sorted(set(old) | set(new))
+                if old.get(k) != new.get(k)
+            ]
+            if changed:
+                echo(f"Resuming with changed settings: {', '.join(changed)}")
+    elif paths.last.exists() or paths.best.exists():
+        raise ConfigError(
+            "this folder already holds a training run",
+            path=paths.root,
+            hint="pass --resume to continue it, or choose another --output-dir",
+        )
+
+
+def _loggers(paths: RunPaths) -> list[Any]:
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    loggers: list[Any] = [CSVLogger(paths.logs, name="csv")]
+    with contextlib.suppress(ModuleNotFoundError):  # neither tensorboard nor tensorboardX: CSV only
+        loggers.append(TensorBoardLogger(paths.logs, name="tensorboard", default_hp_metric=False))
+    return loggers
+
+
+def _write_config(paths: RunPaths, config: TrainConfig) -> None:
+    text = yaml.safe_dump(config.to_mapping(), sort_keys=False)
+    with atomic_file(paths.config, what="training config") as tmp:
+        tmp.write_text(text)
+
+
+def _write_test_metrics(paths: RunPaths, volumes: Sequence[Any]) -> None:
+    with atomic_file(paths.test_metrics, what="test metrics") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["fname", "slices", "ssim", "psnr", "nmse", "loss"])
+        for v in volumes:
+            writer.writerow(
+                [v.fname, v.slices, f"{v.ssim:.6f}", f"{v.psnr:.4f}", f"{v.nmse:.6f}", f"{v.loss:.6f}"]
+            )
+
+
+def _scalars(metrics: Mapping[str, Any], prefix: str) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        if key.startswith(prefix):
+            number = float(value)
+            if not math.isnan(number):
+                out[key] = number
+    return out
+
+
+def optimizer_steps(
+    items: int,
+    *,
+    world_size: int,
+    batch_size: int,
+    accumulate: int,
+    limit_batches: int | float,
+    max_epochs: int,
+    max_steps: int,
+) -> int:
+    """Optimiser steps of a whole run, as Lightning will take them.
+
+    Each rank sees ``ceil(items / world_size)`` items (the training sampler pads its shards), in
+    ``ceil(· / batch_size)`` batches, limited by ``limit_batches`` (a fraction or a count); an
+    optimiser step takes ``accumulate`` batches (the last, partial group of an epoch steps too).
+    """
+    batches = math.ceil(math.ceil(items / world_size) / batch_size)
+    if isinstance(limit_batches, float):
+        batches = int(batches * limit_batches)
+    else:
+        batches = min(batches, limit_batches)
+    steps = math.ceil(batches / accumulate) * max_epochs
+    return min(steps, max_steps) if max_steps > 0 else steps
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Any:
+    """Silence Lightning warnings that say nothing to a user of mrirecon."""
+    with warnings.catch_warnings():
+        # the run folder holds config.yaml beside the checkpoints, and resumed runs their checkpoints
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        # Lightning 2.6 on torch 2.13 warns about its own use of torch's pytree
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        yield
+
+
+def _checkpoint_callbacks(paths: RunPaths) -> tuple[Any, Any]:
+    """``best.ckpt`` (highest validation SSIM) and ``last.ckpt`` (every epoch).
+
+    Two callbacks: Lightning's ``save_last`` only refreshes ``last.ckpt`` in epochs that also saved
+    a top-k checkpoint, so a run whose SSIM stopped improving would resume from a stale epoch.
+    """
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    common: dict[str, Any] = {
+        "dirpath": paths.checkpoints,
+        "auto_insert_metric_name": False,
+        "enable_version_counter": False,
+    }
+    best = ModelCheckpoint(filename=paths.best.stem, monitor="val_ssim", mode="max", save_top_k=1, **common)
+    last = ModelCheckpoint(filename=paths.last.stem, monitor=None, save_top_k=1, every_n_epochs=1, **common)
+    return best, last
+
+
+def _build_trainer(
+    config: TrainConfig,
+    paths: RunPaths,
+    *,
+    on_gpu: bool,
+    precision: str,
+    callbacks: Sequence[Any],
+    resume: bool,
+) -> Any:
+    """The Lightning trainer for the config (samplers are the data module's own)."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import LearningRateMonitor
+
+    tcfg = config.trainer
+    return pl.Trainer(
+        default_root_dir=paths.root,
+        accelerator="gpu" if on_gpu else "cpu",
+        devices=tcfg.devices,
+        num_nodes=tcfg.num_nodes,
+        strategy=tcfg.strategy,
+        precision=precision,  # type: ignore[arg-type]
+        max_epochs=tcfg.max_epochs,
+        max_steps=tcfg.max_steps,
+        gradient_clip_val=config.optim.gradient_clip_val,
+        gradient_clip_algorithm=config.optim.gradient_clip_algorithm,
+        accumulate_grad_batches=config.optim.accumulate_grad_batches,
+        check_val_every_n_epoch=tcfg.check_val_every_n_epoch,
+        limit_train_batches=tcfg.limit_train_batches,
+        limit_val_batches=tcfg.limit_val_batches,
+        log_every_n_steps=tcfg.log_every_n_steps,
+        enable_progress_bar=tcfg.progress_bar,
+        enable_model_summary=False,
+        deterministic=tcfg.deterministic,
+        fast_dev_run=tcfg.fast_dev_run,
+        logger=_loggers(paths),
+        callbacks=[LearningRateMonitor(logging_interval="step"), *callbacks],
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0 if resume else 1,
+    )
+
+
+def train(
+    config: TrainConfig,
+    *,
+    output_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    datasets: Mapping[str, Any] | None = None,
+    callbacks: Sequence[Any] = (),
+    echo: Callable[[str], object] = print,
+) -> TrainResult:
+    """Train the configured model; with ``resume``, continue the run in ``output_dir`` exactly.
+
+    Args:
+        config: The checked training config.
+        output_dir: The run folder (default ``config.output_dir``).
+        resume: Continue from ``checkpoints/last.ckpt`` of ``output_dir``.
+        datasets: Ready-made datasets by split (``train``, ``val``, ``test``) instead of the
+            config's sources (tests, notebooks); then no manifest checksum is recorded.
+        callbacks: Extra Lightning callbacks.
+        echo: Where progress messages go.
+
+    Returns:
+        The run's paths and final metrics.
+
+    Raises:
+        ConfigError: for anything wrong in the config, the data sources or the output folder,
+            before training starts.
+    """
+    import pytorch_lightning as pl
+
+    from mrirecon.models.registry import get_entry, parameter_count
+    from mrirecon.runtime import configure_threads
+    from mrirecon.training.datamodule import ReconDataModule
+    from mrirecon.training.module import ReconModule
+    from mrirecon.training.sources import build_datasets, data_checksum, ensure_synthetic, launched_rank
+
+    paths = run_paths(output_dir if output_dir is not None else config.output_dir)
+    tcfg = config.trainer
+    model_cfg = model_config(config)
+    if not getattr(get_entry(config.model.name).model_class, "trainable", True):
+        raise ConfigError(
+            f"model '{config.model.name}' has nothing to train",
+            hint="classical baselines need no training: reconstruct with them directly",
+        )
+    # before fit Lightning knows no ranks yet (its DDP children rerun this function from the start)
+    rank_zero = launched_rank() == 0
+    say = echo if rank_zero else (lambda _message: None)
+    _check_output(paths, config, resume, say)
+    on_gpu = _uses_gpu(tcfg)
+    precision = resolve_precision(tcfg, on_gpu)
+    configure_threads(tcfg.threads)
+
+    checksum = None
+    if datasets is None:
+        ensure_synthetic(config.data, say)
+        datasets = build_datasets(config.data)
+        checksum = data_checksum(config.data)
+    for split in ("train", "val"):
+        if split not in datasets or len(datasets[split]) == 0:
+            raise ConfigError(f"the {split} data hold no slices", hint=f"check data.{split} or data.manifest")
+
+    pl.seed_everything(tcfg.seed, workers=True, verbose=False)
+    module = ReconModule(
+        config.model.name,
+        model_cfg,
+        loss=config.loss,
+        optim=config.optim,
+        centered=config.data.centered is not False,
+        gradient_checkpointing=tcfg.gradient_checkpointing,
+        record={"manifest_sha256": checksum, "training_config": config.to_mapping()},
+    )
+    if parameter_count(module.model) == 0:
+        raise ConfigError(f"model '{config.model.name}' has no trainable parameters with this config")
+    datamodule = ReconDataModule(
+        datasets,
+        batch_size=config.data.batch_size,
+        val_batch_size=config.data.val_batch_size,
+        num_workers=config.data.num_workers,
+        pin_memory=config.data.pin_memory,
+        seed=tcfg.seed,
+    )
+    best_checkpoint, last_checkpoint = _checkpoint_callbacks(paths)
+    trainer = _build_trainer(
+        config,
+        paths,
+        on_gpu=on_gpu,
+        precision=precision,
+        callbacks=[
+            # fast_dev_run: no checkpoint at all (Lightning's on_train_end would still write last.ckpt)
+            *([] if tcfg.fast_dev_run else [best_checkpoint, last_checkpoint]),
+            *callbacks,
+        ],
+        resume=resume,
+    )
+    module.total_steps = optimizer_steps(
+        len(datasets["train"]),
+        world_size=trainer.world_size,
+        batch_size=config.data.batch_size,
+        accumulate=config.optim.accumulate_grad_batches,
+        limit_batches=tcfg.limit_train_batches,
+        max_epochs=tcfg.max_epochs,
+        max_steps=tcfg.max_steps,
+    )
+    if rank_zero:
+        echo(
+            f"Training {config.model.name} ({parameter_count(module.model):,} parameters) on "
+            f"{len(datasets['train'])} training and {len(datasets['val'])} validation slices; "
+            f"{trainer.world_size} process(es), precision {precision}; output {paths.root}"
+        )
+        if not tcfg.fast_dev_run:
+            _write_config(paths, config)
+    with _quiet_lightning():
+        trainer.fit(
+            module, datamodule=datamodule, ckpt_path=paths.last if resume else None, weights_only=True
+        )
+    if module.fit_global_rank is not None:
+        rank_zero = module.fit_global_rank == 0
+    val_metrics = _scalars(trainer.callback_metrics, "val_")
+
+    best = best_checkpoint.best_model_score
+    best_ssim = float(best) if best is not None else None
+    test_metrics: dict[str, float] = {}
+    has_best = not tcfg.fast_dev_run and paths.best.is_file()
+    if "test" in datasets and len(datasets["test"]) > 0:
+        with _quiet_lightning():
+            trainer.test(
+                module,
+                datamodule=datamodule,
+                ckpt_path=str(paths.best) if has_best else None,
+                weights_only=True,
+            )
+        test_metrics = _scalars(trainer.callback_metrics, "test_")
+        if rank_zero and not tcfg.fast_dev_run:
+            _write_test_metrics(paths, module.volume_results.get("test", []))
+    if rank_zero and has_best:
+        from mrirecon.models.io import save_model
+        from mrirecon.training.checkpoint import load_checkpoint_model
+
+        name, best_model = load_checkpoint_model(paths.best)
+        save_model(paths.model, name, model_cfg, best_model)
+    return TrainResult(
+        paths=paths,
+        best_val_ssim=best_ssim,
+        val_metrics=val_metrics,
+        test_metrics=test_metrics,
+        is_global_zero=rank_zero,
+    )

@@ -1,0 +1,190 @@
+"""Datasets for a training run from the config's folders or manifests, and their checksum.
+
+- :func:`build_datasets`: ``SliceDataset`` per split with a ``ReconTransform`` (masks drawn afresh
+  per slice for training, seeded per volume for validation and test);
+- :func:`data_checksum`: the sha256 a checkpoint records (``manifest_sha256``): of the manifest CSV
+  when there is one, otherwise of the listing (name and size) of the source folders and files;
+- :func:`ensure_synthetic`: simulate the dataset a ``*_synthetic.yaml`` config names when it does
+  not exist yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mrirecon.errors import ConfigError
+from mrirecon.training.config import DataSection
+
+__all__ = ["SPLITS", "build_datasets", "data_checksum", "ensure_synthetic", "launched_rank", "source_paths"]
+
+SPLITS = ("train", "val", "test")
+
+
+def source_paths(source: str | Sequence[str]) -> list[Path]:
+    """A source (one path or a list of paths) as a list of paths."""
+    if isinstance(source, str):
+        return [Path(source)]
+    return [Path(s) for s in source]
+
+
+def _check_exists(split: str, source: str | Sequence[str]) -> None:
+    for path in source_paths(source):
+        if not path.exists():
+            raise ConfigError(
+                f"the {split} data '{path}' does not exist",
+                hint=f"fix data.{split} or data.manifest (relative paths start at the working directory)",
+            )
+
+
+def build_datasets(data: DataSection, splits: Sequence[str] = SPLITS) -> dict[str, Any]:
+    """One ``SliceDataset`` per split that has a source.
+
+    Raises:
+        ConfigError: if a source does not exist, or train or val has no source.
+        DataError: from the data layer, for unreadable files (unless ``data.skip_bad``).
+    """
+    sources = {}
+    for split in splits:
+        source = data.source(split)  # type: ignore[arg-type]
+        if source is None:
+            if split in ("train", "val"):
+                raise ConfigError(f"no {split} data", hint=f"set data.{split} or data.manifest")
+            continue
+        _check_exists(split, source)
+        if split == "test" and data.test is None and not _manifest_has_split(Path(str(source)), split):
+            continue  # the shared manifest has no test rows: no test set
+        sources[split] = source_paths(source)
+
+    from mrirecon.data.dataset import SliceDataset
+
+    out: dict[str, Any] = {}
+    for split, paths in sources.items():
+        # a manifest serves its rows of this split; folders and files serve everything they hold
+        split_arg = split if any(p.suffix.lower() == ".csv" for p in paths) else None
+        out[split] = SliceDataset(
+            [str(p) for p in paths] if len(paths) > 1 else paths[0],
+            _transform(data, training=(split == "train")),
+            split=split_arg,
+            skip_bad=data.skip_bad,
+        )
+    return out
+
+
+def _manifest_has_split(path: Path, split: str) -> bool:
+    from mrirecon.data.manifest import read_manifest
+
+    return any(entry.split == split for entry in read_manifest(path))
+
+
+def _transform(data: DataSection, *, training: bool) -> Any:
+    from mrirecon.data.transforms import ReconTransform
+    from mrirecon.masks import create_mask_func
+
+    mask = data.mask
+    options: dict[str, Any] = dict(mask.options)
+    mask_func = create_mask_func(mask.type, mask.center_fractions, mask.accelerations, **options)
+    return ReconTransform(
+        mask_func,
+        deterministic_mask=not training,
+        coil_maps=data.coil_maps,
+        centered=data.centered,
+    )
+
+
+def _listing_digest(digest: Any, path: Path) -> None:
+    if path.is_file():
+        if path.suffix.lower() == ".csv":
+            digest.update(path.read_bytes())
+        else:
+            digest.update(f"{path.name}\t{path.stat().st_size}\n".encode())
+        return
+    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{item.relative_to(path).as_posix()}\t{item.stat().st_size}\n".encode())
+
+
+def data_checksum(data: DataSection) -> str | None:
+    """sha256 of the data a run trains on: the manifest's bytes, or the sources' listing.
+
+    Returns ``None`` when no source exists yet.
+    """
+    sources: list[Path] = []
+    for split in SPLITS:
+        source = data.source(split)  # type: ignore[arg-type]
+        if source is not None:
+            sources.extend(p for p in source_paths(source) if p not in sources)
+    existing = [p for p in sources if p.exists()]
+    if not existing:
+        return None
+    if len(existing) == 1 and existing[0].is_file() and existing[0].suffix.lower() == ".csv":
+        return hashlib.sha256(existing[0].read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for path in existing:
+        _listing_digest(digest, path)
+    return digest.hexdigest()
+
+
+def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -> Path | None:
+    """Simulate ``data.synthetic`` into the manifest's folder if that manifest does not exist.
+
+    Returns:
+        The manifest path when a simulation was configured, else ``None``.
+    """
+    if data.synthetic is None or data.manifest is None:
+        return None
+    manifest = Path(data.manifest)
+    if manifest.exists():
+        return manifest
+    if launched_rank() != 0:
+        return _wait_for(manifest)  # rank 0 of this distributed run is simulating the data
+    from mrirecon.data.simulate import simulate_dataset
+
+    syn = data.synthetic
+    echo(
+        f"Simulating {syn.volumes} volumes ({syn.slices} slices, {syn.coils} coils, "
+        f"{syn.size}×{syn.size}) into {manifest.parent} ..."
+    )
+    simulate_dataset(
+        manifest.parent,
+        volumes=syn.volumes,
+        slices=syn.slices,
+        coils=syn.coils,
+        size=(syn.size, syn.size),
+        seed=syn.seed,
+        contrast=syn.contrast,
+        snr=syn.snr,
+        echo=echo,
+    )
+    if not manifest.exists():
+        raise ConfigError(
+            f"the simulation did not write the manifest '{manifest}'",
+            hint="data.manifest must be the manifest.csv inside the simulated folder",
+        )
+    return manifest
+
+
+def launched_rank() -> int:
+    """This process's rank as its launcher set it before any process group exists: torchrun
+    (``RANK``), SLURM (``SLURM_PROCID``), Lightning's DDP children (``NODE_RANK``, ``LOCAL_RANK``);
+    0 for a process started alone. Only "zero or not" is meaningful across launchers."""
+    for name in ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) != 0:
+            return int(value)
+    return 0
+
+
+def _wait_for(manifest: Path, timeout: float = 3600.0) -> Path:
+    deadline = time.monotonic() + timeout
+    while not manifest.exists():
+        if time.monotonic() > deadline:
+            raise ConfigError(
+                f"waited {timeout:.0f} s for rank 0 to simulate '{manifest}'",
+                hint="simulate the data first with `mrirecon simulate`, then start the distributed run",
+            )
+        time.sleep(min(2.0, timeout))
+    return manifest

@@ -1,0 +1,144 @@
+"""Bad training configs fail before training starts, naming the key and the allowed keys or values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mrirecon.errors import ConfigError
+from mrirecon.training.config import load_train_config, train_config_from_mapping
+from mrirecon.training.run import resolve_precision, train
+from mrirecon_cli.main import cli
+from tests.training.conftest import base_mapping, missing_models, needs_models
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    mapping = base_mapping()
+    *parents, last = path.split(".")
+    node = mapping
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return mapping
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            "optimiser",
+            {},
+            r"unknown key 'optimiser'.*allowed keys: model, data, loss, optim, trainer, output_dir",
+        ),
+        ("optim.lr", "fast", r"'optim.lr' must be a number"),
+        ("optim.optimizer", "sgd", r"'optim.optimizer' must be one of 'adam', 'adamw'; got 'sgd'"),
+        ("optim.scheduler", "linear", r"'optim.scheduler' must be one of 'constant', 'step', 'cosine'"),
+        (
+            "loss.time_weighting",
+            "linear",
+            r"'loss.time_weighting' must be one of 'logspace', 'uniform', 'final'",
+        ),
+        ("loss.terms", {"huber": 1.0}, r"unknown loss 'huber'.*allowed: l1, l2, ssim"),
+        (
+            "trainer.precision",
+            "fp8",
+            r"'trainer.precision' must be one of 'auto', '32', 'bf16-mixed', '16-mixed'",
+        ),
+        ("trainer.max_epochs", 0, r"'trainer.max_epochs' must be at least 1"),
+        ("trainer.devices", "all", r"'trainer.devices'.*'auto'"),
+        ("data.mask.type", "spiral", r"'data.mask.type' must be one of 'random', 'equispaced'"),
+        ("data.mask.accelerations", [4, 8], r"same length"),
+        ("data.mask.accelerations", [0.5], r"'data.mask': acceleration must be greater than 1"),
+        ("data.mask.options", {"fwhm": 0.7}, r"'data.mask': bad options for mask type 'equispaced_fraction'"),
+        ("data.coil_maps", "walsh", r"'data.coil_maps' must be one of 'acs', 'espirit', 'none'"),
+        ("model.name", "unet3000", r"unknown model 'unet3000'.*known models: .*tiny"),
+        (
+            "model.params",
+            {"chanels": 4},
+            r"unknown key 'model.params.chanels'.*allowed keys in model.params: cascades",
+        ),
+        ("model.params", {"channels": "many"}, r"'model.params.channels' must be an integer"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_allowed_ones(
+    tiny_registered: str, path: str, value: Any, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        train_config_from_mapping(_with(path, value))
+
+
+def test_yaml_file_and_overrides(tiny_registered: str, tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(base_mapping()))
+    config = load_train_config(path, ["optim.lr=3e-4", "trainer.max_epochs=5", "loss.terms.ssim=0.5"])
+    assert config.optim.lr == 3e-4 and config.trainer.max_epochs == 5
+    assert config.loss.terms == {"l1": 1.0, "ssim": 0.5}
+    assert load_train_config(path) == train_config_from_mapping(yaml.safe_load(path.read_text()))
+    with pytest.raises(ConfigError, match=r"run.yaml: 'trainer.seed' must be an integer"):
+        load_train_config(path, ["trainer.seed=abc"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_train_config(path, ["trainer.seed"])
+
+
+def test_run_level_checks_happen_before_training(tiny_registered: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="16-mixed needs a GPU"):
+        resolve_precision(
+            train_config_from_mapping(_with("trainer.precision", "16-mixed")).trainer, on_gpu=False
+        )
+    assert resolve_precision(train_config_from_mapping(base_mapping()).trainer, on_gpu=False) == "32-true"
+    missing = _with("data.train", str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match=r"the train data '.*nowhere' does not exist"):
+        train(train_config_from_mapping(missing), output_dir=tmp_path / "run", echo=lambda _: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_reports_a_bad_config_on_one_line_with_exit_code_2(tiny_registered: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(_with("optim.scheduler", "linear")))
+    result = CliRunner().invoke(cli, ["train", "--config", str(path), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert f"Error: {path}: 'optim.scheduler' must be one of" in result.output
+    assert not (tmp_path / "out").exists()
+    result = CliRunner().invoke(cli, ["train", "--config", str(tmp_path / "none.yaml")])
+    assert result.exit_code == 2 and "config file not found" in result.output
+    result = CliRunner().invoke(
+        cli, ["train", "--config", str(path), "optim.scheduler=cosine", "optim.lr=-1"]
+    )
+    assert result.exit_code == 2 and "'optim.lr' must be positive" in result.output
+
+
+@pytest.mark.parametrize("path", sorted(REPO.glob("configs/*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path: Path) -> None:
+    model = path.name.split("_")[0]  # <model>_<dataset>.yaml; no model name has an underscore
+    if missing_models(model):
+        pytest.skip(f"model {model!r} is not registered yet")
+    config = load_train_config(path)
+    assert path.name.startswith(f"{config.model.name}_")
+
+
+@needs_models("cirim", "rim")
+def test_model_presets_and_the_fft_convention() -> None:
+    def config(model: dict[str, Any], **data: Any) -> Any:
+        mapping = base_mapping()
+        mapping["model"] = model
+        mapping["data"].update(data)
+        return train_config_from_mapping(mapping)
+
+    from mrirecon.training.config import model_config
+
+    cc = model_config(
+        config({"name": "cirim", "preset": "cirim_cc", "params": {"cascades": 2}}, centered=False)
+    )
+    assert (cc.channels, cc.cascades, cc.fft_centered) == (128, 2, False)  # preset, then params
+    with pytest.raises(ConfigError, match=r"'cirim_knee' configures model 'cirim', not 'rim'"):
+        config({"name": "rim", "preset": "cirim_knee"})
+    with pytest.raises(ConfigError, match=r"FFT convention \(fft_centered: False\).*'data.centered': True"):
+        config({"name": "cirim", "preset": "cirim_cc"}, centered=True)
+    with pytest.raises(ConfigError, match="no model config named 'cirim_nowhere'"):
+        config({"name": "cirim", "preset": "cirim_nowhere"})

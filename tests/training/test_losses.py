@@ -1,0 +1,121 @@
+"""Losses: fastMRI's SSIM agrees with scikit-image, weighted sums, and the multi-step weighting."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+from mrirecon.training.losses import (
+    ReconLoss,
+    center_crop,
+    crop_to_target,
+    image_loss,
+    l1_loss,
+    l2_loss,
+    ssim_loss,
+    step_weights,
+)
+
+
+def _smooth_pair(seed: int, shape: tuple[int, int] = (40, 36)) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]] / 10.0
+    ref = np.abs(np.sin(x * rng.uniform(0.5, 2)) * np.cos(y * rng.uniform(0.5, 2))) * rng.uniform(0.5, 3)
+    rec = ref + 0.1 * rng.standard_normal(shape)
+    return ref.astype(np.float32), np.abs(rec).astype(np.float32)
+
+
+def test_ssim_loss_agrees_with_scikit_image_per_sample_data_range() -> None:
+    pairs = [_smooth_pair(s) for s in range(3)]
+    ranges = [float(ref.max()) * f for (ref, _), f in zip(pairs, (1.0, 1.3, 2.0))]
+    target = torch.from_numpy(np.stack([p[0] for p in pairs]))
+    pred = torch.from_numpy(np.stack([p[1] for p in pairs]))
+    expected = [structural_similarity(ref, rec, data_range=r) for (ref, rec), r in zip(pairs, ranges)]
+    # one sample at a time: 1 − loss is that sample's SSIM
+    for i in range(3):
+        loss = ssim_loss(pred[i : i + 1], target[i : i + 1], torch.tensor([ranges[i]]))
+        assert abs((1 - float(loss)) - expected[i]) < 1e-4
+    # the batch: the mean over samples, each with its own data range
+    loss = ssim_loss(pred, target, torch.tensor(ranges))
+    assert abs((1 - float(loss)) - float(np.mean(expected))) < 1e-4
+
+
+def test_ssim_loss_is_differentiable() -> None:
+    ref, rec = _smooth_pair(4, (12, 11))
+    target = torch.from_numpy(ref).double()[None]
+    pred = torch.from_numpy(rec).double()[None].requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p: ssim_loss(p, target, float(ref.max())), (pred,))
+    assert float(ssim_loss(target, target, 1.0)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_l1_l2_and_weighted_sum_known_values() -> None:
+    target = torch.zeros(2, 8, 8)
+    pred = torch.full((2, 8, 8), 0.5)
+    assert float(l1_loss(pred, target)) == pytest.approx(0.5)
+    assert float(l2_loss(pred, target)) == pytest.approx(0.25)
+    ref, rec = (torch.from_numpy(a)[None] for a in _smooth_pair(5))
+    total = image_loss(rec, ref, 3.0, {"l1": 0.2, "l2": 2.0, "ssim": 0.7})
+    parts = 0.2 * l1_loss(rec, ref) + 2.0 * l2_loss(rec, ref) + 0.7 * ssim_loss(rec, ref, 3.0)
+    assert float(total) == pytest.approx(float(parts), rel=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        image_loss(rec[:, :10], ref, 1.0, {"l1": 1.0})
+
+
+def test_step_weights_match_cirim_rim_and_recurrentvarnet() -> None:
+    # ATOMMIC's CIRIM: logspace(-1, 0, 8) / 8
+    expected = [0.1, 0.139, 0.193, 0.268, 0.373, 0.518, 0.72, 1.0]
+    got = [w * 8 for w in step_weights(8, "logspace")]
+    assert got == pytest.approx(expected, abs=1e-3)
+    assert [w * 5 for w in step_weights(5, "logspace")] == pytest.approx(
+        [0.1, 0.178, 0.316, 0.562, 1.0], abs=1e-3
+    )
+    assert step_weights(4, "uniform") == [0.25] * 4
+    assert step_weights(3, "final") == [0.0, 0.0, 1.0]
+    assert step_weights(1, "logspace") == [1.0]
+    with pytest.raises(ValueError):
+        step_weights(0, "uniform")
+
+
+def test_multi_step_loss_is_the_weighted_sum_over_cascades_and_time_steps() -> None:
+    torch.manual_seed(0)
+    target = torch.rand(2, 10, 10) + 0.5
+    data_range = target.flatten(1).amax(1)
+    # estimates (B, 12, 12) complex, larger than the target: the loss crops them
+    steps = [[torch.randn(2, 12, 12, dtype=torch.complex64) for _ in range(3)] for _ in range(2)]
+    terms = {"l1": 1.0, "ssim": 0.5}
+    loss = ReconLoss(terms, time_weighting="logspace", cascade_weighting="uniform")
+    expected = 0.0
+    for v, cascade in zip(step_weights(2, "uniform"), steps):
+        for w, est in zip(step_weights(3, "logspace"), cascade):
+            expected += v * w * float(image_loss(center_crop(est.abs(), (10, 10)), target, data_range, terms))
+    assert float(loss(steps, target, data_range)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_final_weighting_gives_no_gradient_to_earlier_steps() -> None:
+    target = torch.rand(1, 8, 8)
+    steps = [
+        [torch.randn(1, 8, 8, dtype=torch.complex64, requires_grad=True) for _ in range(2)] for _ in range(2)
+    ]
+    ReconLoss({"l2": 1.0}, "final", "final")(steps, target, 1.0).backward()
+    assert steps[1][1].grad is not None and float(steps[1][1].grad.abs().sum()) > 0
+    assert all(s.grad is None for s in (steps[0][0], steps[0][1], steps[1][0]))
+    with pytest.raises(ValueError, match="no estimates"):
+        ReconLoss({"l1": 1.0})([[]], target, 1.0)
+    with pytest.raises(ValueError, match="unknown loss"):
+        ReconLoss({"huber": 1.0})
+
+
+def test_center_crop_and_crop_to_target() -> None:
+    x = torch.arange(6 * 7).reshape(1, 6, 7)
+    crop = center_crop(x, (2, 3))
+    assert crop.tolist() == [[[16, 17, 18], [23, 24, 25]]]
+    # an estimate narrower than the target crops the target too (fastMRI's rule)
+    a, b = crop_to_target(torch.zeros(1, 10, 4), torch.zeros(1, 6, 6))
+    assert a.shape == b.shape == (1, 6, 4)
+    with pytest.raises(ValueError):
+        center_crop(x, (7, 7))
+    assert math.isfinite(float(ssim_loss(torch.rand(1, 7, 7), torch.rand(1, 7, 7), 1.0)))

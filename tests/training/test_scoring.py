@@ -1,0 +1,65 @@
+"""Per-volume scores from per-slice records equal fastMRI's metrics on the assembled volumes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mrirecon.evaluation.metrics import volume_metrics
+from mrirecon.training.scoring import gather_scores, mean_scores, slice_scores, unique_slices, volume_scores
+
+
+def _volumes(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, slices in (("a.h5", 3), ("b.h5", 5)):
+        y, x = np.mgrid[0:24, 0:20] / 6.0
+        ref = np.stack([np.abs(np.sin(x + s) * np.cos(y * (1 + s / 4))) * 100 for s in range(slices)])
+        rec = np.abs(ref + 5 * rng.standard_normal(ref.shape))
+        out[name] = (ref.astype(np.float32), rec.astype(np.float32))
+    return out
+
+
+def test_volume_scores_match_fastmri_metrics_with_shuffled_batches_and_duplicates() -> None:
+    volumes = _volumes()
+    rows = [(name, s) for name, (ref, _) in volumes.items() for s in range(ref.shape[0])]
+    rng = np.random.default_rng(1)
+    order = [*rng.permutation(len(rows)).tolist(), 0, 3]  # two slices seen twice (a padded sampler)
+    scores = []
+    for start in range(0, len(order), 3):  # batches of 3 slices from different volumes
+        batch = [rows[i] for i in order[start : start + 3]]
+        ref = torch.from_numpy(np.stack([volumes[n][0][s] for n, s in batch]))
+        rec = torch.from_numpy(np.stack([volumes[n][1][s] for n, s in batch]))
+        peak = torch.tensor([float(volumes[n][0].max()) for n, _ in batch])
+        scores += slice_scores(
+            rec, ref, peak, [n for n, _ in batch], [s for _, s in batch], torch.ones(len(batch))
+        )
+    assert len(unique_slices(scores)) == len(rows)
+    by_name = {v.fname: v for v in volume_scores(gather_scores(scores))}
+    assert set(by_name) == set(volumes)
+    for name, (ref, rec) in volumes.items():
+        expected = volume_metrics(ref, rec)
+        got = by_name[name]
+        assert got.slices == ref.shape[0]
+        assert got.ssim == pytest.approx(expected["ssim"], abs=1e-5)
+        assert got.psnr == pytest.approx(expected["psnr"], abs=1e-4)
+        assert got.nmse == pytest.approx(expected["nmse"], rel=1e-5)
+        assert got.loss == pytest.approx(1.0)
+    means = mean_scores(list(by_name.values()))
+    assert means["volumes"] == 2
+    assert means["ssim"] == pytest.approx(
+        np.mean([volume_metrics(*v)["ssim"] for v in volumes.values()]), abs=1e-5
+    )
+
+
+def test_volumes_without_reference_are_left_out_and_empty_means_are_nan() -> None:
+    zeros = torch.zeros(1, 8, 8)
+    scores = slice_scores(torch.rand(1, 8, 8), zeros, torch.tensor([0.0]), ["p.h5"], [0])
+    assert math.isnan(scores[0].loss)
+    assert volume_scores(scores) == []
+    assert math.isnan(mean_scores([])["ssim"])
+    with pytest.raises(ValueError, match="file names"):
+        slice_scores(torch.rand(2, 8, 8), torch.rand(2, 8, 8), torch.ones(2), ["x"], [0])

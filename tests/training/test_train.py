@@ -1,0 +1,238 @@
+"""Training runs on in-memory phantoms: smoke runs, checkpoints, exact resume, output-folder rules."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from pytorch_lightning.callbacks import Callback
+from torch.utils.data import default_collate
+
+from mrirecon.errors import CheckpointError, ConfigError
+from mrirecon.training.checkpoint import load_checkpoint_model, read_checkpoint
+from mrirecon.training.config import train_config_from_mapping
+from mrirecon.training.module import ReconModule
+from mrirecon.training.run import train
+from tests.training.conftest import base_mapping
+from tests.training.tiny import TinyConfig
+
+
+def _config(**trainer: Any) -> Any:
+    return train_config_from_mapping(base_mapping(**trainer))
+
+
+def test_fast_dev_run_trains_one_step_and_validates(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    result = train(
+        _config(fast_dev_run=True), output_dir=tmp_path, datasets=phantom_data, echo=lambda _: None
+    )
+    # one validation pass scored (fast_dev_run validates one batch: one slice of one volume)
+    assert 0 < result.val_metrics["val_ssim"] <= 1
+    assert "val_ssim_zero_filled" in result.val_metrics
+    assert not (tmp_path / "checkpoints" / "last.ckpt").exists()  # fast_dev_run writes nothing
+
+
+@pytest.mark.slow
+def test_checkpoints_record_the_model_and_load_without_unpickling(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    config = _config(max_epochs=2)
+    datasets = {**phantom_data, "test": phantom_data["val"]}
+    result = train(config, output_dir=tmp_path, datasets=datasets, echo=lambda _: None)
+    paths = result.paths
+    for path in (paths.best, paths.last, paths.config, paths.model, paths.test_metrics):
+        assert path.is_file(), path
+    # the best checkpoint was tested on the test set (here the validation set): the same scores
+    best_epoch_ssim = result.best_val_ssim
+    assert result.test_metrics["test_ssim"] == pytest.approx(best_epoch_ssim, abs=1e-6)
+    with open(paths.test_metrics) as f:
+        assert [row["fname"] for row in csv.DictReader(f)] == ["val000.h5", "val001.h5"]
+    ckpt = torch.load(paths.best, weights_only=True)
+    record = ckpt["mrirecon"]
+    assert record["model_name"] == "tiny"
+    assert record["model_config"] == {"cascades": 2, "time_steps": 2, "channels": 8}
+    assert record["format"] == 1 and record["mrirecon_version"]
+    assert "manifest_sha256" in record and record["training_config"] == config.to_mapping()
+    assert result.best_val_ssim == pytest.approx(
+        float(ckpt["callbacks"][next(iter(ckpt["callbacks"]))]["best_model_score"])
+    )
+    # the best checkpoint's model and the exported payload are the same model
+    sample = phantom_data["val"][0]
+    inputs = (sample.masked_kspace[None], sample.mask[None], sample.coil_maps[None])
+    name_a, model_a = load_checkpoint_model(paths.best)
+    name_b, model_b = load_checkpoint_model(paths.model)
+    assert name_a == name_b == "tiny"
+    with torch.no_grad():
+        assert torch.equal(model_a(*inputs).image, model_b(*inputs).image)
+    weights = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items()}
+    assert all(torch.equal(weights[k], v) for k, v in model_a.state_dict().items())
+    # the CSV log has the per-epoch validation metrics
+    with open(next((tmp_path / "logs" / "csv").rglob("metrics.csv"))) as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["val_ssim"]) for r in rows if r.get("val_ssim")][-1] == pytest.approx(
+        result.val_metrics["val_ssim"]
+    )
+
+
+class _Pickled:
+    pass
+
+
+def test_loading_refuses_pickled_objects_and_foreign_files(tiny_registered: str, tmp_path: Path) -> None:
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "mrirecon": {"model_name": "tiny"}, "payload": _Pickled()}, evil)
+    with pytest.raises(CheckpointError, match="cannot read it as a checkpoint"):
+        load_checkpoint_model(evil)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        read_checkpoint(tmp_path / "missing.ckpt")
+    plain = tmp_path / "plain.ckpt"
+    torch.save({"state_dict": {"model.w": torch.zeros(1)}}, plain)
+    with pytest.raises(CheckpointError, match="without mrirecon's record"):
+        load_checkpoint_model(plain)
+    other = tmp_path / "other.ckpt"
+    torch.save(
+        {"state_dict": {}, "mrirecon": {"format": 1, "model_name": "nonexistent", "model_config": {}}}, other
+    )
+    with pytest.raises(CheckpointError, match="unknown model 'nonexistent'"):
+        load_checkpoint_model(other)
+    neither = tmp_path / "neither.pt"
+    torch.save({"weights": torch.zeros(2)}, neither)
+    with pytest.raises(CheckpointError, match="neither a training checkpoint nor a model file"):
+        load_checkpoint_model(neither)
+    wrong = tmp_path / "wrong.ckpt"
+    torch.save(
+        {
+            "state_dict": {"model.x": torch.zeros(1)},
+            "mrirecon": {"format": 1, "model_name": "tiny", "model_config": {}},
+        },
+        wrong,
+    )
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint_model(wrong)
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAtEpoch(Callback):
+    """Simulates a run killed at the start of an epoch (after the previous epoch's checkpoint)."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise _Crash
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+@pytest.mark.slow
+def test_resume_reproduces_the_uninterrupted_run(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    mapping = base_mapping(max_epochs=2)
+    mapping["data"].update(batch_size=2, num_workers=1)  # a worker prefetches: the epoch must be right early
+    mapping["optim"] = {"lr": 3e-3, "scheduler": "cosine", "warmup_steps": 3, "gradient_clip_val": 1.0}
+    config = train_config_from_mapping(mapping)
+    quiet = {"datasets": phantom_data, "echo": lambda _: None}
+
+    straight = train(config, output_dir=tmp_path / "straight", **quiet)
+    with pytest.raises(_Crash):
+        train(config, output_dir=tmp_path / "resumed", callbacks=[_CrashAtEpoch(1)], **quiet)
+    interrupted = _weights(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    resumed = train(config, output_dir=tmp_path / "resumed", resume=True, **quiet)
+
+    a, b = _weights(straight.paths.last), _weights(resumed.paths.last)
+    assert a.keys() == b.keys()
+    assert any(not torch.equal(interrupted[k], a[k]) for k in a)  # the resumed run did train on
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert resumed.val_metrics["val_ssim"] == straight.val_metrics["val_ssim"]
+    ckpt_a = torch.load(straight.paths.last, weights_only=True)
+    ckpt_b = torch.load(resumed.paths.last, weights_only=True)
+    assert ckpt_a["global_step"] == ckpt_b["global_step"] == 8
+    assert ckpt_a["lr_schedulers"] == ckpt_b["lr_schedulers"]
+
+
+def test_output_folder_rules(tiny_registered: str, phantom_data: dict, tmp_path: Path) -> None:
+    config = _config(max_epochs=1)
+    quiet = {"datasets": phantom_data, "echo": lambda _: None}
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        train(config, output_dir=tmp_path, resume=True, **quiet)
+    train(config, output_dir=tmp_path, **quiet)
+    with pytest.raises(ConfigError, match=r"already holds a training run.*--resume"):
+        train(config, output_dir=tmp_path, **quiet)
+    changed = train_config_from_mapping(
+        {**base_mapping(max_epochs=1), "model": {"name": "tiny", "params": {"channels": 4}}}
+    )
+    with pytest.raises(ConfigError, match="model section differs"):
+        train(changed, output_dir=tmp_path, resume=True, **quiet)
+
+
+def test_accumulation_clipping_and_checkpointing_change_steps_not_results(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    quiet = {"datasets": phantom_data, "echo": lambda _: None}
+    mapping = base_mapping(max_epochs=1)
+    mapping["optim"] = {"lr": 3e-3, "accumulate_grad_batches": 2, "gradient_clip_val": 0.5}
+    plain = train(train_config_from_mapping(mapping), output_dir=tmp_path / "plain", **quiet)
+    mapping["trainer"]["gradient_checkpointing"] = True
+    recomputed = train(train_config_from_mapping(mapping), output_dir=tmp_path / "ckpt", **quiet)
+    a = torch.load(plain.paths.last, weights_only=True)
+    b = torch.load(recomputed.paths.last, weights_only=True)
+    assert a["global_step"] == b["global_step"] == 4  # 8 slices, 2 batches per optimiser step
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(value, b["state_dict"][key], rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_autocast_on_cpu_keeps_the_physics_complex64(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    config = _config(fast_dev_run=True, precision="bf16-mixed")
+    result = train(config, output_dir=tmp_path, datasets=phantom_data, echo=lambda _: None)
+    assert 0 < result.val_metrics["val_ssim"] <= 1
+    # under autocast the convolutions run in bfloat16 while the image estimates stay complex64
+    module = ReconModule("tiny", TinyConfig())
+    seen: list[torch.dtype] = []
+    module.model.nets[0][0].register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    batch = default_collate([phantom_data["train"][0]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = module(batch)
+        loss = module._loss(output, batch)
+    assert seen and all(d == torch.bfloat16 for d in seen)
+    assert output.image.dtype == torch.complex64 and all(
+        s.dtype == torch.complex64 for c in output.steps for s in c
+    )
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+def test_predict_step_returns_magnitudes_in_the_input_scale(tiny_registered: str, phantom_data: dict) -> None:
+    module = ReconModule("tiny", TinyConfig()).eval()
+    samples = [phantom_data["val"][i] for i in (0, 1)]
+    batch = default_collate(samples)
+    with torch.no_grad():
+        out = module.predict_step(batch, 0)
+        image = module(batch).image
+    assert out["fname"] == ["val000.h5", "val000.h5"] and out["slice_num"] == [0, 1]
+    expected = image.abs() * torch.tensor([s.scale for s in samples]).view(-1, 1, 1)
+    torch.testing.assert_close(out["reconstruction"], expected)
+
+
+def test_last_checkpoint_is_the_last_epoch_even_without_improvement(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    mapping = base_mapping(max_epochs=2)
+    mapping["optim"] = {"lr": 1e-30}  # the weights (and so the SSIM) stay put: epoch 2 is no better
+    result = train(
+        train_config_from_mapping(mapping), output_dir=tmp_path, datasets=phantom_data, echo=lambda _: None
+    )
+    assert torch.load(result.paths.best, weights_only=True)["global_step"] == 8
+    assert torch.load(result.paths.last, weights_only=True)["global_step"] == 16
