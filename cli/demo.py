@@ -1,8 +1,10 @@
-"""``mrirecon demo``: the main job on data mrirecon makes itself."""
+"""``mrirecon demo``: the main job end to end on data mrirecon makes itself."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,14 +16,34 @@ import click
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("demo_output"),
     show_default=True,
-    help="Where the demo writes its outputs.",
+    help="Where the demo writes (and, run again, reuses) its outputs.",
 )
-@click.option("--size", type=int, default=160, show_default=True, help="Image size of the simulated slice.")
-@click.option("--coils", type=int, default=8, show_default=True, help="Receive coils to simulate.")
-@click.option("--acceleration", type=float, default=4.0, show_default=True, help="Undersampling factor.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulation and the mask.")
-def demo(output_dir: Path, size: int, coils: int, acceleration: float, seed: int) -> None:
-    """Simulate a multi-coil acquisition, undersample it, reconstruct it and print the metrics."""
-    from mrirecon.pipeline.demo import run_demo
+@click.option("--all-models", is_flag=True, help="Train RIM and RecurrentVarNet besides CIRIM.")
+@click.option("--epochs", type=int, default=None, help="Training epochs [default: the configs' 8].")
+@click.option("--volumes", type=int, default=None, help="Simulated volumes [default: 20; 70/10/20 % split].")
+@click.option("--fresh", is_flag=True, help="Delete the output folder first and redo every step.")
+@click.option("--quick", is_flag=True, help="Test size: 5 tiny volumes, tiny models, one epoch (seconds).")
+def demo(
+    output_dir: Path, all_models: bool, epochs: int | None, volumes: int | None, fresh: bool, quick: bool
+) -> None:
+    """Simulate, train, batch-reconstruct, evaluate and export DICOM, then print the results.
 
-    run_demo(output_dir, size=size, coils=coils, acceleration=acceleration, seed=seed, echo=click.echo)
+    \b
+    Simulates a multi-coil brain dataset with lesions, trains a small CIRIM on it (and RIM and
+    RecurrentVarNet with --all-models), reconstructs the held-out volumes with the trained models
+    and with zero-filled, SENSE and CS baselines, evaluates them (fastMRI metrics, lesion
+    contrast, an HTML report), exports one volume as a DICOM series and validates it.
+    Uses a GPU when one is present. Run again to reuse finished steps.
+    """
+    from mrirecon.pipeline.demo import run_demo
+    from mrirecon.pipeline.settings import LEARNED, DemoSettings, quick_settings
+
+    settings = quick_settings() if quick else DemoSettings()
+    changes: dict[str, Any] = {}
+    if all_models:
+        changes["models"] = LEARNED
+    if epochs is not None:
+        changes["epochs"] = epochs
+    if volumes is not None:
+        changes["volumes"] = volumes
+    run_demo(output_dir, replace(settings, **changes), fresh=fresh, echo=click.echo)

@@ -62,3 +62,17 @@ def test_installs_what_the_install_files_say(dockerfile: Path) -> None:
     # Every package the project installs is in the image.
     packages = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
     assert packages["mrirecon_cli"] == "cli"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_the_image_finds_the_configs(dockerfile: Path) -> None:
+    """The package is installed into site-packages: the configs are found through the environment."""
+    from mrirecon.models.config_files import CONFIG_DIR_ENV
+    from mrirecon.pipeline.demo import CONFIGS_ENV
+
+    text = dockerfile.read_text()
+    assert re.search(r"^COPY configs \./configs$", text, re.M)
+    workdir = re.search(r"^WORKDIR (/\S+)$", text, re.M)
+    assert workdir is not None
+    assert f"{CONFIGS_ENV}={workdir.group(1)}/configs" in text
+    assert f"{CONFIG_DIR_ENV}={workdir.group(1)}/configs/models" in text

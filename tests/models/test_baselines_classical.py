@@ -228,3 +228,15 @@ def test_cs_on_the_real_poisson_brain_stays_consistent_with_the_measurement(
     residual = float((operator(image) - kspace).norm() / kspace.norm())
     print("relative residual on the sampled locations", residual)
     assert residual < 0.1
+
+
+def test_cs_with_espirit_maps_that_vanish_everywhere_is_a_model_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No coil sensitivity above the crop: a clear error, not FISTA dividing by a zero step size."""
+    from mrirecon.models.baselines import compressed_sensing
+
+    kspace, mask, maps, _ = cs_scene()
+    monkeypatch.setattr(compressed_sensing, "estimate_coil_maps_espirit", lambda k, **_: torch.zeros_like(k))
+    with pytest.raises(ModelError, match=r"ESPIRiT found no coil sensitivity above espirit_crop 0\.95"):
+        L1WaveletCS()(kspace, mask, maps)

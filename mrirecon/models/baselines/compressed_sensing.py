@@ -162,6 +162,12 @@ class L1WaveletCS(Reconstructor):
                 kernel_width=cfg.espirit_kernel_width,
                 crop=cfg.espirit_crop,
             )
+        if not bool(maps.abs().amax() > 0):
+            raise ModelError(
+                f"ESPIRiT found no coil sensitivity above espirit_crop {cfg.espirit_crop:g} in a "
+                f"{width} × {width} calibration block",
+                hint="lower espirit_crop, or set coil_maps: given to use the data layer's coil maps",
+            )
         return maps[0]
 
     @torch.no_grad()

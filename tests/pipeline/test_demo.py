@@ -1,0 +1,97 @@
+"""The demo end to end at test size, through the installed ``mrirecon`` script: simulate, train,
+batch-reconstruct, evaluate, export and validate DICOM; a second run reuses every step."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mrirecon.export.validate import validate_series
+
+pytestmark = pytest.mark.slow
+
+MODELS = ["cirim", "zero_filled", "sense", "cs_l1wavelet"]
+
+
+def _mrirecon() -> str:
+    return shutil.which("mrirecon") or str(Path(sys.executable).parent / "mrirecon")
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([_mrirecon(), *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    root = tmp_path_factory.mktemp("demo")
+    out = _run("demo", "--quick", "--output-dir", str(root / "out"), cwd=root)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return root / "out", out
+
+
+def test_the_demo_writes_every_output(demo_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, _ = demo_run
+    with (out / "data" / "manifest.csv").open() as handle:
+        splits = [row["split"] for row in csv.DictReader(handle)]
+    assert sorted(set(splits)) == ["test", "train", "val"] and len(splits) == 5
+    assert (out / "runs" / "cirim" / "model.pt").is_file()
+    tests = splits.count("test")
+    for model in MODELS:
+        assert len(list((out / "recon" / model).glob("*.h5"))) == tests, model
+    summary = json.loads((out / "evaluation" / "summary.json").read_text())
+    assert {g["model"] for g in summary["groups"]} == {"CIRIM", "zero-filled", "SENSE", "CS (L1-wavelet)"}
+    assert (out / "evaluation" / "lesions.csv").is_file()  # the simulated lesions were measured
+    html = (out / "evaluation" / "report.html").read_text()
+    assert "<img" in html and "CIRIM" in html
+    assert (out / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    series = [p for p in (out / "dicom").iterdir() if p.is_dir()]
+    assert len(series) == 1
+    check = validate_series(series[0])
+    assert check.valid, check.errors
+    assert check.files == 2  # the quick demo's volumes have 2 slices
+
+
+def test_the_demo_prints_the_table_and_the_paths(
+    demo_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, result = demo_run
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("model") and "SSIM" in line)
+    rows = {line.split()[0]: line.split() for line in lines[header + 2 : header + 6]}
+    assert set(rows) == {"CIRIM", "zero-filled", "SENSE", "CS"}
+    summary = json.loads((out / "evaluation" / "summary.json").read_text())
+    ssim = {g["model"]: g["ssim"]["mean"] for g in summary["groups"]}
+    assert float(rows["SENSE"][1]) == pytest.approx(ssim["SENSE"], abs=5e-5)  # the table is the evaluation's
+    assert float(rows["SENSE"][1]) > float(rows["zero-filled"][1])  # SENSE unfolds the aliasing
+    for label in ("report", "picture", "DICOM", "model"):
+        assert any(line.startswith(label) for line in lines), label
+    assert "valid" in result.stdout
+
+
+def test_a_second_run_reuses_every_step(demo_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, first = demo_run
+    model = out / "runs" / "cirim" / "model.pt"
+    stamp = model.stat().st_mtime_ns
+    again = _run("demo", "--quick", "--output-dir", str(out), cwd=out.parent)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "data: reusing" in again.stdout and "CIRIM: reusing" in again.stdout
+    assert again.stdout.count("reusing 1 volume") == len(MODELS)
+    assert model.stat().st_mtime_ns == stamp
+    table = [line for line in again.stdout.splitlines() if line.startswith(("CIRIM", "SENSE"))]
+    assert table == [line for line in first.stdout.splitlines() if line.startswith(("CIRIM", "SENSE"))]
+
+
+def test_other_settings_in_the_same_folder_are_one_line_error(
+    demo_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, _ = demo_run
+    result = _run("demo", "--quick", "--volumes", "6", "--output-dir", str(out), cwd=out.parent)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].startswith(f"Error: {out}: this folder holds a demo run with other")
+    assert "--fresh" in result.stderr and "Traceback" not in result.stderr
