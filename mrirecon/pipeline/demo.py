@@ -134,7 +134,7 @@ def _train(
         f"data.mask.accelerations=[{settings.acceleration}]",
         f"data.mask.center_fractions=[{settings.center_fraction}]",
         f"trainer.seed={settings.seed}",
-        *settings.model_overrides,
+        *settings.overrides_for(model),
     ]
     if settings.epochs is not None:
         overrides.append(f"trainer.max_epochs={settings.epochs}")

@@ -60,7 +60,7 @@ def results_table(rows: Sequence[Mapping[str, Any]], settings: DemoSettings) -> 
     head += f"{'contrast':>10}{'s/volume':>10}"
     volumes = rows[0]["volumes"] if rows else 0
     lines = [
-        f"Test set: {volumes} volumes, {settings.mask} R={settings.acceleration} "
+        f"Test set: {volumes} volume{'s' if volumes != 1 else ''}, {settings.mask} R={settings.acceleration} "
         "(fastMRI metrics; lesion contrast = reconstruction / reference)",
         head,
         "-" * len(head),

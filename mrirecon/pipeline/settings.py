@@ -35,7 +35,8 @@ class DemoSettings:
         acceleration: Acceleration R.
         center_fraction: Fully sampled centre fraction.
         epochs: Training epochs (None: the config's).
-        model_overrides: ``key=value`` overrides of each training config (the quick demo's tiny models).
+        model_overrides: ``(model, "key=value")`` overrides of a model's training config (the quick
+            demo's tiny models).
     """
 
     volumes: int = 20
@@ -51,7 +52,7 @@ class DemoSettings:
     acceleration: int = 4
     center_fraction: float = 0.08
     epochs: int | None = None
-    model_overrides: tuple[str, ...] = field(default=())
+    model_overrides: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.models if m not in LEARNED]
@@ -64,6 +65,10 @@ class DemoSettings:
             raise ConfigError(f"the demo needs at least 3 volumes (train, val, test), got {self.volumes}")
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
+
+    def overrides_for(self, model: str) -> list[str]:
+        """The ``key=value`` overrides of ``model``'s training config."""
+        return [override for name, override in self.model_overrides if name == model]
 
     def data_key(self) -> dict[str, Any]:
         """The settings the simulated dataset depends on (a change needs a new dataset)."""
@@ -86,10 +91,13 @@ def quick_settings(**changes: Any) -> DemoSettings:
         split=(0.6, 0.2, 0.2),
         epochs=1,
         model_overrides=(
-            "model.params.cascades=1",
-            "model.params.time_steps=2",
-            "model.params.channels=4",
-            "data.batch_size=2",
+            *(
+                ("cirim", o)
+                for o in ("model.params.cascades=1", "model.params.time_steps=2", "model.params.channels=4")
+            ),
+            *(("rim", o) for o in ("model.params.time_steps=2", "model.params.channels=4")),
+            *(("recurrentvarnet", o) for o in ("model.params.steps=2", "model.params.hidden_channels=4")),
+            *((m, "data.batch_size=2") for m in LEARNED),
         ),
     )
     return replace(quick, **changes)

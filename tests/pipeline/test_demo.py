@@ -95,3 +95,18 @@ def test_other_settings_in_the_same_folder_are_one_line_error(
     assert result.returncode == 2
     assert result.stderr.splitlines()[0].startswith(f"Error: {out}: this folder holds a demo run with other")
     assert "--fresh" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_all_models_reuses_cirim_and_trains_rim_and_recurrentvarnet(
+    demo_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    """Last in this file: it adds models to the shared run folder."""
+    out, _ = demo_run
+    result = _run("demo", "--quick", "--all-models", "--output-dir", str(out), cwd=out.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "CIRIM: reusing" in result.stdout
+    for model in ("rim", "recurrentvarnet"):
+        assert (out / "runs" / model / "model.pt").is_file()
+        assert len(list((out / "recon" / model).glob("*.h5"))) == 1
+    summary = json.loads((out / "evaluation" / "summary.json").read_text())
+    assert {g["model"] for g in summary["groups"]} >= {"CIRIM", "RIM", "RecurrentVarNet", "SENSE"}
