@@ -185,7 +185,9 @@ def run_job(job: Job) -> dict[str, Any]:
     configure_threads(job.threads)
     _limit_memory(job.memory_limit_gb)
     device = torch.device(job.device)
-    name, config = load_model_config(job.config)
+    # Random k-space has no coil sensitivities for ESPIRiT to find: CS uses the given (random) maps.
+    overrides = ["coil_maps=given"] if job.config == "cs_l1wavelet" else []
+    name, config = load_model_config(job.config, overrides)
     torch.manual_seed(0)
     model = build_model(name, config).to(device)
     inputs = make_inputs(job.coils, job.height, job.width, device)
