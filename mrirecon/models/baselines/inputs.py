@@ -1,5 +1,5 @@
-"""Checks and helpers shared by the baselines: the shapes of a reconstructor's inputs, and the
-fully sampled centre (ACS) of every mask in a batch.
+"""Helpers shared by the baselines: the input check (the one every reconstructor uses, from
+:mod:`mrirecon.models.inputs`) and the fully sampled centre (ACS) of every mask in a batch.
 """
 
 from __future__ import annotations
@@ -7,39 +7,10 @@ from __future__ import annotations
 import torch
 
 from mrirecon.masks import acs_mask
-from mrirecon.shapes import check_complex, check_shape
+from mrirecon.models.inputs import check_inputs
+from mrirecon.shapes import check_shape
 
 __all__ = ["acs_regions", "check_inputs"]
-
-
-def check_inputs(masked_kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor) -> dict[str, int]:
-    """Check the arguments of :meth:`Reconstructor.forward` and return their sizes.
-
-    Args:
-        masked_kspace: ``(B, C, H, W)`` complex.
-        mask: ``(B|1, 1, 1|H, W)`` real or boolean, 1 = sampled.
-        coil_maps: ``(B, C, H, W)`` complex.
-
-    Returns:
-        ``{"B": ..., "C": ..., "H": ..., "W": ...}``.
-
-    Raises:
-        TypeError: for a real k-space or coil maps, or a complex mask.
-        ValueError: for shapes that do not match (they would broadcast silently otherwise).
-    """
-    check_complex(masked_kspace, name="masked_kspace")
-    check_complex(coil_maps, name="coil_maps")
-    dims = check_shape(masked_kspace, "B C H W", name="masked_kspace")
-    check_shape(coil_maps, "B C H W", name="coil_maps", dims=dims)
-    if mask.is_complex():
-        raise TypeError("the sampling mask must be real or boolean")
-    expected = ((1, dims["B"]), (1,), (1, dims["H"]), (dims["W"],))
-    if mask.ndim != 4 or any(size not in allowed for size, allowed in zip(mask.shape, expected)):
-        raise ValueError(
-            f"mask must have shape (B|1, 1, 1|H, W) = ({dims['B']}|1, 1, 1|{dims['H']}, {dims['W']}) "
-            f"for k-space {tuple(masked_kspace.shape)}, got {tuple(mask.shape)}"
-        )
-    return dims
 
 
 def acs_regions(mask: torch.Tensor) -> torch.Tensor:
