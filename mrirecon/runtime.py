@@ -9,11 +9,14 @@ once at start-up; library code never changes process settings behind the caller'
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import logging
 import os
+from collections.abc import Iterator
 
-__all__ = ["configure_threads", "tune_allocator"]
+__all__ = ["configure_threads", "lightning_info_silenced", "tune_allocator"]
 
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
@@ -52,3 +55,20 @@ def configure_threads(threads: int | None) -> int:
     if threads is not None and threads > 0:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def lightning_info_silenced() -> Iterator[None]:
+    """Raise Lightning's loggers to WARNING for the block: no device summaries, tips or hints."""
+    import pytorch_lightning  # noqa: F401  (it sets its loggers' levels when imported)
+
+    names = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
-import logging
 import os
 import time
 import warnings
@@ -32,6 +31,7 @@ from mrirecon.inference.inputs import DICOM_FOLDER, list_inputs, output_paths
 from mrirecon.inference.loading import LoadedModel
 from mrirecon.inference.options import RunOptions, resolve_device
 from mrirecon.inference.runner import RankReport, error_from_failure
+from mrirecon.runtime import lightning_info_silenced
 
 __all__ = ["RUN_JSON", "RunResult", "run_batch", "run_inference"]
 
@@ -85,18 +85,8 @@ def _quiet_lightning() -> Iterator[None]:
             ".*isinstance.treespec, LeafSpec.*",  # Lightning 2.6 against torch 2.13, at import
         ):
             warnings.filterwarnings("ignore", message=message)
-        import pytorch_lightning  # noqa: F401  (it sets its loggers' levels when imported)
-
-        names = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
-        loggers = [logging.getLogger(name) for name in names]
-        levels = [logger.level for logger in loggers]
-        for logger in loggers:
-            logger.setLevel(logging.WARNING)
-        try:
+        with lightning_info_silenced():
             yield
-        finally:
-            for logger, level in zip(loggers, levels):
-                logger.setLevel(level)
 
 
 def _gather(report: RankReport, world_size: int) -> list[RankReport]:

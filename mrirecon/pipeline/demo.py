@@ -122,6 +122,7 @@ def _gpu() -> bool:
 def _train(
     paths: DemoPaths, settings: DemoSettings, model: str, state: dict[str, Any], echo: Callable[[str], object]
 ) -> Path:
+    from mrirecon.runtime import lightning_info_silenced
     from mrirecon.training.config import load_train_config
     from mrirecon.training.run import run_paths, train
 
@@ -154,7 +155,8 @@ def _train(
     record[model] = {"overrides": overrides, "finished": False}
     paths.write_state(state)
     start = time.perf_counter()
-    result = train(config, output_dir=run.root, resume=resume, echo=echo)
+    with lightning_info_silenced():  # the demo prints its own summary of the run
+        result = train(config, output_dir=run.root, resume=resume, echo=echo)
     val = result.val_metrics
     record[model] = {
         "overrides": overrides,

@@ -97,7 +97,7 @@ def quick_settings(**changes: Any) -> DemoSettings:
             ),
             *(("rim", o) for o in ("model.params.time_steps=2", "model.params.channels=4")),
             *(("recurrentvarnet", o) for o in ("model.params.steps=2", "model.params.hidden_channels=4")),
-            *((m, "data.batch_size=2") for m in LEARNED),
+            *((m, o) for m in LEARNED for o in ("data.batch_size=2", "trainer.log_every_n_steps=1")),
         ),
     )
     return replace(quick, **changes)
