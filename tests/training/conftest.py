@@ -48,16 +48,3 @@ def base_mapping(**trainer: Any) -> dict[str, Any]:
             **trainer,
         },
     }
-
-
-def missing_models(*names: str) -> list[str]:
-    """The named models that the registry does not have (yet: they arrive with the models branch)."""
-    from mrirecon.models.registry import model_names
-
-    return [name for name in names if name not in model_names()]
-
-
-def needs_models(*names: str) -> pytest.MarkDecorator:
-    """Skip until the named models are in the registry."""
-    missing = missing_models(*names)
-    return pytest.mark.skipif(bool(missing), reason=f"models {missing} are not registered yet")

@@ -10,12 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.conftest import needs_models
-
 REPO = Path(__file__).resolve().parents[2]
 
 
-@needs_models("cirim")
 @pytest.mark.slow
 def test_quick_benchmark_writes_time_and_memory_with_and_without_checkpointing(tmp_path: Path) -> None:
     out = tmp_path / "training.json"

@@ -9,10 +9,8 @@ import pytest
 
 from mrirecon.training.config import train_config_from_mapping
 from mrirecon.training.run import train
-from tests.training.conftest import needs_models
 
 
-@needs_models("cirim")
 @pytest.mark.slow
 def test_short_cirim_training_beats_zero_filled(tmp_path: Path) -> None:
     from mrirecon.data.simulate import simulate_dataset
