@@ -19,7 +19,7 @@ from pydicom.uid import MRImageStorage
 
 from mrirecon.errors import DataError
 
-__all__ = ["SeriesCheck", "validate_series"]
+__all__ = ["DciodvfyVerdict", "SeriesCheck", "run_dciodvfy", "validate_series"]
 
 #: Attributes every image of the series must carry (type 1 in the MR Image IOD's modules).
 REQUIRED = (
@@ -70,12 +70,25 @@ class SeriesCheck:
         return not self.errors
 
 
-def _dciodvfy(path: Path, executable: str) -> tuple[list[str], list[str]]:
-    out = subprocess.run([executable, str(path)], capture_output=True, text=True, timeout=120)
-    lines = [line.strip() for line in (out.stdout + out.stderr).splitlines()]
-    errors = [f"{path.name}: {line}" for line in lines if line.startswith("Error")]
-    warnings = [f"{path.name}: {line}" for line in lines if line.startswith("Warning")]
-    return errors, warnings
+@dataclass(frozen=True)
+class DciodvfyVerdict:
+    """What dciodvfy said about one file: its ``Error``/``Warning`` lines and its whole output."""
+
+    errors: list[str]
+    warnings: list[str]
+    output: str
+
+
+def run_dciodvfy(path: Path, executable: str, *, timeout: float = 120) -> DciodvfyVerdict:
+    """Run dciodvfy on one file (its exit status does not reflect errors, so the output is parsed)."""
+    out = subprocess.run([executable, str(path)], capture_output=True, text=True, timeout=timeout)
+    text = out.stdout + out.stderr
+    lines = [line.strip() for line in text.splitlines()]
+    return DciodvfyVerdict(
+        errors=[line for line in lines if line.startswith("Error")],
+        warnings=[line for line in lines if line.startswith("Warning")],
+        output=text,
+    )
 
 
 def validate_series(folder: str | Path, *, use_dciodvfy: bool = True) -> SeriesCheck:
@@ -142,7 +155,7 @@ def validate_series(folder: str | Path, *, use_dciodvfy: bool = True) -> SeriesC
     if executable is not None:
         tools.append("dciodvfy")
         for path in paths:
-            file_errors, file_warnings = _dciodvfy(path, executable)
-            errors += file_errors
-            warnings += file_warnings
+            verdict = run_dciodvfy(path, executable)
+            errors += [f"{path.name}: {line}" for line in verdict.errors]
+            warnings += [f"{path.name}: {line}" for line in verdict.warnings]
     return SeriesCheck(folder, len(paths), tuple(tools), errors, warnings)

@@ -16,13 +16,12 @@ from matplotlib.image import imread
 from mrirecon.export.dicom import DicomOptions, export_volume_dicom
 from tests.export.tools import (
     dciodvfy,
-    free_port,
     need,
     oblique_geometry,
     phantom,
     rich_header,
+    send_to_storescp,
     volume,
-    wait_for_port,
 )
 
 #: Warnings dciodvfy gives for values that are unknown or removed on purpose (see docs/dicom.md).
@@ -101,39 +100,9 @@ def test_dcm2pnm_renders_with_the_stored_window(exported: dict[str, list[Path]],
 
 
 def test_storescp_receives_the_series(exported: dict[str, list[Path]], tmp_path: Path) -> None:
-    storescp, storescu = need("storescp"), need("storescu")
     files = exported["scanner"] + exported["deidentified"]
     received = tmp_path / "pacs"
-    received.mkdir()
-    port = free_port()
-    server = subprocess.Popen(
-        [storescp, "--aetitle", "MRIRECON_PACS", "--output-directory", str(received), str(port)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for_port(port)
-        send = subprocess.run(
-            [
-                storescu,
-                "--aetitle",
-                "MRIRECON",
-                "--call",
-                "MRIRECON_PACS",
-                "127.0.0.1",
-                str(port),
-                *map(str, files),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert send.returncode == 0, send.stdout + send.stderr
-    finally:
-        server.terminate()
-        log, _ = server.communicate(timeout=10)
+    log = send_to_storescp(files, received, timeout=60)
     got = {pydicom.dcmread(p).SOPInstanceUID: p for p in received.iterdir()}
     assert len(got) == len(files), log
     for path in files:

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import pytest
 
 from mrirecon.export.geometry import SliceGeometry
 from mrirecon.export.recon_h5 import ReconVolume
+from mrirecon.export.validate import DciodvfyVerdict, run_dciodvfy
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = {
@@ -144,25 +144,9 @@ def need(tool: str) -> str:
     return path
 
 
-@dataclass
-class Verdict:
-    """What dciodvfy said about one file."""
-
-    errors: list[str]
-    warnings: list[str]
-    output: str
-
-
-def dciodvfy(path: Path) -> Verdict:
-    """Run dciodvfy (its exit code does not reflect errors, so the output is parsed)."""
-    out = subprocess.run([need("dciodvfy"), str(path)], capture_output=True, text=True, timeout=60)
-    text = out.stdout + out.stderr
-    lines = [line.strip() for line in text.splitlines()]
-    return Verdict(
-        errors=[line for line in lines if line.startswith("Error")],
-        warnings=[line for line in lines if line.startswith("Warning")],
-        output=text,
-    )
+def dciodvfy(path: Path) -> DciodvfyVerdict:
+    """Run dciodvfy on one file (skips the test where it is not installed)."""
+    return run_dciodvfy(path, need("dciodvfy"), timeout=60)
 
 
 def free_port() -> int:
@@ -182,6 +166,35 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
+
+
+def send_to_storescp(files: list[Path], received: Path, *, timeout: float) -> str:
+    """Send ``files`` with dcmtk's ``storescu`` to a ``storescp`` receiver on loopback that stores
+    into ``received`` (created); asserts the send succeeded and returns the receiver's log."""
+    storescp, storescu = need("storescp"), need("storescu")
+    received.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = subprocess.Popen(
+        [storescp, "--aetitle", "MRIRECON_PACS", "--output-directory", str(received), str(port)],
+        cwd=received.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port)
+        send = subprocess.run(
+            [storescu, "--aetitle", "MRIRECON", "--call", "MRIRECON_PACS", "127.0.0.1", str(port)]
+            + [str(f) for f in files],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert send.returncode == 0, send.stdout + send.stderr
+    finally:
+        server.terminate()
+        log, _ = server.communicate(timeout=10)
+    return log
 
 
 def unprivileged() -> list[str]:

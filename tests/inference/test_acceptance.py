@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from mrirecon.data.simulate import simulate_dataset
 from mrirecon.export import read_reconstruction
 from mrirecon.inference.failures import read_failures
 from mrirecon.inference.plan import dicom_complete
-from tests.export.tools import dciodvfy, free_port, need, wait_for_port
+from tests.export.tools import dciodvfy, send_to_storescp
 from tests.inference.processes import run_cli, start_cli
 
 pytestmark = pytest.mark.slow
@@ -139,38 +138,9 @@ def test_dciodvfy_finds_no_errors(run: dict) -> None:
 
 
 def test_storescp_receives_every_series(run: dict, tmp_path: Path) -> None:
-    storescp, storescu = need("storescp"), need("storescu")
     files = _files(run)
     received = tmp_path / "pacs"
-    received.mkdir()
-    port = free_port()
-    server = subprocess.Popen(
-        [storescp, "--aetitle", "HOSPITAL_PACS", "--output-directory", str(received), str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for_port(port)
-        send = subprocess.run(
-            [
-                storescu,
-                "--aetitle",
-                "MRIRECON",
-                "--call",
-                "HOSPITAL_PACS",
-                "127.0.0.1",
-                str(port),
-                *map(str, files),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert send.returncode == 0, send.stdout + send.stderr
-    finally:
-        server.terminate()
-        log, _ = server.communicate(timeout=10)
+    log = send_to_storescp(files, received, timeout=120)
     sent = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in files}
     got = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in received.iterdir()}
     assert got == sent and len(got) == VOLUMES * SLICES, log
