@@ -21,6 +21,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from mrirecon.data.fastmri import plain_attrs
 from mrirecon.errors import DataError
 
 __all__ = [
@@ -68,19 +69,9 @@ def center_crop(x: np.ndarray, size: tuple[int, int], *, path: Path, what: str) 
     return x[..., r0 : r0 + size[0], c0 : c0 + size[1]]
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray) and value.size == 1:
-        return value.reshape(-1)[0].item()
-    return value
-
-
 def read_attrs(handle: h5py.File) -> dict[str, Any]:
     """The file's attributes as plain Python values (bytes decoded, NumPy scalars unwrapped)."""
-    return {key: _plain(value) for key, value in handle.attrs.items()}
+    return plain_attrs(handle.attrs)
 
 
 def list_targets(targets: str | Path, split: str | None = None) -> list[Path]:
