@@ -24,7 +24,14 @@ from mrirecon.errors import CheckpointError, ConfigError
 from mrirecon.models.base import Reconstructor
 from mrirecon.models.registry import build_model_from_mapping, config_mapping, get_entry
 
-__all__ = ["PAYLOAD_FORMAT", "load_model", "model_from_payload", "model_payload", "save_model"]
+__all__ = [
+    "PAYLOAD_FORMAT",
+    "load_model",
+    "model_from_payload",
+    "model_payload",
+    "read_weights_file",
+    "save_model",
+]
 
 #: Version of the payload layout; bumped when the layout changes incompatibly.
 PAYLOAD_FORMAT = 1
@@ -126,14 +133,42 @@ def load_model(
         CheckpointError: if the file is missing, unreadable, not a payload, or for another model.
     """
     path = Path(path)
+    payload = read_weights_file(
+        path,
+        missing="no such model file",
+        unreadable="cannot read it as a model file",
+        map_location=map_location,
+    )
+    return model_from_payload(payload, source=path)
+
+
+def read_weights_file(
+    path: Path,
+    *,
+    missing: str,
+    unreadable: str,
+    map_location: str | torch.device = "cpu",
+    missing_hint: str | None = None,
+    unreadable_hint: str | None = None,
+) -> Any:
+    """``torch.load`` with ``weights_only=True`` (nothing is unpickled), every failure a CheckpointError.
+
+    Args:
+        path: The file.
+        missing: The message for a missing file ("no such model file").
+        unreadable: The start of the message for an unreadable one ("cannot read it as a model file").
+        map_location: Where to put the tensors.
+        missing_hint, unreadable_hint: The fixes the messages suggest.
+
+    Raises:
+        CheckpointError: the file is missing, or torch cannot read it without unpickling objects.
+    """
     if not path.is_file():
-        raise CheckpointError("no such model file", path=path)
+        raise CheckpointError(missing, path=path, hint=missing_hint)
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for a bad file (UnpicklingError, RuntimeError...)
         detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise CheckpointError(
-            f"cannot read it as a model file: {type(error).__name__}: {detail}",
-            path=path,
+            f"{unreadable}: {type(error).__name__}: {detail}", path=path, hint=unreadable_hint
         ) from error
-    return model_from_payload(payload, source=path)

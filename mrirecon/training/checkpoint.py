@@ -16,7 +16,7 @@ import torch
 
 from mrirecon.errors import CheckpointError
 from mrirecon.models.base import Reconstructor
-from mrirecon.models.io import model_from_payload
+from mrirecon.models.io import model_from_payload, read_weights_file
 
 __all__ = ["CHECKPOINT_KEY", "MODEL_PREFIX", "load_checkpoint_model", "read_checkpoint", "training_record"]
 
@@ -36,17 +36,14 @@ def read_checkpoint(
             a mapping.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError("no such checkpoint file", path=path, hint="check the path")
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises many types for a bad file (UnpicklingError, RuntimeError...)
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise CheckpointError(
-            f"cannot read it as a checkpoint: {type(error).__name__}: {detail}",
-            path=path,
-            hint="only mrirecon training checkpoints (.ckpt) and model files (.pt) can be loaded",
-        ) from error
+    data = read_weights_file(
+        path,
+        missing="no such checkpoint file",
+        unreadable="cannot read it as a checkpoint",
+        map_location=map_location,
+        missing_hint="check the path",
+        unreadable_hint="only mrirecon training checkpoints (.ckpt) and model files (.pt) can be loaded",
+    )
     if not isinstance(data, dict):
         raise CheckpointError(f"expected a checkpoint mapping, found {type(data).__name__}", path=path)
     return data
