@@ -23,20 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import machine_info, print_table, time_call, write_json
+from benchmarks.common import REAL_POISSON_BRAIN, machine_info, print_table, time_call, write_json
 from mrirecon.masks import mask_from_kspace
 from mrirecon.models.baselines.compressed_sensing import espirit_calibration_width
 from mrirecon.models.registry import build_model, build_model_from_mapping
 from mrirecon.physics import estimate_coil_maps_espirit, normalize_coil_maps
 from mrirecon.runtime import configure_threads, tune_allocator
 
-BRAIN = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "sigpy_tutorial_brain_poisson"
-    / "cartesian_ksp.npy"
-)
 SYNTHETIC = {"brain 8×218×170": (8, 218, 170), "knee 15×320×320": (15, 320, 320)}
 CPU = torch.device("cpu")
 
@@ -113,7 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (the CI machines have 2)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--brain", type=Path, default=BRAIN)
+    parser.add_argument("--brain", type=Path, default=REAL_POISSON_BRAIN)
     parser.add_argument("--skip-learned", action="store_true", help="only the classical baselines")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()

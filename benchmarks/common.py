@@ -15,6 +15,14 @@ from typing import Any
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: The real 8-coil Poisson-undersampled brain slice of ../shared/data (SigPy's tutorial data).
+REAL_POISSON_BRAIN = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "sigpy_tutorial_brain_poisson"
+    / "cartesian_ksp.npy"
+)
 
 
 def sync(device: torch.device) -> None:

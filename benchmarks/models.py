@@ -43,7 +43,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import RESULTS, machine_info, print_table, sync, write_json
+from benchmarks.common import REAL_POISSON_BRAIN, RESULTS, machine_info, print_table, sync, write_json
 
 #: (coils, height, width) of the benchmark slices.
 SIZES = {"brain": (8, 218, 170), "knee": (15, 320, 320)}
@@ -89,13 +89,6 @@ REFERENCE: dict[str, dict[str, Any]] = {
 }
 #: SigPy L1-wavelet CS, 100 iterations, real 8-coil 230×180 slice (issue 4): 2.2–2.9 s.
 REFERENCE_CS_SECONDS = (2.2, 2.9)
-CS_SLICE = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "sigpy_tutorial_brain_poisson"
-    / "cartesian_ksp.npy"
-)
 
 
 @dataclass(frozen=True)
@@ -249,8 +242,8 @@ def run_cs_job(threads: int) -> dict[str, Any]:
     from mrirecon.runtime import tune_allocator
 
     tune_allocator()
-    if CS_SLICE.is_file():
-        kspace = np.load(CS_SLICE).astype(np.complex64)
+    if REAL_POISSON_BRAIN.is_file():
+        kspace = np.load(REAL_POISSON_BRAIN).astype(np.complex64)
         source = "real 8-coil 230×180 Poisson-disc slice"
     else:
         rng = np.random.default_rng(0)
