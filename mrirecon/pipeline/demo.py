@@ -16,6 +16,7 @@ A GPU is used when one is present (training and inference).
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -149,8 +150,6 @@ def _train(
     resume = run.last.is_file() and record.get(model, {}).get("overrides") == overrides
     echo(f"      {LABELS[model]}: {'resuming' if resume else 'training'} with {config_path} into {run.root}")
     if not resume and run.root.exists():
-        import shutil
-
         shutil.rmtree(run.root)  # an earlier run with other settings, or one that never checkpointed
     record[model] = {"overrides": overrides, "finished": False}
     paths.write_state(state)
@@ -179,7 +178,6 @@ def _train(
 def _reconstruct(
     paths: DemoPaths,
     settings: DemoSettings,
-    label: str,
     model: str,
     checkpoint: Path | None,
     state: dict[str, Any],
@@ -195,7 +193,7 @@ def _reconstruct(
         config.write_text("model: cs_l1wavelet\ncoil_maps: given\n")
     loaded = load_reconstructor(checkpoint if checkpoint is not None else model, model_config=config)
     options = RunOptions(
-        output_dir=paths.recon(label),
+        output_dir=paths.recon(model),
         undersampling=Undersampling(settings.mask, float(settings.acceleration), settings.center_fraction),
         split="test",
         workers=0,
@@ -209,14 +207,14 @@ def _reconstruct(
         raise DataError(f"{len(result.failures)} volume(s) failed, first: {first}", path=result.failures_csv)
     timing = state.setdefault("inference_seconds", {})
     if result.reconstructed:
-        timing[label] = result.seconds / result.reconstructed
+        timing[model] = result.seconds / result.reconstructed
         paths.write_state(state)
         echo(
-            f"      {LABELS[label]}: {_volumes(result.reconstructed)} in {result.seconds:.1f} s "
-            f"→ {paths.recon(label)}"
+            f"      {LABELS[model]}: {_volumes(result.reconstructed)} in {result.seconds:.1f} s "
+            f"→ {paths.recon(model)}"
         )
     else:
-        echo(f"      {LABELS[label]}: reusing {_volumes(result.skipped)} in {paths.recon(label)}")
+        echo(f"      {LABELS[model]}: reusing {_volumes(result.skipped)} in {paths.recon(model)}")
 
 
 def _volumes(count: int) -> str:
@@ -238,7 +236,7 @@ def run_demo(
     """
     from mrirecon.evaluation.evaluate import EvaluationOptions, evaluate
     from mrirecon.evaluation.volumes import list_targets
-    from mrirecon.export.dicom import export_dicom
+    from mrirecon.export.dicom import DicomOptions, export_dicom
     from mrirecon.export.validate import validate_series
     from mrirecon.pipeline.figure import comparison_figure
     from mrirecon.pipeline.report import results_rows, results_table
@@ -247,8 +245,6 @@ def run_demo(
     paths = DemoPaths(Path(output_dir))
     start = time.perf_counter()
     if fresh and paths.root.exists():
-        import shutil
-
         shutil.rmtree(paths.root)
     state = _check_state(paths, settings)
     echo(f"mrirecon demo → {paths.root} ({'GPU' if _gpu() else 'CPU'})")
@@ -260,7 +256,7 @@ def run_demo(
     echo(f"[3/5] reconstructing the test volumes ({settings.mask}, R={settings.acceleration})")
     order = [*settings.models, *settings.baselines]
     for label in order:
-        _reconstruct(paths, settings, label, label, checkpoints.get(label), state, echo)
+        _reconstruct(paths, settings, label, checkpoints.get(label), state, echo)
 
     echo("[4/5] evaluating")
     result = evaluate(
@@ -281,8 +277,6 @@ def run_demo(
 
     echo("[5/5] exporting DICOM")
     volume = paths.recon(first) / targets[0].name
-    from mrirecon.export.dicom import DicomOptions
-
     series = export_dicom(volume, paths.dicom / targets[0].stem, DicomOptions(overwrite=True))
     check = validate_series(series.folder)
     if not check.valid:
