@@ -24,10 +24,9 @@ import numpy as np
 import torch
 
 from benchmarks.common import REAL_POISSON_BRAIN, machine_info, print_table, time_call, write_json
-from mrirecon.masks import mask_from_kspace
-from mrirecon.models.baselines.compressed_sensing import espirit_calibration_width
+from mrirecon.masks import describe_mask, mask_from_kspace
 from mrirecon.models.registry import build_model, build_model_from_mapping
-from mrirecon.physics import estimate_coil_maps_espirit, normalize_coil_maps
+from mrirecon.physics import espirit_calibration_width, estimate_coil_maps_espirit, normalize_coil_maps
 from mrirecon.runtime import configure_threads, tune_allocator
 
 SYNTHETIC = {"brain 8×218×170": (8, 218, 170), "knee 15×320×320": (15, 320, 320)}
@@ -40,7 +39,9 @@ def real_brain_rows(path: Path, repeats: int) -> list[dict[str, object]]:
 
     kspace = torch.from_numpy(np.load(path))[None]
     mask = mask_from_kspace(kspace[0]).reshape(1, 1, *kspace.shape[-2:])
-    width = espirit_calibration_width(mask, 24)
+    width = espirit_calibration_width(
+        describe_mask(mask).acs_slices, (int(kspace.shape[-2]), int(kspace.shape[-1])), 24
+    )
     maps = estimate_coil_maps_espirit(kspace, calib_width=width)
     ksp_np, maps_np, weights = kspace[0].numpy(), maps[0].numpy(), mask[0, 0].numpy()
     given = build_model_from_mapping("cs_l1wavelet", {"coil_maps": "given"})

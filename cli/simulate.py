@@ -3,35 +3,56 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mrirecon_cli.options import parse_split
+
+if TYPE_CHECKING:
+    from mrirecon.data.realistic import RealisticOptions
 
 
 @click.command()
 @click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--volumes", type=int, default=4, show_default=True, help="Number of volumes.")
 @click.option("--slices", type=int, default=16, show_default=True, help="Slices per volume.")
-@click.option("--coils", type=int, default=8, show_default=True, help="Receive coils (birdcage).")
 @click.option(
-    "--size", type=(int, int), default=(256, 256), show_default=True, metavar="H W", help="Matrix size."
+    "--anatomy",
+    type=click.Choice(["phantom", "mni", "dipy"]),
+    default="phantom",
+    show_default=True,
+    help="phantom: the fast procedural phantom; mni: the realistic simulator on real brain anatomy "
+    "(MNI152 template; matrix, coils, contrast, noise and lesions randomised); dipy: the real-anatomy "
+    "evaluation set (real images with simulated coils and lesions). See docs/data.md.",
+)
+@click.option(
+    "--coils",
+    type=int,
+    default=None,
+    help="Receive coils [phantom: 8 (birdcage); mni: drawn in 4-32 unless given].",
+)
+@click.option(
+    "--size",
+    type=(int, int),
+    default=None,
+    metavar="H W",
+    help="Matrix size [phantom: 256 256; mni: drawn (160-384 rows, rectangular) unless given].",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed: the same seed, the same data.")
 @click.option("--lesions", is_flag=True, help="Add white-matter lesions (labels stored in the files).")
 @click.option(
     "--snr",
     type=float,
-    default=30.0,
-    show_default=True,
-    help="Mean brain signal / noise std of the coil-combined image (see docs/data.md).",
+    default=None,
+    help="Mean brain signal / noise std of the coil-combined image [phantom: 30; mni: drawn in 10-50].",
 )
 @click.option(
     "--contrast",
-    type=click.Choice(["flair", "t1", "t2", "mixed"]),
-    default="flair",
-    show_default=True,
-    help="Tissue contrast; mixed cycles through the three.",
+    type=click.Choice(["flair", "t1", "t2", "pd", "random", "mixed"]),
+    default=None,
+    help="Tissue contrast [phantom: flair; mixed cycles through flair, t1, t2; mni: mixed draws "
+    "t1, t2, pd, flair or random intensities per volume].",
 )
 @click.option(
     "--lesion-count",
@@ -74,10 +95,30 @@ def simulate(
     lesion_contrast: float | None,
     split: str,
     no_progress: bool,
+    anatomy: str,
 ) -> None:
     """Write a synthetic brain dataset (fastMRI HDF5 files and manifest.csv) into OUTPUT_DIR."""
     from mrirecon.data.simulate import LesionOptions, simulate_dataset
 
+    if anatomy != "phantom":
+        paths = simulate_dataset(
+            output_dir,
+            volumes=volumes,
+            slices=slices,
+            coils=coils or 8,
+            seed=seed,
+            split=parse_split(split),
+            progress=not no_progress,
+            anatomy=anatomy,
+            realistic=_realistic_options(size, coils, snr, contrast, lesions),
+        )
+        click.echo(f"wrote {len(paths)} volume(s) and {output_dir / 'manifest.csv'}")
+
+        return
+    size = size or (256, 256)
+    coils = coils or 8
+    snr = snr or 30.0
+    contrast = contrast or "flair"
     options = (
         LesionOptions(count=lesion_count, radius_mm=lesion_radius, contrast=lesion_contrast)
         if lesions
@@ -97,3 +138,25 @@ def simulate(
         progress=not no_progress,
     )
     click.echo(f"wrote {len(paths)} volume(s) and {output_dir / 'manifest.csv'}")
+
+
+def _realistic_options(
+    size: tuple[int, int] | None, coils: int | None, snr: float | None, contrast: str | None, lesions: bool
+) -> RealisticOptions:
+    """The realistic simulator's options with the ranges a user fixed on the command line."""
+    from mrirecon.data.realistic import RealisticOptions
+
+    fields: dict[str, object] = {}
+    if size is not None:
+        fields["rows"] = (size[0], size[0])
+        fields["aspect"] = (size[1] / size[0], size[1] / size[0])
+        fields["multiple"] = 1
+    if coils is not None:
+        fields["coils"] = (coils, coils)
+    if snr is not None:
+        fields["snr"] = (snr, snr)
+    if contrast not in (None, "mixed"):
+        fields["contrasts"] = (contrast,)
+    if not lesions:
+        fields["lesion_probability"] = 0.0
+    return RealisticOptions(**fields)  # type: ignore[arg-type]

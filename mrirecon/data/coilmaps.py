@@ -4,9 +4,9 @@ ESPIRiT (through SigPy) takes seconds per slice on a CPU, so its maps are comput
 ``(volume, slice, calibration width)`` and kept: in memory for the last few volumes of this process,
 and, when a cache folder is given, on disk (one ``.npy`` per slice in a folder per volume, keyed
 by the file's path, size and modification time, so a changed file is never served stale maps).
-The calibration width is the fully sampled centre of the mask (at most 24), so the maps use only
-measured data, and a volume whose mask function varies its centre fraction gets one entry per
-width.
+The calibration width is the largest block SigPy centres inside the mask's fully sampled centre
+(at most 24; :func:`mrirecon.physics.espirit_calibration_width`), so the maps use only measured
+data, and a volume whose mask function varies its centre fraction gets one entry per width.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import torch
 
 from mrirecon.atomic import atomic_file
 from mrirecon.errors import ExportError
-from mrirecon.masks import MaskInfo, acs_mask
-from mrirecon.physics import estimate_coil_maps_acs, estimate_coil_maps_espirit
+from mrirecon.masks import acs_mask
+from mrirecon.physics import espirit_kernel_width, estimate_coil_maps_acs, estimate_coil_maps_espirit
 
-__all__ = ["EspiritCache", "acs_coil_maps", "espirit_calib_width"]
+__all__ = ["EspiritCache", "acs_coil_maps"]
 
 
 def acs_coil_maps(masked_kspace: torch.Tensor, mask: torch.Tensor, *, centered: bool) -> torch.Tensor:
@@ -41,12 +41,6 @@ def acs_coil_maps(masked_kspace: torch.Tensor, mask: torch.Tensor, *, centered: 
     acs = acs_mask(mask.unsqueeze(0))
     maps = estimate_coil_maps_acs(masked_kspace.unsqueeze(0), acs, centered=True)[0]
     return maps if centered else torch.fft.ifftshift(maps, dim=spatial)
-
-
-def espirit_calib_width(info: MaskInfo, shape: tuple[int, int], limit: int = 24) -> int:
-    """The ESPIRiT calibration width: the fully sampled centre (rows and columns), at most ``limit``."""
-    rows = shape[0] if info.kind == "1d" else info.acs_shape[0]
-    return max(2, min(limit, rows, info.acs_shape[-1]))
 
 
 def _volume_key(path: Path) -> str:
@@ -106,7 +100,10 @@ class EspiritCache:
                 maps = torch.from_numpy(np.load(file, allow_pickle=False))
         if maps is None or tuple(maps.shape) != tuple(masked_kspace.shape):
             maps = estimate_coil_maps_espirit(
-                masked_kspace.unsqueeze(0), calib_width=calib_width, centered=centered
+                masked_kspace.unsqueeze(0),
+                calib_width=calib_width,
+                kernel_width=espirit_kernel_width(calib_width),
+                centered=centered,
             )[0]
             if file is not None:
                 with (

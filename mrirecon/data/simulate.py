@@ -38,6 +38,7 @@ from mrirecon.data.header import build_ismrmrd_header
 from mrirecon.data.lesions import Lesion, apply_lesions
 from mrirecon.data.manifest import build_manifest
 from mrirecon.data.phantom import CONTRASTS, TISSUES, BrainPhantom, brain_phantom
+from mrirecon.data.realistic import RealisticOptions
 from mrirecon.errors import ConfigError
 from mrirecon.physics import fft2c, rss
 
@@ -293,8 +294,16 @@ def simulate_dataset(
     split: tuple[float, float, float] = (0.8, 0.1, 0.1),
     progress: bool = True,
     echo: Callable[[str], object] | None = None,
+    anatomy: str = "phantom",
+    realistic: RealisticOptions | None = None,
 ) -> list[Path]:
     """Write a synthetic dataset: ``volumes`` fastMRI files and ``manifest.csv`` in ``output_dir``.
+
+    ``anatomy`` chooses the source: ``phantom`` (the procedural phantom of this module, the fast
+    option), ``mni`` (the realistic simulator on the MNI152 template, options in ``realistic``;
+    ``size``, ``coils``, ``snr``, ``contrast`` and ``lesions`` are the phantom's) or ``dipy``
+    (the real-anatomy evaluation set; ``volumes`` acquisitions of its T1 slice);
+    see :mod:`mrirecon.data.realistic_dataset`.
 
     Args:
         output_dir: The folder (created if needed); existing files of the same names are replaced.
@@ -316,6 +325,20 @@ def simulate_dataset(
     Raises:
         ConfigError: for invalid arguments.
     """
+    if anatomy != "phantom":
+        from mrirecon.data.realistic_dataset import simulate_realistic_dataset
+
+        return simulate_realistic_dataset(
+            output_dir,
+            anatomy=anatomy,
+            volumes=volumes,
+            slices=slices,
+            seed=seed,
+            options=realistic,
+            split=split,
+            progress=progress,
+            echo=echo,
+        )
     if volumes < 1:
         raise ConfigError(f"volumes must be at least 1, got {volumes}")
     kinds = list(CONTRASTS) if contrast == "mixed" else [contrast]

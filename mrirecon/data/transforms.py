@@ -51,11 +51,12 @@ from typing import Literal
 import numpy as np
 import torch
 
-from mrirecon.data.coilmaps import EspiritCache, acs_coil_maps, espirit_calib_width
+from mrirecon.data.coilmaps import EspiritCache, acs_coil_maps
 from mrirecon.data.raw import RawVolume, center_crop, check_slice_energy, kspace_energy
 from mrirecon.data.sample import ReconSample
 from mrirecon.errors import ConfigError, DataError
 from mrirecon.masks import MaskFunc, describe_mask, mask_seed
+from mrirecon.physics import espirit_calibration_width, espirit_kernel_width
 from mrirecon.shapes import check_shape
 
 __all__ = ["COIL_MAP_METHODS", "ReconTransform", "normalize_slice", "zero_filled_rms"]
@@ -260,7 +261,14 @@ class ReconTransform:
             maps = acs_coil_maps(masked, mask, centered=centered)  # unit-free: scaling changes nothing
         elif self.coil_maps == "espirit":
             info = describe_mask(_to_centred(mask, centered))
-            width = espirit_calib_width(info, (kspace.shape[-2], kspace.shape[-1]))
+            width = espirit_calibration_width(info.acs_slices, (kspace.shape[-2], kspace.shape[-1]))
+            if espirit_kernel_width(width) == 0:
+                raise DataError(
+                    f"slice {index}: the mask's fully sampled centre ({info.acs_shape}) is too small for "
+                    "ESPIRiT (at least 4 × 4 samples)",
+                    path=volume.path,
+                    hint="use coil_maps: acs, or a mask with a larger fully sampled centre",
+                )
             maps = self._espirit.maps(volume.path, index, masked, width, centered=centered)
         else:
             maps = torch.zeros((0, 0, 0), dtype=torch.complex64)

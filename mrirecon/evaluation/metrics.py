@@ -28,10 +28,13 @@ from scipy.ndimage import uniform_filter
 __all__ = [
     "calgary_campinas_psnr",
     "calgary_campinas_ssim",
+    "head_mask",
+    "masked_metrics",
     "mse",
     "nmse",
     "psnr",
     "ssim",
+    "ssim_map",
     "ssim_slice",
     "volume_metrics",
 ]
@@ -55,17 +58,9 @@ def _check_volumes(gt: np.ndarray, pred: np.ndarray) -> None:
         raise ValueError("metrics are computed on magnitude images: pass np.abs(volume)")
 
 
-def ssim_slice(gt: np.ndarray, pred: np.ndarray, data_range: float) -> float:
-    """SSIM of one 2-D slice with a 7×7 uniform window (scikit-image's defaults).
-
-    Args:
-        gt: Reference slice ``(H, W)``, real.
-        pred: Reconstructed slice ``(H, W)``, real.
-        data_range: The dynamic range ``R`` in C1 = (K1·R)², C2 = (K2·R)².
-
-    Returns:
-        The mean SSIM over the valid (uncropped) part of the slice.
-    """
+def ssim_map(gt: np.ndarray, pred: np.ndarray, data_range: float) -> np.ndarray:
+    """The SSIM map of one 2-D slice with a 7×7 uniform window (scikit-image's defaults), the
+    ``(W − 1) / 2`` border where the window leaves the image removed: ``(H − 6, W − 6)``."""
     if gt.shape != pred.shape or gt.ndim != 2:
         raise ValueError(f"expected two slices (H, W) of one shape, got {gt.shape} and {pred.shape}")
     if min(gt.shape) < _WIN:
@@ -90,7 +85,67 @@ def ssim_slice(gt: np.ndarray, pred: np.ndarray, data_range: float) -> float:
     b2 = vx + vy + c2
     s = (a1 * a2) / (b1 * b2)
     pad = (_WIN - 1) // 2
-    return float(s[pad:-pad, pad:-pad].mean(dtype=np.float64))
+    return s[pad:-pad, pad:-pad]
+
+
+def ssim_slice(gt: np.ndarray, pred: np.ndarray, data_range: float) -> float:
+    """SSIM of one 2-D slice with a 7×7 uniform window (scikit-image's defaults).
+
+    Args:
+        gt: Reference slice ``(H, W)``, real.
+        pred: Reconstructed slice ``(H, W)``, real.
+        data_range: The dynamic range ``R`` in C1 = (K1·R)², C2 = (K2·R)².
+
+    Returns:
+        The mean SSIM over the valid (uncropped) part of the slice.
+    """
+    return float(ssim_map(gt, pred, data_range).mean(dtype=np.float64))
+
+
+def head_mask(reference: np.ndarray, fraction: float = 0.1, dilation: int = 3) -> np.ndarray:
+    """Where the head is in a magnitude reference ``(S, H, W)``: bool, same shape.
+
+    Per slice: the smoothed reference (Gaussian, σ 2 px) above ``fraction`` of the volume's
+    maximum, holes filled, the largest connected part, dilated by ``dilation`` pixels (so the
+    head's edge counts). Background noise stays outside.
+    """
+    from scipy import ndimage
+
+    if reference.ndim != 3:
+        raise ValueError(f"expected a reference volume (S, H, W), got shape {reference.shape}")
+    level = fraction * float(reference.max())
+    out = np.zeros(reference.shape, dtype=bool)
+    for s, image in enumerate(reference):
+        mask = ndimage.binary_fill_holes(ndimage.gaussian_filter(image.astype(np.float64), 2.0) > level)
+        labels, count = ndimage.label(mask)
+        if count > 1:
+            sizes = ndimage.sum(mask, labels, range(1, count + 1))
+            mask = labels == (int(np.argmax(sizes)) + 1)
+        out[s] = ndimage.binary_dilation(mask, iterations=dilation) if dilation > 0 else mask
+    return out
+
+
+def masked_metrics(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """SSIM and PSNR of a volume inside a region (``mask`` bool ``(S, H, W)``), fastMRI's data range.
+
+    ``ssim``: the mean of the per-slice SSIM maps (7×7 window, data range = the reference volume's
+    maximum) over the region's pixels; ``psnr``: ``10·log10(max² / MSE)`` with the MSE over the
+    region's pixels; ``nmse``: over the region.
+    """
+    _check_volumes(gt, pred)
+    if mask.shape != gt.shape:
+        raise ValueError(f"mask {mask.shape} and volumes {gt.shape} differ in shape")
+    data_range = float(gt.max())
+    pad = (_WIN - 1) // 2
+    values = [ssim_map(g, p, data_range)[m[pad:-pad, pad:-pad]] for g, p, m in zip(gt, pred, mask)]
+    pooled = np.concatenate(values) if values else np.zeros(0)
+    a, b = gt[mask].astype(np.float64), pred[mask].astype(np.float64)
+    err = float(np.mean((a - b) ** 2)) if a.size else float("nan")
+    return {
+        "ssim": float(pooled.mean()) if pooled.size else float("nan"),
+        "psnr": float(10 * np.log10(data_range**2 / err)) if err > 0 else float("inf"),
+        "nmse": float(np.sum((a - b) ** 2) / np.sum(a**2)) if a.size else float("nan"),
+    }
 
 
 def ssim(gt: np.ndarray, pred: np.ndarray, maxval: float | None = None) -> float:

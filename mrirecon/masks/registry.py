@@ -16,11 +16,13 @@ from mrirecon.masks.cartesian import (
     MagicMaskFunc,
     RandomMaskFunc,
 )
+from mrirecon.masks.mixed import MixedMaskFunc
 from mrirecon.masks.variable_density import Gaussian2DMaskFunc, PoissonDiscMaskFunc
 
 __all__ = ["MASK_TYPES", "apply_mask", "create_mask_func"]
 
-#: Every mask type by name. The first five are fastMRI's, with fastMRI's names.
+#: Every mask type by name. The first five are fastMRI's, with fastMRI's names; ``mixed`` draws a family
+#: and an acceleration per call (:mod:`mrirecon.masks.mixed`).
 MASK_TYPES: dict[str, type[MaskFunc]] = {
     "random": RandomMaskFunc,
     "equispaced": EquispacedMaskFunc,
@@ -30,6 +32,7 @@ MASK_TYPES: dict[str, type[MaskFunc]] = {
     "gaussian1d": Gaussian1DMaskFunc,
     "gaussian2d": Gaussian2DMaskFunc,
     "poisson2d": PoissonDiscMaskFunc,
+    "mixed": MixedMaskFunc,
 }
 
 

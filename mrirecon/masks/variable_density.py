@@ -17,19 +17,31 @@ from mrirecon.masks.base import MaskFunc
 __all__ = ["Gaussian2DMaskFunc", "PoissonDiscMaskFunc", "center_block_mask"]
 
 
-def center_block_mask(height: int, width: int, center_fraction: float) -> tuple[np.ndarray, int]:
-    """A boolean (H, W) mask with a centred block of ``round(H·cf) × round(W·cf)`` (at least 1×1) set.
+def center_block_mask(
+    height: int, width: int, center_fraction: float, size: int | None = None
+) -> tuple[np.ndarray, int]:
+    """A boolean (H, W) mask with a centred block of ``round(H·cf) × round(W·cf)`` (at least 1×1) set,
+    or, with ``size``, a square of ``size × size`` samples (clipped to the grid).
 
     Returns:
         The mask and the block's width (the "number of low frequencies" along W).
     """
-    bh = max(round(height * center_fraction), 1)
-    bw = max(round(width * center_fraction), 1)
+    if size is not None:
+        bh, bw = min(int(size), height), min(int(size), width)
+    else:
+        bh = max(round(height * center_fraction), 1)
+        bw = max(round(width * center_fraction), 1)
     mask = np.zeros((height, width), dtype=bool)
     top = (height - bh + 1) // 2
     left = (width - bw + 1) // 2
     mask[top : top + bh, left : left + bw] = True
     return mask, bw
+
+
+def _check_size(size: int | None) -> int | None:
+    if size is not None and (isinstance(size, bool) or int(size) != size or size < 1):
+        raise ValueError(f"calibration_size must be a positive number of samples, got {size}")
+    return None if size is None else int(size)
 
 
 class Gaussian2DMaskFunc(MaskFunc):
@@ -40,6 +52,8 @@ class Gaussian2DMaskFunc(MaskFunc):
     Args:
         center_fractions, accelerations, allow_any_combination, seed: as :class:`MaskFunc`.
         fwhm: Full width at half maximum of the density on the normalised axes [−1, 1]².
+        calibration_size: Side in samples of a square fully sampled centre (e.g. 20 for a 20 × 20
+            calibration region) instead of the centre fraction.
     """
 
     kind = "2d"
@@ -51,16 +65,18 @@ class Gaussian2DMaskFunc(MaskFunc):
         allow_any_combination: bool = False,
         seed: int | None = None,
         fwhm: float = 0.7,
+        calibration_size: int | None = None,
     ):
         super().__init__(center_fractions, accelerations, allow_any_combination, seed)
         if fwhm <= 0:
             raise ValueError(f"fwhm must be positive, got {fwhm}")
         self.fwhm = fwhm
+        self.calibration_size = _check_size(calibration_size)
 
     def sample(self, shape: tuple[int, ...], offset: int | None) -> tuple[torch.Tensor, int]:
         height, width = shape[-2:]
         center_fraction, acceleration = self.choose_acceleration()
-        mask, num_low = center_block_mask(height, width, center_fraction)
+        mask, num_low = center_block_mask(height, width, center_fraction, self.calibration_size)
         target = max(round(height * width / acceleration), int(mask.sum()))
         candidates = np.flatnonzero(~mask.ravel())
         remaining = min(target - int(mask.sum()), candidates.size)
@@ -84,6 +100,8 @@ class PoissonDiscMaskFunc(MaskFunc):
         center_fractions, accelerations, allow_any_combination, seed: as :class:`MaskFunc`.
         crop_corner: Leave the k-space corners unsampled.
         tol: Allowed relative deviation of the acceleration.
+        calibration_size: Side in samples of a square fully sampled centre (e.g. 20 for a 20 × 20
+            calibration region) instead of the centre fraction.
     """
 
     kind = "2d"
@@ -96,17 +114,19 @@ class PoissonDiscMaskFunc(MaskFunc):
         seed: int | None = None,
         crop_corner: bool = True,
         tol: float = 0.1,
+        calibration_size: int | None = None,
     ):
         super().__init__(center_fractions, accelerations, allow_any_combination, seed)
         self.crop_corner = crop_corner
         self.tol = tol
+        self.calibration_size = _check_size(calibration_size)
 
     def sample(self, shape: tuple[int, ...], offset: int | None) -> tuple[torch.Tensor, int]:
         from sigpy.mri import poisson  # lazy: numba compiles on first use
 
         height, width = shape[-2:]
         center_fraction, acceleration = self.choose_acceleration()
-        block, num_low = center_block_mask(height, width, center_fraction)
+        block, num_low = center_block_mask(height, width, center_fraction, self.calibration_size)
         rows = int(block.any(axis=1).sum())
         sigpy_seed = int(self.rng.randint(0, 2**31 - 1))
         pattern = poisson(

@@ -6,7 +6,13 @@ images ``(B, [S,] H, W)``; masks broadcast against k-space.
 """
 
 from mrirecon.physics.cg import conjugate_gradient
-from mrirecon.physics.coils import estimate_coil_maps_acs, estimate_coil_maps_espirit, normalize_coil_maps
+from mrirecon.physics.coils import (
+    espirit_calibration_width,
+    espirit_kernel_width,
+    estimate_coil_maps_acs,
+    estimate_coil_maps_espirit,
+    normalize_coil_maps,
+)
 from mrirecon.physics.complex import channels_to_complex, complex_to_channels
 from mrirecon.physics.consistency import (
     LogLikelihoodGradient,
@@ -40,6 +46,8 @@ __all__ = [
     "channels_to_complex",
     "complex_to_channels",
     "conjugate_gradient",
+    "espirit_calibration_width",
+    "espirit_kernel_width",
     "estimate_coil_maps_acs",
     "estimate_coil_maps_espirit",
     "fft2c",

@@ -6,6 +6,8 @@ wherever there is signal (and 0 where the estimator found none).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -14,6 +16,8 @@ from mrirecon.physics.sense import rss
 from mrirecon.shapes import check_complex
 
 __all__ = [
+    "espirit_calibration_width",
+    "espirit_kernel_width",
     "estimate_coil_maps_acs",
     "estimate_coil_maps_espirit",
     "normalize_coil_maps",
@@ -108,6 +112,49 @@ def estimate_coil_maps_acs(
         peak = energy.flatten(1).amax(dim=1).reshape(-1, *([1] * (energy.ndim - 1)))
         maps = maps * (energy > threshold * peak).unsqueeze(1)
     return maps.to(torch.complex64)
+
+
+def _centred_width(lo: int, hi: int, size: int, limit: int) -> int:
+    """Largest width ≤ ``limit`` whose block centred as SigPy centres it lies inside ``[lo, hi)``."""
+    for width in range(min(limit, hi - lo), 0, -1):
+        start = size // 2 - width // 2  # sigpy.resize crops from size // 2 − width // 2
+        if lo <= start and start + width <= hi:
+            return width
+    return 0
+
+
+def espirit_calibration_width(acs: Sequence[slice], shape: tuple[int, int], limit: int = 24) -> int:
+    """The ESPIRiT calibration width that fits a mask's fully sampled centre.
+
+    SigPy's ``EspiritCalib`` takes a centred ``width × width`` block starting at
+    ``size // 2 − width // 2`` along each axis; this is the largest ``width ≤ limit`` whose block
+    lies inside the fully sampled region, so the calibration uses measured samples only.
+
+    Args:
+        acs: The fully sampled centre (``MaskInfo.acs_slices``): ``(columns,)`` for line masks
+            (every row is sampled), ``(rows, columns)`` for 2-D masks.
+        shape: ``(H, W)`` of the k-space.
+        limit: The largest width wanted (SigPy's default 24).
+
+    Returns:
+        The width, 0 when no centred block fits (no fully sampled centre).
+    """
+    height, width = shape
+    columns = acs[-1]
+    size = _centred_width(int(columns.start), int(columns.stop), width, limit)
+    rows = acs[0] if len(acs) == 2 else slice(0, height)
+    return _centred_width(int(rows.start), int(rows.stop), height, size)
+
+
+def espirit_kernel_width(calib_width: int, limit: int = 6) -> int:
+    """The ESPIRiT kernel width for a calibration width: ``min(limit, calib_width // 2)``.
+
+    A kernel needs several positions inside the calibration block to fill the calibration matrix;
+    with half the block, a narrow 7-line centre (fastMRI's 8× mask of a 180-column scan) still
+    calibrates (kernel 3). Returns 0 below 4 (no usable kernel).
+    """
+    kernel = min(int(limit), int(calib_width) // 2)
+    return kernel if kernel >= 2 else 0
 
 
 def estimate_coil_maps_espirit(

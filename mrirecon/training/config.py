@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mrirecon.config import apply_overrides, from_mapping, load_yaml, to_mapping
+from mrirecon.data.realistic import RealisticOptions
 from mrirecon.errors import ConfigError
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "MaskSection",
     "ModelSection",
     "OptimSection",
+    "SimulationSection",
     "SyntheticSection",
     "TrainConfig",
     "TrainerSection",
@@ -74,7 +76,7 @@ class MaskSection:
     type: str = "equispaced_fraction"
     center_fractions: tuple[float, ...] = (0.08,)
     accelerations: tuple[float, ...] = (4.0,)
-    options: dict[str, float | bool] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from mrirecon.masks import MASK_TYPES, create_mask_func
@@ -121,6 +123,36 @@ class SyntheticSection:
 
 
 @dataclass(frozen=True)
+class SimulationSection:
+    """Simulate realistic slices on the fly instead of reading files (``mrirecon.data.stream``).
+
+    Every training item is a new slice, seeded by ``(seed, epoch, index)``; validation and test
+    slices are simulated from seeds of their own and are the same every epoch.
+
+    Attributes:
+        train_slices: Training slices per epoch.
+        val_slices: Validation slices.
+        test_slices: Test slices (0: no test set).
+        seed: Seed of the stream (validation and test use ``seed + 1`` and ``seed + 2``).
+        options: What the simulator randomises (``RealisticOptions``: matrix, field of view, coils,
+            SNR, contrasts, orientations, skull, lesions; docs/data.md).
+    """
+
+    train_slices: int = 1000
+    val_slices: int = 32
+    test_slices: int = 0
+    seed: int = 0
+    options: RealisticOptions = field(default_factory=RealisticOptions)
+
+    def __post_init__(self) -> None:
+        if self.train_slices < 1 or self.val_slices < 1 or self.test_slices < 0:
+            raise ConfigError(
+                "'data.simulation' needs train_slices and val_slices of at least 1 "
+                "and test_slices of 0 or more"
+            )
+
+
+@dataclass(frozen=True)
 class DataSection:
     """Where the data come from and how slices are prepared.
 
@@ -144,6 +176,8 @@ class DataSection:
         pin_memory: Pin host memory for faster copies to the GPU (ignored on CPU).
         skip_bad: Skip unreadable volumes with a warning instead of failing.
         synthetic: Simulate the data into ``manifest``'s folder when that manifest does not exist.
+        simulation: Simulate realistic slices on the fly (no files; ``manifest`` and the split
+            sources must then be unset).
     """
 
     manifest: str | None = None
@@ -159,6 +193,7 @@ class DataSection:
     pin_memory: bool = True
     skip_bad: bool = False
     synthetic: SyntheticSection | None = None
+    simulation: SimulationSection | None = None
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "val_batch_size"):
@@ -168,6 +203,25 @@ class DataSection:
             raise ConfigError(f"'data.num_workers' must be 0 or more, got {self.num_workers}")
         if self.synthetic is not None and self.manifest is None:
             raise ConfigError("'data.synthetic' needs 'data.manifest': the manifest the simulation writes")
+        if self.simulation is not None:
+            given = [
+                k for k in ("manifest", "train", "val", "test", "synthetic") if getattr(self, k) is not None
+            ]
+            if given:
+                raise ConfigError(
+                    f"'data.simulation' simulates the data on the fly; "
+                    f"'data.{given[0]}' cannot be given with it",
+                    hint="remove one of the two",
+                )
+            varied = self.simulation.options.rows[0] != self.simulation.options.rows[1] or (
+                self.simulation.options.aspect[0] != self.simulation.options.aspect[1]
+            )
+            if varied and max(self.batch_size, self.val_batch_size) > 1:
+                raise ConfigError(
+                    "'data.batch_size' and 'data.val_batch_size' must be 1 when the simulated matrix "
+                    "size varies (slices of different sizes cannot be stacked)",
+                    hint="set them to 1, or fix data.simulation.options.rows and aspect",
+                )
 
     def source(self, split: Literal["train", "val", "test"]) -> str | list[str] | None:
         """The source of ``split``: its own entry, else the shared manifest (``None`` for no test set)."""

@@ -114,7 +114,8 @@ class SeededDataset(Dataset):
             if mask_rng is not None:
                 mask_rng.seed(seed)
             try:
-                return self.dataset[index]
+                # a dataset that makes its items afresh each epoch (simulation on the fly) gets the epoch
+                return self.dataset[(epoch, index) if getattr(self.dataset, "epoch_aware", False) else index]
             finally:
                 np.random.set_state(np_state)  # noqa: NPY002
                 random.setstate(py_state)

@@ -48,6 +48,8 @@ def build_datasets(data: DataSection, splits: Sequence[str] = SPLITS) -> dict[st
         ConfigError: if a source does not exist, or train or val has no source.
         DataError: from the data layer, for unreadable files (unless ``data.skip_bad``).
     """
+    if data.simulation is not None:
+        return _simulated_datasets(data, splits)
     sources = {}
     for split in splits:
         source = data.source(split)  # type: ignore[arg-type]
@@ -73,6 +75,26 @@ def build_datasets(data: DataSection, splits: Sequence[str] = SPLITS) -> dict[st
             skip_bad=data.skip_bad,
         )
     return out
+
+
+def _simulated_datasets(data: DataSection, splits: Sequence[str]) -> dict[str, Any]:
+    """On-the-fly realistic simulation (``data.simulation``): one seeded stream per split."""
+    from mrirecon.data.stream import SimulatedSliceDataset
+
+    sim = data.simulation
+    assert sim is not None
+    lengths = {"train": sim.train_slices, "val": sim.val_slices, "test": sim.test_slices}
+    return {
+        split: SimulatedSliceDataset(
+            lengths[split],
+            sim.seed + SPLITS.index(split),
+            sim.options,
+            _transform(data, training=(split == "train")),
+            name=f"sim_{split}",
+        )
+        for split in splits
+        if lengths[split] > 0
+    }
 
 
 def _manifest_has_split(path: Path, split: str) -> bool:
@@ -110,8 +132,15 @@ def _listing_digest(digest: Any, path: Path) -> None:
 def data_checksum(data: DataSection) -> str | None:
     """sha256 of the data a run trains on: the manifest's bytes, or the sources' listing.
 
-    Returns ``None`` when no source exists yet.
+    Returns ``None`` when no source exists yet; for on-the-fly simulation, the sha256 of its settings.
     """
+    if data.simulation is not None:
+        import json
+
+        from mrirecon.config import to_mapping
+
+        text = json.dumps(to_mapping(data.simulation), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
     sources: list[Path] = []
     for split in SPLITS:
         source = data.source(split)  # type: ignore[arg-type]

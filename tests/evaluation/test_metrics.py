@@ -16,6 +16,7 @@ from mrirecon.evaluation.metrics import (
     psnr,
     ssim,
     ssim_slice,
+    volume_metrics,
 )
 
 
@@ -142,3 +143,25 @@ def test_groups_per_model_acquisition_and_acceleration_with_pooled_rows() -> Non
     ]
     assert groups[0]["ssim"].mean == pytest.approx(0.8) and groups[0]["ssim"].n == 3
     assert groups[1]["ssim"].mean == pytest.approx(0.85)
+
+
+def test_head_mask_and_masked_metrics_score_only_the_head() -> None:
+    from mrirecon.evaluation.metrics import head_mask, masked_metrics, ssim_map
+
+    rng = np.random.default_rng(0)
+    reference = np.zeros((1, 64, 64), dtype=np.float32)
+    reference[0, 16:48, 20:44] = 1.0
+    noisy_background = reference + (reference == 0) * rng.random((1, 64, 64), dtype=np.float32) * 0.05
+    head = head_mask(noisy_background)
+    assert head[0, 32, 32] and not head[0, 2, 2] and head.sum() < 0.4 * head.size
+    # a reconstruction that differs only outside the head is perfect inside it
+    recon = noisy_background.copy()
+    recon[~head] = 0
+    inside = masked_metrics(noisy_background, recon, head)
+    assert inside["psnr"] == float("inf") and inside["nmse"] == 0.0
+    assert volume_metrics(noisy_background, recon)["psnr"] < 60
+    # the SSIM map's mean is fastMRI's slice SSIM
+    assert float(ssim_map(reference[0], recon[0], 1.0).mean()) == pytest.approx(ssim(reference, recon, 1.0))
+    blurred = recon.copy()
+    blurred[0, 30:34, 30:34] = 0.5
+    assert masked_metrics(noisy_background, blurred, head)["ssim"] < 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mrirecon.errors import ConfigError
 from mrirecon.masks import create_mask_func, describe_mask, volume_seed
 
 
@@ -47,3 +48,44 @@ def test_seeded_masks_are_deterministic(name: str) -> None:
     c = create_mask_func(name, [0.08], [6])((1, 64, 64), seed=volume_seed("other.h5"))[0]
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
+
+
+def test_a_calibration_size_gives_a_square_fully_sampled_centre_of_that_many_samples() -> None:
+    for kind in ("poisson2d", "gaussian2d"):
+        mask, num_low = create_mask_func(kind, [0.08], [8], seed=0, calibration_size=20)((1, 230, 180))
+        info = describe_mask(mask)
+        assert info.acs_shape[0] >= 20 and info.acs_shape[1] >= 20 and num_low == 20
+        block = mask[0, 105:125, 80:100]
+        assert bool((block == 1).all())
+    with pytest.raises(ValueError, match="calibration_size"):
+        create_mask_func("poisson2d", [0.08], [8], calibration_size=0)
+
+
+def test_the_mixed_mask_draws_every_family_acceleration_and_a_realistic_calibration() -> None:
+    from mrirecon.masks.mixed import MixedMaskFunc, line_center_fraction
+
+    accelerations = [2, 4, 8, 10]
+    func = create_mask_func("mixed", [0] * 4, accelerations, seed=3)
+    assert isinstance(func, MixedMaskFunc)
+    kinds, rates = set(), []
+    for _ in range(60):
+        mask, _ = func((1, 160, 144))
+        info = describe_mask(mask)
+        kinds.add(info.kind)
+        rates.append(info.acceleration)
+        if info.kind == "1d":
+            assert mask.shape == (1, 1, 144)
+            assert info.acs_shape[0] >= round(144 * 0.04) - 1
+        else:
+            assert mask.shape == (1, 160, 144)
+            assert min(info.acs_shape) >= 16
+    assert kinds == {"1d", "2d"}
+    assert min(rates) < 2.5 and max(rates) > 7
+    assert line_center_fraction(4) == 0.08 and line_center_fraction(8) == 0.04
+    assert line_center_fraction(2) == 0.16 and line_center_fraction(20) == 0.04
+    again = create_mask_func("mixed", [0] * 4, accelerations, seed=3)
+    assert torch.equal(
+        again((1, 160, 144))[0], create_mask_func("mixed", [0] * 4, accelerations, seed=3)((1, 160, 144))[0]
+    )
+    with pytest.raises(ConfigError, match="unknown mixed mask families"):
+        create_mask_func("mixed", [0], [4], families=["spiral"])

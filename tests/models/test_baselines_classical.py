@@ -3,6 +3,7 @@ accuracy, L1-wavelet CS accuracy, scale and data consistency (phantoms and the r
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from mrirecon.errors import ModelError
-from mrirecon.masks import mask_from_kspace
+from mrirecon.masks import describe_mask, mask_from_kspace
 from mrirecon.models.baselines import (
     L1WaveletConfig,
     L1WaveletCS,
@@ -19,8 +20,14 @@ from mrirecon.models.baselines import (
     ZeroFilled,
     ZeroFilledConfig,
 )
-from mrirecon.models.baselines.compressed_sensing import espirit_calibration_width
-from mrirecon.physics import MultiCoilOperator, estimate_coil_maps_espirit, ifft2c, rss
+from mrirecon.physics import (
+    MultiCoilOperator,
+    espirit_calibration_width,
+    espirit_kernel_width,
+    estimate_coil_maps_espirit,
+    ifft2c,
+    rss,
+)
 from tests.models.baselines_scenes import (
     birdcage_maps,
     measure,
@@ -168,7 +175,7 @@ def test_cs_default_uses_espirit_maps_and_is_zero_where_they_vanish() -> None:
     kspace, mask, maps, _ = cs_scene()
     model = L1WaveletCS()
     espirit = model.coil_maps_for(kspace, mask, maps)
-    width = espirit_calibration_width(mask, 24)
+    width = espirit_calibration_width(describe_mask(mask).acs_slices, tuple(kspace.shape[-2:]), 24)
     assert torch.allclose(espirit, estimate_coil_maps_espirit(kspace, calib_width=width), atol=1e-4)
     out = model(kspace, mask, maps).image
     given = L1WaveletCS(L1WaveletConfig(coil_maps="given"))
@@ -179,28 +186,33 @@ def test_cs_default_uses_espirit_maps_and_is_zero_where_they_vanish() -> None:
     assert bool((out[outside] == 0).all())
 
 
-def test_espirit_calibration_width_fits_inside_the_fully_sampled_centre() -> None:
-    lines = torch.zeros(1, 1, 1, 40)
-    lines[..., 14:26] = 1  # 12 centre lines, centre column 20: SigPy's block of 12 starts at 14
-    assert espirit_calibration_width(lines, 24) == 12
-    assert espirit_calibration_width(lines, 8) == 8
-    lines[..., 25] = 0  # [14, 25): a centred even block must start at 20 - w//2 ≥ 14 and end ≤ 25
-    assert espirit_calibration_width(lines, 24) == 10
-    plane = torch.zeros(1, 1, 30, 40)
-    plane[..., 11:19, 10:30] = 1  # 8 rows around row 15, 20 columns around column 20
-    assert espirit_calibration_width(plane, 24) == 8
-
-
-def test_cs_with_too_small_a_centre_for_espirit_is_a_model_error() -> None:
-    kspace, _, maps, _ = cs_scene()
-    mask = project_mask("equispaced", 64, 56, 4, 0.08)  # 4 centre lines < kernel width 6
+def test_cs_without_a_usable_centre_falls_back_to_the_given_maps_with_a_warning() -> None:
+    _, _, maps, image = cs_scene()
+    mask = project_mask("equispaced", 64, 56, 4, 0.04)  # 2 centre lines: no ESPIRiT kernel fits
+    kspace = measure(image, maps, mask, noise=0.01)
+    model = L1WaveletCS(L1WaveletConfig(iterations=5))
+    with pytest.warns(UserWarning, match="too small for ESPIRiT.*data layer's coil maps"):
+        used = model.coil_maps_for(kspace, mask, maps)
+    assert torch.equal(used, maps)
     with pytest.raises(ModelError, match="too small for ESPIRiT"):
-        L1WaveletCS()(kspace * mask, mask, maps)
-    out = L1WaveletCS(L1WaveletConfig(coil_maps="given", iterations=5))(kspace * mask, mask, maps)
-    assert out.image.shape == (1, 64, 56)
+        model(kspace, mask, torch.zeros_like(maps))
 
 
-@pytest.mark.slow
+def test_cs_calibrates_espirit_on_a_seven_line_centre_with_a_small_kernel() -> None:
+    maps = birdcage_maps(8, 96, 180)
+    image = sparse_phantom(96, 180)
+    mask = torch.zeros(1, 1, 1, 180)
+    mask[..., ::8] = 1
+    mask[..., 87:94] = 1  # fastMRI's 8x centre of a 180-column scan: 7 lines around column 90
+    kspace = measure(image, maps, mask, noise=0.01)
+    width = espirit_calibration_width(describe_mask(mask).acs_slices, tuple(kspace.shape[-2:]), 24)
+    assert width == 7 and espirit_kernel_width(width) == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fall-back: ESPIRiT itself found the maps
+        espirit = L1WaveletCS().coil_maps_for(kspace, mask, maps)
+    assert bool(rss(espirit).amax() > 0)
+
+
 def test_cs_on_the_real_poisson_brain_stays_consistent_with_the_measurement(
     shared_data: Path, device: torch.device
 ) -> None:
@@ -230,13 +242,17 @@ def test_cs_on_the_real_poisson_brain_stays_consistent_with_the_measurement(
     assert residual < 0.1
 
 
-def test_cs_with_espirit_maps_that_vanish_everywhere_is_a_model_error(
+def test_cs_with_espirit_maps_that_vanish_everywhere_falls_back_or_fails_clearly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """No coil sensitivity above the crop: a clear error, not FISTA dividing by a zero step size."""
+    """No coil sensitivity above the crop: the given maps with a warning, or without them a clear
+    error, never FISTA dividing by a zero step size."""
     from mrirecon.models.baselines import compressed_sensing
 
     kspace, mask, maps, _ = cs_scene()
     monkeypatch.setattr(compressed_sensing, "estimate_coil_maps_espirit", lambda k, **_: torch.zeros_like(k))
+    model = L1WaveletCS(L1WaveletConfig(iterations=3))
     with pytest.raises(ModelError, match=r"ESPIRiT found no coil sensitivity above espirit_crop 0\.95"):
-        L1WaveletCS()(kspace, mask, maps)
+        model(kspace, mask, torch.zeros_like(maps))
+    with pytest.warns(UserWarning, match="ESPIRiT found no coil sensitivity.*data layer's coil maps"):
+        assert torch.equal(model.coil_maps_for(kspace, mask, maps), maps)

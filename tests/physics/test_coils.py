@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from mrirecon.physics import (
+    espirit_calibration_width,
+    espirit_kernel_width,
     estimate_coil_maps_acs,
     estimate_coil_maps_espirit,
     fft2c,
@@ -78,3 +80,23 @@ def test_espirit_recovers_maps() -> None:
     support = image.abs()[0] > 0
     agreement = (maps.conj() * est).sum(1).abs()[0][support]
     assert agreement.mean() > 0.97
+
+
+def test_espirit_calibration_width_is_the_largest_sigpy_centred_block_inside_the_centre() -> None:
+    # 12 centre lines [14, 26) of 40: SigPy's block of w starts at 20 - w // 2
+    assert espirit_calibration_width((slice(14, 26),), (64, 40), 24) == 12
+    assert espirit_calibration_width((slice(14, 26),), (64, 40), 8) == 8
+    # [14, 25): a block of 11 or 12 would start at 15 or 14 and end at 26 > 25; 10 fits
+    assert espirit_calibration_width((slice(14, 25),), (64, 40), 24) == 10
+    # 2-D: 8 rows around row 15 of 30 and 20 columns around column 20 of 40
+    assert espirit_calibration_width((slice(11, 19), slice(10, 30)), (30, 40), 24) == 8
+    # no fully sampled centre
+    assert espirit_calibration_width((slice(20, 20),), (64, 40), 24) == 0
+
+
+def test_espirit_kernel_width_is_half_the_calibration_and_never_below_two() -> None:
+    assert espirit_kernel_width(24) == 6
+    assert espirit_kernel_width(7) == 3
+    assert espirit_kernel_width(4) == 2
+    assert espirit_kernel_width(3) == 0
+    assert espirit_kernel_width(24, limit=4) == 4

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import torch
 
 from mrirecon.errors import ConfigError
 from mrirecon.training.config import DataSection, SyntheticSection
@@ -42,3 +43,32 @@ def test_other_ranks_wait_for_rank_zero_to_simulate(tmp_path: Path, monkeypatch:
     monkeypatch.delenv("RANK")
     monkeypatch.setenv("LOCAL_RANK", "0")
     assert launched_rank() == 0
+
+
+def test_simulation_on_the_fly_builds_seeded_streams_and_checks_its_settings() -> None:
+    from mrirecon.config import from_mapping
+    from mrirecon.data.stream import SimulatedSliceDataset
+    from mrirecon.training.config import MaskSection, SimulationSection
+    from mrirecon.training.samplers import SeededDataset
+    from mrirecon.training.sources import build_datasets
+
+    options = {"rows": [64, 64], "aspect": [1.0, 1.0], "coils": [4, 4], "multiple": 8}
+    section = from_mapping(
+        SimulationSection, {"train_slices": 3, "val_slices": 2, "seed": 5, "options": options}
+    )
+    data = DataSection(simulation=section, mask=MaskSection("mixed", (0.0, 0.0), (4.0, 8.0)), batch_size=2)
+    datasets = build_datasets(data)
+    assert set(datasets) == {"train", "val"}
+    assert isinstance(datasets["train"], SimulatedSliceDataset) and len(datasets["val"]) == 2
+    seeded = SeededDataset(datasets["train"], seed=1)
+    first, again, next_epoch = seeded[(0, 1)], seeded[(0, 1)], seeded[(1, 1)]
+    assert torch.equal(first.masked_kspace, again.masked_kspace)
+    assert not torch.equal(first.target, next_epoch.target)
+    assert datasets["val"][0].fname == "sim_val_s6_000000.h5"
+    assert data_checksum(data) == data_checksum(data) and data_checksum(data) != data_checksum(
+        DataSection(simulation=SimulationSection(seed=6, options=section.options), mask=data.mask)
+    )
+    with pytest.raises(ConfigError, match="cannot be given with it"):
+        DataSection(simulation=section, manifest="m.csv")
+    with pytest.raises(ConfigError, match="must be 1 when the simulated matrix size varies"):
+        DataSection(simulation=SimulationSection(), batch_size=2)

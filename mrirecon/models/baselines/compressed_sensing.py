@@ -22,6 +22,7 @@ of the result can differ from that of models given other maps; compare magnitude
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,9 +36,15 @@ from mrirecon.errors import ModelError
 from mrirecon.masks import describe_mask
 from mrirecon.models.base import ReconOutput, Reconstructor
 from mrirecon.models.baselines.inputs import check_inputs
-from mrirecon.physics import estimate_coil_maps_espirit, ifft2c, rss
+from mrirecon.physics import (
+    espirit_calibration_width,
+    espirit_kernel_width,
+    estimate_coil_maps_espirit,
+    ifft2c,
+    rss,
+)
 
-__all__ = ["L1WaveletCS", "L1WaveletConfig", "espirit_calibration_width"]
+__all__ = ["L1WaveletCS", "L1WaveletConfig"]
 
 
 @dataclass(frozen=True)
@@ -99,34 +106,6 @@ def _numpy_seed(seed: int) -> Iterator[None]:
         np.random.set_state(state)  # noqa: NPY002
 
 
-def _centred_width(lo: int, hi: int, size: int, limit: int) -> int:
-    """Largest width ≤ ``limit`` whose block centred as SigPy centres it lies inside ``[lo, hi)``."""
-    for width in range(min(limit, hi - lo), 0, -1):
-        start = size // 2 - width // 2
-        if lo <= start and start + width <= hi:
-            return width
-    return 0
-
-
-def espirit_calibration_width(mask: torch.Tensor, limit: int) -> int:
-    """The ESPIRiT calibration width that fits the fully sampled centre of one mask.
-
-    Args:
-        mask: One mask ``(1, 1, 1|H, W)``.
-        limit: The largest width wanted.
-
-    Returns:
-        The largest width ≤ ``limit`` such that SigPy's centred ``width × width`` calibration block
-        is fully sampled (0 if the centre is not sampled).
-    """
-    info = describe_mask(mask)
-    width = _centred_width(info.acs_slices[-1].start, info.acs_slices[-1].stop, int(mask.shape[-1]), limit)
-    if info.kind == "2d":
-        rows = info.acs_slices[0]
-        width = _centred_width(rows.start, rows.stop, int(mask.shape[-2]), width)
-    return width
-
-
 class L1WaveletCS(Reconstructor):
     """L1-wavelet compressed sensing through SigPy (classical: no parameters, no checkpoint).
 
@@ -143,32 +122,51 @@ class L1WaveletCS(Reconstructor):
         self.config = config or L1WaveletConfig()
 
     def _slice_maps(self, kspace: torch.Tensor, mask: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
-        """``(C, H, W)`` maps for one slice (``kspace (1, C, H, W)``, ``mask (1, 1, 1|H, W)``), CPU."""
+        """``(C, H, W)`` maps for one slice (``kspace (1, C, H, W)``, ``mask (1, 1, 1|H, W)``), CPU.
+
+        ESPIRiT calibrates on the largest centred block inside the mask's fully sampled centre
+        with a kernel of at most half its width (3 for a 7-line centre). Where that is impossible
+        (no centre of 4 samples) or ESPIRiT finds no sensitivity, the given maps are used with a
+        one-line warning; without given maps that is a :class:`ModelError`.
+        """
         cfg = self.config
         if cfg.coil_maps == "given":
             return given
-        width = espirit_calibration_width(mask, cfg.espirit_calib_width)
-        if width <= cfg.espirit_kernel_width:
-            raise ModelError(
-                f"the fully sampled centre of the mask is {describe_mask(mask).acs_shape} samples, too "
-                f"small for ESPIRiT with kernel width {cfg.espirit_kernel_width}",
-                hint="set coil_maps: given, or use a mask with a larger fully sampled centre",
+        info = describe_mask(mask)
+        width = espirit_calibration_width(
+            info.acs_slices, (int(kspace.shape[-2]), int(kspace.shape[-1])), cfg.espirit_calib_width
+        )
+        kernel = espirit_kernel_width(width, cfg.espirit_kernel_width)
+        if kernel == 0:
+            return self._fall_back(
+                given,
+                f"the fully sampled centre of the mask is {info.acs_shape} samples, too small for ESPIRiT",
             )
         with _numpy_seed(0):  # SigPy's power iterations start from NumPy's global generator
             maps = estimate_coil_maps_espirit(
                 kspace,
                 calib_width=width,
                 threshold=cfg.espirit_threshold,
-                kernel_width=cfg.espirit_kernel_width,
+                kernel_width=kernel,
                 crop=cfg.espirit_crop,
             )
         if not bool(maps.abs().amax() > 0):
-            raise ModelError(
+            return self._fall_back(
+                given,
                 f"ESPIRiT found no coil sensitivity above espirit_crop {cfg.espirit_crop:g} in a "
                 f"{width} × {width} calibration block",
-                hint="lower espirit_crop, or set coil_maps: given to use the data layer's coil maps",
             )
         return maps[0]
+
+    @staticmethod
+    def _fall_back(given: torch.Tensor, reason: str) -> torch.Tensor:
+        if given.numel() == 0 or not bool(given.abs().amax() > 0):
+            raise ModelError(
+                reason,
+                hint="lower espirit_crop, use a mask with a larger fully sampled centre, or give coil maps",
+            )
+        warnings.warn(f"CS: {reason}; using the data layer's coil maps instead", UserWarning, stacklevel=3)
+        return given
 
     @torch.no_grad()
     def coil_maps_for(

@@ -1,0 +1,372 @@
+"""Image quality on held-out simulated data and on real anatomy: learned models against tuned baselines.
+
+    python -m benchmarks.quality --model cirim-brain --model mine=runs/x/checkpoints/best.ckpt
+
+Sets (made on first use in ``--data-dir``; the same files every run):
+
+- ``simulated``: held-out volumes of the realistic simulator (seeds training never uses),
+  192–256 rows, 2 slices each, 3–6 hypo- and hyperintense lesions per slice;
+- ``real``: the real-anatomy set (:mod:`mrirecon.data.real_anatomy`: dipy's real T1 slice in four
+  acquisitions and six real b0 slices, simulated coils, noise and lesions), anatomy from another
+  source than the training template.
+
+Masks (the columns): equispaced 4× (centre 0.08) and 8× (0.04), random 4× and 8× (the same
+centres), Poisson disc 8× with a 20 × 20 calibration square; seeded per volume.
+
+Every model gets the ACS coil maps of the data pipeline. CS's λ and its coil maps (its own ESPIRiT
+calibration or the pipeline's ACS maps) and SENSE's Tikhonov weight and iterations are chosen per
+mask on a separate validation set of the simulator (never on the test images), by the PSNR inside
+the head.
+
+Figures per set × mask × model: SSIM and PSNR on the full image (fastMRI's per-volume definition)
+and inside a head mask, NMSE, lesions kept (contrast within 10 % of the reference and CNR ≥ 1,
+:mod:`mrirecon.evaluation.lesion`), the mean contrast kept, and seconds per slice. Prints tables,
+writes ``benchmarks/results/quality.json`` and ``quality.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.common import RESULTS, machine_info, print_table, write_json
+from mrirecon.data.realistic import RealisticOptions
+from mrirecon.data.transforms import ReconTransform
+from mrirecon.data.volume import open_volume
+from mrirecon.evaluation.lesion import measure_lesions
+from mrirecon.evaluation.metrics import head_mask, masked_metrics, volume_metrics
+from mrirecon.masks import create_mask_func
+from mrirecon.models.base import Reconstructor
+from mrirecon.models.registry import build_model_from_mapping
+from mrirecon.runtime import configure_threads
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """One column: a mask type, its acceleration and calibration."""
+
+    label: str
+    kind: str
+    acceleration: float
+    center_fraction: float
+    calibration_size: int | None = None
+
+    def function(self) -> Any:
+        options = {} if self.calibration_size is None else {"calibration_size": self.calibration_size}
+        return create_mask_func(self.kind, [self.center_fraction], [self.acceleration], **options)
+
+
+MASKS = (
+    MaskSpec("equispaced 4x", "equispaced_fraction", 4, 0.08),
+    MaskSpec("equispaced 8x", "equispaced_fraction", 8, 0.04),
+    MaskSpec("random 4x", "random", 4, 0.08),
+    MaskSpec("random 8x", "random", 8, 0.04),
+    MaskSpec("Poisson 8x", "poisson2d", 8, 0.08, calibration_size=20),
+)
+CS_LAMBDAS = (0.002, 0.005, 0.01)
+CS_MAPS = ("espirit", "given")
+SENSE_SETTINGS = ((10, 0.0), (10, 0.01), (30, 0.01), (30, 0.05))
+TEST_OPTIONS = RealisticOptions(
+    rows=(192, 256), coils=(8, 16), lesion_probability=1.0, lesion_count=(3, 6), lesion_radius_mm=(2.0, 5.0)
+)
+
+
+@dataclass
+class Volume:
+    """One test volume, loaded once: its path, reference, lesion labels and head mask."""
+
+    path: Path
+    target: np.ndarray
+    labels: np.ndarray | None
+    head: np.ndarray
+
+
+def ensure_sets(folder: Path, quick: bool) -> dict[str, Path]:
+    """Simulate the test and validation sets into ``folder`` unless they are there."""
+    from mrirecon.data.realistic_dataset import simulate_realistic_dataset
+
+    size = "quick" if quick else "full"
+    plans = {
+        "simulated": ("mni", 2 if quick else 6, 2, 9001),
+        "validation": ("mni", 2 if quick else 3, 2, 9002),
+        "real": ("dipy", 1 if quick else 4, 1, 0),
+    }
+    out = {}
+    for name, (anatomy, volumes, slices, seed) in plans.items():
+        target = folder / f"{name}_{size}"
+        if not (target / "manifest.csv").is_file():
+            print(f"simulating the {name} set into {target} ...", flush=True)
+            simulate_realistic_dataset(
+                target,
+                anatomy=anatomy,
+                volumes=volumes,
+                slices=slices,
+                seed=seed,
+                options=TEST_OPTIONS,
+                split=(0.0, 0.0, 1.0),
+                progress=False,
+            )
+        out[name] = target
+    return out
+
+
+def _required(array: np.ndarray | None) -> np.ndarray:
+    if array is None:
+        raise ValueError("the benchmark sets are fully sampled: every slice has a reference")
+    return array
+
+
+def load_volumes(folder: Path) -> list[Volume]:
+    """Every volume of a set with its reference, lesion labels and head mask."""
+    volumes = []
+    for path in sorted(folder.glob("*.h5")):
+        with open_volume(path) as vol:
+            target = np.stack([_required(vol.read_target(s)) for s in range(vol.num_slices)]).astype(
+                np.float32
+            )
+            labels = [vol.read_lesion_labels(s) for s in range(vol.num_slices)]
+        stacked = None if any(x is None for x in labels) else np.stack([x for x in labels if x is not None])
+        volumes.append(Volume(path, target, stacked, head_mask(target)))
+    return volumes
+
+
+def reconstruct(model: Reconstructor, volume: Volume, mask: MaskSpec) -> tuple[np.ndarray, float]:
+    """The magnitude reconstruction ``(S, h, w)`` of a volume under a mask, and seconds per slice."""
+    transform = ReconTransform(mask.function(), deterministic_mask=True, coil_maps="acs")
+    slices, seconds = [], []
+    with open_volume(volume.path) as vol:
+        for s in range(vol.num_slices):
+            sample = transform(vol, s)
+            start = time.perf_counter()
+            with torch.no_grad():
+                image = model(sample.masked_kspace[None], sample.mask[None], sample.coil_maps[None]).image[0]
+            seconds.append(time.perf_counter() - start)
+            magnitude = (image.abs() * sample.scale).numpy()
+            h, w = sample.crop_size
+            top, left = (magnitude.shape[0] - h) // 2, (magnitude.shape[1] - w) // 2
+            slices.append(magnitude[top : top + h, left : left + w])
+    return np.stack(slices).astype(np.float32), statistics.mean(seconds)
+
+
+def score(volumes: Sequence[Volume], model: Reconstructor, mask: MaskSpec) -> dict[str, Any]:
+    """Mean figures over a set's volumes for one model and mask."""
+    rows: list[dict[str, float]] = []
+    kept = total = 0
+    preservation: list[float] = []
+    seconds = []
+    for volume in volumes:
+        recon, per_slice = reconstruct(model, volume, mask)
+        seconds.append(per_slice)
+        full = volume_metrics(volume.target, recon)
+        head = masked_metrics(volume.target, recon, volume.head)
+        rows.append(
+            {
+                "ssim": full["ssim"],
+                "psnr": full["psnr"],
+                "nmse": full["nmse"],
+                "head_ssim": head["ssim"],
+                "head_psnr": head["psnr"],
+            }
+        )
+        if volume.labels is not None:
+            for m in measure_lesions(volume.target, recon, volume.labels):
+                total += 1
+                kept += int(m.preserved)
+                if np.isfinite(m.preservation):
+                    preservation.append(float(m.preservation))
+    out: dict[str, Any] = {key: statistics.mean(r[key] for r in rows) for key in rows[0]}
+    out.update(
+        lesions_kept=kept,
+        lesions=total,
+        contrast_kept=statistics.mean(preservation) if preservation else float("nan"),
+        seconds_per_slice=statistics.mean(seconds),
+    )
+    return out
+
+
+def tune(
+    volumes: Sequence[Volume], candidates: Sequence[tuple[str, dict[str, Any]]], mask: MaskSpec, name: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The candidate config with the best mean head PSNR on the validation volumes."""
+    trials = []
+    for label, config in candidates:
+        figures = score(volumes, build_model_from_mapping(name, config), mask)
+        trials.append({"setting": label, "config": config, "head_psnr": figures["head_psnr"]})
+        print(f"  tune {name} {mask.label}: {label} head PSNR {figures['head_psnr']:.2f} dB", flush=True)
+    best = max(trials, key=lambda t: t["head_psnr"])
+    return best["config"], trials
+
+
+def learned_models(specs: Sequence[str]) -> list[tuple[str, Reconstructor]]:
+    """``LABEL=CHECKPOINT``, a checkpoint path, or a shipped pretrained name."""
+    from mrirecon.inference.loading import load_reconstructor
+
+    out = []
+    for spec in specs:
+        label, _, source = spec.partition("=")
+        if not source:
+            label, source = Path(spec).stem if Path(spec).suffix else spec, spec
+        loaded = load_reconstructor(source)
+        out.append((label, loaded.model.eval()))
+    return out
+
+
+def figure(
+    volume: Volume,
+    masks: Sequence[MaskSpec],
+    models_for: Callable[[MaskSpec], list[tuple[str, Reconstructor]]],
+    path: Path,
+) -> None:
+    """One volume's first slice under every mask, for every model, with error maps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    reference = volume.target[0]
+    vmax = float(np.percentile(reference, 99.5))
+    columns = len(models_for(masks[0])) + 1
+    fig, axes = plt.subplots(
+        2 * len(masks), columns, figsize=(2.2 * columns, 4.4 * len(masks)), squeeze=False
+    )
+    for row, mask in enumerate(masks):
+        axes[2 * row, 0].imshow(reference, cmap="gray", vmin=0, vmax=vmax)
+        axes[2 * row, 0].set_title(f"reference\n{mask.label}", fontsize=8)
+        axes[2 * row + 1, 0].axis("off")
+        for col, (label, model) in enumerate(models_for(mask), start=1):
+            recon = reconstruct(model, volume, mask)[0][0]
+            head = masked_metrics(volume.target[:1], recon[None], volume.head[:1])
+            axes[2 * row, col].imshow(recon, cmap="gray", vmin=0, vmax=vmax)
+            axes[2 * row, col].set_title(
+                f"{label}\n{head['psnr']:.1f} dB, SSIM {head['ssim']:.3f}", fontsize=8
+            )
+            axes[2 * row + 1, col].imshow(np.abs(recon - reference), cmap="magma", vmin=0, vmax=0.2 * vmax)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{volume.path.stem}: reconstructions (head PSNR, SSIM) and |error| ×5", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    configure_threads(args.threads)
+    folder = Path(args.data_dir)
+    paths = ensure_sets(folder, args.quick)
+    sets = {name: load_volumes(paths[name]) for name in ("simulated", "real")}
+    validation = load_volumes(paths["validation"])
+    learned = learned_models(args.model)
+    masks = MASKS[:2] if args.quick else MASKS
+    cs_lambdas = CS_LAMBDAS[1:2] if args.quick else CS_LAMBDAS
+    results: dict[str, Any] = {"sets": {}, "tuning": {}}
+    for mask in masks:
+        cs_config, cs_trials = tune(
+            validation,
+            [
+                (f"lambda {lam:g}", {"regularization": lam, "iterations": args.cs_iterations})
+                for lam in cs_lambdas
+            ],
+            mask,
+            "cs_l1wavelet",
+        )
+        sense_config, sense_trials = tune(
+            validation,
+            [
+                (f"{it} it, lambda {lam:g}", {"iterations": it, "regularization": lam})
+                for it, lam in SENSE_SETTINGS
+            ],
+            mask,
+            "sense",
+        )
+        results["tuning"][mask.label] = {
+            "cs": cs_trials,
+            "sense": sense_trials,
+            "chosen": [cs_config, sense_config],
+        }
+        models: list[tuple[str, Reconstructor]] = [
+            *learned,
+            ("CS", build_model_from_mapping("cs_l1wavelet", cs_config)),
+            ("SENSE", build_model_from_mapping("sense", sense_config)),
+            ("zero-filled", build_model_from_mapping("zero_filled", {})),
+        ]
+        for set_name, volumes in sets.items():
+            for label, model in models:
+                figures = score(volumes, model, mask)
+                results["sets"].setdefault(set_name, {}).setdefault(label, {})[mask.label] = figures
+                f = figures
+                print(
+                    f"{set_name:9s} {mask.label:14s} {label:14s} PSNR {f['psnr']:.2f} head "
+                    f"{f['head_psnr']:.2f} dB, SSIM {f['ssim']:.4f} head {f['head_ssim']:.4f}, "
+                    f"lesions {f['lesions_kept']}/{f['lesions']}, {f['seconds_per_slice']:.2f} s",
+                    flush=True,
+                )
+    return results
+
+
+def print_tables(results: dict[str, Any]) -> None:
+    for set_name, models in results["sets"].items():
+        masks = list(next(iter(models.values())))
+        print(f"\n{set_name}: head PSNR dB / head SSIM / lesions kept (full-image PSNR, SSIM in JSON)")
+        rows = []
+        for label, per_mask in models.items():
+            cells = [
+                f"{per_mask[m]['head_psnr']:.2f} / {per_mask[m]['head_ssim']:.4f} / "
+                f"{per_mask[m]['lesions_kept']}/{per_mask[m]['lesions']}"
+                for m in masks
+            ]
+            seconds = statistics.mean(per_mask[m]["seconds_per_slice"] for m in masks)
+            rows.append([label, *cells, f"{seconds:.2f}"])
+        print_table(["model", *masks, "s/slice"], rows)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="a learned model: a pretrained name, a checkpoint, or LABEL=CHECKPOINT (repeatable)",
+    )
+    parser.add_argument("--data-dir", default=str(RESULTS / "quality_data"), help="where the sets are kept")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--cs-iterations", type=int, default=100, help="FISTA iterations of CS")
+    parser.add_argument("--quick", action="store_true", help="small sets, two masks (a smoke test)")
+    parser.add_argument("--output", default=None, help="JSON path (default benchmarks/results/quality.json)")
+    parser.add_argument("--no-figure", action="store_true", help="skip the comparison figure")
+    args = parser.parse_args(argv)
+    results = run(args)
+    device = torch.device("cpu")
+    payload = {"machine": machine_info(device), "args": vars(args), **results}
+    print_tables(results)
+    path = write_json("quality", payload, Path(args.output) if args.output else None)
+    print(f"\nwrote {path}")
+    if not args.no_figure:
+        learned = learned_models(args.model)
+        masks = [m for m in MASKS if m.label in results["tuning"]]
+
+        def models_for(mask: MaskSpec) -> list[tuple[str, Reconstructor]]:
+            cs_config = results["tuning"][mask.label]["chosen"][0]
+            return [
+                *learned,
+                ("CS", build_model_from_mapping("cs_l1wavelet", cs_config)),
+                ("zero-filled", build_model_from_mapping("zero_filled", {})),
+            ]
+
+        real = load_volumes(ensure_sets(Path(args.data_dir), args.quick)["real"])
+        volume = next((v for v in real if "t1" in v.path.name), real[0])
+        png = path.with_suffix(".png")
+        figure(volume, masks, models_for, png)
+        print(f"wrote {png}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,533 @@
+"""The realistic simulator: real brain anatomy, randomised contrast, vendor-like arrays, correlated noise.
+
+One slice (:func:`simulate_realistic_slice`) or a volume of neighbouring slices
+(:func:`simulate_realistic_volume`) is made in these steps, every random choice drawn from a
+``numpy.random.SeedSequence`` (the same seed, the same data, on every machine):
+
+1. **Geometry.** A matrix ``H × W`` (160–384 rows by default, rectangular), a field of view
+   (210–270 mm), an orientation (axial, coronal, sagittal) and a plane through the MNI152
+   template with a random tilt, rotation, scale, shift and elastic deformation
+   (:mod:`mrirecon.data.anatomy`), sampled on a grid ``oversampling`` (1.5) times finer than the
+   matrix: the object has detail the acquisition cannot resolve.
+2. **Anatomy.** Grey matter, white matter and CSF fractions, sharpened by a random power (the
+   template is an average of 152 brains and blurrier than one brain), with fine sulci cut into the
+   cortex along the zero lines of a random field; with probability ``skull`` a CSF rim, skull
+   (cortical bone around marrow) and scalp of random, smoothly varying thickness around the brain
+   (else the skull-stripped look of many research data sets).
+3. **Contrast** (domain randomisation): tissue intensities drawn around T1-, T2-, PD- or
+   FLAIR-weighted values (±15 %), or, for the ``random`` family, each tissue uniformly in
+   [0.03, 1]; fine multiplicative texture (1–8 %); a smooth MRI bias field (MONAI's
+   ``RandBiasField``, a degree-3 polynomial in the exponent).
+4. **Lesions** of the shared lesion model (:mod:`mrirecon.data.lesions`), hyper- (×1.25–2.2) or
+   hypointense (×0.35–0.8) in every contrast, 1.5–6 mm radius, mostly in white matter; labels on
+   the matrix grid.
+5. **Phase**: a smooth background phase (a constant, linear and quadratic terms and a smooth
+   random field).
+6. **Acquisition.** The fine complex image is Fourier transformed and its central ``H × W`` block
+   kept (band-limited, with the Gibbs ringing of a real acquisition); coil maps of a birdcage or
+   surface array of 4–32 coils (:mod:`mrirecon.data.coil_arrays`); complex noise with a coil
+   covariance ``σ²·Ψ`` built from the coils' overlap; SNR (mean brain magnitude / σ) drawn
+   log-uniformly in 10–50.
+7. **Output**: k-space ``F(S_c·x + n_c)`` and, as in fastMRI, the reference = RSS of the noisy coil
+   images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from mrirecon.data.anatomy import (
+    ORIENTATIONS,
+    TissueSlice,
+    linear_resampler,
+    load_template,
+    sample_tissue_slice,
+    smooth_noise_2d,
+)
+from mrirecon.data.coil_arrays import COIL_KINDS, coil_noise, noise_covariance, simulate_array
+from mrirecon.data.lesions import Lesion, apply_lesions, lesion_fraction
+from mrirecon.errors import ConfigError
+from mrirecon.physics import fft2c, ifft2c, rss
+
+__all__ = [
+    "CONTRAST_FAMILIES",
+    "RealisticOptions",
+    "RealisticSlice",
+    "acquire",
+    "lesion_labels",
+    "place_lesions",
+    "simulate_realistic_slice",
+    "simulate_realistic_volume",
+    "smooth_phase",
+]
+
+#: Tissue intensities (grey matter, white matter, CSF, bone, marrow, scalp) per contrast family.
+CONTRAST_FAMILIES: dict[str, dict[str, float]] = {
+    "t1": {"gm": 0.58, "wm": 0.85, "csf": 0.15, "bone": 0.04, "marrow": 0.85, "scalp": 0.95},
+    "t2": {"gm": 0.55, "wm": 0.38, "csf": 1.00, "bone": 0.03, "marrow": 0.50, "scalp": 0.60},
+    "pd": {"gm": 0.85, "wm": 0.70, "csf": 0.95, "bone": 0.05, "marrow": 0.80, "scalp": 0.90},
+    "flair": {"gm": 0.72, "wm": 0.52, "csf": 0.07, "bone": 0.03, "marrow": 0.60, "scalp": 0.80},
+    "random": {},
+}
+_ACQUISITION = {"t1": "AXT1", "t2": "AXT2", "pd": "AXPD", "flair": "AXFLAIR", "random": "AXMIXED"}
+
+
+def _range(name: str, value: tuple[float, float], low: float = 0.0) -> None:
+    if len(value) != 2 or not low <= value[0] <= value[1]:
+        raise ConfigError(f"'{name}' must be a range (least, most) with {low} <= least <= most, got {value}")
+
+
+@dataclass(frozen=True)
+class RealisticOptions:
+    """What the realistic simulator randomises, and over which ranges (module docstring).
+
+    Attributes:
+        rows: Range of the matrix rows ``H`` (readout).
+        aspect: Range of ``W / H``.
+        multiple: ``H`` and ``W`` are rounded to a multiple of this.
+        fov_mm: Range of the field of view along the rows, mm (columns scale with the aspect).
+        coils: Range of the coil count.
+        coil_kinds: Array kinds to draw from (``birdcage``, ``surface``).
+        snr: Range of the SNR (mean brain magnitude / noise σ), drawn log-uniformly.
+        contrasts: Contrast families to draw from (:data:`CONTRAST_FAMILIES`).
+        orientations: Orientations to draw from, with ``axial`` weighted twice.
+        skull: Probability of a skull and scalp around the brain.
+        lesion_probability: Probability that a slice has lesions.
+        lesion_count: Range of lesions in a slice that has them.
+        lesion_radius_mm: Range of the lesions' in-plane radius.
+        hyperintense: Range of the contrast of hyperintense lesions.
+        hypointense: Range of the contrast of hypointense lesions.
+        hypo_fraction: Share of hypointense lesions.
+        oversampling: The object is made on a grid this many times finer than the matrix.
+    """
+
+    rows: tuple[int, int] = (160, 384)
+    aspect: tuple[float, float] = (0.75, 1.0)
+    multiple: int = 8
+    fov_mm: tuple[float, float] = (210.0, 270.0)
+    coils: tuple[int, int] = (4, 32)
+    coil_kinds: tuple[str, ...] = COIL_KINDS
+    snr: tuple[float, float] = (10.0, 50.0)
+    contrasts: tuple[str, ...] = ("t1", "t2", "pd", "flair", "random")
+    orientations: tuple[str, ...] = ("axial", "coronal", "sagittal")
+    skull: float = 0.7
+    lesion_probability: float = 0.7
+    lesion_count: tuple[int, int] = (1, 6)
+    lesion_radius_mm: tuple[float, float] = (1.5, 6.0)
+    hyperintense: tuple[float, float] = (1.25, 2.2)
+    hypointense: tuple[float, float] = (0.35, 0.8)
+    hypo_fraction: float = 0.5
+    oversampling: float = 1.5
+
+    def __post_init__(self) -> None:
+        _range("rows", self.rows, 32)
+        _range("aspect", self.aspect, 0.1)
+        _range("fov_mm", self.fov_mm, 1.0)
+        _range("coils", self.coils, 1)
+        _range("snr", self.snr, 1e-6)
+        _range("lesion_count", self.lesion_count, 0)
+        _range("lesion_radius_mm", self.lesion_radius_mm, 0.1)
+        _range("hyperintense", self.hyperintense, 1.0)
+        _range("hypointense", self.hypointense, 0.01)
+        if self.hypointense[1] > 1.0:
+            raise ConfigError(f"'hypointense' must stay below 1, got {self.hypointense}")
+        if self.multiple < 1 or self.oversampling < 1:
+            raise ConfigError("'multiple' must be at least 1 and 'oversampling' at least 1")
+        for name, values, known in (
+            ("coil_kinds", self.coil_kinds, COIL_KINDS),
+            ("contrasts", self.contrasts, tuple(CONTRAST_FAMILIES)),
+            ("orientations", self.orientations, tuple(ORIENTATIONS)),
+        ):
+            if not values or any(v not in known for v in values):
+                raise ConfigError(f"'{name}' must be a non-empty list of {', '.join(known)}, got {values}")
+        for name in ("skull", "lesion_probability", "hypo_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"'{name}' must be a probability in [0, 1], got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class RealisticSlice:
+    """One simulated slice (or, stacked, a volume) and what it was made of.
+
+    Attributes:
+        kspace: ``(C, H, W)`` complex64 fully sampled noisy k-space (centred FFT).
+        target: ``(H, W)`` float32 RSS of the noisy coil images (fastMRI's reference).
+        image: ``(H, W)`` complex64 noiseless band-limited image (lesions included).
+        coil_maps: ``(C, H, W)`` complex64, Σ_c |S_c|² = 1.
+        noise_covariance: ``(C, C)`` complex128 covariance of the noise between coils, ``σ²·Ψ``.
+        noise_std: σ.
+        snr: The drawn SNR.
+        labels: ``(H, W)`` int16 lesion labels (k for lesion k).
+        lesions: The lesions (centre slice index 0, rows and columns on the matrix grid).
+        brain: ``(H, W)`` float32 brain fraction on the matrix grid.
+        params: What was drawn (orientation, contrast family and intensities, array, FOV ...).
+    """
+
+    kspace: np.ndarray
+    target: np.ndarray
+    image: np.ndarray
+    coil_maps: np.ndarray
+    noise_covariance: np.ndarray
+    noise_std: float
+    snr: float
+    labels: np.ndarray
+    lesions: tuple[Lesion, ...]
+    brain: np.ndarray
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _VolumeDraw:
+    """What slices of one volume share."""
+
+    shape: tuple[int, int]
+    fine: tuple[int, int]
+    fov_mm: tuple[float, float]
+    orientation: str
+    family: str
+    intensities: dict[str, float]
+    geometry_seed: int
+    skull: bool
+    sharpen: float
+    texture: float
+    sulci: float
+    coil_kind: str
+    coil_maps: np.ndarray
+    covariance: np.ndarray
+    snr: float
+    phase_seed: int
+    bias_seed: int
+
+
+def _round(value: float, multiple: int) -> int:
+    return max(multiple, round(value / multiple) * multiple)
+
+
+def _draw_volume(options: RealisticOptions, rng: np.random.Generator) -> _VolumeDraw:
+    rows = _round(rng.uniform(*options.rows), options.multiple)
+    cols = _round(rows * rng.uniform(*options.aspect), options.multiple)
+    fov_rows = float(rng.uniform(*options.fov_mm))
+    fov = (fov_rows, fov_rows * cols / rows)
+    fine = (_round(rows * options.oversampling, 2), _round(cols * options.oversampling, 2))
+    weights = np.array([2.0 if o == "axial" else 1.0 for o in options.orientations])
+    orientation = str(rng.choice(options.orientations, p=weights / weights.sum()))
+    family = str(rng.choice(options.contrasts))
+    names = ("gm", "wm", "csf", "bone", "marrow", "scalp")
+    if family == "random":
+        intensities = {n: float(rng.uniform(0.03, 1.0)) for n in names}
+    else:
+        base = CONTRAST_FAMILIES[family]
+        intensities = {n: float(base[n] * np.clip(1 + 0.15 * rng.standard_normal(), 0.7, 1.3)) for n in names}
+    coil_kind = str(rng.choice(options.coil_kinds))
+    coils = int(rng.integers(options.coils[0], options.coils[1] + 1))
+    maps, raw = simulate_array(coil_kind, coils, (rows, cols), fov, rng)
+    covariance = noise_covariance(raw, rng)
+    snr = float(np.exp(rng.uniform(np.log(options.snr[0]), np.log(options.snr[1]))))
+    return _VolumeDraw(
+        shape=(rows, cols),
+        fine=fine,
+        fov_mm=fov,
+        orientation=orientation,
+        family=family,
+        intensities=intensities,
+        geometry_seed=int(rng.integers(2**31)),
+        skull=bool(rng.random() < options.skull),
+        sharpen=float(rng.uniform(1.0, 2.5)),
+        texture=float(rng.uniform(0.01, 0.08)),
+        sulci=float(rng.uniform(0.0, 0.6)),
+        coil_kind=coil_kind,
+        coil_maps=maps,
+        covariance=covariance,
+        snr=snr,
+        phase_seed=int(rng.integers(2**31)),
+        bias_seed=int(rng.integers(2**31)),
+    )
+
+
+def _tissue_fractions(
+    tissue: TissueSlice, draw: _VolumeDraw, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Sharpened tissue fractions with fine sulci, and the layers outside the brain."""
+    gm, wm, csf = (np.clip(t, 0, 1) for t in (tissue.gm, tissue.wm, tissue.csf))
+    brain = np.clip(gm + wm + csf, 0, 1)
+    powered = [t**draw.sharpen for t in (gm, wm, csf)]
+    total = np.maximum(powered[0] + powered[1] + powered[2], 1e-6)
+    gm, wm, csf = (p / total * brain for p in powered)
+    if draw.sulci > 0:  # thin CSF lines in the cortex where a random field crosses zero
+        field_ = ndimage.gaussian_filter(rng.standard_normal(gm.shape).astype(np.float32), 3.0)
+        gy, gx = np.gradient(field_)
+        near = np.abs(field_) / np.maximum(np.hypot(gy, gx), 1e-6)
+        cut = draw.sulci * np.clip(1.0 - near / 0.7, 0, 1) * gm
+        gm, csf = gm - cut, csf + cut
+    out = {"gm": gm, "wm": wm, "csf": csf}
+    outside = 1.0 - brain
+    names = ("rim", "bone", "marrow", "scalp")
+    if not draw.skull:
+        return out | {n: np.zeros_like(gm) for n in names}
+    pixel = tissue.pixel_mm[0]
+    # the skull follows a smoothed outline of the brain (it bridges the gaps between lobes)
+    step = 4  # smoothed on a grid 4 times coarser: the outline is smooth anyway
+    small = ndimage.gaussian_filter(brain[::step, ::step], 6.0 / (pixel * step))
+    up_r = linear_resampler(brain.shape[0], small.shape[0])
+    up_c = linear_resampler(brain.shape[1], small.shape[1])
+    outline = (up_r @ small @ up_c.T) > 0.3
+    distance = ndimage.distance_transform_edt(~(outline | (brain >= 0.5))) * pixel
+    wobble = 1.0 + 0.25 * smooth_noise_2d(rng, gm.shape, 5)
+    rim, bone, scalp = (rng.uniform(*r) * wobble for r in ((0.5, 3.0), (4.0, 9.0), (3.0, 9.0)))
+    edges = np.cumsum([np.zeros_like(rim), rim, bone, scalp], axis=0)
+    gap = outline & (brain < 0.5)  # between the brain and the outline: CSF
+    layers = {
+        "rim": gap | ((distance > 0) & (distance <= edges[1])),
+        "bone": (distance > edges[1]) & (distance <= edges[2]),
+        "scalp": (distance > edges[2]) & (distance <= edges[3]),
+    }
+    middle = np.abs(distance - (edges[1] + edges[2]) / 2) < 0.3 * bone
+    layers["marrow"] = layers["bone"] & middle
+    layers["bone"] &= ~middle
+    for name in names:
+        out[name] = ndimage.gaussian_filter(layers[name].astype(np.float32), 0.6) * outside
+    return out
+
+
+def place_lesions(
+    regions: Sequence[np.ndarray],
+    options: RealisticOptions,
+    pixel_mm: float,
+    rng: np.random.Generator,
+    *,
+    secondary: float = 0.25,
+) -> list[Lesion]:
+    """Lesions of the shared model on one slice's grid, clear of each other and of the region's edge.
+
+    Args:
+        regions: Bool ``(H, W)`` maps where lesions may lie: the first (white matter) is used for
+            a share ``1 − secondary`` of the lesions, the second (any tissue), if given, for the rest.
+        options: Count, radius, contrast and probability of lesions.
+        pixel_mm: Pixel size, mm (the radius range is in mm).
+        rng: Random generator.
+        secondary: Share of lesions placed in the second region.
+
+    Returns:
+        Lesions with centres ``(0, row, column)``; none with probability ``1 − lesion_probability``.
+        A lesion's whole outline (radius × (1 + irregularity) + 1 px) lies inside its region, and
+        lesions are at least 1.4 × their radii plus 3 px apart.
+    """
+    if rng.random() >= options.lesion_probability:
+        return []
+    wanted = int(rng.integers(options.lesion_count[0], options.lesion_count[1] + 1))
+    distances = [ndimage.distance_transform_edt(region) for region in regions]
+    placed: list[Lesion] = []
+    for _ in range(wanted * 20):
+        if len(placed) == wanted:
+            break
+        radius = max(1.0, float(rng.uniform(*options.lesion_radius_mm)) / pixel_mm)
+        irregularity = float(rng.uniform(0.05, 0.35))
+        clearance = radius * (1 + irregularity) + 1
+        which = int(len(distances) > 1 and rng.random() < secondary)
+        candidates = np.argwhere(distances[which] >= clearance)
+        if len(candidates) == 0:
+            continue
+        row, col = (int(v) for v in candidates[rng.integers(len(candidates))])
+        if any(
+            np.hypot(p.center[1] - row, p.center[2] - col) < (p.radius + radius) * 1.4 + 3 for p in placed
+        ):
+            continue
+        hypo = rng.random() < options.hypo_fraction
+        contrast = float(rng.uniform(*(options.hypointense if hypo else options.hyperintense)))
+        placed.append(
+            Lesion(
+                center=(0.0, float(row), float(col)),
+                radius=radius,
+                contrast=contrast,
+                irregularity=irregularity,
+                seed=int(rng.integers(2**31)),
+            )
+        )
+    return placed
+
+
+def lesion_labels(lesions: Sequence[Lesion], shape: tuple[int, int]) -> np.ndarray:
+    """``(H, W)`` int16 labels (k for lesion k) of lesions placed by :func:`place_lesions`."""
+    labels = np.zeros(shape, dtype=np.int16)
+    for k, les in enumerate(lesions, start=1):
+        labels[lesion_fraction(les, shape, 0) >= 0.5] = k
+    return labels
+
+
+def smooth_phase(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """A smooth background phase ``(H, W)`` float32: a constant, linear and quadratic terms and a
+    smooth random field of up to 2 rad."""
+    v = np.linspace(-1, 1, shape[0], dtype=np.float32)[:, None]
+    u = np.linspace(-1, 1, shape[1], dtype=np.float32)[None, :]
+    c = rng.normal(0, 1.0, 6)
+    phase = c[0] * np.pi + c[1] * u + c[2] * v + 0.5 * (c[3] * u * u + c[4] * v * v + c[5] * u * v)
+    return (phase + float(rng.uniform(0, 2)) * smooth_noise_2d(rng, shape, 4)).astype(np.float32)
+
+
+def acquire(
+    image: np.ndarray, coil_maps: np.ndarray, covariance: np.ndarray, sigma: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fully sampled k-space ``(C, H, W)`` of ``S_c·x + n_c`` (noise covariance ``σ²·Ψ``) and the RSS
+    ``(H, W)`` of the noisy coil images (fastMRI's reference)."""
+    coil_images = coil_maps * image[None]
+    if sigma > 0:
+        coil_images = coil_images + coil_noise(covariance, image.shape, sigma, rng)
+    tensor = torch.from_numpy(np.ascontiguousarray(coil_images, dtype=np.complex64))
+    return fft2c(tensor).numpy(), rss(tensor, dim=0).numpy().astype(np.float32)
+
+
+def _bias(draw: _VolumeDraw, image: np.ndarray) -> np.ndarray:
+    from monai.transforms import RandBiasField  # lazy: MONAI's import takes a second
+
+    transform = RandBiasField(degree=3, coeff_range=(0.0, 0.25), prob=1.0)
+    transform.set_random_state(seed=draw.bias_seed)
+    return np.asarray(transform(image[None], randomize=True))[0].astype(np.float32)
+
+
+def _render(
+    draw: _VolumeDraw, options: RealisticOptions, depth: float | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, list[Lesion], np.ndarray, float]:
+    """The noiseless band-limited complex image ``(H, W)``, lesion labels, lesions, brain fraction."""
+    tissue = sample_tissue_slice(
+        rng,
+        draw.fine,
+        draw.fov_mm,
+        orientation=draw.orientation,
+        depth=depth,
+        geometry_rng=np.random.default_rng(draw.geometry_seed),
+    )
+    fractions = _tissue_fractions(tissue, draw, rng)
+    values = draw.intensities | {"rim": draw.intensities["csf"]}
+    magnitude = sum(values[name] * fractions[name] for name in fractions)
+    texture = ndimage.gaussian_filter(
+        rng.standard_normal(draw.fine).astype(np.float32), rng.uniform(0.5, 1.5)
+    )
+    texture /= max(float(texture.std()), 1e-6)
+    magnitude = np.clip(magnitude * (1 + draw.texture * texture), 0, None)
+    magnitude = _bias(draw, magnitude.astype(np.float32))
+    # lesions: placed on the matrix grid, drawn on the fine grid
+    factor = draw.fine[0] / draw.shape[0], draw.fine[1] / draw.shape[1]
+    down_r, down_c = (
+        linear_resampler(draw.shape[0], draw.fine[0]),
+        linear_resampler(draw.shape[1], draw.fine[1]),
+    )
+    coarse = lambda x: down_r @ x @ down_c.T  # noqa: E731
+    brain = np.clip(coarse(tissue.brain), 0, 1)
+    pixel_mm = draw.fov_mm[0] / draw.shape[0]
+    lesions = place_lesions([coarse(fractions["wm"]) > 0.6, brain > 0.9], options, pixel_mm, rng)
+    labels = lesion_labels(lesions, draw.shape)
+    if lesions:
+        fine = [
+            Lesion(
+                center=(
+                    0.0,
+                    (les.center[1] + 0.5) * factor[0] - 0.5,
+                    (les.center[2] + 0.5) * factor[1] - 0.5,
+                ),
+                radius=les.radius * factor[0],
+                contrast=les.contrast,
+                irregularity=les.irregularity,
+                seed=les.seed,
+            )
+            for les in lesions
+        ]
+        magnitude = apply_lesions(magnitude[None], fine)[0][0]
+    image = torch.from_numpy(
+        (magnitude * np.exp(1j * smooth_phase(np.random.default_rng(draw.phase_seed), draw.fine))).astype(
+            np.complex64
+        )
+    )
+    spectrum = fft2c(image)
+    top, left = (draw.fine[0] - draw.shape[0]) // 2, (draw.fine[1] - draw.shape[1]) // 2
+    block = spectrum[top : top + draw.shape[0], left : left + draw.shape[1]]
+    ratio = np.sqrt(draw.shape[0] * draw.shape[1] / (draw.fine[0] * draw.fine[1]))
+    low = ifft2c(block * ratio).numpy()
+    mean_brain = float(np.abs(low)[brain > 0.5].mean()) if (brain > 0.5).any() else float(np.abs(low).mean())
+    return low, labels, lesions, brain.astype(np.float32), mean_brain
+
+
+def _params(draw: _VolumeDraw) -> dict[str, Any]:
+    return {
+        "orientation": draw.orientation,
+        "contrast": draw.family,
+        "acquisition": _ACQUISITION[draw.family],
+        "intensities": draw.intensities,
+        "coil_array": draw.coil_kind,
+        "coils": int(draw.coil_maps.shape[0]),
+        "fov_mm": draw.fov_mm,
+        "skull": draw.skull,
+        "snr": draw.snr,
+    }
+
+
+def _streams(seed: int | tuple[int, ...]) -> list[np.random.Generator]:
+    entropy = list(seed) if isinstance(seed, tuple) else [int(seed)]
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(entropy).spawn(3)]
+
+
+def simulate_realistic_volume(
+    options: RealisticOptions, seed: int | tuple[int, ...], *, slices: int = 1, spacing_mm: float = 5.0
+) -> list[RealisticSlice]:
+    """Neighbouring slices through one simulated head (shared geometry, contrast, array and noise level).
+
+    Args:
+        options: What to randomise.
+        seed: Seed (an int or a tuple of ints, e.g. ``(dataset seed, volume index)``).
+        slices: Number of slices.
+        spacing_mm: Distance between slice centres.
+
+    Returns:
+        One :class:`RealisticSlice` per slice, in order along the slice normal.
+    """
+    if slices < 1:
+        raise ConfigError(f"slices must be at least 1, got {slices}")
+    draw_rng, anatomy_rng, noise_rng = _streams(seed)
+    draw = _draw_volume(options, draw_rng)
+    normal = np.asarray(ORIENTATIONS[draw.orientation][2])
+    reach = float(np.abs(normal) @ load_template().extent)
+    span = (slices - 1) * spacing_mm / reach
+    first = float(draw_rng.uniform(-0.8, 0.8 - span)) if span < 1.6 else -span / 2
+    out = []
+    for index in range(slices):
+        depth = first + index * spacing_mm / reach
+        out.append(_slice(draw, options, depth, anatomy_rng, noise_rng))
+    return out
+
+
+def simulate_realistic_slice(options: RealisticOptions, seed: int | tuple[int, ...]) -> RealisticSlice:
+    """One independent slice (its own geometry, contrast, array and noise): :func:`simulate_realistic_volume`
+    with one slice at a random depth."""
+    draw_rng, anatomy_rng, noise_rng = _streams(seed)
+    return _slice(_draw_volume(options, draw_rng), options, None, anatomy_rng, noise_rng)
+
+
+def _slice(
+    draw: _VolumeDraw,
+    options: RealisticOptions,
+    depth: float | None,
+    anatomy_rng: np.random.Generator,
+    noise_rng: np.random.Generator,
+) -> RealisticSlice:
+    image, labels, lesions, brain, mean_brain = _render(draw, options, depth, anatomy_rng)
+    sigma = mean_brain / draw.snr
+    kspace, target = acquire(image, draw.coil_maps, draw.covariance, sigma, noise_rng)
+    params = _params(draw) if depth is None else _params(draw) | {"depth": depth}
+    return RealisticSlice(
+        kspace=kspace,
+        target=target,
+        image=image,
+        coil_maps=draw.coil_maps,
+        noise_covariance=draw.covariance * sigma**2,
+        noise_std=float(sigma),
+        snr=draw.snr,
+        labels=labels,
+        lesions=tuple(lesions),
+        brain=brain,
+        params=params,
+    )

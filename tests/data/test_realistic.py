@@ -1,0 +1,206 @@
+"""The realistic simulator: real anatomy, determinism, the noise it claims, normalised coils, lesions,
+the real-anatomy evaluation set, the on-the-fly stream and the files it writes."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from mrirecon.data.anatomy import ORIENTATIONS, load_template, sample_tissue_slice
+from mrirecon.data.coil_arrays import coil_noise, noise_covariance, simulate_array
+from mrirecon.data.real_anatomy import real_images, simulate_real_anatomy
+from mrirecon.data.realistic import (
+    RealisticOptions,
+    simulate_realistic_slice,
+    simulate_realistic_volume,
+)
+from mrirecon.data.realistic_dataset import noise_covariance_of
+from mrirecon.data.simulate import simulate_dataset
+from mrirecon.data.stream import SimulatedSliceDataset
+from mrirecon.data.transforms import ReconTransform
+from mrirecon.data.volume import open_volume
+from mrirecon.errors import ConfigError
+from mrirecon.masks import create_mask_func
+from mrirecon.physics import ifft2c
+from mrirecon_cli.main import cli
+
+SMALL = RealisticOptions(rows=(96, 96), aspect=(0.75, 0.75), coils=(6, 6), multiple=8)
+
+
+def test_the_same_seed_gives_the_same_slice_and_another_seed_another() -> None:
+    a = simulate_realistic_slice(RealisticOptions(rows=(96, 128)), (3, 1))
+    b = simulate_realistic_slice(RealisticOptions(rows=(96, 128)), (3, 1))
+    c = simulate_realistic_slice(RealisticOptions(rows=(96, 128)), (3, 2))
+    assert np.array_equal(a.kspace, b.kspace) and np.array_equal(a.labels, b.labels)
+    assert a.params == b.params
+    assert a.kspace.shape != c.kspace.shape or not np.allclose(a.kspace, c.kspace)
+
+
+def test_sizes_coils_and_choices_stay_in_the_ranges_asked_for() -> None:
+    options = RealisticOptions(rows=(160, 200), aspect=(0.75, 1.0), coils=(4, 10), multiple=8)
+    seen = {"orientation": set(), "contrast": set(), "coil_array": set()}
+    for seed in range(16):
+        sim = simulate_realistic_slice(options, seed)
+        coils, height, width = sim.kspace.shape
+        assert 160 <= height <= 200 and height % 8 == 0 and width % 8 == 0
+        assert 0.7 * height <= width <= 1.05 * height
+        assert 4 <= coils <= 10 and sim.target.shape == (height, width)
+        for key in seen:
+            seen[key].add(sim.params[key])
+    assert seen["orientation"] == set(ORIENTATIONS)
+    assert seen["coil_array"] == {"birdcage", "surface"}
+    assert len(seen["contrast"]) >= 4
+
+
+def test_the_anatomy_is_a_brain_from_the_template() -> None:
+    template = load_template()
+    assert template.tissues.shape[0] == 3 and float(template.tissues.max()) <= 1.0
+    rng = np.random.default_rng(0)
+    tissue = sample_tissue_slice(rng, (128, 128), (220.0, 220.0), orientation="axial", depth=0.1)
+    brain = tissue.brain
+    assert 0.15 < float((brain > 0.5).mean()) < 0.6  # the brain fills part of the field of view
+    inside = brain > 0.5
+    assert float(tissue.wm[inside].mean()) > 0.2 and float(tissue.gm[inside].mean()) > 0.2
+    assert float(brain[0].max()) == 0.0 and float(brain[:, 0].max()) == 0.0  # background at the edge
+
+
+def test_coil_maps_are_normalised_for_both_array_kinds() -> None:
+    rng = np.random.default_rng(1)
+    for kind in ("birdcage", "surface"):
+        maps, raw = simulate_array(kind, 12, (80, 64), (220.0, 176.0), rng)
+        assert maps.shape == (12, 80, 64) and maps.dtype == np.complex64
+        np.testing.assert_allclose((np.abs(maps) ** 2).sum(axis=0), 1.0, atol=1e-5)
+        magnitude = np.abs(raw)
+        assert float(magnitude.max() / magnitude.min()) > 2  # the sensitivities vary across the FOV
+    with pytest.raises(ConfigError, match="unknown coil array"):
+        simulate_array("helmet", 4, (32, 32), (220.0, 220.0), rng)
+
+
+def test_noise_covariance_looks_like_a_real_scan() -> None:
+    rng = np.random.default_rng(2)
+    _, raw = simulate_array("surface", 14, (96, 96), (220.0, 220.0), rng)
+    psi = noise_covariance(raw, rng)
+    assert np.allclose(psi, psi.conj().T) and np.all(np.linalg.eigvalsh(psi) > 0)
+    assert float(np.real(np.trace(psi))) == pytest.approx(14.0)
+    diag = np.sqrt(np.real(np.diag(psi)))
+    correlation = np.abs(psi / np.outer(diag, diag))[~np.eye(14, dtype=bool)]
+    assert 0.01 < float(correlation.mean()) < 0.4  # the real 14-coil scan: mean 0.11
+    noise = coil_noise(psi, (200, 200), 0.5, rng)
+    estimate = noise.reshape(14, -1) @ noise.reshape(14, -1).conj().T / noise[0].size
+    np.testing.assert_allclose(estimate, 0.25 * psi, atol=0.01)
+
+
+def test_the_noise_covariance_and_snr_written_are_recovered_from_the_kspace(tmp_path: Path) -> None:
+    options = RealisticOptions(rows=(192, 192), aspect=(1.0, 1.0), coils=(8, 8), skull=0.0, snr=(20, 20))
+    [path] = simulate_dataset(
+        tmp_path, volumes=1, slices=2, coils=8, seed=5, anatomy="mni", realistic=options
+    )
+    with open_volume(path) as volume:
+        covariance = noise_covariance_of(volume.attrs)
+        snr, sigma = float(volume.attrs["mrirecon_snr"]), float(volume.attrs["mrirecon_noise_std"])
+        kspace = np.stack([volume.read_kspace(s) for s in range(volume.num_slices)])
+        target = np.stack([volume.read_target(s) for s in range(volume.num_slices)])
+    assert covariance is not None and covariance.shape == (8, 8)
+    assert snr == pytest.approx(20.0)
+    assert float(np.real(np.trace(covariance))) / 8 == pytest.approx(sigma**2, rel=1e-6)
+    images = ifft2c(torch.from_numpy(kspace)).numpy()  # (S, C, H, W) coil images
+    # background: far from the head (the skull-stripped brain and its Gibbs ringing)
+    from scipy import ndimage
+
+    smooth = np.stack([ndimage.gaussian_filter(t, 3.0) for t in target])
+    head = np.stack([ndimage.binary_dilation(t > 0.25 * smooth.max(), iterations=12) for t in smooth])
+    noise = images.transpose(1, 0, 2, 3)[:, ~head]  # (C, N)
+    assert noise.shape[1] > 20000
+    estimate = noise @ noise.conj().T / noise.shape[1]
+    assert np.abs(estimate - covariance).max() < 0.06 * np.abs(np.diag(covariance)).max()
+    # SNR: mean brain magnitude over σ, σ² the mean noise variance per coil
+    assert float(np.sqrt(np.real(np.trace(estimate)) / 8)) == pytest.approx(sigma, rel=0.03)
+
+
+def test_lesions_are_hypo_and_hyperintense_and_labelled() -> None:
+    options = RealisticOptions(
+        rows=(128, 128), aspect=(1, 1), coils=(4, 4), lesion_probability=1.0, lesion_count=(4, 6)
+    )
+    contrasts = []
+    for seed in range(6):
+        sim = simulate_realistic_slice(options, seed)
+        assert int(sim.labels.max()) == len(sim.lesions)
+        for k, lesion in enumerate(sim.lesions, start=1):
+            assert (sim.labels == k).any()
+            contrasts.append(lesion.contrast)
+    assert min(contrasts) < 1.0 < max(contrasts)
+
+
+def test_volume_slices_share_array_and_contrast_and_move_along_the_normal() -> None:
+    slices = simulate_realistic_volume(SMALL, (0, 4), slices=3)
+    assert len({s.kspace.shape for s in slices}) == 1
+    assert all(np.array_equal(s.coil_maps, slices[0].coil_maps) for s in slices)
+    assert len({s.params["contrast"] for s in slices}) == 1
+    depths = [s.params["depth"] for s in slices]
+    assert depths[0] < depths[1] < depths[2]
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(ConfigError, match="rows"):
+        RealisticOptions(rows=(200, 100))
+    with pytest.raises(ConfigError, match="contrasts"):
+        RealisticOptions(contrasts=("t3",))
+    with pytest.raises(ConfigError, match="probability"):
+        RealisticOptions(skull=1.5)
+
+
+def test_the_simulator_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    load_template.cache_clear()
+    sim = simulate_realistic_slice(SMALL, 9)
+    assert np.isfinite(sim.kspace).all()
+    assert len(real_images()) == 7
+
+
+def test_the_real_anatomy_set_is_real_images_with_simulated_coils_and_lesions() -> None:
+    images = real_images()
+    assert images[0].image.shape == (256, 256) and images[1].image.shape == (128, 128)
+    sim = simulate_real_anatomy(images[0], 0)
+    assert sim.kspace.shape[1:] == (256, 256) and 8 <= sim.kspace.shape[0] <= 16
+    assert 3 <= len(sim.lesions) <= 6 and int(sim.labels.max()) == len(sim.lesions)
+    again = simulate_real_anatomy(images[0], 0)
+    assert np.array_equal(sim.kspace, again.kspace)
+
+
+def test_the_stream_gives_new_slices_each_epoch_and_the_same_for_the_same_key() -> None:
+    mask = create_mask_func("mixed", [0] * 3, [2, 4, 8], seed=0)
+    dataset = SimulatedSliceDataset(4, 7, SMALL, ReconTransform(mask, deterministic_mask=True))
+    first, again, later = dataset[(0, 1)], dataset[(0, 1)], dataset[(1, 1)]
+    assert torch.equal(first.masked_kspace, again.masked_kspace)
+    assert not torch.equal(first.target, later.target)
+    assert first.target.shape == (96, 72) and first.max_value > 0
+    assert dataset[2].fname == "sim_s7_000002.h5"
+
+
+def test_simulate_cli_writes_realistic_and_real_anatomy_sets(tmp_path: Path) -> None:
+    args = ["--volumes", "2", "--slices", "2", "--size", "96", "80", "--coils", "6", "--lesions"]
+    result = CliRunner().invoke(
+        cli, ["simulate", str(tmp_path / "mni"), "--anatomy", "mni", *args, "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 volume(s)" in result.output
+    files = sorted((tmp_path / "mni").glob("*.h5"))
+    with h5py.File(files[0]) as f:
+        assert f["kspace"].shape == (2, 6, 96, 80)
+        assert f.attrs["mrirecon_noise_covariance_real"].shape == (6, 6)
+        assert "lesion_labels" in f
+    result = CliRunner().invoke(
+        cli, ["simulate", str(tmp_path / "real"), "--anatomy", "dipy", "--volumes", "1", "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "real").glob("*.h5"))) == 2
