@@ -5,8 +5,8 @@ Inference never reads k-space, builds samples or unpickles checkpoints itself: i
 - :func:`open_input` → ``mrirecon.data.volume.open_volume`` (every input ``mrirecon convert`` reads);
 - :func:`make_transform` / :func:`make_sample` → ``mrirecon.data.transforms.ReconTransform`` (one
   slice → :class:`~mrirecon.data.sample.ReconSample`, normalised by ``scale``);
-- :func:`load_checkpoint` → ``mrirecon.training.checkpoint.load_checkpoint_model`` (Lightning
-  ``.ckpt`` and model payload ``.pt``, ``weights_only``);
+- :func:`load_checkpoint` → ``mrirecon.models.checkpoints.load_checkpoint_model`` (pretrained
+  names, ``.safetensors``, Lightning ``.ckpt`` and model payload ``.pt``; nothing unpickled);
 - :func:`input_metadata`: what a reconstruction copies from its input (header, geometry,
   ``acquisition``, ``patient_id``), from the open volume, whatever its file format.
 
@@ -157,6 +157,6 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[str, Reconstructor]:
     Raises:
         CheckpointError: unreadable file, unknown model, weights that do not fit the model.
     """
-    from mrirecon.training.checkpoint import load_checkpoint_model
+    from mrirecon.models.checkpoints import load_checkpoint_model
 
     return load_checkpoint_model(Path(path))

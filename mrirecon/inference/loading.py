@@ -19,11 +19,12 @@ from mrirecon.config import load_yaml
 from mrirecon.errors import CheckpointError, ConfigError
 from mrirecon.inference import components
 from mrirecon.models.base import Reconstructor
+from mrirecon.models.pretrained import PRETRAINED, is_pretrained
 from mrirecon.models.registry import build_model_from_mapping, config_mapping, get_entry, model_names
 
 __all__ = ["LoadedModel", "file_sha256", "load_reconstructor"]
 
-_CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
+_CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth", ".safetensors")
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,7 +83,8 @@ def load_reconstructor(
     """Load a checkpoint, or build a classical baseline by its registry name.
 
     Args:
-        checkpoint_or_model: A checkpoint file (``.ckpt`` from training, ``.pt`` model payload) or
+        checkpoint_or_model: A checkpoint file (``.ckpt`` from training, ``.pt`` model payload,
+            ``.safetensors`` model), the name of a shipped pretrained model (``cirim-brain``), or
             the registry name of a model that needs no weights (``zero_filled``, ``sense``, ...).
         model_config: YAML file of config fields for a model built by name, optionally with a
             ``model:`` key naming it (as in ``configs/models/``); not with a checkpoint, which
@@ -103,8 +105,25 @@ def load_reconstructor(
     path = Path(text)
     if kind not in ("any", "checkpoint", "model"):
         raise ValueError(f"kind must be 'any', 'checkpoint' or 'model', got {kind!r}")
+    if is_pretrained(text) and not path.exists():
+        if model_config is not None:
+            raise ConfigError(
+                "a pretrained model carries its own config: --model-config applies to a model given by name",
+                path=model_config,
+            )
+        if kind == "model":
+            raise ConfigError(
+                f"'{text}' is a pretrained learned model", hint=f"pass it as --checkpoint {text}"
+            )
+        weights = PRETRAINED[text].path
+        name, model = components.load_checkpoint(text)
+        return LoadedModel(name, model.eval(), weights, file_sha256(weights), _config_of(model))
     if kind == "checkpoint" and not path.exists():
-        raise CheckpointError("no such checkpoint file", path=path, hint="check the path")
+        raise CheckpointError(
+            "no such checkpoint file",
+            path=path,
+            hint=f"check the path, or name a pretrained model ({', '.join(PRETRAINED)})",
+        )
     if kind == "model":
         return _baseline(text, model_config)
     if path.is_dir():

@@ -11,7 +11,7 @@ from mrirecon.models.base import Reconstructor
 from mrirecon.models.config_files import load_model_config, model_config_files
 from mrirecon.models.registry import build_model, get_entry, model_names, parameter_count
 
-__all__ = ["ModelSummary", "describe_configs", "describe_models"]
+__all__ = ["ModelSummary", "describe_configs", "describe_models", "describe_pretrained"]
 
 
 @dataclass(frozen=True)
@@ -60,4 +60,16 @@ def describe_configs() -> list[ModelSummary]:
         name, config = load_model_config(path)
         model = _shell(name, config)
         rows.append(ModelSummary(config_name, name, parameter_count(model), model.trainable, str(path)))
+    return rows
+
+
+def describe_pretrained() -> list[ModelSummary]:
+    """Every shipped pretrained model whose weights are installed, with its card's headline figures."""
+    from mrirecon.models.pretrained import available, read_safetensors_model
+
+    rows = []
+    for entry in available():
+        name, model, card = read_safetensors_model(entry.path)
+        headline = str(card.get("headline", "")) or entry.summary
+        rows.append(ModelSummary(entry.name, name, parameter_count(model), True, headline))
     return rows

@@ -8,9 +8,10 @@
   evaluation shards without repeats;
 - :mod:`~mrirecon.training.module`, :mod:`~mrirecon.training.datamodule`: the LightningModule and
   LightningDataModule; :mod:`~mrirecon.training.sources`: datasets from folders and manifests;
-- :mod:`~mrirecon.training.run`: ``mrirecon train`` (:func:`~mrirecon.training.run.train`);
-- :mod:`~mrirecon.training.checkpoint`: :func:`load_checkpoint_model` for inference (no Lightning
-  import, nothing unpickled).
+- :mod:`~mrirecon.training.run`: ``mrirecon train`` (:func:`~mrirecon.training.run.train`).
+
+Checkpoints are read back by :mod:`mrirecon.models.checkpoints` (no Lightning import, nothing
+unpickled), which inference uses too.
 
 Importing this package imports nothing heavy; import the submodules you need. See docs/training.md.
 """

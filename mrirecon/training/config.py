@@ -32,6 +32,7 @@ __all__ = [
     "TrainConfig",
     "TrainerSection",
     "Weighting",
+    "initial_model",
     "load_train_config",
     "train_config_from_mapping",
 ]
@@ -54,11 +55,16 @@ class ModelSection:
             must be a config of model ``name``.
         params: Fields of the model's config dataclass to change on top of that; checked
             against the dataclass, unknown keys are errors.
+        init: Start from these weights (fine-tuning): a shipped pretrained name (``cirim-brain``),
+            a ``.safetensors``/``.pt`` model file or a training ``.ckpt``. Its config is the base
+            the ``params`` change (instead of the defaults or ``preset``); it must be a model
+            ``name``, and the params may not change the weights' shapes.
     """
 
     name: str
     preset: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
 
 
 @dataclass(frozen=True)
@@ -444,7 +450,11 @@ def model_config(config: TrainConfig) -> Any:
     section = config.model
     entry = get_entry(section.name)
     base: dict[str, Any] = {}
-    if section.preset is not None:
+    if section.init is not None:
+        if section.preset is not None:
+            raise ConfigError("'model.init' and 'model.preset' both give the base config: keep one")
+        base = to_mapping(initial_model(section)[1].config)
+    elif section.preset is not None:
         from mrirecon.models.config_files import load_model_config
 
         name, preset = load_model_config(section.preset)
@@ -455,6 +465,28 @@ def model_config(config: TrainConfig) -> Any:
             )
         base = to_mapping(preset)
     return from_mapping(entry.config_class, {**base, **section.params}, where="model.params")
+
+
+def initial_model(section: ModelSection) -> tuple[str, Any]:
+    """The model ``model.init`` names, with its weights: ``(registry name, model)``.
+
+    Raises:
+        ConfigError: it is a model other than ``model.name``, or cannot be read.
+    """
+    from mrirecon.errors import CheckpointError
+    from mrirecon.models.checkpoints import load_checkpoint_model
+
+    assert section.init is not None
+    try:
+        name, model = load_checkpoint_model(section.init)
+    except CheckpointError as error:
+        raise ConfigError(f"'model.init': {error.one_line()}", hint=error.hint) from error
+    if name != section.name:
+        raise ConfigError(
+            f"'model.init' {section.init!r} holds model '{name}', not '{section.name}'",
+            hint=f"set model.name={name}, or start from weights of a '{section.name}'",
+        )
+    return name, model
 
 
 def load_train_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> TrainConfig:

@@ -26,10 +26,10 @@ import torch
 from mrirecon.data.sample import ReconSample
 from mrirecon.errors import CheckpointError
 from mrirecon.models.base import ReconOutput
+from mrirecon.models.checkpoints import CHECKPOINT_KEY
 from mrirecon.models.io import model_payload
 from mrirecon.models.registry import build_model
 from mrirecon.physics import ifftnc, rss
-from mrirecon.training.checkpoint import CHECKPOINT_KEY
 from mrirecon.training.config import LossSection, OptimSection
 from mrirecon.training.losses import ReconLoss, crop_to_target
 from mrirecon.training.schedule import build_optimizer, build_scheduler

@@ -379,6 +379,18 @@ def train(
         gradient_checkpointing=tcfg.gradient_checkpointing,
         record={"manifest_sha256": checksum, "training_config": config.to_mapping()},
     )
+    if config.model.init is not None and not resume:
+        from mrirecon.training.config import initial_model
+
+        try:
+            module.model.load_state_dict(initial_model(config.model)[1].state_dict())
+        except RuntimeError as error:  # load_state_dict's size and key mismatches
+            first = str(error).strip().splitlines()[0]
+            raise ConfigError(
+                f"the weights of 'model.init' {config.model.init!r} do not fit this model: {first}",
+                hint="leave the params that shape the weights (channels, cascades, steps) as they are",
+            ) from error
+        say(f"Starting from the weights of {config.model.init}")
     if parameter_count(module.model) == 0:
         raise ConfigError(f"model '{config.model.name}' has no trainable parameters with this config")
     datamodule = ReconDataModule(
@@ -443,8 +455,8 @@ def train(
         if rank_zero and not tcfg.fast_dev_run:
             _write_test_metrics(paths, module.volume_results.get("test", []))
     if rank_zero and has_best:
+        from mrirecon.models.checkpoints import load_checkpoint_model
         from mrirecon.models.io import save_model
-        from mrirecon.training.checkpoint import load_checkpoint_model
 
         name, best_model = load_checkpoint_model(paths.best)
         save_model(paths.model, name, model_cfg, best_model)

@@ -15,7 +15,7 @@ from tests.inference.fakes import FakeLearned, LearnedConfig
 
 pytestmark = pytest.mark.usefixtures("installed")
 #: What the checkpoint loader says about a dict that is neither a checkpoint nor a model file
-#: (mrirecon.training.checkpoint.load_checkpoint_model).
+#: (mrirecon.models.checkpoints.load_checkpoint_model).
 NOT_A_CHECKPOINT = "neither a training checkpoint nor a model file|not a mrirecon model payload"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mrirecon.training.checkpoint import load_checkpoint_model
+from mrirecon.models.checkpoints import load_checkpoint_model
 from mrirecon.training.losses import crop_to_target
 from mrirecon.training.scoring import mean_scores, slice_scores, volume_scores
 from tests.training.phantoms import PhantomSlices

@@ -12,7 +12,7 @@ from pytorch_lightning.callbacks import Callback
 from torch.utils.data import default_collate
 
 from mrirecon.errors import CheckpointError, ConfigError
-from mrirecon.training.checkpoint import load_checkpoint_model, read_checkpoint
+from mrirecon.models.checkpoints import load_checkpoint_model, read_checkpoint
 from mrirecon.training.config import train_config_from_mapping
 from mrirecon.training.module import ReconModule
 from mrirecon.training.run import train

@@ -1,7 +1,9 @@
-"""Reading trained models back: a Lightning ``.ckpt`` of a training run or a model payload ``.pt``.
+"""Reading trained models back: a shipped pretrained name, a ``.safetensors`` model, a Lightning
+``.ckpt`` of a training run or a model payload ``.pt``.
 
-Both are read with ``torch.load(weights_only=True)``: plain data and tensors only, nothing from the
-file is unpickled as code. A training checkpoint holds the weights in Lightning's ``state_dict``
+Every kind is read without unpickling anything: safetensors files are tensors and a JSON header
+(:mod:`mrirecon.models.pretrained`); ``.ckpt`` and ``.pt`` through ``torch.load(weights_only=True)``,
+plain data and tensors only. A training checkpoint holds the weights in Lightning's ``state_dict``
 under the prefix ``model.`` and, under its ``"mrirecon"`` key, the model payload without weights
 (docs/interfaces.md §4). This module does not import Lightning, so inference can use it cheaply.
 """
@@ -42,7 +44,8 @@ def read_checkpoint(
         unreadable="cannot read it as a checkpoint",
         map_location=map_location,
         missing_hint="check the path",
-        unreadable_hint="only mrirecon training checkpoints (.ckpt) and model files (.pt) can be loaded",
+        unreadable_hint="only mrirecon training checkpoints (.ckpt) and model files (.pt, .safetensors) "
+        "can be loaded",
     )
     if not isinstance(data, dict):
         raise CheckpointError(f"expected a checkpoint mapping, found {type(data).__name__}", path=path)
@@ -71,10 +74,11 @@ def training_record(
 def load_checkpoint_model(
     path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
 ) -> tuple[str, Reconstructor]:
-    """The model of a training checkpoint (``.ckpt``) or of a model payload (``.pt``).
+    """The model of a pretrained name, a ``.safetensors`` model, a training checkpoint (``.ckpt``)
+    or a model payload (``.pt``).
 
     Args:
-        path: The file.
+        path: The file, or the name of a shipped pretrained model (``cirim-brain``).
         map_location: Where to put the weights.
 
     Returns:
@@ -84,7 +88,15 @@ def load_checkpoint_model(
         CheckpointError: if the file cannot be read safely, is neither kind of file, names a model
             that is not registered, or holds weights that do not fit the model its config builds.
     """
+    from mrirecon.models import pretrained
+
+    if pretrained.is_pretrained(os.fspath(path)):
+        name, model, _ = pretrained.load_pretrained(os.fspath(path), map_location=map_location)
+        return name, model
     path = Path(path)
+    if path.suffix == ".safetensors":
+        name, model, _ = pretrained.read_safetensors_model(path, map_location=map_location)
+        return name, model
     data = read_checkpoint(path, map_location=map_location)
     if "state_dict" in data and "model_name" not in data:
         record = training_record(data, source=path)

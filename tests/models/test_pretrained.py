@@ -1,0 +1,104 @@
+"""Safetensors model files and pretrained names: round trip, no pickle, names wherever a checkpoint goes."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from mrirecon.errors import CheckpointError, ConfigError
+from mrirecon.models import pretrained
+from mrirecon.models.checkpoints import load_checkpoint_model
+from mrirecon.models.registry import build_model
+from mrirecon.models.rim import CIRIMConfig
+
+TINY = CIRIMConfig(cascades=1, time_steps=2, channels=4)
+
+
+def _tiny_file(path: Path) -> tuple[Path, torch.nn.Module]:
+    torch.manual_seed(0)
+    model = build_model("cirim", TINY)
+    card = {"headline": "real anatomy, equispaced 4x: 30.0 dB head PSNR"}
+    return pretrained.write_safetensors_model(path, "cirim", TINY, model, card), model
+
+
+def test_a_safetensors_model_round_trips_with_its_config_and_card(tmp_path: Path) -> None:
+    path, model = _tiny_file(tmp_path / "tiny.safetensors")
+    name, loaded, card = pretrained.read_safetensors_model(path)
+    assert name == "cirim" and loaded.config == TINY and not loaded.training
+    assert card["headline"].startswith("real anatomy")
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+    assert load_checkpoint_model(path)[1].config == TINY  # a path works wherever a checkpoint does
+
+
+def test_loading_a_safetensors_model_unpickles_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _ = _tiny_file(tmp_path / "tiny.safetensors")
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pickle or torch.load was used")
+
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    monkeypatch.setattr(torch, "load", forbidden)
+    name, model, _ = pretrained.read_safetensors_model(path)
+    assert name == "cirim" and model.config == TINY
+    assert b"pickle" not in path.read_bytes()[:8] and path.read_bytes()[8:9] == b"{"  # a JSON header
+
+
+def test_a_pretrained_name_loads_from_the_weights_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tiny_file(tmp_path / "cirim-brain.safetensors")
+    monkeypatch.setattr(pretrained, "WEIGHTS", tmp_path)
+    assert [e.name for e in pretrained.available()] == ["cirim-brain"]
+    name, model = load_checkpoint_model("cirim-brain")
+    assert name == "cirim" and model.config == TINY
+    from mrirecon.inference.loading import load_reconstructor
+
+    loaded = load_reconstructor("cirim-brain")
+    assert loaded.checkpoint == tmp_path / "cirim-brain.safetensors" and len(loaded.checkpoint_sha256) == 64
+    with pytest.raises(ConfigError, match="pass it as --checkpoint"):
+        load_reconstructor("cirim-brain", kind="model")
+
+
+def test_bad_files_and_names_fail_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pretrained, "WEIGHTS", tmp_path)
+    with pytest.raises(CheckpointError, match="weights of 'rim-brain' are not installed"):
+        pretrained.load_pretrained("rim-brain")
+    with pytest.raises(ConfigError, match="unknown pretrained model"):
+        pretrained.load_pretrained("cirim-knee")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 40)
+    with pytest.raises(CheckpointError, match="cannot read it as a safetensors model"):
+        pretrained.read_safetensors_model(junk)
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(CheckpointError, match="without mrirecon's header"):
+        pretrained.read_safetensors_model(foreign)
+
+
+def test_model_init_fine_tunes_from_a_pretrained_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mrirecon.training.config import ModelSection, initial_model, model_config, train_config_from_mapping
+
+    _tiny_file(tmp_path / "cirim-brain.safetensors")
+    monkeypatch.setattr(pretrained, "WEIGHTS", tmp_path)
+    config = train_config_from_mapping(
+        {
+            "model": {"name": "cirim", "init": "cirim-brain", "params": {"sigma": 0.5}},
+            "data": {"manifest": "m.csv"},
+        }
+    )
+    assert model_config(config) == CIRIMConfig(cascades=1, time_steps=2, channels=4, sigma=0.5)
+    assert initial_model(config.model)[0] == "cirim"
+    with pytest.raises(ConfigError, match="holds model 'cirim', not 'rim'"):
+        initial_model(ModelSection("rim", init="cirim-brain"))
