@@ -1,14 +1,16 @@
-"""How the CLI reports errors: one line and exit code 2 for a user's error, a traceback with --debug."""
+"""How the CLI reports errors: one line and exit code 2 for a user's error, a traceback with --debug;
+and notices (:class:`mrirecon.errors.Notice`) as one line each, ``Note: ...``."""
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Any
 
 import click
 
-from mrirecon.errors import MriReconError
+from mrirecon.errors import MriReconError, Notice
 
 #: Exit code for errors the user can fix (bad file, bad option, bad config).
 USER_ERROR = 2
@@ -30,7 +32,18 @@ class ErrorReportingGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("default", Notice)
+                default = warnings.showwarning
+
+                def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+                    if issubclass(category, Notice):
+                        click.echo(f"Note: {message}", err=True)
+                    else:
+                        default(message, category, *args, **kwargs)
+
+                warnings.showwarning = show
+                return super().invoke(ctx)
         except MriReconError as error:
             if debug_enabled(ctx):
                 raise

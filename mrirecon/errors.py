@@ -18,7 +18,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "ExportError", "ModelError", "MriReconError"]
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "ExportError",
+    "ModelError",
+    "MriReconError",
+    "Notice",
+]
 
 
 class MriReconError(Exception):
@@ -64,3 +72,8 @@ class CheckpointError(MriReconError):
 
 class ExportError(MriReconError):
     """A failure while writing outputs (reconstruction HDF5, DICOM): disk full, no permission..."""
+
+
+class Notice(UserWarning):
+    """Something the user should know that is not an error (a recovered mask, an option that does
+    not apply). The CLI prints each as one line, ``Note: ...``."""

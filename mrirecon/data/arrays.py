@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from mrirecon.data.cartesian import decouple_readout, reduce_mask, sampled_locations
+from mrirecon.data.cartesian import decouple_readout
 from mrirecon.data.raw import ArrayVolume
 from mrirecon.errors import DataError
-from mrirecon.masks import describe_mask
+from mrirecon.masks import describe_mask, reduce_mask, sampled_locations
 
 __all__ = ["AXIS_NAMES", "open_npy", "parse_axes", "volume_from_3d", "volume_from_slices"]
 
@@ -74,7 +74,11 @@ def parse_axes(text: str | None, ndim: int, *, path: Path | None = None) -> tupl
 
 def _prospective_attrs(mask: np.ndarray) -> dict[str, Any]:
     info = describe_mask(mask)
-    return {"acceleration": round(info.acceleration, 2), "num_low_frequency": info.num_low_frequencies}
+    return {
+        "acceleration": round(info.acceleration, 2),
+        "num_low_frequency": info.num_low_frequencies,
+        "mrirecon_mask_recovered": True,
+    }
 
 
 def volume_from_slices(

@@ -1,5 +1,5 @@
-"""Cartesian k-space helpers shared by the converters: sampling masks recovered from exact zeros,
-readout-oversampling removal and the decoupling of 3-D acquisitions into 2-D slices.
+"""Cartesian k-space helpers shared by the converters: readout-oversampling removal and the
+decoupling of 3-D acquisitions into 2-D slices (masks are recovered by :mod:`mrirecon.masks.recovery`).
 
 A 3-D Cartesian acquisition ``(C, X, Y, Z)`` samples the readout X fully and undersamples the two
 phase encodes (Y, Z). An inverse FFT along X separates it into X independent 2-D problems: slice
@@ -18,81 +18,10 @@ import torch
 from mrirecon.errors import DataError
 from mrirecon.physics import fftnc, ifftnc
 
-__all__ = [
-    "crop_readout",
-    "decouple_readout",
-    "reduce_mask",
-    "sampled_locations",
-]
+__all__ = ["crop_readout", "decouple_readout"]
 
 #: Fraction of a sampled phase-encode position's readout that must be non-zero (3-D decoupling).
 READOUT_COVERAGE = 0.95
-
-
-def sampled_locations(kspace: np.ndarray, *, path: Path | None = None) -> np.ndarray:
-    """Where anything was measured: bool ``(H, W)``, a location counting when any slice and coil holds
-    a non-zero value there.
-
-    Args:
-        kspace: ``(S, C, H, W)`` complex (a memory map is read one slice at a time).
-        path: For error messages.
-
-    Raises:
-        DataError: if slices were sampled with different patterns, or nothing at all is non-zero.
-    """
-    union: np.ndarray | None = None
-    first: np.ndarray | None = None
-    for index in range(kspace.shape[0]):
-        nonzero: np.ndarray = np.asarray(np.asarray(kspace[index] != 0).any(axis=0))
-        if first is None:
-            first, union = nonzero, nonzero.copy()
-            continue
-        assert union is not None
-        if not np.array_equal(nonzero, first):
-            raise DataError(
-                f"slice {index} is sampled with another pattern than slice 0",
-                path=path,
-                hint="mrirecon serves one sampling mask per volume; split the slices into files",
-            )
-        union |= nonzero
-    if union is None or not union.any():
-        raise DataError("the k-space holds no non-zero sample", path=path)
-    return union
-
-
-def _block(line: np.ndarray) -> tuple[int, int] | None:
-    """``[lo, hi)`` if the True values of ``line`` form one contiguous run, else None."""
-    idx = np.flatnonzero(line)
-    if idx.size and idx[-1] - idx[0] + 1 == idx.size:
-        return int(idx[0]), int(idx[-1]) + 1
-    return None
-
-
-def reduce_mask(sampled: np.ndarray) -> tuple[np.ndarray | None, tuple[int, int]]:
-    """The sampling mask to serve, from the locations that were measured.
-
-    Args:
-        sampled: bool ``(H, W)``.
-
-    Returns:
-        ``(mask, columns)``: ``mask`` is ``None`` when the data are fully sampled, possibly with
-        never-acquired zero columns or rows around a fully sampled block (zero padding, partial
-        Fourier), else bool ``(W,)`` when every column is sampled fully or not at all (a line
-        mask), else the bool ``(H, W)`` pattern. ``columns`` is the acquired column range
-        ``[left, right)`` (fastMRI's padding; ``(0, W)`` unless the data are fully sampled inside
-        a block of columns).
-    """
-    width = sampled.shape[1]
-    columns: np.ndarray = np.asarray(sampled.any(axis=0))
-    rows: np.ndarray = np.asarray(sampled.any(axis=1))
-    col_block, row_block = _block(columns), _block(rows)
-    if col_block is not None and row_block is not None:
-        inside = sampled[row_block[0] : row_block[1], col_block[0] : col_block[1]]
-        if inside.all():
-            return None, col_block
-    if (columns == sampled.all(axis=0)).all():
-        return columns.copy(), (0, width)
-    return sampled.copy(), (0, width)
 
 
 def crop_readout(kspace: torch.Tensor, keep: int, *, centered: bool = True) -> torch.Tensor:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -41,7 +42,8 @@ from mrirecon.atomic import atomic_file
 from mrirecon.data.header import parse_ismrmrd_header
 from mrirecon.data.lesions import Lesion
 from mrirecon.data.raw import RawVolume, normalize_mask
-from mrirecon.errors import DataError
+from mrirecon.errors import DataError, Notice
+from mrirecon.masks import describe_mask, reduce_mask
 
 __all__ = [
     "GEOMETRY_VECTORS",
@@ -226,6 +228,8 @@ class FastMRIVolume(RawVolume):
         self.mask = None
         if "mask" in handle:
             self.mask = normalize_mask(self._dataset(handle, "mask")[()], height, width, path)
+        else:
+            self.mask = self._recover_mask()
 
         self._target: h5py.Dataset | None = None
         for key in _TARGET_KEYS:
@@ -249,6 +253,47 @@ class FastMRIVolume(RawVolume):
         else:
             self.crop_size = (height, width)
         self.geometry = self._read_geometry(handle)
+
+    def _recover_mask(self) -> np.ndarray | None:
+        """The mask of k-space undersampled before it was written without a ``mask`` dataset.
+
+        Read from the exact zeros of the middle slice (:func:`mrirecon.masks.reduce_mask`, in the
+        centred view; columns outside the header's acquired range are padding, not
+        undersampling). When there is one it is served as the volume's mask, the attributes say so
+        (``mrirecon_mask_recovered``, ``acceleration``, ``num_low_frequency``) and a
+        :class:`~mrirecon.errors.Notice` tells the user in one line.
+        """
+        _, height, width = self.kspace_shape
+        middle = self.kspace_slice(self.num_slices // 2)
+        sampled = np.asarray((middle != 0).any(axis=0))
+        if not sampled.any():
+            return None  # an all-zero slice: the reader's own check reports it
+        left, right = self.padding
+        inside = sampled[:, left:right]
+        if not self.centered:
+            inside = np.fft.fftshift(inside, axes=(-2, -1))
+        mask, _ = reduce_mask(inside)
+        if mask is None:
+            return None
+        if not self.centered:
+            mask = np.fft.ifftshift(mask, axes=tuple(range(-mask.ndim, 0)))
+        full = np.zeros((width,) if mask.ndim == 1 else (height, width), dtype=bool)
+        full[..., left:right] = mask
+        info = describe_mask(full)
+        self.attrs.update(
+            mrirecon_mask_recovered=True,
+            acceleration=round(info.acceleration, 2),
+            num_low_frequency=info.num_low_frequencies,
+        )
+        warnings.warn(
+            Notice(
+                f"{self.path.name}: no 'mask' dataset, but {100 / info.acceleration:.0f} % of the k-space "
+                f"is measured ({info.kind} pattern, {info.acceleration:.1f}×): reconstructing it as "
+                "undersampled with the mask recovered from its zeros"
+            ),
+            stacklevel=3,
+        )
+        return full
 
     def _volume_dataset(self, handle: h5py.File, key: str, slices: int) -> h5py.Dataset:
         data = self._dataset(handle, key)

@@ -34,11 +34,11 @@ import ismrmrd
 import numpy as np
 import torch
 
-from mrirecon.data.cartesian import crop_readout, decouple_readout, reduce_mask
+from mrirecon.data.cartesian import crop_readout, decouple_readout
 from mrirecon.data.header import AcquisitionHeader, EncodingLimits, parse_ismrmrd_header, rewrite_encoding
 from mrirecon.data.raw import ArrayVolume
 from mrirecon.errors import DataError
-from mrirecon.masks import describe_mask
+from mrirecon.masks import describe_mask, reduce_mask
 
 __all__ = ["is_ismrmrd_file", "open_ismrmrd", "whitening_matrix"]
 

@@ -204,7 +204,11 @@ def make_plan(
                     kspace_shape=(shape[0], shape[1], shape[2]),
                     crop_size=(crop[0], crop[1]),
                     centered=bool(volume.centered),
-                    sampling=undersampling.for_volume(volume.mask),
+                    sampling=undersampling.for_volume(
+                        volume.mask,
+                        recovered=bool(volume.attrs.get("mrirecon_mask_recovered")),
+                        name=Path(path).name,
+                    ),
                 )
             finally:
                 volume.close()

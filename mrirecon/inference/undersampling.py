@@ -1,7 +1,10 @@
 """How each input is undersampled, and what its outputs say about it.
 
-- Prospectively undersampled input (the file has a ``mask``) is reconstructed from what was measured,
-  with its own mask: ``undersampling = "prospective"``, the mask's effective acceleration.
+- Prospectively undersampled input (the file has a ``mask``, or its k-space has exact-zero columns
+  or locations from which the reader recovered one) is reconstructed from what was measured, with
+  its own mask: ``undersampling = "prospective"``, the mask's effective acceleration, ``mask_type``
+  ``recovered`` when the mask was recovered. ``--mask``/``--acceleration`` do not apply to it (a
+  one-line note says so).
 - Fully sampled input is undersampled only when the user asks (``--mask TYPE --acceleration R``):
   ``undersampling = "retrospective"``. The mask is seeded from the file name (fastMRI's per-volume
   seed), so every run, every rank and every restart draws the same mask for the same file.
@@ -10,11 +13,12 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from mrirecon.errors import ConfigError
+from mrirecon.errors import ConfigError, Notice
 from mrirecon.masks import MASK_TYPES, MaskFunc, create_mask_func, describe_mask
 
 __all__ = ["Undersampling", "VolumeSampling"]
@@ -83,11 +87,27 @@ class Undersampling:
         assert fraction is not None
         return create_mask_func(self.mask_type, [fraction], [self.acceleration])
 
-    def for_volume(self, own_mask: np.ndarray | None) -> VolumeSampling:
-        """What the outputs of a volume with ``own_mask`` (None: fully sampled) record."""
+    def for_volume(
+        self, own_mask: np.ndarray | None, *, recovered: bool = False, name: str = ""
+    ) -> VolumeSampling:
+        """What the outputs of a volume with ``own_mask`` (None: fully sampled) record.
+
+        Prospective input keeps its own mask: ``mask_type`` is ``recovered`` when that mask was
+        recovered from the k-space's zeros (no ``mask`` dataset), else empty. A retrospective
+        mask asked for does not apply to it, which a :class:`~mrirecon.errors.Notice` says.
+        """
         if own_mask is not None:
             acceleration = describe_mask(np.asarray(own_mask)).acceleration
-            return VolumeSampling("prospective", "", float(acceleration))
+            if self.requested:
+                warnings.warn(
+                    Notice(
+                        f"{name or 'the input'} is undersampled already ({acceleration:.1f}×): "
+                        f"--mask {self.mask_type} --acceleration {self.acceleration:g} do not apply to it; "
+                        "it is reconstructed with its own mask"
+                    ),
+                    stacklevel=2,
+                )
+            return VolumeSampling("prospective", "recovered" if recovered else "", float(acceleration))
         if self.mask_type is not None:
             return VolumeSampling(
                 "retrospective", self.mask_type, self.acceleration, self.effective_center_fraction

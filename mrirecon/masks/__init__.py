@@ -6,7 +6,7 @@ Entry point: :func:`create_mask_func`.
 
 from mrirecon.masks.base import MaskFunc, temp_seed
 from mrirecon.masks.info import MaskInfo, acs_mask, describe_mask
-from mrirecon.masks.recovery import mask_from_kspace
+from mrirecon.masks.recovery import mask_from_kspace, reduce_mask, sampled_locations
 from mrirecon.masks.registry import MASK_TYPES, apply_mask, create_mask_func
 from mrirecon.masks.seeding import mask_seed, volume_seed
 
@@ -20,6 +20,8 @@ __all__ = [
     "describe_mask",
     "mask_from_kspace",
     "mask_seed",
+    "reduce_mask",
+    "sampled_locations",
     "temp_seed",
     "volume_seed",
 ]

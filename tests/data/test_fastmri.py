@@ -198,3 +198,33 @@ def test_other_kspace_storage_is_read_with_h5py(tmp_path: Path, options: dict[st
         got = volume.kspace_slice(1)
         assert got.dtype == np.complex64 and got.flags.writeable and not isinstance(got, np.memmap)
         np.testing.assert_array_equal(got, kspace[1])
+
+
+def test_prospective_kspace_without_a_mask_dataset_gets_its_mask_recovered(tmp_path: Path) -> None:
+    """Zero columns and no 'mask': undersampled, not fully sampled (data-consistency would pull a
+    model back to the zero-filled image), said in one line and recorded in the attributes."""
+    from mrirecon.errors import Notice
+
+    kspace = multicoil_kspace(slices=2, coils=4, height=32, width=40)
+    kspace[..., 1::4] = 0
+    kspace[..., 2::4] = 0
+    kspace[..., 3::4] = 0
+    kspace[..., 17:23] = multicoil_kspace(slices=2, coils=4, height=32, width=40)[..., 17:23]  # centre
+    header = build_ismrmrd_header(encoded_matrix=(32, 40, 1))
+    path = write_volume(tmp_path / "prospective.h5", kspace=kspace, header_xml=header)
+    with pytest.warns(Notice, match="prospective.h5: no 'mask' dataset.*recovered from its zeros"):
+        volume = open_volume(path)
+    with volume:
+        assert volume.mask is not None and volume.mask.shape == (40,)
+        assert np.array_equal(volume.mask, (np.abs(kspace[0]) > 0).any(axis=(0, 1)))
+        assert volume.attrs["mrirecon_mask_recovered"] is True
+        assert volume.attrs["acceleration"] == pytest.approx(40 / volume.mask.sum(), abs=0.01)
+        assert not volume.has_target
+    # fully sampled data with zero-padded columns outside the header's acquired range stay fully sampled
+    padded = multicoil_kspace(slices=1, coils=4, height=32, width=40)
+    padded[..., :4] = 0
+    padded[..., 36:] = 0
+    limits = EncodingLimits(0, 31, 16)
+    header = build_ismrmrd_header(encoded_matrix=(32, 40, 1), e1_limits=limits)
+    with open_volume(write_volume(tmp_path / "padded.h5", kspace=padded, header_xml=header)) as volume:
+        assert volume.mask is None and volume.padding == (4, 36)

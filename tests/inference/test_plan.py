@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mrirecon.errors import ConfigError, DataError
+from mrirecon.errors import ConfigError, DataError, Notice
 from mrirecon.inference.inputs import list_inputs, output_paths
 from mrirecon.inference.plan import EXPORT, RECONSTRUCT, VolumeTask, dicom_complete, make_plan, shard
 from mrirecon.inference.undersampling import Undersampling, VolumeSampling
@@ -137,7 +137,9 @@ def test_undersampling_records() -> None:
     assert Undersampling().for_volume(line) == VolumeSampling("prospective", "", 4.0)
     asked = Undersampling("equispaced_fraction", 8.0)
     assert asked.for_volume(None) == VolumeSampling("retrospective", "equispaced_fraction", 8.0, 0.04)
-    assert asked.for_volume(line).undersampling == "prospective"  # its own mask wins
+    with pytest.warns(Notice, match="vol.h5 is undersampled already.*do not apply"):
+        assert asked.for_volume(line, name="vol.h5").undersampling == "prospective"  # its own mask wins
+    assert Undersampling().for_volume(line, recovered=True).mask_type == "recovered"
     assert Undersampling().for_volume(None) == VolumeSampling("none")
     assert asked.mask_func() is not None and Undersampling().mask_func() is None
     for bad, match in [
