@@ -195,6 +195,44 @@ def bench_simulate(quick: bool) -> dict[str, Any]:
     return {"volumes": volumes, "slices": slices, "coils": coils, "size": size, "seconds": seconds}
 
 
+class _RealisticSlices(Dataset[int]):
+    """Realistic slices of fixed size, simulated on demand (what a training stream's workers do)."""
+
+    def __init__(self, count: int, size: int, coils: int):
+        from mrirecon.data.realistic import RealisticOptions
+
+        self.count = count
+        self.options = RealisticOptions(rows=(size, size), aspect=(1.0, 1.0), coils=(coils, coils))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> int:
+        from mrirecon.data.realistic import simulate_realistic_slice
+
+        sim = simulate_realistic_slice(self.options, (0, index))
+        return int(sim.kspace.shape[0])
+
+
+def bench_realistic(quick: bool, workers: int) -> dict[str, Any]:
+    """Seconds to simulate ``count`` realistic slices through a DataLoader with ``workers`` workers
+    (one torch thread each); the template is loaded in each worker first (not timed)."""
+    from mrirecon.data.anatomy import load_template
+
+    count, size, coils = (40, 128, 8) if quick else (1000, 256, 8)
+    load_template()  # forked workers inherit it
+    loader = DataLoader(
+        _RealisticSlices(count, size, coils),
+        batch_size=None,
+        num_workers=workers,
+        worker_init_fn=init_worker if workers else None,
+    )
+    start = time.perf_counter()
+    done = sum(1 for _ in loader)
+    seconds = time.perf_counter() - start
+    return {"slices": done, "size": size, "coils": coils, "workers": workers, "seconds": seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="Small sizes, one short round (a smoke run).")
@@ -202,7 +240,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9, help="Rounds per configuration (default 9).")
     parser.add_argument("--seconds", type=float, default=0.5, help="Least seconds per measurement.")
     parser.add_argument("--no-mmap", action="store_true", help="Loader reads k-space through h5py.")
+    parser.add_argument(
+        "--only-realistic", action="store_true", help="Only the realistic simulator's throughput."
+    )
     args = parser.parse_args()
+    if args.only_realistic:
+        result = bench_realistic(args.quick, workers=2)
+        print(
+            f"realistic simulator: {result['slices']} slices of {result['coils']} coils × {result['size']}² "
+            f"in {result['seconds']:.1f} s with {result['workers']} workers "
+            f"({result['slices'] / result['seconds']:.1f} slices/s; goal 1,000 in < 120 s)"
+        )
+        payload = {"machine": machine_info(torch.device("cpu")), **result}
+        print(f"\nJSON: {write_json('data_realistic', payload)}")
+        return
     if args.no_mmap:
         os.environ["MRIRECON_NO_MMAP"] = "1"
     rounds, seconds = (1, 0.2) if args.quick else (max(1, args.rounds), args.seconds)
@@ -255,6 +306,12 @@ def main() -> None:
         payload["simulate"] = sim
         shape = f"{sim['volumes']} volumes × {sim['slices']} slices × {sim['coils']} coils × {sim['size']}²"
         print(f"\nmrirecon simulate: {shape} with lesions in {sim['seconds']:.1f} s")
+        realistic = bench_realistic(args.quick, workers=2)
+        payload["realistic"] = realistic
+        print(
+            f"realistic simulator: {realistic['slices']} slices of {realistic['coils']} coils × "
+            f"{realistic['size']}² in {realistic['seconds']:.1f} s with 2 workers (goal 1,000 in < 120 s)"
+        )
     print(f"\nJSON: {write_json('data', payload)}")
 
 

@@ -393,15 +393,23 @@ def _bias(draw: _VolumeDraw, image: np.ndarray) -> np.ndarray:
 def _render(
     draw: _VolumeDraw, options: RealisticOptions, depth: float | None, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, list[Lesion], np.ndarray, float]:
-    """The noiseless band-limited complex image ``(H, W)``, lesion labels, lesions, brain fraction."""
-    tissue = sample_tissue_slice(
-        rng,
-        draw.fine,
-        draw.fov_mm,
-        orientation=draw.orientation,
-        depth=depth,
-        geometry_rng=np.random.default_rng(draw.geometry_seed),
-    )
+    """The noiseless band-limited complex image ``(H, W)``, lesion labels, lesions, brain fraction.
+
+    A plane drawn at a random depth that cuts less than 3 % of the field of view through the brain
+    (past the vertex, below the cerebellum, after a large tilt) is drawn again, closer to the
+    centre each time: every slice shows anatomy.
+    """
+    for attempt in range(8):
+        tissue = sample_tissue_slice(
+            rng,
+            draw.fine,
+            draw.fov_mm,
+            orientation=draw.orientation,
+            depth=depth if depth is not None else float(rng.uniform(-0.85, 0.85)) * 0.8**attempt,
+            geometry_rng=np.random.default_rng(draw.geometry_seed),
+        )
+        if depth is not None or float((tissue.brain > 0.5).mean()) >= 0.03:
+            break
     fractions = _tissue_fractions(tissue, draw, rng)
     values = draw.intensities | {"rim": draw.intensities["csf"]}
     magnitude = sum(values[name] * fractions[name] for name in fractions)
@@ -448,7 +456,10 @@ def _render(
     block = spectrum[top : top + draw.shape[0], left : left + draw.shape[1]]
     ratio = np.sqrt(draw.shape[0] * draw.shape[1] / (draw.fine[0] * draw.fine[1]))
     low = ifft2c(block * ratio).numpy()
-    mean_brain = float(np.abs(low)[brain > 0.5].mean()) if (brain > 0.5).any() else float(np.abs(low).mean())
+    inside = brain > 0.5
+    # the noise level follows the brain's mean magnitude; a plane without brain (a volume's end
+    # slice) takes the mean of the brightest tissue, so it is never noise-free
+    mean_brain = float(np.abs(low)[inside].mean()) if inside.sum() >= 16 else max(values.values()) * 0.5
     return low, labels, lesions, brain.astype(np.float32), mean_brain
 
 

@@ -204,3 +204,11 @@ def test_simulate_cli_writes_realistic_and_real_anatomy_sets(tmp_path: Path) -> 
     )
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "real").glob("*.h5"))) == 2
+
+
+def test_every_slice_shows_anatomy_and_carries_noise() -> None:
+    options = RealisticOptions(rows=(64, 64), aspect=(1.0, 1.0), coils=(2, 2))
+    for seed in range(60):
+        sim = simulate_realistic_slice(options, (0, 0, seed))
+        assert float((sim.brain > 0.5).mean()) >= 0.02, seed
+        assert sim.noise_std > 0 and float(np.abs(sim.kspace).max()) > 0
