@@ -28,6 +28,11 @@ import click
     show_envvar=True,
     help="Secret mixed into pseudonyms and UIDs with --deidentify (prefer the environment variable).",
 )
+@click.option(
+    "--allow-unsalted",
+    is_flag=True,
+    help="Allow --deidentify without a salt (pseudonyms anyone can recompute from the patient ID).",
+)
 @click.option("--patient-id", help="PatientID to write (a pseudonym with --deidentify).")
 @click.option("--patient-name", help="PatientName to write, DICOM style: FAMILY^GIVEN.")
 @click.option("--patient-birth-date", help="PatientBirthDate, YYYYMMDD.")
@@ -64,6 +69,7 @@ def export_dicom(
     output_dir: Path,
     deidentify: bool,
     deid_salt: str,
+    allow_unsalted: bool,
     patient_id: str | None,
     patient_name: str | None,
     patient_birth_date: str | None,
@@ -88,6 +94,7 @@ def export_dicom(
     options = DicomOptions(
         deidentify=deidentify,
         salt=deid_salt,
+        allow_unsalted=allow_unsalted,
         identity=IdentityOverrides(
             patient_name=patient_name,
             patient_id=patient_id,

@@ -34,6 +34,11 @@ _OPTIONS = [
         help="Secret mixed into pseudonyms and UIDs with --deidentify (prefer the environment variable).",
     ),
     click.option(
+        "--allow-unsalted",
+        is_flag=True,
+        help="Allow --deidentify without a salt (pseudonyms anyone can recompute from the patient ID).",
+    ),
+    click.option(
         "--uid-root",
         default="1.2.826.0.1.3680043.8.498.",
         show_default=True,
@@ -93,7 +98,10 @@ def run_options(output_dir: Path, **kwargs: Any) -> Any:
         output_dir=output_dir,
         dicom=kwargs.pop("dicom"),
         dicom_options=DicomOptions(
-            deidentify=kwargs.pop("deidentify"), salt=kwargs.pop("deid_salt"), uid_root=kwargs.pop("uid_root")
+            deidentify=kwargs.pop("deidentify"),
+            salt=kwargs.pop("deid_salt"),
+            uid_root=kwargs.pop("uid_root"),
+            allow_unsalted=kwargs.pop("allow_unsalted"),
         ),
         undersampling=Undersampling(
             kwargs.pop("mask_type"), kwargs.pop("acceleration"), kwargs.pop("center_fraction")

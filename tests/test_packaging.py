@@ -11,7 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 #: What each layer may import from mrirecon (besides its own package and the base modules).
-BASE = {"errors", "shapes", "config", "_version", "atomic", "runtime"}
+BASE = {"errors", "shapes", "config", "_version", "atomic", "runtime", "tables"}
 ALLOWED = {
     "physics": set(),
     "masks": set(),

@@ -21,9 +21,7 @@ without one, by its name.
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -34,7 +32,8 @@ import numpy as np
 from tqdm import tqdm
 
 from mrirecon._version import __version__
-from mrirecon.errors import DataError, ExportError
+from mrirecon.atomic import atomic_file
+from mrirecon.errors import DataError
 from mrirecon.evaluation.aggregate import group_statistics
 from mrirecon.evaluation.annotations import AnnotationBox, read_fastmri_plus
 from mrirecon.evaluation.lesion import (
@@ -57,6 +56,7 @@ from mrirecon.evaluation.volumes import (
     read_reconstruction,
     read_target,
 )
+from mrirecon.tables import write_csv
 
 __all__ = ["EvaluationOptions", "EvaluationResult", "evaluate", "summary_lines"]
 
@@ -358,32 +358,10 @@ def _summary(
     }
 
 
-def _format(value: Any) -> Any:
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else repr(value)
-    return value
-
-
 def _write_text(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)
-    except OSError as error:
-        raise ExportError(f"cannot write: {error.strerror}", path=path) from error
+    with atomic_file(path, what=path.name) as temporary:
+        temporary.write_text(text, encoding="utf-8")
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    fields: list[str] = []
-    for row in rows:
-        fields.extend(k for k in row if k not in fields)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with partial.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: _format(v) for k, v in row.items()})
-        partial.replace(path)
-    except OSError as error:
-        raise ExportError(f"cannot write: {error.strerror}", path=path) from error
+    write_csv(path, rows, what=path.name)

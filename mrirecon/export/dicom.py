@@ -37,7 +37,7 @@ from mrirecon.atomic import (
     prepare_output_folder,
 )
 from mrirecon.data.header import AcquisitionHeader
-from mrirecon.errors import DataError, ExportError
+from mrirecon.errors import ConfigError, DataError, ExportError
 from mrirecon.export.geometry import ImagePlanes, image_planes
 from mrirecon.export.identity import (
     Identity,
@@ -80,6 +80,8 @@ class DicomOptions:
         bits_stored: Significant bits of the stored pixels (8–16).
         window_percentiles: Volume percentiles that bound the default window.
         overwrite: Replace a different series already in the output folder.
+        allow_unsalted: De-identify without a salt (pseudonyms and UIDs anyone can recompute from
+            the patient ID); refused unless set.
     """
 
     deidentify: bool = False
@@ -91,6 +93,15 @@ class DicomOptions:
     bits_stored: int = 16
     window_percentiles: tuple[float, float] = (0.5, 99.5)
     overwrite: bool = False
+    allow_unsalted: bool = False
+
+    def __post_init__(self) -> None:
+        if self.deidentify and not self.salt and not self.allow_unsalted:
+            raise ConfigError(
+                "--deidentify without a salt gives pseudonyms that anyone can recompute from the "
+                "patient ID",
+                hint="set a secret in MRIRECON_DEID_SALT (or --deid-salt), or pass --allow-unsalted",
+            )
 
 
 @dataclass(frozen=True)

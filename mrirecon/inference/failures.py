@@ -9,13 +9,12 @@ reaches the file beyond the input's own name.
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mrirecon.atomic import atomic_file
 from mrirecon.errors import MriReconError
+from mrirecon.tables import read_cell, write_csv
 
 __all__ = ["FAILURES_CSV", "Failure", "error_text", "read_failures", "write_failures"]
 
@@ -50,18 +49,13 @@ def error_text(error: BaseException) -> str:
 
 
 def write_failures(path: Path, failures: Iterable[Failure]) -> Path:
-    """Write ``failures.csv`` atomically (a header line only when nothing failed)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file", "error"])
-    for failure in failures:
-        writer.writerow([failure.file, failure.error])
-    with atomic_file(path, what="failures.csv") as temporary:
-        temporary.write_text(buffer.getvalue(), encoding="utf-8")
-    return path
+    """Write ``failures.csv`` atomically (a header line only when nothing failed); cells that a
+    spreadsheet would run as formulas are escaped (:mod:`mrirecon.tables`)."""
+    rows = [{"file": f.file, "error": f.error} for f in failures]
+    return write_csv(path, rows, fields=["file", "error"], what="failures.csv")
 
 
 def read_failures(path: Path) -> list[Failure]:
     """Read a ``failures.csv`` written by :func:`write_failures`."""
     with open(path, newline="", encoding="utf-8") as handle:
-        return [Failure(row["file"], row["error"]) for row in csv.DictReader(handle)]
+        return [Failure(read_cell(row["file"]), read_cell(row["error"])) for row in csv.DictReader(handle)]

@@ -284,7 +284,9 @@ def test_deidentified_pseudonyms_are_stable_and_salted(tmp_path: Path) -> None:
     assert all(x != y for x, y in zip(uids["a"], uids["c"]))
     # a pseudonym given on the command line is written as given
     export_volume_dicom(
-        vol, tmp_path / "d", DicomOptions(deidentify=True, identity=IdentityOverrides(patient_id="SUBJ-07"))
+        vol,
+        tmp_path / "d",
+        DicomOptions(deidentify=True, salt="s", identity=IdentityOverrides(patient_id="SUBJ-07")),
     )
     assert read_series(tmp_path / "d")[0].PatientID == "SUBJ-07"
 

@@ -46,9 +46,30 @@ def test_infer_a_file_with_retrospective_undersampling(tmp_path: Path, inputs: P
 
 def test_infer_a_folder_with_dicom(tmp_path: Path, inputs: Path) -> None:
     out = tmp_path / "out"
-    result = _run("infer", "zero_filled", inputs, "-o", out, "--dicom", "--deidentify", *QUIET)
+    refused = _run("infer", "zero_filled", inputs, "-o", out, "--dicom", "--deidentify", *QUIET)
+    assert (
+        refused.exit_code == 2
+        and "without a salt" in refused.output
+        and "MRIRECON_DEID_SALT" in refused.output
+    )
+    assert not out.exists()  # nothing written before the refusal
+    result = _run(
+        "infer", "zero_filled", inputs, "-o", out, "--dicom", "--deidentify", "--deid-salt", "k", *QUIET
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (out / "dicom").iterdir()) == ["vol_a", "vol_b", "vol_c"]
+    unsalted = _run(
+        "infer",
+        "zero_filled",
+        inputs,
+        "-o",
+        tmp_path / "o2",
+        "--dicom",
+        "--deidentify",
+        "--allow-unsalted",
+        *QUIET,
+    )
+    assert unsalted.exit_code == 0, unsalted.output
     assert len(list((out / "dicom" / "vol_c").glob("IM_*.dcm"))) == 4
 
 
