@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     "--split", default="0.8,0.1,0.1", show_default=True, help="train,val,test fractions of the manifest."
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--overwrite", is_flag=True, help="Write into a folder that already holds a dataset.")
 def simulate(
     output_dir: Path,
     volumes: int,
@@ -96,6 +97,7 @@ def simulate(
     split: str,
     no_progress: bool,
     anatomy: str,
+    overwrite: bool,
 ) -> None:
     """Write a synthetic brain dataset (fastMRI HDF5 files and manifest.csv) into OUTPUT_DIR."""
     from mrirecon.data.simulate import LesionOptions, simulate_dataset
@@ -111,6 +113,7 @@ def simulate(
             progress=not no_progress,
             anatomy=anatomy,
             realistic=_realistic_options(size, coils, snr, contrast, lesions),
+            overwrite=overwrite,
         )
         click.echo(f"wrote {len(paths)} volume(s) and {output_dir / 'manifest.csv'}")
 
@@ -136,6 +139,7 @@ def simulate(
         contrast=contrast,
         split=parse_split(split),
         progress=not no_progress,
+        overwrite=overwrite,
     )
     click.echo(f"wrote {len(paths)} volume(s) and {output_dir / 'manifest.csv'}")
 

@@ -280,6 +280,25 @@ def _check(slices: int, coils: int, size: tuple[int, int], snr: float, contrast:
         raise ConfigError(f"unknown contrast '{contrast}'", hint=f"choose one of {', '.join(CONTRASTS)}")
 
 
+def check_empty_output(folder: Path, overwrite: bool) -> None:
+    """Refuse to simulate into a folder that holds a dataset (its manifest would be replaced and its
+    files orphaned or mixed with the new ones) unless ``overwrite``.
+
+    Raises:
+        ConfigError: naming the folder and the fix.
+    """
+    if overwrite or not folder.is_dir():
+        return
+    held = [p.name for p in folder.iterdir() if p.suffix in (".h5", ".csv")]
+    if held:
+        raise ConfigError(
+            f"this folder already holds a dataset ({len(held)} file(s): {', '.join(sorted(held)[:3])}"
+            f"{' ...' if len(held) > 3 else ''})",
+            path=folder,
+            hint="choose an empty folder, or pass --overwrite to replace it",
+        )
+
+
 def simulate_dataset(
     output_dir: str | Path,
     *,
@@ -296,6 +315,7 @@ def simulate_dataset(
     echo: Callable[[str], object] | None = None,
     anatomy: str = "phantom",
     realistic: RealisticOptions | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write a synthetic dataset: ``volumes`` fastMRI files and ``manifest.csv`` in ``output_dir``.
 
@@ -306,7 +326,7 @@ def simulate_dataset(
     see :mod:`mrirecon.data.realistic_dataset`.
 
     Args:
-        output_dir: The folder (created if needed); existing files of the same names are replaced.
+        output_dir: The folder (created if needed); it must not hold a dataset unless ``overwrite``.
         volumes: Number of volumes.
         slices: Slices per volume.
         coils: Coils.
@@ -318,6 +338,9 @@ def simulate_dataset(
         split: ``(train, val, test)`` fractions of the manifest.
         progress: Show a progress bar.
         echo: Where to report what was written (None: silent).
+        anatomy: ``phantom``, ``mni`` or ``dipy`` (above).
+        realistic: Options of the ``mni`` simulator.
+        overwrite: Write into a folder that already holds a dataset (refused otherwise).
 
     Returns:
         The volume files, in order.
@@ -325,6 +348,7 @@ def simulate_dataset(
     Raises:
         ConfigError: for invalid arguments.
     """
+    check_empty_output(Path(output_dir), overwrite)
     if anatomy != "phantom":
         from mrirecon.data.realistic_dataset import simulate_realistic_dataset
 

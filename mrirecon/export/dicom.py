@@ -98,8 +98,7 @@ class DicomOptions:
     def __post_init__(self) -> None:
         if self.deidentify and not self.salt and not self.allow_unsalted:
             raise ConfigError(
-                "--deidentify without a salt gives pseudonyms that anyone can recompute from the "
-                "patient ID",
+                "--deidentify without a salt gives pseudonyms that anyone can recompute from the patient ID",
                 hint="set a secret in MRIRECON_DEID_SALT (or --deid-salt), or pass --allow-unsalted",
             )
 

@@ -109,6 +109,7 @@ def _simulate(
         seed=settings.seed,
         lesions=LesionOptions(radius_mm=settings.lesion_radius_mm),
         split=settings.split,
+        overwrite=True,  # the demo owns its data folder (a run killed while simulating left files)
     )
     state["data"] = settings.data_key()
     paths.write_state(state)

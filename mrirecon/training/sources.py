@@ -168,9 +168,24 @@ def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -
     manifest = Path(data.manifest)
     if manifest.exists():
         return manifest
+    if manifest.name != "manifest.csv":
+        raise ConfigError(
+            f"'data.manifest' {str(manifest)!r} does not exist, and the simulation of 'data.synthetic' "
+            "writes manifest.csv",
+            hint="fix the path if the data exist; to simulate, point data.manifest to FOLDER/manifest.csv",
+        )
     if launched_rank() != 0:
         return _wait_for(manifest)  # rank 0 of this distributed run is simulating the data
-    from mrirecon.data.simulate import simulate_dataset
+    from mrirecon.data.simulate import check_empty_output, simulate_dataset
+
+    try:
+        check_empty_output(manifest.parent, overwrite=False)
+    except ConfigError as error:
+        raise ConfigError(
+            f"'data.manifest' {str(manifest)!r} does not exist, but its folder holds other files: "
+            "mrirecon simulates only into an empty folder",
+            hint="fix data.manifest if those files are your data, or point it to a new folder",
+        ) from error
 
     syn = data.synthetic
     echo(
