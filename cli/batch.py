@@ -24,7 +24,6 @@ SOME_FAILED = 1
     "--manifest", type=click.Path(dir_okay=False, path_type=Path), help="Manifest CSV of the inputs."
 )
 @click.option("--input-dir", type=click.Path(file_okay=False, path_type=Path), help="Folder of the inputs.")
-@click.option("--split", help="With --manifest: only this split (train, val, test).")
 @click.option(
     "--output-dir",
     "-o",

@@ -68,12 +68,15 @@ _OPTIONS = [
         "--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Slices per forward pass."
     ),
     click.option(
+        "--num-workers",
         "--workers",
+        "workers",
         type=click.IntRange(0),
         default=2,
         show_default=True,
-        help="DataLoader processes reading slices.",
+        help="DataLoader processes reading slices (the training config's data.num_workers).",
     ),
+    click.option("--split", help="With a manifest: only this split (train, val, test)."),
     click.option(
         "--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N."
     ),

@@ -65,6 +65,10 @@ _SCANNING_SEQUENCE = {
 }  # fmt: skip
 
 
+#: In every exported series (ImageComments and the start of DerivationDescription).
+RESEARCH_USE = "For research use only, not for diagnosis."
+
+
 @dataclass(frozen=True)
 class DicomOptions:
     """How to export a series.
@@ -146,7 +150,7 @@ def series_description(volume: ReconVolume, planes: ImagePlanes, override: str |
 def derivation_description(volume: ReconVolume, planes: ImagePlanes, q: Quantised) -> str:
     """DerivationDescription (≤ 1024 characters): how the pixels were made and what they mean."""
     version = volume.mrirecon_version or __version__
-    text = f"Reconstructed by mrirecon {version} with model {volume.model or 'unknown'}"
+    text = f"{RESEARCH_USE} Reconstructed by mrirecon {version} with model {volume.model or 'unknown'}"
     if volume.checkpoint_sha256:
         text += f" (checkpoint sha256 {volume.checkpoint_sha256})"
     if volume.undersampling == "retrospective":
@@ -343,6 +347,7 @@ def _build(
             d.ContentDate = content_date
             d.ContentTime = content_time
         d.DerivationDescription = derivation
+        d.ImageComments = RESEARCH_USE
         d.BurnedInAnnotation = "NO"
         d.PixelSpacing = [ds(planes.pixel_spacing[0]), ds(planes.pixel_spacing[1])]
         d.ImageOrientationPatient = [ds(v) for v in np.round(planes.orientation[index], 10)]

@@ -150,8 +150,8 @@ def load_reconstructor(
 def _baseline(text: str, model_config: str | os.PathLike[str] | None) -> LoadedModel:
     entry = get_entry(text)  # ConfigError listing the known names when unknown
     mapping = load_yaml(Path(model_config)) if model_config is not None else {}
-    named = mapping.pop("model", text)  # configs/models/*.yaml may name their model
-    if named != text:
+    named = mapping.pop("model", entry.name)  # configs/models/*.yaml may name their model
+    if get_entry(str(named)).name != entry.name:
         raise ConfigError(
             f"this config is for model '{named}', not '{text}'",
             path=model_config,
@@ -166,4 +166,4 @@ def _baseline(text: str, model_config: str | os.PathLike[str] | None) -> LoadedM
             f"model '{text}' is learned and needs its trained weights",
             hint=f"pass its checkpoint (.ckpt or .pt) instead of the name '{entry.name}'",
         )
-    return LoadedModel(text, model.eval(), None, "", _config_of(model))
+    return LoadedModel(entry.name, model.eval(), None, "", _config_of(model))

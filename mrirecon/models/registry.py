@@ -56,7 +56,10 @@ def _entries() -> dict[str, ModelEntry]:
 
     entries += [
         ModelEntry(
-            "zero_filled", bl.ZeroFilled, bl.ZeroFilledConfig, "zero-filled Aᴴy combined with the coil maps"
+            "zero_filled",
+            bl.ZeroFilled,
+            bl.ZeroFilledConfig,
+            "zero-filled Aᴴy combined with the coil maps (fastMRI's zero-filled image is the RSS instead)",
         ),
         ModelEntry("sense", bl.SenseCG, bl.SenseConfig, "SENSE by conjugate gradient on (AᴴA + λI)x = Aᴴy"),
         ModelEntry(
@@ -130,9 +133,10 @@ def model_names() -> list[str]:
 def get_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``; a :class:`ConfigError` listing the known names otherwise."""
     registry = _registry()
-    if name not in registry:
+    key = name if name in registry else name.replace("-", "_")  # "zero-filled" as tables print it
+    if key not in registry:
         raise ConfigError(f"unknown model '{name}'", hint=f"known models: {', '.join(registry)}")
-    return registry[name]
+    return registry[key]
 
 
 def default_config(name: str) -> Any:

@@ -182,7 +182,7 @@ def test_installed_cli_writes_a_small_dataset(tmp_path: Path) -> None:
 def test_simulate_refuses_a_folder_that_holds_a_dataset(tmp_path: Path) -> None:
     first = simulate_dataset(tmp_path, volumes=1, slices=1, coils=2, size=(32, 32), seed=0, progress=False)
     manifest = (tmp_path / "manifest.csv").read_bytes()
-    with pytest.raises(ConfigError, match="already holds a dataset.*sim_AXFLAIR_s0_v000.h5"):
+    with pytest.raises(ConfigError, match=r"already holds a dataset.*sim_AXFLAIR_s0_v000\.h5"):
         simulate_dataset(tmp_path, volumes=2, slices=1, coils=2, size=(32, 32), seed=1, progress=False)
     assert (tmp_path / "manifest.csv").read_bytes() == manifest and first[0].exists()
     again = simulate_dataset(
@@ -199,7 +199,7 @@ def test_train_with_a_mistyped_manifest_writes_nothing(tmp_path: Path) -> None:
     data.mkdir()
     (data / "mine.h5").write_bytes(b"")
     typo = DataSection(manifest=str(data / "manfest.csv"), synthetic=SyntheticSection(volumes=2, size=32))
-    with pytest.raises(ConfigError, match="does not exist.*writes manifest.csv"):
+    with pytest.raises(ConfigError, match=r"does not exist.*writes manifest\.csv"):
         ensure_synthetic(typo)
     elsewhere = DataSection(
         manifest=str(data / "manifest.csv"), synthetic=SyntheticSection(volumes=2, size=32)

@@ -101,6 +101,8 @@ def test_provenance_in_the_descriptions(tmp_path: Path) -> None:
     assert f"mrirecon {__version__}" in text and "cirim" in text and "3f" * 32 in text
     assert "retrospectively undersampled" in text and "equispaced, R=4" in text
     assert "synthetic" in text and "RealWorldValueMappingSequence" in text
+    assert text.startswith("For research use only, not for diagnosis.")
+    assert ds.ImageComments == "For research use only, not for diagnosis."
     long = volume(model="a_really_long_model_name_" * 4, checkpoint_sha256="")
     export_volume_dicom(long, tmp_path / "long")
     description = read_series(tmp_path / "long")[0].SeriesDescription

@@ -153,3 +153,18 @@ def test_batch_exit_code_1_when_an_input_failed(tmp_path: Path, inputs: Path) ->
     assert f"1 input(s) failed: see {out / 'failures.csv'}" in result.output
     again = _run("batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out, *QUIET)
     assert again.exit_code == 1 and "skipped 3 finished" in again.output
+
+
+def test_zero_filled_as_printed_names_the_model_and_infer_takes_a_split(tmp_path: Path, inputs: Path) -> None:
+    from mrirecon.data.manifest import build_manifest
+
+    manifest = tmp_path / "m.csv"
+    build_manifest(sorted(inputs.glob("*.h5")), manifest, fractions=(0.0, 0.0, 1.0), progress=False)
+    out = tmp_path / "out"
+    result = _run(
+        "infer", "zero-filled", manifest, "-o", out, "--split", "test", "--num-workers", "0", *QUIET[:1]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("*.h5"))) == 3
+    empty = _run("infer", "zero-filled", manifest, "-o", tmp_path / "o2", "--split", "train", *QUIET)
+    assert empty.exit_code == 2 and "no input volumes found in split 'train'" in empty.output
