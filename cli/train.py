@@ -13,8 +13,8 @@ import click
     "-c",
     "config_file",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Training config (YAML), e.g. configs/cirim_synthetic.yaml.",
+    type=str,
+    help="Training config: a YAML file or a shipped config's name (cirim_synthetic, pretrained/cirim_brain).",
 )
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option(
@@ -25,7 +25,7 @@ import click
     help="Run folder for checkpoints, logs and the resolved config [default: the config's output_dir].",
 )
 @click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its last checkpoint.")
-def train(config_file: Path, overrides: tuple[str, ...], output_dir: Path | None, resume: bool) -> None:
+def train(config_file: str, overrides: tuple[str, ...], output_dir: Path | None, resume: bool) -> None:
     """Train the model a config describes; KEY=VALUE pairs override config fields.
 
     \b

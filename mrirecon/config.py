@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,75 @@ import yaml
 
 from mrirecon.errors import ConfigError
 
-__all__ = ["apply_overrides", "from_mapping", "load_yaml", "to_mapping"]
+__all__ = [
+    "CONFIGS_ENV",
+    "apply_overrides",
+    "config_dirs",
+    "find_config",
+    "from_mapping",
+    "load_yaml",
+    "to_mapping",
+]
+
+#: Environment variable naming a folder of configs searched before the shipped ones.
+CONFIGS_ENV = "MRIRECON_CONFIGS"
+
+
+def _shipped_configs() -> Path | None:
+    """The configs installed with mrirecon (package ``mrirecon_configs``), or the checkout's."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mrirecon_configs")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    checkout = Path(__file__).resolve().parents[1] / "configs"
+    return checkout if checkout.is_dir() else None
+
+
+def config_dirs(sub: str = "") -> list[Path]:
+    """Folders searched for configs by name, in order, those that exist: ``$MRIRECON_CONFIGS/sub``,
+    ``./configs/sub`` and the configs shipped with mrirecon (``sub``: ``""`` for training configs,
+    ``models`` for model configs, ``pretrained`` for the pretrained models' recipes)."""
+    roots = [Path(os.environ[CONFIGS_ENV])] if os.environ.get(CONFIGS_ENV) else []
+    roots.append(Path.cwd() / "configs")
+    shipped = _shipped_configs()
+    if shipped is not None:
+        roots.append(shipped)
+    out: list[Path] = []
+    for root in roots:
+        folder = root / sub if sub else root
+        if folder.is_dir() and all(folder.resolve() != seen.resolve() for seen in out):
+            out.append(folder)
+    return out
+
+
+def find_config(name_or_path: str | os.PathLike[str], sub: str = "", *, what: str = "config") -> Path:
+    """A config file given as a path, or by name (``cirim_synthetic``, ``pretrained/cirim_brain``)
+    looked up as ``<name>.yaml`` in :func:`config_dirs`.
+
+    Raises:
+        ConfigError: naming the folders searched and the names found there.
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    text = os.fspath(name_or_path)
+    looks_like_path = text.endswith((".yaml", ".yml")) and ("/" in text or os.sep in text)
+    stem = text[: -len(path.suffix)] if path.suffix in (".yaml", ".yml") else text
+    if not looks_like_path:
+        for folder in config_dirs(sub):
+            candidate = folder / f"{stem}.yaml"
+            if candidate.is_file():
+                return candidate
+    folders = config_dirs(sub)
+    known = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
+    raise ConfigError(
+        f"no {what} file or name '{text}'",
+        hint=(f"known names: {', '.join(known)}; " if known else "")
+        + f"searched {', '.join(str(f) for f in folders) or 'no config folder'}; "
+        f"or set {CONFIGS_ENV} to a folder of configs",
+    )
+
 
 T = TypeVar("T")
 

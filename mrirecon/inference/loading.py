@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mrirecon.config import load_yaml
+from mrirecon.config import find_config, load_yaml
 from mrirecon.errors import CheckpointError, ConfigError
 from mrirecon.inference import components
 from mrirecon.models.base import Reconstructor
@@ -149,7 +149,11 @@ def load_reconstructor(
 
 def _baseline(text: str, model_config: str | os.PathLike[str] | None) -> LoadedModel:
     entry = get_entry(text)  # ConfigError listing the known names when unknown
-    mapping = load_yaml(Path(model_config)) if model_config is not None else {}
+    mapping = (
+        load_yaml(find_config(model_config, "models", what="model config"))
+        if model_config is not None
+        else {}
+    )
     named = mapping.pop("model", entry.name)  # configs/models/*.yaml may name their model
     if get_entry(str(named)).name != entry.name:
         raise ConfigError(

@@ -8,8 +8,9 @@ dataclass next to it; fields left out keep their defaults (the papers' settings)
     cascades: 8
 
 :func:`load_model_config` takes a file path or a config name. Names are looked up as
-``<name>.yaml`` in, in order: the folder in ``$MRIRECON_MODEL_CONFIGS`` (if set), ``configs/models``
-of the current directory, and ``configs/models`` of the mrirecon checkout. A registry name with no
+``<name>.yaml`` in, in order: the folder in ``$MRIRECON_MODEL_CONFIGS`` (if set), then
+``models/`` of :func:`mrirecon.config.config_dirs` (``$MRIRECON_CONFIGS``, ``./configs`` and the
+configs installed with mrirecon). A registry name with no
 file gives that model's defaults. Unknown keys and bad values are :class:`ConfigError`s naming the
 file, the key and what is allowed.
 """
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mrirecon.config import apply_overrides, from_mapping, load_yaml
+from mrirecon.config import apply_overrides, config_dirs, from_mapping, load_yaml
 from mrirecon.errors import ConfigError
 from mrirecon.models.registry import default_config, get_entry, model_names
 
@@ -30,15 +31,13 @@ __all__ = ["CONFIG_DIR_ENV", "load_model_config", "model_config_dirs", "model_co
 #: Environment variable naming an extra folder of model config files (searched first).
 CONFIG_DIR_ENV = "MRIRECON_MODEL_CONFIGS"
 
-_CHECKOUT_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "models"
-
 
 def model_config_dirs() -> list[Path]:
     """The folders searched for ``<name>.yaml``, in order (only those that exist)."""
     candidates = []
     if os.environ.get(CONFIG_DIR_ENV):
         candidates.append(Path(os.environ[CONFIG_DIR_ENV]))
-    candidates += [Path.cwd() / "configs" / "models", _CHECKOUT_CONFIGS]
+    candidates += config_dirs("models")
     unique: list[Path] = []
     for folder in candidates:
         if folder.is_dir() and all(folder.resolve() != seen.resolve() for seen in unique):

@@ -15,7 +15,6 @@ A GPU is used when one is present (training and inference).
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -23,13 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mrirecon.config import find_config
 from mrirecon.errors import ConfigError, DataError
 from mrirecon.pipeline.settings import DemoPaths, DemoSettings
 
 __all__ = ["DemoResult", "find_training_config", "run_demo"]
 
-CONFIGS_ENV = "MRIRECON_CONFIGS"
-_CHECKOUT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 LABELS = {
     "zero_filled": "zero-filled",
     "sense": "SENSE",
@@ -62,17 +60,9 @@ class DemoResult:
 
 
 def find_training_config(model: str) -> Path:
-    """``configs/<model>_synthetic.yaml`` from ``$MRIRECON_CONFIGS``, ``./configs`` or the checkout."""
-    folders = [Path(os.environ[CONFIGS_ENV])] if os.environ.get(CONFIGS_ENV) else []
-    folders += [Path.cwd() / "configs", _CHECKOUT_CONFIGS]
-    for folder in folders:
-        path = folder / f"{model}_synthetic.yaml"
-        if path.is_file():
-            return path
-    raise ConfigError(
-        f"no training config '{model}_synthetic.yaml' in {', '.join(str(f) for f in folders)}",
-        hint=f"run from the mrirecon checkout, or set {CONFIGS_ENV} to its configs folder",
-    )
+    """``<model>_synthetic.yaml`` from ``$MRIRECON_CONFIGS``, ``./configs`` or the configs installed
+    with mrirecon (:func:`mrirecon.config.find_config`)."""
+    return find_config(f"{model}_synthetic", what="training config")
 
 
 def _check_state(paths: DemoPaths, settings: DemoSettings) -> dict[str, Any]:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-from mrirecon.config import apply_overrides, from_mapping, load_yaml, to_mapping
+from mrirecon.config import apply_overrides, find_config, from_mapping, load_yaml, to_mapping
 from mrirecon.data.realistic import RealisticOptions
 from mrirecon.errors import ConfigError
 
@@ -493,7 +492,8 @@ def load_train_config(path: str | os.PathLike[str], overrides: Sequence[str] = (
     """Read a training config from YAML and apply ``key.sub=value`` overrides.
 
     Args:
-        path: The YAML file.
+        path: The YAML file, or a config's name (``cirim_synthetic``, ``pretrained/cirim_brain``)
+            looked up in ``$MRIRECON_CONFIGS``, ``./configs`` and the configs installed with mrirecon.
         overrides: Strings like ``optim.lr=3e-4`` or ``trainer.max_epochs=2``.
 
     Returns:
@@ -503,6 +503,6 @@ def load_train_config(path: str | os.PathLike[str], overrides: Sequence[str] = (
         ConfigError: for a missing or malformed file, an unknown key or a bad value, naming the
             file, the key and the allowed keys or values.
     """
-    path = Path(path)
+    path = find_config(path, what="training config")
     data = apply_overrides(load_yaml(path), overrides)
     return train_config_from_mapping(data, source=path)
