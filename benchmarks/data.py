@@ -251,8 +251,8 @@ def main() -> None:
             f"in {result['seconds']:.1f} s with {result['workers']} workers "
             f"({result['slices'] / result['seconds']:.1f} slices/s; goal 1,000 in < 120 s)"
         )
-        payload = {"machine": machine_info(torch.device("cpu")), **result}
-        print(f"\nJSON: {write_json('data_realistic', payload)}")
+        realistic_payload = {"machine": machine_info(torch.device("cpu")), **result}
+        print(f"\nJSON: {write_json('data_realistic', realistic_payload)}")
         return
     if args.no_mmap:
         os.environ["MRIRECON_NO_MMAP"] = "1"
