@@ -62,7 +62,7 @@ _OPTIONS = [
     click.option(
         "--model-config",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="Config of a model given by name: a YAML file or a name in configs/models (cs_l1wavelet, sense).",
+        help="Config of a model given by name: a YAML file or a config name (cs_l1wavelet, sense).",
     ),
     click.option(
         "--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Slices per forward pass."

@@ -201,3 +201,60 @@ def atomic_directory(final: Path, *, what: str) -> Iterator[Path]:
             raise export_error(error, final, what) from error
         raise
     fsync_directory(final.parent)
+
+
+LOCK_NAME = ".mrirecon.lock"
+
+
+@contextlib.contextmanager
+def exclusive_folder(folder: Path, *, what: str) -> Iterator[Path]:
+    """Hold an exclusive lock on an output folder for the block (one writer per folder).
+
+    The lock is ``FOLDER/.mrirecon.lock``, taken with ``flock`` (released by the kernel when the
+    process ends, killed or not, so a crashed run never blocks the next one); the file records
+    who holds it (process id, host, start time), which a refused second writer quotes, and is
+    removed when the block ends.
+
+    Raises:
+        ConfigError: another process holds the lock.
+        ExportError: the folder cannot be created or written.
+    """
+    import datetime
+    import fcntl
+    import socket
+
+    from mrirecon.errors import ConfigError
+
+    prepare_output_folder(folder, what)
+    lock = folder / LOCK_NAME
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise export_error(error, lock, what) from error
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise ConfigError(
+                f"another mrirecon run is writing {what} into this folder ({holder})",
+                path=folder,
+                hint="wait for it to finish, or give another --output-dir",
+            ) from None
+        try:  # the holder before us may have removed the file between our open and our lock
+            if lock.stat().st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        text = f"process {os.getpid()} on {socket.gethostname()}, since {stamp}"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, text.encode(), 0)
+        yield lock
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        os.close(fd)  # closing the descriptor releases the lock

@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Iterator
 
-__all__ = ["configure_threads", "lightning_info_silenced", "tune_allocator"]
+__all__ = ["configure_threads", "launched_rank", "lightning_info_silenced", "tune_allocator"]
 
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
@@ -72,3 +72,14 @@ def lightning_info_silenced() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+def launched_rank() -> int:
+    """This process's rank as its launcher set it before any process group exists: torchrun
+    (``RANK``), SLURM (``SLURM_PROCID``), Lightning's DDP children (``NODE_RANK``, ``LOCAL_RANK``);
+    0 for a process started alone. Only "zero or not" is meaningful across launchers."""
+    for name in ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) != 0:
+            return int(value)
+    return 0

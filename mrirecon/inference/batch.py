@@ -24,14 +24,14 @@ from typing import Any
 import torch
 
 from mrirecon._version import __version__
-from mrirecon.atomic import atomic_file, prepare_output_folder
+from mrirecon.atomic import atomic_file, exclusive_folder, prepare_output_folder
 from mrirecon.errors import DataError
 from mrirecon.inference.failures import FAILURES_CSV, Failure, write_failures
 from mrirecon.inference.inputs import DICOM_FOLDER, list_inputs, output_paths
 from mrirecon.inference.loading import LoadedModel
 from mrirecon.inference.options import RunOptions, resolve_device
 from mrirecon.inference.runner import RankReport, error_from_failure
-from mrirecon.runtime import lightning_info_silenced
+from mrirecon.runtime import launched_rank, lightning_info_silenced
 
 __all__ = ["RUN_JSON", "RunResult", "run_batch", "run_inference"]
 
@@ -117,9 +117,28 @@ def run_batch(loaded: LoadedModel, source: str | os.PathLike[str], options: RunO
         DataError: no inputs; ConfigError: bad options, outputs of another model in the way;
         ExportError: the output folder is not writable, the disk is full (finished volumes are kept,
         the one being written is not left behind).
+        ConfigError: another run is writing into the output folder (the message names it).
     """
     started = datetime.datetime.now(datetime.UTC)
     t0 = time.perf_counter()
+    # one writer per output folder: a second run is refused (the ranks of one DDP run share it;
+    # its rank 0 holds the lock)
+    lock = (
+        exclusive_folder(options.output_dir, what="reconstructions")
+        if launched_rank() == 0
+        else contextlib.nullcontext()
+    )
+    with lock:
+        return _run_batch(loaded, source, options, started, t0)
+
+
+def _run_batch(
+    loaded: LoadedModel,
+    source: str | os.PathLike[str],
+    options: RunOptions,
+    started: datetime.datetime,
+    t0: float,
+) -> RunResult:
     inputs = list_inputs(source, split=options.split)
     outputs = output_paths(inputs, options.output_dir)
     prepare_output_folder(options.output_dir, "reconstructions")

@@ -11,13 +11,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from mrirecon.errors import ConfigError
+from mrirecon.runtime import launched_rank
 from mrirecon.training.config import DataSection
 
 __all__ = ["SPLITS", "build_datasets", "data_checksum", "ensure_synthetic", "launched_rank", "source_paths"]
@@ -209,17 +209,6 @@ def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -
             hint="data.manifest must be the manifest.csv inside the simulated folder",
         )
     return manifest
-
-
-def launched_rank() -> int:
-    """This process's rank as its launcher set it before any process group exists: torchrun
-    (``RANK``), SLURM (``SLURM_PROCID``), Lightning's DDP children (``NODE_RANK``, ``LOCAL_RANK``);
-    0 for a process started alone. Only "zero or not" is meaningful across launchers."""
-    for name in ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK"):
-        value = os.environ.get(name, "")
-        if value.isdigit() and int(value) != 0:
-            return int(value)
-    return 0
 
 
 def _wait_for(manifest: Path, timeout: float = 3600.0) -> Path:

@@ -25,7 +25,12 @@ def _sha(path: Path) -> str:
 
 
 def _everything(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): _sha(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every output file's sha256 (the lock file, which names its last holder, aside)."""
+    return {
+        str(p.relative_to(folder)): _sha(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".mrirecon.lock"
+    }
 
 
 def _error_line(stderr: str) -> str:
@@ -55,7 +60,7 @@ def test_a_full_disk_stops_the_run_and_damages_nothing(tmp_path: Path, installed
     assert "nothing already written was changed" in line
     assert _sha(out / "vol_0.h5") == before  # finished earlier: untouched
     assert not (out / "vol_1_big.h5").exists()
-    assert not list(out.glob(".*")), "a temporary was left behind"
+    assert not list(out.glob(".*")), "a temporary or the lock was left behind"
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "aborted" and "grew too large" in run["error"]
     # with space again, the restart finishes what is left
@@ -92,3 +97,20 @@ def test_an_output_folder_without_write_permission(tmp_path: Path, installed) ->
         assert f"Error: {folder}: could not write the " in _error_line(result.stderr)
         assert "permission denied (make the output folder writable" in result.stderr
         assert _everything(out) == before
+
+
+def test_a_second_writer_on_one_output_folder_is_refused(tmp_path: Path, installed) -> None:
+    from mrirecon.atomic import exclusive_folder
+    from mrirecon.errors import ConfigError
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    fakes.write_input(inputs / "vol_0.h5", slices=1, size=(16, 16))
+    options = RunOptions(output_dir=out, workers=0, progress=False, device="cpu")
+    with exclusive_folder(out, what="reconstructions"):  # a run in progress
+        with pytest.raises(ConfigError, match=r"another mrirecon run is writing .* \(process \d+ on "):
+            run_batch(load_reconstructor("zero_filled"), inputs, options)
+        assert not (out / "vol_0.h5").exists()
+    assert run_batch(load_reconstructor("zero_filled"), inputs, options).ok  # free again
+    # a run that died holding it does not block the next one (the kernel drops the lock)
+    result = run_cli("batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out, *QUIET)
+    assert result.returncode == 0, result.stderr
