@@ -49,6 +49,7 @@ from mrirecon.export.identity import (
 )
 from mrirecon.export.pixels import Quantised, ds, quantise, window_from_percentiles
 from mrirecon.export.recon_h5 import ReconVolume, read_reconstruction
+from mrirecon.export.series_record import write_record
 
 __all__ = ["DicomOptions", "DicomSeries", "build_series", "export_dicom", "export_volume_dicom"]
 
@@ -397,7 +398,9 @@ def write_series(datasets: list[Dataset], folder: Path, *, overwrite: bool = Fal
     """Write ``datasets`` as ``FOLDER/IM_0001.dcm`` … , atomically.
 
     A folder that does not exist (or is empty) is filled as ``.NAME.partial`` and renamed when
-    every file is written, so it appears complete or not at all. In a folder that already holds
+    every file is written, so it appears complete or not at all; then each file's size and sha256
+    are recorded beside it (:mod:`mrirecon.export.series_record`), which is what "finished" means
+    to a resumed batch run. In a folder that already holds
     files, each file is replaced atomically; files of a *different* series there are an error
     unless ``overwrite`` (then they are removed once the new series is complete).
 
@@ -425,7 +428,9 @@ def write_series(datasets: list[Dataset], folder: Path, *, overwrite: bool = Fal
                 path.unlink()
             except OSError as error:
                 raise export_error(error, path, "DICOM file") from error
-        return tuple(folder / name for name in names)
+        written = tuple(folder / name for name in names)
+        write_record(folder, written)
+        return written
     if folder.is_dir():
         prepare_output_folder(folder, "DICOM series")
         folder.rmdir()  # empty: replaced by the complete partial folder below
@@ -433,7 +438,9 @@ def write_series(datasets: list[Dataset], folder: Path, *, overwrite: bool = Fal
         for dataset, name in zip(datasets, names):
             _save(dataset, temporary / name)
             fsync_file(temporary / name)
-    return tuple(folder / name for name in names)
+    written = tuple(folder / name for name in names)
+    write_record(folder, written)
+    return written
 
 
 def export_volume_dicom(

@@ -31,7 +31,8 @@ import pydicom
 
 from mrirecon.atomic import partial_name
 from mrirecon.errors import ConfigError
-from mrirecon.export.dicom import FILE_GLOB, FILE_PATTERN
+from mrirecon.export.dicom import FILE_PATTERN
+from mrirecon.export.series_record import series_intact
 from mrirecon.inference import components
 from mrirecon.inference.failures import Failure, error_text
 from mrirecon.inference.inputs import OutputPaths
@@ -93,11 +94,11 @@ class RunPlan:
 
 
 def dicom_complete(folder: Path, num_slices: int) -> bool:
-    """Whether ``folder`` holds exactly the files ``IM_0001.dcm … IM_{num_slices}.dcm``."""
+    """Whether ``folder`` holds exactly the files ``IM_0001.dcm … IM_{num_slices}.dcm``, each with
+    the size and sha256 recorded when it was written (a truncated or damaged file is not finished)."""
     if not folder.is_dir():
         return False
-    found = {p.name for p in folder.glob(FILE_GLOB)}
-    return found == {FILE_PATTERN.format(i + 1) for i in range(num_slices)}
+    return series_intact(folder, [FILE_PATTERN.format(i + 1) for i in range(num_slices)])
 
 
 def _deidentified(folder: Path) -> bool:

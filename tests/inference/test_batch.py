@@ -199,6 +199,13 @@ def test_resume_skips_finished_volumes_and_exports_missing_dicom(tmp_path: Path,
         np.testing.assert_allclose(ds.pixel_array * slope, recon[-1], atol=slope / 2 + 1e-12)
     fourth = run_batch(model, inputs, _options(out, dicom=True))
     assert (fourth.skipped, fourth.reconstructed, fourth.exported) == (3, 0, 0)
+    # a truncated file in a finished series (same count of files) is found and the series redone
+    damaged = out / "dicom" / "vol_b" / "IM_0002.dcm"
+    intact = damaged.read_bytes()
+    damaged.write_bytes(intact[: len(intact) // 2])
+    fifth = run_batch(model, inputs, _options(out, dicom=True))
+    assert (fifth.skipped, fifth.reconstructed, fifth.exported) == (2, 0, 1)
+    assert damaged.read_bytes() == intact
 
 
 def test_a_resume_never_keeps_identified_series_when_asked_to_deidentify(

@@ -57,7 +57,9 @@ def test_infer_a_folder_with_dicom(tmp_path: Path, inputs: Path) -> None:
         "infer", "zero_filled", inputs, "-o", out, "--dicom", "--deidentify", "--deid-salt", "k", *QUIET
     )
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (out / "dicom").iterdir()) == ["vol_a", "vol_b", "vol_c"]
+    series = sorted(p.name for p in (out / "dicom").iterdir() if not p.name.startswith("."))
+    assert series == ["vol_a", "vol_b", "vol_c"]
+    assert (out / "dicom" / ".vol_a.series.json").is_file()  # what "finished" means on a resume
     unsalted = _run(
         "infer",
         "zero_filled",

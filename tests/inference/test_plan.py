@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mrirecon.errors import ConfigError, DataError, Notice
+from mrirecon.export.series_record import write_record
 from mrirecon.inference.inputs import list_inputs, output_paths
 from mrirecon.inference.plan import EXPORT, RECONSTRUCT, VolumeTask, dicom_complete, make_plan, shard
 from mrirecon.inference.undersampling import Undersampling, VolumeSampling
@@ -84,6 +85,9 @@ def test_resume_skips_finished_exports_missing_dicom_and_refuses_foreign_outputs
     series.mkdir(parents=True)
     for i in (1, 2, 3):
         (series / f"IM_{i:04d}.dcm").write_bytes(b"x")
+    # the files alone are not a finished series: their record (sizes, sha256) is
+    assert [t.action for t in _plan(inputs, out, dicom=True).tasks][:1] == [EXPORT]
+    write_record(series, sorted(series.glob("*.dcm")))
     plan = _plan(inputs, out, dicom=True)
     assert [p.name for p in plan.finished] == ["vol_a.h5"]
     actions = [(t.input_path.name, t.action) for t in plan.tasks]
@@ -152,13 +156,22 @@ def test_undersampling_records() -> None:
             Undersampling(**bad)
 
 
-def test_dicom_complete_needs_exactly_one_file_per_slice(tmp_path: Path) -> None:
-    assert not dicom_complete(tmp_path / "none", 2)
+def test_dicom_complete_needs_exactly_one_recorded_intact_file_per_slice(tmp_path: Path) -> None:
+    series = tmp_path / "vol"
+    assert not dicom_complete(series, 2)
+    series.mkdir()
     for name in ("IM_0001.dcm", "IM_0002.dcm", ".IM_0003.dcm.partial"):
-        (tmp_path / name).write_bytes(b"x")
-    assert dicom_complete(tmp_path, 2) and not dicom_complete(tmp_path, 3)
-    (tmp_path / "IM_0003.dcm").write_bytes(b"x")
-    assert not dicom_complete(tmp_path, 2)
+        (series / name).write_bytes(b"xyz")
+    assert not dicom_complete(series, 2)  # no record: not known to be finished
+    write_record(series, [series / "IM_0001.dcm", series / "IM_0002.dcm"])
+    assert dicom_complete(series, 2) and not dicom_complete(series, 3)
+    (series / "IM_0002.dcm").write_bytes(b"xy")  # truncated
+    assert not dicom_complete(series, 2)
+    (series / "IM_0002.dcm").write_bytes(b"xzz")  # same size, other bytes
+    assert not dicom_complete(series, 2)
+    (series / "IM_0002.dcm").write_bytes(b"xyz")
+    (series / "IM_0003.dcm").write_bytes(b"xyz")  # a file too many
+    assert not dicom_complete(series, 2)
 
 
 def _task(index: int, slices: int, action: str = RECONSTRUCT) -> VolumeTask:
