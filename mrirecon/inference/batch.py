@@ -25,7 +25,7 @@ import torch
 
 from mrirecon._version import __version__
 from mrirecon.atomic import atomic_file, exclusive_folder, prepare_output_folder
-from mrirecon.errors import DataError
+from mrirecon.errors import DataError, ExportError, Notice
 from mrirecon.inference.failures import FAILURES_CSV, Failure, write_failures
 from mrirecon.inference.inputs import DICOM_FOLDER, list_inputs, output_paths
 from mrirecon.inference.loading import LoadedModel
@@ -192,9 +192,14 @@ def _run_batch(
     if options.reports and trainer.global_rank == 0:
         result.failures_csv = options.output_dir / FAILURES_CSV
         result.run_json = options.output_dir / RUN_JSON
-        with contextlib.suppress(Exception) if fatal else contextlib.nullcontext():
+        try:
             write_failures(result.failures_csv, result.failures)
             _write_run_json(result.run_json, loaded, source, options, result, started, fatal)
+        except ExportError as error:
+            if not fatal:
+                raise
+            # the run stops for another error (reported next); say that the reports are missing too
+            warnings.warn(Notice(f"{error.one_line()}; the run's reports were not written"), stacklevel=2)
     _barrier(trainer.world_size)
     if fatal is not None:
         raise error_from_failure(Failure("", fatal.fatal, fatal.fatal_kind))

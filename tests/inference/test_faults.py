@@ -114,3 +114,15 @@ def test_a_second_writer_on_one_output_folder_is_refused(tmp_path: Path, install
     # a run that died holding it does not block the next one (the kernel drops the lock)
     result = run_cli("batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out, *QUIET)
     assert result.returncode == 0, result.stderr
+
+
+def test_reports_that_cannot_be_written_are_said_on_stderr(tmp_path: Path, installed) -> None:
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    fakes.write_input(inputs / "vol_1.h5", slices=2, size=(32, 32))
+    args = ("batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out, *QUIET)
+    result = run_cli(*args, file_limit=1024)  # neither the HDF5 nor run.json fit
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "grew too large" in _error_line(result.stderr)
+    notes = [line for line in result.stderr.splitlines() if line.startswith("Note:")]
+    assert any("run.json" in line and "reports were not written" in line for line in notes), result.stderr
+    assert not (out / "run.json").exists()
