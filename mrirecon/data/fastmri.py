@@ -137,6 +137,53 @@ def _decode(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+#: Largest k-space a file may declare (GiB), unless ``MRIRECON_MAX_KSPACE_GB`` allows more.
+MAX_KSPACE_GB = 64.0
+
+
+def check_stored(dataset: h5py.Dataset, path: Path) -> None:
+    """Check that a dataset holds the data its shape declares, before anything is read.
+
+    A file can declare a huge dataset and store almost nothing (HDF5 serves unwritten chunks as
+    zeros): a 3 KB file declaring 10⁶ slices would keep a batch busy for minutes. Checked from
+    the metadata alone, in microseconds: the declared size against ``MRIRECON_MAX_KSPACE_GB``
+    (default 64); a contiguous dataset must have its whole storage allocated; a chunked one every
+    chunk (compressed chunks may be small, but each must exist).
+
+    Raises:
+        DataError: naming the declared shape and what is stored.
+    """
+    declared = int(np.prod(dataset.shape, dtype=np.int64)) * dataset.dtype.itemsize
+    limit_gb = float(os.environ.get("MRIRECON_MAX_KSPACE_GB", MAX_KSPACE_GB))
+    if declared > limit_gb * 2**30:
+        raise DataError(
+            f"'{dataset.name.lstrip('/')}' declares {dataset.shape} ({declared / 2**30:.0f} GiB), "
+            f"more than the {limit_gb:g} GiB mrirecon reads from one file",
+            path=path,
+            hint="set MRIRECON_MAX_KSPACE_GB to allow larger volumes",
+        )
+    layout = dataset.id.get_create_plist().get_layout()
+    if layout == h5py.h5d.CONTIGUOUS:
+        stored = int(dataset.id.get_storage_size())
+        if stored < declared:
+            raise DataError(
+                f"'{dataset.name.lstrip('/')}' declares {dataset.shape} ({declared:,} bytes) but stores "
+                f"{stored:,} bytes",
+                path=path,
+                hint="the file is truncated or was never completely written; copy or export it again",
+            )
+    elif layout == h5py.h5d.CHUNKED and dataset.chunks is not None:
+        expected = int(np.prod([-(-n // c) for n, c in zip(dataset.shape, dataset.chunks)], dtype=np.int64))
+        stored_chunks = int(dataset.id.get_num_chunks())
+        if stored_chunks < expected:
+            raise DataError(
+                f"'{dataset.name.lstrip('/')}' declares {dataset.shape} but stores {stored_chunks:,} of its "
+                f"{expected:,} chunks",
+                path=path,
+                hint="the file is truncated or was never completely written; copy or export it again",
+            )
+
+
 class FastMRIVolume(RawVolume):
     """A fastMRI HDF5 file, read lazily slice by slice (see the module docstring).
 
@@ -211,6 +258,7 @@ class FastMRIVolume(RawVolume):
             )
         if min(shape) == 0:
             raise DataError(f"'kspace' is empty (shape {shape})", path=path)
+        check_stored(kspace, path)
         self._kspace = kspace
         self.num_slices = slices
         self.kspace_shape = (coils, height, width)

@@ -228,3 +228,43 @@ def test_prospective_kspace_without_a_mask_dataset_gets_its_mask_recovered(tmp_p
     header = build_ismrmrd_header(encoded_matrix=(32, 40, 1), e1_limits=limits)
     with open_volume(write_volume(tmp_path / "padded.h5", kspace=padded, header_xml=header)) as volume:
         assert volume.mask is None and volume.padding == (4, 36)
+
+
+def test_a_file_declaring_more_than_it_stores_fails_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from mrirecon.errors import DataError
+
+    huge = tmp_path / "huge.h5"
+    with h5py.File(huge, "w") as f:  # a few KB declaring 10⁶ slices: chunks never written
+        f.create_dataset("kspace", shape=(1_000_000, 4, 64, 64), dtype=np.complex64, chunks=(1, 4, 64, 64))
+    assert huge.stat().st_size < 100_000
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"declares \(1000000, 4, 64, 64\) \(122 GiB\), more than the 64 GiB"):
+        open_volume(huge)
+    assert time.perf_counter() - start < 1.0
+    empty = tmp_path / "empty.h5"
+    with h5py.File(empty, "w") as f:  # under the size limit, but nothing stored
+        f.create_dataset("kspace", shape=(10_000, 4, 64, 64), dtype=np.complex64, chunks=(1, 4, 64, 64))
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"stores 0 of its 10,000 chunks"):
+        open_volume(empty)
+    assert time.perf_counter() - start < 1.0
+    contiguous = tmp_path / "unwritten.h5"
+    with h5py.File(contiguous, "w") as f:  # contiguous storage that was never written
+        f.create_dataset("kspace", shape=(2, 4, 32, 32), dtype=np.complex64)
+    with pytest.raises(DataError, match="stores 0 bytes"):
+        open_volume(contiguous)
+    written = tmp_path / "ok.h5"
+    write_volume(
+        written,
+        kspace=multicoil_kspace(slices=2),
+        header_xml=build_ismrmrd_header(encoded_matrix=(32, 24, 1)),
+    )
+    monkeypatch.setenv("MRIRECON_MAX_KSPACE_GB", "0.00001")
+    with pytest.raises(DataError, match=r"more than the 1e-05 GiB.*MRIRECON_MAX_KSPACE_GB"):
+        open_volume(written)
+    monkeypatch.delenv("MRIRECON_MAX_KSPACE_GB")
+    open_volume(written).close()
