@@ -117,7 +117,8 @@ def prepare_output_folder(folder: Path, what: str) -> None:
     except OSError as error:
         raise export_error(error, folder, what) from error
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise export_error(OSError(errno.EACCES, "Permission denied"), folder, what)
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        raise export_error(OSError(errno.EROFS if read_only else errno.EACCES, "not writable"), folder, what)
 
 
 def fsync_file(path: Path) -> None:

@@ -99,3 +99,19 @@ def test_output_folder_that_is_a_file(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(ExportError, match="is a file"), atomic_file(blocker / "x.h5", what="test file"):
         pass
+
+
+def test_a_read_only_file_system_is_called_read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os as _os
+
+    from mrirecon.atomic import prepare_output_folder
+    from mrirecon.errors import ExportError
+
+    class ReadOnly:
+        f_flag = _os.ST_RDONLY
+
+    monkeypatch.setattr(_os, "access", lambda *args, **kwargs: False)
+    monkeypatch.setattr(_os, "statvfs", lambda *args: ReadOnly())
+    with pytest.raises(ExportError, match="the file system is read-only") as caught:
+        prepare_output_folder(tmp_path, "reconstructions")
+    assert "permission denied" not in str(caught.value)

@@ -82,6 +82,12 @@ def open_hdf5(path: Path) -> h5py.File:
         raise DataError("no such file", path=path)
     if not path.is_file():
         raise DataError("not a file", path=path, hint="give a file, or a folder to a dataset")
+    if not os.access(path, os.R_OK):
+        raise DataError(
+            "cannot read the file: permission denied",
+            path=path,
+            hint="give this user read access to it (the file itself may be fine)",
+        )
     try:
         return h5py.File(path, "r")
     except OSError as error:

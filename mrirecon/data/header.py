@@ -172,9 +172,18 @@ def parse_ismrmrd_header(xml: str | bytes, *, source: str | Path | None = None) 
     seq = "m:sequenceParameters"
     meas = "m:measurementInformation"
     accel = "m:encoding/m:parallelImaging/m:accelerationFactor"
+    encoded_matrix = _triple(root, f"{enc}/m:matrixSize", int)
+    recon_matrix = _triple(root, f"{rec}/m:matrixSize", int)
+    for name, matrix in (("encodedSpace", encoded_matrix), ("reconSpace", recon_matrix)):
+        if min(matrix) < 1:
+            raise DataError(
+                f"the ISMRMRD header's {name}/matrixSize is {matrix}; every size must be at least 1",
+                path=source,
+                hint="fix the header (x, y, z of the matrix), or convert the raw data again",
+            )
     return AcquisitionHeader(
-        encoded_matrix=_triple(root, f"{enc}/m:matrixSize", int),
-        recon_matrix=_triple(root, f"{rec}/m:matrixSize", int),
+        encoded_matrix=encoded_matrix,
+        recon_matrix=recon_matrix,
         encoded_fov_mm=_triple(root, f"{enc}/m:fieldOfView_mm", float),
         recon_fov_mm=_triple(root, f"{rec}/m:fieldOfView_mm", float),
         e1_limits=_limits(root, "kspace_encoding_step_1"),

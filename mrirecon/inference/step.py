@@ -72,11 +72,15 @@ def forward(
             hint="lower --batch-size, or run on a device with more memory",
         ) from error
     except (RuntimeError, ValueError, IndexError, TypeError) as error:
+        if coil_maps.numel() == 0:
+            hint = "this model needs coil maps: run without --coil-maps none (acs or espirit)"
+        else:
+            hint = (
+                "was it trained for another coil count or image size? use a checkpoint trained for such "
+                "data, or a classical baseline"
+            )
         raise ModelError(
-            f"model '{name}' cannot take {where}: {_first_line(error)}",
-            path=source,
-            hint="was it trained for another coil count or image size? use a checkpoint trained for such "
-            "data, or a classical baseline",
+            f"model '{name}' cannot take {where}: {_first_line(error)}", path=source, hint=hint
         ) from error
     try:
         check_shape(image, f"{batch} {height} {width}", name=f"the image of model '{name}'")

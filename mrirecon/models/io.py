@@ -12,6 +12,7 @@ checkpoints carry the same payload without ``state_dict`` under their ``"mrireco
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,15 @@ def read_weights_file(
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for a bad file (UnpicklingError, RuntimeError...)
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise CheckpointError(
-            f"{unreadable}: {type(error).__name__}: {detail}", path=path, hint=unreadable_hint
-        ) from error
+        raise CheckpointError(f"{unreadable}: {_reason(error)}", path=path, hint=unreadable_hint) from error
+
+
+def _reason(error: BaseException) -> str:
+    """Why torch could not read a file, in one line, without torch's advice to load it unsafely."""
+    text = str(error)
+    if "weights_only" in text or "Weights only load failed" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        what = f" ({found.group(1)})" if found else ""
+        return f"it holds Python objects{what} besides tensors and plain data; mrirecon never unpickles them"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(error).__name__}: {first}".rstrip(": ")

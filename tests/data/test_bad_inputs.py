@@ -190,3 +190,32 @@ def test_ismrmrd_problems(tmp_path: Path) -> None:
     )
     assert "the file holds no imaging readouts" in _error(raw("n.h5", "cartesian", True))
     assert "centered=False does not apply" in _error(raw("c.h5", "cartesian", False), centered=False)
+
+
+def test_a_bad_recon_space_names_the_header_field(tmp_path: Path) -> None:
+    from mrirecon.data.header import build_ismrmrd_header
+
+    xml = build_ismrmrd_header(encoded_matrix=(32, 24, 1), recon_matrix=(0, 24, 1)).encode()
+    path = raw_h5(tmp_path / "recon0.h5", kspace=multicoil_kspace(slices=1, coils=2), ismrmrd_header=xml)
+    message = _error(path)
+    assert "reconSpace/matrixSize is (0, 24, 1)" in message and "non-negative" not in message
+
+
+def test_a_file_this_user_may_not_read_is_not_called_corrupt(good: Path) -> None:
+    from tests.export.tools import run_python, unprivileged
+
+    good.chmod(0o000)
+    try:
+        code = f"""
+from mrirecon.data.volume import open_volume
+from mrirecon.errors import DataError
+try:
+    open_volume({str(good)!r})
+except DataError as error:
+    print(error.one_line())
+"""
+        result = run_python(code, prefix=unprivileged())
+    finally:
+        good.chmod(0o644)
+    assert "cannot read the file: permission denied" in result.stdout, result.stdout + result.stderr
+    assert "corrupt" not in result.stdout

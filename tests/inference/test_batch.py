@@ -310,3 +310,16 @@ def test_options_are_checked_before_anything_runs(tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device here"):
             RunOptions(output_dir=tmp_path, device="cuda")
+
+
+def test_a_model_without_the_coil_maps_it_needs_says_so(tmp_path: Path, inputs: Path) -> None:
+    from mrirecon.models.rim import CIRIMConfig
+
+    config = CIRIMConfig(cascades=1, time_steps=1, channels=4)
+    ckpt = save_model(tmp_path / "cirim.pt", "cirim", config, build_model("cirim", config))
+    result = run_batch(
+        load_reconstructor(ckpt), inputs / "vol_a.h5", _options(tmp_path / "out", coil_maps="none")
+    )
+    [failure] = result.failures
+    assert failure.kind == "ModelError" and "needs coil maps: run without --coil-maps none" in failure.error
+    assert "coil count" not in failure.error

@@ -36,3 +36,17 @@ def test_weights_of_another_config_are_refused(tmp_path: Path) -> None:
     torch.save(payload, tmp_path / "edited.pt")
     with pytest.raises(CheckpointError, match="do not fit"):
         load_model(tmp_path / "edited.pt")
+
+
+def test_a_file_with_pickled_objects_is_refused_without_unsafe_advice(tmp_path: Path) -> None:
+    path = tmp_path / "objects.pt"
+    torch.save({"model_name": "cirim", "hook": _Payload()}, path)
+    with pytest.raises(CheckpointError) as caught:
+        load_model(path)
+    message = caught.value.one_line()
+    assert "holds Python objects" in message and "never unpickles" in message
+    assert "weights_only" not in message and "two options" not in message and "trust" not in message
+
+
+class _Payload:
+    """An arbitrary object: what a malicious or foreign checkpoint carries."""
