@@ -7,9 +7,12 @@ calls through a shared ``dims`` dictionary, so two tensors can be checked for ma
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+import numpy as np
 import torch
 
-__all__ = ["check_complex", "check_shape"]
+__all__ = ["center_crop", "check_complex", "check_shape", "crop_offsets"]
 
 
 def check_shape(
@@ -62,3 +65,30 @@ def check_complex(x: torch.Tensor, *, name: str = "tensor") -> None:
     """Raise ``TypeError`` unless ``x`` is a complex tensor."""
     if not x.is_complex():
         raise TypeError(f"{name} must be a complex tensor (complex64), got dtype {x.dtype}")
+
+
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+
+
+def crop_offsets(full: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
+    """Row and column offsets of fastMRI's centre crop: ``((H − h) // 2, (W − w) // 2)``.
+
+    Raises:
+        ValueError: if ``size`` is larger than ``full`` along an axis.
+    """
+    if size[0] > full[0] or size[1] > full[1]:
+        raise ValueError(f"cannot crop {full[0]}×{full[1]} to {size[0]}×{size[1]}: the crop is larger")
+    return (full[0] - size[0]) // 2, (full[1] - size[1]) // 2
+
+
+def center_crop(x: ArrayT, size: tuple[int, int]) -> ArrayT:
+    """The centre ``(h, w)`` of the last two axes of an array or tensor ``(..., H, W)`` (fastMRI's
+    offsets ``(H − h) // 2``), a view. The one centre crop of mrirecon.
+
+    Raises:
+        ValueError: if ``size`` is larger than ``(H, W)`` (callers that want clamping ask for
+            ``min(size, (H, W))``).
+    """
+    h, w = int(size[0]), int(size[1])
+    top, left = crop_offsets((int(x.shape[-2]), int(x.shape[-1])), (h, w))
+    return x[..., top : top + h, left : left + w]

@@ -24,11 +24,11 @@ import torch
 from mrirecon.data.header import AcquisitionHeader
 from mrirecon.errors import DataError
 from mrirecon.physics import ifftnc, rss
+from mrirecon.shapes import center_crop
 
 __all__ = [
     "ArrayVolume",
     "RawVolume",
-    "center_crop",
     "check_kspace_slice",
     "check_slice_energy",
     "kspace_energy",
@@ -131,14 +131,6 @@ def normalize_mask(mask: np.ndarray, height: int, width: int, path: Path | None)
     if not array.any():
         raise DataError("the mask samples no k-space location", path=path)
     return array
-
-
-def center_crop(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Centre crop of the last two axes with fastMRI's offsets ``(H − h) // 2``; smaller sizes stay."""
-    height, width = x.shape[-2:]
-    h, w = min(size[0], height), min(size[1], width)
-    r0, c0 = (height - h) // 2, (width - w) // 2
-    return x[..., r0 : r0 + h, c0 : c0 + w]
 
 
 class RawVolume(abc.ABC):

@@ -52,12 +52,12 @@ import numpy as np
 import torch
 
 from mrirecon.data.coilmaps import EspiritCache, acs_coil_maps
-from mrirecon.data.raw import RawVolume, center_crop, check_slice_energy, kspace_energy
+from mrirecon.data.raw import RawVolume, check_slice_energy, kspace_energy
 from mrirecon.data.sample import ReconSample
 from mrirecon.errors import ConfigError, DataError
 from mrirecon.masks import MaskFunc, describe_mask, mask_seed
 from mrirecon.physics import espirit_calibration_width, espirit_kernel_width
-from mrirecon.shapes import check_shape
+from mrirecon.shapes import center_crop, check_shape
 
 __all__ = ["COIL_MAP_METHODS", "ReconTransform", "normalize_slice", "zero_filled_rms"]
 

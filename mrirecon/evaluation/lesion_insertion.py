@@ -31,6 +31,7 @@ from scipy import ndimage
 
 from mrirecon.data.lesions import Lesion, apply_lesions
 from mrirecon.physics import fftnc, ifftnc, rss
+from mrirecon.shapes import center_crop, crop_offsets
 
 __all__ = ["LesionInsertion", "insert_lesions", "lesion_table_json", "lesions_from_table", "place_lesions"]
 
@@ -52,17 +53,6 @@ class LesionInsertion:
     target: np.ndarray
     labels: np.ndarray
     lesions: tuple[Lesion, ...]
-
-
-def _crop_offsets(full: tuple[int, int], crop: tuple[int, int]) -> tuple[int, int]:
-    if crop[0] > full[0] or crop[1] > full[1]:
-        raise ValueError(f"crop size {crop} is larger than the image {full}")
-    return (full[0] - crop[0]) // 2, (full[1] - crop[1]) // 2
-
-
-def _center_crop(x: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
-    r0, c0 = _crop_offsets((x.shape[-2], x.shape[-1]), crop)
-    return x[..., r0 : r0 + crop[0], c0 : c0 + crop[1]]
 
 
 def insert_lesions(
@@ -94,7 +84,7 @@ def insert_lesions(
         )
     full = (int(kspace.shape[-2]), int(kspace.shape[-1]))
     crop = crop_size or full
-    r0, c0 = _crop_offsets(full, crop)
+    r0, c0 = crop_offsets(full, crop)
     shifted = [
         replace(les, center=(les.center[0], les.center[1] + r0, les.center[2] + c0)) for les in lesions
     ]
@@ -110,11 +100,11 @@ def insert_lesions(
         k_new = torch.where(k == 0, torch.zeros((), dtype=k_new.dtype), k_new)
     images = ifftnc(k_new, 2, centered=centered)
     magnitude = rss(images, dim=1) if kspace.ndim == 4 else images.abs()
-    target = _center_crop(magnitude.to(torch.float32).numpy(), crop)
+    target = center_crop(magnitude.to(torch.float32).numpy(), crop)
     return LesionInsertion(
         kspace=k_new.numpy().astype(kspace.dtype, copy=False),
         target=np.ascontiguousarray(target),
-        labels=np.ascontiguousarray(_center_crop(labels_full, crop)),
+        labels=np.ascontiguousarray(center_crop(labels_full, crop)),
         lesions=tuple(lesions),
     )
 

@@ -21,6 +21,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from mrirecon import shapes
 from mrirecon.data.fastmri import plain_attrs
 from mrirecon.errors import DataError
 
@@ -52,21 +53,21 @@ def fastmri_crop_size(shape: tuple[int, ...]) -> tuple[int, int]:
 
 
 def center_crop(x: np.ndarray, size: tuple[int, int], *, path: Path, what: str) -> np.ndarray:
-    """Centre crop of the last two axes with fastMRI's offsets ``(H − h) // 2``.
+    """:func:`mrirecon.shapes.center_crop` of an input file's array.
 
     Raises:
-        DataError: if the array is smaller than ``size``.
+        DataError: if the array is smaller than ``size`` (naming the file and the array).
     """
     height, width = x.shape[-2:]
-    if size[0] > height or size[1] > width:
+    try:
+        return shapes.center_crop(x, size)
+    except ValueError:
         raise DataError(
             f"{what} has in-plane size {height}×{width}, "
             f"smaller than the evaluation crop {size[0]}×{size[1]}",
             path=path,
             hint="reconstructions must cover the target's grid (fastMRI's submission format)",
-        )
-    r0, c0 = (height - size[0]) // 2, (width - size[1]) // 2
-    return x[..., r0 : r0 + size[0], c0 : c0 + size[1]]
+        ) from None
 
 
 def read_attrs(handle: h5py.File) -> dict[str, Any]:

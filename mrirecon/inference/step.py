@@ -19,12 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrirecon.data.raw import center_crop
 from mrirecon.errors import ModelError, MriReconError
 from mrirecon.inference.slices import SampleGroup
 from mrirecon.models.base import Reconstructor
 from mrirecon.physics import ifftnc, rss
-from mrirecon.shapes import check_shape
+from mrirecon.shapes import center_crop, check_shape
 
 __all__ = ["SliceResult", "forward", "reconstruct_group"]
 
@@ -131,5 +130,7 @@ def reconstruct_group(
 
 
 def _crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """fastMRI's centre crop (offsets ``(H − h) // 2``), as the data layer crops targets."""
-    return np.ascontiguousarray(center_crop(image, size))
+    """fastMRI's centre crop (offsets ``(H − h) // 2``), as the data layer crops targets; a crop
+    larger than the image (a header's reconstruction size beyond the k-space grid) keeps that axis."""
+    height, width = image.shape[-2:]
+    return np.ascontiguousarray(center_crop(image, (min(size[0], height), min(size[1], width))))

@@ -20,13 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 
 from mrirecon.evaluation.torch_metrics import ssim_torch
-from mrirecon.shapes import check_shape
+from mrirecon.shapes import center_crop, check_shape
 from mrirecon.training.config import Weighting
 
 __all__ = [
     "ReconLoss",
     "Weighting",
-    "center_crop",
     "crop_to_target",
     "image_loss",
     "l1_loss",
@@ -34,22 +33,6 @@ __all__ = [
     "ssim_loss",
     "step_weights",
 ]
-
-
-def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The centre ``(h, w)`` of the last two axes of ``x`` (fastMRI's ``center_crop``).
-
-    Args:
-        x: ``(..., H, W)``.
-        size: ``(h, w)`` with ``h ≤ H`` and ``w ≤ W``.
-    """
-    h, w = int(size[0]), int(size[1])
-    height, width = x.shape[-2], x.shape[-1]
-    if h > height or w > width:
-        raise ValueError(f"cannot crop {tuple(x.shape[-2:])} to {(h, w)}")
-    top = (height - h) // 2
-    left = (width - w) // 2
-    return x[..., top : top + h, left : left + w]
 
 
 def crop_to_target(image: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -186,9 +186,9 @@ def install(setattr_: Any = None) -> None:
 def direct_reconstruction(path: Path, model: Reconstructor, mask_func: Any = None) -> np.ndarray:
     """The oracle of a pipeline run: slice by slice, the data layer's transform, the model, times
     ``scale``, cropped — float32 ``(S, h, w)``."""
-    from mrirecon.data.raw import center_crop
     from mrirecon.data.transforms import ReconTransform
     from mrirecon.data.volume import open_volume
+    from mrirecon.shapes import center_crop
 
     transform = ReconTransform(mask_func=mask_func, deterministic_mask=True, coil_maps="acs")
     out = []

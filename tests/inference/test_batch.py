@@ -12,13 +12,13 @@ import pydicom
 import pytest
 import torch
 
-from mrirecon.data.raw import center_crop
 from mrirecon.errors import ConfigError, DataError, ModelError
 from mrirecon.export import DicomOptions, read_reconstruction
 from mrirecon.inference import RunOptions, Undersampling, load_reconstructor, run_batch, run_inference
 from mrirecon.inference.failures import read_failures
 from mrirecon.models.io import save_model
 from mrirecon.models.registry import build_model, default_config
+from mrirecon.shapes import center_crop
 from tests.export.tools import IDENTIFIERS, oblique_geometry, rich_header
 from tests.inference import fakes
 

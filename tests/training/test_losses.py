@@ -9,9 +9,9 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
+from mrirecon.shapes import center_crop
 from mrirecon.training.losses import (
     ReconLoss,
-    center_crop,
     crop_to_target,
     image_loss,
     l1_loss,
