@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from mrirecon.errors import ConfigError
 from mrirecon.masks.base import MaskFunc
 
 __all__ = ["Gaussian2DMaskFunc", "PoissonDiscMaskFunc", "center_block_mask"]
@@ -129,14 +130,28 @@ class PoissonDiscMaskFunc(MaskFunc):
         block, num_low = center_block_mask(height, width, center_fraction, self.calibration_size)
         rows = int(block.any(axis=1).sum())
         sigpy_seed = int(self.rng.randint(0, 2**31 - 1))
-        pattern = poisson(
-            (height, width),
-            float(acceleration),
-            calib=(rows, num_low),
-            dtype=np.complex64,
-            crop_corner=self.crop_corner,
-            seed=sigpy_seed,
-            tol=self.tol,
-        )
+        # SigPy's tolerance is absolute (|R_actual − R| < tol): ours is relative. Its slope search
+        # misses now and then on small grids: try other seeds, then sample the corners too.
+        attempts = [(sigpy_seed + k, self.crop_corner) for k in range(3)] + [(sigpy_seed + 3, False)]
+        for seed, crop_corner in attempts:
+            try:
+                pattern = poisson(
+                    (height, width),
+                    float(acceleration),
+                    calib=(rows, num_low),
+                    dtype=np.complex64,
+                    crop_corner=crop_corner,
+                    seed=seed,
+                    tol=self.tol * float(acceleration),
+                )
+                break
+            except ValueError:
+                continue
+        else:
+            raise ConfigError(
+                f"no Poisson-disc mask of acceleration {acceleration:g} with a {rows} × {num_low} "
+                f"calibration block fits a {height} × {width} grid",
+                hint="lower the acceleration or the calibration size",
+            )
         mask = (np.abs(pattern) > 0) | block
         return self.reshape_plane_mask(mask, shape), num_low
