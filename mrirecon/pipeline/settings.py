@@ -24,12 +24,18 @@ class DemoSettings:
     Attributes:
         volumes: Simulated volumes (patients), split ``split`` into train/val/test.
         slices: Slices per volume.
-        size: Image size (square).
+        size: Image rows (readout).
+        width: Image columns (phase encodes); None: square.
         coils: Receive coils.
         seed: Seed of the simulation, the splits and the training.
+        anatomy: ``mni`` (the realistic simulator on real brain anatomy) or ``phantom`` (the fast
+            procedural phantom, for tests).
         lesion_radius_mm: ``(least, most)`` lesion radius (large enough to measure at this size).
         split: ``(train, val, test)`` fractions.
-        models: Learned models to train, from :data:`LEARNED`.
+        pretrained: Shipped pretrained models reconstructed as they are.
+        finetune: A pretrained model fine-tuned on the demo's training volumes (None: none).
+        finetune_steps: Optimiser steps of that fine-tune.
+        models: Learned models trained from scratch, from :data:`LEARNED`.
         baselines: Classical reconstructions, from :data:`BASELINES`.
         mask: Mask type of the retrospective undersampling (training and test).
         acceleration: Acceleration R.
@@ -39,14 +45,19 @@ class DemoSettings:
             demo's tiny models).
     """
 
-    volumes: int = 20
+    volumes: int = 10
     slices: int = 4
-    size: int = 96
+    size: int = 208
+    width: int | None = 176
     coils: int = 8
     seed: int = 0
-    lesion_radius_mm: tuple[float, float] = (4.0, 8.0)
-    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
-    models: tuple[str, ...] = ("cirim",)
+    anatomy: str = "mni"
+    lesion_radius_mm: tuple[float, float] = (2.5, 5.0)
+    split: tuple[float, float, float] = (0.6, 0.1, 0.3)
+    pretrained: tuple[str, ...] = ("cirim-brain",)
+    finetune: str | None = "cirim-brain"
+    finetune_steps: int = 40
+    models: tuple[str, ...] = ()
     baselines: tuple[str, ...] = BASELINES
     mask: str = "equispaced_fraction"
     acceleration: int = 4
@@ -61,6 +72,10 @@ class DemoSettings:
         unknown = [m for m in self.baselines if m not in BASELINES]
         if unknown:
             raise ConfigError(f"the demo's baselines are {', '.join(BASELINES)}, not {', '.join(unknown)}")
+        if self.anatomy not in ("mni", "phantom"):
+            raise ConfigError(f"the demo's anatomy is 'mni' or 'phantom', not {self.anatomy!r}")
+        if self.finetune_steps < 1:
+            raise ConfigError(f"--finetune-steps must be at least 1, got {self.finetune_steps}")
         if self.volumes < 3:
             raise ConfigError(f"the demo needs at least 3 volumes (train, val, test), got {self.volumes}")
         if self.epochs is not None and self.epochs < 1:
@@ -72,12 +87,13 @@ class DemoSettings:
 
     def data_key(self) -> dict[str, Any]:
         """The settings the simulated dataset depends on (a change needs a new dataset)."""
-        keys = ("volumes", "slices", "size", "coils", "seed", "split", "lesion_radius_mm")
+        keys = ("volumes", "slices", "size", "width", "coils", "seed", "split", "lesion_radius_mm", "anatomy")
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if k in keys}
 
 
 def quick_settings(**changes: Any) -> DemoSettings:
-    """Test-sized settings: 5 volumes of 2 slices, 48 × 48, 4 coils, one epoch of tiny models.
+    """Test-sized settings: 5 phantom volumes of 2 slices, 48 × 48, 4 coils, a 2-step fine-tune,
+    one epoch of tiny models.
 
     The fully sampled centre is 16 % (8 lines): ESPIRiT (the CS baseline's coil maps) needs more
     calibration lines than its 6-sample kernel.
@@ -86,6 +102,11 @@ def quick_settings(**changes: Any) -> DemoSettings:
         volumes=5,
         slices=2,
         size=48,
+        width=None,
+        anatomy="phantom",
+        lesion_radius_mm=(4.0, 8.0),
+        finetune_steps=2,
+        models=("cirim",),
         center_fraction=0.16,
         coils=4,
         split=(0.6, 0.2, 0.2),
