@@ -27,6 +27,8 @@ __all__ = [
     "get_entry",
     "model_names",
     "parameter_count",
+    "register_model",
+    "unregister_model",
 ]
 
 
@@ -98,6 +100,8 @@ def _entries() -> dict[str, ModelEntry]:
     return {entry.name: entry for entry in entries}
 
 
+#: The registry, built on first use: the built-in entries and those added by register_model. One
+#: process-wide dict (bounded: one entry per registered name).
 _REGISTRY: dict[str, ModelEntry] | None = None
 
 
@@ -123,6 +127,52 @@ class _RegistryView(Mapping[str, ModelEntry]):
 
 #: Name → :class:`ModelEntry` for every reconstructor mrirecon has.
 REGISTRY: Mapping[str, ModelEntry] = _RegistryView()
+
+
+def register_model(
+    name: str, model_class: Callable[[Any], Reconstructor], config_class: type, summary: str = ""
+) -> ModelEntry:
+    """Add a reconstructor to the registry (a plug-in model, or a test's), by name.
+
+    Args:
+        name: The registry name configs, checkpoints and the CLI will use.
+        model_class: Builds the model from its config (``model_class(config)``).
+        config_class: Its frozen config dataclass (every field with a default).
+        summary: One line for ``mrirecon models``.
+
+    Returns:
+        The new entry.
+
+    Raises:
+        ConfigError: a name already registered for another class, or a config class that is not a
+            dataclass.
+    """
+    if not dataclasses.is_dataclass(config_class):
+        raise ConfigError(f"the config class of model '{name}' must be a dataclass, got {config_class!r}")
+    registry = _registry()
+    existing = registry.get(name)
+    if existing is not None and existing.model_class is not model_class:
+        raise ConfigError(f"model '{name}' is registered already", hint="choose another name")
+    entry = ModelEntry(name, model_class, config_class, summary)
+    registry[name] = entry
+    return entry
+
+
+def unregister_model(name: str) -> None:
+    """Remove a model added by :func:`register_model` (the built-in ones stay)."""
+    if name in _entries_names():
+        raise ConfigError(f"model '{name}' is built in and cannot be removed")
+    _registry().pop(name, None)
+
+
+def _entries_names() -> set[str]:
+    global _BUILT_IN
+    if _BUILT_IN is None:
+        _BUILT_IN = set(_entries())
+    return _BUILT_IN
+
+
+_BUILT_IN: set[str] | None = None
 
 
 def model_names() -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,11 @@ from tests.inference import fakes
 
 
 @pytest.fixture
-def installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The test-only models of tests/inference/fakes.py, registered."""
-    fakes.install(monkeypatch.setattr)
+def installed() -> Iterator[None]:
+    """The test-only models of tests/inference/fakes.py, registered for the test."""
+    fakes.install()
+    yield
+    fakes.uninstall()
 
 
 @pytest.fixture

@@ -171,16 +171,21 @@ class FakeNan(FakeZeroFilled):
 
 
 FAKE_MODELS = {
-    "fake_learned": registry.ModelEntry("fake_learned", FakeLearned, LearnedConfig, "test"),
-    "fake_slow": registry.ModelEntry("fake_slow", FakeSlow, SlowConfig, "test"),
-    "fake_nan": registry.ModelEntry("fake_nan", FakeNan, NanConfig, "test"),
+    "fake_learned": (FakeLearned, LearnedConfig),
+    "fake_slow": (FakeSlow, SlowConfig),
+    "fake_nan": (FakeNan, NanConfig),
 }
 
 
-def install(setattr_: Any = None) -> None:
-    """Register the test models: ``setattr_`` is ``monkeypatch.setattr`` in a test, setattr otherwise."""
-    put = setattr_ or setattr
-    put(registry, "_REGISTRY", {**registry._registry(), **FAKE_MODELS})
+def install() -> None:
+    """Register the test models through the public registry."""
+    for name, (model_class, config_class) in FAKE_MODELS.items():
+        registry.register_model(name, model_class, config_class, "test")
+
+
+def uninstall() -> None:
+    for name in FAKE_MODELS:
+        registry.unregister_model(name)
 
 
 def direct_reconstruction(path: Path, model: Reconstructor, mask_func: Any = None) -> np.ndarray:

@@ -157,3 +157,32 @@ def test_save_and_reload_give_identical_outputs(name: str, tmp_path: Path, devic
     with torch.no_grad():
         after = loaded.to(device)(kspace, mask, maps).image
     assert torch.equal(before, after)
+
+
+def test_register_model_adds_and_removes_a_plugin_model() -> None:
+    from dataclasses import dataclass
+
+    from mrirecon.errors import ConfigError
+    from mrirecon.models.baselines import ZeroFilled
+    from mrirecon.models.registry import build_model, model_names, register_model, unregister_model
+
+    @dataclass(frozen=True)
+    class PluginConfig:
+        pass
+
+    class Plugin(ZeroFilled):
+        def __init__(self, config: PluginConfig) -> None:
+            super().__init__()
+
+    register_model("plugin", Plugin, PluginConfig, "a plug-in")
+    try:
+        assert "plugin" in model_names() and isinstance(build_model("plugin"), Plugin)
+        with pytest.raises(ConfigError, match="registered already"):
+            register_model("plugin", ZeroFilled, PluginConfig)
+        with pytest.raises(ConfigError, match="must be a dataclass"):
+            register_model("other", Plugin, object)
+    finally:
+        unregister_model("plugin")
+    assert "plugin" not in model_names()
+    with pytest.raises(ConfigError, match="built in"):
+        unregister_model("cirim")

@@ -68,13 +68,10 @@ class TinyUnrolled(Reconstructor):
         return ReconOutput(x, steps)
 
 
-TINY = registry.ModelEntry("tiny", TinyUnrolled, TinyConfig, "tiny unrolled network for tests")
-
-
 def register_tiny() -> None:
     """Add ``tiny`` to the registry (idempotent)."""
-    registry._registry()["tiny"] = TINY
+    registry.register_model("tiny", TinyUnrolled, TinyConfig, "tiny unrolled network for tests")
 
 
 def unregister_tiny() -> None:
-    registry._registry().pop("tiny", None)
+    registry.unregister_model("tiny")
