@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 import warnings
 from typing import Any
 
@@ -14,6 +15,8 @@ from mrirecon.errors import MriReconError, Notice
 
 #: Exit code for errors the user can fix (bad file, bad option, bad config).
 USER_ERROR = 2
+#: Exit code for a bug (an exception no input explains); 1 means "some inputs failed" for batch.
+INTERNAL_ERROR = 3
 
 
 def debug_enabled(ctx: click.Context | None) -> bool:
@@ -51,3 +54,14 @@ class ErrorReportingGroup(click.Group):
             if not debug_enabled(ctx):
                 click.echo("(run with --debug for the traceback)", err=True)
             sys.exit(USER_ERROR)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception:
+            # not something the input or the options explain: a bug, shown in full
+            traceback.print_exc()
+            click.echo(
+                "mrirecon stopped on an internal error (a bug, not your data); the traceback above "
+                "says where. Please report it.",
+                err=True,
+            )
+            sys.exit(INTERNAL_ERROR)

@@ -25,7 +25,7 @@ import torch
 
 from mrirecon._version import __version__
 from mrirecon.atomic import atomic_file, exclusive_folder, prepare_output_folder
-from mrirecon.errors import DataError, ExportError, Notice
+from mrirecon.errors import DataError, ExportError, MriReconError, Notice
 from mrirecon.inference.failures import FAILURES_CSV, Failure, write_failures
 from mrirecon.inference.inputs import DICOM_FOLDER, list_inputs, output_paths
 from mrirecon.inference.loading import LoadedModel
@@ -167,9 +167,11 @@ def _run_batch(
         module = PredictionModule(loaded.model, data)
         try:
             trainer.predict(module, datamodule=data, return_predictions=False)
-        except BaseException:
+        except BaseException as error:
             if data.runner is not None:
                 data.runner.abort()
+            if not isinstance(error, MriReconError | KeyboardInterrupt) and options.reports:
+                _record_crash(options.output_dir / RUN_JSON, loaded, source, options, started, error)
             raise
     runner, plan = data.runner, data.plan
     assert runner is not None and plan is not None
@@ -204,6 +206,36 @@ def _run_batch(
     if fatal is not None:
         raise error_from_failure(Failure("", fatal.fatal, fatal.fatal_kind))
     return result
+
+
+def _record_crash(
+    path: Path,
+    loaded: LoadedModel,
+    source: str | os.PathLike[str],
+    options: RunOptions,
+    started: datetime.datetime,
+    error: BaseException,
+) -> None:
+    """run.json of a run stopped by a bug (an exception no input explains): what crashed, where."""
+    import traceback
+
+    if launched_rank() != 0:
+        return
+    frames = traceback.extract_tb(error.__traceback__)
+    payload = {
+        "mrirecon_version": __version__,
+        "status": "crashed",
+        "error": f"{type(error).__name__}: {error}",
+        "where": [f"{f.filename}:{f.lineno} in {f.name}" for f in frames[-5:]],
+        "model": loaded.name,
+        "checkpoint_sha256": loaded.checkpoint_sha256 or None,
+        "config": {"model": loaded.config, "run": options.summary()},
+        "input": os.fspath(source),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    with contextlib.suppress(ExportError), atomic_file(path, what="run.json") as temporary:
+        temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 
 def _write_run_json(

@@ -28,9 +28,10 @@ from typing import Any
 
 import h5py
 import pydicom
+from pydicom.errors import InvalidDicomError
 
 from mrirecon.atomic import partial_name
-from mrirecon.errors import ConfigError
+from mrirecon.errors import ConfigError, MriReconError
 from mrirecon.export.dicom import FILE_PATTERN
 from mrirecon.export.series_record import series_intact
 from mrirecon.inference import components
@@ -106,7 +107,7 @@ def _deidentified(folder: Path) -> bool:
     first = folder / FILE_PATTERN.format(1)
     try:
         header = pydicom.dcmread(first, stop_before_pixels=True, specific_tags=["PatientIdentityRemoved"])
-    except Exception:  # unreadable: not what this run writes
+    except (OSError, ValueError, KeyError, InvalidDicomError):  # unreadable: not what this run writes
         return False
     return str(header.get("PatientIdentityRemoved", "")).upper() == "YES"
 
@@ -213,7 +214,7 @@ def make_plan(
                 )
             finally:
                 volume.close()
-        except Exception as error:  # a bad input is recorded; the run goes on
+        except (MriReconError, OSError) as error:  # a bad input is recorded; the run goes on
             if fail_fast:
                 raise
             failures.append(Failure(os.fspath(path), error_text(error), type(error).__name__))

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from mrirecon.errors import MriReconError
 from mrirecon.export import InputMetadata
 from mrirecon.inference import components
 from mrirecon.inference.failures import error_text
@@ -162,7 +163,10 @@ class SliceItems(Dataset[SliceItem]):
                 float(sample.scale),
                 meta=components.input_metadata(volume) if index == 0 else None,
             )
-        except Exception as error:  # recorded against the volume; the loader keeps going
+        except (
+            MriReconError,
+            OSError,
+        ) as error:  # bad input: recorded against the volume, the loader goes on
             return SliceItem(position, index, centered, error=(type(error).__name__, error_text(error)))
 
     def close(self) -> None:

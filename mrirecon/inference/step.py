@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrirecon.errors import ModelError, MriReconError
+from mrirecon.errors import ModelError
 from mrirecon.inference.slices import SampleGroup
 from mrirecon.models.base import Reconstructor
 from mrirecon.physics import ifftnc, rss
@@ -38,11 +38,6 @@ class SliceResult:
     zero_filled: np.ndarray
 
 
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
 def forward(
     model: Reconstructor,
     name: str,
@@ -55,31 +50,30 @@ def forward(
     """Run ``model`` on a batch and return its image ``(B, H, W)`` complex.
 
     Raises:
-        ModelError: if the model cannot take the input, runs out of memory, or returns something
-            other than a finite ``(B, H, W)`` image.
+        ModelError: if the model needs coil maps the run does not give, cannot take the input (the
+            model says so with a ModelError of its own), runs out of memory, or returns something
+            other than a finite ``(B, H, W)`` image. Any other exception is a bug, not bad input:
+            it propagates with its traceback and stops the run.
     """
     batch, coils, height, width = masked_kspace.shape
     where = f"k-space of {coils} coil(s) × {height} × {width}"
+    if coil_maps.numel() == 0 and model.needs_coil_maps():
+        raise ModelError(
+            f"model '{name}' needs coil maps, and this run gives none",
+            path=source,
+            hint="run without --coil-maps none (acs or espirit)",
+        )
     try:
         image = model(masked_kspace, mask, coil_maps).image
-    except MriReconError:
+    except ModelError as error:  # the model refuses this input: name the file
+        if error.path is None and source is not None:
+            raise ModelError(error.message, path=source, hint=error.hint) from error
         raise
     except torch.OutOfMemoryError as error:
         raise ModelError(
             f"model '{name}' ran out of device memory on {batch} slice(s) of {where}",
             path=source,
             hint="lower --batch-size, or run on a device with more memory",
-        ) from error
-    except (RuntimeError, ValueError, IndexError, TypeError) as error:
-        if coil_maps.numel() == 0:
-            hint = "this model needs coil maps: run without --coil-maps none (acs or espirit)"
-        else:
-            hint = (
-                "was it trained for another coil count or image size? use a checkpoint trained for such "
-                "data, or a classical baseline"
-            )
-        raise ModelError(
-            f"model '{name}' cannot take {where}: {_first_line(error)}", path=source, hint=hint
         ) from error
     try:
         check_shape(image, f"{batch} {height} {width}", name=f"the image of model '{name}'")

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mrirecon.errors import ConfigError, ExportError
+from mrirecon.errors import ConfigError, ExportError, MriReconError
 from mrirecon.export import (
     DicomOptions,
     InputMetadata,
@@ -153,8 +153,11 @@ class VolumeWriter:
             except (ExportError, ConfigError) as error:
                 self._fatal = _detached(error)
                 continue
-            except Exception as error:  # this volume only
+            except MriReconError as error:  # this volume's data cannot be written: this volume only
                 failure = Failure(os.fspath(item.task.input_path), error_text(error), type(error).__name__)
+            except Exception as error:  # a bug: the run stops with its traceback
+                self._fatal = error
+                continue
             seconds = time.perf_counter() - start
             self.busy_seconds += seconds
             outcome = WriteOutcome(item, failure, seconds)

@@ -48,6 +48,11 @@ class Reconstructor(nn.Module):
         super().__init__()
         self.gradient_checkpointing = False
 
+    def needs_coil_maps(self) -> bool:
+        """Whether :meth:`forward` uses the coil maps passed to it (models that estimate their own,
+        like E2E-VarNet with learned maps or CS with ESPIRiT, do not)."""
+        return True
+
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         """Recompute activations in the backward pass (per time step / cascade) to save memory.
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from mrirecon.data.fastmri import write_volume
 from mrirecon.data.header import build_ismrmrd_header
+from mrirecon.errors import ModelError
 from mrirecon.models import registry
 from mrirecon.models.base import ReconOutput, Reconstructor
 from mrirecon.physics import fft2c, ifft2c, rss, sense_reduce
@@ -119,7 +120,8 @@ class LearnedConfig:
 
 
 class FakeLearned(Reconstructor):
-    """A weight per coil (initialised to 1: the zero-filled SENSE image); any other coil count fails."""
+    """A weight per coil (initialised to 1: the zero-filled SENSE image); another coil count is a
+    ModelError it raises itself (what a model with coil-dependent weights must do)."""
 
     def __init__(self, config: LearnedConfig):
         super().__init__()
@@ -129,6 +131,11 @@ class FakeLearned(Reconstructor):
     def forward(
         self, masked_kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor
     ) -> ReconOutput:
+        if masked_kspace.shape[1] != self.config.coils:
+            raise ModelError(
+                f"model 'fake_learned' cannot take k-space of {masked_kspace.shape[1]} coil(s): "
+                f"it was trained for {self.config.coils}"
+            )
         coils = ifft2c(masked_kspace) * self.weight.view(1, -1, 1, 1)
         image = sense_reduce(coils, coil_maps)
         return ReconOutput(image, [[image]])
@@ -170,10 +177,29 @@ class FakeNan(FakeZeroFilled):
         return ReconOutput(image, [[image]])
 
 
+@dataclass(frozen=True)
+class BugConfig:
+    pass
+
+
+class FakeBug(FakeZeroFilled):
+    """Raises a plain RuntimeError (a programming error, not bad input)."""
+
+    def __init__(self, config: BugConfig):  # type: ignore[override]
+        Reconstructor.__init__(self)
+        self.config = config
+
+    def forward(
+        self, masked_kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor
+    ) -> ReconOutput:
+        raise RuntimeError("bug")
+
+
 FAKE_MODELS = {
     "fake_learned": (FakeLearned, LearnedConfig),
     "fake_slow": (FakeSlow, SlowConfig),
     "fake_nan": (FakeNan, NanConfig),
+    "fake_bug": (FakeBug, BugConfig),
 }
 
 
@@ -203,3 +229,12 @@ def direct_reconstruction(path: Path, model: Reconstructor, mask_func: Any = Non
             image = model(s.masked_kspace[None], s.mask[None], s.coil_maps[None]).image[0]
             out.append(center_crop((image.abs() * s.scale).numpy(), volume.crop_size))
     return np.stack(out).astype(np.float32)
+
+
+def install_checkpoint(path: Path, name: str) -> Path:
+    """A model file of a registered test model (default config), for runs in another process."""
+    from mrirecon.models.io import save_model
+
+    model_class, config_class = FAKE_MODELS[name]
+    config = config_class()
+    return save_model(path, name, config, model_class(config))

@@ -174,7 +174,7 @@ def test_an_image_too_small_for_the_unet_is_a_model_error(tmp_path: Path) -> Non
     failure = result.failures[0]
     assert (
         failure.kind == "ModelError"
-        and "model 'unet' cannot take k-space of 4 coil(s) × 16 × 16" in failure.error
+        and "pooling layers need images larger than 16 × 16, got 16 × 16" in failure.error
     )
     assert read_reconstruction(tmp_path / "out" / "usual.h5").shape == (1, 32, 32)
 
@@ -321,5 +321,6 @@ def test_a_model_without_the_coil_maps_it_needs_says_so(tmp_path: Path, inputs: 
         load_reconstructor(ckpt), inputs / "vol_a.h5", _options(tmp_path / "out", coil_maps="none")
     )
     [failure] = result.failures
-    assert failure.kind == "ModelError" and "needs coil maps: run without --coil-maps none" in failure.error
+    assert failure.kind == "ModelError" and "needs coil maps" in failure.error
+    assert "run without --coil-maps none" in failure.error
     assert "coil count" not in failure.error

@@ -126,3 +126,19 @@ def test_reports_that_cannot_be_written_are_said_on_stderr(tmp_path: Path, insta
     notes = [line for line in result.stderr.splitlines() if line.startswith("Note:")]
     assert any("run.json" in line and "reports were not written" in line for line in notes), result.stderr
     assert not (out / "run.json").exists()
+
+
+def test_a_bug_in_a_model_stops_the_batch_with_its_traceback(tmp_path: Path, installed) -> None:
+    """A plain RuntimeError is a bug, not bad input: not one failure row per volume."""
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    for k in range(3):
+        fakes.write_input(inputs / f"vol_{k}.h5", slices=1, size=(16, 16))
+    model = fakes.install_checkpoint(tmp_path / "bug.pt", "fake_bug")
+    result = run_cli("batch", "--checkpoint", model, "--input-dir", inputs, "-o", out, *QUIET)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "Traceback (most recent call last)" in result.stderr and "RuntimeError: bug" in result.stderr
+    assert "internal error (a bug, not your data)" in result.stderr
+    assert not (out / "failures.csv").exists() or "vol_1" not in (out / "failures.csv").read_text()
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "crashed" and run["error"] == "RuntimeError: bug"
+    assert any("forward" in frame for frame in run["where"])

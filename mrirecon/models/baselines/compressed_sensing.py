@@ -121,6 +121,9 @@ class L1WaveletCS(Reconstructor):
         super().__init__()
         self.config = config or L1WaveletConfig()
 
+    def needs_coil_maps(self) -> bool:
+        return self.config.coil_maps == "given"
+
     def _slice_maps(self, kspace: torch.Tensor, mask: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
         """``(C, H, W)`` maps for one slice (``kspace (1, C, H, W)``, ``mask (1, 1, 1|H, W)``), CPU.
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mrirecon.errors import ModelError
 from mrirecon.models.base import ReconOutput, Reconstructor
 from mrirecon.models.baselines.zero_filled import zero_filled_image
 from mrirecon.physics import channels_to_complex, complex_to_channels
@@ -192,6 +193,16 @@ class UNetRecon(Reconstructor):
         self, masked_kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor
     ) -> ReconOutput:
         """``Aᴴy`` through the U-Net."""
+        # the U-Net pads to a multiple of 2^pools; its bottleneck needs more than one pixel
+        # (instance norm of one value is undefined)
+        limit = 2**self.config.num_pool_layers
+        height, width = masked_kspace.shape[-2:]
+        if min(height, width) <= limit:
+            raise ModelError(
+                f"the U-Net's {self.config.num_pool_layers} pooling layers need images larger than "
+                f"{limit} × {limit}, got {height} × {width}",
+                hint="use a model without pooling (a recurrent model or a classical baseline)",
+            )
         start = zero_filled_image(masked_kspace, mask, coil_maps)
         image = self.net(start.unsqueeze(1)).squeeze(1)
         if self.config.residual:

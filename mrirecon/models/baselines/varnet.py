@@ -154,6 +154,9 @@ class E2EVarNet(Reconstructor):
             [VarNetCascade(NormUNet(1, cfg.chans, cfg.pools)) for _ in range(cfg.num_cascades)]
         )
 
+    def needs_coil_maps(self) -> bool:
+        return self.sens_net is None
+
     def forward(
         self, masked_kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor
     ) -> ReconOutput:
