@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -46,8 +47,8 @@ def batch(
     input_dir: Path | None,
     output_dir: Path,
     model_config: Path | None,
-    **options,
-):
+    **options: Any,
+) -> None:
     """Reconstruct every volume of a folder or manifest; a restarted run skips finished volumes.
 
     Bad inputs are recorded in OUTPUT_DIR/failures.csv and the run goes on (exit code 1 when any

@@ -56,7 +56,7 @@ class ErrorReportingGroup(click.Group):
             sys.exit(USER_ERROR)
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit):
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001 (reported in full and exit 3: nothing is swallowed)
             # not something the input or the options explain: a bug, shown in full
             traceback.print_exc()
             click.echo(

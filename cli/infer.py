@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,7 +21,9 @@ from mrirecon_cli.inference_options import inference_options, run_options, summa
     help="Folder of the reconstructions (NAME.h5) and, with --dicom, the DICOM series (dicom/NAME/).",
 )
 @inference_options
-def infer(checkpoint_or_model: str, input_path: Path, output_dir: Path, model_config: Path | None, **options):
+def infer(
+    checkpoint_or_model: str, input_path: Path, output_dir: Path, model_config: Path | None, **options: Any
+) -> None:
     """Reconstruct INPUT (a raw k-space file, a folder of them or a manifest .csv).
 
     CHECKPOINT_OR_MODEL is a checkpoint (.ckpt from training, .pt model file) or the name of a

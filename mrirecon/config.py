@@ -75,12 +75,15 @@ def find_config(name_or_path: str | os.PathLike[str], sub: str = "", *, what: st
         return path
     text = os.fspath(name_or_path)
     looks_like_path = text.endswith((".yaml", ".yml")) and ("/" in text or os.sep in text)
+    if looks_like_path:
+        raise ConfigError(
+            "config file not found", path=path, hint=f"check the path, or give a config's name ({what})"
+        )
     stem = text[: -len(path.suffix)] if path.suffix in (".yaml", ".yml") else text
-    if not looks_like_path:
-        for folder in config_dirs(sub):
-            candidate = folder / f"{stem}.yaml"
-            if candidate.is_file():
-                return candidate
+    for folder in config_dirs(sub):
+        candidate = folder / f"{stem}.yaml"
+        if candidate.is_file():
+            return candidate
     folders = config_dirs(sub)
     known = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
     raise ConfigError(
@@ -119,82 +122,123 @@ def _type_name(tp: Any) -> str:
 def _convert(value: Any, tp: Any, where: str) -> Any:
     """Convert ``value`` to the annotated type ``tp`` or raise ConfigError."""
     origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for option in args:
-            if option is type(None):
-                continue
-            try:
-                return _convert(value, option, where)
-            except ConfigError as error:
-                errors.append(error.message)
-        raise ConfigError(f"'{where}': {errors[-1] if errors else 'invalid value'}")
+        return _union(value, typing.get_args(tp), where)
     if origin is typing.Literal:
-        if value not in args:
-            allowed = ", ".join(repr(a) for a in args)
-            raise ConfigError(f"'{where}' must be one of {allowed}; got {value!r}")
-        return value
+        return _literal(value, typing.get_args(tp), where)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"'{where}' must be a mapping of {tp.__name__} fields, got {value!r}")
-        return from_mapping(tp, value, where=where)
+        return _dataclass(value, tp, where)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        try:
-            return tp(value)
-        except ValueError:
-            allowed = ", ".join(repr(m.value) for m in tp)
-            raise ConfigError(f"'{where}' must be one of {allowed}; got {value!r}") from None
+        return _enum(value, tp, where)
     if origin in (tuple, list, Sequence) or tp in (tuple, list):
-        if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-            raise ConfigError(f"'{where}' must be a list, got {value!r}")
-        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-        if origin is tuple and args:
-            if len(args) != len(value):
-                raise ConfigError(f"'{where}' must have {len(args)} entries, got {len(value)}")
-            return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-        item = args[0] if args else Any
-        items = [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if (origin is tuple or tp is tuple) else items
+        return _sequence(value, tp, where)
     if origin in (dict, Mapping) or tp is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"'{where}' must be a mapping, got {value!r}")
-        key_t, val_t = args if args else (Any, Any)
-        return {_convert(k, key_t, where): _convert(v, val_t, f"{where}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"'{where}' must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"'{where}' must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str):
-            # YAML 1.1 reads 3e-4 (no dot) as a string; accept what float() accepts.
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"'{where}' must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"'{where}' must be a string, got {value!r}")
-        return value
-    if tp is Path:
-        if not isinstance(value, str | Path):
-            raise ConfigError(f"'{where}' must be a path, got {value!r}")
-        return Path(value)
+        return _mapping(value, tp, where)
+    scalar = _SCALARS.get(tp)
+    if scalar is not None:
+        return scalar(value, where)
     raise ConfigError(f"'{where}': cannot read a value of type {_type_name(tp)}")
+
+
+def _union(value: Any, args: tuple[Any, ...], where: str) -> Any:
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for option in args:
+        if option is type(None):
+            continue
+        try:
+            return _convert(value, option, where)
+        except ConfigError as error:
+            errors.append(error.message)
+    raise ConfigError(f"'{where}': {errors[-1] if errors else 'invalid value'}")
+
+
+def _literal(value: Any, args: tuple[Any, ...], where: str) -> Any:
+    if value not in args:
+        allowed = ", ".join(repr(a) for a in args)
+        raise ConfigError(f"'{where}' must be one of {allowed}; got {value!r}")
+    return value
+
+
+def _dataclass(value: Any, tp: type, where: str) -> Any:
+    if isinstance(value, tp):
+        return value
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"'{where}' must be a mapping of {tp.__name__} fields, got {value!r}")
+    return from_mapping(tp, value, where=where)
+
+
+def _enum(value: Any, tp: type[enum.Enum], where: str) -> Any:
+    try:
+        return tp(value)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in tp)
+        raise ConfigError(f"'{where}' must be one of {allowed}; got {value!r}") from None
+
+
+def _sequence(value: Any, tp: Any, where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise ConfigError(f"'{where}' must be a list, got {value!r}")
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is tuple and args:
+        if len(args) != len(value):
+            raise ConfigError(f"'{where}' must have {len(args)} entries, got {len(value)}")
+        return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    item = args[0] if args else Any
+    items = [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    return tuple(items) if (origin is tuple or tp is tuple) else items
+
+
+def _mapping(value: Any, tp: Any, where: str) -> Any:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"'{where}' must be a mapping, got {value!r}")
+    args = typing.get_args(tp)
+    key_t, val_t = args if args else (Any, Any)
+    return {_convert(k, key_t, where): _convert(v, val_t, f"{where}.{k}") for k, v in value.items()}
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"'{where}' must be true or false, got {value!r}")
+    return value
+
+
+def _int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"'{where}' must be an integer, got {value!r}")
+    return value
+
+
+def _float(value: Any, where: str) -> float:
+    if isinstance(value, str):
+        # YAML 1.1 reads 3e-4 (no dot) as a string; accept what float() accepts.
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"'{where}' must be a number, got {value!r}")
+    return float(value)
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"'{where}' must be a string, got {value!r}")
+    return value
+
+
+def _path(value: Any, where: str) -> Path:
+    if not isinstance(value, str | Path):
+        raise ConfigError(f"'{where}' must be a path, got {value!r}")
+    return Path(value)
+
+
+_SCALARS: dict[Any, Any] = {bool: _bool, int: _int, float: _float, str: _str, Path: _path}
 
 
 def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:

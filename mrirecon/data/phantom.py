@@ -178,7 +178,14 @@ def _varied(contrast: TissueContrast, rng: np.random.Generator, spread: float) -
     )
 
 
-def _ellipsoid(u: np.ndarray, v: np.ndarray, z: np.ndarray, center, axes, angle: float = 0.0) -> np.ndarray:
+def _ellipsoid(
+    u: np.ndarray,
+    v: np.ndarray,
+    z: np.ndarray,
+    center: tuple[float, float, float],
+    axes: tuple[float, float, float],
+    angle: float = 0.0,
+) -> np.ndarray:
     """bool ``(S, H, W)``: inside a (rotated in-plane) ellipsoid; only the slices it reaches are computed."""
     out = np.zeros(u.shape, dtype=bool)
     cu, cv, cz = center

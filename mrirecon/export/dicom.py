@@ -388,7 +388,7 @@ def _existing_series(folder: Path) -> dict[Path, str]:
             uid = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]).get(
                 "SeriesInstanceUID", ""
             )
-        except Exception:  # an unreadable leftover counts as another series
+        except Exception:  # noqa: BLE001 (any file left in the folder: unreadable counts as another series)
             uid = ""
         found[path] = str(uid)
     return found

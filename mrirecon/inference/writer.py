@@ -155,7 +155,7 @@ class VolumeWriter:
                 continue
             except MriReconError as error:  # this volume's data cannot be written: this volume only
                 failure = Failure(os.fspath(item.task.input_path), error_text(error), type(error).__name__)
-            except Exception as error:  # a bug: the run stops with its traceback
+            except Exception as error:  # noqa: BLE001 (a bug: re-raised in the main thread, traceback kept)
                 self._fatal = error
                 continue
             seconds = time.perf_counter() - start
