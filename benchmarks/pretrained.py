@@ -1,0 +1,111 @@
+"""Export a trained run as a shipped pretrained model (safetensors with its model card's figures).
+
+    python -m benchmarks.pretrained cirim-brain runs/cirim_brain --quality benchmarks/results/quality.json \
+        --label cirim-brain --wall-hours 5.2 --hardware "2-core x86-64 CPU"
+
+Reads the run's best checkpoint (``checkpoints/best.ckpt``, else ``last.ckpt``): the model, its config,
+the optimiser steps it was trained for and its training config; takes the quality figures of the
+model (``--label`` in the quality benchmark's JSON) and of CS on the real-anatomy set; writes
+``mrirecon/models/weights/<name>.safetensors`` with a card in its header (docs/pretrained.md shows
+the same figures). Nothing is pickled: the weights are tensors, the card is JSON text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mrirecon.models.checkpoints import load_checkpoint_model, read_checkpoint
+from mrirecon.models.pretrained import PRETRAINED, WEIGHTS, write_safetensors_model
+from mrirecon.models.registry import parameter_count
+
+
+def _quality(path: Path | None, label: str) -> dict[str, Any]:
+    """The model's and CS's figures per set and mask, from the quality benchmark's JSON."""
+    if path is None:
+        return {}
+    data = json.loads(path.read_text())
+    out: dict[str, Any] = {}
+    for set_name, models in data.get("sets", {}).items():
+        mine, cs = models.get(label, {}), models.get("CS", {})
+        out[set_name] = {
+            mask: {
+                "head_psnr": round(figures["head_psnr"], 2),
+                "head_ssim": round(figures["head_ssim"], 4),
+                "lesions_kept": f"{figures['lesions_kept']}/{figures['lesions']}",
+                "seconds_per_slice": round(figures["seconds_per_slice"], 3),
+                "cs_head_psnr": round(cs[mask]["head_psnr"], 2) if mask in cs else None,
+                "cs_head_ssim": round(cs[mask]["head_ssim"], 4) if mask in cs else None,
+            }
+            for mask, figures in mine.items()
+        }
+    return out
+
+
+def _headline(quality: dict[str, Any]) -> str:
+    real = quality.get("real", {})
+    figures = real.get("equispaced 4x")
+    if not figures:
+        return ""
+    return (
+        f"real anatomy, equispaced 4x: head PSNR {figures['head_psnr']:.2f} dB "
+        f"(CS {figures['cs_head_psnr']:.2f}), SSIM {figures['head_ssim']:.3f} "
+        f"(CS {figures['cs_head_ssim']:.3f})"
+    )
+
+
+def export(args: argparse.Namespace) -> Path:
+    if args.name not in PRETRAINED:
+        raise SystemExit(f"unknown pretrained name {args.name!r}; known: {', '.join(PRETRAINED)}")
+    run = Path(args.run)
+    checkpoint = run / "checkpoints" / "best.ckpt"
+    if not checkpoint.is_file():
+        checkpoint = run / "checkpoints" / "last.ckpt"
+    name, model = load_checkpoint_model(checkpoint)
+    data = read_checkpoint(checkpoint)
+    record = data.get("mrirecon", {})
+    quality = _quality(Path(args.quality) if args.quality else None, args.label or args.name)
+    card = {
+        "name": args.name,
+        "model": name,
+        "parameters": parameter_count(model),
+        "recipe": args.recipe or f"configs/pretrained/{args.name.replace('-', '_')}.yaml",
+        "training": {
+            "optimizer_steps": int(data.get("global_step", 0)),
+            "epochs": int(data.get("epoch", 0)) + 1,
+            "wall_hours": args.wall_hours,
+            "hardware": args.hardware,
+            "torch": torch.__version__,
+            "data": "simulated on the fly from the MNI152 template (mrirecon.data.realistic); nothing else",
+        },
+        "training_config": record.get("training_config", {}),
+        "quality": quality,
+        "headline": _headline(quality),
+        "use": "For research use only, not for diagnosis.",
+    }
+    target = Path(args.output) if args.output else WEIGHTS / PRETRAINED[args.name].file
+    write_safetensors_model(target, name, model.config, model, card)
+    print(json.dumps({k: v for k, v in card.items() if k != "training_config"}, indent=1))
+    print(f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB) from {checkpoint}")
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", help="the pretrained name (cirim-brain, rim-brain, recurrentvarnet-brain)")
+    parser.add_argument("run", help="the training run folder")
+    parser.add_argument("--quality", help="benchmarks/results/quality.json with this model in it")
+    parser.add_argument("--label", help="the model's label in that JSON [the name]")
+    parser.add_argument("--recipe", help="the training config [configs/pretrained/<name>.yaml]")
+    parser.add_argument("--wall-hours", type=float, default=None, help="training wall time")
+    parser.add_argument("--hardware", default="2-core x86-64 CPU", help="what it trained on")
+    parser.add_argument("--output", help="where to write [mrirecon/models/weights/<name>.safetensors]")
+    export(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
