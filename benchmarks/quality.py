@@ -60,7 +60,9 @@ class MaskSpec:
     calibration_size: int | None = None
 
     def function(self) -> Any:
-        options = {} if self.calibration_size is None else {"calibration_size": self.calibration_size}
+        options: dict[str, Any] = {}
+        if self.calibration_size is not None:  # a Poisson-disc mask: its acceleration within 2 %
+            options = {"calibration_size": self.calibration_size, "tol": 0.02}
         return create_mask_func(self.kind, [self.center_fraction], [self.acceleration], **options)
 
 

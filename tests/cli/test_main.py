@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import click
 import pytest
@@ -26,7 +27,7 @@ def test_version() -> None:
 
 
 @pytest.fixture
-def failing_cli() -> click.Group:
+def failing_cli() -> Iterator[click.Group]:
     @click.command("fail")
     def fail() -> None:
         raise ConfigError("unknown model 'foo'", path="configs/x.yaml", hint="run `mrirecon models`")

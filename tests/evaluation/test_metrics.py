@@ -28,8 +28,8 @@ def skimage_fastmri_ssim(gt: np.ndarray, pred: np.ndarray) -> float:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_agrees_with_skimage_on_random_volumes(dtype: type) -> None:
     rng = np.random.default_rng(0)
-    gt = rng.random((4, 48, 40)).astype(dtype)
-    pred = (gt + 0.05 * rng.standard_normal(gt.shape)).astype(dtype)
+    gt: np.ndarray = rng.random((4, 48, 40)).astype(dtype)
+    pred: np.ndarray = (gt + 0.05 * rng.standard_normal(gt.shape)).astype(dtype)
     assert ssim(gt, pred) == pytest.approx(skimage_fastmri_ssim(gt, pred), abs=1e-6)
     assert psnr(gt, pred) == pytest.approx(peak_signal_noise_ratio(gt, pred, data_range=gt.max()), abs=1e-6)
     expected_nmse = np.sum((gt.astype(np.float64) - pred) ** 2) / np.sum(gt.astype(np.float64) ** 2)

@@ -17,6 +17,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -122,7 +123,7 @@ def oblique_geometry(slices: int = 3, spacing: float = 5.0, seed: int = 1) -> Sl
 
 def volume(**kwargs) -> ReconVolume:
     """A ReconVolume with provenance filled in; keyword arguments override fields."""
-    fields = {
+    fields: dict[str, Any] = {
         "reconstruction": phantom(),
         "model": "cirim",
         "checkpoint_sha256": "3f" * 32,

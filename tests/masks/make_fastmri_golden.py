@@ -19,6 +19,7 @@ def load_subsample():
 
     path = Path(fastmri.__file__).parent / "data" / "subsample.py"
     spec = importlib.util.spec_from_file_location("fastmri_subsample", path)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -32,7 +33,7 @@ CLASSES = {
     "magic_fraction": "MagicMaskFractionFunc",
 }
 
-CASES = [
+CASES: list[tuple[int, list[float], list[int], int, list[int | str | None], int | None, bool]] = [
     # (width, center_fractions, accelerations, init seed, call seeds, offset, allow_any_combination)
     (368, [0.08], [4], 0, [None, 1, "file1000001.h5"], None, False),
     (368, [0.04], [8], 42, [None, None, 7], None, False),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import torch
+from torch import nn
 from pytorch_lightning.callbacks import Callback
 from torch.utils.data import default_collate
 
@@ -17,7 +18,7 @@ from mrirecon.training.config import train_config_from_mapping
 from mrirecon.training.module import ReconModule
 from mrirecon.training.run import train
 from tests.training.conftest import base_mapping
-from tests.training.tiny import TinyConfig
+from tests.training.tiny import TinyConfig, TinyUnrolled
 
 
 def _config(**trainer: Any) -> Any:
@@ -142,7 +143,7 @@ def test_resume_reproduces_the_uninterrupted_run(
     mapping["data"].update(batch_size=2, num_workers=1)  # a worker prefetches: the epoch must be right early
     mapping["optim"] = {"lr": 3e-3, "scheduler": "cosine", "warmup_steps": 3, "gradient_clip_val": 1.0}
     config = train_config_from_mapping(mapping)
-    quiet = {"datasets": phantom_data, "echo": lambda _: None}
+    quiet: dict[str, Any] = {"datasets": phantom_data, "echo": lambda _: None}
 
     straight = train(config, output_dir=tmp_path / "straight", **quiet)
     with pytest.raises(_Crash):
@@ -164,7 +165,7 @@ def test_resume_reproduces_the_uninterrupted_run(
 
 def test_output_folder_rules(tiny_registered: str, phantom_data: dict, tmp_path: Path) -> None:
     config = _config(max_epochs=1)
-    quiet = {"datasets": phantom_data, "echo": lambda _: None}
+    quiet: dict[str, Any] = {"datasets": phantom_data, "echo": lambda _: None}
     with pytest.raises(ConfigError, match="nothing to resume"):
         train(config, output_dir=tmp_path, resume=True, **quiet)
     train(config, output_dir=tmp_path, **quiet)
@@ -180,7 +181,7 @@ def test_output_folder_rules(tiny_registered: str, phantom_data: dict, tmp_path:
 def test_accumulation_clipping_and_checkpointing_change_steps_not_results(
     tiny_registered: str, phantom_data: dict, tmp_path: Path
 ) -> None:
-    quiet = {"datasets": phantom_data, "echo": lambda _: None}
+    quiet: dict[str, Any] = {"datasets": phantom_data, "echo": lambda _: None}
     mapping = base_mapping(max_epochs=1)
     mapping["optim"] = {"lr": 3e-3, "accumulate_grad_batches": 2, "gradient_clip_val": 0.5}
     plain = train(train_config_from_mapping(mapping), output_dir=tmp_path / "plain", **quiet)
@@ -202,7 +203,8 @@ def test_bf16_autocast_on_cpu_keeps_the_physics_complex64(
     # under autocast the convolutions run in bfloat16 while the image estimates stay complex64
     module = ReconModule("tiny", TinyConfig())
     seen: list[torch.dtype] = []
-    module.model.nets[0][0].register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    first_net = cast(nn.Sequential, cast(TinyUnrolled, module.model).nets[0])
+    first_net[0].register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
     batch = default_collate([phantom_data["train"][0]])
     with torch.autocast("cpu", dtype=torch.bfloat16):
         output = module(batch)
