@@ -24,7 +24,10 @@ _OPTIONS = [
         "--dicom", is_flag=True, help="Also export one DICOM series per volume (OUTPUT_DIR/dicom/NAME/)."
     ),
     click.option(
-        "--deidentify", is_flag=True, help="De-identify the DICOM series (names, IDs, dates; UIDs hashed)."
+        "--deidentify",
+        is_flag=True,
+        help="De-identify everything the run writes: DICOM (names, IDs, dates; UIDs hashed), the HDF5's "
+        "header and attributes, file and folder names (pseudonyms), run.json and failures.csv.",
     ),
     click.option(
         "--deid-salt",
@@ -32,6 +35,12 @@ _OPTIONS = [
         default="",
         show_envvar=True,
         help="Secret mixed into pseudonyms and UIDs with --deidentify (prefer the environment variable).",
+    ),
+    click.option(
+        "--deid-mapping",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="With --deidentify: write which input became which pseudonym to this CSV "
+        "(keep it apart from the outputs; without it no mapping is written).",
     ),
     click.option(
         "--allow-unsalted",

@@ -11,9 +11,11 @@ and any failure is an error.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -24,14 +26,17 @@ from typing import Any
 import torch
 
 from mrirecon._version import __version__
-from mrirecon.atomic import atomic_file, exclusive_folder, prepare_output_folder
-from mrirecon.errors import DataError, ExportError, MriReconError, Notice
+from mrirecon.atomic import atomic_file, exclusive_folder, export_error, prepare_output_folder
+from mrirecon.errors import ConfigError, DataError, ExportError, MriReconError, Notice
+from mrirecon.export.deidentify import scrub
+from mrirecon.export.series_record import record_path
 from mrirecon.inference.failures import FAILURES_CSV, Failure, write_failures
 from mrirecon.inference.inputs import DICOM_FOLDER, list_inputs, output_paths
 from mrirecon.inference.loading import LoadedModel
 from mrirecon.inference.options import RunOptions, resolve_device
 from mrirecon.inference.runner import RankReport, error_from_failure
 from mrirecon.runtime import launched_rank, lightning_info_silenced
+from mrirecon.tables import write_csv
 
 __all__ = ["RUN_JSON", "RunResult", "run_batch", "run_inference"]
 
@@ -140,7 +145,13 @@ def _run_batch(
     t0: float,
 ) -> RunResult:
     inputs = list_inputs(source, split=options.split)
-    outputs = output_paths(inputs, options.output_dir)
+    deid = options.dicom_options
+    outputs = output_paths(inputs, options.output_dir, pseudonym_salt=deid.salt if deid.deidentify else None)
+    pseudonyms = {os.fspath(i): o.recon.stem for i, o in zip(inputs, outputs)} if deid.deidentify else {}
+    if pseudonyms:
+        _identified_outputs(inputs, options)
+        if options.deid_mapping is not None:
+            _write_mapping(options.deid_mapping, pseudonyms)
     prepare_output_folder(options.output_dir, "reconstructions")
     if options.dicom:
         prepare_output_folder(options.output_dir / DICOM_FOLDER, "DICOM series")
@@ -179,6 +190,12 @@ def _run_batch(
         runner.start(trainer.strategy.root_device)
     reports = _gather(runner.finish(), trainer.world_size)
     failures = list(plan.failures) + [f for r in reports for f in r.failures]
+    if pseudonyms:  # a de-identified run names no input, not even in its failure reports
+        failures = [
+            Failure(pseudonyms.get(f.file, scrub(f.file, pseudonyms)), scrub(f.error, pseudonyms), f.kind)
+            for f in failures
+        ]
+        reports = [_scrubbed(r, pseudonyms) for r in reports]
     result = RunResult(
         inputs=plan.total_inputs,
         skipped=len(plan.finished),
@@ -230,12 +247,55 @@ def _record_crash(
         "model": loaded.name,
         "checkpoint_sha256": loaded.checkpoint_sha256 or None,
         "config": {"model": loaded.config, "run": options.summary()},
-        "input": os.fspath(source),
+        "input": "(de-identified run)" if options.dicom_options.deidentify else os.fspath(source),
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     with contextlib.suppress(ExportError), atomic_file(path, what="run.json") as temporary:
         temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def _identified_outputs(inputs: list[Path], options: RunOptions) -> None:
+    """A de-identified run refuses a folder that holds identified outputs of its inputs (named after
+    them, from a run without --deidentify): it would leave them beside the pseudonymous ones. With
+    ``--overwrite`` they are removed first.
+
+    Raises:
+        ConfigError: naming how many and the fix.
+    """
+    found: list[Path] = []
+    for out in output_paths(inputs, options.output_dir):
+        found += [p for p in (out.recon, out.dicom, record_path(out.dicom)) if p.exists()]
+    if not found:
+        return
+    if not options.overwrite:
+        raise ConfigError(
+            f"the output folder holds {len(found)} identified output(s) of these inputs (named after them, "
+            "from a run without --deidentify)",
+            path=options.output_dir,
+            hint="give a de-identified run its own --output-dir, or pass --overwrite to remove them first",
+        )
+    for path in found:
+        try:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        except OSError as error:
+            raise export_error(error, path, "identified output") from error
+
+
+def _scrubbed(report: RankReport, pseudonyms: dict[str, str]) -> RankReport:
+    """A rank's report with its inputs named by their pseudonyms."""
+    return dataclasses.replace(
+        report,
+        reconstructed=[pseudonyms.get(p, scrub(p, pseudonyms)) for p in report.reconstructed],
+        exported=[pseudonyms.get(p, scrub(p, pseudonyms)) for p in report.exported],
+        fatal=scrub(report.fatal, pseudonyms),
+    )
+
+
+def _write_mapping(path: Path, pseudonyms: dict[str, str]) -> None:
+    """The mapping from inputs to their pseudonyms, only where the user asked for it."""
+    rows = [{"input": name, "pseudonym": pseudonym} for name, pseudonym in sorted(pseudonyms.items())]
+    write_csv(path, rows, fields=["input", "pseudonym"], what="de-identification mapping")
 
 
 def _write_run_json(
@@ -257,7 +317,7 @@ def _write_run_json(
         "checkpoint": os.fspath(loaded.checkpoint) if loaded.checkpoint else None,
         "checkpoint_sha256": loaded.checkpoint_sha256 or None,
         "config": {"model": loaded.config, "run": options.summary()},
-        "input": os.fspath(source),
+        "input": "(de-identified run)" if options.dicom_options.deidentify else os.fspath(source),
         "output_dir": os.fspath(options.output_dir),
         "counts": {
             "inputs": result.inputs,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mrirecon.data.volume import SUPPORTED_SUFFIXES, is_supported
 from mrirecon.errors import ConfigError, DataError
+from mrirecon.export.deidentify import file_pseudonym
 
 __all__ = ["INPUT_SUFFIXES", "OutputPaths", "list_inputs", "output_paths"]
 
@@ -71,8 +72,13 @@ class OutputPaths:
     dicom: Path
 
 
-def output_paths(inputs: list[Path], output_dir: str | os.PathLike[str]) -> list[OutputPaths]:
+def output_paths(
+    inputs: list[Path], output_dir: str | os.PathLike[str], *, pseudonym_salt: str | None = None
+) -> list[OutputPaths]:
     """The output paths of every input, in the same order.
+
+    With ``pseudonym_salt`` (a de-identified run) an output is named after the input's pseudonym
+    (:func:`mrirecon.export.deidentify.file_pseudonym`), not its name.
 
     Raises:
         ConfigError: if two inputs would write the same output (same name in different folders of
@@ -90,7 +96,7 @@ def output_paths(inputs: list[Path], output_dir: str | os.PathLike[str]) -> list
     seen: dict[str, Path] = {}
     out = []
     for path in inputs:
-        stem = path.stem
+        stem = path.stem if pseudonym_salt is None else file_pseudonym(path.name, pseudonym_salt)
         if stem in seen:
             raise ConfigError(
                 f"two inputs would write the same output '{stem}.h5': {seen[stem]} and {path}",

@@ -73,6 +73,8 @@ class PredictionJob:
             checkpoint_sha256=self.loaded.checkpoint_sha256,
             dicom=dataclasses.replace(o.dicom_options, overwrite=o.overwrite) if o.dicom else None,
             extra_attrs=extra,
+            deidentify=o.dicom_options.deidentify,
+            salt=o.dicom_options.salt,
         )
 
 

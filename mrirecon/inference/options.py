@@ -39,6 +39,8 @@ class RunOptions:
         split: With a manifest, only this split.
         progress: Show the progress bar.
         reports: Write ``failures.csv`` and ``run.json`` in ``output_dir``.
+        deid_mapping: With ``--deidentify``: write the mapping from input files to their pseudonyms
+            here (a CSV the user keeps apart from the de-identified outputs); None writes none.
     """
 
     output_dir: Path
@@ -57,6 +59,7 @@ class RunOptions:
     split: str | None = None
     progress: bool = True
     reports: bool = True
+    deid_mapping: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output_dir", Path(self.output_dir))
@@ -75,7 +78,7 @@ class RunOptions:
         u = self.undersampling
         return {
             "dicom": self.dicom,
-            "deidentify": self.dicom_options.deidentify if self.dicom else None,
+            "deidentify": self.dicom_options.deidentify,
             "mask_type": u.mask_type,
             "acceleration": u.acceleration,
             "center_fraction": u.effective_center_fraction,

@@ -14,6 +14,7 @@ caller's thread. Files already complete are never touched by a failed write.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import threading
@@ -30,6 +31,8 @@ from mrirecon.export import (
     read_reconstruction,
     write_reconstruction,
 )
+from mrirecon.export.deidentify import deidentify_header
+from mrirecon.export.identity import resolve_identity
 from mrirecon.inference.assemble import FinishedVolume
 from mrirecon.inference.failures import Failure, error_text
 from mrirecon.inference.plan import EXPORT
@@ -46,12 +49,16 @@ class WriteSettings:
         checkpoint_sha256: sha256 of the checkpoint ("" for a baseline by name).
         dicom: DICOM export options, or None for HDF5 only.
         extra_attrs: More attributes for every reconstruction HDF5 (e.g. ``coil_maps``).
+        deidentify: De-identify the HDF5 too (header, patient ID, input name; :func:`_deidentified`).
+        salt: The de-identification secret.
     """
 
     model: str
     checkpoint_sha256: str = ""
     dicom: DicomOptions | None = None
     extra_attrs: dict[str, str | float | int | bool] = field(default_factory=dict)
+    deidentify: bool = False
+    salt: str = ""
 
 
 def recon_volume(volume: FinishedVolume, settings: WriteSettings) -> ReconVolume:
@@ -63,7 +70,7 @@ def recon_volume(volume: FinishedVolume, settings: WriteSettings) -> ReconVolume
     extra = dict(settings.extra_attrs)
     if sampling.center_fraction is not None:
         extra["center_fraction"] = float(sampling.center_fraction)
-    return ReconVolume(
+    recon = ReconVolume(
         reconstruction=volume.reconstruction,
         zero_filled=volume.zero_filled,
         ismrmrd_header=meta.ismrmrd_header,
@@ -78,6 +85,34 @@ def recon_volume(volume: FinishedVolume, settings: WriteSettings) -> ReconVolume
         acceleration=sampling.acceleration,
         extra_attrs=extra,
     )
+    return _deidentified(recon, volume.task.outputs.recon.name, settings) if settings.deidentify else recon
+
+
+def _deidentified(recon: ReconVolume, output_name: str, settings: WriteSettings) -> ReconVolume:
+    """The reconstruction as a de-identified run writes it: the patient ID is the pseudonym its DICOM
+    series gets, the ISMRMRD header keeps no identifying element, the input is named by the output's
+    (pseudonymous) name."""
+    try:
+        header = recon.header()
+    except MriReconError:  # an unreadable header is dropped below
+        header = None
+    identity = resolve_identity(
+        header,
+        recon_patient_id=recon.patient_id,
+        input_file=recon.input_file,
+        acquisition=recon.acquisition,
+        deidentify=True,
+        salt=settings.salt,
+    )
+    pseudonym = identity.patient_id
+    scrubbed = deidentify_header(recon.ismrmrd_header, pseudonym) if recon.ismrmrd_header else None
+    return dataclasses.replace(
+        recon,
+        ismrmrd_header=scrubbed or None,
+        input_file=output_name,
+        patient_id=pseudonym,
+        extra_attrs={**recon.extra_attrs, "deidentified": True},
+    )
 
 
 def write_volume(volume: FinishedVolume, settings: WriteSettings) -> None:
@@ -89,12 +124,25 @@ def write_volume(volume: FinishedVolume, settings: WriteSettings) -> None:
     if task.action == EXPORT:
         assert settings.dicom is not None
         recon = read_reconstruction(task.outputs.recon)
-        export_volume_dicom(recon, task.outputs.dicom, settings.dicom, source=task.outputs.recon)
+        export_volume_dicom(
+            recon, task.outputs.dicom, _dicom_options(recon, settings), source=task.outputs.recon
+        )
         return
     recon = recon_volume(volume, settings)
     if settings.dicom is not None:
-        export_volume_dicom(recon, task.outputs.dicom, settings.dicom, source=task.input_path)
+        source = task.outputs.recon if settings.deidentify else task.input_path
+        export_volume_dicom(recon, task.outputs.dicom, _dicom_options(recon, settings), source=source)
     write_reconstruction(task.outputs.recon, recon)
+
+
+def _dicom_options(recon: ReconVolume, settings: WriteSettings) -> DicomOptions:
+    """The run's DICOM options; de-identified, the series takes the pseudonym the HDF5 holds."""
+    options = settings.dicom
+    assert options is not None
+    if settings.deidentify and not options.identity.patient_id and recon.patient_id:
+        identity = dataclasses.replace(options.identity, patient_id=recon.patient_id)
+        options = dataclasses.replace(options, identity=identity)
+    return options
 
 
 def _detached(error: ExportError | ConfigError) -> ExportError | ConfigError:

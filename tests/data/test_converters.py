@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import h5py
 import ismrmrd
@@ -14,6 +15,7 @@ from mrirecon.data.bart import read_cfl, write_cfl
 from mrirecon.data.convert import convert_volume
 from mrirecon.data.header import EncodingLimits, build_ismrmrd_header, rewrite_encoding
 from mrirecon.data.ismrmrd_raw import whitening_matrix
+from mrirecon.data.raw import RawVolume
 from mrirecon.data.volume import open_volume
 from mrirecon.errors import DataError
 from mrirecon.masks import create_mask_func
@@ -21,8 +23,8 @@ from mrirecon.physics import fft2c, fftnc, ifftnc
 from tests.data.helpers import disc_image, multicoil_kspace, smooth_maps, write_ismrmrd
 
 
-def _all_slices(path: Path, **kwargs: object) -> tuple[np.ndarray, object]:
-    volume = open_volume(path, **kwargs)  # type: ignore[arg-type]
+def _all_slices(path: Path, **kwargs: Any) -> tuple[np.ndarray, RawVolume]:
+    volume = open_volume(path, **kwargs)
     data = np.stack([volume.read_kspace(i) for i in range(volume.num_slices)])
     return data, volume
 
@@ -104,7 +106,8 @@ def test_slices_sampled_differently_are_refused(tmp_path: Path) -> None:
 def test_bart_round_trip_2d(tmp_path: Path) -> None:
     kspace = multicoil_kspace(slices=2, coils=3)  # (S, C, H, W)
     bart = np.zeros((32, 24, 1, 3) + (1,) * 9 + (2,), dtype=np.complex64)
-    bart[:, :, 0, :, *([0] * 9), :] = np.transpose(kspace, (2, 3, 1, 0))
+    # mypy types a subscript with slices and an unpacked list as tuple[object, ...]
+    bart[:, :, 0, :, *([0] * 9), :] = np.transpose(kspace, (2, 3, 1, 0))  # type: ignore[index]
     write_cfl(tmp_path / "k", bart)
     assert read_cfl(tmp_path / "k.hdr").shape == bart.shape
     data, volume = _all_slices(tmp_path / "k.cfl")
@@ -196,6 +199,7 @@ def test_ismrmrd_conversion_matches_the_known_object(tmp_path: Path) -> None:
     expected_mask[placed] = True
     np.testing.assert_array_equal(volume.mask, expected_mask)
     assert volume.padding == (6, 46)  # the encoding limits end at line 39
+    assert volume.header is not None and volume.geometry is not None
     assert volume.header.encoded_matrix == (size_x // 2, size_y, 1)  # oversampling removed
     assert volume.header.patient_id == "RAW-1" and volume.attrs["acquisition"] == "TESTRAW"
     assert volume.attrs["mrirecon_prewhitened"] and "1 noise readout(s)" in volume.attrs["mrirecon_source"]
@@ -283,6 +287,7 @@ def test_3d_ismrmrd_is_decoupled_with_its_geometry(tmp_path: Path) -> None:
     volume = open_volume(tmp_path / "raw3d.h5")
     assert volume.num_slices == size_x // 2 and volume.kspace_shape == (coils, size_y, size_z)
     np.testing.assert_array_equal(volume.mask, sampled)
+    assert volume.header is not None
     assert volume.attrs["mrirecon_decoupled_3d"] and volume.header.encoded_matrix == (size_y, size_z, 1)
     assert volume.crop_size == (size_y, size_z) and volume.padding == (2, size_z)
     expected = fft2c(
@@ -292,6 +297,7 @@ def test_3d_ismrmrd_is_decoupled_with_its_geometry(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, expected.numpy() * sampled, atol=1e-5 * float(expected.abs().max()))
     # slices run along the readout (ISMRMRD read_dir = +y here), 160 mm / 16 = 10 mm apart
     geometry = volume.geometry
+    assert geometry is not None
     np.testing.assert_allclose(np.diff(geometry["position"], axis=0), [[0.0, 10.0, 0.0]] * 15, atol=1e-5)
     np.testing.assert_allclose(geometry["position"][8], [0.0, 0.0, 10.0], atol=1e-5)
     np.testing.assert_allclose(geometry["slice_dir"][0], [0.0, 1.0, 0.0])

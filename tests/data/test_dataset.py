@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -91,7 +92,7 @@ def test_workers_serve_what_the_main_process_serves(sim_dataset: list[Path]) -> 
     assert [b[0] for b in serial] == [b[0] for b in parallel]
     for (_, slices_a, mask_a), (_, slices_b, mask_b) in zip(serial, parallel):
         assert torch.equal(slices_a, slices_b) and torch.equal(mask_a, mask_b)  # per-volume masks everywhere
-    options = {"batch_size": 2, "num_workers": 2, "worker_init_fn": seed_mask_worker}
+    options: dict[str, Any] = {"batch_size": 2, "num_workers": 2, "worker_init_fn": seed_mask_worker}
     for plain, lists in zip(
         DataLoader(dataset, **options), DataLoader(dataset, collate_fn=collate_samples, **options)
     ):
@@ -104,6 +105,7 @@ def test_collate_samples_keeps_the_numbers_as_lists(sim_dataset: list[Path]) -> 
     samples = [dataset[0], dataset[4]]
     plain, lists = default_collate(samples), collate_samples(samples)
     assert type(lists) is type(plain)
+    a: Any  # the default-collated field: a tensor, a tuple of tensors or a list
     for name, a, b, one in zip(plain._fields, plain, lists, samples[0]):
         if isinstance(one, torch.Tensor):
             assert isinstance(b, torch.Tensor) and torch.equal(a, b), name

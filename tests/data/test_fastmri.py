@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -26,7 +27,7 @@ def test_round_trip_of_every_item(tmp_path: Path) -> None:
     labels = np.zeros(target.shape, dtype=np.int16)
     labels[1, 10:13, 10:12] = 1
     lesions = [Lesion(center=(1.0, 11.0, 10.5), radius=1.5, contrast=1.7, seed=3)]
-    geometry = {
+    geometry: dict[str, Any] = {
         "position": np.arange(9, dtype=np.float64).reshape(3, 3),
         "read_dir": np.tile([1.0, 0.0, 0.0], (3, 1)),
         "phase_dir": np.tile([0.0, 1.0, 0.0], (3, 1)),
@@ -75,6 +76,7 @@ def test_round_trip_of_every_item(tmp_path: Path) -> None:
             np.testing.assert_array_equal(volume.read_target(i), target[i])
         np.testing.assert_array_equal(volume.read_lesion_labels(1), labels[1])
         assert volume.target_max == pytest.approx(target.max())
+        assert volume.geometry is not None
         np.testing.assert_allclose(volume.geometry["position"], geometry["position"])
     # what the other layers read is what was written
     evaluated = read_target(path)
@@ -90,7 +92,9 @@ def test_single_coil_is_served_with_one_coil(tmp_path: Path) -> None:
     with open_volume(path) as volume:
         assert volume.kspace_shape == (1, 32, 24) and volume.num_coils == 1
         np.testing.assert_array_equal(volume.read_kspace(1), kspace[1][None])
-        assert volume.has_target and volume.read_target(0).shape == (32, 24)
+        assert volume.has_target
+        target = volume.read_target(0)
+        assert target is not None and target.shape == (32, 24)
         assert volume.header is None and volume.crop_size == (32, 24)
 
 
@@ -189,7 +193,7 @@ def test_contiguous_kspace_is_served_from_a_read_only_memory_map(
     [{"chunks": (1, 4, 32, 24)}, {"compression": "gzip"}, {"dtype": ">c8"}, {"dtype": "<c16"}],
     ids=["chunked", "compressed", "big-endian", "complex128"],
 )
-def test_other_kspace_storage_is_read_with_h5py(tmp_path: Path, options: dict[str, object]) -> None:
+def test_other_kspace_storage_is_read_with_h5py(tmp_path: Path, options: dict[str, Any]) -> None:
     kspace = multicoil_kspace(slices=2, coils=4)
     path = tmp_path / "stored.h5"
     with h5py.File(path, "w") as f:

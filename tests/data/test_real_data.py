@@ -38,6 +38,7 @@ def test_siemens_ismrmrd_converts_and_reconstructs(shared_data: Path, tmp_path: 
     assert "1 slice(s) × 14 coil(s) × 192 × 144, undersampled (1d mask" in result.output
     with open_volume(output) as volume:
         assert volume.kspace_shape == (14, 192, 144) and volume.num_slices == 1
+        assert volume.mask is not None
         lines = np.flatnonzero(volume.mask)
         # lines 0..105 placed at +18 (partial Fourier); R = 3 outside the 48 embedded calibration lines
         assert lines[0] == 18 and lines[-1] == 123 and volume.padding == (18, 124)
@@ -49,6 +50,7 @@ def test_siemens_ismrmrd_converts_and_reconstructs(shared_data: Path, tmp_path: 
         )
         assert header.vendor == "SIEMENS" and header.frame_of_reference_uid.startswith("1.3.12.2.1107.5.2.19")
         assert header.study_date == "2019-03-14" and volume.acquisition == "SNR_R3"
+        assert volume.geometry is not None
         np.testing.assert_allclose(volume.geometry["read_dir"], [[-1.0, 0.0, 0.0]], atol=1e-6)
         np.testing.assert_allclose(volume.geometry["position"], [[20.048, 66.570, 0.0]], atol=1e-3)
         image = _zero_filled(volume.read_kspace(0))

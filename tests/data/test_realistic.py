@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any, cast
 
 import h5py
 import numpy as np
@@ -44,7 +45,7 @@ def test_the_same_seed_gives_the_same_slice_and_another_seed_another() -> None:
 
 def test_sizes_coils_and_choices_stay_in_the_ranges_asked_for() -> None:
     options = RealisticOptions(rows=(160, 200), aspect=(0.75, 1.0), coils=(4, 10), multiple=8)
-    seen = {"orientation": set(), "contrast": set(), "coil_array": set()}
+    seen: dict[str, set[Any]] = {"orientation": set(), "contrast": set(), "coil_array": set()}
     for seed in range(16):
         sim = simulate_realistic_slice(options, seed)
         coils, height, width = sim.kspace.shape
@@ -105,7 +106,7 @@ def test_the_noise_covariance_and_snr_written_are_recovered_from_the_kspace(tmp_
         covariance = noise_covariance_of(volume.attrs)
         snr, sigma = float(volume.attrs["mrirecon_snr"]), float(volume.attrs["mrirecon_noise_std"])
         kspace = np.stack([volume.read_kspace(s) for s in range(volume.num_slices)])
-        target = np.stack([volume.read_target(s) for s in range(volume.num_slices)])
+        target = np.stack([cast(np.ndarray, volume.read_target(s)) for s in range(volume.num_slices)])
     assert covariance is not None and covariance.shape == (8, 8)
     assert snr == pytest.approx(20.0)
     assert float(np.real(np.trace(covariance))) / 8 == pytest.approx(sigma**2, rel=1e-6)

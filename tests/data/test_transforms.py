@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any, cast
 
 import h5py
 import numpy as np
@@ -45,6 +46,7 @@ def test_normalisation_is_documented_and_invertible(padded_file: Path) -> None:
         sample = transform(volume, 1)
         kspace = torch.from_numpy(volume.read_kspace(1))
         target = volume.read_target(1)
+        assert target is not None
         attrs_max = volume.attrs["max"]
     assert isinstance(sample, ReconSample)
     masked = kspace * sample.mask + 0.0
@@ -105,7 +107,7 @@ def test_prospective_input_keeps_its_own_mask(tmp_path: Path) -> None:
 
 def test_crop_and_lesion_labels(sim_dataset: list[Path]) -> None:
     with open_volume(sim_dataset[0]) as volume:
-        labels = np.stack([volume.read_lesion_labels(i) for i in range(3)])
+        labels = np.stack([cast(np.ndarray, volume.read_lesion_labels(i)) for i in range(3)])
         index = int(np.argmax(labels.reshape(3, -1).max(axis=1)))
         sample = ReconTransform(crop_size=(48, 40))(volume, index)
         full = ReconTransform()(volume, index)
@@ -186,9 +188,9 @@ def test_espirit_maps_are_cached_per_volume(
     calls: list[int] = []
     real = coilmaps.estimate_coil_maps_espirit
 
-    def counting(kspace: torch.Tensor, **kwargs: object) -> torch.Tensor:
-        calls.append(int(kwargs["calib_width"]))  # type: ignore[arg-type]
-        return real(kspace, **kwargs)  # type: ignore[arg-type]
+    def counting(kspace: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        calls.append(int(kwargs["calib_width"]))
+        return real(kspace, **kwargs)
 
     monkeypatch.setattr(coilmaps, "estimate_coil_maps_espirit", counting)
     transform = ReconTransform(

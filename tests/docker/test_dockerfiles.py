@@ -69,8 +69,8 @@ def test_installs_what_the_install_files_say(dockerfile: Path) -> None:
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_the_image_finds_the_configs(dockerfile: Path) -> None:
     """The package is installed into site-packages: the configs are found through the environment."""
-    from mrirecon.models.config_files import CONFIG_DIR_ENV
     from mrirecon.config import CONFIGS_ENV
+    from mrirecon.models.config_files import CONFIG_DIR_ENV
 
     text = dockerfile.read_text()
     assert re.search(r"^COPY configs \./configs$", text, re.M)

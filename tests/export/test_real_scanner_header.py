@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -25,7 +26,7 @@ def nhlbi(shared_data: Path) -> tuple[str, SliceGeometry]:
         head = f["dataset/data"]["head"]
     imaging = head[(head["flags"] & ACQ_IS_NOISE_MEASUREMENT) == 0]
     first = imaging[imaging["idx"]["slice"] == 0][0]
-    pick = {name: np.asarray(first[name], dtype=np.float64)[None] for name in
+    pick: dict[str, Any] = {name: np.asarray(first[name], dtype=np.float64)[None] for name in
             ("position", "read_dir", "phase_dir", "slice_dir", "patient_table_position")}  # fmt: skip
     return xml.decode() if isinstance(xml, bytes) else str(xml), SliceGeometry(**pick)
 

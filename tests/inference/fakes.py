@@ -102,6 +102,7 @@ class ZeroFilledConfig:
 
 class FakeZeroFilled(Reconstructor):
     trainable = False
+    config: object  # the subclasses below take configs of their own (narrowed there)
 
     def __init__(self, config: ZeroFilledConfig):
         super().__init__()
@@ -147,7 +148,9 @@ class SlowConfig:
 
 
 class FakeSlow(FakeZeroFilled):
-    def __init__(self, config: SlowConfig):  # type: ignore[override]
+    config: SlowConfig
+
+    def __init__(self, config: SlowConfig):
         Reconstructor.__init__(self)
         self.config = config
 
@@ -166,7 +169,9 @@ class NanConfig:
 class FakeNan(FakeZeroFilled):
     """Returns NaN (a broken model)."""
 
-    def __init__(self, config: NanConfig):  # type: ignore[override]
+    config: NanConfig
+
+    def __init__(self, config: NanConfig):
         Reconstructor.__init__(self)
         self.config = config
 
@@ -185,7 +190,9 @@ class BugConfig:
 class FakeBug(FakeZeroFilled):
     """Raises a plain RuntimeError (a programming error, not bad input)."""
 
-    def __init__(self, config: BugConfig):  # type: ignore[override]
+    config: BugConfig
+
+    def __init__(self, config: BugConfig):
         Reconstructor.__init__(self)
         self.config = config
 

@@ -112,8 +112,8 @@ def test_the_restart_completes_every_volume_exactly_once(run: dict) -> None:
         assert len(uids) == 1
         series |= uids
     assert len(series) == VOLUMES  # one series per volume
-    series = sorted(p for p in (out / "dicom").iterdir() if not p.name.startswith("."))
-    assert series == sorted(out / "dicom" / Path(n).stem for n in run["names"])
+    folders = sorted(p for p in (out / "dicom").iterdir() if not p.name.startswith("."))
+    assert folders == sorted(out / "dicom" / Path(n).stem for n in run["names"])
     assert not [p for p in out.rglob("*") if p.name.endswith(".partial")], "temporaries left behind"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, cast
 
 import h5py
 import numpy as np
@@ -44,6 +45,7 @@ def test_outputs_are_the_oracle_in_the_input_scale_with_provenance(tmp_path: Pat
         direct = fakes.direct_reconstruction(inputs / f"{name}.h5", loaded.model)  # slice by slice
         assert recon.shape == rss.shape == direct.shape and rss.max() > 1e-4
         np.testing.assert_allclose(recon.reconstruction, direct, rtol=1e-4, atol=1e-6 * rss.max())
+        assert recon.zero_filled is not None
         np.testing.assert_allclose(recon.zero_filled, rss, rtol=1e-4, atol=1e-6 * rss.max())
         assert np.corrcoef(recon.reconstruction.ravel(), rss.ravel())[0, 1] > 0.9  # the same image
         assert (recon.model, recon.checkpoint_sha256, recon.undersampling) == ("zero_filled", "", "none")
@@ -129,6 +131,7 @@ def test_prospective_input_keeps_its_own_mask(tmp_path: Path) -> None:
     recon = read_reconstruction(tmp_path / "out" / "pros.h5")
     assert (recon.undersampling, recon.mask_type) == ("prospective", "")
     assert recon.acceleration == pytest.approx(24 / mask.sum())
+    assert recon.zero_filled is not None
     np.testing.assert_allclose(recon.zero_filled, fakes.rss_volume(path), rtol=1e-4, atol=1e-9)
 
 
@@ -216,11 +219,14 @@ def test_a_resume_never_keeps_identified_series_when_asked_to_deidentify(
     fakes.write_input(inputs / "vol_a.h5", slices=3, seed=1, patient_id="MRN4711")
     run_batch(model, inputs / "vol_a.h5", _options(out, dicom=True))
     anonymous = _options(out, dicom=True, dicom_options=DicomOptions(deidentify=True, salt="s"))
-    with pytest.raises(ConfigError, match=r"1 DICOM series in the output folder are identified"):
+    with pytest.raises(ConfigError, match=r"holds 3 identified output\(s\) of these inputs"):
         run_batch(model, inputs / "vol_a.h5", anonymous)
     result = run_batch(model, inputs / "vol_a.h5", anonymous.replace(overwrite=True))
-    assert (result.exported, result.reconstructed) == (1, 0)  # from the HDF5, not reconstructed
-    for path in (out / "dicom" / "vol_a").iterdir():
+    assert result.reconstructed == 1
+    assert not (out / "vol_a.h5").exists() and not (out / "dicom" / "vol_a").exists()  # removed
+    [series] = [p for p in (out / "dicom").iterdir() if p.is_dir()]
+    assert series.name.startswith("ANON")
+    for path in [*series.iterdir(), *out.glob("*.h5")]:
         assert b"MRN4711" not in path.read_bytes()
     assert run_batch(model, inputs / "vol_a.h5", anonymous).skipped == 1
 
@@ -271,7 +277,9 @@ def test_header_geometry_and_identifiers_reach_hdf5_and_dicom(tmp_path: Path) ->
     anonymous = tmp_path / "anonymous"
     options = _options(anonymous, dicom=True, dicom_options=DicomOptions(deidentify=True, salt="s"))
     run_batch(load_reconstructor("zero_filled"), path, options)
-    text = b"".join(p.read_bytes() for p in (anonymous / "dicom" / "scan").iterdir())
+    [series] = [p for p in (anonymous / "dicom").iterdir() if p.is_dir()]
+    assert series.name.startswith("ANON") and not list(anonymous.glob("scan*"))
+    text = b"".join(p.read_bytes() for p in [*series.iterdir(), *anonymous.glob("*.h5")])
     for value in (
         IDENTIFIERS["patient_id"],
         IDENTIFIERS["patient_name"].split("^")[0],
@@ -306,7 +314,7 @@ def test_options_are_checked_before_anything_runs(tmp_path: Path) -> None:
         ({"device": "tpu"}, "unknown device 'tpu'"),
     ]:
         with pytest.raises(ConfigError, match=match):
-            RunOptions(output_dir=tmp_path, **kwargs)
+            RunOptions(output_dir=tmp_path, **cast(dict[str, Any], kwargs))
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device here"):
             RunOptions(output_dir=tmp_path, device="cuda")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import cast
 
 import pytest
 import torch
@@ -33,7 +34,7 @@ def test_a_checkpoint_loads_with_its_weights_and_sha256(tmp_path: Path) -> None:
     assert loaded.checkpoint_sha256 == hashlib.sha256(path.read_bytes()).hexdigest() == file_sha256(path)
     assert loaded.checkpoint == path.resolve()
     assert loaded.config == {"coils": 4}
-    assert torch.equal(loaded.model.weight, torch.arange(1.0, 5.0))  # type: ignore[operator]
+    assert torch.equal(cast(FakeLearned, loaded.model).weight, torch.arange(1.0, 5.0))
     assert not loaded.model.training
 
 
@@ -52,7 +53,7 @@ def test_a_training_checkpoint_loads_through_the_training_layer(tmp_path: Path) 
     )
     loaded = load_reconstructor(ckpt)
     assert loaded.name == "fake_learned" and loaded.config == {"coils": 3}
-    assert torch.equal(loaded.model.weight, torch.tensor([0.5, 1.5, 2.5]))  # type: ignore[operator]
+    assert torch.equal(cast(FakeLearned, loaded.model).weight, torch.tensor([0.5, 1.5, 2.5]))
     assert loaded.checkpoint_sha256 == file_sha256(ckpt)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any, cast
 
 import h5py
 import numpy as np
@@ -153,7 +154,7 @@ def test_undersampling_records() -> None:
         ({"mask_type": "random", "acceleration": 4.0, "center_fraction": 1.5}, r"\(0, 1\)"),
     ]:
         with pytest.raises(ConfigError, match=match):
-            Undersampling(**bad)
+            Undersampling(**cast(dict[str, Any], bad))
 
 
 def test_dicom_complete_needs_exactly_one_recorded_intact_file_per_slice(tmp_path: Path) -> None:

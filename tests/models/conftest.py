@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import torch
 
+from mrirecon.models.base import Reconstructor
 from mrirecon.models.recurrentvarnet import RecurrentVarNetConfig
 from mrirecon.models.registry import build_model
 from mrirecon.models.rim import CIRIMConfig, RIMConfig
@@ -64,7 +65,7 @@ def tiny(request: pytest.FixtureRequest) -> tuple[str, Any]:
     return request.param, TINY[request.param]
 
 
-def build_tiny(variant: str, seed: int = 0) -> torch.nn.Module:
+def build_tiny(variant: str, seed: int = 0) -> Reconstructor:
     """The tiny model of ``variant`` with seeded weights."""
     name, config = TINY[variant]
     torch.manual_seed(seed)

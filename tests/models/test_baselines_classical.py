@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -175,7 +176,9 @@ def test_cs_default_uses_espirit_maps_and_is_zero_where_they_vanish() -> None:
     kspace, mask, maps, _ = cs_scene()
     model = L1WaveletCS()
     espirit = model.coil_maps_for(kspace, mask, maps)
-    width = espirit_calibration_width(describe_mask(mask).acs_slices, tuple(kspace.shape[-2:]), 24)
+    width = espirit_calibration_width(
+        describe_mask(mask).acs_slices, cast(tuple[int, int], tuple(kspace.shape[-2:])), 24
+    )
     assert torch.allclose(espirit, estimate_coil_maps_espirit(kspace, calib_width=width), atol=1e-4)
     out = model(kspace, mask, maps).image
     given = L1WaveletCS(L1WaveletConfig(coil_maps="given"))
@@ -205,7 +208,9 @@ def test_cs_calibrates_espirit_on_a_seven_line_centre_with_a_small_kernel() -> N
     mask[..., ::8] = 1
     mask[..., 87:94] = 1  # fastMRI's 8x centre of a 180-column scan: 7 lines around column 90
     kspace = measure(image, maps, mask, noise=0.01)
-    width = espirit_calibration_width(describe_mask(mask).acs_slices, tuple(kspace.shape[-2:]), 24)
+    width = espirit_calibration_width(
+        describe_mask(mask).acs_slices, cast(tuple[int, int], tuple(kspace.shape[-2:])), 24
+    )
     assert width == 7 and espirit_kernel_width(width) == 3
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no fall-back: ESPIRiT itself found the maps

@@ -4,6 +4,8 @@ per-sample masks, gradient checkpointing)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import torch
 from torch import nn
@@ -191,8 +193,10 @@ def test_varnet_with_full_sampling_and_identity_cascades_returns_the_rss() -> No
     model = E2EVarNet(SMALL_VARNET).eval()
     with torch.no_grad():
         for cascade in model.cascades:
-            cascade.regularizer.unet.head.weight.zero_()  # type: ignore[union-attr]
-            cascade.regularizer.unet.head.bias.zero_()  # type: ignore[union-attr]
+            head = cast(NormUNet, cast(VarNetCascade, cascade).regularizer).unet.head
+            assert head.bias is not None
+            head.weight.zero_()
+            head.bias.zero_()
         out = model(kspace, full, maps).image
     assert torch.allclose(out.real, rss(ifft2c(kspace)), atol=1e-5)
     assert torch.allclose(out.real, image.abs(), atol=1e-4)

@@ -65,7 +65,7 @@ def test_config_file_holds_the_defaults_and_builds_the_model(name: str) -> None:
     assert load_model_config(name) == (name, default_config(name))
     model = build_model_from_mapping(name, mapping)
     assert type(model) is type(build_model(name))
-    assert model.config == default_config(name)  # type: ignore[attr-defined]
+    assert model.config == default_config(name)
 
 
 @pytest.mark.parametrize(
@@ -125,11 +125,11 @@ def test_wrong_shapes_are_refused(name: str) -> None:
 
 @pytest.mark.parametrize("name", CLASSICAL)
 def test_classical_models_need_no_weights(name: str) -> None:
-    config = build_model_from_mapping(name, FAST.get(name, {})).config  # type: ignore[attr-defined]
+    config = build_model_from_mapping(name, FAST.get(name, {})).config
     payload = model_payload(name, config)
     assert "state_dict" not in payload
     built_name, model = model_from_payload(payload)
-    assert built_name == name and model.config == config  # type: ignore[attr-defined]
+    assert built_name == name and model.config == config
     kspace, mask, maps = scene(4, 24, 20)
     assert torch.equal(model(kspace, mask, maps).image, build_model(name, config)(kspace, mask, maps).image)
 
@@ -151,7 +151,7 @@ def test_save_and_reload_give_identical_outputs(name: str, tmp_path: Path, devic
     kspace, mask, maps = scene(4, 25, 19, device)
     with torch.no_grad():
         before = model(kspace, mask, maps).image
-    path = save_model(tmp_path / "model.pt", name, model.config, model)  # type: ignore[arg-type]
+    path = save_model(tmp_path / "model.pt", name, model.config, model)
     loaded_name, loaded = load_model(path, map_location=device)
     assert loaded_name == name
     with torch.no_grad():

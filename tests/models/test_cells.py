@@ -53,6 +53,7 @@ def test_update_rules_match_their_equations() -> None:
     f = 4
 
     gru = ConvGRUCell(3, f)
+    assert gru.hidden_conv is not None
     xi = F.conv2d(x, gru.input_conv.weight, gru.input_conv.bias)
     hh = F.conv2d(h, gru.hidden_conv.weight)
     r = torch.sigmoid(xi[:, :f] + hh[:, :f])
@@ -61,6 +62,7 @@ def test_update_rules_match_their_equations() -> None:
     torch.testing.assert_close(gru(x, h), (1 - z) * n + z * h)
 
     before = ConvGRUCell(3, f, reset="before")
+    assert before.hidden_conv is not None and before.candidate_conv is not None
     xi = F.conv2d(x, before.input_conv.weight, before.input_conv.bias)
     hh = F.conv2d(h, before.hidden_conv.weight)
     r = torch.sigmoid(xi[:, :f] + hh[:, :f])
@@ -69,6 +71,7 @@ def test_update_rules_match_their_equations() -> None:
     torch.testing.assert_close(before(x, h), (1 - z) * n + z * h)
 
     mgu = ConvMGUCell(3, f)
+    assert mgu.hidden_conv is not None
     xi = F.conv2d(x, mgu.input_conv.weight, mgu.input_conv.bias)
     hh = F.conv2d(h, mgu.hidden_conv.weight)
     forget = torch.sigmoid(xi[:, :f] + hh[:, :f])
@@ -76,6 +79,7 @@ def test_update_rules_match_their_equations() -> None:
     torch.testing.assert_close(mgu(x, h), (1 - forget) * c + forget * h)
 
     ind = IndRNNCell(3, f)
+    assert ind.recurrent_weight is not None
     xi = F.conv2d(x, ind.input_conv.weight, ind.input_conv.bias)
     torch.testing.assert_close(ind(x, h), torch.relu(xi + ind.recurrent_weight * h))
 
@@ -91,11 +95,13 @@ def test_parameter_counts_and_structure() -> None:
     # DIRECT's GRU: three gates on [x, h] with biases = 3·(2F·F + F), and its reset bias starts at −1.
     before = ConvGRUCell(64, 64, reset="before")
     assert sum(p.numel() for p in before.parameters()) == 3 * (128 * 64 + 64)
+    assert before.input_conv.bias is not None
     assert torch.all(before.input_conv.bias[:64] == -1) and torch.all(before.input_conv.bias[64:] == 0)
 
 
 def test_gate_weights_are_orthogonal_for_the_gru() -> None:
     cell = ConvGRUCell(16, 16, reset="before")
+    assert cell.hidden_conv is not None and cell.candidate_conv is not None
     for gate in range(3):
         wx = cell.input_conv.weight[gate * 16 : (gate + 1) * 16].flatten(1)
         wh = cell.candidate_conv.weight if gate == 2 else cell.hidden_conv.weight[gate * 16 : (gate + 1) * 16]

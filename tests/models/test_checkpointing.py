@@ -3,9 +3,12 @@ gradients for every recurrent variant, and it is skipped when autograd is off.""
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from mrirecon.models.registry import build_model
+from mrirecon.models.rim import CIRIM, RIMBlock
 from tests.models.conftest import TINY, build_tiny
 from tests.models.synthetic import acquisition
 
@@ -41,7 +44,7 @@ def test_checkpointing_actually_recomputes(monkeypatch) -> None:
     model.set_gradient_checkpointing(True)
     data = acquisition(batch=1, coils=2, height=6, width=6)
     calls = 0
-    stack = model.cascades[0].stack
+    stack = cast(RIMBlock, cast(CIRIM, model).cascades[0]).stack
     original = stack.forward
 
     def counting(*args, **kwargs):

@@ -18,12 +18,16 @@ Under undersampling, soft data consistency with λ = 1 puts the measured samples
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import torch
 
-from mrirecon.models.recurrentvarnet import RecurrentVarNet, RecurrentVarNetConfig
-from mrirecon.models.rim import CIRIM, RIM, CIRIMConfig, RIMConfig
+from mrirecon.models.cells import CellKind
+from mrirecon.models.recurrentvarnet import RecurrentVarNet, RecurrentVarNetBlock, RecurrentVarNetConfig
+from mrirecon.models.rim import CIRIM, RIM, CIRIMConfig, RIMBlock, RIMConfig
 from mrirecon.physics import LogLikelihoodGradient, MultiCoilOperator, fft2c, sense_expand
+from mrirecon.physics.consistency import SoftDataConsistency
 from tests.models.synthetic import acquisition
 
 
@@ -34,8 +38,15 @@ def relative_error(x: torch.Tensor, truth: torch.Tensor) -> float:
 def zero_rim_updates(model: CIRIM) -> CIRIM:
     with torch.no_grad():
         for block in model.cascades:
-            block.stack.output_conv.weight.zero_()
+            cast(RIMBlock, block).stack.output_conv.weight.zero_()
     return model
+
+
+def regulariser_output(block: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of the output convolution of a RecurrentVarNet block's regulariser."""
+    conv = cast(RecurrentVarNetBlock, block).regularizer.output_conv
+    assert conv.bias is not None
+    return conv.weight, conv.bias
 
 
 @pytest.mark.parametrize("coils", [1, 4])
@@ -47,7 +58,7 @@ def test_full_sampling_start_is_the_truth_and_the_gradient_vanishes(coils: int) 
 
 
 @pytest.mark.parametrize("cell", ["gru", "mgu", "indrnn"])
-def test_rim_without_update_stays_at_the_truth(cell: str) -> None:
+def test_rim_without_update_stays_at_the_truth(cell: CellKind) -> None:
     torch.manual_seed(0)
     data = acquisition(coils=4, acceleration=1, height=11, width=10)
     model = RIM(RIMConfig(cell=cell, channels=8, time_steps=3)).eval()
@@ -91,8 +102,9 @@ def test_recurrentvarnet_without_regulariser_returns_the_truth_at_full_sampling(
     model = RecurrentVarNet(RecurrentVarNetConfig(steps=3, hidden_channels=6)).eval()
     with torch.no_grad():
         for block in model.blocks:
-            block.regularizer.output_conv.weight.zero_()
-            block.regularizer.output_conv.bias.zero_()
+            weight, bias = regulariser_output(block)
+            weight.zero_()
+            bias.zero_()
         out = model(*data.inputs)
     for step in out.steps[0]:
         torch.testing.assert_close(step, data.truth, atol=1e-5, rtol=1e-5)
@@ -141,10 +153,12 @@ def test_soft_consistency_with_partial_weight_moves_samples_part_way() -> None:
     data = acquisition(coils=1, acceleration=3, height=8, width=9)
     model = CIRIM(CIRIMConfig(cascades=1, time_steps=2, channels=6, data_consistency="soft")).eval()
     sampled = data.mask.expand_as(data.masked_kspace) > 0
+    assert model.data_consistency is not None
+    consistency = cast(SoftDataConsistency, model.data_consistency[0])
     with torch.inference_mode():
-        model.data_consistency[0].weight.fill_(0.0)
+        consistency.weight.fill_(0.0)
         plain = fft2c(model(*data.inputs).image.unsqueeze(1))
-        model.data_consistency[0].weight.fill_(0.25)
+        consistency.weight.fill_(0.25)
         moved = fft2c(model(*data.inputs).image.unsqueeze(1))
     expected = plain - 0.25 * (plain - data.masked_kspace)
     torch.testing.assert_close(moved[sampled], expected[sampled], atol=1e-5, rtol=1e-5)
@@ -175,8 +189,9 @@ def test_recurrentvarnet_consistency_step_puts_measured_samples_back() -> None:
     model = RecurrentVarNet(RecurrentVarNetConfig(steps=2, hidden_channels=6)).eval()
     sampled = data.mask.expand_as(data.masked_kspace) > 0
     with torch.no_grad():
-        model.blocks[1].regularizer.output_conv.weight.zero_()
-        model.blocks[1].regularizer.output_conv.bias.zero_()
+        weight, bias = regulariser_output(model.blocks[1])
+        weight.zero_()
+        bias.zero_()
         out = model(*data.inputs)
     first, second = (fft2c(step.unsqueeze(1)) for step in out.steps[0])
     assert (first[sampled] - data.masked_kspace[sampled]).abs().max() > 1e-3  # step 1 moved them

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from typing import Any, Literal
 
 import pytest
 import torch
@@ -29,7 +30,7 @@ def test_cosine_reaches_the_floor_at_the_last_step() -> None:
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw"])
-def test_optimizer_and_scheduler_state_round_trips_with_weights_only(name: str) -> None:
+def test_optimizer_and_scheduler_state_round_trips_with_weights_only(name: Literal["adam", "adamw"]) -> None:
     layer = torch.nn.Linear(3, 1)
     section = OptimSection(optimizer=name, lr=0.1, scheduler="cosine", warmup_steps=2, weight_decay=0.01)
     optimizer = build_optimizer(layer.parameters(), section)
@@ -53,7 +54,13 @@ def test_optimizer_and_scheduler_state_round_trips_with_weights_only(name: str) 
 def test_optimizer_steps_counts_like_lightning() -> None:
     from mrirecon.training.run import optimizer_steps
 
-    common = {"world_size": 1, "batch_size": 1, "accumulate": 1, "limit_batches": 1.0, "max_steps": -1}
+    common: dict[str, Any] = {
+        "world_size": 1,
+        "batch_size": 1,
+        "accumulate": 1,
+        "limit_batches": 1.0,
+        "max_steps": -1,
+    }
     assert optimizer_steps(8, **{**common, "max_epochs": 3}) == 24
     # 9 items on 2 ranks: 5 each (padded), batches of 2: 3 batches, 2 per step: 2 steps per epoch
     assert (

@@ -31,11 +31,11 @@ def test_volume_scores_match_fastmri_metrics_with_shuffled_batches_and_duplicate
     scores = []
     for start in range(0, len(order), 3):  # batches of 3 slices from different volumes
         batch = [rows[i] for i in order[start : start + 3]]
-        ref = torch.from_numpy(np.stack([volumes[n][0][s] for n, s in batch]))
-        rec = torch.from_numpy(np.stack([volumes[n][1][s] for n, s in batch]))
+        ref_batch = torch.from_numpy(np.stack([volumes[n][0][s] for n, s in batch]))
+        rec_batch = torch.from_numpy(np.stack([volumes[n][1][s] for n, s in batch]))
         peak = torch.tensor([float(volumes[n][0].max()) for n, _ in batch])
         scores += slice_scores(
-            rec, ref, peak, [n for n, _ in batch], [s for _, s in batch], torch.ones(len(batch))
+            rec_batch, ref_batch, peak, [n for n, _ in batch], [s for _, s in batch], torch.ones(len(batch))
         )
     assert len(unique_slices(scores)) == len(rows)
     by_name = {v.fname: v for v in volume_scores(gather_scores(scores))}

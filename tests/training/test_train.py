@@ -8,8 +8,8 @@ from typing import Any, cast
 
 import pytest
 import torch
-from torch import nn
 from pytorch_lightning.callbacks import Callback
+from torch import nn
 from torch.utils.data import default_collate
 
 from mrirecon.errors import CheckpointError, ConfigError
