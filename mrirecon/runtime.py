@@ -16,7 +16,13 @@ import logging
 import os
 from collections.abc import Iterator
 
-__all__ = ["configure_threads", "launched_rank", "lightning_info_silenced", "tune_allocator"]
+__all__ = [
+    "check_shared_memory",
+    "configure_threads",
+    "launched_rank",
+    "lightning_info_silenced",
+    "tune_allocator",
+]
 
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
@@ -83,3 +89,29 @@ def launched_rank() -> int:
         if value.isdigit() and int(value) != 0:
             return int(value)
     return 0
+
+
+def check_shared_memory(nbytes: int) -> None:
+    """Check that this process can hand ``nbytes`` to DataLoader workers through shared memory.
+
+    DataLoader workers send their tensors through ``/dev/shm``. Where it is too small (Docker's
+    default 64 MB) or a file-size limit applies, the workers fail and the main process waits for
+    them forever; probing first turns that into one clear error in milliseconds.
+
+    Raises:
+        ConfigError: naming the cause and the two fixes.
+    """
+    import torch
+
+    from mrirecon.errors import ConfigError
+
+    try:
+        probe = torch.empty(max(int(nbytes), 1), dtype=torch.uint8).share_memory_()
+    except (RuntimeError, OSError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(
+            f"DataLoader workers cannot share {nbytes / 2**20:.0f} MB of memory with this process ({reason})",
+            hint="give it more shared memory (docker run --shm-size 8g; a larger /dev/shm), "
+            "or read in the main process with --num-workers 0",
+        ) from error
+    del probe

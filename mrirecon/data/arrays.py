@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from mrirecon.data.cartesian import decouple_readout
-from mrirecon.data.raw import ArrayVolume
+from mrirecon.data.raw import ArrayVolume, memory_maps_enabled
 from mrirecon.errors import DataError
 from mrirecon.masks import describe_mask, reduce_mask, sampled_locations
 
@@ -120,7 +120,7 @@ def open_npy(path: str | Path, *, npy_axes: str | None = None, centered: bool = 
     if not path.is_file():
         raise DataError("no such file", path=path)
     try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        array = np.load(path, mmap_mode="r" if memory_maps_enabled() else None, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise DataError(f"cannot read the file as a NumPy array: {error}", path=path) from error
     if not np.iscomplexobj(array):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mrirecon.data.arrays import volume_from_3d, volume_from_slices
-from mrirecon.data.raw import ArrayVolume
+from mrirecon.data.raw import ArrayVolume, memory_maps_enabled
 from mrirecon.errors import DataError
 
 __all__ = ["BART_AXES", "bart_pair", "open_cfl", "read_cfl", "write_cfl"]
@@ -85,6 +85,8 @@ def read_cfl(path: str | Path) -> np.ndarray:
             path=data,
             hint="the file is truncated, or the .hdr belongs to another array",
         )
+    if not memory_maps_enabled():
+        return np.fromfile(data, dtype=np.complex64).reshape(dims, order="F")
     return np.memmap(data, dtype=np.complex64, mode="r", shape=dims, order="F")
 
 

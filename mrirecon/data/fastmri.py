@@ -41,7 +41,7 @@ from mrirecon._version import __version__
 from mrirecon.atomic import atomic_file
 from mrirecon.data.header import parse_ismrmrd_header
 from mrirecon.data.lesions import Lesion
-from mrirecon.data.raw import RawVolume, normalize_mask
+from mrirecon.data.raw import RawVolume, memory_maps_enabled, normalize_mask
 from mrirecon.errors import DataError, Notice
 from mrirecon.masks import describe_mask, reduce_mask
 
@@ -124,7 +124,7 @@ def map_contiguous(path: Path, data: h5py.Dataset) -> np.ndarray | None:
     None for chunked, compressed or filtered storage, other element layouts, storage not yet
     written, a file shorter than the dataset's extent (truncated), or ``MRIRECON_NO_MMAP=1``.
     """
-    if os.environ.get("MRIRECON_NO_MMAP", "") not in ("", "0"):
+    if not memory_maps_enabled():
         return None
     if data.chunks is not None or data.size == 0 or not _is_plain_complex64(data):
         return None

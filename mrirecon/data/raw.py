@@ -13,6 +13,7 @@ Every slice is checked when read: NaN or Inf values and an all-zero slice raise 
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -27,13 +28,30 @@ from mrirecon.physics import ifftnc, rss
 from mrirecon.shapes import center_crop
 
 __all__ = [
+    "NO_MMAP_ENV",
     "ArrayVolume",
     "RawVolume",
     "check_kspace_slice",
     "check_slice_energy",
     "kspace_energy",
+    "memory_maps_enabled",
     "normalize_mask",
 ]
+
+
+#: Set to 1 to read every input into memory instead of mapping it (what batch inference does).
+NO_MMAP_ENV = "MRIRECON_NO_MMAP"
+
+
+def memory_maps_enabled() -> bool:
+    """Whether readers may memory-map input files (``MRIRECON_NO_MMAP`` unset or 0).
+
+    A mapped file that is truncated or replaced in place while it is read kills the reading
+    process with SIGBUS; read into memory, the same damage is an ``OSError`` the reader reports as
+    a :class:`~mrirecon.errors.DataError`. Batch inference, which reads archives that may change
+    under it, turns maps off; training, which reads fixed datasets many times, keeps them.
+    """
+    return os.environ.get(NO_MMAP_ENV, "") in ("", "0")
 
 
 def check_kspace_slice(kspace: np.ndarray, path: Path | None, index: int) -> np.ndarray:

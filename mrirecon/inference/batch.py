@@ -27,6 +27,7 @@ import torch
 
 from mrirecon._version import __version__
 from mrirecon.atomic import atomic_file, exclusive_folder, export_error, prepare_output_folder
+from mrirecon.data.raw import NO_MMAP_ENV
 from mrirecon.errors import ConfigError, DataError, ExportError, MriReconError, Notice
 from mrirecon.export.deidentify import scrub
 from mrirecon.export.series_record import record_path
@@ -133,8 +134,24 @@ def run_batch(loaded: LoadedModel, source: str | os.PathLike[str], options: RunO
         if launched_rank() == 0
         else contextlib.nullcontext()
     )
-    with lock:
+    with lock, _inputs_read_into_memory():
         return _run_batch(loaded, source, options, started, t0)
+
+
+@contextlib.contextmanager
+def _inputs_read_into_memory() -> Iterator[None]:
+    """Inputs are read, not memory-mapped, for the run (here and in the DataLoader workers, which
+    inherit the environment): an input truncated or replaced while it is read is then a failure of
+    that volume (an OSError), not a SIGBUS that kills the run."""
+    previous = os.environ.get(NO_MMAP_ENV)
+    os.environ[NO_MMAP_ENV] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(NO_MMAP_ENV, None)
+        else:
+            os.environ[NO_MMAP_ENV] = previous
 
 
 def _run_batch(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
@@ -32,6 +33,7 @@ from mrirecon.inference.runner import RankRunner
 from mrirecon.inference.slices import SliceBatch, SliceItems, VolumeBatchSampler, collate_slices
 from mrirecon.inference.writer import WriteSettings
 from mrirecon.models.base import Reconstructor
+from mrirecon.runtime import check_shared_memory
 
 __all__ = ["PredictionData", "PredictionJob", "PredictionModule"]
 
@@ -119,6 +121,8 @@ class PredictionData(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader[Any]:
         assert self.items is not None and self.runner is not None and self.trainer is not None
         workers = self.job.options.workers
+        if workers > 0:  # what the workers will have in flight at most: fail now, not hang later
+            check_shared_memory(self._in_flight_bytes(workers))
         return DataLoader(
             self.items,
             batch_sampler=VolumeBatchSampler(self.items, self.job.options.batch_size, self.runner.stop),
@@ -127,6 +131,13 @@ class PredictionData(pl.LightningDataModule):
             pin_memory=self.trainer.strategy.root_device.type == "cuda",
             prefetch_factor=4 if workers > 0 else None,
         )
+
+    def _in_flight_bytes(self, workers: int) -> int:
+        """An upper bound of the bytes workers queue: prefetched batches of the largest slices
+        (k-space and coil maps, complex64)."""
+        assert self.items is not None
+        largest = max((int(np.prod(t.kspace_shape)) for t in self.items.tasks), default=0)
+        return 2 * 8 * largest * self.job.options.batch_size * 4 * workers
 
     def teardown(self, stage: str) -> None:
         if self.items is not None:

@@ -142,3 +142,47 @@ def test_a_bug_in_a_model_stops_the_batch_with_its_traceback(tmp_path: Path, ins
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "crashed" and run["error"] == "RuntimeError: bug"
     assert any("forward" in frame for frame in run["where"])
+
+
+def test_an_input_truncated_while_it_is_read_is_a_failure_not_a_dead_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installed
+) -> None:
+    """A file cut short after the worker opened it: through a memory map that was a SIGBUS that
+    killed the worker and the run; read into memory it is that volume's failure."""
+    from mrirecon.inference import slices
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    fakes.write_input(inputs / "vol_0.h5", slices=2, size=(32, 32))
+    bad = fakes.write_input(inputs / "vol_1.h5", slices=4, size=(64, 64))
+    fakes.write_input(inputs / "vol_2.h5", slices=2, size=(32, 32))
+    opened = slices.SliceItems._volume
+
+    def open_then_truncate(self, position):  # in the DataLoader worker
+        volume = opened(self, position)
+        path = self.tasks[position].input_path
+        if path.name == "vol_1.h5" and path.stat().st_size > 4096:
+            with open(path, "r+b") as handle:
+                handle.truncate(path.stat().st_size // 3)
+        return volume
+
+    monkeypatch.setattr(slices.SliceItems, "_volume", open_then_truncate)
+    options = RunOptions(output_dir=out, workers=1, batch_size=1, progress=False, device="cpu")
+    result = run_batch(load_reconstructor("zero_filled"), inputs, options)
+    assert result.reconstructed == 2 and [Path(f.file).name for f in result.failures] == [bad.name]
+    assert json.loads((out / "run.json").read_text())["status"] == "complete with failures"
+
+
+def test_workers_without_shared_memory_fail_at_once_with_the_fix(tmp_path: Path, installed) -> None:
+    """A file-size limit (or a small /dev/shm) stops workers from sharing tensors: one line in
+    seconds, not a hang."""
+    import time
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    fakes.write_input(inputs / "vol_0.h5", slices=2, size=(64, 64))
+    args = ("batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out)
+    start = time.perf_counter()
+    result = run_cli(*args, "--no-progress", "--num-workers", "1", "--device", "cpu", file_limit=256 * 1024)
+    assert result.returncode == 2, result.stdout + result.stderr
+    line = _error_line(result.stderr)
+    assert "DataLoader workers cannot share" in line and "--shm-size" in line and "--num-workers 0" in line
+    assert time.perf_counter() - start < 120
