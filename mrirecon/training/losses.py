@@ -30,6 +30,7 @@ __all__ = [
     "image_loss",
     "l1_loss",
     "l2_loss",
+    "lesion_l1_loss",
     "ssim_loss",
     "step_weights",
 ]
@@ -75,6 +76,31 @@ _LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor | float], 
     "l2": l2_loss,
     "ssim": ssim_loss,
 }
+#: Terms that need the lesion labels besides the images (see :func:`lesion_l1_loss`).
+LESION_TERMS = ("lesion_l1",)
+
+
+def lesion_l1_loss(
+    pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor, margin: int = 3
+) -> torch.Tensor:
+    """The relative L1 error around lesions: ``Σ|pred − target| / Σ target`` over the pixels within
+    ``margin`` pixels of a labelled lesion (the lesion and the tissue it is measured against).
+
+    Small lesions are a few pixels of a whole image: the image losses barely see them, and a
+    network that smooths them away loses almost nothing. This term weights them on their own
+    (0 for slices without lesions).
+
+    Args:
+        pred: ``(B, h, w)`` magnitudes.
+        target: ``(B, h, w)``.
+        labels: ``(B, h, w)`` lesion labels (0 = none), or empty: no lesions.
+        margin: Dilation of the lesions, pixels.
+    """
+    if labels.numel() == 0 or labels.shape != target.shape or not bool((labels > 0).any()):
+        return pred.new_zeros(())
+    region = (labels > 0).to(pred.dtype).unsqueeze(1)
+    region = torch.nn.functional.max_pool2d(region, 2 * margin + 1, stride=1, padding=margin).squeeze(1)
+    return (region * (pred - target).abs()).sum() / (region * target.abs()).sum().clamp_min(1e-12)
 
 
 def image_loss(
@@ -147,27 +173,37 @@ class ReconLoss:
         cascade_weighting: Weighting = "final",
     ):
         for name in terms:
-            if name not in _LOSSES:
-                raise ValueError(f"unknown loss {name!r}; known: {', '.join(_LOSSES)}")
+            if name not in _LOSSES and name not in LESION_TERMS:
+                raise ValueError(f"unknown loss {name!r}; known: {', '.join([*_LOSSES, *LESION_TERMS])}")
         step_weights(1, time_weighting)
         step_weights(1, cascade_weighting)
-        self.terms = dict(terms)
+        self.terms = {k: v for k, v in terms.items() if k in _LOSSES}
+        self.lesion_weight = float(terms.get("lesion_l1", 0.0))
         self.time_weighting: Weighting = time_weighting
         self.cascade_weighting: Weighting = cascade_weighting
 
     def image(
-        self, image: torch.Tensor, target: torch.Tensor, data_range: torch.Tensor | float
+        self,
+        image: torch.Tensor,
+        target: torch.Tensor,
+        data_range: torch.Tensor | float,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The loss of one estimate: ``image`` ``(B, H, W)`` complex or real, ``target`` ``(B, h, w)``."""
+        """The loss of one estimate: ``image`` ``(B, H, W)`` complex or real, ``target`` ``(B, h, w)``,
+        ``labels`` ``(B, h, w)`` lesion labels (for ``lesion_l1``) or None."""
         magnitude = image.abs() if image.is_complex() else image
         pred, ref = crop_to_target(magnitude.float(), target.float())
-        return image_loss(pred, ref, data_range, self.terms)
+        loss = image_loss(pred, ref, data_range, self.terms)
+        if self.lesion_weight and labels is not None:
+            loss = loss + self.lesion_weight * lesion_l1_loss(pred, ref, labels)
+        return loss
 
     def __call__(
         self,
         steps: Sequence[Sequence[torch.Tensor]],
         target: torch.Tensor,
         data_range: torch.Tensor | float,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The weighted multi-step loss.
 
@@ -175,6 +211,7 @@ class ReconLoss:
             steps: ``steps[cascade][time_step]``, each ``(B, H, W)`` (``ReconOutput.steps``).
             target: ``(B, h, w)`` real reference.
             data_range: A number or ``(B,)`` (the volume maxima, for SSIM).
+            labels: ``(B, h, w)`` lesion labels for the ``lesion_l1`` term, or None.
 
         Returns:
             A 0-d tensor.
@@ -188,5 +225,5 @@ class ReconLoss:
                 continue
             for w, estimate in zip(step_weights(len(cascade), self.time_weighting), cascade):
                 if w != 0:
-                    total = total + (v * w) * self.image(estimate, target, data_range)
+                    total = total + (v * w) * self.image(estimate, target, data_range, labels)
         return total

@@ -110,7 +110,10 @@ class ReconModule(pl.LightningModule):
     def _loss(self, output: ReconOutput, batch: ReconSample) -> torch.Tensor:
         # losses (SSIM's variances in particular) in float32, outside any autocast region
         with torch.autocast(self.device.type, enabled=False):
-            return self.criterion(output.steps, batch.target.float(), _floats(batch.max_value, batch.target))
+            labels = batch.lesion_labels if self.criterion.lesion_weight else None
+            return self.criterion(
+                output.steps, batch.target.float(), _floats(batch.max_value, batch.target), labels
+            )
 
     def training_step(self, batch: ReconSample, batch_idx: int) -> torch.Tensor:
         output = self(batch)

@@ -119,3 +119,21 @@ def test_center_crop_and_crop_to_target() -> None:
     with pytest.raises(ValueError):
         center_crop(x, (7, 7))
     assert math.isfinite(float(ssim_loss(torch.rand(1, 7, 7), torch.rand(1, 7, 7), 1.0)))
+
+
+def test_the_lesion_term_weighs_the_error_around_lesions_only() -> None:
+    from mrirecon.training.losses import lesion_l1_loss
+
+    target = torch.ones(1, 32, 32)
+    labels = torch.zeros(1, 32, 32, dtype=torch.int16)
+    labels[0, 10:13, 10:13] = 1
+    blurred = target.clone()
+    blurred[0, 10:13, 10:13] = 0.5  # the lesion's contrast lost
+    far = target.clone()
+    far[0, 25:28, 25:28] = 0.5  # the same error away from any lesion
+    assert float(lesion_l1_loss(blurred, target, labels)) == pytest.approx(9 * 0.5 / 81)
+    assert float(lesion_l1_loss(far, target, labels)) == 0.0
+    assert float(lesion_l1_loss(blurred, target, torch.zeros((1, 0, 0)))) == 0.0
+    loss = ReconLoss({"l1": 1.0, "lesion_l1": 2.0})
+    with_labels = float(loss([[blurred]], target, 1.0, labels))
+    assert with_labels == pytest.approx(float(loss([[blurred]], target, 1.0)) + 2 * 9 * 0.5 / 81)
