@@ -6,9 +6,9 @@ Sets (made on first use in ``--data-dir``; the same files every run):
 
 - ``simulated``: held-out volumes of the realistic simulator (seeds training never uses),
   192–256 rows, 2 slices each, 3–6 hypo- and hyperintense lesions per slice;
-- ``real``: the real-anatomy set (:mod:`mrirecon.data.real_anatomy`: dipy's real T1 slice in four
-  acquisitions and six real b0 slices, simulated coils, noise and lesions), anatomy from another
-  source than the training template.
+- ``real``: the real-anatomy set (:mod:`mrirecon.data.real_anatomy`: dipy's real T1 slice in eight
+  acquisitions with lesions and six real b0 slices, simulated coils and noise), anatomy from
+  another source than the training template.
 
 Masks (the columns): equispaced 4× (centre 0.08) and 8× (0.04), random 4× and 8× (the same
 centres), Poisson disc 8× with a 20 × 20 calibration square; seeded per volume.
@@ -99,7 +99,7 @@ def ensure_sets(folder: Path, quick: bool) -> dict[str, Path]:
     plans = {
         "simulated": ("mni", 2 if quick else 6, 2, 9001),
         "validation": ("mni", 2 if quick else 3, 2, 9002),
-        "real": ("dipy", 1 if quick else 4, 1, 0),
+        "real": ("dipy", 1 if quick else 8, 1, 0),
     }
     out = {}
     for name, (anatomy, volumes, slices, seed) in plans.items():
