@@ -1,5 +1,6 @@
-"""The demo end to end at test size, through the installed ``mrirecon`` script: simulate, train,
-batch-reconstruct, evaluate, export and validate DICOM; a second run reuses every step."""
+"""The demo end to end at test size, through the installed ``mrirecon`` script: simulate, fine-tune the
+shipped pretrained CIRIM and train a tiny one, batch-reconstruct, evaluate, export and validate DICOM;
+a second run reuses every step."""
 
 from __future__ import annotations
 
@@ -16,7 +17,20 @@ from mrirecon.export.validate import validate_series
 
 pytestmark = pytest.mark.slow
 
-MODELS = ["cirim", "zero_filled", "sense", "cs_l1wavelet"]
+MODELS = ["cirim-brain", "finetuned", "cirim", "zero_filled", "sense", "cs_l1wavelet"]
+LABELS = {"CIRIM (pretrained)", "CIRIM (fine-tuned)", "CIRIM", "zero-filled", "SENSE", "CS (L1-wavelet)"}
+
+
+def _table(stdout: str) -> dict[str, list[str]]:
+    """The results table by model label (the first 18 characters of a row)."""
+    lines = stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("model") and "SSIM" in line)
+    rows = {}
+    for line in lines[header + 2 :]:
+        if not line.strip():
+            break
+        rows[line[:18].strip()] = line[18:].split()
+    return rows
 
 
 def _mrirecon() -> str:
@@ -41,11 +55,12 @@ def test_the_demo_writes_every_output(demo_run: tuple[Path, subprocess.Completed
         splits = [row["split"] for row in csv.DictReader(handle)]
     assert sorted(set(splits)) == ["test", "train", "val"] and len(splits) == 5
     assert (out / "runs" / "cirim" / "model.pt").is_file()
+    assert (out / "runs" / "finetuned" / "model.pt").is_file()
     tests = splits.count("test")
     for model in MODELS:
         assert len(list((out / "recon" / model).glob("*.h5"))) == tests, model
     summary = json.loads((out / "evaluation" / "summary.json").read_text())
-    assert {g["model"] for g in summary["groups"]} == {"CIRIM", "zero-filled", "SENSE", "CS (L1-wavelet)"}
+    assert {g["model"] for g in summary["groups"]} == LABELS
     assert (out / "evaluation" / "lesions.csv").is_file()  # the simulated lesions were measured
     html = (out / "evaluation" / "report.html").read_text()
     assert "<img" in html and "CIRIM" in html
@@ -61,14 +76,18 @@ def test_the_demo_prints_the_table_and_the_paths(
     demo_run: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
     out, result = demo_run
-    lines = result.stdout.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("model") and "SSIM" in line)
-    rows = {line.split()[0]: line.split() for line in lines[header + 2 : header + 6]}
-    assert set(rows) == {"CIRIM", "zero-filled", "SENSE", "CS"}
+    rows = _table(result.stdout)
+    assert set(rows) == LABELS
     summary = json.loads((out / "evaluation" / "summary.json").read_text())
     ssim = {g["model"]: g["ssim"]["mean"] for g in summary["groups"]}
-    assert float(rows["SENSE"][1]) == pytest.approx(ssim["SENSE"], abs=5e-5)  # the table is the evaluation's
-    assert float(rows["SENSE"][1]) > float(rows["zero-filled"][1])  # SENSE unfolds the aliasing
+    assert float(rows["SENSE"][0]) == pytest.approx(ssim["SENSE"], abs=5e-5)  # the table is the evaluation's
+    assert float(rows["SENSE"][0]) > float(rows["zero-filled"][0])  # SENSE unfolds the aliasing
+    # the shipped model reconstructs the demo's data well above zero-filled as it is
+    assert float(rows["CIRIM (pretrained)"][0]) > float(rows["zero-filled"][0]) + 0.05
+    assert (
+        "fine-tuning cirim-brain" in result.stdout and "cirim-brain.safetensors, as shipped" in result.stdout
+    )
+    lines = result.stdout.splitlines()
     for label in ("report", "picture", "DICOM", "model"):
         assert any(line.startswith(label) for line in lines), label
     assert "valid" in result.stdout
@@ -81,6 +100,7 @@ def test_a_second_run_reuses_every_step(demo_run: tuple[Path, subprocess.Complet
     again = _run("demo", "--quick", "--output-dir", str(out), cwd=out.parent)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "data: reusing" in again.stdout and "CIRIM: reusing" in again.stdout
+    assert "CIRIM (fine-tuned): reusing" in again.stdout
     assert again.stdout.count("reusing 1 volume") == len(MODELS)
     assert model.stat().st_mtime_ns == stamp
     table = [line for line in again.stdout.splitlines() if line.startswith(("CIRIM", "SENSE"))]
