@@ -16,11 +16,13 @@ kept. Labels mark the pixels that are at least half inside (lesion k → label k
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
-__all__ = ["Lesion", "apply_lesions", "lesion_fraction"]
+__all__ = ["Lesion", "LesionDraw", "apply_lesions", "lesion_fraction", "place_in_regions"]
 
 _SUPERSAMPLE = 4
 _HARMONICS = (2, 3, 4, 5)
@@ -121,3 +123,81 @@ def apply_lesions(volume: np.ndarray, lesions: list[Lesion]) -> tuple[np.ndarray
             out[s] = out[s] * (1 + (lesion.contrast - 1) * pv).astype(out.real.dtype)
             labels[s][pv >= 0.5] = k
     return out, labels
+
+
+@dataclass(frozen=True)
+class LesionDraw:
+    """The size and look of one lesion to place (its position is the placer's)."""
+
+    radius: float
+    contrast: float
+    irregularity: float = 0.25
+    depth: float = 0.5
+
+
+def place_in_regions(
+    regions: Sequence[np.ndarray],
+    draw: Callable[[np.random.Generator], LesionDraw],
+    count: int,
+    rng: np.random.Generator,
+    *,
+    weights: Sequence[float] | None = None,
+    margin: float = 1.0,
+    tries: int = 20,
+) -> list[Lesion]:
+    """Place up to ``count`` lesions: the one placement rule of the simulators and the evaluation.
+
+    A lesion of radius ``r`` and irregularity ``i`` reaches ``reach = r·(1 + i) + margin`` pixels
+    from its centre. Its centre lies where the chosen region extends at least ``reach`` pixels in
+    every in-plane direction (its outline and its margin inside the region), and two lesions that
+    share a slice (``|Δs| < depth₁ + depth₂``) are at least ``reach₁ + reach₂`` apart.
+
+    Args:
+        regions: Bool ``(S, H, W)`` volumes where centres may lie.
+        draw: Draws a lesion's radius (pixels), contrast, irregularity and depth (slices).
+        count: Lesions wanted (fewer where the regions have no room).
+        rng: Random generator (positions, the region for each lesion, outline seeds).
+        weights: Probability of each region (default equal).
+        margin: Extra clearance in pixels (the evaluation keeps its measurement ring in tissue).
+        tries: Attempts per wanted lesion.
+
+    Returns:
+        Lesions with centres ``(slice, row, column)`` on the regions' grid.
+    """
+    if count <= 0 or not regions:
+        return []
+    distances = [
+        np.stack([ndimage.distance_transform_edt(plane) for plane in np.asarray(region, dtype=bool)])
+        for region in regions
+    ]
+    p = None if weights is None else np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
+    placed: list[Lesion] = []
+    reaches: list[float] = []
+    for _ in range(count * tries):
+        if len(placed) == count:
+            break
+        d = draw(rng)
+        reach = d.radius * (1 + d.irregularity) + margin
+        which = int(rng.choice(len(distances), p=p)) if len(distances) > 1 else 0
+        candidates = np.argwhere(distances[which] >= reach)
+        if len(candidates) == 0:
+            continue
+        s, row, col = (int(v) for v in candidates[rng.integers(len(candidates))])
+        if any(
+            abs(other.center[0] - s) < other.depth + d.depth
+            and np.hypot(other.center[1] - row, other.center[2] - col) < other_reach + reach
+            for other, other_reach in zip(placed, reaches)
+        ):
+            continue
+        placed.append(
+            Lesion(
+                center=(float(s), float(row), float(col)),
+                radius=d.radius,
+                contrast=d.contrast,
+                irregularity=d.irregularity,
+                depth=d.depth,
+                seed=int(rng.integers(2**31)),
+            )
+        )
+        reaches.append(reach)
+    return placed

@@ -51,7 +51,7 @@ from mrirecon.data.anatomy import (
     smooth_noise_2d,
 )
 from mrirecon.data.coil_arrays import COIL_KINDS, coil_noise, noise_covariance, simulate_array
-from mrirecon.data.lesions import Lesion, apply_lesions, lesion_fraction
+from mrirecon.data.lesions import Lesion, LesionDraw, apply_lesions, lesion_fraction, place_in_regions
 from mrirecon.errors import ConfigError
 from mrirecon.physics import fft2c, ifft2c, rss
 
@@ -315,41 +315,24 @@ def place_lesions(
 
     Returns:
         Lesions with centres ``(0, row, column)``; none with probability ``1 − lesion_probability``.
-        A lesion's whole outline (radius × (1 + irregularity) + 1 px) lies inside its region, and
-        lesions are at least 1.4 × their radii plus 3 px apart.
+        Placed by :func:`mrirecon.data.lesions.place_in_regions` (the outline and 1 pixel inside
+        the region, lesions apart by their reaches).
     """
     if rng.random() >= options.lesion_probability:
         return []
     wanted = int(rng.integers(options.lesion_count[0], options.lesion_count[1] + 1))
-    distances = [ndimage.distance_transform_edt(region) for region in regions]
-    placed: list[Lesion] = []
-    for _ in range(wanted * 20):
-        if len(placed) == wanted:
-            break
-        radius = max(1.0, float(rng.uniform(*options.lesion_radius_mm)) / pixel_mm)
-        irregularity = float(rng.uniform(0.05, 0.35))
-        clearance = radius * (1 + irregularity) + 1
-        which = int(len(distances) > 1 and rng.random() < secondary)
-        candidates = np.argwhere(distances[which] >= clearance)
-        if len(candidates) == 0:
-            continue
-        row, col = (int(v) for v in candidates[rng.integers(len(candidates))])
-        if any(
-            np.hypot(p.center[1] - row, p.center[2] - col) < (p.radius + radius) * 1.4 + 3 for p in placed
-        ):
-            continue
-        hypo = rng.random() < options.hypo_fraction
-        contrast = float(rng.uniform(*(options.hypointense if hypo else options.hyperintense)))
-        placed.append(
-            Lesion(
-                center=(0.0, float(row), float(col)),
-                radius=radius,
-                contrast=contrast,
-                irregularity=irregularity,
-                seed=int(rng.integers(2**31)),
-            )
-        )
-    return placed
+
+    def draw(generator: np.random.Generator) -> LesionDraw:
+        radius = max(1.0, float(generator.uniform(*options.lesion_radius_mm)) / pixel_mm)
+        irregularity = float(generator.uniform(0.05, 0.35))
+        hypo = generator.random() < options.hypo_fraction
+        contrast = float(generator.uniform(*(options.hypointense if hypo else options.hyperintense)))
+        return LesionDraw(radius, contrast, irregularity)
+
+    weights = [1.0 - secondary, secondary][: len(regions)] if len(regions) > 1 else None
+    return place_in_regions(
+        [np.asarray(r, dtype=bool)[None] for r in regions], draw, wanted, rng, weights=weights
+    )
 
 
 def lesion_labels(lesions: Sequence[Lesion], shape: tuple[int, int]) -> np.ndarray:

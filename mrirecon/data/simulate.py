@@ -30,17 +30,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 from tqdm import tqdm
 
 from mrirecon.data.fastmri import write_volume
 from mrirecon.data.header import build_ismrmrd_header
-from mrirecon.data.lesions import Lesion, apply_lesions
+from mrirecon.data.lesions import Lesion, LesionDraw, apply_lesions, place_in_regions
 from mrirecon.data.manifest import build_manifest
 from mrirecon.data.phantom import CONTRASTS, TISSUES, BrainPhantom, brain_phantom
 from mrirecon.data.realistic import RealisticOptions
 from mrirecon.errors import ConfigError
-from mrirecon.physics import fft2c, rss
+from mrirecon.physics import fft2c, normalize_coil_maps, rss
 
 __all__ = [
     "FIELD_OF_VIEW_MM",
@@ -134,53 +133,25 @@ def simulate_coil_maps(coils: int, height: int, width: int, rng: np.random.Gener
     radius = float(rng.uniform(1.2, 1.6))
     maps = sigpy.mri.birdcage_maps((coils, height + 2 * pad, width + 2 * pad), r=radius, dtype=np.complex64)
     dy, dx = rng.integers(0, 2 * pad + 1, size=2)
-    maps = maps[:, dy : dy + height, dx : dx + width]
-    norm = np.sqrt((np.abs(maps) ** 2).sum(axis=0, keepdims=True))
-    return np.ascontiguousarray(maps / np.maximum(norm, 1e-12)).astype(np.complex64)
+    maps = np.ascontiguousarray(maps[:, dy : dy + height, dx : dx + width])
+    return normalize_coil_maps(torch.from_numpy(maps)[None])[0].numpy()
 
 
 def place_white_matter_lesions(
     phantom: BrainPhantom, options: LesionOptions, rng: np.random.Generator, pixel_mm: float
 ) -> list[Lesion]:
-    """Lesions centred in white matter, clear of its edges and of each other.
-
-    A centre qualifies when the white matter reaches at least ``radius·(1 + irregularity) + 1``
-    pixels around it in its slice.
-    """
-    wm = phantom.tissue == TISSUES["wm"]
-    slices = wm.shape[0]
-    distance = np.stack([ndimage.distance_transform_edt(wm[s]) for s in range(slices)])
+    """Lesions centred in white matter, clear of its edges and of each other
+    (:func:`mrirecon.data.lesions.place_in_regions`, margin 1 pixel)."""
     wanted = int(rng.integers(options.count[0], options.count[1] + 1))
     contrast = options.contrast if options.contrast is not None else phantom.contrast.lesion_contrast
-    placed: list[Lesion] = []
-    for _ in range(wanted * 30):
-        if len(placed) == wanted:
-            break
-        radius = max(1.5, float(rng.uniform(*options.radius_mm)) / pixel_mm)
-        irregularity = float(rng.uniform(*options.irregularity))
-        clearance = radius * (1 + irregularity) + 1
-        candidates = np.argwhere(distance >= clearance)
-        if len(candidates) == 0:
-            continue
-        s, row, col = candidates[rng.integers(len(candidates))]
+
+    def draw(generator: np.random.Generator) -> LesionDraw:
+        radius = max(1.5, float(generator.uniform(*options.radius_mm)) / pixel_mm)
+        irregularity = float(generator.uniform(*options.irregularity))
         depth = max(0.5, radius * pixel_mm / SLICE_THICKNESS_MM)
-        if any(
-            abs(p.center[0] - s) < p.depth + depth
-            and np.hypot(p.center[1] - row, p.center[2] - col) < (p.radius + radius) * 1.4 + 2
-            for p in placed
-        ):
-            continue
-        placed.append(
-            Lesion(
-                center=(float(s), float(row), float(col)),
-                radius=radius,
-                contrast=float(contrast),
-                irregularity=irregularity,
-                depth=depth,
-                seed=int(rng.integers(2**31)),
-            )
-        )
-    return placed
+        return LesionDraw(radius, float(contrast), irregularity, depth)
+
+    return place_in_regions([phantom.tissue == TISSUES["wm"]], draw, wanted, rng, tries=30)
 
 
 def _brain_mean(phantom: BrainPhantom, image: np.ndarray) -> float:

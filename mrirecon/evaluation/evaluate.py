@@ -38,7 +38,7 @@ from mrirecon.evaluation.aggregate import group_statistics
 from mrirecon.evaluation.annotations import AnnotationBox, read_fastmri_plus
 from mrirecon.evaluation.lesion import (
     LesionMeasure,
-    lesion_exclusion,
+    lesion_regions,
     measure_region,
 )
 from mrirecon.evaluation.metrics import calgary_campinas_psnr, calgary_campinas_ssim, volume_metrics
@@ -85,17 +85,10 @@ def _target_regions(
 ) -> list[Region]:
     regions: list[Region] = []
     if target.labels is not None:
-        ids = [int(k) for k in np.unique(target.labels) if k != 0]
-        for k in ids:
-            regions.append(
-                Region(
-                    k,
-                    "labels",
-                    "lesion",
-                    target.labels == k,
-                    lesion_exclusion(target.labels, k, options.ring),
-                )
-            )
+        regions += [
+            Region(k, "labels", "lesion", region, exclude)
+            for k, region, exclude in lesion_regions(target.labels, options.ring)
+        ]
     slices, full_h, full_w = target.full_shape
     for index, box in enumerate(boxes, start=1):
         if not 0 <= box.slice < slices:

@@ -52,6 +52,7 @@ __all__ = [
     "contrast_stats",
     "insert_lesions",
     "lesion_exclusion",
+    "lesion_regions",
     "lesion_table_json",
     "lesions_from_table",
     "measure_lesions",
@@ -318,20 +319,25 @@ def measure_lesions(
     geometry = geometry or RingGeometry()
     if labels.shape != reference.shape:
         raise ValueError(f"labels {labels.shape} and reference {reference.shape} differ in shape")
-    ids = [int(k) for k in np.unique(labels) if k != 0]
-    if not ids:
-        return []
-    out = []
-    for k in ids:
-        out.append(
-            measure_region(
-                reference,
-                reconstruction,
-                labels == k,
-                exclude=lesion_exclusion(labels, k, geometry),
-                geometry=geometry,
-                criteria=criteria,
-                lesion=k,
-            )
+    return [
+        measure_region(
+            reference,
+            reconstruction,
+            region,
+            exclude=exclude,
+            geometry=geometry,
+            criteria=criteria,
+            lesion=k,
         )
-    return out
+        for k, region, exclude in lesion_regions(labels, geometry)
+    ]
+
+
+def lesion_regions(labels: np.ndarray, geometry: RingGeometry) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Each labelled lesion as ``(label, its pixels, pixels its ring may not use)``, in label order:
+    the one walk over a label volume (:func:`measure_lesions` and the evaluation use it)."""
+    return [
+        (k, labels == k, lesion_exclusion(labels, k, geometry))
+        for k in (int(v) for v in np.unique(labels))
+        if k != 0
+    ]

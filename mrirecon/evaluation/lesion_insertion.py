@@ -27,9 +27,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
-from scipy import ndimage
 
-from mrirecon.data.lesions import Lesion, apply_lesions
+from mrirecon.data.lesions import Lesion, LesionDraw, apply_lesions, place_in_regions
 from mrirecon.physics import fftnc, ifftnc, rss
 from mrirecon.shapes import center_crop, crop_offsets
 
@@ -143,7 +142,8 @@ def place_lesions(
 
     A centre qualifies when every reference pixel within ``radius·(1 + irregularity) + margin`` of it
     (the lesion and its measurement ring) is at least ``tissue_fraction`` of the volume's maximum;
-    lesions keep that distance from each other too.
+    lesions keep that reach from each other too (:func:`mrirecon.data.lesions.place_in_regions`,
+    the one placement rule).
 
     Args:
         reference: ``(S, h, w)`` magnitude reference volume.
@@ -162,40 +162,10 @@ def place_lesions(
     if reference.ndim != 3:
         raise ValueError(f"expected a reference volume (S, h, w), got shape {reference.shape}")
     rng = np.random.default_rng(seed)
-    reach = radius * (1 + irregularity) + margin
-    size = math.ceil(reach)
-    yy, xx = np.mgrid[-size : size + 1, -size : size + 1]
-    disk = np.hypot(yy, xx) <= reach
     tissue = reference >= tissue_fraction * float(reference.max())
     slices = reference.shape[0]
     lo = min(math.floor(depth), (slices - 1) // 2)
-    candidates_by_slice = {
-        s: np.argwhere(ndimage.binary_erosion(tissue[s], structure=disk, border_value=0))
-        for s in range(lo, slices - lo)
-    }
-    placed: list[Lesion] = []
-    for _ in range(count * 20):
-        if len(placed) == count:
-            break
-        s = int(rng.integers(lo, slices - lo))
-        options = candidates_by_slice[s]
-        if len(options) == 0:
-            continue
-        row, col = options[rng.integers(len(options))]
-        if any(
-            abs(p.center[0] - s) <= depth + p.depth
-            and math.hypot(p.center[1] - row, p.center[2] - col) < 2 * reach
-            for p in placed
-        ):
-            continue
-        placed.append(
-            Lesion(
-                center=(float(s), float(row), float(col)),
-                radius=radius,
-                contrast=contrast,
-                irregularity=irregularity,
-                depth=depth,
-                seed=int(rng.integers(2**31)),
-            )
-        )
-    return placed
+    tissue[:lo] = False  # a lesion's whole depth inside the volume
+    tissue[slices - lo :] = False
+    fixed = LesionDraw(radius, contrast, irregularity, depth)
+    return place_in_regions([tissue], lambda _: fixed, count, rng, margin=margin)

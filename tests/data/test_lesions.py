@@ -53,3 +53,25 @@ def test_labels_number_the_lesions_and_bad_parameters_raise() -> None:
         Lesion((0, 1, 1), 1, 2.0, irregularity=1.2)
     with pytest.raises(ValueError, match="volume"):
         apply_lesions(np.ones((4, 4)), [])
+
+
+def test_place_in_regions_keeps_outlines_inside_and_lesions_apart() -> None:
+    from mrirecon.data.lesions import LesionDraw, place_in_regions
+
+    region = np.zeros((3, 64, 64), dtype=bool)
+    region[:, 8:56, 8:56] = True
+    draw = LesionDraw(radius=4.0, contrast=1.5, irregularity=0.25, depth=1.0)
+    placed = place_in_regions([region], lambda _: draw, 6, np.random.default_rng(0), margin=2.0)
+    assert 1 <= len(placed) <= 6
+    reach = 4.0 * 1.25 + 2.0
+    for lesion in placed:
+        s, r, c = lesion.center
+        # the nearest pixel outside the region (7 or 56) is at least the reach away
+        assert r - 7 >= reach and 56 - r >= reach and c - 7 >= reach and 56 - c >= reach
+    for a in placed:
+        for b in placed:
+            if a is not b and abs(a.center[0] - b.center[0]) < a.depth + b.depth:
+                assert np.hypot(a.center[1] - b.center[1], a.center[2] - b.center[2]) >= 2 * reach
+    assert place_in_regions([np.zeros((1, 8, 8), bool)], lambda _: draw, 3, np.random.default_rng(0)) == []
+    again = place_in_regions([region], lambda _: draw, 6, np.random.default_rng(0), margin=2.0)
+    assert again == placed
