@@ -23,8 +23,8 @@ ALLOWED = {
     "data": {"physics", "masks"},
     "models": {"physics", "masks"},
     "export": {"physics", "masks", "data"},
-    "evaluation": {"physics", "masks", "data", "models"},
-    "training": {"physics", "masks", "data", "models", "evaluation"},
+    "evaluation": {"physics", "masks", "data", "models", "export"},
+    "training": {"physics", "masks", "data", "models", "evaluation", "export"},
     "inference": {"physics", "masks", "data", "models", "evaluation", "training", "export"},
     "pipeline": {"physics", "masks", "data", "models", "evaluation", "training", "export", "inference"},
 }

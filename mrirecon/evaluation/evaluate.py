@@ -47,15 +47,15 @@ from mrirecon.evaluation.panels import VolumePanel, build_panels
 from mrirecon.evaluation.report import ReportContent, render_report
 from mrirecon.evaluation.volumes import (
     ReconSource,
-    ReconVolume,
     TargetVolume,
     center_crop,
     describe_sources,
     format_acceleration,
     list_targets,
-    read_reconstruction,
+    read_cropped,
     read_target,
 )
+from mrirecon.export import ReconVolume
 from mrirecon.tables import write_csv
 
 __all__ = ["EvaluationOptions", "EvaluationResult", "evaluate", "summary_lines"]
@@ -106,7 +106,7 @@ def _target_regions(
 
 
 def _acceleration(recon: ReconVolume, target: TargetVolume) -> str:
-    return format_acceleration(recon.attrs.get("acceleration", target.attrs.get("acceleration"))) or "n/a"
+    return format_acceleration(recon.attrs().get("acceleration", target.attrs.get("acceleration"))) or "n/a"
 
 
 def _lesion_row(base: Mapping[str, Any], region: Region, m: LesionMeasure) -> dict[str, Any]:
@@ -173,31 +173,31 @@ def evaluate(
         recons: list[tuple[ReconSource, ReconVolume]] = []
         measures: list[list[LesionMeasure]] = []
         for source in sources:
-            recon = read_reconstruction(source.folder / target.name, target)
+            recon = read_cropped(source.folder / target.name, target)
             recons.append((source, recon))
             row: dict[str, Any] = {
                 "file": target.name,
                 "model": source.label,
                 "folder": str(source.folder),
                 "acquisition": str(
-                    target.attrs.get("acquisition", recon.attrs.get("acquisition", "n/a")) or "n/a"
+                    target.attrs.get("acquisition", recon.attrs().get("acquisition", "n/a")) or "n/a"
                 ),
                 "acceleration": _acceleration(recon, target),
-                "mask_type": str(recon.attrs.get("mask_type", "")),
-                "undersampling": str(recon.attrs.get("undersampling", "")),
+                "mask_type": str(recon.attrs().get("mask_type", "")),
+                "undersampling": str(recon.attrs().get("undersampling", "")),
                 "slices": target.image.shape[0],
                 "height": target.image.shape[1],
                 "width": target.image.shape[2],
             }
-            metrics = volume_metrics(target.image, recon.image)
+            metrics = volume_metrics(target.image, recon.reconstruction)
             row.update({k: metrics[k] for k in METRICS})
             if options.calgary_campinas:
-                row["ssim_cc"] = calgary_campinas_ssim(target.image, recon.image)
-                row["psnr_cc"] = calgary_campinas_psnr(target.image, recon.image)
+                row["ssim_cc"] = calgary_campinas_ssim(target.image, recon.reconstruction)
+                row["psnr_cc"] = calgary_campinas_psnr(target.image, recon.reconstruction)
             found = [
                 measure_region(
                     target.image,
-                    recon.image,
+                    recon.reconstruction,
                     region.region,
                     exclude=region.exclude,
                     geometry=options.ring,

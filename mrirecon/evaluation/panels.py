@@ -16,7 +16,8 @@ import numpy as np
 from mrirecon.evaluation.figures import PanelRow, lesion_figure, volume_figure
 from mrirecon.evaluation.lesion import LesionMeasure, ring_mask
 from mrirecon.evaluation.options import EvaluationOptions, Region
-from mrirecon.evaluation.volumes import ReconSource, ReconVolume, TargetVolume
+from mrirecon.evaluation.volumes import ReconSource, TargetVolume
+from mrirecon.export import ReconVolume
 
 __all__ = ["LesionPanel", "VolumePanel", "build_panels", "display_slice", "lesion_window"]
 
@@ -106,7 +107,7 @@ def build_panels(
     panel_rows = [
         PanelRow(
             label=source.display,
-            reconstruction=recon.image[s],
+            reconstruction=recon.reconstruction[s],
             zero_filled=None if recon.zero_filled is None else recon.zero_filled[s],
             caption=_caption(row),
         )
@@ -126,7 +127,7 @@ def build_panels(
         ring = ring_mask(mask, geometry, exclude) & (target.image[c] >= floor)
         rows_w, cols_w = lesion_window(mask, geometry.gap + geometry.width + 6)
         images = [
-            (source.display, recon.image[c][rows_w, cols_w], found[i])
+            (source.display, recon.reconstruction[c][rows_w, cols_w], found[i])
             for (source, recon), found in zip(recons, measures)
         ]
         title = (

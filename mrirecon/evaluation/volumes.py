@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,10 @@ import numpy as np
 from mrirecon import shapes
 from mrirecon.data.fastmri import plain_attrs
 from mrirecon.errors import DataError
+from mrirecon.export import ReconVolume, read_reconstruction
 
 __all__ = [
     "ReconSource",
-    "ReconVolume",
     "TargetVolume",
     "center_crop",
     "describe_sources",
@@ -35,7 +36,7 @@ __all__ = [
     "format_acceleration",
     "list_targets",
     "read_attrs",
-    "read_reconstruction",
+    "read_cropped",
     "read_target",
 ]
 
@@ -136,23 +137,6 @@ class TargetVolume:
         return int(self.image.shape[-2]), int(self.image.shape[-1])
 
 
-@dataclass
-class ReconVolume:
-    """A reconstruction, cropped like its target.
-
-    Attributes:
-        path: The file.
-        image: ``(S, h, w)`` ``reconstruction`` (the file's dtype).
-        zero_filled: ``(S, h, w)`` ``zero_filled``, or ``None``.
-        attrs: The file's attributes (``model``, ``acceleration``, ``mask_type``...).
-    """
-
-    path: Path
-    image: np.ndarray
-    zero_filled: np.ndarray | None = None
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-
 def _open(path: Path, what: str) -> h5py.File:
     if not path.is_file():
         raise DataError(f"{what} file is missing", path=path)
@@ -207,20 +191,18 @@ def read_target(path: str | Path) -> TargetVolume:
     return TargetVolume(path=path, image=image, full_shape=full_shape, labels=labels, attrs=attrs)
 
 
-def read_reconstruction(path: str | Path, target: TargetVolume) -> ReconVolume:
-    """Read a reconstruction file and crop it like its target.
+def read_cropped(path: str | Path, target: TargetVolume) -> ReconVolume:
+    """A reconstruction (:func:`mrirecon.export.read_reconstruction`, the one reader) cropped like
+    its target.
 
     Raises:
         DataError: missing file, no ``reconstruction``, another slice count, smaller than the crop.
     """
     path = Path(path)
-    with _open(path, "reconstruction") as handle:
-        image = _volume(handle, "reconstruction", path, "reconstruction")
-        zero_filled = (
-            _volume(handle, "zero_filled", path, "reconstruction") if "zero_filled" in handle else None
-        )
-        attrs = read_attrs(handle)
-    arrays = {"reconstruction": image, "zero_filled": zero_filled}
+    if not path.is_file():
+        raise DataError("reconstruction file is missing", path=path)
+    recon = read_reconstruction(path)
+    arrays = {"reconstruction": recon.reconstruction, "zero_filled": recon.zero_filled}
     out: dict[str, np.ndarray | None] = {}
     for key, array in arrays.items():
         if array is None:
@@ -228,15 +210,14 @@ def read_reconstruction(path: str | Path, target: TargetVolume) -> ReconVolume:
             continue
         if array.shape[0] != target.image.shape[0]:
             raise DataError(
-                f"'{key}' has {array.shape[0]} slices "
-                f"but the target {target.name} has {target.image.shape[0]}",
+                f"'{key}' has {array.shape[0]} slices but the target {target.name} "
+                f"has {target.image.shape[0]}",
                 path=path,
             )
-        cropped = center_crop(array, target.crop, path=path, what=f"'{key}'")
-        out[key] = np.ascontiguousarray(cropped)
-    recon = out["reconstruction"]
-    assert recon is not None
-    return ReconVolume(path=path, image=recon, zero_filled=out["zero_filled"], attrs=attrs)
+        out[key] = np.ascontiguousarray(center_crop(array, target.crop, path=path, what=f"'{key}'"))
+    recon_image = out["reconstruction"]
+    assert recon_image is not None
+    return dataclasses.replace(recon, reconstruction=recon_image, zero_filled=out["zero_filled"])
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import numpy as np
 
 from mrirecon._version import __version__
 from mrirecon.atomic import PARTIAL_SUFFIX, atomic_file
+from mrirecon.data.fastmri import plain_attrs
 from mrirecon.data.header import AcquisitionHeader, parse_ismrmrd_header
 from mrirecon.errors import DataError
 from mrirecon.export.geometry import SliceGeometry
@@ -58,8 +59,9 @@ class ReconVolume:
     """One reconstructed volume and everything written beside it.
 
     Attributes:
-        reconstruction: float32 ``(S, h, w)`` magnitude in the input's intensity scale.
-        zero_filled: float32 ``(S, h, w)`` or None.
+        reconstruction: ``(S, h, w)`` magnitude in the input's intensity scale (float32 as written;
+            a file's float32 or float64 kept as read, complex as its magnitude).
+        zero_filled: ``(S, h, w)``, the same way, or None.
         ismrmrd_header: The input's ISMRMRD XML header, or None.
         geometry: The input's slice geometry, or None (fastMRI files).
         model: Name of the reconstructor (registry name, or a classical baseline).
@@ -90,13 +92,13 @@ class ReconVolume:
     extra_attrs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.reconstruction = np.asarray(self.reconstruction, dtype=np.float32)
+        self.reconstruction = _magnitude(self.reconstruction)
         if self.reconstruction.ndim != 3:
             raise ValueError(
                 f"reconstruction must have shape (slices, h, w), got {self.reconstruction.shape}"
             )
         if self.zero_filled is not None:
-            self.zero_filled = np.asarray(self.zero_filled, dtype=np.float32)
+            self.zero_filled = _magnitude(self.zero_filled)
             if self.zero_filled.shape != self.reconstruction.shape:
                 raise ValueError(
                     f"zero_filled has shape {self.zero_filled.shape}, the reconstruction "
@@ -157,9 +159,9 @@ def _write_contents(path: Path, volume: ReconVolume) -> None:
     # closes it later or at interpreter exit.
     image = io.BytesIO()
     with h5py.File(image, "w") as f:
-        f.create_dataset("reconstruction", data=volume.reconstruction)
+        f.create_dataset("reconstruction", data=volume.reconstruction.astype(np.float32, copy=False))
         if volume.zero_filled is not None:
-            f.create_dataset("zero_filled", data=volume.zero_filled)
+            f.create_dataset("zero_filled", data=volume.zero_filled.astype(np.float32, copy=False))
         if volume.ismrmrd_header:
             f.create_dataset("ismrmrd_header", data=np.bytes_(volume.ismrmrd_header.encode("utf-8")))
         if volume.geometry is not None:
@@ -170,20 +172,23 @@ def _write_contents(path: Path, volume: ReconVolume) -> None:
         handle.write(image.getbuffer())
 
 
+def _magnitude(array: Any) -> np.ndarray:
+    """A magnitude array as stored: float32 or float64 kept (fastMRI's evaluation computes in the
+    file's precision), complex as its magnitude, anything else as float32."""
+    array = np.asarray(array)
+    if np.iscomplexobj(array):
+        return np.abs(array)
+    if array.dtype in (np.float32, np.float64):
+        return array
+    return array.astype(np.float32)
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bytes | np.bytes_):
         return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, np.ndarray) and value.shape == (1,):
         return _text(value[0])
     return str(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes | np.bytes_):
-        return _text(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _open(path: Path, what: str) -> h5py.File:
@@ -218,8 +223,8 @@ def read_reconstruction(path: str | Path) -> ReconVolume:
         recon = f["reconstruction"]
         if recon.ndim != 3:
             raise DataError(f"'reconstruction' must be (slices, h, w), got shape {recon.shape}", path=path)
-        reconstruction = np.asarray(recon[()], dtype=np.float32)
-        zero_filled = np.asarray(f["zero_filled"][()], dtype=np.float32) if "zero_filled" in f else None
+        reconstruction = _magnitude(recon[()])
+        zero_filled = _magnitude(f["zero_filled"][()]) if "zero_filled" in f else None
         if zero_filled is not None and zero_filled.shape != reconstruction.shape:
             raise DataError(
                 f"'zero_filled' has shape {zero_filled.shape}, 'reconstruction' {reconstruction.shape}",
@@ -227,7 +232,7 @@ def read_reconstruction(path: str | Path) -> ReconVolume:
             )
         header = _text(f["ismrmrd_header"][()]) if "ismrmrd_header" in f else None
         geometry = SliceGeometry.read(f["geometry"]) if "geometry" in f else None
-        attrs = {name: _plain(value) for name, value in f.attrs.items()}
+        attrs = plain_attrs(f.attrs)
     known: dict[str, Any] = {}
     for name in PROVENANCE_ATTRS:
         if name in attrs:

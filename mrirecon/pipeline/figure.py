@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrirecon.evaluation.volumes import read_reconstruction, read_target
+from mrirecon.evaluation.volumes import read_cropped, read_target
 
 __all__ = ["comparison_figure", "pick_slice"]
 
@@ -50,7 +50,7 @@ def comparison_figure(
     index = pick_slice(target.image, target.labels)
     reference = target.image[index]
     images = [
-        (label, read_reconstruction(folder / target.name, target).image[index])
+        (label, read_cropped(folder / target.name, target).reconstruction[index])
         for label, folder in recon_folders
     ]
     vmax = float(np.percentile(reference, 99.5)) or 1.0

@@ -65,7 +65,7 @@ def test_place_in_regions_keeps_outlines_inside_and_lesions_apart() -> None:
     assert 1 <= len(placed) <= 6
     reach = 4.0 * 1.25 + 2.0
     for lesion in placed:
-        s, r, c = lesion.center
+        _, r, c = lesion.center
         # the nearest pixel outside the region (7 or 56) is at least the reach away
         assert r - 7 >= reach and 56 - r >= reach and c - 7 >= reach and 56 - c >= reach
     for a in placed:
