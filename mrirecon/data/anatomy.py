@@ -97,7 +97,7 @@ class TemplateAnatomy:
     extent: np.ndarray
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=1)  # one template per process, kept for its life (about 100 MB)
 def load_template() -> TemplateAnatomy:
     """Read and prepare the template once per process (about 0.5 s; 100 MB of float32 maps)."""
     import nibabel  # installed with nilearn; lazy, few callers need it

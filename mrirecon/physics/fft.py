@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 _CacheKey = tuple[tuple[int, ...], str, str, str]
+#: Process-wide cache of the small phase-ramp tensors of the centred FFT, by (shape, dtype, device,
+#: kind): bounded (cleared when it reaches ``_CACHE_LIMIT`` entries), a few KB each.
 _CACHE: dict[_CacheKey, torch.Tensor] = {}
 _CACHE_LIMIT = 64
 
