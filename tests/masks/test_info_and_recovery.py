@@ -61,3 +61,23 @@ def test_real_poisson_brain(shared_data) -> None:
     assert mask.shape == (230, 180) and info.kind == "2d"
     assert info.sampled_fraction == pytest.approx(0.124, abs=0.002)  # the README's 12.4 %
     assert min(info.acs_shape) >= 18  # "about 20 × 20 fully sampled centre"
+
+
+def test_reduce_mask_is_the_one_rule_of_what_a_reader_serves() -> None:
+    from mrirecon.masks import reduce_mask, sampled_locations
+
+    full = np.ones((8, 10), dtype=bool)
+    assert reduce_mask(full) == (None, (0, 10))
+    padded = full.copy()
+    padded[:, :2] = padded[:, 8:] = False  # zero-padded columns around a fully sampled block
+    assert reduce_mask(padded) == (None, (2, 8))
+    lines = full.copy()
+    lines[:, 1::3] = False
+    mask, columns = reduce_mask(lines)
+    assert mask is not None and mask.shape == (10,) and columns == (0, 10)
+    points = full.copy()
+    points[3, 4] = False
+    mask, _ = reduce_mask(points)
+    assert mask is not None and mask.shape == (8, 10) and not mask[3, 4]
+    kspace = np.ones((2, 3, 8, 10), dtype=np.complex64) * lines
+    assert np.array_equal(sampled_locations(kspace), lines)
