@@ -330,6 +330,33 @@ def print_tables(results: dict[str, Any]) -> None:
         print_table(["model", *masks, "s/slice"], rows)
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The results as Markdown tables (what docs/benchmarks.md and docs/pretrained.md show)."""
+    out: list[str] = []
+    for set_name, models in results["sets"].items():
+        masks = list(next(iter(models.values())))
+        out.append(f"\n**{set_name}**: head PSNR (dB) / head SSIM; full-image PSNR / SSIM in the JSON\n")
+        out.append("| model | " + " | ".join(masks) + " | s/slice |")
+        out.append("|---|" + "---:|" * (len(masks) + 1))
+        for label, per_mask in models.items():
+            cells = [f"{per_mask[m]['head_psnr']:.2f} / {per_mask[m]['head_ssim']:.3f}" for m in masks]
+            seconds = statistics.mean(per_mask[m]["seconds_per_slice"] for m in masks)
+            out.append(f"| {label} | " + " | ".join(cells) + f" | {seconds:.2f} |")
+        if any(per_mask[m]["lesions"] for per_mask in models.values() for m in masks):
+            out.append(
+                f"\n**{set_name}**: lesions kept (contrast within 10 %, CNR ≥ 1) / mean contrast kept\n"
+            )
+            out.append("| model | " + " | ".join(masks) + " |")
+            out.append("|---|" + "---:|" * len(masks))
+            for label, per_mask in models.items():
+                cells = [
+                    f"{f['lesions_kept']}/{f['lesions']} ({f['contrast_kept']:.2f})"
+                    for f in (per_mask[m] for m in masks)
+                ]
+                out.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -350,7 +377,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     payload = {"machine": machine_info(device), "args": vars(args), **results}
     print_tables(results)
     path = write_json("quality", payload, Path(args.output) if args.output else None)
-    print(f"\nwrote {path}")
+    path.with_suffix(".md").write_text(markdown(results) + "\n")
+    print(f"\nwrote {path} and {path.with_suffix('.md')}")
     if not args.no_figure:
         learned = learned_models(args.model)
         masks = [m for m in MASKS if m.label in results["tuning"]]
