@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from mrirecon.export import read_reconstruction
+from mrirecon.export.deidentify import file_pseudonym
 from mrirecon_cli.main import cli
 
 pytestmark = pytest.mark.usefixtures("installed")
@@ -58,8 +59,9 @@ def test_infer_a_folder_with_dicom(tmp_path: Path, inputs: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     series = sorted(p.name for p in (out / "dicom").iterdir() if not p.name.startswith("."))
-    assert series == ["vol_a", "vol_b", "vol_c"]
-    assert (out / "dicom" / ".vol_a.series.json").is_file()  # what "finished" means on a resume
+    pseudonyms = {name: file_pseudonym(f"{name}.h5", "k") for name in ("vol_a", "vol_b", "vol_c")}
+    assert series == sorted(pseudonyms.values())  # the input names do not appear in the output
+    assert (out / "dicom" / f".{pseudonyms['vol_a']}.series.json").is_file()  # "finished" on a resume
     unsalted = _run(
         "infer",
         "zero_filled",
@@ -72,7 +74,7 @@ def test_infer_a_folder_with_dicom(tmp_path: Path, inputs: Path) -> None:
         *QUIET,
     )
     assert unsalted.exit_code == 0, unsalted.output
-    assert len(list((out / "dicom" / "vol_c").glob("IM_*.dcm"))) == 4
+    assert len(list((out / "dicom" / pseudonyms["vol_c"]).glob("IM_*.dcm"))) == 4
 
 
 @pytest.mark.parametrize(
