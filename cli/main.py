@@ -7,6 +7,7 @@ import click
 from mrirecon import __version__
 from mrirecon_cli.batch import batch
 from mrirecon_cli.convert import convert
+from mrirecon_cli.convert_checkpoint import convert_checkpoint
 from mrirecon_cli.demo import demo
 from mrirecon_cli.errors import ErrorReportingGroup
 from mrirecon_cli.evaluate import evaluate
@@ -33,7 +34,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 COMMANDS: list[click.Command] = [demo, evaluate, export_dicom, simulate, convert, manifest]
-COMMANDS += [infer, batch, models, train]
+COMMANDS += [infer, batch, models, train, convert_checkpoint]
 for _command in COMMANDS:
     cli.add_command(_command)
 

@@ -5,6 +5,8 @@ level, average pooling down, 2×2 transposed convolutions up, a 1×1 output conv
 coil's map, as two real channels, to a new map; the coils are folded into the batch axis, so the
 network runs once for all of them. The result is renormalised to Σ_c |S_c|² = 1 with
 :func:`mrirecon.physics.normalize_coil_maps`, as DIRECT does. Trained end to end with the model.
+As in DIRECT, an upsampled map one pixel short of its skip connection (odd sizes) is padded by
+reflection, and single-coil maps are only normalised (the U-Net runs on multi-coil data).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class CoilMapRefinement(nn.Module):
     Shapes:
         ``coil_maps (B, C, H, W)`` complex → ``(B, C, H, W)`` complex64 with Σ_c |S_c|² = 1.
         Any H, W ≥ 1 (levels smaller than 2 pixels skip pooling; odd sizes are padded back).
+        One coil: the map is normalised only.
     """
 
     def __init__(self, channels: int = 8, pools: int = 4):
@@ -82,14 +85,16 @@ class CoilMapRefinement(nn.Module):
             skip = skips.pop()
             x = up(x)[..., : skip.shape[-2], : skip.shape[-1]]
             dh, dw = skip.shape[-2] - x.shape[-2], skip.shape[-1] - x.shape[-1]
-            if dh or dw:  # odd sizes: pad the upsampled map back to the skip's size
-                x = F.pad(x, (0, dw, 0, dh), mode="replicate")
+            if dh or dw:  # odd sizes: pad the upsampled map back to the skip's size by reflection (DIRECT)
+                x = F.pad(x, (0, dw, 0, dh), mode="reflect")
             x = block(torch.cat([x, skip], dim=1))
         return self.output(x)
 
     def forward(self, coil_maps: torch.Tensor) -> torch.Tensor:
         """Refined, renormalised coil maps (see the class docstring)."""
         b, c, h, w = coil_maps.shape
+        if c == 1:  # DIRECT refines multi-coil maps only; one coil's map is just normalised
+            return normalize_coil_maps(coil_maps)
         x = complex_to_channels(coil_maps.reshape(b * c, 1, h, w))
         refined = channels_to_complex(self.unet(x)).reshape(b, c, h, w)
         return normalize_coil_maps(refined)

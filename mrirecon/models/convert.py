@@ -1,0 +1,674 @@
+"""Import the authors' checkpoints: ATOMMIC / mridc RIM and CIRIM, DIRECT RecurrentVarNet.
+
+The authors' state-dict layouts map onto mrirecon's models tensor by tensor:
+
+- **ATOMMIC** (``reconstruction_module.<cascade>.…``, a Lightning ``state_dict``) and **mridc**
+  (``cirim.<cascade>.…``): one to one after renaming. Each cascade's two conv → cell layers and its
+  output convolution become ``cascades.<c>.stack.{convs,cells,output_conv}``; a cell's ``ih``/``hh``
+  projections become ``input_conv``/``hidden_conv`` (``recurrent_weight`` for IndRNN). The cell is
+  read from the shapes (``hh`` a per-channel vector: IndRNN; ``ih`` with 3F outputs: GRU, 2F:
+  MGU). One cascade gives a :class:`~mrirecon.models.rim.RIM`, more a
+  :class:`~mrirecon.models.rim.CIRIM` whose coupling is the source's: ATOMMIC carries the hidden
+  states and gradients over cascades, mridc detaches the estimate and resets the states.
+- **DIRECT** (``{"model": …, "sensitivity_model": …}``): the RecurrentVarNet's ``block_list.<t>``
+  become ``blocks.<t>`` (``learning_rate`` → ``data_consistency.weight``), the RSI's
+  ``conv_blocks``/``out_blocks`` become ``initializer.convs``/``heads`` and the ``UnetModel2d``
+  sensitivity model becomes ``coil_refinement``. DIRECT's conv-GRU gates each convolve
+  ``[x, h]``; mrirecon's cell convolves ``x`` (``input_conv``, the three biases) and ``h``
+  (``hidden_conv`` for reset and update, ``candidate_conv`` for the candidate) separately, so each
+  gate's weight is split along its input channels. DIRECT's update gate ``u`` weights the *new*
+  candidate (``h' = (1 − u)·h + u·n``) where mrirecon's ``z`` weights the *old* state
+  (``h' = (1 − z)·n + z·h``): ``z = 1 − u = σ(−(W_u·[x, h] + b_u))``, so the update gate's weights
+  and bias change sign.
+
+Everything is a linear map of the tensors (renaming, slicing, concatenation, sign), so the same
+function maps a gradient laid out like the state dict (the parity tests use that).
+
+What the weights cannot tell (the number of time steps of a shared-weight model, the FFT
+convention, the RSI's dilations) comes from options; what has no counterpart in mrirecon (explicit
+data consistency in ATOMMIC's RIM blocks, a learned coil-map network in ATOMMIC, DIRECT's own RIM,
+zero padding, instance norm, dense connections, a normalised U-Net) is refused with a one-line
+:class:`~mrirecon.errors.CheckpointError`.
+
+Files are read without unpickling anything foreign: ``torch.load(weights_only=True)`` first; a
+checkpoint that also pickles other objects (a Lightning ``.ckpt`` with OmegaConf hyper-parameters,
+a scheduler's ``Counter``) is read by an unpickler that rebuilds tensors and plain containers only
+and replaces every other object by an inert placeholder built from nothing. ``.atommic`` /
+``.mridc`` archives are read in memory (their ``model_weights.ckpt``; ``model_config.yaml`` gives the
+time steps and the FFT convention).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import pickle
+import re
+import tarfile
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+
+from mrirecon.errors import CheckpointError
+from mrirecon.models.base import Reconstructor
+from mrirecon.models.io import save_model
+from mrirecon.models.recurrentvarnet import RecurrentVarNetConfig
+from mrirecon.models.registry import build_model
+from mrirecon.models.rim import CIRIMConfig, RIMConfig
+
+__all__ = [
+    "ConvertedModel",
+    "convert_checkpoint",
+    "convert_state",
+    "read_checkpoint_tensors",
+]
+
+Source = Literal["atommic", "mridc", "direct"]
+Tensors = Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ConvertedModel:
+    """An authors' checkpoint as an mrirecon model.
+
+    Attributes:
+        model_name: mrirecon registry name (``rim``, ``cirim``, ``recurrentvarnet``).
+        config: Its config dataclass.
+        state_dict: mrirecon's state dict.
+        source: Where it came from (``atommic``, ``mridc``, ``direct``).
+        notes: Assumptions made (things the weights do not record).
+    """
+
+    model_name: str
+    config: RIMConfig | CIRIMConfig | RecurrentVarNetConfig
+    state_dict: dict[str, torch.Tensor]
+    source: Source
+    notes: tuple[str, ...] = field(default=())
+
+    def build(self) -> Reconstructor:
+        """The mrirecon model with these weights, in eval mode."""
+        model = build_model(self.model_name, self.config)
+        try:
+            model.load_state_dict(self.state_dict, strict=True)
+        except RuntimeError as error:  # a mapping bug, not a user error: keep it loud but one line
+            first = str(error).strip().splitlines()[0]
+            raise CheckpointError(f"converted weights do not fit {self.model_name}: {first}") from error
+        return model.eval()
+
+    def describe(self) -> str:
+        """One line: what was built."""
+        c = self.config
+        if isinstance(c, RecurrentVarNetConfig):
+            parts = [
+                f"{c.steps} steps{' (shared weights)' if c.share_weights else ''}",
+                f"{c.layers} layers of {c.hidden_channels} ch",
+                "RSI" if c.learned_initializer else "no RSI",
+                "coil-map U-Net" if c.refine_coil_maps else "no coil-map U-Net",
+            ]
+        elif isinstance(c, CIRIMConfig):
+            coupling = "ATOMMIC coupling" if c.carry_hidden_state else "mridc coupling"
+            parts = [f"{c.cascades} cascades × {c.time_steps} steps", c.cell, f"{c.channels} ch", coupling]
+        else:
+            parts = [f"{c.time_steps} steps", c.cell, f"{c.channels} ch"]
+        fft = "centred" if c.fft_centered else "uncentred"
+        source = _SOURCE_NAMES[self.source]
+        return f"{self.model_name} ({', '.join(parts)}, {fft} FFT) from a {source} checkpoint"
+
+
+_SOURCE_NAMES = {"atommic": "ATOMMIC", "mridc": "mridc", "direct": "DIRECT"}
+
+
+def _refuse(message: str, path: str | os.PathLike[str] | None = None) -> CheckpointError:
+    return CheckpointError(message, path=path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading files: tensors and plain data only
+# ----------------------------------------------------------------------------------------------
+#: The globals a state dict needs (the same ones torch's weights-only unpickler allows for them).
+_TENSOR_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+}
+
+
+class _Inert:
+    """Stands in for any pickled object other than a tensor: built from nothing, holds nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+class _TensorsOnlyUnpickler(pickle.Unpickler):
+    """Rebuilds tensors and plain containers; every other global becomes :class:`_Inert`."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _TENSOR_GLOBALS:
+            return super().find_class(module, name)
+        return type(f"Inert_{name}", (_Inert,), {"__module__": "mrirecon.models.convert"})
+
+
+_TENSORS_ONLY = types.ModuleType("mrirecon_tensors_only_pickle")
+_TENSORS_ONLY.Unpickler = _TensorsOnlyUnpickler  # type: ignore[attr-defined]
+_TENSORS_ONLY.load = lambda f, **kw: _TensorsOnlyUnpickler(f, **kw).load()  # type: ignore[attr-defined]
+_TENSORS_ONLY.__dict__.update(
+    {k: getattr(pickle, k) for k in ("UnpicklingError", "HIGHEST_PROTOCOL", "DEFAULT_PROTOCOL")}
+)
+
+
+def _load_tensors(source: str | os.PathLike[str] | io.BytesIO, where: Path) -> Any:
+    """``torch.load`` with weights only; objects it refuses are replaced by inert placeholders."""
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+    except Exception as error:  # torch raises many types for a file that is not a checkpoint
+        raise _refuse(f"cannot read it as a PyTorch checkpoint: {type(error).__name__}", where) from error
+    try:
+        return torch.load(source, map_location="cpu", pickle_module=_TENSORS_ONLY, weights_only=False)
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise _refuse(f"cannot read its tensors: {type(error).__name__}: {first}", where) from error
+
+
+def read_checkpoint_tensors(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read an authors' checkpoint: ``(checkpoint mapping, options found in the file)``.
+
+    ``.atommic`` / ``.mridc`` archives give their ``model_weights.ckpt`` as ``{"state_dict": …}`` and,
+    from ``model_config.yaml``, the options the weights do not record (``time_steps``,
+    ``fft_centered``, ``fft_normalization``).
+    """
+    where = Path(path)
+    if not where.is_file():
+        raise _refuse("no such checkpoint file", where)
+    options: dict[str, Any] = {}
+    if tarfile.is_tarfile(where):
+        with tarfile.open(where) as archive:
+            members = {Path(m.name).name: m for m in archive.getmembers() if m.isfile()}
+            if "model_weights.ckpt" not in members:
+                raise _refuse("an archive without model_weights.ckpt (not an .atommic/.mridc file)", where)
+            weights = archive.extractfile(members["model_weights.ckpt"])
+            assert weights is not None
+            data = _load_tensors(io.BytesIO(weights.read()), where)
+            config_member = members.get("model_config.yaml")
+            if config_member is not None:
+                handle = archive.extractfile(config_member)
+                assert handle is not None
+                options = _options_from_yaml(handle.read())
+        return {"state_dict": data}, options
+    data = _load_tensors(where, where)
+    if not isinstance(data, Mapping):
+        raise _refuse(f"expected a checkpoint mapping, found {type(data).__name__}", where)
+    return dict(data), options
+
+
+def _options_from_yaml(text: bytes) -> dict[str, Any]:
+    try:
+        config = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return {}
+    model = config.get("model", config) if isinstance(config, dict) else {}
+    options: dict[str, Any] = {}
+    if isinstance(model.get("time_steps"), int):
+        options["time_steps"] = 8 * math.ceil(model["time_steps"] / 8)  # both repos round up to 8
+    if isinstance(model.get("fft_centered"), bool):
+        options["fft_centered"] = model["fft_centered"]
+    if isinstance(model.get("fft_normalization"), str):
+        options["fft_normalization"] = model["fft_normalization"]
+    return options
+
+
+# ----------------------------------------------------------------------------------------------
+# Detecting the layout
+# ----------------------------------------------------------------------------------------------
+def _tensor_dict(value: Any, what: str) -> dict[str, torch.Tensor]:
+    if not isinstance(value, Mapping) or not value:
+        raise _refuse(f"{what} is not a state dict")
+    out = {str(k): v for k, v in value.items() if isinstance(v, torch.Tensor)}
+    if not out:
+        raise _refuse(f"{what} holds no tensors")
+    return out
+
+
+def _strip(state: dict[str, torch.Tensor], prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    for prefix in prefixes:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    return state
+
+
+def _model_state(
+    checkpoint: Mapping[str, Any],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    """The model's state dict (and DIRECT's sensitivity model's) from a checkpoint mapping."""
+    sensitivity = None
+    if "model" in checkpoint and isinstance(checkpoint["model"], Mapping):  # DIRECT
+        state = _tensor_dict(checkpoint["model"], "the checkpoint's 'model'")
+        if checkpoint.get("sensitivity_model") is not None:
+            sensitivity = _tensor_dict(
+                checkpoint["sensitivity_model"], "the checkpoint's 'sensitivity_model'"
+            )
+            sensitivity = _strip(sensitivity, ("module.",))
+    elif "state_dict" in checkpoint and isinstance(checkpoint["state_dict"], Mapping):  # Lightning
+        state = _tensor_dict(checkpoint["state_dict"], "the checkpoint's 'state_dict'")
+    else:
+        state = _tensor_dict(checkpoint, "the checkpoint")
+    return _strip(state, ("module.", "model.")), sensitivity
+
+
+def convert_state(
+    checkpoint: Mapping[str, Any],
+    *,
+    time_steps: int | None = None,
+    steps: int | None = None,
+    fft_centered: bool = True,
+    sigma: float = 1.0,
+    initializer_dilations: tuple[int, ...] = (1, 1, 2, 4),
+) -> ConvertedModel:
+    """Convert an authors' checkpoint mapping (as :func:`read_checkpoint_tensors` returns it).
+
+    Args:
+        checkpoint: ``{"model": …, "sensitivity_model": …}`` (DIRECT), ``{"state_dict": …}``
+            (a Lightning checkpoint of ATOMMIC or mridc) or a bare state dict.
+        time_steps: RIM/CIRIM time steps per cascade (the weights are shared over them; default 8,
+            the papers'; ATOMMIC and mridc round their config's value up to a multiple of 8).
+        steps: RecurrentVarNet steps; needed only for shared weights (one block in the file).
+        fft_centered: FFT convention the model was trained with (DIRECT's Calgary-Campinas
+            configs: ``False``).
+        sigma: The authors' noise level σ (ATOMMIC divides the gradient by ``max(σ, 1)``, mridc by
+            ``σ²``; the mrirecon σ is set to give the same gradient).
+        initializer_dilations: Dilations of DIRECT's RSI convolutions (not in the weights).
+
+    Raises:
+        CheckpointError: with a one-line reason, for anything that cannot be mapped.
+    """
+    state, sensitivity = _model_state(checkpoint)
+    first = next(iter(state))
+    if first.startswith("reconstruction_module."):
+        return _convert_rim(state, "reconstruction_module.", "atommic", time_steps, fft_centered, sigma)
+    if first.startswith("cirim."):
+        return _convert_rim(state, "cirim.", "mridc", time_steps, fft_centered, sigma)
+    if any(k.startswith("block_list.") for k in state):
+        return _convert_rvn(state, sensitivity, steps, fft_centered, initializer_dilations)
+    if any(k.startswith("cell_list.") for k in state):
+        raise _refuse(
+            "DIRECT's RIM (cell_list.*) gates [x, h] with the reset before the projection, ReLUs between "
+            "layers and has a biased output conv: mrirecon's RIM is ATOMMIC's and computes another function"
+        )
+    raise _refuse(f"unknown state-dict layout (first key {first!r}): not an ATOMMIC, mridc or DIRECT model")
+
+
+# ----------------------------------------------------------------------------------------------
+# ATOMMIC / mridc RIM and CIRIM
+# ----------------------------------------------------------------------------------------------
+class _Keys:
+    """A state dict whose keys are taken one by one; what is left over is refused."""
+
+    def __init__(self, state: Mapping[str, torch.Tensor], what: str):
+        self.state = dict(state)
+        self.what = what
+
+    def take(self, key: str, shape: tuple[int | None, ...] | None = None) -> torch.Tensor:
+        if key not in self.state:
+            raise _refuse(f"{self.what}: missing {key!r}")
+        value = self.state.pop(key)
+        if shape is not None and (
+            value.dim() != len(shape) or any(s is not None and s != d for s, d in zip(shape, value.shape))
+        ):
+            want = "×".join("?" if s is None else str(s) for s in shape)
+            raise _refuse(f"{self.what}: {key!r} has shape {tuple(value.shape)}, mrirecon needs {want}")
+        return value.detach().to(torch.float32).clone()
+
+    def has(self, key: str) -> bool:
+        return key in self.state
+
+    def done(self) -> None:
+        if self.state:
+            key = sorted(self.state)[0]
+            raise _refuse(
+                f"{self.what}: {key!r} has no counterpart in mrirecon ({len(self.state)} such keys)"
+            )
+
+
+def _convert_rim(
+    state: dict[str, torch.Tensor],
+    prefix: str,
+    source: Source,
+    time_steps: int | None,
+    fft_centered: bool,
+    sigma: float,
+) -> ConvertedModel:
+    name = _SOURCE_NAMES[source]
+    extra = sorted(k for k in state if not k.startswith(prefix))
+    if extra:
+        if any("sensitivity" in k for k in extra):
+            raise _refuse(
+                f"{name} checkpoint with a learned coil-map network ({extra[0]}): mrirecon's CIRIM takes "
+                "given coil maps"
+            )
+        raise _refuse(f"{name} checkpoint: {extra[0]!r} has no counterpart in mrirecon")
+    found = sorted({int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))})
+    if found != list(range(len(found))) or not found:
+        raise _refuse(f"{name} checkpoint: cascades numbered {found}, expected 0…n−1")
+    keys = _Keys(state, f"{name} checkpoint")
+    mapped: dict[str, torch.Tensor] = {}
+    cells: set[str] = set()
+    channels: set[int] = set()
+    for c in found:
+        p = f"{prefix}{c}."
+        if keys.has(p + "dc_weight"):
+            raise _refuse(
+                f"{name} checkpoint with explicit data consistency (no_dc: false): its RIM blocks return "
+                "k-space, which mrirecon's CIRIM has no counterpart for"
+            )
+        w0 = keys.take(p + "layers.0.convs.conv_layer.weight", (None, 4, 5, 5))
+        f = w0.shape[0]
+        channels.add(f)
+        out = f"cascades.{c}.stack."
+        mapped[out + "convs.0.weight"] = w0
+        mapped[out + "convs.0.bias"] = keys.take(p + "layers.0.convs.conv_layer.bias", (f,))
+        mapped[out + "convs.1.weight"] = keys.take(p + "layers.1.convs.conv_layer.weight", (f, f, 3, 3))
+        mapped[out + "convs.1.bias"] = keys.take(p + "layers.1.convs.conv_layer.bias", (f,))
+        for layer in (0, 1):
+            rnn = f"{p}layers.{layer}.rnn."
+            cell = f"{out}cells.{layer}."
+            if keys.has(rnn + "hh") and not keys.has(rnn + "hh.weight"):
+                kind, gates = "indrnn", 1
+                mapped[cell + "recurrent_weight"] = keys.take(rnn + "hh", (1, f, 1, 1))
+            else:
+                ih = keys.state.get(rnn + "ih.weight")
+                gates = 0 if ih is None else ih.shape[0] // f
+                kind = {3: "gru", 2: "mgu"}.get(gates, "")
+                if not kind:
+                    raise _refuse(f"{name} checkpoint: {rnn}ih is neither a GRU, an MGU nor an IndRNN cell")
+                mapped[cell + "hidden_conv.weight"] = keys.take(rnn + "hh.weight", (gates * f, f, 1, 1))
+            cells.add(kind)
+            mapped[cell + "input_conv.weight"] = keys.take(rnn + "ih.weight", (gates * f, f, 1, 1))
+            bias = rnn + "ih.bias"
+            mapped[cell + "input_conv.bias"] = (
+                keys.take(bias, (gates * f,)) if keys.has(bias) else torch.zeros(gates * f)
+            )
+        if keys.has(p + "final_layer.0.conv_layer.bias"):
+            raise _refuse(
+                f"{name} checkpoint: the output conv has a bias (conv_bias[2]); mrirecon's has none"
+            )
+        mapped[out + "output_conv.weight"] = keys.take(p + "final_layer.0.conv_layer.weight", (2, f, 3, 3))
+    keys.done()
+    if len(cells) != 1 or len(channels) != 1:
+        raise _refuse(
+            f"{name} checkpoint: cascades differ in cell ({sorted(cells)}) or width ({sorted(channels)})"
+        )
+    cell, width, steps = cells.pop(), channels.pop(), time_steps or 8
+    notes = [
+        f"{steps} time steps per cascade (not in the weights)",
+        "conv dilations 1 and 2, as the papers' configs (not in the weights)",
+    ]
+    # ATOMMIC divides the gradient by max(σ, 1), mridc by σ²; mrirecon by σ².
+    mr_sigma = math.sqrt(max(sigma, 1.0)) if source == "atommic" else sigma
+    config: RIMConfig | CIRIMConfig
+    if len(found) == 1:
+        config = RIMConfig(
+            cell=cell,  # type: ignore[arg-type]
+            channels=width,
+            time_steps=steps,
+            sigma=mr_sigma,
+            fft_centered=fft_centered,
+        )
+        model_name = "rim"
+    else:
+        atommic = source == "atommic"
+        config = CIRIMConfig(
+            cascades=len(found),
+            time_steps=steps,
+            channels=width,
+            cell=cell,  # type: ignore[arg-type]
+            data_consistency="implicit",
+            cascade_gradients=atommic,
+            carry_hidden_state=atommic,
+            sigma=mr_sigma,
+            fft_centered=fft_centered,
+        )
+        model_name = "cirim"
+    return ConvertedModel(model_name, config, mapped, source, tuple(notes))
+
+
+# ----------------------------------------------------------------------------------------------
+# DIRECT RecurrentVarNet (+ UnetModel2d sensitivity model)
+# ----------------------------------------------------------------------------------------------
+def _gru(keys: _Keys, p: str, layer: int, out: str, f: int, mapped: dict[str, torch.Tensor]) -> None:
+    """DIRECT's conv-GRU layer ``layer`` (gates on ``[x, h]``) as mrirecon's reset-before ConvGRUCell."""
+    gates = {}
+    for gate in ("reset", "update", "out"):
+        if keys.has(f"{p}{gate}_gates.{layer}.1.weight"):
+            raise _refuse("DIRECT checkpoint with instance norm in the GRU (instance_norm: true)")
+        stem = f"{p}{gate}_gates.{layer}.0."
+        gates[gate] = (keys.take(stem + "weight", (f, 2 * f, 1, 1)), keys.take(stem + "bias", (f,)))
+    (wr, br), (wu, bu), (wo, bo) = gates["reset"], gates["update"], gates["out"]
+    # mrirecon's update gate z weights the old state: z = 1 − u = σ(−(W_u·[x, h] + b_u)).
+    mapped[out + "input_conv.weight"] = torch.cat([wr[:, :f], -wu[:, :f], wo[:, :f]])
+    mapped[out + "input_conv.bias"] = torch.cat([br, -bu, bo])
+    mapped[out + "hidden_conv.weight"] = torch.cat([wr[:, f:], -wu[:, f:]])
+    mapped[out + "candidate_conv.weight"] = wo[:, f:]
+
+
+def _convert_rvn(
+    state: dict[str, torch.Tensor],
+    sensitivity: dict[str, torch.Tensor] | None,
+    steps: int | None,
+    fft_centered: bool,
+    dilations: tuple[int, ...],
+) -> ConvertedModel:
+    blocks = sorted({int(m.group(1)) for k in state if (m := re.match(r"block_list\.(\d+)\.", k))})
+    if blocks != list(range(len(blocks))):
+        raise _refuse(f"DIRECT checkpoint: blocks numbered {blocks}, expected 0…n−1")
+    if any(".regularizer.convgru." in k or ".regularizer.norm" in k for k in state):
+        raise _refuse("DIRECT checkpoint with a normalised regulariser (normalized: true, NormConv2dGRU)")
+    shared = len(blocks) == 1 and steps not in (None, 1)
+    if len(blocks) == 1 and steps is None:
+        raise _refuse("DIRECT checkpoint with one RecurrentVarNet block: give the number of steps (--steps)")
+    if len(blocks) > 1 and steps not in (None, len(blocks)):
+        raise _refuse(f"DIRECT checkpoint has {len(blocks)} unshared blocks, not {steps} steps")
+    keys = _Keys(state, "DIRECT checkpoint")
+    mapped: dict[str, torch.Tensor] = {}
+    layers = sum(1 for k in state if re.match(r"block_list\.0\.regularizer\.reset_gates\.\d+\.0\.weight$", k))
+    if layers < 1:
+        raise _refuse("DIRECT checkpoint: no conv-GRU layers in block_list.0.regularizer")
+    hidden = 0
+    for t in blocks:
+        hidden = _convert_rvn_block(keys, t, layers, mapped)
+    learned = any(k.startswith("initializer.") for k in state)
+    config_extra: dict[str, Any] = {}
+    notes = [f"FFT {'centred' if fft_centered else 'uncentred'} (not in the weights)"]
+    if learned:
+        config_extra.update(_convert_rsi(keys, layers, hidden, dilations, mapped))
+        notes.append(f"RSI dilations {tuple(dilations)} and SENSE initialisation (not in the weights)")
+    keys.done()
+    if sensitivity is not None:
+        channels, pools = _convert_unet(sensitivity, mapped)
+        config_extra.update(
+            refine_coil_maps=True, coil_refinement_channels=channels, coil_refinement_pools=pools
+        )
+    config = RecurrentVarNetConfig(
+        steps=steps if shared and steps is not None else len(blocks),
+        hidden_channels=hidden,
+        layers=layers,
+        share_weights=shared,
+        learned_initializer=learned,
+        fft_centered=fft_centered,
+        **config_extra,
+    )
+    return ConvertedModel("recurrentvarnet", config, mapped, "direct", tuple(notes))
+
+
+def _convert_rvn_block(keys: _Keys, t: int, layers: int, mapped: dict[str, torch.Tensor]) -> int:
+    """DIRECT's ``block_list.<t>`` (step size, conv-GRU regulariser) as ``blocks.<t>``; its width."""
+    p = f"block_list.{t}.regularizer."
+    out = f"blocks.{t}.regularizer."
+    mapped[f"blocks.{t}.data_consistency.weight"] = keys.take(f"block_list.{t}.learning_rate", (1,)).reshape(
+        ()
+    )
+    hidden = 0
+    for i in range(layers + 1):
+        if keys.has(f"{p}conv_blocks.{i}.0.weight"):
+            raise _refuse("DIRECT checkpoint with zero-padded convolutions (replication_padding: false)")
+        w = keys.state.get(f"{p}conv_blocks.{i}.1.weight")
+        if i == 0 and w is not None:
+            hidden = w.shape[0]
+        f = hidden
+        if i == 0:
+            shape: tuple[int, ...] = (f, 2, 5, 5)
+        elif i < layers:
+            shape = (f, f, 3, 3)
+        else:
+            shape = (2, f, 3, 3)
+        target = f"{out}convs.{i}." if i < layers else f"{out}output_conv."
+        weight = keys.take(f"{p}conv_blocks.{i}.1.weight", shape)
+        mapped[target + "weight"] = weight
+        mapped[target + "bias"] = keys.take(f"{p}conv_blocks.{i}.1.bias", (shape[0],))
+    for layer in range(layers):
+        _gru(keys, p, layer, f"{out}cells.{layer}.", hidden, mapped)
+    return hidden
+
+
+def _convert_rsi(
+    keys: _Keys, layers: int, hidden: int, dilations: tuple[int, ...], mapped: dict[str, torch.Tensor]
+) -> dict[str, Any]:
+    """DIRECT's recurrent-state initialiser as ``initializer``; the config fields it sets."""
+    convs = sorted(
+        {int(m.group(1)) for k in keys.state if (m := re.match(r"initializer\.conv_blocks\.(\d+)\.", k))}
+    )
+    widths: list[int] = []
+    features = 2
+    for i in convs:
+        w = keys.take(f"initializer.conv_blocks.{i}.1.weight", (None, features, 3, 3))
+        widths.append(w.shape[0])
+        mapped[f"initializer.convs.{i}.weight"] = w
+        mapped[f"initializer.convs.{i}.bias"] = keys.take(
+            f"initializer.conv_blocks.{i}.1.bias", (w.shape[0],)
+        )
+        features = w.shape[0]
+    aggregated = keys.state.get("initializer.out_blocks.0.0.weight")
+    width_in = 0 if aggregated is None else aggregated.shape[1]
+    multiscale = next((m for m in range(1, len(widths) + 1) if sum(widths[-m:]) == width_in), 0)
+    if not multiscale:
+        raise _refuse(f"DIRECT checkpoint: the RSI heads take {width_in} channels, no multiscale depth fits")
+    for layer in range(layers):
+        stem = f"initializer.out_blocks.{layer}.0."
+        mapped[f"initializer.heads.{layer}.weight"] = keys.take(stem + "weight", (hidden, width_in, 1, 1))
+        mapped[f"initializer.heads.{layer}.bias"] = keys.take(stem + "bias", (hidden,))
+    if len(dilations) != len(widths):
+        raise _refuse(
+            f"DIRECT checkpoint: {len(widths)} RSI convolutions but {len(dilations)} dilations given"
+        )
+    return {
+        "initializer_channels": tuple(widths),
+        "initializer_dilations": tuple(dilations),
+        "initializer_multiscale": multiscale,
+    }
+
+
+def _convert_unet(state: dict[str, torch.Tensor], mapped: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """DIRECT's ``UnetModel2d(2, 2, filters, pools)`` as mrirecon's ``CoilMapRefinement``."""
+    if any(k.startswith("unet2d.") for k in state):
+        raise _refuse("DIRECT checkpoint with a normalised U-Net sensitivity model (NormUnetModel2d)")
+    keys = _Keys(state, "DIRECT sensitivity model")
+    pools = len({m.group(1) for k in state if (m := re.match(r"down_sample_layers\.(\d+)\.", k))})
+    if pools < 1:
+        raise _refuse("DIRECT sensitivity model is not a UnetModel2d (no down_sample_layers)")
+    prefix = "coil_refinement."
+
+    def block(src: str, dst: str, cin: int, cout: int) -> None:
+        mapped[f"{prefix}{dst}.0.weight"] = keys.take(f"{src}.layers.0.weight", (cout, cin, 3, 3))
+        mapped[f"{prefix}{dst}.3.weight"] = keys.take(f"{src}.layers.4.weight", (cout, cout, 3, 3))
+
+    first = state.get("down_sample_layers.0.layers.0.weight")
+    channels = 0 if first is None else first.shape[0]
+    features, cin = channels, 2
+    for i in range(pools):
+        block(f"down_sample_layers.{i}", f"down.{i}", cin, features)
+        cin, features = features, features * 2
+    block("conv", "bottom", cin, features)
+    for i in range(pools):
+        mapped[f"{prefix}up_convs.{i}.0.weight"] = keys.take(
+            f"up_transpose_conv.{i}.layers.0.weight", (features, features // 2, 2, 2)
+        )
+        last = i == pools - 1
+        block(f"up_conv.{i}.0" if last else f"up_conv.{i}", f"up_blocks.{i}", features, features // 2)
+        features //= 2
+    mapped[prefix + "output.weight"] = keys.take(f"up_conv.{pools - 1}.1.weight", (2, channels, 1, 1))
+    mapped[prefix + "output.bias"] = keys.take(f"up_conv.{pools - 1}.1.bias", (2,))
+    keys.done()
+    return channels, pools
+
+
+# ----------------------------------------------------------------------------------------------
+# Files
+# ----------------------------------------------------------------------------------------------
+def convert_checkpoint(
+    path: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    time_steps: int | None = None,
+    steps: int | None = None,
+    fft_centered: bool | None = None,
+    sigma: float = 1.0,
+    initializer_dilations: tuple[int, ...] = (1, 1, 2, 4),
+    report: Callable[[str], None] | None = None,
+) -> ConvertedModel:
+    """Read an authors' checkpoint file, convert it and write an mrirecon model file (``.pt``).
+
+    Options as :func:`convert_state`; ``time_steps`` and ``fft_centered`` default to what an
+    ``.atommic``/``.mridc`` archive's config says, else to 8 and ``True``.
+
+    Raises:
+        CheckpointError: the file cannot be read or mapped (one line, with the file's path).
+    """
+    checkpoint, found = read_checkpoint_tensors(path)
+    try:
+        converted = convert_state(
+            checkpoint,
+            time_steps=time_steps if time_steps is not None else found.get("time_steps"),
+            steps=steps,
+            fft_centered=fft_centered if fft_centered is not None else found.get("fft_centered", True),
+            sigma=sigma,
+            initializer_dilations=initializer_dilations,
+        )
+    except CheckpointError as error:
+        raise CheckpointError(str(error), path=path, hint=error.hint) from error
+    notes = list(converted.notes)
+    if found.get("fft_normalization") not in (None, "ortho"):
+        notes.append(
+            f"the authors' FFTs were normalised {found['fft_normalization']!r}: mrirecon's are orthonormal, "
+            "so give it k-space divided by √(H·W) to reproduce their outputs"
+        )
+    converted = ConvertedModel(
+        converted.model_name, converted.config, converted.state_dict, converted.source, tuple(notes)
+    )
+    model = converted.build()
+    save_model(output, converted.model_name, converted.config, model)
+    if report is not None:
+        report(f"wrote {output}: {converted.describe()}")
+        for note in converted.notes:
+            report(f"  assumed: {note}")
+    return converted
