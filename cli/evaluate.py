@@ -66,6 +66,11 @@ import click
     help="Also report the Calgary-Campinas per-slice SSIM and PSNR (a different convention, named).",
 )
 @click.option(
+    "--atommic",
+    is_flag=True,
+    help="Also report ATOMMIC's SSIM, PSNR and NMSE on per-slice max-normalised images (named columns).",
+)
+@click.option(
     "--report-volumes", type=int, default=12, show_default=True, help="Volumes pictured in the report."
 )
 @click.option("--lesion-panels", type=int, default=6, show_default=True, help="Zoomed lesions per volume.")
@@ -83,6 +88,7 @@ def evaluate(
     band: tuple[float, float],
     min_cnr: float,
     calgary_campinas: bool,
+    atommic: bool,
     report_volumes: int,
     lesion_panels: int,
     no_progress: bool,
@@ -102,6 +108,7 @@ def evaluate(
             ring=RingGeometry(gap=ring_gap, width=ring_width),
             criteria=PreservationCriteria(band=band, min_cnr=min_cnr),
             calgary_campinas=calgary_campinas,
+            atommic=atommic,
             report_volumes=report_volumes,
             lesion_panels=lesion_panels,
             progress=not no_progress,

@@ -41,7 +41,12 @@ from mrirecon.evaluation.lesion import (
     lesion_regions,
     measure_region,
 )
-from mrirecon.evaluation.metrics import calgary_campinas_psnr, calgary_campinas_ssim, volume_metrics
+from mrirecon.evaluation.metrics import (
+    atommic_metrics,
+    calgary_campinas_psnr,
+    calgary_campinas_ssim,
+    volume_metrics,
+)
 from mrirecon.evaluation.options import EvaluationOptions, Region
 from mrirecon.evaluation.panels import VolumePanel, build_panels
 from mrirecon.evaluation.report import ReportContent, render_report
@@ -62,6 +67,16 @@ __all__ = ["EvaluationOptions", "EvaluationResult", "evaluate", "summary_lines"]
 
 METRICS = ("ssim", "psnr", "nmse")
 CC_METRICS = ("ssim_cc", "psnr_cc")
+ATOMMIC_METRICS = ("ssim_atommic", "psnr_atommic", "nmse_atommic")
+
+
+def _metric_fields(options: EvaluationOptions) -> list[str]:
+    """The metric columns of a run: fastMRI's, then each convention asked for."""
+    return [
+        *METRICS,
+        *(CC_METRICS if options.calgary_campinas else ()),
+        *(ATOMMIC_METRICS if options.atommic else ()),
+    ]
 
 
 @dataclass(frozen=True)
@@ -194,6 +209,8 @@ def evaluate(
             if options.calgary_campinas:
                 row["ssim_cc"] = calgary_campinas_ssim(target.image, recon.reconstruction)
                 row["psnr_cc"] = calgary_campinas_psnr(target.image, recon.reconstruction)
+            if options.atommic:
+                row.update(atommic_metrics(target.image, recon.reconstruction))
             found = [
                 measure_region(
                     target.image,
@@ -216,12 +233,12 @@ def evaluate(
         if index < options.report_volumes:
             panels.append(build_panels(target, recons, regions, measures, rows[-len(sources) :], options))
 
-    groups = group_statistics(rows, [*METRICS, *(CC_METRICS if options.calgary_campinas else ())])
+    groups = group_statistics(rows, _metric_fields(options))
     lesion_groups = group_statistics(
         [{**r, "preserved_fraction": float(r["preserved"])} for r in lesion_rows],
         ["preserved_fraction", "preservation", "rec_cnr", "ref_cnr"],
     )
-    metric_fields = [*METRICS, *(CC_METRICS if options.calgary_campinas else ())]
+    metric_fields = _metric_fields(options)
     metrics_csv = output / "metrics.csv"
     _write_csv(metrics_csv, rows)
     lesions_csv = None
@@ -324,6 +341,11 @@ def _summary(
         conventions["calgary-campinas"] = (
             "ssim_cc/psnr_cc: per slice, both images divided by the reference slice's maximum, data range = "
             "max - min of both slices, mean over slices"
+        )
+    if options.atommic:
+        conventions["atommic"] = (
+            "ssim_atommic/psnr_atommic/nmse_atommic: per slice, each image divided by its own maximum, "
+            "SSIM data range 1, PSNR data range = max - min of both slices, mean over slices"
         )
     return {
         "mrirecon_version": __version__,

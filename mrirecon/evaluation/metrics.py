@@ -13,7 +13,8 @@ The protocol (what makes a number comparable with the literature's):
 
 Other conventions are separate functions with their own names, never a flag on these: the
 Calgary-Campinas challenge's per-slice normalised SSIM and PSNR are :func:`calgary_campinas_ssim` and
-:func:`calgary_campinas_psnr`. A batched, differentiable torch version of the fastMRI SSIM lives in
+:func:`calgary_campinas_psnr`; ATOMMIC's (each image divided by its own slice maximum) are
+:func:`atommic_metrics`. A batched, differentiable torch version of the fastMRI SSIM lives in
 :mod:`mrirecon.evaluation.torch_metrics`.
 
 The arithmetic follows scikit-image step by step (same filters, same float precision: float32
@@ -26,6 +27,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter
 
 __all__ = [
+    "atommic_metrics",
     "calgary_campinas_psnr",
     "calgary_campinas_ssim",
     "head_mask",
@@ -235,3 +237,41 @@ def calgary_campinas_psnr(gt: np.ndarray, pred: np.ndarray) -> float:
         err = np.mean((a.astype(float_type) - b.astype(float_type)) ** 2, dtype=np.float64)
         values.append(10 * np.log10(r**2 / err))
     return float(np.mean(values))
+
+
+def atommic_metrics(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """SSIM, PSNR and NMSE as ATOMMIC reports them (``metric_computation_mode: per_slice``).
+
+    Per slice: the reference and the reconstruction are each divided by their *own* maximum (ATOMMIC's
+    ``|x / max|x||``), ``r = max(both) − min(both)`` of the normalised pair; SSIM with data range
+    ``max(r, 1)`` (that is 1) and the 7×7 uniform window, PSNR ``10·log10(r² / MSE)``, NMSE
+    ``‖gt − pred‖² / ‖gt‖²``; then the mean of each over the slices. (ATOMMIC also raises ``r`` to a
+    dataset's stored maximum where its files carry one; mrirecon's do not.) Not comparable with
+    fastMRI's :func:`volume_metrics`: a reconstruction that is right up to a global scale scores
+    perfectly here.
+
+    Args:
+        gt: Reference magnitude volume ``(slices, H, W)``.
+        pred: Reconstruction, same shape.
+
+    Returns:
+        ``{"ssim_atommic", "psnr_atommic", "nmse_atommic"}``.
+    """
+    _check_volumes(gt, pred)
+    ssims, psnrs, nmses = [], [], []
+    for ref, rec in zip(gt, pred):
+        float_type = np.result_type(_float_type(ref.dtype), _float_type(rec.dtype))
+        ref, rec = np.abs(ref).astype(float_type), np.abs(rec).astype(float_type)
+        if ref.max() <= 0 or rec.max() <= 0:
+            raise ValueError("a slice is all zero: ATOMMIC's metrics divide each image by its maximum")
+        a, b = ref / ref.max(), rec / rec.max()
+        r = float(max(a.max(), b.max()) - min(a.min(), b.min()))
+        err = np.mean((a - b) ** 2, dtype=np.float64)
+        ssims.append(ssim_slice(a, b, max(r, 1.0)))
+        psnrs.append(10 * np.log10(r**2 / err) if err > 0 else np.inf)
+        nmses.append(float(np.sum((a - b) ** 2, dtype=np.float64) / np.sum(a**2, dtype=np.float64)))
+    return {
+        "ssim_atommic": float(np.mean(ssims)),
+        "psnr_atommic": float(np.mean(psnrs)),
+        "nmse_atommic": float(np.mean(nmses)),
+    }

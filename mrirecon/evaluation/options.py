@@ -25,6 +25,8 @@ class EvaluationOptions:
         ring: Ring geometry of the lesion measures.
         criteria: When a lesion counts as preserved.
         calgary_campinas: Also compute the Calgary-Campinas per-slice SSIM and PSNR (named columns).
+        atommic: Also compute ATOMMIC's SSIM, PSNR and NMSE on per-slice normalised images (named
+            columns ``ssim_atommic``, ``psnr_atommic``, ``nmse_atommic``).
         report_volumes: How many volumes get pictures in the HTML report (the tables list all).
         lesion_panels: Zoomed lesion panels per volume.
         progress: Show a progress bar over volumes.
@@ -37,6 +39,7 @@ class EvaluationOptions:
     ring: RingGeometry = field(default_factory=RingGeometry)
     criteria: PreservationCriteria = field(default_factory=PreservationCriteria)
     calgary_campinas: bool = False
+    atommic: bool = False
     report_volumes: int = 12
     lesion_panels: int = 6
     progress: bool = True

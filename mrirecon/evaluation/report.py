@@ -49,6 +49,9 @@ _NAMES = {
     "nmse": "NMSE",
     "ssim_cc": "SSIM (CC)",
     "psnr_cc": "PSNR (CC, dB)",
+    "ssim_atommic": "SSIM (ATOMMIC)",
+    "psnr_atommic": "PSNR (ATOMMIC, dB)",
+    "nmse_atommic": "NMSE (ATOMMIC)",
 }
 
 
@@ -268,6 +271,12 @@ def _conventions(content: ReportContent) -> str:
             "<li><b>Calgary-Campinas (SSIM (CC), PSNR (CC))</b>: a <i>different</i> convention: per slice, "
             "both images divided by the reference slice's maximum, data range = max − min of both, mean over "
             "slices. Not comparable with the fastMRI numbers.</li>"
+        )
+    if "ssim_atommic" in content.metric_fields:
+        items.append(
+            "<li><b>ATOMMIC (SSIM, PSNR, NMSE (ATOMMIC))</b>: a <i>different</i> convention: per slice, each "
+            "image divided by its own maximum, SSIM data range 1, PSNR data range = max − min of both, mean "
+            "over slices. Blind to a global intensity scale; not comparable with the fastMRI numbers.</li>"
         )
     low, high = o.criteria.band
     items.append(

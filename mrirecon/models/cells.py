@@ -10,7 +10,15 @@ initialisation); with ``σ`` the logistic sigmoid:
 - GRU: ``r = σ(x_r + h_r)``, ``z = σ(x_z + h_z)``, ``n = tanh(x_n + r ⊙ h_n)``,
   ``h' = (1 − z) ⊙ n + z ⊙ h`` (Cho et al. 2014 in PyTorch's ``GRUCell`` form; ATOMMIC's RIM).
   With ``reset="before"``: ``n = tanh(x_n + W_n ∗ (r ⊙ h))`` (DIRECT's RecurrentVarNet).
-- MGU: ``f = σ(x_f + h_f)``, ``c = tanh(x_c + f ⊙ h_c)``, ``h' = (1 − f) ⊙ c + f ⊙ h`` (Zhou 2016).
+- MGU: ``f = σ(x_f + h_f)``, ``c = tanh(x_c + f ⊙ h_c)``, ``h' = (1 − f) ⊙ c + f ⊙ h`` — ATOMMIC's
+  ``ConvMGUCell``, which is *not* the cell of Zhou et al. 2016 it cites. Zhou's minimal gated unit
+  is ``c = tanh(x_c + W_c ∗ (f ⊙ h))``, ``h' = (1 − f) ⊙ h + f ⊙ c``. ATOMMIC's differs twice: the
+  gate scales the projected state (``f ⊙ (W_c ∗ h)``, the reset-after form of a GRU) instead of the
+  state before its projection, and the roles of ``f`` and ``1 − f`` in the interpolation are
+  swapped, so that the gate which admits the old state into the candidate also keeps the old state
+  (in Zhou's cell it replaces it). Neither difference is a reparametrisation of the other's weights
+  (the same ``f`` acts in both places). mrirecon keeps ATOMMIC's cell: its checkpoints and the
+  parity goldens depend on it.
 - IndRNN: ``h' = ReLU(x + w ⊙ h)``, one recurrent weight per channel, no gates (Li et al. 2018).
 
 ``x_r`` etc. are the chunks of the input projection, ``h_r`` those of the recurrent one. The zero
@@ -203,7 +211,11 @@ class ConvGRUCell(RecurrentCell):
 
 
 class ConvMGUCell(RecurrentCell):
-    """Convolutional minimal gated unit (Zhou et al. 2016): one forget gate instead of two."""
+    """Convolutional minimal gated unit as ATOMMIC builds it: one gate instead of the GRU's two.
+
+    ``h' = (1 − f) ⊙ tanh(x_c + f ⊙ h_c) + f ⊙ h``: not Zhou et al. 2016's update (see the module
+    docstring for the two differences).
+    """
 
     gates = 2
 

@@ -14,7 +14,17 @@ coil-combined image, and ``α_t`` is a learned scalar (initialised to 1; the ste
 The recurrent-state initialiser (RSI) replaces the zero initial states: four replication-padded
 3×3 convolutions (32, 32, 64, 64 features, dilations 1, 1, 2, 4, ReLU), the last three feature maps
 concatenated (multiscale aggregation), and one 1×1 convolution + ReLU per GRU layer. Its input is
-what DIRECT gives it: the k-space of the SENSE image, ``F(Sᴴ F⁻¹ y)``, as two channels.
+what DIRECT gives it (``initializer_initialization``), as two channels: ``"sense"`` (the default,
+the paper's) the k-space of the SENSE image, ``F(Sᴴ F⁻¹ y)``; ``"zero_filled"`` DIRECT's
+``F(F⁻¹ y)`` summed over coils, which is the coil sum of the measured k-space ``Σ_c y_c``. DIRECT's
+third input, ``input_image`` (an image passed in from outside), has no place in the reconstructor
+interface and is not offered.
+
+``normalized`` is DIRECT's ``NormConv2dGRU``: the regulariser sees its input with the real and the
+imaginary channel each normalised to zero mean and unit (sample) standard deviation over the image,
+and its output is mapped back with the same mean and standard deviation. With one GRU layer the
+regulariser's output convolution has dilation 2, as DIRECT's ``Conv2dGRU`` builds it (its second
+convolution is the dilated one, whether or not it is the last).
 
 Optionally a small U-Net refines the coil maps first (:class:`~mrirecon.models.coil_refinement.
 CoilMapRefinement`, all coils in one batched call).
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +70,10 @@ class RecurrentVarNetConfig:
         coil_refinement_channels: First-level features of that U-Net (8).
         coil_refinement_pools: Its pooling levels (4).
         fft_centered: FFT convention of the k-space (``False`` for Calgary-Campinas).
+        initializer_input: What the RSI sees: ``"sense"`` (``F(Sᴴ F⁻¹ y)``, the paper's) or
+            ``"zero_filled"`` (``Σ_c y_c``, DIRECT's ``zero_filled``); see the module docstring.
+        normalized: Normalise the regulariser's input and de-normalise its output per image and
+            real/imaginary channel (DIRECT's ``normalized: true``, ``NormConv2dGRU``).
     """
 
     steps: int = 8
@@ -73,8 +88,16 @@ class RecurrentVarNetConfig:
     coil_refinement_channels: int = 8
     coil_refinement_pools: int = 4
     fft_centered: bool = True
+    initializer_input: Literal["sense", "zero_filled"] = "sense"
+    normalized: bool = False
 
     def __post_init__(self) -> None:
+        if self.initializer_input not in ("sense", "zero_filled"):
+            raise ConfigError(
+                f"unknown initializer_input '{self.initializer_input}'",
+                hint="choose 'sense' or 'zero_filled' (DIRECT's 'input_image' needs an image the "
+                "reconstructor interface does not carry)",
+            )
         for name in ("steps", "hidden_channels", "layers", "coil_refinement_channels"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -146,10 +169,12 @@ class RecurrentVarNetBlock(nn.Module):
     Args:
         hidden_channels: Features of the regulariser.
         layers: Its conv → GRU layers.
+        normalized: Normalise the regulariser's input, de-normalise its output (``NormConv2dGRU``).
     """
 
-    def __init__(self, hidden_channels: int, layers: int):
+    def __init__(self, hidden_channels: int, layers: int, normalized: bool = False):
         super().__init__()
+        self.normalized = normalized
         self.data_consistency = SoftDataConsistency(1.0)  # α_t
         self.regularizer = RecurrentConvStack(
             2,
@@ -159,6 +184,7 @@ class RecurrentVarNetBlock(nn.Module):
             kernels=(5, *([3] * (layers - 1))),
             dilations=(1, *([2] if layers > 1 else []), *([1] * (layers - 2))),
             output_kernel=3,
+            output_dilation=2 if layers == 1 else 1,  # DIRECT: the second conv is dilated
             output_bias=True,
             relu_states=True,
             kaiming_init=False,
@@ -177,7 +203,14 @@ class RecurrentVarNetBlock(nn.Module):
     ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
         """``k_{t+1}`` and the new states from ``k_t`` ``(B, C, H, W)`` and its image ``Sᴴ F⁻¹ k_t``
         (``checkpointed``: recompute each regulariser layer in the backward pass)."""
-        w, new_states = self.regularizer(image_channels(image), states, checkpointed=checkpointed)
+        x = image_channels(image)
+        if self.normalized:  # DIRECT's NormConv2dGRU: two groups (real, imaginary), unbiased std
+            mean = x.mean(dim=(-2, -1), keepdim=True)
+            std = x.std(dim=(-2, -1), keepdim=True)
+            x = (x - mean) / std
+        w, new_states = self.regularizer(x, states, checkpointed=checkpointed)
+        if self.normalized:
+            w = w * std + mean
         new_kspace = self.data_consistency(kspace, measured, mask) + operator.expand(channels_image(w))
         return new_kspace, list(new_states)
 
@@ -195,7 +228,7 @@ class RecurrentVarNet(Reconstructor):
         super().__init__()
         self.config = config = config or RecurrentVarNetConfig()
         self.blocks = nn.ModuleList(
-            RecurrentVarNetBlock(config.hidden_channels, config.layers)
+            RecurrentVarNetBlock(config.hidden_channels, config.layers, config.normalized)
             for _ in range(1 if config.share_weights else config.steps)
         )
         self.initializer = (
@@ -227,7 +260,10 @@ class RecurrentVarNet(Reconstructor):
         image = operator.reduce(masked_kspace)  # Sᴴ F⁻¹ y
         states: list[torch.Tensor | None] = [None] * cfg.layers
         if self.initializer is not None:
-            init_input = image_channels(fftnc(image, 2, centered=cfg.fft_centered))
+            if cfg.initializer_input == "zero_filled":  # DIRECT: Σ_c F(F⁻¹ y_c) = Σ_c y_c
+                init_input = image_channels(masked_kspace.sum(dim=1))
+            else:
+                init_input = image_channels(fftnc(image, 2, centered=cfg.fft_centered))
             states = list(self.initializer(init_input))
 
         kspace = masked_kspace

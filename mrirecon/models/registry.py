@@ -94,7 +94,9 @@ def _entries() -> dict[str, ModelEntry]:
             "recurrentvarnet",
             RecurrentVarNet,
             RecurrentVarNetConfig,
-            "recurrent variational network (8 k-space steps, 4-layer conv-GRU, learned state init)",
+            "recurrent variational network (8 k-space steps, 4-layer conv-GRU, learned state init); "
+            "default = the paper's no-coil-refinement ablation with a centred FFT; the paper's "
+            "Calgary-Campinas model is the preset recurrentvarnet_cc",
         ),
     ]
     return {entry.name: entry for entry in entries}

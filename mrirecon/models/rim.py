@@ -15,6 +15,14 @@ starting from the previous cascade's last estimate. Data consistency is implicit
 gradient is the only route of the measurements into the model); ``data_consistency="soft"``
 ends each cascade with a learned soft data-consistency step in k-space,
 ``x ← Sᴴ F⁻¹ (k − λ·M⊙(k − y))`` with ``k = F S x`` and λ initialised to 1.
+``data_consistency="soft_per_step"`` is the explicit data consistency of the CIRIM paper as its
+code (mridc 0.0.1, ``no_dc: false``) computes it: every time step's estimate ``η_t`` of cascade c
+becomes the k-space ``k_t = y − λ_c·M⊙(k_in − y) − F S η_t`` and the image ``Sᴴ F⁻¹ k_t``
+(returned for every step and fed to the loss), ``k_in`` being the k-space the cascade started from
+(``y`` for the first; the previous cascade's last ``k_t`` after it, which also gives the next
+cascade's first image ``Sᴴ F⁻¹ k_in``). The recurrence itself runs on the ``η_t`` unchanged. The
+subtraction of ``F S η_t`` (not an addition) is the authors' (E2E-VarNet's update with ``y`` in place
+of the current k-space): kept as they trained it.
 
 How cascades are coupled (the authors' code bases differ; see docs/models.md):
 
@@ -31,7 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -45,7 +53,10 @@ from mrirecon.models.layers import channels_image, image_channels
 from mrirecon.models.stack import RecurrentConvStack
 from mrirecon.physics import LogLikelihoodGradient, MultiCoilOperator, SoftDataConsistency
 
-__all__ = ["CIRIM", "RIM", "CIRIMConfig", "RIMBlock", "RIMConfig"]
+__all__ = ["CIRIM", "DATA_CONSISTENCY", "RIM", "CIRIMConfig", "RIMBlock", "RIMConfig"]
+
+#: The CIRIM's data-consistency forms (``CIRIMConfig.data_consistency``).
+DATA_CONSISTENCY = ("implicit", "soft", "soft_per_step")
 
 
 def _check_common(cell: str, channels: int, time_steps: int, sigma: float) -> None:
@@ -90,8 +101,10 @@ class CIRIMConfig:
         time_steps: Time steps per cascade (8).
         channels: Features of every convolution and hidden state (64; 128 for Calgary-Campinas).
         cell: Recurrent cell (``"indrnn"``; ``"gru"``/``"mgu"`` possible).
-        data_consistency: ``"implicit"`` (through the gradient only, the paper's best) or
-            ``"soft"`` (a learned soft data-consistency step ending each cascade).
+        data_consistency: ``"implicit"`` (through the gradient only, the paper's best),
+            ``"soft"`` (a learned soft data-consistency step ending each cascade) or
+            ``"soft_per_step"`` (the CIRIM paper's explicit data consistency, mridc 0.0.1: at every
+            time step in k-space; see the module docstring). Both soft forms learn one λ per cascade.
         cascade_gradients: Let gradients flow from a cascade into the ones before it (ATOMMIC);
             ``False`` detaches each cascade's input (mridc).
         carry_hidden_state: Start each cascade from the previous cascade's hidden states
@@ -104,7 +117,7 @@ class CIRIMConfig:
     time_steps: int = 8
     channels: int = 64
     cell: CellKind = "indrnn"
-    data_consistency: Literal["implicit", "soft"] = "implicit"
+    data_consistency: Literal["implicit", "soft", "soft_per_step"] = "implicit"
     cascade_gradients: bool = True
     carry_hidden_state: bool = True
     sigma: float = 1.0
@@ -114,9 +127,10 @@ class CIRIMConfig:
         _check_common(self.cell, self.channels, self.time_steps, self.sigma)
         if self.cascades < 1:
             raise ConfigError(f"cascades must be a positive integer, got {self.cascades}")
-        if self.data_consistency not in ("implicit", "soft"):
+        if self.data_consistency not in DATA_CONSISTENCY:
             raise ConfigError(
-                f"unknown data_consistency '{self.data_consistency}'", hint="choose 'implicit' or 'soft'"
+                f"unknown data_consistency '{self.data_consistency}'",
+                hint=f"choose one of {', '.join(DATA_CONSISTENCY)}",
             )
 
 
@@ -195,7 +209,7 @@ class CIRIM(Reconstructor):
         self.cascades = nn.ModuleList(blocks)
         self.data_consistency = (
             nn.ModuleList(SoftDataConsistency(1.0) for _ in range(config.cascades))
-            if config.data_consistency == "soft"
+            if config.data_consistency != "implicit"
             else None
         )
 
@@ -212,17 +226,27 @@ class CIRIM(Reconstructor):
         states: list[torch.Tensor | None] = [None for _ in range(layers)]
         steps: list[list[torch.Tensor]] = []
         checkpointed = self.gradient_checkpointing
+        per_step = cfg.data_consistency == "soft_per_step"
+        kspace = masked_kspace  # k_in of the per-step form: the k-space a cascade starts from
 
         def cascade(
-            index: int, image: torch.Tensor, *hidden: torch.Tensor | None
+            index: int, image: torch.Tensor, start: torch.Tensor, *hidden: torch.Tensor | None
         ) -> tuple[torch.Tensor | None, ...]:
             estimates, new_states = self.cascades[index](
                 image, gradient, list(hidden), checkpointed=checkpointed
             )
-            if self.data_consistency is not None:
-                kspace = self.data_consistency[index](operator.expand(estimates[-1]), masked_kspace, mask)
-                estimates[-1] = operator.reduce(kspace)
-            return (*estimates, *new_states)
+            last = start
+            if self.data_consistency is not None and per_step:
+                # k_t = y − λ·M⊙(k_in − y) − F S η_t at every step (mridc 0.0.1's explicit DC)
+                dc = cast(SoftDataConsistency, self.data_consistency[index])
+                base = masked_kspace - dc.residual(start, masked_kspace, mask)
+                kspaces = [base - operator.expand(eta) for eta in estimates]
+                estimates = [operator.reduce(k) for k in kspaces]
+                last = kspaces[-1]
+            elif self.data_consistency is not None:
+                corrected = self.data_consistency[index](operator.expand(estimates[-1]), masked_kspace, mask)
+                estimates[-1] = operator.reduce(corrected)
+            return (*estimates, last, *new_states)
 
         for index in range(len(self.cascades)):
             if index > 0:
@@ -230,12 +254,18 @@ class CIRIM(Reconstructor):
                     states = [None for _ in range(layers)]
                 if not cfg.cascade_gradients:
                     x = x.detach()
+                    kspace = kspace.detach()
                     states = [None if s is None else s.detach() for s in states]
             # Several cascades: checkpoint each cascade too (nested), so that backward keeps the
             # states of one cascade's steps instead of every cascade's.
-            out = run_step(cascade, index, x, *states, checkpointed=checkpointed and len(self.cascades) > 1)
+            out = run_step(
+                cascade, index, x, kspace, *states, checkpointed=checkpointed and len(self.cascades) > 1
+            )
             estimates = list(out[: cfg.time_steps])
-            states = list(out[cfg.time_steps :])
+            last = out[cfg.time_steps]
+            assert last is not None
+            kspace = last
+            states = list(out[cfg.time_steps + 1 :])
             x = estimates[-1]
             steps.append(estimates)
         return ReconOutput(x, steps)

@@ -42,6 +42,7 @@ class RecurrentConvStack(nn.Module):
         kernels: Kernel size of each layer's convolution.
         dilations: Dilation of each layer's convolution.
         output_kernel: Kernel of the output convolution.
+        output_dilation: Dilation of the output convolution (DIRECT's one-layer Conv2dGRU: 2).
         output_bias: Whether the output convolution has a bias.
         relu_states: Pass each state through a ReLU before the next layer.
         kaiming_init: Kaiming-normal (ReLU gain) weights and zero biases for the convolutions
@@ -62,6 +63,7 @@ class RecurrentConvStack(nn.Module):
         kernels: Sequence[int] = (5, 3),
         dilations: Sequence[int] = (1, 2),
         output_kernel: int = 3,
+        output_dilation: int = 1,
         output_bias: bool = False,
         relu_states: bool = False,
         kaiming_init: bool = True,
@@ -78,7 +80,9 @@ class RecurrentConvStack(nn.Module):
             self.convs.append(ReplicationConv2d(features, hidden_channels, kernel, dilation=dilation))
             self.cells.append(make_cell(hidden_channels, hidden_channels))
             features = hidden_channels
-        self.output_conv = ReplicationConv2d(hidden_channels, out_channels, output_kernel, bias=output_bias)
+        self.output_conv = ReplicationConv2d(
+            hidden_channels, out_channels, output_kernel, dilation=output_dilation, bias=output_bias
+        )
         if kaiming_init:
             for conv in [*self.convs, self.output_conv]:
                 nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")

@@ -65,8 +65,12 @@ class SoftDataConsistency(nn.Module):
         Returns:
             The updated k-space, same shape.
         """
+        return kspace - self.residual(kspace, measured, mask)
+
+    def residual(self, kspace: torch.Tensor, measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The weighted residual ``λ·M·(k − y)`` that :meth:`forward` subtracts (shapes as there)."""
         m = mask.to(kspace.real.dtype)
-        return kspace - self.weight * m * (kspace - measured)
+        return self.weight * m * (kspace - measured)
 
 
 def log_likelihood_gradient(

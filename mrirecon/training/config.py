@@ -25,6 +25,7 @@ __all__ = [
     "LossSection",
     "MaskSection",
     "ModelSection",
+    "Normalization",
     "OptimSection",
     "SimulationSection",
     "SyntheticSection",
@@ -41,6 +42,9 @@ LOSS_TERMS = ("l1", "l2", "ssim", "lesion_l1")
 
 #: How the estimates of a recurrent model's steps are weighted in the loss (see LossSection).
 Weighting = Literal["logspace", "uniform", "final"]
+
+#: How estimate and target are scaled before the loss (see LossSection).
+Normalization = Literal["none", "per_slice_max"]
 
 
 @dataclass(frozen=True)
@@ -252,11 +256,16 @@ class LossSection:
             ``final`` (the last step only).
         cascade_weighting: The same choice over cascades (CIRIM: ``logspace``; RecurrentVarNet:
             ``final`` for both, its single output).
+        normalize: ``none`` (compare in the scale the network sees) or ``per_slice_max``
+            (ATOMMIC's loss: each estimate's magnitude and the target are divided by their own
+            maximum over the slice, and SSIM's data range is 1); the validation scores are
+            fastMRI's either way.
     """
 
     terms: dict[str, float] = field(default_factory=lambda: {"l1": 1.0})
     time_weighting: Weighting = "final"
     cascade_weighting: Weighting = "final"
+    normalize: Normalization = "none"
 
     def __post_init__(self) -> None:
         if not self.terms:

@@ -11,6 +11,12 @@ Recurrent models return ``steps[cascade][time_step]``. :func:`step_weights` give
 ATOMMIC's CIRIM (``logspace``: w_t = logspace(−1, 0, T), loss Σ_t w_t·L_t / T, the same over
 cascades), of the RIM (``uniform``: the mean over time steps) or of RecurrentVarNet (``final``: the
 last estimate only). :class:`ReconLoss` puts both together.
+
+``normalize="per_slice_max"`` reproduces ATOMMIC's loss inputs: after cropping, each estimate's
+magnitude and the target are divided by their own maximum over the slice (:func:`per_slice_max`),
+so that both peak at 1, and SSIM's data range is 1 (ATOMMIC: ``max(max t, max p)``, which is 1 after
+the division). ATOMMIC takes the maximum over its whole batch; its configs train with batch 1,
+where the two agree.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import torch
 
 from mrirecon.evaluation.torch_metrics import ssim_torch
 from mrirecon.shapes import center_crop, check_shape
-from mrirecon.training.config import Weighting
+from mrirecon.training.config import Normalization, Weighting
 
 __all__ = [
     "ReconLoss",
@@ -31,6 +37,7 @@ __all__ = [
     "l1_loss",
     "l2_loss",
     "lesion_l1_loss",
+    "per_slice_max",
     "ssim_loss",
     "step_weights",
 ]
@@ -44,6 +51,16 @@ def crop_to_target(image: torch.Tensor, target: torch.Tensor) -> tuple[torch.Ten
     """
     size = (min(image.shape[-2], target.shape[-2]), min(image.shape[-1], target.shape[-1]))
     return center_crop(image, size), center_crop(target, size)
+
+
+def per_slice_max(image: torch.Tensor) -> torch.Tensor:
+    """``image / max(image)`` per slice: ``(B, h, w)`` real magnitudes → the same, each peaking at 1.
+
+    An all-zero slice stays zero (its maximum is taken as 1).
+    """
+    check_shape(image, "B h w", name="image")
+    peak = image.amax(dim=(-2, -1), keepdim=True)
+    return image / torch.where(peak > 0, peak, torch.ones_like(peak))
 
 
 def l1_loss(
@@ -164,6 +181,8 @@ class ReconLoss:
         terms: Loss name → weight (see :func:`image_loss`).
         time_weighting: Weights over the time steps of each cascade.
         cascade_weighting: Weights over cascades.
+        normalize: ``"none"`` or ``"per_slice_max"`` (ATOMMIC's: estimate and target each divided
+            by their own slice maximum, SSIM with data range 1; see the module docstring).
     """
 
     def __init__(
@@ -171,7 +190,10 @@ class ReconLoss:
         terms: Mapping[str, float],
         time_weighting: Weighting = "final",
         cascade_weighting: Weighting = "final",
+        normalize: Normalization = "none",
     ):
+        if normalize not in ("none", "per_slice_max"):
+            raise ValueError(f"unknown normalize {normalize!r}; known: none, per_slice_max")
         for name in terms:
             if name not in _LOSSES and name not in LESION_TERMS:
                 raise ValueError(f"unknown loss {name!r}; known: {', '.join([*_LOSSES, *LESION_TERMS])}")
@@ -181,6 +203,7 @@ class ReconLoss:
         self.lesion_weight = float(terms.get("lesion_l1", 0.0))
         self.time_weighting: Weighting = time_weighting
         self.cascade_weighting: Weighting = cascade_weighting
+        self.normalize: Normalization = normalize
 
     def image(
         self,
@@ -193,6 +216,8 @@ class ReconLoss:
         ``labels`` ``(B, h, w)`` lesion labels (for ``lesion_l1``) or None."""
         magnitude = image.abs() if image.is_complex() else image
         pred, ref = crop_to_target(magnitude.float(), target.float())
+        if self.normalize == "per_slice_max":
+            pred, ref, data_range = per_slice_max(pred), per_slice_max(ref), 1.0
         loss = image_loss(pred, ref, data_range, self.terms)
         if self.lesion_weight and labels is not None:
             loss = loss + self.lesion_weight * lesion_l1_loss(pred, ref, labels)

@@ -86,7 +86,7 @@ class ReconModule(pl.LightningModule):
         self.model = build_model(model_name, model_config)
         self.model.set_gradient_checkpointing(gradient_checkpointing)
         loss = loss or LossSection()
-        self.criterion = ReconLoss(loss.terms, loss.time_weighting, loss.cascade_weighting)
+        self.criterion = ReconLoss(loss.terms, loss.time_weighting, loss.cascade_weighting, loss.normalize)
         self.optim = optim or OptimSection()
         self.centered = centered
         self.record = dict(record or {})

@@ -104,7 +104,16 @@ def test_errors_are_one_line_with_exit_code_2(recon: Path, tmp_path: Path) -> No
 def test_installed_script(recon: Path, tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "mrirecon"
     out = subprocess.run(
-        [str(exe), "export-dicom", str(recon), "-o", str(tmp_path / "dcm"), "--deidentify", "--deid-salt", "s"],
+        [
+            str(exe),
+            "export-dicom",
+            str(recon),
+            "-o",
+            str(tmp_path / "dcm"),
+            "--deidentify",
+            "--deid-salt",
+            "s",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from mrirecon.errors import DataError
 from mrirecon.evaluation.evaluate import evaluate
-from mrirecon.evaluation.metrics import calgary_campinas_ssim, volume_metrics
+from mrirecon.evaluation.metrics import atommic_metrics, calgary_campinas_ssim, volume_metrics
 from mrirecon.evaluation.options import EvaluationOptions
 from mrirecon.evaluation.volumes import describe_sources
 from mrirecon_cli.main import cli
@@ -283,3 +283,16 @@ def test_without_lesions_and_with_the_calgary_campinas_convention(
     assert summary["metrics"] == ["ssim", "psnr", "nmse", "ssim_cc", "psnr_cc"]
     html = result.report_html.read_text()
     assert "SSIM (CC)" in html and "Calgary-Campinas" in html and "Lesion contrast" not in html
+
+
+def test_the_atommic_convention_is_a_named_option(lesion_dataset: Dataset, tmp_path: Path) -> None:
+    targets, recons = _copy(lesion_dataset, tmp_path)
+    options = EvaluationOptions(atommic=True, progress=False, report_volumes=1)
+    result = evaluate([recons], targets, tmp_path / "out", options)
+    with h5py.File(targets / lesion_dataset.names[0]) as t, h5py.File(recons / lesion_dataset.names[0]) as r:
+        expected = atommic_metrics(t["reconstruction_rss"][()], r["reconstruction"][()])
+    assert result.rows[0]["ssim_atommic"] == pytest.approx(expected["ssim_atommic"], rel=1e-12)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert set(summary["conventions"]) == {"fastmri", "atommic"}
+    assert summary["metrics"] == ["ssim", "psnr", "nmse", "ssim_atommic", "psnr_atommic", "nmse_atommic"]
+    assert "SSIM (ATOMMIC)" in result.report_html.read_text()

@@ -10,6 +10,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from mrirecon.evaluation.aggregate import group_statistics, statistic
 from mrirecon.evaluation.metrics import (
+    atommic_metrics,
     calgary_campinas_psnr,
     calgary_campinas_ssim,
     nmse,
@@ -90,6 +91,26 @@ def test_agrees_with_skimage_on_a_real_brain_volume(shared_data) -> None:
     expected_nmse = np.sum((gt.astype(np.float64) - pred) ** 2) / np.sum(gt.astype(np.float64) ** 2)
     assert nmse(gt, pred) == pytest.approx(expected_nmse, rel=1e-5, abs=1e-6)
     assert 0.3 < ssim(gt, pred) < 0.99  # a degraded image: the test is not trivially at 1
+
+
+def test_atommic_convention_normalises_each_image_by_its_own_maximum() -> None:
+    """ATOMMIC's per-slice metrics by hand: |x|/max|x| each, SSIM range max(r, 1), PSNR range r."""
+    rng = np.random.default_rng(2)
+    gt = rng.random((3, 24, 20)) * np.array([1.0, 5.0, 20.0])[:, None, None]
+    pred = gt * (1 + 0.1 * rng.standard_normal(gt.shape)) * 3.0  # a global scale: invisible here
+    expected: dict[str, list[float]] = {"ssim": [], "psnr": [], "nmse": []}
+    for g, p in zip(gt, pred):
+        t, q = np.abs(g) / np.abs(g).max(), np.abs(p) / np.abs(p).max()
+        r = max(t.max(), q.max()) - min(t.min(), q.min())
+        expected["ssim"].append(structural_similarity(t, q, data_range=max(r, 1.0)))
+        expected["psnr"].append(peak_signal_noise_ratio(t, q, data_range=r))
+        expected["nmse"].append(float(np.linalg.norm(t - q) ** 2 / np.linalg.norm(t) ** 2))
+    got = atommic_metrics(gt, pred)
+    for name in ("ssim", "psnr", "nmse"):
+        assert got[f"{name}_atommic"] == pytest.approx(np.mean(expected[name]), rel=1e-9, abs=1e-9)
+    assert abs(got["ssim_atommic"] - ssim(gt, pred)) > 1e-3  # fastMRI's convention sees the scale
+    with pytest.raises(ValueError, match="all zero"):
+        atommic_metrics(np.zeros((1, 8, 8)), np.ones((1, 8, 8)))
 
 
 def test_calgary_campinas_convention_is_per_slice_normalised() -> None:

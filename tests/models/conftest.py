@@ -19,6 +19,10 @@ TINY: dict[str, tuple[str, Any]] = {
     "rim_indrnn": ("rim", RIMConfig(cell="indrnn", channels=6, time_steps=2)),
     "cirim": ("cirim", CIRIMConfig(cascades=2, time_steps=2, channels=6)),
     "cirim_soft_dc": ("cirim", CIRIMConfig(cascades=2, time_steps=2, channels=6, data_consistency="soft")),
+    "cirim_soft_per_step": (
+        "cirim",
+        CIRIMConfig(cascades=2, time_steps=2, channels=6, data_consistency="soft_per_step"),
+    ),
     "cirim_mridc": (
         "cirim",
         CIRIMConfig(cascades=2, time_steps=2, channels=6, cascade_gradients=False, carry_hidden_state=False),
@@ -39,6 +43,19 @@ TINY: dict[str, tuple[str, Any]] = {
             refine_coil_maps=True,
             coil_refinement_channels=2,
             coil_refinement_pools=2,
+        ),
+    ),
+    "recurrentvarnet_direct_options": (
+        "recurrentvarnet",
+        RecurrentVarNetConfig(
+            steps=2,
+            hidden_channels=6,
+            layers=1,
+            initializer_channels=(4, 6),
+            initializer_dilations=(1, 2),
+            initializer_multiscale=1,
+            initializer_input="zero_filled",
+            normalized=True,
         ),
     ),
     "recurrentvarnet_shared_zero_init": (

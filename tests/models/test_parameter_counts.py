@@ -26,6 +26,7 @@ PINNED = {
     "cirim_cc": 980_480,
     "cirim_mridc": 264_960,
     "cirim_soft_dc": 264_965,
+    "cirim_explicit_dc": 264_965,
     "recurrentvarnet": 6_918_424,
     "recurrentvarnet_cc": 7_403_322,
     "recurrentvarnet_fastmri_brain": 3_312_218,

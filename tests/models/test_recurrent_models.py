@@ -64,6 +64,11 @@ def test_finite_gradients_into_every_parameter(tiny) -> None:
             # α₁ never learns (as in DIRECT; docs/models.md).
             assert parameter.grad.abs().sum() == 0
             continue
+        if name == "data_consistency.0.weight" and variant == "cirim_soft_per_step":
+            # the same for the per-step DC of the CIRIM paper (mridc 0.0.1): the first cascade
+            # starts from k_in = y, so λ₁·M(k_in − y) is zero
+            assert parameter.grad.abs().sum() == 0
+            continue
         assert parameter.grad.abs().sum() > 0, f"{variant}: zero gradient in {name}"
 
 

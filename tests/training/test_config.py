@@ -119,6 +119,27 @@ def test_shipped_configs_are_valid(path: Path) -> None:
     assert path.name.split("_")[0] == config.model.name
 
 
+@pytest.mark.parametrize(
+    "name", ["rim_fastmri_brain.yaml", "rim_fastmri_knee.yaml", "rim_calgary_campinas.yaml"]
+)
+def test_rim_recipes_weight_the_time_steps_as_atommic(name: str) -> None:
+    config = load_train_config(REPO / "configs" / name)
+    assert config.loss.time_weighting == "logspace"  # ATOMMIC's rim.yaml: logspace(−1, 0, T)
+    assert config.loss.normalize == "none"  # ATOMMIC's per-slice maxima: an override away
+    atommic = load_train_config(REPO / "configs" / name, ["loss.normalize=per_slice_max"])
+    assert atommic.loss.normalize == "per_slice_max"
+    with pytest.raises(ConfigError, match=r"'loss.normalize' must be one of 'none', 'per_slice_max'"):
+        load_train_config(REPO / "configs" / name, ["loss.normalize=volume"])
+
+
+def test_recurrentvarnet_knee_recipe_has_atommics_single_scale_initializer() -> None:
+    from mrirecon.training.config import model_config
+
+    config = load_train_config(REPO / "configs" / "recurrentvarnet_fastmri_knee.yaml")
+    model = model_config(config)
+    assert (model.initializer_multiscale, model.hidden_channels) == (1, 64)
+
+
 def test_model_presets_and_the_fft_convention() -> None:
     def config(model: dict[str, Any], **data: Any) -> Any:
         mapping = base_mapping()

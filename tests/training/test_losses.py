@@ -16,6 +16,7 @@ from mrirecon.training.losses import (
     image_loss,
     l1_loss,
     l2_loss,
+    per_slice_max,
     ssim_loss,
     step_weights,
 )
@@ -93,6 +94,29 @@ def test_multi_step_loss_is_the_weighted_sum_over_cascades_and_time_steps() -> N
         for w, est in zip(step_weights(3, "logspace"), cascade):
             expected += v * w * float(image_loss(center_crop(est.abs(), (10, 10)), target, data_range, terms))
     assert float(loss(steps, target, data_range)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_per_slice_max_normalisation_is_atommics_loss() -> None:
+    """ATOMMIC: |p|/max|p| and |t|/max|t| per slice, then L1 and SSIM with data range 1 (by hand)."""
+    refs, recs = zip(*(_smooth_pair(seed) for seed in (3, 4)))
+    target = torch.from_numpy(np.stack(refs)) * 7.0  # any scale: the normalisation removes it
+    pred = torch.from_numpy(np.stack(recs)).to(torch.complex64) * (0.5 - 0.5j)
+    loss = ReconLoss({"l1": 0.1, "ssim": 0.9}, normalize="per_slice_max")
+    got = float(loss([[pred]], target, target.flatten(1).amax(1)))
+    expected = []
+    for rec, ref in zip(np.abs(pred.numpy()), target.numpy()):
+        p, t = rec / rec.max(), ref / ref.max()
+        ssim = structural_similarity(t, p, win_size=7, data_range=1.0)
+        expected.append((np.abs(p - t).mean(), ssim))
+    l1 = float(np.mean([e[0] for e in expected]))
+    ssim = float(np.mean([e[1] for e in expected]))
+    assert got == pytest.approx(0.1 * l1 + 0.9 * (1 - ssim), rel=1e-4)
+    # the default compares in the network's scale
+    plain = float(ReconLoss({"l1": 1.0})([[pred]], target, 1.0))
+    assert plain == pytest.approx(float((pred.abs() - target).abs().mean()), rel=1e-5)
+    assert per_slice_max(torch.zeros(1, 3, 3)).abs().sum() == 0  # an empty slice stays empty
+    with pytest.raises(ValueError, match="unknown normalize"):
+        ReconLoss({"l1": 1.0}, normalize="volume")  # type: ignore[arg-type]
 
 
 def test_final_weighting_gives_no_gradient_to_earlier_steps() -> None:
