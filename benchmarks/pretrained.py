@@ -58,25 +58,33 @@ def _headline(quality: dict[str, Any]) -> str:
     )
 
 
+def _checkpoint(run: Path) -> Path:
+    """The run's best checkpoint, else its last."""
+    best = run / "checkpoints" / "best.ckpt"
+    return best if best.is_file() else run / "checkpoints" / "last.ckpt"
+
+
 def export(args: argparse.Namespace) -> Path:
     if args.name not in PRETRAINED:
         raise SystemExit(f"unknown pretrained name {args.name!r}; known: {', '.join(PRETRAINED)}")
-    run = Path(args.run)
-    checkpoint = run / "checkpoints" / "best.ckpt"
-    if not checkpoint.is_file():
-        checkpoint = run / "checkpoints" / "last.ckpt"
+    checkpoint = _checkpoint(Path(args.run))
     name, model = load_checkpoint_model(checkpoint)
     data = read_checkpoint(checkpoint)
     record = data.get("mrirecon", {})
+    recipe = args.recipe or f"configs/pretrained/{args.name.replace('-', '_')}.yaml"
+    stages: list[dict[str, Any]] = [{"recipe": recipe, "optimizer_steps": int(data.get("global_step", 0))}]
+    if args.base:  # a fine-tune: the base run's stage comes first
+        base = read_checkpoint(_checkpoint(Path(args.base)))
+        stages.insert(0, {"recipe": args.base_recipe, "optimizer_steps": int(base.get("global_step", 0))})
     quality = _quality(Path(args.quality) if args.quality else None, args.label or args.name)
     card = {
         "name": args.name,
         "model": name,
         "parameters": parameter_count(model),
-        "recipe": args.recipe or f"configs/pretrained/{args.name.replace('-', '_')}.yaml",
+        "recipe": recipe,
         "training": {
-            "optimizer_steps": int(data.get("global_step", 0)),
-            "epochs": int(data.get("epoch", 0)) + 1,
+            "optimizer_steps": sum(stage["optimizer_steps"] for stage in stages),
+            "stages": stages,
             "wall_hours": args.wall_hours,
             "hardware": args.hardware,
             "torch": torch.__version__,
@@ -96,11 +104,13 @@ def export(args: argparse.Namespace) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", help="the pretrained name (cirim-brain, rim-brain, recurrentvarnet-brain)")
+    parser.add_argument("name", help="the pretrained name (cirim-brain, rim-brain)")
     parser.add_argument("run", help="the training run folder")
     parser.add_argument("--quality", help="benchmarks/results/quality.json with this model in it")
     parser.add_argument("--label", help="the model's label in that JSON [the name]")
     parser.add_argument("--recipe", help="the training config [configs/pretrained/<name>.yaml]")
+    parser.add_argument("--base", help="for a fine-tune: the run it started from (its steps come first)")
+    parser.add_argument("--base-recipe", help="that run's training config")
     parser.add_argument("--wall-hours", type=float, default=None, help="training wall time")
     parser.add_argument("--hardware", default="2-core x86-64 CPU", help="what it trained on")
     parser.add_argument("--output", help="where to write [mrirecon/models/weights/<name>.safetensors]")

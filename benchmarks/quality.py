@@ -27,6 +27,7 @@ writes ``benchmarks/results/quality.json`` and ``quality.png``.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -75,6 +76,7 @@ MASKS = (
 )
 CS_LAMBDAS = (0.002, 0.005, 0.01)
 CS_MAPS = ("espirit", "given")
+BASELINE_LABELS = ("CS", "SENSE", "zero-filled")
 SENSE_SETTINGS = ((10, 0.0), (10, 0.01), (30, 0.01), (30, 0.05))
 TEST_OPTIONS = RealisticOptions(
     rows=(192, 256), coils=(8, 16), lesion_probability=1.0, lesion_count=(3, 6), lesion_radius_mm=(2.0, 5.0)
@@ -207,6 +209,63 @@ def tune(
     return best["config"], trials
 
 
+def tune_cs(
+    volumes: Sequence[Volume], mask: MaskSpec, iterations: int, lambdas: Sequence[float]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """CS's coil maps (its own ESPIRiT or the pipeline's) at the middle λ, then λ with the better
+    maps: the best of these trials by head PSNR on the validation volumes."""
+    middle = lambdas[len(lambdas) // 2]
+    _, trials = tune(
+        volumes,
+        [
+            (
+                f"lambda {middle:g}, {maps} maps",
+                {"regularization": middle, "iterations": iterations, "coil_maps": maps},
+            )
+            for maps in CS_MAPS
+        ],
+        mask,
+        "cs_l1wavelet",
+    )
+    maps = max(trials, key=lambda t: t["head_psnr"])["config"]["coil_maps"]
+    others = [lam for lam in lambdas if lam != middle]
+    if others:
+        _, more = tune(
+            volumes,
+            [
+                (
+                    f"lambda {lam:g}, {maps} maps",
+                    {"regularization": lam, "iterations": iterations, "coil_maps": maps},
+                )
+                for lam in others
+            ],
+            mask,
+            "cs_l1wavelet",
+        )
+        trials += more
+    return max(trials, key=lambda t: t["head_psnr"])["config"], trials
+
+
+def _prior_baselines(args: argparse.Namespace) -> dict[str, Any]:
+    """The tuning and baseline figures of earlier runs (``--baselines``, each with some of the
+    masks) on the same sets, merged; {} without any."""
+    merged: dict[str, Any] = {"tuning": {}, "sets": {}}
+    for path in args.baselines:
+        prior: dict[str, Any] = json.loads(Path(path).read_text())
+        before = prior.get("args", {})
+        for key in ("data_dir", "quick", "cs_iterations"):
+            if before.get(key) != getattr(args, key):
+                raise SystemExit(
+                    f"--baselines {path} was run with {key}={before.get(key)!r}, this run with "
+                    f"{getattr(args, key)!r}: its figures do not apply"
+                )
+        merged["tuning"].update(prior["tuning"])
+        for set_name, models in prior["sets"].items():
+            for label in BASELINE_LABELS:
+                merged["sets"].setdefault(set_name, {}).setdefault(label, {}).update(models.get(label, {}))
+    return merged
+
+
 def learned_models(specs: Sequence[str]) -> list[tuple[str, Reconstructor]]:
     """``LABEL=CHECKPOINT``, a checkpoint path, or a shipped pretrained name."""
     from mrirecon.inference.loading import load_reconstructor
@@ -267,39 +326,46 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sets = {name: load_volumes(paths[name]) for name in ("simulated", "real")}
     validation = load_volumes(paths["validation"])
     learned = learned_models(args.model)
-    masks = MASKS[:2] if args.quick else MASKS
+    masks: tuple[MaskSpec, ...] = MASKS[:2] if args.quick else MASKS
+    if args.masks:
+        wanted = [label.strip() for label in args.masks.split(",")]
+        unknown = [label for label in wanted if label not in {m.label for m in MASKS}]
+        if unknown:
+            raise SystemExit(f"unknown masks {unknown}; the columns are {', '.join(m.label for m in MASKS)}")
+        masks = tuple(m for m in masks if m.label in wanted)
     cs_lambdas = CS_LAMBDAS[1:2] if args.quick else CS_LAMBDAS
     results: dict[str, Any] = {"sets": {}, "tuning": {}}
+    prior = _prior_baselines(args)
     for mask in masks:
-        cs_config, cs_trials = tune(
-            validation,
-            [
-                (f"lambda {lam:g}", {"regularization": lam, "iterations": args.cs_iterations})
-                for lam in cs_lambdas
-            ],
-            mask,
-            "cs_l1wavelet",
-        )
-        sense_config, sense_trials = tune(
-            validation,
-            [
-                (f"{it} it, lambda {lam:g}", {"iterations": it, "regularization": lam})
-                for it, lam in SENSE_SETTINGS
-            ],
-            mask,
-            "sense",
-        )
-        results["tuning"][mask.label] = {
-            "cs": cs_trials,
-            "sense": sense_trials,
-            "chosen": [cs_config, sense_config],
-        }
-        models: list[tuple[str, Reconstructor]] = [
-            *learned,
-            ("CS", build_model_from_mapping("cs_l1wavelet", cs_config)),
-            ("SENSE", build_model_from_mapping("sense", sense_config)),
-            ("zero-filled", build_model_from_mapping("zero_filled", {})),
-        ]
+        baselines: list[tuple[str, Reconstructor]] = []
+        if mask.label in prior.get("tuning", {}):  # tuned and scored before: reuse them
+            results["tuning"][mask.label] = prior["tuning"][mask.label]
+            for set_name in sets:
+                for label in BASELINE_LABELS:
+                    figures = prior["sets"][set_name][label][mask.label]
+                    results["sets"].setdefault(set_name, {}).setdefault(label, {})[mask.label] = figures
+        else:
+            cs_config, cs_trials = tune_cs(validation, mask, args.cs_iterations, cs_lambdas)
+            sense_config, sense_trials = tune(
+                validation,
+                [
+                    (f"{it} it, lambda {lam:g}", {"iterations": it, "regularization": lam})
+                    for it, lam in SENSE_SETTINGS
+                ],
+                mask,
+                "sense",
+            )
+            results["tuning"][mask.label] = {
+                "cs": cs_trials,
+                "sense": sense_trials,
+                "chosen": [cs_config, sense_config],
+            }
+            baselines = [
+                ("CS", build_model_from_mapping("cs_l1wavelet", cs_config)),
+                ("SENSE", build_model_from_mapping("sense", sense_config)),
+                ("zero-filled", build_model_from_mapping("zero_filled", {})),
+            ]
+        models: list[tuple[str, Reconstructor]] = [*learned, *baselines]
         for set_name, volumes in sets.items():
             for label, model in models:
                 figures = score(volumes, model, mask)
@@ -368,6 +434,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--data-dir", default=str(RESULTS / "quality_data"), help="where the sets are kept")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--cs-iterations", type=int, default=100, help="FISTA iterations of CS")
+    parser.add_argument(
+        "--masks", help="only these columns, comma-separated labels (e.g. 'random 4x,Poisson 8x')"
+    )
+    parser.add_argument(
+        "--baselines",
+        action="append",
+        default=[],
+        help="reuse the tuning and baseline figures of this earlier JSON (same sets): score the models only",
+    )
     parser.add_argument("--quick", action="store_true", help="small sets, two masks (a smoke test)")
     parser.add_argument("--output", default=None, help="JSON path (default benchmarks/results/quality.json)")
     parser.add_argument("--no-figure", action="store_true", help="skip the comparison figure")

@@ -73,11 +73,6 @@ PRETRAINED: dict[str, PretrainedEntry] = {
             "rim-brain.safetensors",
             "RIM (IndRNN), brain MRI, any Cartesian mask at 2–10× (simulated training data)",
         ),
-        PretrainedEntry(
-            "recurrentvarnet-brain",
-            "recurrentvarnet-brain.safetensors",
-            "RecurrentVarNet, brain MRI, any Cartesian mask at 2–10× (simulated training data)",
-        ),
     )
 }
 

@@ -37,7 +37,6 @@ FINETUNED = "finetuned"
 LABELS = {
     "cirim-brain": "CIRIM (pretrained)",
     "rim-brain": "RIM (pretrained)",
-    "recurrentvarnet-brain": "RecurrentVarNet (pretrained)",
     FINETUNED: "CIRIM (fine-tuned)",
     "zero_filled": "zero-filled",
     "sense": "SENSE",

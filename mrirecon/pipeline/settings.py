@@ -48,7 +48,7 @@ class DemoSettings:
     volumes: int = 10
     slices: int = 4
     size: int = 208
-    width: int | None = 176
+    width: int | None = 192
     coils: int = 8
     seed: int = 0
     anatomy: str = "mni"
