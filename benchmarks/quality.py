@@ -215,34 +215,20 @@ def tune_cs(
     """CS's coil maps (its own ESPIRiT or the pipeline's) at the middle λ, then λ with the better
     maps: the best of these trials by head PSNR on the validation volumes."""
     middle = lambdas[len(lambdas) // 2]
-    _, trials = tune(
-        volumes,
-        [
+
+    def trials_of(settings: Sequence[tuple[float, str]]) -> list[dict[str, Any]]:
+        candidates = [
             (
-                f"lambda {middle:g}, {maps} maps",
-                {"regularization": middle, "iterations": iterations, "coil_maps": maps},
+                f"lambda {lam:g}, {maps} maps",
+                {"regularization": lam, "iterations": iterations, "coil_maps": maps},
             )
-            for maps in CS_MAPS
-        ],
-        mask,
-        "cs_l1wavelet",
-    )
-    maps = max(trials, key=lambda t: t["head_psnr"])["config"]["coil_maps"]
-    others = [lam for lam in lambdas if lam != middle]
-    if others:
-        _, more = tune(
-            volumes,
-            [
-                (
-                    f"lambda {lam:g}, {maps} maps",
-                    {"regularization": lam, "iterations": iterations, "coil_maps": maps},
-                )
-                for lam in others
-            ],
-            mask,
-            "cs_l1wavelet",
-        )
-        trials += more
+            for lam, maps in settings
+        ]
+        return tune(volumes, candidates, mask, "cs_l1wavelet")[1] if candidates else []
+
+    trials = trials_of([(middle, maps) for maps in CS_MAPS])
+    best_maps = max(trials, key=lambda t: t["head_psnr"])["config"]["coil_maps"]
+    trials += trials_of([(lam, best_maps) for lam in lambdas if lam != middle])
     return max(trials, key=lambda t: t["head_psnr"])["config"], trials
 
 
@@ -338,7 +324,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     prior = _prior_baselines(args)
     for mask in masks:
         baselines: list[tuple[str, Reconstructor]] = []
-        if mask.label in prior.get("tuning", {}):  # tuned and scored before: reuse them
+        if args.models_only:
+            pass
+        elif mask.label in prior.get("tuning", {}):  # tuned and scored before: reuse them
             results["tuning"][mask.label] = prior["tuning"][mask.label]
             for set_name in sets:
                 for label in BASELINE_LABELS:
@@ -380,9 +368,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def columns(models: dict[str, dict[str, Any]]) -> list[str]:
+    """The mask columns every model has figures for, in the benchmark's order."""
+    return [m.label for m in MASKS if all(m.label in per_mask for per_mask in models.values())]
+
+
 def print_tables(results: dict[str, Any]) -> None:
     for set_name, models in results["sets"].items():
-        masks = list(next(iter(models.values())))
+        masks = columns(models)
         print(f"\n{set_name}: head PSNR dB / head SSIM / lesions kept (full-image PSNR, SSIM in JSON)")
         rows = []
         for label, per_mask in models.items():
@@ -400,7 +393,7 @@ def markdown(results: dict[str, Any]) -> str:
     """The results as Markdown tables (what docs/benchmarks.md and docs/pretrained.md show)."""
     out: list[str] = []
     for set_name, models in results["sets"].items():
-        masks = list(next(iter(models.values())))
+        masks = columns(models)
         out.append(f"\n**{set_name}**: head PSNR (dB) / head SSIM; full-image PSNR / SSIM in the JSON\n")
         out.append("| model | " + " | ".join(masks) + " | s/slice |")
         out.append("|---|" + "---:|" * (len(masks) + 1))
@@ -421,6 +414,18 @@ def markdown(results: dict[str, Any]) -> str:
                 ]
                 out.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def merge(paths: Sequence[str]) -> dict[str, Any]:
+    """The figures and tuning of several runs on the same sets, as one result (later files win)."""
+    merged: dict[str, Any] = {"sets": {}, "tuning": {}, "merged_from": list(paths)}
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        merged["tuning"].update(data.get("tuning", {}))
+        for set_name, models in data.get("sets", {}).items():
+            for label, columns in models.items():
+                merged["sets"].setdefault(set_name, {}).setdefault(label, {}).update(columns)
+    return merged
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -446,8 +451,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sets, two masks (a smoke test)")
     parser.add_argument("--output", default=None, help="JSON path (default benchmarks/results/quality.json)")
     parser.add_argument("--no-figure", action="store_true", help="skip the comparison figure")
+    parser.add_argument(
+        "--models-only", action="store_true", help="score the models only: no tuning, no baselines"
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="merge earlier runs' JSONs (e.g. baselines and models run apart) into --output; runs nothing",
+    )
     args = parser.parse_args(argv)
-    results = run(args)
+    results = merge(args.merge) if args.merge else run(args)
     device = torch.device("cpu")
     payload = {"machine": machine_info(device), "args": vars(args), **results}
     print_tables(results)

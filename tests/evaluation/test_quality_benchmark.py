@@ -1,0 +1,64 @@
+"""benchmarks.quality's bookkeeping: runs made apart (baselines, models, mask subsets) merge into one
+result whose tables show only the columns every model has."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.quality import _prior_baselines, columns, markdown, merge
+
+
+def _figures(psnr: float) -> dict[str, float]:
+    return {
+        "psnr": psnr,
+        "head_psnr": psnr - 2,
+        "ssim": 0.8,
+        "head_ssim": 0.7,
+        "nmse": 0.01,
+        "lesions_kept": 1,
+        "lesions": 2,
+        "contrast_kept": 0.9,
+        "seconds_per_slice": 0.5,
+    }
+
+
+def _run(path: Path, labels: list[str], masks: list[str], **args: object) -> Path:
+    data = {
+        "args": {"data_dir": "d", "quick": False, "cs_iterations": 100, **args},
+        "tuning": {m: {"chosen": [{"regularization": 0.005}, {}]} for m in masks if "CS" in labels},
+        "sets": {"real": {label: {m: _figures(30.0 + i) for i, m in enumerate(masks)} for label in labels}},
+    }
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_runs_made_apart_merge_and_show_shared_columns(tmp_path: Path) -> None:
+    a = _run(tmp_path / "a.json", ["CS", "SENSE", "zero-filled"], ["random 4x", "equispaced 4x"])
+    b = _run(tmp_path / "b.json", ["CS", "SENSE", "zero-filled"], ["equispaced 8x"])
+    models = _run(tmp_path / "m.json", ["cirim"], ["equispaced 4x", "random 4x"])
+    merged = merge([str(a), str(b), str(models)])
+    assert set(merged["tuning"]) == {"random 4x", "equispaced 4x", "equispaced 8x"}
+    real = merged["sets"]["real"]
+    assert set(real) == {"CS", "SENSE", "zero-filled", "cirim"}
+    assert list(real["CS"]) == ["random 4x", "equispaced 4x", "equispaced 8x"]
+    # the benchmark's column order, and only the masks every model was scored on
+    assert columns(real) == ["equispaced 4x", "random 4x"]
+    table = markdown(merged)
+    assert "| model | equispaced 4x | random 4x | s/slice |" in table
+    assert "| cirim | 28.00 / 0.700 | 29.00 / 0.700 | 0.50 |" in table
+
+
+def test_reused_baselines_must_come_from_the_same_sets(tmp_path: Path) -> None:
+    a = _run(tmp_path / "a.json", ["CS", "SENSE", "zero-filled"], ["random 4x"])
+    b = _run(tmp_path / "b.json", ["CS", "SENSE", "zero-filled"], ["Poisson 8x"])
+    args = argparse.Namespace(baselines=[str(a), str(b)], data_dir="d", quick=False, cs_iterations=100)
+    prior = _prior_baselines(args)
+    assert set(prior["tuning"]) == {"random 4x", "Poisson 8x"}
+    assert set(prior["sets"]["real"]["CS"]) == {"random 4x", "Poisson 8x"}
+    other = argparse.Namespace(baselines=[str(a)], data_dir="d", quick=False, cs_iterations=50)
+    with pytest.raises(SystemExit, match="cs_iterations=100"):
+        _prior_baselines(other)
