@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mrirecon.evaluation.aggregate import ALL
 from mrirecon.evaluation.evaluate import EvaluationResult
 from mrirecon.pipeline.settings import DemoSettings
 
@@ -29,8 +30,11 @@ def results_rows(
         Dicts with ``model``, ``ssim``, ``psnr``, ``nmse``, ``volumes``, ``lesions_preserved``,
         ``lesions``, ``preservation`` (mean contrast ratio rec/ref) and ``seconds_per_volume``.
     """
-    groups = {g["model"]: g for g in result.groups}
-    lesions = {g["model"]: g for g in result.lesion_groups}
+    # the pooled group of each model (every test volume, whatever its contrast), not a per-contrast one
+    groups = {g["model"]: g for g in result.groups if g["acquisition"] == ALL and g["acceleration"] == ALL}
+    lesions = {
+        g["model"]: g for g in result.lesion_groups if g["acquisition"] == ALL and g["acceleration"] == ALL
+    }
     rows = []
     for label, name in zip(labels, names, strict=True):
         group = groups.get(label)

@@ -1,0 +1,60 @@
+"""The demo's table pools every test volume of a model, whatever the contrasts in the test set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mrirecon.evaluation.aggregate import group_statistics
+from mrirecon.evaluation.evaluate import EvaluationResult
+from mrirecon.pipeline.report import results_rows
+
+
+def test_the_table_pools_volumes_of_every_contrast() -> None:
+    rows = [
+        {
+            "model": "CIRIM",
+            "acquisition": "AXT1",
+            "acceleration": "4",
+            "ssim": 0.6,
+            "psnr": 27.0,
+            "nmse": 0.1,
+        },
+        {
+            "model": "CIRIM",
+            "acquisition": "AXFLAIR",
+            "acceleration": "4",
+            "ssim": 0.8,
+            "psnr": 26.0,
+            "nmse": 0.02,
+        },
+        {
+            "model": "CIRIM",
+            "acquisition": "AXT2",
+            "acceleration": "4",
+            "ssim": 0.9,
+            "psnr": 31.0,
+            "nmse": 0.01,
+        },
+    ]
+    lesion_rows = [
+        {"model": "CIRIM", "acquisition": a, "acceleration": "4", "preserved_fraction": p, "preservation": c}
+        for a, p, c in (("AXT1", 1.0, 1.0), ("AXT1", 0.0, 0.5), ("AXFLAIR", 1.0, 0.9), ("AXT2", 0.0, 0.6))
+    ]
+    result = EvaluationResult(
+        output_dir=Path(),
+        metrics_csv=Path("m.csv"),
+        summary_json=Path("s.json"),
+        report_html=Path("r.html"),
+        lesions_csv=None,
+        rows=rows,
+        lesion_rows=lesion_rows,
+        groups=group_statistics(rows, ["ssim", "psnr", "nmse"]),
+        lesion_groups=group_statistics(lesion_rows, ["preserved_fraction", "preservation"]),
+        sources=[],
+    )
+    (row,) = results_rows(result, ["CIRIM"], {"cirim": 2.0}, ["cirim"])
+    assert row["volumes"] == 3
+    assert abs(row["ssim"] - (0.6 + 0.8 + 0.9) / 3) < 1e-12
+    assert abs(row["psnr"] - 28.0) < 1e-12
+    assert (row["lesions"], row["lesions_preserved"]) == (4, 2)
+    assert abs(row["preservation"] - 0.75) < 1e-12
