@@ -46,8 +46,12 @@ held-out set of the simulator (192-256 rows, 8-16 coils, 3-6 lesions per slice, 
 uses). Head PSNR/SSIM are computed inside the head mask, so removing background noise earns nothing.
 A lesion is *kept* when its contrast to the tissue around it is within 10 % of the reference's and
 its CNR is at least 1 (`mrirecon.evaluation.lesion`). CS is L1-wavelet compressed sensing with its
-λ and coil maps tuned per mask on a separate validation set. Seconds per slice are on the card's
-hardware with 2 threads.
+λ and coil maps tuned per mask on a separate validation set. Seconds per slice were measured with
+one thread while other runs of the benchmark shared the machine's two cores, so they are a guide
+only; CS took 15-60 s per slice under the same conditions.
+
+The RecurrentVarNet recipe (`configs/pretrained/recurrentvarnet_brain.yaml`) is in the
+repository; its weights are not shipped yet.
 
 Regenerate this page with `python -m benchmarks.model_cards` after exporting weights with
 `python -m benchmarks.pretrained`.
@@ -90,6 +94,17 @@ def _limits(quality: dict[str, Any]) -> list[str]:
                 behind.append(f"SSIM by {f['cs_head_ssim'] - f['head_ssim']:.4f}")
             if behind:
                 out.append(f"- {set_name} set, {mask}: CS is better in {' and '.join(behind)}.")
+    for set_name in ("real", "simulated"):
+        faded = []
+        for mask, f in quality.get(set_name, {}).items():
+            kept, total = (int(x) for x in f["lesions_kept"].split("/"))
+            if total and kept < 0.9 * total:
+                faded.append(f"{mask} {kept}/{total}")
+        if faded:
+            out.append(
+                f"- Small lesions lose contrast: on the {set_name} set fewer than 90 % keep it "
+                f"({', '.join(faded)}). Check lesions against a classical reconstruction."
+            )
     return out
 
 
