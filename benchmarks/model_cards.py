@@ -50,6 +50,9 @@ its CNR is at least 1 (`mrirecon.evaluation.lesion`). CS is L1-wavelet compresse
 one thread while other runs of the benchmark shared the machine's two cores, so they are a guide
 only; CS took 15-60 s per slice under the same conditions.
 
+On real prospectively undersampled scans (no reference to score against) the models' images and
+their data-consistency residuals beside CS are in docs/benchmarks.md, "Real raw scans".
+
 The RecurrentVarNet recipe (`configs/pretrained/recurrentvarnet_brain.yaml`) is in the
 repository; its weights are not shipped yet.
 
