@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mrirecon.evaluation.aggregate import ALL
 from mrirecon.evaluation.evaluate import EvaluationResult
 from mrirecon.pipeline.settings import DemoSettings
 
@@ -30,11 +29,14 @@ def results_rows(
         Dicts with ``model``, ``ssim``, ``psnr``, ``nmse``, ``volumes``, ``lesions_preserved``,
         ``lesions``, ``preservation`` (mean contrast ratio rec/ref) and ``seconds_per_volume``.
     """
-    # the pooled group of each model (every test volume, whatever its contrast), not a per-contrast one
-    groups = {g["model"]: g for g in result.groups if g["acquisition"] == ALL and g["acceleration"] == ALL}
-    lesions = {
-        g["model"]: g for g in result.lesion_groups if g["acquisition"] == ALL and g["acceleration"] == ALL
-    }
+    # each model's first group: its pooled group (every test volume, whatever its contrast), or its
+    # only group when all volumes share one contrast and acceleration (group_statistics' order)
+    groups: dict[str, dict[str, Any]] = {}
+    for g in result.groups:
+        groups.setdefault(g["model"], g)
+    lesions: dict[str, dict[str, Any]] = {}
+    for g in result.lesion_groups:
+        lesions.setdefault(g["model"], g)
     rows = []
     for label, name in zip(labels, names, strict=True):
         group = groups.get(label)

@@ -58,3 +58,24 @@ def test_the_table_pools_volumes_of_every_contrast() -> None:
     assert abs(row["psnr"] - 28.0) < 1e-12
     assert (row["lesions"], row["lesions_preserved"]) == (4, 2)
     assert abs(row["preservation"] - 0.75) < 1e-12
+
+
+def test_one_contrast_gives_the_rows_too() -> None:
+    rows = [
+        {"model": "CS", "acquisition": "AXT1", "acceleration": "4", "ssim": s, "psnr": 20.0, "nmse": 0.1}
+        for s in (0.5, 0.7)
+    ]
+    result = EvaluationResult(
+        output_dir=Path(),
+        metrics_csv=Path("m.csv"),
+        summary_json=Path("s.json"),
+        report_html=Path("r.html"),
+        lesions_csv=None,
+        rows=rows,
+        lesion_rows=[],
+        groups=group_statistics(rows, ["ssim", "psnr", "nmse"]),
+        lesion_groups=[],
+        sources=[],
+    )
+    (row,) = results_rows(result, ["CS"], {}, ["cs_l1wavelet"])
+    assert row["volumes"] == 2 and abs(row["ssim"] - 0.6) < 1e-12
