@@ -15,14 +15,12 @@ from typing import Any
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
-#: The real 8-coil Poisson-undersampled brain slice of ../shared/data (SigPy's tutorial data).
-REAL_POISSON_BRAIN = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "sigpy_tutorial_brain_poisson"
-    / "cartesian_ksp.npy"
-)
+#: The real raw data beside the repository (``../shared/data``).
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: The real 8-coil Poisson-undersampled brain slice (SigPy's tutorial data).
+REAL_POISSON_BRAIN = SHARED_DATA / "sigpy_tutorial_brain_poisson" / "cartesian_ksp.npy"
+#: The real 14-coil phantom, 3× with partial Fourier (ISMRMRD raw, NHLBI).
+REAL_ISMRMRD_PHANTOM = SHARED_DATA / "nhlbi_ismrmrd_snr_r3" / "meas_MID00349_FID09273_SNR_R3.h5"
 
 
 def sync(device: torch.device) -> None:

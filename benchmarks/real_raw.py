@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.common import REAL_POISSON_BRAIN, RESULTS, machine_info, print_table, write_json
+from benchmarks.common import (
+    REAL_ISMRMRD_PHANTOM,
+    REAL_POISSON_BRAIN,
+    RESULTS,
+    machine_info,
+    print_table,
+    write_json,
+)
 from mrirecon.data.transforms import ReconTransform
 from mrirecon.data.volume import open_volume
 from mrirecon.models.base import Reconstructor
@@ -35,13 +42,6 @@ from mrirecon.models.registry import build_model_from_mapping
 from mrirecon.physics.operators import MultiCoilOperator
 from mrirecon.runtime import configure_threads
 
-REAL_ISMRMRD_PHANTOM = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "nhlbi_ismrmrd_snr_r3"
-    / "meas_MID00349_FID09273_SNR_R3.h5"
-)
 #: The baselines, at the settings the quality benchmark tuned for Poisson disc 8× (CS λ 0.005).
 BASELINES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("CS", "cs_l1wavelet", {"regularization": 0.005, "coil_maps": "given"}),

@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mrirecon.evaluation.aggregate import group_statistics
 from mrirecon.evaluation.evaluate import EvaluationResult
 from mrirecon.pipeline.report import results_rows
+
+
+def _result(rows: list[dict[str, Any]], lesion_rows: list[dict[str, Any]]) -> EvaluationResult:
+    """An evaluation of these per-volume (and per-lesion) rows, grouped as evaluate groups them."""
+    return EvaluationResult(
+        output_dir=Path(),
+        metrics_csv=Path("m.csv"),
+        summary_json=Path("s.json"),
+        report_html=Path("r.html"),
+        lesions_csv=None,
+        rows=rows,
+        lesion_rows=lesion_rows,
+        groups=group_statistics(rows, ["ssim", "psnr", "nmse"]),
+        lesion_groups=group_statistics(lesion_rows, ["preserved_fraction", "preservation"])
+        if lesion_rows
+        else [],
+        sources=[],
+    )
 
 
 def test_the_table_pools_volumes_of_every_contrast() -> None:
@@ -40,18 +59,7 @@ def test_the_table_pools_volumes_of_every_contrast() -> None:
         {"model": "CIRIM", "acquisition": a, "acceleration": "4", "preserved_fraction": p, "preservation": c}
         for a, p, c in (("AXT1", 1.0, 1.0), ("AXT1", 0.0, 0.5), ("AXFLAIR", 1.0, 0.9), ("AXT2", 0.0, 0.6))
     ]
-    result = EvaluationResult(
-        output_dir=Path(),
-        metrics_csv=Path("m.csv"),
-        summary_json=Path("s.json"),
-        report_html=Path("r.html"),
-        lesions_csv=None,
-        rows=rows,
-        lesion_rows=lesion_rows,
-        groups=group_statistics(rows, ["ssim", "psnr", "nmse"]),
-        lesion_groups=group_statistics(lesion_rows, ["preserved_fraction", "preservation"]),
-        sources=[],
-    )
+    result = _result(rows, lesion_rows)
     (row,) = results_rows(result, ["CIRIM"], {"cirim": 2.0}, ["cirim"])
     assert row["volumes"] == 3
     assert abs(row["ssim"] - (0.6 + 0.8 + 0.9) / 3) < 1e-12
@@ -65,17 +73,6 @@ def test_one_contrast_gives_the_rows_too() -> None:
         {"model": "CS", "acquisition": "AXT1", "acceleration": "4", "ssim": s, "psnr": 20.0, "nmse": 0.1}
         for s in (0.5, 0.7)
     ]
-    result = EvaluationResult(
-        output_dir=Path(),
-        metrics_csv=Path("m.csv"),
-        summary_json=Path("s.json"),
-        report_html=Path("r.html"),
-        lesions_csv=None,
-        rows=rows,
-        lesion_rows=[],
-        groups=group_statistics(rows, ["ssim", "psnr", "nmse"]),
-        lesion_groups=[],
-        sources=[],
-    )
+    result = _result(rows, [])
     (row,) = results_rows(result, ["CS"], {}, ["cs_l1wavelet"])
     assert row["volumes"] == 2 and abs(row["ssim"] - 0.6) < 1e-12
