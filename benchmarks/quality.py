@@ -30,7 +30,7 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from mrirecon.masks import create_mask_func
 from mrirecon.models.base import Reconstructor
 from mrirecon.models.registry import build_model_from_mapping
 from mrirecon.runtime import configure_threads
+from mrirecon.shapes import center_crop
 
 
 @dataclass(frozen=True)
@@ -153,10 +154,7 @@ def reconstruct(model: Reconstructor, volume: Volume, mask: MaskSpec) -> tuple[n
             with torch.no_grad():
                 image = model(sample.masked_kspace[None], sample.mask[None], sample.coil_maps[None]).image[0]
             seconds.append(time.perf_counter() - start)
-            magnitude = (image.abs() * sample.scale).numpy()
-            h, w = sample.crop_size
-            top, left = (magnitude.shape[0] - h) // 2, (magnitude.shape[1] - w) // 2
-            slices.append(magnitude[top : top + h, left : left + w])
+            slices.append(center_crop((image.abs() * sample.scale).numpy(), sample.crop_size))
     return np.stack(slices).astype(np.float32), statistics.mean(seconds)
 
 
@@ -233,11 +231,10 @@ def tune_cs(
 
 
 def _prior_baselines(args: argparse.Namespace) -> dict[str, Any]:
-    """The tuning and baseline figures of earlier runs (``--baselines``, each with some of the
-    masks) on the same sets, merged; {} without any."""
-    merged: dict[str, Any] = {"tuning": {}, "sets": {}}
-    for path in args.baselines:
-        prior: dict[str, Any] = json.loads(Path(path).read_text())
+    """The results of earlier runs (``--baselines``, each with some of the masks) on the same sets,
+    combined: their tuning and figures, of which the baselines' are reused; empty without any."""
+    runs = {path: json.loads(Path(path).read_text()) for path in args.baselines}
+    for path, prior in runs.items():
         before = prior.get("args", {})
         for key in ("data_dir", "quick", "cs_iterations"):
             if before.get(key) != getattr(args, key):
@@ -245,11 +242,7 @@ def _prior_baselines(args: argparse.Namespace) -> dict[str, Any]:
                     f"--baselines {path} was run with {key}={before.get(key)!r}, this run with "
                     f"{getattr(args, key)!r}: its figures do not apply"
                 )
-        merged["tuning"].update(prior["tuning"])
-        for set_name, models in prior["sets"].items():
-            for label in BASELINE_LABELS:
-                merged["sets"].setdefault(set_name, {}).setdefault(label, {}).update(models.get(label, {}))
-    return merged
+    return combine(runs.values())
 
 
 def learned_models(specs: Sequence[str]) -> list[tuple[str, Reconstructor]]:
@@ -310,7 +303,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     folder = Path(args.data_dir)
     paths = ensure_sets(folder, args.quick)
     sets = {name: load_volumes(paths[name]) for name in ("simulated", "real")}
-    validation = load_volumes(paths["validation"])
+    validation = [] if args.models_only else load_volumes(paths["validation"])  # for tuning only
     learned = learned_models(args.model)
     masks: tuple[MaskSpec, ...] = MASKS[:2] if args.quick else MASKS
     if args.masks:
@@ -325,8 +318,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for mask in masks:
         baselines: list[tuple[str, Reconstructor]] = []
         if args.models_only:
-            pass
-        elif mask.label in prior.get("tuning", {}):  # tuned and scored before: reuse them
+            pass  # no baselines: the models' figures merge with theirs later (--merge)
+        elif mask.label in prior["tuning"]:  # tuned and scored before: reuse them
             results["tuning"][mask.label] = prior["tuning"][mask.label]
             for set_name in sets:
                 for label in BASELINE_LABELS:
@@ -416,16 +409,20 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def merge(paths: Sequence[str]) -> dict[str, Any]:
-    """The figures and tuning of several runs on the same sets, as one result (later files win)."""
-    merged: dict[str, Any] = {"sets": {}, "tuning": {}, "merged_from": list(paths)}
-    for path in paths:
-        data = json.loads(Path(path).read_text())
+def combine(runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The figures and tuning of several runs' results on the same sets as one (later runs win)."""
+    merged: dict[str, Any] = {"sets": {}, "tuning": {}}
+    for data in runs:
         merged["tuning"].update(data.get("tuning", {}))
         for set_name, models in data.get("sets", {}).items():
-            for label, columns in models.items():
-                merged["sets"].setdefault(set_name, {}).setdefault(label, {}).update(columns)
+            for label, per_mask in models.items():
+                merged["sets"].setdefault(set_name, {}).setdefault(label, {}).update(per_mask)
     return merged
+
+
+def merge(paths: Sequence[str]) -> dict[str, Any]:
+    """The results of the JSON files of several runs on the same sets, as one (later files win)."""
+    return {**combine(json.loads(Path(path).read_text()) for path in paths), "merged_from": list(paths)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -35,12 +35,14 @@ from benchmarks.common import (
     print_table,
     write_json,
 )
+from mrirecon.data.sample import ReconSample
 from mrirecon.data.transforms import ReconTransform
 from mrirecon.data.volume import open_volume
 from mrirecon.models.base import Reconstructor
 from mrirecon.models.registry import build_model_from_mapping
 from mrirecon.physics.operators import MultiCoilOperator
 from mrirecon.runtime import configure_threads
+from mrirecon.shapes import center_crop
 
 #: The baselines, at the settings the quality benchmark tuned for Poisson disc 8× (CS λ 0.005).
 BASELINES: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -65,10 +67,14 @@ def models(specs: list[str]) -> list[tuple[str, Reconstructor]]:
     return learned + [(label, build_model_from_mapping(name, cfg)) for label, name, cfg in BASELINES]
 
 
-def reconstruct(path: Path, options: dict[str, Any], model: Reconstructor) -> tuple[np.ndarray, float, float]:
-    """(magnitude image, relative data-consistency residual, seconds) of the file's first slice."""
+def first_slice(path: Path, options: dict[str, Any]) -> ReconSample:
+    """The file's first slice as every model gets it (recovered mask, ACS maps, normalised)."""
     with open_volume(path, **options) as volume:
-        sample = ReconTransform(None, coil_maps="acs")(volume, 0)
+        return ReconTransform(None, coil_maps="acs")(volume, 0)
+
+
+def reconstruct(sample: ReconSample, model: Reconstructor) -> tuple[np.ndarray, float, float]:
+    """(magnitude image, relative data-consistency residual, seconds) of one slice."""
     kspace, mask, maps = sample.masked_kspace[None], sample.mask[None], sample.coil_maps[None]
     start = time.perf_counter()
     with torch.no_grad():
@@ -78,10 +84,7 @@ def reconstruct(path: Path, options: dict[str, Any], model: Reconstructor) -> tu
     residual = float(
         torch.linalg.vector_norm(operator.forward(image) - kspace) / torch.linalg.vector_norm(kspace)
     )
-    h, w = sample.crop_size
-    magnitude = (image[0].abs() * sample.scale).numpy()
-    top, left = (magnitude.shape[0] - h) // 2, (magnitude.shape[1] - w) // 2
-    return magnitude[top : top + h, left : left + w], residual, seconds
+    return center_crop((image[0].abs() * sample.scale).numpy(), sample.crop_size), residual, seconds
 
 
 def figure(images: dict[str, dict[str, np.ndarray]], rows: list[dict[str, Any]], path: Path) -> None:
@@ -128,8 +131,9 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     images: dict[str, dict[str, np.ndarray]] = {}
     for scan, path, options in scans():
+        sample = first_slice(path, options)
         for label, model in chosen:
-            image, residual, seconds = reconstruct(path, options, model)
+            image, residual, seconds = reconstruct(sample, model)
             images.setdefault(scan, {})[label] = image
             rows.append({"scan": scan, "model": label, "residual": residual, "seconds": seconds})
     print_table(

@@ -20,6 +20,7 @@ from mrirecon.masks import create_mask_func
 from mrirecon.models.base import Reconstructor
 from mrirecon.models.pretrained import PRETRAINED, read_safetensors_model
 from mrirecon.models.registry import build_model
+from mrirecon.shapes import center_crop
 
 #: Head PSNR a shipped model must gain over the zero-filled image at equispaced 4x (dB).
 MARGIN_DB = 2.0
@@ -59,10 +60,7 @@ def _head_psnr(model: Reconstructor, path: Path, device: torch.device) -> float:
                     sample.mask[None].to(device),
                     sample.coil_maps[None].to(device),
                 )
-            magnitude = (out.image[0].abs().cpu() * sample.scale).numpy()
-            h, w = sample.crop_size
-            top, left = (magnitude.shape[0] - h) // 2, (magnitude.shape[1] - w) // 2
-            recons.append(magnitude[top : top + h, left : left + w])
+            recons.append(center_crop((out.image[0].abs().cpu() * sample.scale).numpy(), sample.crop_size))
             target = vol.read_target(s)
             assert target is not None
             targets.append(target)
