@@ -1,0 +1,141 @@
+"""Read a checkpoint's tensors without running pickled code: the files the authors' tools write.
+
+``torch.load(weights_only=True)`` first; a checkpoint that also pickles other objects (a Lightning
+``.ckpt`` with OmegaConf hyper-parameters, a scheduler's ``Counter``) is read by an unpickler that
+rebuilds tensors and plain containers only and replaces every other object by an inert placeholder
+built from nothing. ``.atommic`` / ``.mridc`` archives are read in memory (their
+``model_weights.ckpt``; ``model_config.yaml`` gives the options the weights do not record).
+Used by :mod:`mrirecon.models.convert`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import pickle
+import tarfile
+import types
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from mrirecon.errors import CheckpointError
+
+__all__ = ["read_checkpoint_tensors"]
+
+#: The globals a state dict needs (the same ones torch's weights-only unpickler allows for them).
+_TENSOR_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+}
+
+
+class _Inert:
+    """Stands in for any pickled object other than a tensor: built from nothing, holds nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+class _TensorsOnlyUnpickler(pickle.Unpickler):
+    """Rebuilds tensors and plain containers; every other global becomes :class:`_Inert`."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _TENSOR_GLOBALS:
+            return super().find_class(module, name)
+        return type(f"Inert_{name}", (_Inert,), {"__module__": __name__})
+
+
+_TENSORS_ONLY = types.ModuleType("mrirecon_tensors_only_pickle")
+_TENSORS_ONLY.Unpickler = _TensorsOnlyUnpickler  # type: ignore[attr-defined]
+_TENSORS_ONLY.load = lambda f, **kw: _TensorsOnlyUnpickler(f, **kw).load()  # type: ignore[attr-defined]
+_TENSORS_ONLY.__dict__.update(
+    {k: getattr(pickle, k) for k in ("UnpicklingError", "HIGHEST_PROTOCOL", "DEFAULT_PROTOCOL")}
+)
+
+
+def _load_tensors(source: str | os.PathLike[str] | io.BytesIO, where: Path) -> Any:
+    """``torch.load`` with weights only; objects it refuses are replaced by inert placeholders."""
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+    except Exception as error:  # torch raises many types for a file that is not a checkpoint
+        raise CheckpointError(
+            f"cannot read it as a PyTorch checkpoint: {type(error).__name__}", path=where
+        ) from error
+    try:
+        return torch.load(source, map_location="cpu", pickle_module=_TENSORS_ONLY, weights_only=False)
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise CheckpointError(
+            f"cannot read its tensors: {type(error).__name__}: {first}", path=where
+        ) from error
+
+
+def read_checkpoint_tensors(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read an authors' checkpoint: ``(checkpoint mapping, options found in the file)``.
+
+    ``.atommic`` / ``.mridc`` archives give their ``model_weights.ckpt`` as ``{"state_dict": …}`` and,
+    from ``model_config.yaml``, the options the weights do not record (``time_steps``,
+    ``fft_centered``, ``fft_normalization``).
+    """
+    where = Path(path)
+    if not where.is_file():
+        raise CheckpointError("no such checkpoint file", path=where)
+    options: dict[str, Any] = {}
+    if tarfile.is_tarfile(where):
+        with tarfile.open(where) as archive:
+            members = {Path(m.name).name: m for m in archive.getmembers() if m.isfile()}
+            if "model_weights.ckpt" not in members:
+                raise CheckpointError(
+                    "an archive without model_weights.ckpt (not an .atommic/.mridc file)", path=where
+                )
+            weights = archive.extractfile(members["model_weights.ckpt"])
+            assert weights is not None
+            data = _load_tensors(io.BytesIO(weights.read()), where)
+            config_member = members.get("model_config.yaml")
+            if config_member is not None:
+                handle = archive.extractfile(config_member)
+                assert handle is not None
+                options = _options_from_yaml(handle.read())
+        return {"state_dict": data}, options
+    data = _load_tensors(where, where)
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"expected a checkpoint mapping, found {type(data).__name__}", path=where)
+    return dict(data), options
+
+
+def _options_from_yaml(text: bytes) -> dict[str, Any]:
+    try:
+        config = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return {}
+    model = config.get("model", config) if isinstance(config, dict) else {}
+    options: dict[str, Any] = {}
+    if isinstance(model.get("time_steps"), int):
+        options["time_steps"] = 8 * math.ceil(model["time_steps"] / 8)  # both repos round up to 8
+    if isinstance(model.get("fft_centered"), bool):
+        options["fft_centered"] = model["fft_centered"]
+    if isinstance(model.get("fft_normalization"), str):
+        options["fft_normalization"] = model["fft_normalization"]
+    return options
