@@ -46,9 +46,9 @@ held-out set of the simulator (192-256 rows, 8-16 coils, 3-6 lesions per slice, 
 uses). Head PSNR/SSIM are computed inside the head mask, so removing background noise earns nothing.
 A lesion is *kept* when its contrast to the tissue around it is within 10 % of the reference's and
 its CNR is at least 1 (`mrirecon.evaluation.lesion`). CS is L1-wavelet compressed sensing with its
-λ and coil maps tuned per mask on a separate validation set. Seconds per slice were measured with
-one thread while other runs of the benchmark shared the machine's two cores, so they are a guide
-only; CS took 15-60 s per slice under the same conditions.
+λ and coil maps tuned per mask on a separate validation set. Seconds per slice are the quality
+benchmark's, with one thread: a guide only (CS took 15-60 s per slice there); speed is measured
+in docs/benchmarks.md.
 
 On real prospectively undersampled scans (no reference to score against) the models' images and
 their data-consistency residuals beside CS are in docs/benchmarks.md, "Real raw scans".
