@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import statistics
@@ -58,6 +59,17 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "device": str(device),
     }
+    try:
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
+    except OSError:
+        names = []
+    if names:
+        info["cpu"] = names[0]
+    info["cores"] = os.cpu_count()
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

@@ -1,8 +1,8 @@
-"""Speed, memory and arithmetic throughput of every registered model at its paper config.
+"""Speed, memory and arithmetic throughput of the models, and the same-run comparison with the references.
 
-For each model (every registry entry at its default config, plus the reference configurations the
-issue compares with, e.g. ``rim_direct``) and each slice size (an 8-coil 218×170 brain slice and a
-15-coil 320×320 knee slice; batch 1, 4× equispaced mask, random complex data), it measures
+For each model (every registry entry at its default config, or the configs given) and each slice
+size (an 8-coil 218×170 brain slice and a 15-coil 320×320 knee slice; batch 1, 4× equispaced mask,
+random complex data), it measures
 
 - ``inference``: seconds per slice under ``torch.inference_mode``;
 - ``train``: forward + backward seconds per slice (loss on every returned step);
@@ -13,18 +13,20 @@ each in a fresh subprocess whose peak resident set size (``ru_maxrss``; on GPU t
 calls after one warm-up call. The inference worker also counts the model's FLOPs
 (``torch.utils.flop_counter.FlopCounterMode``: convolutions and matrix products; FFTs and
 element-wise work are not counted) and runs a large-convolution microbenchmark in the same process,
-so the achieved GFLOP/s can be set beside what this machine reaches on a convolution.
+so the achieved GFLOP/s can be set beside what this machine reaches on a convolution. SigPy
+L1-wavelet compressed sensing (100 iterations, ESPIRiT maps) and the pretrained ``cirim-brain`` are
+timed on the same real 8-coil 230×180 slice of /work/shared/data (when present).
 
-A SigPy L1-wavelet compressed-sensing reconstruction (100 iterations, ESPIRiT maps, the real 8-coil
-230×180 slice of /work/shared/data when present) is timed the same way as the CPU yardstick the
-CIRIM is compared with.
+``--peers DIR`` adds the reference implementations (DIRECT's RecurrentVarNet and RIM, ATOMMIC's
+CIRIM and RIM; :mod:`benchmarks.peers`) built from exported source trees under ``DIR``, timed
+alternately with mrirecon's configuration of equal parameter count in the same run, under each
+allocator profile of ``--allocators`` (default: glibc untouched, then tuned, on both sides). Only
+then are ratios printed; the JSON records each ratio against the goals of :data:`peers.GOALS`.
+Without ``--peers`` no ratio is measured and none is printed.
 
     python -m benchmarks.models [--quick] [--models rim cirim ...] [--sizes brain knee]
         [--modes inference train train_ckpt] [--threads 2] [--device cpu|cuda]
-        [--allocator reuse|huge_pages] [--json PATH]
-
-Ratios are to the reference implementations' figures in :data:`REFERENCE` (measured by the issue's
-author on this kind of machine, 2 CPU threads); >1 means ours is faster or smaller.
+        [--allocators untouched tuned] [--peers DIR] [--docs docs/benchmarks.md] [--json PATH]
 """
 
 from __future__ import annotations
@@ -37,63 +39,29 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from benchmarks import peers
 from benchmarks.common import REAL_POISSON_BRAIN, RESULTS, machine_info, print_table, sync, write_json
 
 #: (coils, height, width) of the benchmark slices.
 SIZES = {"brain": (8, 218, 170), "knee": (15, 320, 320)}
 QUICK_SIZES = {"tiny": (2, 24, 20)}
 MODES = ("inference", "train", "train_ckpt")
-#: Modes run on each size by default (the reference has only inference figures for the knee).
+#: Modes run on each size by default.
 DEFAULT_MODES = {"brain": MODES, "knee": ("inference",), "tiny": MODES}
-
-#: The reference implementations' figures (issue 4): seconds per slice and bytes.
-REFERENCE: dict[str, dict[str, Any]] = {
-    "recurrentvarnet": {
-        "label": "DIRECT RecurrentVarNet",
-        "params": 6.92e6,
-        "brain/inference": 9.1,
-        "brain/train": 27.5,
-        "brain/train_rss": 9.4e9,
-        "knee/inference": 44.0,
-    },
-    "rim_direct": {
-        "label": "DIRECT RIM (128 ch, 16 steps)",
-        "params": 0.36e6,
-        "brain/inference": 7.8,
-        "brain/train": 26.9,
-        "brain/train_rss": 9.7e9,
-        "knee/inference": 40.3,
-    },
-    "cirim": {
-        "label": "ATOMMIC CIRIM",
-        "params": 0.265e6,
-        "brain/inference": 3.2,
-        "brain/train": 8.7,
-        "brain/train_rss": 4.0e9,
-        "knee/inference": 9.4,
-    },
-    "rim": {
-        "label": "ATOMMIC RIM (GRU)",
-        "params": 0.094e6,
-        "brain/inference": 1.3,
-        "brain/train": 2.9,
-        "brain/train_rss": 3.1e9,
-        "knee/inference": 3.6,
-    },
-}
-#: SigPy L1-wavelet CS, 100 iterations, real 8-coil 230×180 slice (issue 4): 2.2–2.9 s.
-REFERENCE_CS_SECONDS = (2.2, 2.9)
+#: The pretrained model timed beside CS on the real slice.
+PRETRAINED_CS_PEER = "cirim-brain"
 
 
 @dataclass(frozen=True)
 class Job:
-    """One measurement, run in its own process."""
+    """One measurement, run in its own process: an mrirecon config, or a reference (``peer``)."""
 
     config: str
     size: str
@@ -105,6 +73,9 @@ class Job:
     device: str
     repeats: int = 3
     memory_limit_gb: float = 0.0
+    peer: str = ""  # key of benchmarks.peers.PEERS; config is then "peer:<key>"
+    peers_dir: str = ""
+    loss: str = "all"  # "all" returned estimates, or the "last" one
 
 
 def _limit_memory(gigabytes: float) -> None:
@@ -153,44 +124,74 @@ def conv_microbenchmark(device: torch.device, repeats: int = 3) -> float:
     return flops / min(times) / 1e9
 
 
-def count_flops(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:
+def count_flops(call: Any) -> int:
     """FLOPs of one inference call (convolutions and matrix products)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
-        model(*inputs)
+        call()
     return int(counter.get_total_flops())
 
 
-def _loss(out: Any) -> torch.Tensor:
-    steps = [step for cascade in out.steps for step in cascade]
-    return sum((step.abs().mean() for step in steps), torch.zeros((), device=steps[0].device))
+def _loss(images: list[torch.Tensor]) -> torch.Tensor:
+    """The training loss both sides are timed with: the mean magnitude of each estimate, averaged."""
+    return sum((image.abs().mean() for image in images), torch.zeros((), device=images[0].device)) / len(
+        images
+    )
+
+
+def _build(job: Job, device: torch.device) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """``(model, forward(), estimates(output), row fields)`` of the job's model on its inputs."""
+    from mrirecon.models.registry import parameter_count
+
+    inputs = make_inputs(job.coils, job.height, job.width, device)
+    torch.manual_seed(0)
+    if job.peer:
+        peer = peers.PEERS[job.peer]
+        model = peers.build_peer(job.peer, Path(job.peers_dir)).to(device)
+        prepared = peer.prepare(*inputs)
+        fields = {
+            "model": peer.label,
+            "source": peer.source,
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
+        return model, lambda: peer.call(model, prepared), peer.images, {**fields, "trainable": True}
+
+    from mrirecon.models.config_files import load_model_config
+    from mrirecon.models.registry import build_model
+
+    # Random k-space has no coil sensitivities for ESPIRiT to find: CS uses the given (random) maps.
+    overrides = ["coil_maps=given"] if job.config == "cs_l1wavelet" else []
+    name, config = load_model_config(job.config, overrides)
+    ours = build_model(name, config).to(device)
+
+    def estimates(out: Any) -> list[torch.Tensor]:
+        steps = [step for cascade in out.steps for step in cascade]
+        return steps[-1:] if job.loss == "last" else steps
+
+    fields = {"model": name, "parameters": parameter_count(ours), "trainable": ours.trainable}
+    if job.mode == "train_ckpt":
+        fields["checkpointing"] = ours.supports_checkpointing
+        if ours.supports_checkpointing:
+            ours.set_gradient_checkpointing(True)
+    return ours, lambda: ours(*inputs), estimates, fields
 
 
 def run_job(job: Job) -> dict[str, Any]:
     """Measure one (model, size, mode) in this process; returns the row."""
-    from mrirecon.models.config_files import load_model_config
-    from mrirecon.models.registry import build_model, parameter_count
     from mrirecon.runtime import configure_threads, tune_allocator
 
-    tune_allocator()
+    tune_allocator()  # a no-op unless the profile leaves it to mrirecon (see ALLOCATORS)
     configure_threads(job.threads)
     _limit_memory(job.memory_limit_gb)
     device = torch.device(job.device)
-    # Random k-space has no coil sensitivities for ESPIRiT to find: CS uses the given (random) maps.
-    overrides = ["coil_maps=given"] if job.config == "cs_l1wavelet" else []
-    name, config = load_model_config(job.config, overrides)
-    torch.manual_seed(0)
-    model = build_model(name, config).to(device)
-    inputs = make_inputs(job.coils, job.height, job.width, device)
-    row: dict[str, Any] = {**asdict(job), "model": name, "parameters": parameter_count(model)}
-    if job.mode != "inference" and not model.trainable:
+    model, forward, estimates, fields = _build(job, device)
+    row: dict[str, Any] = {**asdict(job), **fields}
+    if job.mode != "inference" and not fields["trainable"]:
         return {**row, "skipped": "not trainable"}
-    if job.mode == "train_ckpt":
-        if not model.supports_checkpointing:
-            return {**row, "skipped": "no gradient checkpointing"}
-        model.set_gradient_checkpointing(True)
+    if job.mode == "train_ckpt" and not fields.get("checkpointing"):
+        return {**row, "skipped": "no gradient checkpointing"}
     row["baseline_rss"] = _peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -198,12 +199,12 @@ def run_job(job: Job) -> dict[str, Any]:
     def call() -> None:
         if job.mode == "inference":
             model.eval()
-            with torch.inference_mode():
-                model(*inputs)
+            with torch.no_grad():
+                forward()
         else:
             model.train()
             model.zero_grad(set_to_none=True)
-            _loss(model(*inputs)).backward()
+            _loss(estimates(forward())).backward()
         sync(device)
 
     try:
@@ -217,8 +218,8 @@ def run_job(job: Job) -> dict[str, Any]:
             cpu_times.append(time.process_time() - cpu_start)
             if sum(times) > 120:  # slow configurations: fewer calls
                 break
-    except RuntimeError as error:  # refused by the memory limit
-        if "allocate" not in str(error):
+    except (RuntimeError, MemoryError) as error:  # refused by the memory limit
+        if not isinstance(error, MemoryError) and "allocate" not in str(error):
             raise
         return {**row, "skipped": f"over the {job.memory_limit_gb:g} GB memory limit"}
     row["seconds"] = statistics.median(times)
@@ -227,21 +228,18 @@ def run_job(job: Job) -> dict[str, Any]:
     row["peak_rss"] = _peak_rss()
     if device.type == "cuda":
         row["peak_gpu_memory"] = torch.cuda.max_memory_allocated(device)
-    if job.mode == "inference":
-        row["flops"] = count_flops(model.eval(), inputs)
+    if job.mode == "inference" and not job.peer:
+        model.eval()
+        row["flops"] = count_flops(forward)
         row["gflops_per_s"] = row["flops"] / row["seconds"] / 1e9
         row["conv_gflops_per_s"] = conv_microbenchmark(device)
     return row
 
 
-def run_cs_job(threads: int) -> dict[str, Any]:
-    """SigPy L1-wavelet CS, 100 iterations, ESPIRiT maps (not timed), on the real slice if present."""
+def _real_slice() -> tuple[Any, str]:
+    """The real 8-coil 230×180 Poisson-disc slice (k-space scaled to a maximum of 1), or a random one."""
     import numpy as np
-    from sigpy.mri.app import EspiritCalib, L1WaveletRecon
 
-    from mrirecon.runtime import tune_allocator
-
-    tune_allocator()
     if REAL_POISSON_BRAIN.is_file():
         kspace = np.load(REAL_POISSON_BRAIN).astype(np.complex64)
         source = "real 8-coil 230×180 Poisson-disc slice"
@@ -252,34 +250,77 @@ def run_cs_job(threads: int) -> dict[str, Any]:
         )
         kspace[:, :, 1::4] = 0
         source = "random 8-coil 230×180 slice (real slice absent)"
-    kspace = kspace / np.abs(kspace).max()
-    maps = EspiritCalib(kspace, show_pbar=False).run()
+    return kspace / np.abs(kspace).max(), source
+
+
+def _timed(fn: Any, calls: int = 4) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``fn`` over ``calls - 1`` calls after a warm-up call."""
     times, cpu_times = [], []
-    for _ in range(4):
+    for _ in range(calls):
         start, cpu_start = time.perf_counter(), time.process_time()
-        L1WaveletRecon(kspace, maps, lamda=0.005, max_iter=100, show_pbar=False).run()
+        fn()
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
+    return statistics.median(times[1:]), statistics.median(cpu_times[1:])
+
+
+def run_real_slice_job(kind: str, threads: int) -> dict[str, Any]:
+    """SigPy L1-wavelet CS (100 iterations) or the pretrained CIRIM on the real slice; ESPIRiT maps
+    (not timed) for both."""
+    from sigpy.mri.app import EspiritCalib, L1WaveletRecon
+
+    from mrirecon.runtime import configure_threads, tune_allocator
+
+    tune_allocator()
+    configure_threads(threads)
+    kspace, source = _real_slice()
+    maps = EspiritCalib(kspace, show_pbar=False).run()
+    if kind == "cs":
+        config = "sigpy_l1wavelet_cs"
+
+        def call() -> None:
+            L1WaveletRecon(kspace, maps, lamda=0.005, max_iter=100, show_pbar=False).run()
+    else:
+        from mrirecon.models.pretrained import load_pretrained
+
+        config = PRETRAINED_CS_PEER
+        _, model, _ = load_pretrained(PRETRAINED_CS_PEER)
+        y = torch.from_numpy(kspace)[None]
+        mask = (y.abs().sum(1, keepdim=True) > 0).to(torch.float32)  # (1, 1, H, W): Poisson disc
+        coil_maps = torch.from_numpy(maps.astype("complex64"))[None]
+
+        def call() -> None:
+            with torch.no_grad():
+                model(y, mask, coil_maps)
+
+    seconds, cpu_seconds = _timed(call)
     return {
-        "config": "sigpy_l1wavelet_cs",
-        "size": "cs_230x180",
+        "config": config,
+        "size": "real_230x180",
         "mode": "inference",
         "threads": threads,
         "source": source,
-        "seconds": statistics.median(times[1:]),
-        "cpu_seconds": statistics.median(cpu_times[1:]),
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "calls": 3,
         "peak_rss": _peak_rss(),
     }
 
 
-#: Allocator profiles of the worker processes (set through the environment before torch starts).
-#: ``reuse``: the project's default, :func:`mrirecon.runtime.tune_allocator` (freed heap memory is
-#: kept and reused: no page faults, but the heap fragments). ``huge_pages``: every tensor of 1 MiB or
-#: more gets its own mapping, 2 MiB-aligned and backed by transparent huge pages (PyTorch's
-#: ``THP_MEM_ALLOC_ENABLE``): no fragmentation (RSS = live memory), few page faults.
+#: Allocator profiles of the worker processes, set through the environment before the interpreter
+#: starts, the same for mrirecon and the references. ``untouched``: glibc's defaults.
+#: ``tuned``: freed heap memory is kept and reused (no ``mmap``, no trimming: few page faults, but
+#: the heap fragments) — what :func:`mrirecon.runtime.tune_allocator` sets for mrirecon's own
+#: commands. ``huge_pages``: every tensor of 1 MiB or more gets its own mapping backed by transparent
+#: huge pages (PyTorch's ``THP_MEM_ALLOC_ENABLE``): RSS = live memory, few page faults.
 ALLOCATORS = {
-    "reuse": {},
+    "untouched": {"MRIRECON_NO_MALLOC_TUNING": "1"},
+    "tuned": {
+        "MRIRECON_NO_MALLOC_TUNING": "1",
+        "MALLOC_MMAP_MAX_": "0",
+        "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1),
+        "MALLOC_TOP_PAD_": str(64 << 20),
+    },
     "huge_pages": {
         "MRIRECON_NO_MALLOC_TUNING": "1",
         "THP_MEM_ALLOC_ENABLE": "1",
@@ -288,24 +329,24 @@ ALLOCATORS = {
 }
 
 
-def spawn(payload: dict[str, Any], threads: int, timeout: float, allocator: str = "reuse") -> dict[str, Any]:
+def spawn(payload: dict[str, Any], threads: int, timeout: float, allocator: str = "tuned") -> dict[str, Any]:
     """Run one job in a fresh interpreter and return its row."""
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-        **ALLOCATORS[allocator],
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
+    env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **ALLOCATORS[allocator]})
     env.setdefault("NUMBA_NUM_THREADS", str(threads))
     command = [sys.executable, "-m", "benchmarks.models", "--worker", json.dumps(payload)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        return {**payload, "skipped": f"timed out after {timeout:.0f} s"}
+        return {**payload, "allocator": allocator, "skipped": f"timed out after {timeout:.0f} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {**payload, "skipped": f"worker failed (exit {done.returncode}): {tail}"}
+        return {
+            **payload,
+            "allocator": allocator,
+            "skipped": f"worker failed (exit {done.returncode}): {tail}",
+        }
     result: dict[str, Any] = json.loads(lines[-1])
     result["allocator"] = allocator
     return result
@@ -327,7 +368,7 @@ def idle_fraction(window: float = 1.0) -> float:
     return (idle1 - idle0) / max(total1 - total0, 1)
 
 
-def measure(payload: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+def measure(payload: dict[str, Any], args: argparse.Namespace, allocator: str) -> dict[str, Any]:
     """Run a job, on a shared machine waiting for idle CPUs and repeating contended runs.
 
     A CPU run is *contended* when its process got less than 80 % of its threads' time (CPU time /
@@ -341,16 +382,12 @@ def measure(payload: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
             time.sleep(5)
             waited += 6
             idle = idle_fraction()
-        row = spawn(payload, args.threads, args.timeout, args.allocator)
+        row = spawn(payload, args.threads, args.timeout, allocator)
         row["idle_before"] = round(idle, 3)
-        if (
-            row.get("seconds")
-            and row.get("cpu_seconds") is not None
-            and args.device == "cpu"
-            and not payload.get("cs")
-        ):
+        single_threaded = payload.get("real_slice") == "cs"  # SigPy runs CS on one core
+        if row.get("seconds") and row.get("cpu_seconds") is not None and args.device == "cpu":
             row["cores"] = row["cpu_seconds"] / row["seconds"]
-            row["contended"] = row["cores"] < 0.8 * args.threads
+            row["contended"] = row["cores"] < 0.8 * (1 if single_threaded else args.threads)
         if best is None or row.get("cores", 0) > best.get("cores", 0):
             best = row
         if not best.get("contended"):
@@ -359,43 +396,53 @@ def measure(payload: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
     return best
 
 
-def default_configs() -> list[str]:
-    """Every registered model, plus the reference configurations that are not registry defaults."""
-    from mrirecon.models.registry import model_names
+def _jobs(args: argparse.Namespace) -> list[Job]:
+    """The run's measurements, in the order they are taken (a reference right before its pair)."""
+    sizes = args.sizes or (list(QUICK_SIZES) if args.quick else list(SIZES))
+    pairs = {pair.config: pair for pair in peers.PAIRS} if args.peers else {}
+    if args.models:
+        configs = args.models
+    elif args.peers:
+        configs = list(pairs)
+    else:
+        from mrirecon.models.registry import model_names
 
-    names = model_names()
-    return names + [config for config in REFERENCE if config not in names]
-
-
-def ratio(reference: float | None, ours: float | None) -> str:
-    if not reference or not ours:
-        return ""
-    return f"{reference / ours:.2f}×"
+        configs = model_names()
+    common: dict[str, Any] = {"threads": args.threads, "device": args.device}
+    common.update(memory_limit_gb=args.memory_limit_gb, repeats=1 if args.quick else args.repeats)
+    jobs = []
+    for size in sizes:
+        coils, height, width = {**SIZES, **QUICK_SIZES}[size]
+        modes = args.modes or (MODES if args.peers else DEFAULT_MODES[size])
+        for config in configs:
+            pair = pairs.get(config)
+            for mode in modes:
+                if pair is not None and mode != "train_ckpt":
+                    reference = Job(f"peer:{pair.peer}", size, coils, height, width, mode, **common)
+                    jobs.append(replace(reference, peer=pair.peer, peers_dir=str(args.peers)))
+                loss = pair.loss if pair is not None else "all"
+                jobs.append(Job(config, size, coils, height, width, mode, **common, loss=loss))
+    return jobs
 
 
 def table(rows: list[dict[str, Any]]) -> list[list[object]]:
-    """Rows of the printed table (ratios: reference / ours, >1 is better)."""
+    """Rows of the printed table of every measurement."""
     out = []
     for row in rows:
-        ref = REFERENCE.get(row["config"], {})
-        key = f"{row['size']}/{row['mode'].replace('_ckpt', '')}"
         seconds = row.get("seconds")
         rss = row.get("peak_rss")
-        ref_rss = ref.get(f"{row['size']}/train_rss") if row["mode"] != "inference" else None
-        cs = row["config"] == "sigpy_l1wavelet_cs"
+        params = row.get("parameters")
         out.append(
             [
                 row["config"],
-                f"{row.get('parameters', 0):,}" if not cs else "–",
+                row.get("allocator", ""),
+                f"{params:,}" if params else "–",
                 row["size"],
                 row["mode"],
                 f"{seconds:.3f}" if seconds else row.get("skipped", ""),
                 f"{rss / 1e9:.2f}" if rss else "",
                 f"{row['gflops_per_s']:.1f}" if "gflops_per_s" in row else "",
                 f"{row['conv_gflops_per_s']:.0f}" if "conv_gflops_per_s" in row else "",
-                f"{ref[key]:g}" if key in ref else ("2.2–2.9" if cs else ""),
-                ratio(ref.get(key), seconds) if not cs else ratio(REFERENCE_CS_SECONDS[0], seconds),
-                ratio(ref_rss, rss),
                 f"{row['cores']:.2f}" + ("*" if row.get("contended") else "") if "cores" in row else "",
             ]
         )
@@ -404,6 +451,7 @@ def table(rows: list[dict[str, Any]]) -> list[list[object]]:
 
 HEADERS = [
     "config",
+    "allocator",
     "params",
     "size",
     "mode",
@@ -411,18 +459,16 @@ HEADERS = [
     "peak RSS GB",
     "GFLOP/s",
     "conv GFLOP/s",
-    "ref s",
-    "time ratio",
-    "RSS ratio",
     "cores",
 ]
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="Tiny slices (checks that everything runs).")
-    parser.add_argument("--models", nargs="+", help="Registry or config names (default: all + references).")
+    parser.add_argument("--models", nargs="+", help="Config names (default: every registered model).")
     parser.add_argument("--sizes", nargs="+", choices=[*SIZES, *QUICK_SIZES], help="Slice sizes.")
     parser.add_argument("--modes", nargs="+", choices=MODES, help="Modes (default: per size).")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2).")
@@ -432,68 +478,82 @@ def main(argv: list[str] | None = None) -> int:
         "--memory-limit-gb", type=float, default=12.0, help="Heap limit per worker (0: none)."
     )
     parser.add_argument("--timeout", type=float, default=1800.0, help="Seconds per worker.")
-    parser.add_argument("--no-cs", action="store_true", help="Skip the SigPy compressed-sensing yardstick.")
     parser.add_argument(
-        "--allocator", choices=list(ALLOCATORS), default="reuse", help="Allocator profile of the workers."
+        "--no-cs", action="store_true", help="Skip CS and the pretrained CIRIM on the real slice."
+    )
+    parser.add_argument(
+        "--allocators",
+        nargs="+",
+        choices=list(ALLOCATORS),
+        help="Allocator profiles, each a full pass (default: untouched and tuned with --peers, else tuned).",
+    )
+    parser.add_argument(
+        "--peers", type=Path, help="Folder of exported DIRECT and ATOMMIC trees: time them too."
+    )
+    parser.add_argument(
+        "--docs", type=Path, help="With --peers: rewrite this Markdown file's comparison section."
     )
     parser.add_argument("--wait-idle", action="store_true", help="Wait for idle CPUs before each run.")
     parser.add_argument("--max-wait", type=float, default=600.0, help="Seconds to wait for idle CPUs.")
     parser.add_argument("--retries", type=int, default=0, help="Repeat a contended CPU run this many times.")
     parser.add_argument("--json", type=Path, help="Output JSON (default benchmarks/results/models.json).")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     if args.worker:
-        payload = json.loads(args.worker)
-        result = run_cs_job(payload["threads"]) if payload.get("cs") else run_job(Job(**payload))
+        request = json.loads(args.worker)
+        if request.get("real_slice"):
+            result = run_real_slice_job(request["real_slice"], request["threads"])
+        else:
+            result = run_job(Job(**request))
         print(json.dumps(result))
         return 0
 
-    sizes = args.sizes or (list(QUICK_SIZES) if args.quick else list(SIZES))
-    configs = args.models or default_configs()
+    allocators = args.allocators or (["untouched", "tuned"] if args.peers else ["tuned"])
+    jobs = _jobs(args)
+    real = [] if args.no_cs or args.quick or args.device != "cpu" else ["cs", "pretrained"]
+    total = len(allocators) * (len(jobs) + len(real))
     rows: list[dict[str, Any]] = []
-    jobs = []
-    for size in sizes:
-        coils, height, width = {**SIZES, **QUICK_SIZES}[size]
-        for config in configs:
-            for mode in args.modes or DEFAULT_MODES[size]:
-                jobs.append(
-                    Job(
-                        config,
-                        size,
-                        coils,
-                        height,
-                        width,
-                        mode,
-                        args.threads,
-                        args.device,
-                        1 if args.quick else args.repeats,
-                        args.memory_limit_gb,
-                    )
-                )
-    for index, job in enumerate(jobs, 1):
-        print(f"[{index}/{len(jobs)}] {job.config} {job.size} {job.mode} ...", file=sys.stderr, flush=True)
-        rows.append(measure(asdict(job), args))
-    if not args.no_cs and not args.quick and args.device == "cpu":
-        print("[cs] SigPy L1-wavelet, 100 iterations ...", file=sys.stderr, flush=True)
-        cs_job = {
-            "cs": True,
-            "threads": args.threads,
-            "config": "sigpy_l1wavelet_cs",
-            "size": "cs_230x180",
-            "mode": "inference",
-        }
-        rows.append(measure(cs_job, args))
+    started = datetime.now(UTC)
+    index = 0
+    for allocator in allocators:
+        for job in jobs:
+            index += 1
+            print(
+                f"[{index}/{total}] {allocator} {job.config} {job.size} {job.mode} ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            rows.append(measure(asdict(job), args, allocator))
+        for kind in real:
+            index += 1
+            print(f"[{index}/{total}] {allocator} {kind} on the real slice ...", file=sys.stderr, flush=True)
+            rows.append(measure({"real_slice": kind, "threads": args.threads}, args, allocator))
 
     print_table(HEADERS, table(rows))
-    payload = {
+    payload: dict[str, Any] = {
         "benchmark": "models",
+        "command": "python -m benchmarks.models " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": f"{started:%Y-%m-%d %H:%M}–{datetime.now(UTC):%H:%M} UTC",
         "machine": machine_info(torch.device(args.device)),
         "threads": args.threads,
-        "reference": REFERENCE,
-        "reference_cs_seconds": REFERENCE_CS_SECONDS,
-        "allocator": args.allocator,
+        "allocators": {name: ALLOCATORS[name] for name in allocators},
         "rows": rows,
     }
+    if args.peers:
+        sizes = sorted({job.size for job in jobs}, key=list({**SIZES, **QUICK_SIZES}).index)
+        payload["peers"] = {"dir": str(args.peers), "commits": peers.commits(args.peers)}
+        payload["comparison"] = peers.compare(rows, allocators, sizes)
+        payload["cs_comparison"] = peers.compare_cs(rows, allocators)
+        payload["goals"] = peers.GOALS
+        print(peers.markdown(payload))
+        if args.docs:
+            peers.write_docs_section(args.docs, peers.markdown(payload))
+    else:
+        print("No reference was timed in this run (--peers DIR): no ratio was measured.")
     path = write_json(
         "models", payload, args.json or (RESULTS / ("models_quick.json" if args.quick else "models.json"))
     )

@@ -40,12 +40,9 @@ with a ``.peer_commit`` file naming the commit.
 from __future__ import annotations
 
 import argparse
-import ast
 import hashlib
-import importlib
 import json
 import sys
-import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -53,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.peer_code import DirectEngine, load_atommic, load_direct, load_mridc, peer_commit
 
 GOLDENS = Path(__file__).resolve().parents[1] / "tests" / "models" / "goldens"
 MANIFEST = "manifest.json"
@@ -231,174 +230,6 @@ def unpack_parameters(arrays: Any) -> dict[str, dict[str, dict[str, np.ndarray]]
 # ----------------------------------------------------------------------------------------------
 # The authors' code, from exported trees
 # ----------------------------------------------------------------------------------------------
-def _peer_commit(root: Path) -> str:
-    marker = root / ".peer_commit"
-    if not marker.is_file():
-        raise SystemExit(f"{root}: no .peer_commit file naming the exported commit")
-    return marker.read_text().strip()
-
-
-def _package_stubs(root: Path, packages: Sequence[str]) -> None:
-    """Namespace packages for ``packages`` so that their ``__init__`` chains are not run."""
-    for name in packages:
-        if name not in sys.modules:
-            module = types.ModuleType(name)
-            module.__path__ = [str(root.joinpath(*name.split(".")))]
-            sys.modules[name] = module
-
-
-def _lightning_stub() -> None:
-    """``pytorch_lightning.Trainer`` is only a type annotation in the model modules."""
-    try:
-        importlib.import_module("pytorch_lightning")
-    except ImportError:
-        module = types.ModuleType("pytorch_lightning")
-        module.Trainer = object  # type: ignore[attr-defined]
-        sys.modules["pytorch_lightning"] = module
-
-
-def _base_model_stub(module_name: str) -> None:
-    """The Lightning base class of ATOMMIC/mridc models, reduced to the attributes the CIRIM reads
-    (with the real class's defaults)."""
-    import torch
-    from omegaconf import OmegaConf
-
-    class BaseMRIReconstructionModel(torch.nn.Module):
-        def __init__(self, cfg: Any, trainer: Any = None):
-            super().__init__()
-            values = OmegaConf.to_container(cfg, resolve=True)
-            assert isinstance(values, dict)
-            self.fft_centered = values.get("fft_centered", False)
-            self.fft_normalization = values.get("fft_normalization", "backward")
-            self.spatial_dims = values.get("spatial_dims", None)
-            self.coil_dim = values.get("coil_dim", 1)
-            self.coil_combination_method = values.get("coil_combination_method", "SENSE")
-
-    module = types.ModuleType(module_name)
-    module.BaseMRIReconstructionModel = BaseMRIReconstructionModel  # type: ignore[attr-defined]
-    sys.modules[module_name] = module
-
-
-def _typecheck_stub(module_name: str) -> None:
-    """``typecheck()`` passes through for models that declare no neural types (the CIRIM)."""
-    module = types.ModuleType(module_name)
-    module.typecheck = lambda *_a, **_k: lambda f: f  # type: ignore[attr-defined]
-    sys.modules[module_name] = module
-
-
-def load_atommic(root: Path) -> Any:
-    """ATOMMIC's ``cirim`` module (its package ``__init__`` pulls in the training stack: stubbed)."""
-    name = "atommic.collections.reconstruction.nn.cirim"
-    if name not in sys.modules:
-        sys.path.insert(0, str(root))
-        _package_stubs(
-            root,
-            [
-                "atommic",
-                "atommic.core",
-                "atommic.core.classes",
-                "atommic.collections",
-                "atommic.collections.common",
-                "atommic.collections.common.parts",
-                "atommic.collections.reconstruction",
-                "atommic.collections.reconstruction.nn",
-            ],
-        )
-        _lightning_stub()
-        _base_model_stub("atommic.collections.reconstruction.nn.base")
-        _typecheck_stub("atommic.core.classes.common")
-    return importlib.import_module(name)
-
-
-def load_mridc(root: Path) -> Any:
-    """mridc's ``cirim`` module, loaded like ATOMMIC's (its mask module needs numba: stubbed, it is
-    only a type annotation in ``utils``)."""
-    name = "mridc.collections.reconstruction.nn.cirim"
-    if name not in sys.modules:
-        sys.path.insert(0, str(root))
-        _package_stubs(
-            root,
-            [
-                "mridc",
-                "mridc.core",
-                "mridc.core.classes",
-                "mridc.collections",
-                "mridc.collections.common",
-                "mridc.collections.common.parts",
-                "mridc.collections.reconstruction",
-                "mridc.collections.reconstruction.data",
-                "mridc.collections.reconstruction.nn",
-                "mridc.collections.reconstruction.nn.rim",
-            ],
-        )
-        _lightning_stub()
-        _base_model_stub("mridc.collections.reconstruction.nn.base")
-        _typecheck_stub("mridc.core.classes.common")
-        subsample = types.ModuleType("mridc.collections.reconstruction.data.subsample")
-        subsample.MaskFunc = object  # type: ignore[attr-defined]
-        sys.modules[subsample.__name__] = subsample
-    return importlib.import_module(name)
-
-
-def load_direct(root: Path) -> dict[str, Any]:
-    """DIRECT's RecurrentVarNet, UnetModel2d, transforms, and the engine's coil-map refinement.
-
-    ``direct.nn.mri_models`` imports DIRECT's whole training engine (torchvision, tensorboard, ...),
-    so its two methods ``compute_model_per_coil`` and ``compute_sensitivity_map`` are compiled from
-    DIRECT's source text and bound to a stand-in engine holding the sensitivity model.
-    """
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    transforms = importlib.import_module("direct.data.transforms")
-    source_path = root / "direct" / "nn" / "mri_models.py"
-    tree = ast.parse(source_path.read_text())
-    engine = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "MRIModelEngine")
-    wanted = {"compute_model_per_coil", "compute_sensitivity_map"}
-    methods = [n for n in engine.body if isinstance(n, ast.FunctionDef) and n.name in wanted]
-    if {m.name for m in methods} != wanted:
-        raise SystemExit(f"{source_path}: MRIModelEngine lacks {sorted(wanted)}")
-    for method in methods:
-        method.decorator_list = []
-    import __future__
-
-    import torch
-
-    namespace: dict[str, Any] = {"torch": torch, "T": transforms}
-    code = compile(
-        ast.Module(body=list(methods), type_ignores=[]),
-        str(source_path),
-        "exec",
-        flags=__future__.annotations.compiler_flag,
-        dont_inherit=True,
-    )
-    exec(code, namespace)
-    return {
-        "transforms": transforms,
-        "recurrentvarnet": importlib.import_module("direct.nn.recurrentvarnet.recurrentvarnet"),
-        "unet": importlib.import_module("direct.nn.unet.unet_2d"),
-        "compute_model_per_coil": namespace["compute_model_per_coil"],
-        "compute_sensitivity_map": namespace["compute_sensitivity_map"],
-    }
-
-
-class _DirectEngine:
-    """What DIRECT's two engine methods read from ``self``."""
-
-    def __init__(self, direct: dict[str, Any], sensitivity_model: Any):
-        self.models = {} if sensitivity_model is None else {"sensitivity_model": sensitivity_model}
-        self._coil_dim = 1
-        self._complex_dim = -1
-        self.ndim = 2
-        self._per_coil = direct["compute_model_per_coil"]
-        self._refine = direct["compute_sensitivity_map"]
-
-    def compute_model_per_coil(self, model_name: str, data: Any) -> Any:
-        return self._per_coil(self, model_name, data)
-
-    def compute_sensitivity_map(self, sensitivity_map: Any) -> Any:
-        return self._refine(self, sensitivity_map)
-
-
 # ----------------------------------------------------------------------------------------------
 # Building and running one case
 # ----------------------------------------------------------------------------------------------
@@ -511,14 +342,14 @@ def _direct_config(peers: Path, case: Case) -> tuple[dict[str, Any], dict[str, A
 
     path = peers / "direct" / "projects" / "cvpr2022_recurrentvarnet" / "calgary_campinas" / "configs"
     path = path / case.options["config"]
-    loaded = OmegaConf.load(path)
-    model = OmegaConf.to_container(loaded.model, resolve=True)
+    loaded: Any = OmegaConf.load(path)  # typed loosely: omegaconf is optional (benchmarks only)
+    model: Any = OmegaConf.to_container(loaded.model, resolve=True)
     assert isinstance(model, dict)
     model.pop("model_name")
     model["recurrent_hidden_channels"] = RVN_HIDDEN
     if model.get("learned_initializer"):
         model["initializer_channels"] = list(RVN_INITIALIZER_CHANNELS)
-    unet = None
+    unet: Any = None
     extra = loaded.get("additional_models")
     if extra is not None and "sensitivity_model" in extra:
         unet = OmegaConf.to_container(extra.sensitivity_model, resolve=True)
@@ -574,10 +405,10 @@ def run_rvn(peers: Path, case: Case, inputs: dict[str, np.ndarray], dtype: Any =
     mask = _authors_mask(inputs["mask"], case.height).to(dtype)
     aux: dict[str, Any] = {}
     if unet is not None:
-        maps = _DirectEngine(direct, unet).compute_sensitivity_map(maps)
+        maps = DirectEngine(direct, unet).compute_sensitivity_map(maps)
         aux["refined_coil_maps"] = torch.view_as_complex(maps.contiguous())
     else:  # the engine normalises the maps in any case (they already are: Σ|S|² = 1)
-        maps = _DirectEngine(direct, None).compute_sensitivity_map(maps)
+        maps = DirectEngine(direct, None).compute_sensitivity_map(maps)
 
     steps: list[Any] = []
 
@@ -720,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for family in sorted(families):
         manifest["authors"][family] = {
             "repository": AUTHORS[family],
-            "commit": _peer_commit(args.peers / family),
+            "commit": peer_commit(args.peers / family),
         }
     manifest["generated_with"] = {"torch": torch.__version__, "numpy": np.__version__}
     manifest["reduced_channels"] = {

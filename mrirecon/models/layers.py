@@ -11,6 +11,8 @@ Shapes: feature maps are ``(B, F, H, W)`` real tensors; images ``(B, H, W)`` com
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,6 +25,10 @@ __all__ = ["ReplicationConv2d", "channels_image", "image_channels"]
 #: Output channels up to which a k×k convolution on channels-last input is computed as one matrix
 #: product over the k² taps followed by shifted sums (oneDNN is slow with so few outputs).
 TAP_SUM_MAX_OUTPUTS = 4
+#: Input channels from which a k×k convolution's weight gradient on the CPU is computed as k² matrix
+#: products over shifted views (:class:`_TapGradConv2d`): oneDNN's backward-weights kernel takes
+#: 3–4× its forward time for 64 → 64 3×3 layers, the matrix products about 1.4×.
+TAP_GRAD_MIN_INPUTS = 16
 
 
 class ReplicationConv2d(nn.Conv2d):
@@ -42,7 +48,9 @@ class ReplicationConv2d(nn.Conv2d):
     a k×k convolution with at most :data:`TAP_SUM_MAX_OUTPUTS` outputs (the RIM's last layer) is
     one matrix product to ``k²·out`` channels, replication-padded (padding commutes with a
     per-pixel linear map), then summed over the k² shifted taps; a 1×1 convolution on the CPU goes
-    straight to oneDNN.
+    straight to oneDNN; a k×k convolution with at least :data:`TAP_GRAD_MIN_INPUTS` inputs on the
+    CPU, when a gradient is wanted, computes its weight gradient as k² matrix products
+    (:class:`_TapGradConv2d`).
     """
 
     def __init__(
@@ -67,6 +75,8 @@ class ReplicationConv2d(nn.Conv2d):
         if channels_last:
             if self.kernel_size[0] > 1 and weight.shape[0] <= TAP_SUM_MAX_OUTPUTS:
                 return self._tap_sum(x, weight, bias)
+            if self.kernel_size[0] == 1 and _tap_grad_applies(x, weight):
+                return _TapGradConv2d.apply(x, weight, bias, 1)  # oneDNN's backward here is its slow one
             if self.kernel_size[0] == 1 and _mkldnn_applies(x):
                 # PyTorch picks oneDNN for 1×1 convolutions only with several threads; oneDNN is the
                 # fastest route on channels-last input at any thread count.
@@ -78,6 +88,8 @@ class ReplicationConv2d(nn.Conv2d):
                 # Edge padding returns few-channel input (a 2-channel image) in NCHW; keep the
                 # layout, or the convolution and everything after it would leave channels-last.
                 x = x.contiguous(memory_format=torch.channels_last)
+        if channels_last and _tap_grad_applies(x, weight):
+            return _TapGradConv2d.apply(x, weight, bias, self.dilation[0])
         return self._conv_forward(x, weight, bias)
 
     def _tap_sum(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -95,7 +107,80 @@ class ReplicationConv2d(nn.Conv2d):
         return result
 
 
+class _TapGradConv2d(torch.autograd.Function):
+    """An unpadded, stride-1 convolution whose weight gradient is k² matrix products.
+
+    Forward and input gradient are PyTorch's (for a 1×1 kernel: oneDNN's forward, whose own
+    backward falls back on a slow kernel, and a matrix product for the input gradient). For the
+    weight gradient, the (padded) input ``(B, C, Hp, Wp)`` in channels-last memory is the matrix
+    ``(B, Hp·Wp, C)``; the output gradient, put on the same row width ``Wp`` (zeros in the
+    ``Wp − W`` extra columns), is ``(B, H·Wp, O)``; tap ``(i, j)`` of the kernel then reads the
+    input rows from the flat offset ``(i·Wp + j)·d`` on, a contiguous slice, and its weight
+    gradient is ``gᵀ · x[offset : offset + n]``.
+
+    Shapes: ``x (B, C, Hp, Wp)``, ``weight (O, C, k, k)``, ``bias (O,)`` → ``(B, O, H, W)`` with
+    ``H = Hp − d·(k − 1)``, ``W = Wp − d·(k − 1)``.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int
+    ) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.dilation = dilation
+        ctx.has_bias = bias is not None
+        if weight.shape[-1] == 1 and _mkldnn_applies(x):
+            return torch.mkldnn_convolution(x, weight, bias, (0, 0), (1, 1), (1, 1), 1)
+        return F.conv2d(x, weight, bias, dilation=dilation)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        d = ctx.dilation
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0] and weight.shape[-1] == 1:  # a matrix product per pixel
+            b, o, h, w = grad.shape
+            rows = grad.permute(0, 2, 3, 1).reshape(b, h * w, o) @ weight.reshape(o, -1)
+            grad_x = rows.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+        elif ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, [1, 1], [0, 0], [d, d], False, [0, 0], 1, [True, False, False]
+            )[0]
+        if ctx.needs_input_grad[1]:
+            grad_w = _tap_weight_grad(grad, x, weight.shape[-1], d)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum((0, 2, 3))
+        return grad_x, grad_w, grad_b, None
+
+
+def _tap_weight_grad(grad: torch.Tensor, x: torch.Tensor, k: int, d: int) -> torch.Tensor:
+    """``∂L/∂weight (O, C, k, k)`` of an unpadded convolution from ``grad (B, O, H, W)`` and its
+    padded input ``x (B, C, Hp, Wp)`` (see :class:`_TapGradConv2d`)."""
+    b, c, hp, wp = x.shape
+    o, h, w = grad.shape[1:]
+    rows = x.permute(0, 2, 3, 1).reshape(b, hp * wp, c)  # a view: channels-last memory
+    if not rows.is_contiguous():
+        rows = rows.contiguous()
+    g = grad.new_zeros(b, h, wp, o)
+    g[:, :, :w] = grad.permute(0, 2, 3, 1)
+    g = g.reshape(b, h * wp, o)
+    n = (h - 1) * wp + w  # the last row's extra columns would read past the input's end
+    gt = g[:, :n].transpose(1, 2)  # (B, O, n)
+    taps = [
+        torch.bmm(gt, rows[:, (i * wp + j) * d : (i * wp + j) * d + n]).sum(0)
+        for i in range(k)
+        for j in range(k)
+    ]
+    return torch.stack(taps, dim=-1).reshape(o, c, k, k)
+
+
 _MKLDNN_BUILT = torch.backends.mkldnn.is_available()  # asked once: dynamo does not trace the call
+
+
+def _tap_grad_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    wanted = torch.is_grad_enabled() and weight.requires_grad and weight.shape[1] >= TAP_GRAD_MIN_INPUTS
+    return wanted and _mkldnn_applies(x)
 
 
 def _mkldnn_applies(x: torch.Tensor) -> bool:

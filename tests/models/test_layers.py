@@ -7,7 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mrirecon.models.layers import ReplicationConv2d, channels_image, image_channels
+from mrirecon.models.layers import (
+    TAP_GRAD_MIN_INPUTS,
+    ReplicationConv2d,
+    _TapGradConv2d,
+    channels_image,
+    image_channels,
+)
 from tests.helpers import complex_randn
 
 
@@ -49,6 +55,54 @@ def test_tap_sum_route_has_the_convolution_gradients() -> None:
     expected = torch.autograd.grad(reference(conv, x).square().sum(), (x, conv.weight))
     for got, want in zip(grads, expected):
         torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize(
+    ("cin", "cout", "kernel", "dilation", "size", "batch"),
+    [
+        (16, 8, 3, 2, (9, 7), 2),
+        (20, 5, 5, 1, (8, 10), 1),
+        (16, 16, 3, 1, (1, 1), 1),
+        (16, 3, 1, 1, (4, 5), 2),
+    ],
+)
+def test_tap_grad_convolution_gradcheck(cin, cout, kernel, dilation, size, batch) -> None:
+    """The k²-matrix-product weight gradient is the exact derivative (float64, every tap and border)."""
+    torch.manual_seed(2)
+    pad = dilation * (kernel // 2)
+    x = torch.randn(batch, cin, size[0] + 2 * pad, size[1] + 2 * pad, dtype=torch.float64)
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    weight = torch.randn(cout, cin, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(cout, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *a: _TapGradConv2d.apply(*a, dilation), (x, weight, bias))
+
+
+def test_tap_grad_route_equals_the_convolution_in_float32() -> None:
+    """The route ReplicationConv2d takes for many-input k×k layers on the CPU: same output, same
+    gradients as edge padding + convolution (up to float32 summation order)."""
+    torch.manual_seed(3)
+    conv = ReplicationConv2d(TAP_GRAD_MIN_INPUTS, 12, 3, dilation=2)
+    x = torch.randn(2, TAP_GRAD_MIN_INPUTS, 23, 17).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    calls = []
+    original = _TapGradConv2d.forward
+
+    def counted(*args):
+        calls.append(1)
+        return original(*args)
+
+    _TapGradConv2d.forward = staticmethod(counted)  # type: ignore[method-assign]
+    try:
+        out = conv(x)
+    finally:
+        _TapGradConv2d.forward = staticmethod(original)  # type: ignore[method-assign]
+    assert calls, "the tap-gradient route was not taken"
+    grads = torch.autograd.grad(out.square().sum(), (x, conv.weight, conv.bias))
+    want_out = reference(conv, x)
+    expected = torch.autograd.grad(want_out.square().sum(), (x, conv.weight, conv.bias))
+    torch.testing.assert_close(out, want_out)
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
 
 
 def test_even_kernel_is_refused() -> None:
