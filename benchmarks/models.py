@@ -41,6 +41,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -422,7 +423,10 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
                     jobs.append(replace(reference, peer=pair.peer, peers_dir=str(args.peers)))
                 loss = pair.loss if pair is not None else "all"
                 jobs.append(Job(config, size, coils, height, width, mode, **common, loss=loss))
-    return jobs
+    excluded = args.exclude or []
+    return [
+        job for job in jobs if not any(fnmatch(f"{job.config}:{job.size}:{job.mode}", p) for p in excluded)
+    ]
 
 
 def table(rows: list[dict[str, Any]]) -> list[list[object]]:
@@ -492,6 +496,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--docs", type=Path, help="With --peers: rewrite this Markdown file's comparison section."
+    )
+    parser.add_argument(
+        "--exclude",
+        nargs="+",
+        metavar="PATTERN",
+        help="skip measurements matching CONFIG:SIZE:MODE (shell patterns, e.g. 'peer:direct_*:knee:train')",
     )
     parser.add_argument("--wait-idle", action="store_true", help="Wait for idle CPUs before each run.")
     parser.add_argument("--max-wait", type=float, default=600.0, help="Seconds to wait for idle CPUs.")

@@ -73,6 +73,11 @@ PRETRAINED: dict[str, PretrainedEntry] = {
             "rim-brain.safetensors",
             "RIM (IndRNN), brain MRI, any Cartesian mask at 2–10× (simulated training data)",
         ),
+        PretrainedEntry(
+            "recurrentvarnet-brain",
+            "recurrentvarnet-brain.safetensors",
+            "RecurrentVarNet 4 steps × 3-layer 32-ch GRU, brain MRI, Cartesian masks at 2–10× (simulated data)",
+        ),
     )
 }
 

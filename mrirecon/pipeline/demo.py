@@ -37,6 +37,7 @@ FINETUNED = "finetuned"
 LABELS = {
     "cirim-brain": "CIRIM (pretrained)",
     "rim-brain": "RIM (pretrained)",
+    "recurrentvarnet-brain": "RecurrentVarNet (pretrained)",
     FINETUNED: "CIRIM (fine-tuned)",
     "zero_filled": "zero-filled",
     "sense": "SENSE",

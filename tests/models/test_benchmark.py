@@ -136,6 +136,15 @@ def test_jobs_time_each_reference_right_before_its_pair(tmp_path: Path) -> None:
     }
     rvn = next(job for job in bench._jobs(args) if job.config == "recurrentvarnet")
     assert rvn.loss == "last"  # DIRECT's RecurrentVarNet returns one estimate: the same loss terms
+    args = bench.build_parser().parse_args(
+        ["--peers", str(tmp_path), "--exclude", "peer:direct_*:*:inference"]
+    )
+    kept = {(job.config, job.size, job.mode) for job in bench._jobs(args)}
+    assert ("peer:direct_rvn", "knee", "inference") not in kept and (
+        "peer:direct_rvn",
+        "knee",
+        "train",
+    ) in kept
 
 
 def test_missing_reference_tree_names_the_folder(tmp_path: Path) -> None:
