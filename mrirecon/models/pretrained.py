@@ -76,7 +76,7 @@ PRETRAINED: dict[str, PretrainedEntry] = {
         PretrainedEntry(
             "recurrentvarnet-brain",
             "recurrentvarnet-brain.safetensors",
-            "RecurrentVarNet 4 steps × 3-layer 32-ch GRU, brain MRI, Cartesian masks at 2–10× (simulated data)",
+            "RecurrentVarNet 4 steps × 3 layers × 32 ch, brain MRI, any Cartesian mask at 2–10× (simulated)",
         ),
     )
 }

@@ -77,11 +77,14 @@ def test_tap_grad_convolution_gradcheck(cin, cout, kernel, dilation, size, batch
     assert torch.autograd.gradcheck(lambda *a: _TapGradConv2d.apply(*a, dilation), (x, weight, bias))
 
 
-def test_tap_grad_route_equals_the_convolution_in_float32() -> None:
-    """The route ReplicationConv2d takes for many-input k×k layers on the CPU: same output, same
+@pytest.mark.parametrize(("kernel", "dilation"), [(3, 2), (1, 1)])
+def test_tap_grad_route_equals_the_convolution_in_float32(
+    kernel: int, dilation: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The route ReplicationConv2d takes for many-input layers on the CPU: same output, same
     gradients as edge padding + convolution (up to float32 summation order)."""
     torch.manual_seed(3)
-    conv = ReplicationConv2d(TAP_GRAD_MIN_INPUTS, 12, 3, dilation=2)
+    conv = ReplicationConv2d(TAP_GRAD_MIN_INPUTS, 12, kernel, dilation=dilation)
     x = torch.randn(2, TAP_GRAD_MIN_INPUTS, 23, 17).contiguous(memory_format=torch.channels_last)
     x.requires_grad_()
     calls = []
@@ -91,15 +94,15 @@ def test_tap_grad_route_equals_the_convolution_in_float32() -> None:
         calls.append(1)
         return original(*args)
 
-    _TapGradConv2d.forward = staticmethod(counted)  # type: ignore[method-assign]
-    try:
-        out = conv(x)
-    finally:
-        _TapGradConv2d.forward = staticmethod(original)  # type: ignore[method-assign]
+    monkeypatch.setattr(_TapGradConv2d, "forward", staticmethod(counted))
+    out = conv(x)
+    monkeypatch.undo()
     assert calls, "the tap-gradient route was not taken"
-    grads = torch.autograd.grad(out.square().sum(), (x, conv.weight, conv.bias))
+    bias = conv.bias
+    assert bias is not None
+    grads = torch.autograd.grad(out.square().sum(), (x, conv.weight, bias))
     want_out = reference(conv, x)
-    expected = torch.autograd.grad(want_out.square().sum(), (x, conv.weight, conv.bias))
+    expected = torch.autograd.grad(want_out.square().sum(), (x, conv.weight, bias))
     torch.testing.assert_close(out, want_out)
     for got, want in zip(grads, expected):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
