@@ -48,7 +48,15 @@ from typing import Any
 import torch
 
 from benchmarks import peers
-from benchmarks.common import REAL_POISSON_BRAIN, RESULTS, machine_info, print_table, sync, write_json
+from benchmarks.common import (
+    REAL_POISSON_BRAIN,
+    RESULTS,
+    machine_info,
+    peak_rss_bytes,
+    print_table,
+    sync,
+    write_json,
+)
 
 #: (coils, height, width) of the benchmark slices.
 SIZES = {"brain": (8, 218, 170), "knee": (15, 320, 320)}
@@ -84,10 +92,6 @@ def _limit_memory(gigabytes: float) -> None:
     if gigabytes > 0:
         limit = int(gigabytes * (1 << 30))
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-
-
-def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def make_inputs(
@@ -193,7 +197,7 @@ def run_job(job: Job) -> dict[str, Any]:
         return {**row, "skipped": "not trainable"}
     if job.mode == "train_ckpt" and not fields.get("checkpointing"):
         return {**row, "skipped": "no gradient checkpointing"}
-    row["baseline_rss"] = _peak_rss()
+    row["baseline_rss"] = peak_rss_bytes()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -226,7 +230,7 @@ def run_job(job: Job) -> dict[str, Any]:
     row["seconds"] = statistics.median(times)
     row["cpu_seconds"] = statistics.median(cpu_times)  # all threads: shows the load of a busy machine
     row["calls"] = len(times)
-    row["peak_rss"] = _peak_rss()
+    row["peak_rss"] = peak_rss_bytes()
     if device.type == "cuda":
         row["peak_gpu_memory"] = torch.cuda.max_memory_allocated(device)
     if job.mode == "inference" and not job.peer:
@@ -304,7 +308,7 @@ def run_real_slice_job(kind: str, threads: int) -> dict[str, Any]:
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         "calls": 3,
-        "peak_rss": _peak_rss(),
+        "peak_rss": peak_rss_bytes(),
     }
 
 
