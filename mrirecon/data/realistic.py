@@ -98,6 +98,9 @@ class RealisticOptions:
         contrasts: Contrast families to draw from (:data:`CONTRAST_FAMILIES`).
         orientations: Orientations to draw from, with ``axial`` weighted twice.
         skull: Probability of a skull and scalp around the brain.
+        sharpen: Range of the power that sharpens the template's tissue fractions.
+        sulci: Range of the depth of the fine sulci cut into the cortex (0: none, 1: full CSF).
+        texture: Range of the fine multiplicative texture's standard deviation.
         lesion_probability: Probability that a slice has lesions.
         lesion_count: Range of lesions in a slice that has them.
         lesion_radius_mm: Range of the lesions' in-plane radius.
@@ -117,6 +120,9 @@ class RealisticOptions:
     contrasts: tuple[str, ...] = ("t1", "t2", "pd", "flair", "random")
     orientations: tuple[str, ...] = ("axial", "coronal", "sagittal")
     skull: float = 0.7
+    sharpen: tuple[float, float] = (1.0, 2.5)
+    sulci: tuple[float, float] = (0.0, 0.6)
+    texture: tuple[float, float] = (0.01, 0.08)
     lesion_probability: float = 0.7
     lesion_count: tuple[int, int] = (1, 6)
     lesion_radius_mm: tuple[float, float] = (1.5, 6.0)
@@ -132,6 +138,11 @@ class RealisticOptions:
         _range("coils", self.coils, 1)
         _range("snr", self.snr, 1e-6)
         _range("lesion_count", self.lesion_count, 0)
+        _range("sharpen", self.sharpen, 1.0)
+        _range("sulci", self.sulci, 0.0)
+        _range("texture", self.texture, 0.0)
+        if self.sulci[1] > 1.0:
+            raise ConfigError(f"'sulci' must stay within [0, 1], got {self.sulci}")
         _range("lesion_radius_mm", self.lesion_radius_mm, 0.1)
         _range("hyperintense", self.hyperintense, 1.0)
         _range("hypointense", self.hypointense, 0.01)
@@ -238,9 +249,9 @@ def _draw_volume(options: RealisticOptions, rng: np.random.Generator) -> _Volume
         intensities=intensities,
         geometry_seed=int(rng.integers(2**31)),
         skull=bool(rng.random() < options.skull),
-        sharpen=float(rng.uniform(1.0, 2.5)),
-        texture=float(rng.uniform(0.01, 0.08)),
-        sulci=float(rng.uniform(0.0, 0.6)),
+        sharpen=float(rng.uniform(*options.sharpen)),
+        texture=float(rng.uniform(*options.texture)),
+        sulci=float(rng.uniform(*options.sulci)),
         coil_kind=coil_kind,
         coil_maps=maps,
         covariance=covariance,
