@@ -355,7 +355,12 @@ def compare_cs(rows: Sequence[dict[str, Any]], allocators: Sequence[str]) -> lis
 
 BEGIN = "<!-- begin: python -m benchmarks.models --peers -->"
 END = "<!-- end: python -m benchmarks.models --peers -->"
-SIZE_LABELS = {"brain": "218×170, 8 coils", "knee": "320×320, 15 coils", "tiny": "24×20, 2 coils"}
+SIZE_LABELS = {
+    "brain": "218×170, 8 coils",
+    "knee": "320×320, 15 coils",
+    "knee_full": "640×368, 15 coils",
+    "tiny": "24×20, 2 coils",
+}
 
 
 def _cell(reference: float | None, ours: float | None, ratio: float | None, goal: bool | None) -> str:

@@ -10,6 +10,7 @@ optimiser step) after a warm-up step.
 
     python -m benchmarks.training                 # CPU, 12 coils × 128 × 128
     python -m benchmarks.training --device cuda --height 218 --width 170
+    python -m benchmarks.training --device cuda --precision bf16-mixed   # CNNs under bf16 autocast
     python -m benchmarks.training --quick         # tiny models, for the test suite
 
 Prints a Markdown table and writes benchmarks/results/training.json (or ``--output``).
@@ -87,9 +88,13 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
+    half = args.precision == "bf16-mixed"
+
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        output = model(masked, mask, maps)
+        # as training does: the CNNs under autocast, the loss in float32 outside it
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=half):
+            output = model(masked, mask, maps)
         loss = criterion(output.steps, target, data_range)
         loss.backward()
         optimizer.step()
@@ -105,6 +110,7 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "model": args.model,
         "checkpointing": bool(args.checkpointing),
+        "precision": args.precision,
         "parameters": parameter_count(model),
         "seconds_per_step": statistics.median(times),
         "steps_timed": len(times),
@@ -136,6 +142,8 @@ def _measure(args: argparse.Namespace, model: str, checkpointing: bool) -> dict[
         str(args.steps),
         "--warmup",
         str(args.warmup),
+        "--precision",
+        args.precision,
     ]
     if args.threads is not None:
         command += ["--threads", str(args.threads)]
@@ -162,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3, help="timed steps (after the warm-up)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--precision",
+        choices=("32", "bf16-mixed"),
+        default="32",
+        help="bf16-mixed: the CNNs under bfloat16 autocast, as trainer.precision=bf16-mixed trains",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny models and slice (a smoke test)")
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default benchmarks/results/)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -199,13 +213,14 @@ def main(argv: list[str] | None = None) -> int:
             )
     memory = "peak GPU MB" if args.device.startswith("cuda") else "peak RSS MB"
     print(
-        f"\nTraining step, {args.coils} coils × {args.height} × {args.width}, batch 1, {args.device}"
-        + (" (quick: tiny models)" if args.quick else " (paper configs)")
+        f"\nTraining step, {args.coils} coils × {args.height} × {args.width}, batch 1, {args.device}, "
+        f"precision {args.precision}" + (" (quick: tiny models)" if args.quick else " (paper configs)")
     )
     print_table(["model", "checkpointing", "parameters", "s/step", memory, "note"], rows)
     payload = {
         "machine": machine_info(torch.device(args.device)),
         "slice": {"coils": args.coils, "height": args.height, "width": args.width},
+        "precision": args.precision,
         "quick": args.quick,
         "results": results,
     }

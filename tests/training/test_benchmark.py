@@ -14,10 +14,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_quick_benchmark_writes_time_and_memory_with_and_without_checkpointing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed"])
+def test_quick_benchmark_writes_time_and_memory_with_and_without_checkpointing(
+    tmp_path: Path, precision: str
+) -> None:
     out = tmp_path / "training.json"
+    command = ["benchmarks.training", "--quick", "--models", "cirim", "--precision", precision]
     run = subprocess.run(
-        [sys.executable, "-m", "benchmarks.training", "--quick", "--models", "cirim", "--output", str(out)],
+        [sys.executable, "-m", *command, "--output", str(out)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
@@ -29,5 +33,5 @@ def test_quick_benchmark_writes_time_and_memory_with_and_without_checkpointing(t
     results = json.loads(out.read_text())["results"]
     assert [r["checkpointing"] for r in results] == [False, True]
     for r in results:
-        assert r["model"] == "cirim" and r["parameters"] > 0
+        assert r["model"] == "cirim" and r["parameters"] > 0 and r["precision"] == precision
         assert r["seconds_per_step"] > 0 and r["peak_rss_mb"] >= r["rss_before_first_step_mb"] > 0
