@@ -33,7 +33,7 @@ from mrirecon.inference.runner import RankRunner
 from mrirecon.inference.slices import SliceBatch, SliceItems, VolumeBatchSampler, collate_slices
 from mrirecon.inference.writer import WriteSettings
 from mrirecon.models.base import Reconstructor
-from mrirecon.runtime import check_shared_memory
+from mrirecon.runtime import check_shared_memory, single_threaded_worker
 
 __all__ = ["PredictionData", "PredictionJob", "PredictionModule"]
 
@@ -128,6 +128,7 @@ class PredictionData(pl.LightningDataModule):
             batch_sampler=VolumeBatchSampler(self.items, self.job.options.batch_size, self.runner.stop),
             collate_fn=collate_slices,
             num_workers=workers,
+            worker_init_fn=single_threaded_worker,
             pin_memory=self.trainer.strategy.root_device.type == "cuda",
             prefetch_factor=4 if workers > 0 else None,
         )

@@ -1,0 +1,47 @@
+"""Process settings: BLAS threads in DataLoader workers and with configure_threads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from threadpoolctl import threadpool_info, threadpool_limits
+from torch.utils.data import DataLoader, Dataset
+
+from mrirecon.runtime import configure_threads, single_threaded_worker
+from mrirecon.training.datamodule import ReconDataModule
+
+
+def _blas_threads() -> list[int]:
+    return [int(pool["num_threads"]) for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+class _Report(Dataset[Any]):
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> Any:
+        return _blas_threads()
+
+
+def test_workers_run_one_blas_thread() -> None:
+    assert _blas_threads(), "NumPy's BLAS is not visible to threadpoolctl"
+    loader = DataLoader(_Report(), batch_size=None, num_workers=1, worker_init_fn=single_threaded_worker)
+    assert next(iter(loader)) == [1] * len(_blas_threads())
+
+
+def test_training_loaders_use_it() -> None:
+    module = ReconDataModule({"train": _Report()}, batch_size=1, val_batch_size=1, num_workers=1)
+    assert module.train_dataloader().worker_init_fn is single_threaded_worker
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_configure_threads_sets_torch_and_blas(threads: int) -> None:
+    before_torch, before_blas = torch.get_num_threads(), max(_blas_threads())
+    try:
+        assert configure_threads(threads) == threads
+        assert set(_blas_threads()) == {threads}
+    finally:
+        torch.set_num_threads(before_torch)
+        threadpool_limits(before_blas, user_api="blas")
