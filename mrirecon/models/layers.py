@@ -27,7 +27,8 @@ __all__ = ["ReplicationConv2d", "channels_image", "image_channels"]
 TAP_SUM_MAX_OUTPUTS = 4
 #: Input channels from which a k×k convolution's weight gradient on the CPU is computed as k² matrix
 #: products over shifted views (:class:`_TapGradConv2d`): oneDNN's backward-weights kernel takes
-#: 3–4× its forward time for 64 → 64 3×3 layers, the matrix products about 1.4×.
+#: 3–4× its forward time for 64 → 64 3×3 layers, the matrix products about 1.4×. Below it, a k×k
+#: (k > 1) convolution takes the few-input route of the same class for both gradients.
 TAP_GRAD_MIN_INPUTS = 16
 
 
@@ -48,9 +49,9 @@ class ReplicationConv2d(nn.Conv2d):
     a k×k convolution with at most :data:`TAP_SUM_MAX_OUTPUTS` outputs (the RIM's last layer) is
     one matrix product to ``k²·out`` channels, replication-padded (padding commutes with a
     per-pixel linear map), then summed over the k² shifted taps; a 1×1 convolution on the CPU goes
-    straight to oneDNN; a k×k convolution with at least :data:`TAP_GRAD_MIN_INPUTS` inputs on the
-    CPU, when a gradient is wanted, computes its weight gradient as k² matrix products
-    (:class:`_TapGradConv2d`).
+    straight to oneDNN; on the CPU, when a gradient is wanted, a convolution with at least
+    :data:`TAP_GRAD_MIN_INPUTS` inputs computes its weight gradient, and a k×k one with fewer
+    inputs both its gradients, as matrix products over shifted rows (:class:`_TapGradConv2d`).
     """
 
     def __init__(
@@ -108,15 +109,18 @@ class ReplicationConv2d(nn.Conv2d):
 
 
 class _TapGradConv2d(torch.autograd.Function):
-    """An unpadded, stride-1 convolution whose weight gradient is k² matrix products.
+    """An unpadded, stride-1 convolution whose gradients are matrix products over shifted rows.
 
-    Forward and input gradient are PyTorch's (for a 1×1 kernel: oneDNN's forward, whose own
-    backward falls back on a slow kernel, and a matrix product for the input gradient). For the
-    weight gradient, the (padded) input ``(B, C, Hp, Wp)`` in channels-last memory is the matrix
+    Forward is PyTorch's (oneDNN's for a 1×1 kernel, whose own backward falls back on a slow
+    kernel). The (padded) input ``(B, C, Hp, Wp)`` in channels-last memory is the matrix
     ``(B, Hp·Wp, C)``; the output gradient, put on the same row width ``Wp`` (zeros in the
-    ``Wp − W`` extra columns), is ``(B, H·Wp, O)``; tap ``(i, j)`` of the kernel then reads the
-    input rows from the flat offset ``(i·Wp + j)·d`` on, a contiguous slice, and its weight
-    gradient is ``gᵀ · x[offset : offset + n]``.
+    ``Wp − W`` extra columns, :func:`_gradient_rows`), is ``(B, n, O)``; tap ``(i, j)`` of the
+    kernel reads the input rows from the flat offset ``(i·Wp + j)·d`` on, a contiguous slice. The
+    weight gradient is then ``gᵀ · x[offset : offset + n]`` per tap (:func:`_tap_weight_grad`).
+    The input gradient: a matrix product per pixel for a 1×1 kernel; for few inputs
+    (C < :data:`TAP_GRAD_MIN_INPUTS`, the models' first layer) each tap's ``g · W_tap`` added onto
+    the input at its offset (:func:`_tap_input_grad`; oneDNN's backward-data with four outputs
+    takes 3× the forward); else oneDNN's.
 
     Shapes: ``x (B, C, Hp, Wp)``, ``weight (O, C, k, k)``, ``bias (O,)`` → ``(B, O, H, W)`` with
     ``H = Hp − d·(k − 1)``, ``W = Wp − d·(k − 1)``.
@@ -137,50 +141,90 @@ class _TapGradConv2d(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         d = ctx.dilation
+        k, c = weight.shape[-1], weight.shape[1]
         grad = grad.contiguous(memory_format=torch.channels_last)
         grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0] and weight.shape[-1] == 1:  # a matrix product per pixel
-            b, o, h, w = grad.shape
-            rows = grad.permute(0, 2, 3, 1).reshape(b, h * w, o) @ weight.reshape(o, -1)
-            grad_x = rows.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+        b, o, h, w = grad.shape
+        rows = grad.permute(0, 2, 3, 1).reshape(b, h * w, o) if k == 1 else _gradient_rows(grad, x.shape[-1])
+        if ctx.needs_input_grad[0] and k == 1:  # a matrix product per pixel
+            grad_x = (rows @ weight.reshape(o, -1)).reshape(b, h, w, -1).permute(0, 3, 1, 2)
+        elif ctx.needs_input_grad[0] and c < TAP_GRAD_MIN_INPUTS:
+            grad_x = _tap_input_grad(rows, x.shape, weight, d)
         elif ctx.needs_input_grad[0]:
             grad_x = torch.ops.aten.convolution_backward(
                 grad, x, weight, None, [1, 1], [0, 0], [d, d], False, [0, 0], 1, [True, False, False]
             )[0]
         if ctx.needs_input_grad[1]:
-            grad_w = _tap_weight_grad(grad, x, weight.shape[-1], d)
+            grad_w = _tap_weight_grad(rows, x, k, d)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad.sum((0, 2, 3))
         return grad_x, grad_w, grad_b, None
 
 
+def _gradient_rows(grad: torch.Tensor, padded_width: int) -> torch.Tensor:
+    """``grad (B, O, H, W)`` as the matrix ``(B, n, O)`` of its pixels on rows of the padded input's
+    width ``Wp`` (zeros in the ``Wp − W`` extra columns), ``n = (H − 1)·Wp + W`` (the last row's
+    extra columns would read past the input's end): output pixel ``(y, x)`` is row ``y·Wp + x``,
+    and the input pixel under it at tap offset ``t`` is row ``y·Wp + x + t`` of the padded input."""
+    b, o, h, w = grad.shape
+    g = grad.new_zeros(b, h, padded_width, o)
+    g[:, :, :w] = grad.permute(0, 2, 3, 1)
+    return g.reshape(b, h * padded_width, o)[:, : (h - 1) * padded_width + w]
+
+
+def _tap_offsets(k: int, d: int, padded_width: int) -> list[int]:
+    """Flat row offset of each tap ``(i, j)`` of a k×k kernel of dilation ``d``, tap-major."""
+    return [(i * padded_width + j) * d for i in range(k) for j in range(k)]
+
+
 def _tap_weight_grad(grad: torch.Tensor, x: torch.Tensor, k: int, d: int) -> torch.Tensor:
-    """``∂L/∂weight (O, C, k, k)`` of an unpadded convolution from ``grad (B, O, H, W)`` and its
-    padded input ``x (B, C, Hp, Wp)`` (see :class:`_TapGradConv2d`)."""
+    """``∂L/∂weight (O, C, k, k)`` of an unpadded convolution from its padded input
+    ``x (B, C, Hp, Wp)`` and the output gradient as :func:`_gradient_rows` ``(B, n, O)``.
+
+    Many inputs: one matrix product per tap over the channels-last rows. Few inputs
+    (C < :data:`TAP_GRAD_MIN_INPUTS`): the k² shifted input rows stacked channels-first
+    (``(B, k²·C, n)``, a few MB) and one matrix product, which reads the gradient once.
+    """
     b, c, hp, wp = x.shape
-    o, h, w = grad.shape[1:]
+    n, o = grad.shape[1:]
+    offsets = _tap_offsets(k, d, wp)
+    if c < TAP_GRAD_MIN_INPUTS:
+        planes = x.contiguous().reshape(b, c, hp * wp)
+        stacked = torch.cat([planes[:, :, t : t + n] for t in offsets], dim=1)  # (B, k²·C, n)
+        return torch.bmm(stacked, grad).sum(0).reshape(k, k, c, o).permute(3, 2, 0, 1)
     rows = x.permute(0, 2, 3, 1).reshape(b, hp * wp, c)  # a view: channels-last memory
     if not rows.is_contiguous():
         rows = rows.contiguous()
-    g = grad.new_zeros(b, h, wp, o)
-    g[:, :, :w] = grad.permute(0, 2, 3, 1)
-    g = g.reshape(b, h * wp, o)
-    n = (h - 1) * wp + w  # the last row's extra columns would read past the input's end
-    gt = g[:, :n].transpose(1, 2)  # (B, O, n)
-    taps = [
-        torch.bmm(gt, rows[:, (i * wp + j) * d : (i * wp + j) * d + n]).sum(0)
-        for i in range(k)
-        for j in range(k)
-    ]
+    gt = grad.transpose(1, 2)  # (B, O, n)
+    taps = [torch.bmm(gt, rows[:, t : t + n]).sum(0) for t in offsets]
     return torch.stack(taps, dim=-1).reshape(o, c, k, k)
+
+
+def _tap_input_grad(grad: torch.Tensor, shape: torch.Size, weight: torch.Tensor, d: int) -> torch.Tensor:
+    """``∂L/∂x (B, C, Hp, Wp)`` of an unpadded convolution with few inputs from the output gradient
+    as :func:`_gradient_rows` ``(B, n, O)``: one matrix product to the k² taps' contributions
+    ``(B, k²·C, n)``, each then added onto the input planes at its flat offset."""
+    b, c, hp, wp = shape
+    o, k = weight.shape[0], weight.shape[-1]
+    n = grad.shape[1]
+    stacked = weight.permute(2, 3, 1, 0).reshape(k * k * c, o)  # tap-major, as the offsets
+    taps = torch.matmul(stacked, grad.transpose(1, 2))  # (B, k²·C, n)
+    out = grad.new_zeros(b, c, hp * wp)
+    for index, t in enumerate(_tap_offsets(k, d, wp)):
+        out[:, :, t : t + n] += taps[:, index * c : (index + 1) * c]
+    return out.reshape(b, c, hp, wp)
 
 
 _MKLDNN_BUILT = torch.backends.mkldnn.is_available()  # asked once: dynamo does not trace the call
 
 
 def _tap_grad_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    wanted = torch.is_grad_enabled() and weight.requires_grad and weight.shape[1] >= TAP_GRAD_MIN_INPUTS
-    return wanted and _mkldnn_applies(x)
+    """Whether :class:`_TapGradConv2d` computes this convolution's gradients: on the CPU, with a
+    gradient wanted, for many inputs (weight gradient) or few inputs with a k×k kernel (both)."""
+    k, c = weight.shape[-1], weight.shape[1]
+    many = c >= TAP_GRAD_MIN_INPUTS and weight.requires_grad
+    few = k > 1 and c < TAP_GRAD_MIN_INPUTS and (weight.requires_grad or x.requires_grad)
+    return torch.is_grad_enabled() and (many or few) and _mkldnn_applies(x)
 
 
 def _mkldnn_applies(x: torch.Tensor) -> bool:

@@ -64,10 +64,14 @@ def test_tap_sum_route_has_the_convolution_gradients() -> None:
         (20, 5, 5, 1, (8, 10), 1),
         (16, 16, 3, 1, (1, 1), 1),
         (16, 3, 1, 1, (4, 5), 2),
+        (4, 8, 5, 1, (9, 7), 2),
+        (2, 6, 3, 2, (6, 5), 1),
+        (4, 8, 3, 1, (1, 1), 1),
     ],
 )
 def test_tap_grad_convolution_gradcheck(cin, cout, kernel, dilation, size, batch) -> None:
-    """The k²-matrix-product weight gradient is the exact derivative (float64, every tap and border)."""
+    """The matrix-product gradients (weight; input for few inputs) are the exact derivative
+    (float64, every tap and border)."""
     torch.manual_seed(2)
     pad = dilation * (kernel // 2)
     x = torch.randn(batch, cin, size[0] + 2 * pad, size[1] + 2 * pad, dtype=torch.float64)
@@ -77,15 +81,19 @@ def test_tap_grad_convolution_gradcheck(cin, cout, kernel, dilation, size, batch
     assert torch.autograd.gradcheck(lambda *a: _TapGradConv2d.apply(*a, dilation), (x, weight, bias))
 
 
-@pytest.mark.parametrize(("kernel", "dilation"), [(3, 2), (1, 1)])
+@pytest.mark.parametrize(
+    ("cin", "kernel", "dilation"),
+    [(TAP_GRAD_MIN_INPUTS, 3, 2), (TAP_GRAD_MIN_INPUTS, 1, 1), (4, 5, 1), (2, 3, 2)],
+)
 def test_tap_grad_route_equals_the_convolution_in_float32(
-    kernel: int, dilation: int, monkeypatch: pytest.MonkeyPatch
+    cin: int, kernel: int, dilation: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The route ReplicationConv2d takes for many-input layers on the CPU: same output, same
-    gradients as edge padding + convolution (up to float32 summation order)."""
+    """The route ReplicationConv2d takes on the CPU for many-input layers and for few-input k×k
+    layers (the models' first): same output, same gradients as edge padding + convolution (up to
+    float32 summation order)."""
     torch.manual_seed(3)
-    conv = ReplicationConv2d(TAP_GRAD_MIN_INPUTS, 12, kernel, dilation=dilation)
-    x = torch.randn(2, TAP_GRAD_MIN_INPUTS, 23, 17).contiguous(memory_format=torch.channels_last)
+    conv = ReplicationConv2d(cin, 12, kernel, dilation=dilation)
+    x = torch.randn(2, cin, 23, 17).contiguous(memory_format=torch.channels_last)
     x.requires_grad_()
     calls = []
     original = _TapGradConv2d.forward
