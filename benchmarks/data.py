@@ -63,9 +63,9 @@ class RawReads(Dataset[tuple[Any, Any]]):
 
     ``open_volume`` as ``SliceDataset`` uses it, so k-space comes from the same read-only memory
     map of the file (or through h5py where the loader reads through h5py: chunked files,
-    ``--no-mmap``); the k-space is copied out of the map once, which is the least any consumer of
-    the slice does. The loader does at least this much work, so its rate cannot exceed this one's
-    except by measurement noise.
+    ``--no-mmap``); k-space from the map is copied out of it once (an h5py read is already a
+    private copy), the least any consumer of the slice does. The loader does at least this much
+    work, so its rate cannot exceed this one's except by measurement noise.
     """
 
     def __init__(self, index: list[tuple[Path, int]]):
@@ -80,7 +80,8 @@ class RawReads(Dataset[tuple[Any, Any]]):
         volume = self._volumes.get(path)
         if volume is None:
             volume = self._volumes[path] = open_volume(path)
-        return np.array(volume.kspace_slice(slice_index)), volume.read_target(slice_index)
+        kspace = volume.kspace_slice(slice_index)  # a view of the memory map, or h5py's fresh array
+        return kspace if kspace.flags.writeable else np.array(kspace), volume.read_target(slice_index)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"index": self.index, "_volumes": {}}

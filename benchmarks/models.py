@@ -63,6 +63,7 @@ SIZES = {"brain": (8, 218, 170), "knee": (15, 320, 320)}
 #: Sizes timed only when asked for (--sizes): the full fastMRI knee matrix, for GPU inference.
 EXTRA_SIZES = {"knee_full": (15, 640, 368)}
 QUICK_SIZES = {"tiny": (2, 24, 20)}
+ALL_SIZES = {**SIZES, **EXTRA_SIZES, **QUICK_SIZES}
 MODES = ("inference", "train", "train_ckpt")
 #: Modes run on each size by default.
 DEFAULT_MODES = {"brain": MODES, "knee": ("inference",), "knee_full": ("inference",), "tiny": MODES}
@@ -419,7 +420,7 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
     common.update(memory_limit_gb=args.memory_limit_gb, repeats=1 if args.quick else args.repeats)
     jobs = []
     for size in sizes:
-        coils, height, width = {**SIZES, **EXTRA_SIZES, **QUICK_SIZES}[size]
+        coils, height, width = ALL_SIZES[size]
         modes = args.modes or (MODES if args.peers else DEFAULT_MODES[size])
         for config in configs:
             pair = pairs.get(config)
@@ -479,9 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="Tiny slices (checks that everything runs).")
     parser.add_argument("--models", nargs="+", help="Config names (default: every registered model).")
-    parser.add_argument(
-        "--sizes", nargs="+", choices=[*SIZES, *EXTRA_SIZES, *QUICK_SIZES], help="Slice sizes."
-    )
+    parser.add_argument("--sizes", nargs="+", choices=list(ALL_SIZES), help="Slice sizes.")
     parser.add_argument("--modes", nargs="+", choices=MODES, help="Modes (default: per size).")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2).")
     parser.add_argument("--device", default="cpu", help="cpu or cuda.")
@@ -562,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     if args.peers:
-        sizes = sorted({job.size for job in jobs}, key=list({**SIZES, **EXTRA_SIZES, **QUICK_SIZES}).index)
+        sizes = sorted({job.size for job in jobs}, key=list(ALL_SIZES).index)
         payload["peers"] = {"dir": str(args.peers), "commits": peers.commits(args.peers)}
         payload["comparison"] = peers.compare(rows, allocators, sizes)
         payload["cs_comparison"] = peers.compare_cs(rows, allocators)
