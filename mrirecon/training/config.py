@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: The image losses a config may combine, by name.
-LOSS_TERMS = ("l1", "l2", "ssim", "lesion_l1")
+LOSS_TERMS = ("l1", "l2", "ssim", "lesion_l1", "lesion_contrast")
 
 #: How the estimates of a recurrent model's steps are weighted in the loss (see LossSection).
 Weighting = Literal["logspace", "uniform", "final"]
@@ -250,7 +250,9 @@ class LossSection:
     Attributes:
         terms: Loss name → weight, names from :data:`LOSS_TERMS` (``ssim`` is ``1 − SSIM`` with
             fastMRI's formulation and each sample's volume maximum as data range; ``lesion_l1``
-            the relative L1 error within 3 pixels of the data's labelled lesions, 0 without).
+            the relative L1 error within 3 pixels of the data's labelled lesions, 0 without;
+            ``lesion_contrast`` the mean relative error of the lesions' contrast against their
+            ring of normal tissue, ``|P − 1|`` of the lesion metric, 0 without).
         time_weighting: Over the time steps of a cascade: ``logspace`` (CIRIM: w_t =
             logspace(−1, 0, T), Σ_t w_t·L_t / T), ``uniform`` (RIM: the mean over steps) or
             ``final`` (the last step only).

@@ -36,7 +36,9 @@ __all__ = [
     "image_loss",
     "l1_loss",
     "l2_loss",
+    "lesion_contrast_loss",
     "lesion_l1_loss",
+    "lesion_ring_weights",
     "per_slice_max",
     "ssim_loss",
     "step_weights",
@@ -94,7 +96,7 @@ _LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor | float], 
     "ssim": ssim_loss,
 }
 #: Terms that need the lesion labels besides the images (see :func:`lesion_l1_loss`).
-LESION_TERMS = ("lesion_l1",)
+LESION_TERMS = ("lesion_l1", "lesion_contrast")
 
 
 def lesion_l1_loss(
@@ -118,6 +120,84 @@ def lesion_l1_loss(
     region = (labels > 0).to(pred.dtype).unsqueeze(1)
     region = torch.nn.functional.max_pool2d(region, 2 * margin + 1, stride=1, padding=margin).squeeze(1)
     return (region * (pred - target).abs()).sum() / (region * target.abs()).sum().clamp_min(1e-12)
+
+
+def _dilate(masks: torch.Tensor, radius: float) -> torch.Tensor:
+    """Pixels within Euclidean distance ``radius`` of a mask: ``(N, h, w)`` 0/1 → the same."""
+    reach = int(radius)
+    offsets = torch.arange(-reach, reach + 1, dtype=torch.float32, device=masks.device)
+    disc = ((offsets[:, None] ** 2 + offsets[None, :] ** 2) <= radius**2).to(masks.dtype)
+    hits = torch.nn.functional.conv2d(masks.unsqueeze(1), disc[None, None], padding=reach).squeeze(1)
+    return (hits > 0.5).to(masks.dtype)
+
+
+def lesion_ring_weights(
+    target: torch.Tensor,
+    labels: torch.Tensor,
+    gap: float = 2.0,
+    width: float = 3.0,
+    background_fraction: float = 0.1,
+    min_ring: int = 8,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each lesion's pixels and its ring of normal tissue, as in :mod:`mrirecon.evaluation.lesion`.
+
+    The ring is the metric's: pixels at distance ``(gap, gap + width]`` from the lesion, minus any
+    lesion pixel or pixel within ``gap`` of one, minus air (reference below ``background_fraction``
+    of the slice's maximum). Measured per slice (the metric pools a lesion's slices).
+
+    Args:
+        target: ``(B, h, w)`` reference magnitudes.
+        labels: ``(B, h, w)`` lesion labels, 0 = none.
+
+    Returns:
+        ``region`` and ``ring`` ``(B, K, h, w)`` 0/1 (K the largest label) and ``valid`` ``(B, K)``
+        bool: the lesion is in that slice and its ring has at least ``min_ring`` pixels.
+    """
+    count = int(labels.max())
+    ids = torch.arange(1, count + 1, device=labels.device)
+    region = (labels.unsqueeze(1) == ids[None, :, None, None]).to(target.dtype)
+    b, k, h, w = region.shape
+    flat = region.reshape(b * k, h, w)
+    ring = _dilate(flat, gap + width) - _dilate(flat, gap)
+    near_any = _dilate((labels > 0).to(target.dtype), gap)
+    tissue = (target >= background_fraction * target.amax(dim=(-2, -1), keepdim=True)).to(target.dtype)
+    ring = ring.reshape(b, k, h, w) * ((1 - near_any) * tissue).unsqueeze(1)
+    valid = (region.sum(dim=(-2, -1)) > 0) & (ring.sum(dim=(-2, -1)) >= min_ring)
+    return region, ring, valid
+
+
+def lesion_contrast_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    weights: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    floor: float = 0.05,
+) -> torch.Tensor:
+    """The mean relative error of the lesions' contrast, ``|C_pred − C_ref| / max(|C_ref|, floor)``.
+
+    ``C = mean(lesion) / mean(ring) − 1`` (Weber contrast), the quantity whose ratio
+    :func:`mrirecon.evaluation.lesion.measure_lesions` checks: the term is ``|P − 1|`` of that
+    metric, averaged over the lesions of the batch (0 without lesions). ``lesion_l1`` weights the
+    pixels around a lesion; this term weights what the reader sees, the lesion against its
+    surroundings, whatever its size.
+
+    Args:
+        pred: ``(B, h, w)`` magnitudes.
+        target: ``(B, h, w)``.
+        weights: :func:`lesion_ring_weights` of the target and its labels.
+        floor: Smallest contrast divided by (a faint lesion does not dominate the mean).
+    """
+    region, ring, valid = weights
+    if not bool(valid.any()):
+        return pred.new_zeros(())
+
+    def contrast(image: torch.Tensor) -> torch.Tensor:
+        inside = (region * image.unsqueeze(1)).sum(dim=(-2, -1)) / region.sum(dim=(-2, -1)).clamp_min(1)
+        around = (ring * image.unsqueeze(1)).sum(dim=(-2, -1)) / ring.sum(dim=(-2, -1)).clamp_min(1)
+        return inside / around.clamp_min(1e-12) - 1
+
+    reference = contrast(target)[valid]
+    error = (contrast(pred)[valid] - reference).abs() / reference.abs().clamp_min(floor)
+    return error.mean()
 
 
 def image_loss(
@@ -200,10 +280,16 @@ class ReconLoss:
         step_weights(1, time_weighting)
         step_weights(1, cascade_weighting)
         self.terms = {k: v for k, v in terms.items() if k in _LOSSES}
-        self.lesion_weight = float(terms.get("lesion_l1", 0.0))
+        self.lesion_l1_weight = float(terms.get("lesion_l1", 0.0))
+        self.lesion_contrast_weight = float(terms.get("lesion_contrast", 0.0))
         self.time_weighting: Weighting = time_weighting
         self.cascade_weighting: Weighting = cascade_weighting
         self.normalize: Normalization = normalize
+
+    @property
+    def lesion_weight(self) -> float:
+        """The summed weight of the terms that need lesion labels (0: the labels are not needed)."""
+        return self.lesion_l1_weight + self.lesion_contrast_weight
 
     def image(
         self,
@@ -211,16 +297,23 @@ class ReconLoss:
         target: torch.Tensor,
         data_range: torch.Tensor | float,
         labels: torch.Tensor | None = None,
+        rings: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The loss of one estimate: ``image`` ``(B, H, W)`` complex or real, ``target`` ``(B, h, w)``,
-        ``labels`` ``(B, h, w)`` lesion labels (for ``lesion_l1``) or None."""
+        ``labels`` ``(B, h, w)`` lesion labels (for the lesion terms) or None; ``rings`` the
+        :func:`lesion_ring_weights` of target and labels when already computed."""
         magnitude = image.abs() if image.is_complex() else image
         pred, ref = crop_to_target(magnitude.float(), target.float())
         if self.normalize == "per_slice_max":
             pred, ref, data_range = per_slice_max(pred), per_slice_max(ref), 1.0
         loss = image_loss(pred, ref, data_range, self.terms)
-        if self.lesion_weight and labels is not None:
-            loss = loss + self.lesion_weight * lesion_l1_loss(pred, ref, labels)
+        if labels is None or labels.numel() == 0 or labels.shape != ref.shape:
+            return loss
+        if self.lesion_l1_weight:
+            loss = loss + self.lesion_l1_weight * lesion_l1_loss(pred, ref, labels)
+        if self.lesion_contrast_weight and bool((labels > 0).any()):
+            weights = rings if rings is not None else lesion_ring_weights(ref, labels)
+            loss = loss + self.lesion_contrast_weight * lesion_contrast_loss(pred, ref, weights)
         return loss
 
     def __call__(
@@ -236,13 +329,17 @@ class ReconLoss:
             steps: ``steps[cascade][time_step]``, each ``(B, H, W)`` (``ReconOutput.steps``).
             target: ``(B, h, w)`` real reference.
             data_range: A number or ``(B,)`` (the volume maxima, for SSIM).
-            labels: ``(B, h, w)`` lesion labels for the ``lesion_l1`` term, or None.
+            labels: ``(B, h, w)`` lesion labels for the lesion terms, or None.
 
         Returns:
             A 0-d tensor.
         """
         if not steps or any(len(cascade) == 0 for cascade in steps):
             raise ValueError("the model returned no estimates (empty steps)")
+        rings = None
+        wanted = self.lesion_contrast_weight and labels is not None and labels.shape == target.shape
+        if wanted and labels is not None and bool((labels > 0).any()):
+            rings = lesion_ring_weights(target.float(), labels)
         total = target.new_zeros((), dtype=torch.float32)
         cascade_w = step_weights(len(steps), self.cascade_weighting)
         for v, cascade in zip(cascade_w, steps):
@@ -250,5 +347,5 @@ class ReconLoss:
                 continue
             for w, estimate in zip(step_weights(len(cascade), self.time_weighting), cascade):
                 if w != 0:
-                    total = total + (v * w) * self.image(estimate, target, data_range, labels)
+                    total = total + (v * w) * self.image(estimate, target, data_range, labels, rings)
         return total

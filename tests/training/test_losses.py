@@ -161,3 +161,63 @@ def test_the_lesion_term_weighs_the_error_around_lesions_only() -> None:
     loss = ReconLoss({"l1": 1.0, "lesion_l1": 2.0})
     with_labels = float(loss([[blurred]], target, 1.0, labels))
     assert with_labels == pytest.approx(float(loss([[blurred]], target, 1.0)) + 2 * 9 * 0.5 / 81)
+
+
+def _lesion_scene(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A textured 64 × 64 slice with three lesions (one touching air), ``(1, h, w)`` each."""
+    gen = torch.Generator().manual_seed(seed)
+    target = 1.0 + 0.1 * torch.rand(1, 64, 64, generator=gen)
+    target[0, :, :6] = 0.01  # air at the left edge: not ring
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    labels = torch.zeros(1, 64, 64, dtype=torch.int16)
+    lesions = [(20, 20, 3.0, 1.8), (40, 44, 4.5, 0.5), (30, 9, 2.5, 1.5)]  # row, column, radius, factor
+    for k, (r, c, radius, factor) in enumerate(lesions, 1):
+        inside = (yy - r) ** 2 + (xx - c) ** 2 <= radius**2
+        labels[0][inside] = k
+        target[0][inside] *= factor
+    return target, labels
+
+
+def test_the_contrast_term_is_the_lesion_metric_p_minus_one() -> None:
+    """Oracle: per lesion, the loss's contrast equals measure_lesions' on the same images."""
+    from mrirecon.evaluation.lesion import measure_lesions
+    from mrirecon.training.losses import lesion_contrast_loss, lesion_ring_weights
+
+    target, labels = _lesion_scene()
+    pred = torch.nn.functional.avg_pool2d(target[None], 3, stride=1, padding=1, count_include_pad=False)[0]
+    measures = measure_lesions(target.numpy(), pred.numpy(), labels.numpy())
+    weights = lesion_ring_weights(target, labels)
+    _, ring, valid = weights
+    assert valid.tolist() == [[True, True, True]]
+    expected = []
+    for k, m in enumerate(measures):
+        ring_k = ring[0, k].numpy().astype(bool)
+        assert ring_k.sum() == m.ring_pixels  # the metric's ring, air and other lesions excluded
+        expected.append(abs(m.preservation - 1))
+    assert float(lesion_contrast_loss(pred, target, weights)) == pytest.approx(np.mean(expected), rel=1e-4)
+    assert float(lesion_contrast_loss(target, target, weights)) == pytest.approx(0.0, abs=1e-6)
+    # blurring loses contrast: the loss grows with the blur and its gradient restores it
+    wider = torch.nn.functional.avg_pool2d(target[None], 5, stride=1, padding=2, count_include_pad=False)[0]
+    blur3 = float(lesion_contrast_loss(pred, target, weights))
+    assert float(lesion_contrast_loss(wider, target, weights)) > blur3 > 0.05
+    x = pred.clone().requires_grad_(True)
+    lesion_contrast_loss(x, target, weights).backward()
+    assert x.grad is not None
+    hyper = labels[0] == 1
+    assert float(x.grad[0][hyper].sum()) < 0  # raise the hyperintense lesion
+    hypo = labels[0] == 2
+    assert float(x.grad[0][hypo].sum()) > 0  # lower the hypointense one
+
+
+def test_the_contrast_term_in_the_recon_loss() -> None:
+    target, labels = _lesion_scene(1)
+    blurred = torch.nn.functional.avg_pool2d(target[None], 3, stride=1, padding=1, count_include_pad=False)[0]
+    loss = ReconLoss({"l1": 1.0, "lesion_contrast": 0.5})
+    assert loss.lesion_weight == 0.5
+    plain = float(loss([[blurred]], target, 1.0))
+    from mrirecon.training.losses import lesion_contrast_loss, lesion_ring_weights
+
+    extra = float(lesion_contrast_loss(blurred, target, lesion_ring_weights(target, labels)))
+    assert float(loss([[blurred]], target, 1.0, labels)) == pytest.approx(plain + 0.5 * extra)
+    assert float(loss([[blurred]], target, 1.0, torch.zeros_like(labels))) == pytest.approx(plain)
+    assert ReconLoss({"l1": 1.0}).lesion_weight == 0.0
