@@ -73,9 +73,13 @@ def export(args: argparse.Namespace) -> Path:
     record = data.get("mrirecon", {})
     recipe = args.recipe or f"configs/pretrained/{args.name.replace('-', '_')}.yaml"
     stages: list[dict[str, Any]] = [{"recipe": recipe, "optimizer_steps": int(data.get("global_step", 0))}]
-    if args.base:  # a fine-tune: the base run's stage comes first
-        base = read_checkpoint(_checkpoint(Path(args.base)))
-        stages.insert(0, {"recipe": args.base_recipe, "optimizer_steps": int(base.get("global_step", 0))})
+    bases, base_recipes = args.base or [], args.base_recipe or []
+    if len(bases) != len(base_recipes):
+        raise SystemExit("give one --base-recipe per --base, in the same order")
+    for base_run, base_recipe in zip(reversed(bases), reversed(base_recipes)):
+        # a fine-tune: the runs it started from come first, oldest first
+        base = read_checkpoint(_checkpoint(Path(base_run)))
+        stages.insert(0, {"recipe": base_recipe, "optimizer_steps": int(base.get("global_step", 0))})
     quality = _quality(Path(args.quality) if args.quality else None, args.label or args.name)
     card = {
         "name": args.name,
@@ -109,8 +113,13 @@ def main() -> None:
     parser.add_argument("--quality", help="benchmarks/results/quality.json with this model in it")
     parser.add_argument("--label", help="the model's label in that JSON [the name]")
     parser.add_argument("--recipe", help="the training config [configs/pretrained/<name>.yaml]")
-    parser.add_argument("--base", help="for a fine-tune: the run it started from (its steps come first)")
-    parser.add_argument("--base-recipe", help="that run's training config")
+    parser.add_argument(
+        "--base",
+        action="append",
+        help="for a fine-tune: the run it started from (its steps come first); repeat, oldest first, "
+        "for a chain of fine-tunes",
+    )
+    parser.add_argument("--base-recipe", action="append", help="that run's training config (one per --base)")
     parser.add_argument("--wall-hours", type=float, default=None, help="training wall time")
     parser.add_argument("--hardware", default="2-core x86-64 CPU", help="what it trained on")
     parser.add_argument("--output", help="where to write [mrirecon/models/weights/<name>.safetensors]")

@@ -102,3 +102,9 @@ def test_model_init_fine_tunes_from_a_pretrained_name(
     assert initial_model(config.model)[0] == "cirim"
     with pytest.raises(ConfigError, match="holds model 'cirim', not 'rim'"):
         initial_model(ModelSection("rim", init="cirim-brain"))
+    missing = tmp_path / "nowhere.ckpt"
+    with pytest.raises(ConfigError) as raised:
+        initial_model(ModelSection("cirim", init=str(missing)))
+    line = raised.value.one_line()
+    assert line.startswith(f"'model.init': {missing}: no such checkpoint file")
+    assert line.count("check the path") == 1  # the checkpoint error's hint, once
