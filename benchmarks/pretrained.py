@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from mrirecon.models.checkpoints import load_checkpoint_model, read_checkpoint
-from mrirecon.models.pretrained import PRETRAINED, WEIGHTS, write_safetensors_model
+from mrirecon.models.pretrained import PRETRAINED, WEIGHTS, card_headline, write_safetensors_model
 from mrirecon.models.registry import parameter_count
 
 
@@ -44,18 +44,6 @@ def _quality(path: Path | None, label: str) -> dict[str, Any]:
             for mask, figures in mine.items()
         }
     return out
-
-
-def _headline(quality: dict[str, Any]) -> str:
-    real = quality.get("real", {})
-    figures = real.get("equispaced 4x")
-    if not figures:
-        return ""
-    return (
-        f"real anatomy, equispaced 4x: head PSNR {figures['head_psnr']:.2f} dB "
-        f"(CS {figures['cs_head_psnr']:.2f}), SSIM {figures['head_ssim']:.3f} "
-        f"(CS {figures['cs_head_ssim']:.3f})"
-    )
 
 
 def _checkpoint(run: Path) -> Path:
@@ -96,7 +84,7 @@ def export(args: argparse.Namespace) -> Path:
         },
         "training_config": record.get("training_config", {}),
         "quality": quality,
-        "headline": _headline(quality),
+        "headline": card_headline({"quality": quality}),
         "use": "For research use only, not for diagnosis.",
     }
     target = Path(args.output) if args.output else WEIGHTS / PRETRAINED[args.name].file

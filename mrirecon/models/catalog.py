@@ -65,11 +65,11 @@ def describe_configs() -> list[ModelSummary]:
 
 def describe_pretrained() -> list[ModelSummary]:
     """Every shipped pretrained model whose weights are installed, with its card's headline figures."""
-    from mrirecon.models.pretrained import available, read_safetensors_model
+    from mrirecon.models.pretrained import available, card_headline, read_safetensors_model
 
     rows = []
     for entry in available():
         name, model, card = read_safetensors_model(entry.path)
-        headline = str(card.get("headline", "")) or entry.summary
+        headline = card_headline(card) or entry.summary
         rows.append(ModelSummary(entry.name, name, parameter_count(model), True, headline))
     return rows

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "WEIGHTS",
     "PretrainedEntry",
     "available",
+    "card_headline",
     "is_pretrained",
     "load_pretrained",
     "read_safetensors_model",
@@ -85,6 +87,26 @@ PRETRAINED: dict[str, PretrainedEntry] = {
 def is_pretrained(name: str) -> bool:
     """Whether ``name`` is a pretrained model's name (shipped or not)."""
     return name in PRETRAINED
+
+
+def card_headline(card: Mapping[str, Any]) -> str:
+    """A model card's headline: its real-anatomy equispaced 4× figures beside CS's, lesions kept.
+
+    Built from the card's ``quality`` table (written by ``benchmarks/pretrained.py``); a card
+    without one gives its stored ``headline`` text, or "".
+    """
+    figures = card.get("quality", {}).get("real", {}).get("equispaced 4x")
+    if not figures:
+        return str(card.get("headline", ""))
+    text = f"real anatomy, equispaced 4x: head PSNR {figures['head_psnr']:.2f} dB"
+    if figures.get("cs_head_psnr") is not None:
+        text += f" (CS {figures['cs_head_psnr']:.2f})"
+    text += f", SSIM {figures['head_ssim']:.3f}"
+    if figures.get("cs_head_ssim") is not None:
+        text += f" (CS {figures['cs_head_ssim']:.3f})"
+    if figures.get("lesions_kept"):
+        text += f", lesions kept {figures['lesions_kept']}"
+    return text
 
 
 def available() -> list[PretrainedEntry]:

@@ -108,3 +108,30 @@ def test_model_init_fine_tunes_from_a_pretrained_name(
     line = raised.value.one_line()
     assert line.startswith(f"'model.init': {missing}: no such checkpoint file")
     assert line.count("check the path") == 1  # the checkpoint error's hint, once
+
+
+def test_the_headline_comes_from_the_cards_quality_table() -> None:
+    figures = {
+        "head_psnr": 31.254,
+        "head_ssim": 0.88704,
+        "lesions_kept": "25/33",
+        "cs_head_psnr": 28.4,
+        "cs_head_ssim": 0.7671,
+    }
+    card = {"headline": "old text", "quality": {"real": {"equispaced 4x": figures}}}
+    assert pretrained.card_headline(card) == (
+        "real anatomy, equispaced 4x: head PSNR 31.25 dB (CS 28.40), SSIM 0.887 (CS 0.767), "
+        "lesions kept 25/33"
+    )
+    assert pretrained.card_headline({"headline": "old text"}) == "old text"
+    assert pretrained.card_headline({}) == ""
+
+
+def test_mrirecon_models_lists_the_shipped_models_with_lesions_kept() -> None:
+    from mrirecon.models.catalog import describe_pretrained
+
+    rows = {row.name: row for row in describe_pretrained()}
+    assert set(rows) == set(pretrained.PRETRAINED)
+    for row in rows.values():
+        assert row.summary.startswith("real anatomy, equispaced 4x: head PSNR")
+        assert "lesions kept" in row.summary
