@@ -44,12 +44,13 @@ class MriReconError(Exception):
         self.hint = hint
         super().__init__(self.one_line())
 
-    def one_line(self) -> str:
-        """The error as one line: ``path: message (hint)``."""
+    def one_line(self, *, hint: bool = True) -> str:
+        """The error as one line: ``path: message (hint)``; ``hint=False`` leaves the hint out (for
+        an error that wraps this one and carries the hint itself)."""
         text = self.message.strip().replace("\n", " ")
         if self.path is not None:
             text = f"{self.path}: {text}"
-        if self.hint:
+        if hint and self.hint:
             text = f"{text} ({self.hint.strip()})"
         return text
 

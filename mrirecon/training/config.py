@@ -491,8 +491,7 @@ def initial_model(section: ModelSection) -> tuple[str, Any]:
     try:
         name, model = load_checkpoint_model(section.init)
     except CheckpointError as error:
-        where = f"{error.path}: " if error.path is not None else ""
-        raise ConfigError(f"'model.init': {where}{error.message}", hint=error.hint) from error
+        raise ConfigError(f"'model.init': {error.one_line(hint=False)}", hint=error.hint) from error
     if name != section.name:
         raise ConfigError(
             f"'model.init' {section.init!r} holds model '{name}', not '{section.name}'",
