@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
+from mrirecon.evaluation.lesion import RingGeometry
 from mrirecon.evaluation.torch_metrics import ssim_torch
 from mrirecon.shapes import center_crop, check_shape
 from mrirecon.training.config import Normalization, Weighting
@@ -132,27 +133,26 @@ def _dilate(masks: torch.Tensor, radius: float) -> torch.Tensor:
 
 
 def lesion_ring_weights(
-    target: torch.Tensor,
-    labels: torch.Tensor,
-    gap: float = 2.0,
-    width: float = 3.0,
-    background_fraction: float = 0.1,
-    min_ring: int = 8,
+    target: torch.Tensor, labels: torch.Tensor, geometry: RingGeometry | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each lesion's pixels and its ring of normal tissue, as in :mod:`mrirecon.evaluation.lesion`.
 
-    The ring is the metric's: pixels at distance ``(gap, gap + width]`` from the lesion, minus any
-    lesion pixel or pixel within ``gap`` of one, minus air (reference below ``background_fraction``
-    of the slice's maximum). Measured per slice (the metric pools a lesion's slices).
+    The ring is the metric's (:class:`~mrirecon.evaluation.lesion.RingGeometry`, its defaults
+    unless given): pixels at distance ``(gap, gap + width]`` from the lesion, minus any lesion pixel
+    or pixel within ``gap`` of one, minus air (reference below ``background_fraction`` of the
+    slice's maximum). Measured per slice (the metric pools a lesion's slices).
 
     Args:
         target: ``(B, h, w)`` reference magnitudes.
         labels: ``(B, h, w)`` lesion labels, 0 = none.
+        geometry: The ring's distances and air threshold.
 
     Returns:
         ``region`` and ``ring`` ``(B, K, h, w)`` 0/1 (K the largest label) and ``valid`` ``(B, K)``
-        bool: the lesion is in that slice and its ring has at least ``min_ring`` pixels.
+        bool: the lesion is in that slice and its ring has at least ``geometry.min_pixels`` pixels.
     """
+    geometry = geometry or RingGeometry()
+    gap, width = geometry.gap, geometry.width
     count = int(labels.max())
     ids = torch.arange(1, count + 1, device=labels.device)
     region = (labels.unsqueeze(1) == ids[None, :, None, None]).to(target.dtype)
@@ -160,9 +160,10 @@ def lesion_ring_weights(
     flat = region.reshape(b * k, h, w)
     ring = _dilate(flat, gap + width) - _dilate(flat, gap)
     near_any = _dilate((labels > 0).to(target.dtype), gap)
-    tissue = (target >= background_fraction * target.amax(dim=(-2, -1), keepdim=True)).to(target.dtype)
+    air_below = geometry.background_fraction * target.amax(dim=(-2, -1), keepdim=True)
+    tissue = (target >= air_below).to(target.dtype)
     ring = ring.reshape(b, k, h, w) * ((1 - near_any) * tissue).unsqueeze(1)
-    valid = (region.sum(dim=(-2, -1)) > 0) & (ring.sum(dim=(-2, -1)) >= min_ring)
+    valid = (region.sum(dim=(-2, -1)) > 0) & (ring.sum(dim=(-2, -1)) >= geometry.min_pixels)
     return region, ring, valid
 
 

@@ -180,7 +180,7 @@ def _lesion_scene(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_the_contrast_term_is_the_lesion_metric_p_minus_one() -> None:
     """Oracle: per lesion, the loss's contrast equals measure_lesions' on the same images."""
-    from mrirecon.evaluation.lesion import measure_lesions
+    from mrirecon.evaluation.lesion import RingGeometry, measure_lesions
     from mrirecon.training.losses import lesion_contrast_loss, lesion_ring_weights
 
     target, labels = _lesion_scene()
@@ -195,6 +195,12 @@ def test_the_contrast_term_is_the_lesion_metric_p_minus_one() -> None:
         assert ring_k.sum() == m.ring_pixels  # the metric's ring, air and other lesions excluded
         expected.append(abs(m.preservation - 1))
     assert float(lesion_contrast_loss(pred, target, weights)) == pytest.approx(np.mean(expected), rel=1e-4)
+    narrow = RingGeometry(gap=1.0, width=2.0)  # the metric's geometry object sets the loss's ring too
+    _, ring, _ = lesion_ring_weights(target, labels, narrow)
+    counts = [
+        m.ring_pixels for m in measure_lesions(target.numpy(), pred.numpy(), labels.numpy(), geometry=narrow)
+    ]
+    assert ring[0].sum(dim=(-2, -1)).tolist() == counts
     assert float(lesion_contrast_loss(target, target, weights)) == pytest.approx(0.0, abs=1e-6)
     # blurring loses contrast: the loss grows with the blur and its gradient restores it
     wider = torch.nn.functional.avg_pool2d(target[None], 5, stride=1, padding=2, count_include_pad=False)[0]
