@@ -120,6 +120,7 @@ class SyntheticSection:
         seed: Seed of the simulation.
         contrast: Contrast of the brain phantom (``mixed`` cycles through the three).
         snr: Signal-to-noise ratio of the simulated k-space.
+        lesions: White-matter lesions with their labels (``mrirecon simulate --lesions``' defaults).
     """
 
     volumes: int = 12
@@ -129,6 +130,7 @@ class SyntheticSection:
     seed: int = 0
     contrast: Literal["flair", "t1", "t2", "mixed"] = "flair"
     snr: float = 30.0
+    lesions: bool = False
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,7 @@ def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -
         )
     if launched_rank() != 0:
         return _wait_for(manifest)  # rank 0 of this distributed run is simulating the data
-    from mrirecon.data.simulate import check_empty_output, simulate_dataset
+    from mrirecon.data.simulate import LesionOptions, check_empty_output, simulate_dataset
 
     try:
         check_empty_output(manifest.parent, overwrite=False)
@@ -201,6 +201,7 @@ def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -
         seed=syn.seed,
         contrast=syn.contrast,
         snr=syn.snr,
+        lesions=LesionOptions() if syn.lesions else False,
         echo=echo,
     )
     if not manifest.exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -72,3 +73,39 @@ def test_simulation_on_the_fly_builds_seeded_streams_and_checks_its_settings() -
         DataSection(simulation=section, manifest="m.csv")
     with pytest.raises(ConfigError, match="must be 1 when the simulated matrix size varies"):
         DataSection(simulation=SimulationSection(), batch_size=2)
+
+
+def test_a_synthetic_section_with_lesions_simulates_what_simulate_lesions_does(tmp_path: Path) -> None:
+    """``data.synthetic.lesions: true`` writes the files ``mrirecon simulate --lesions`` writes
+    (lesion labels included); without it, the files have no labels."""
+    from mrirecon.data.simulate import LesionOptions, simulate_dataset
+    from mrirecon.data.volume import open_volume
+
+    options = {"volumes": 2, "slices": 2, "size": 48, "coils": 2, "seed": 3}
+    with_lesions = tmp_path / "with" / "manifest.csv"
+    ensure_synthetic(
+        DataSection(manifest=str(with_lesions), synthetic=SyntheticSection(**options, lesions=True))
+    )
+    cli = simulate_dataset(
+        tmp_path / "cli",
+        volumes=2,
+        slices=2,
+        coils=2,
+        size=(48, 48),
+        seed=3,
+        lesions=LesionOptions(),
+        progress=False,
+    )
+    plain = tmp_path / "plain" / "manifest.csv"
+    ensure_synthetic(DataSection(manifest=str(plain), synthetic=SyntheticSection(**options)))
+    labelled = 0
+    for path in cli:
+        with open_volume(with_lesions.parent / path.name) as ours, open_volume(path) as theirs:
+            for s in range(ours.num_slices):
+                assert np.array_equal(ours.read_target(s), theirs.read_target(s))
+                labels = ours.read_lesion_labels(s)
+                assert labels is not None and np.array_equal(labels, theirs.read_lesion_labels(s))
+                labelled += int(labels.any())
+        with open_volume(plain.parent / path.name) as bare:
+            assert bare.read_lesion_labels(0) is None
+    assert labelled > 0
