@@ -228,13 +228,16 @@ class CIRIM(Reconstructor):
         checkpointed = self.gradient_checkpointing
         per_step = cfg.data_consistency == "soft_per_step"
         kspace = masked_kspace  # k_in of the per-step form: the k-space a cascade starts from
+        # Checkpoints are not nested (a nested layer would be computed three times): several
+        # cascades checkpoint each cascade whole (backward recomputes one cascade and keeps its
+        # activations), one cascade checkpoints each layer.
+        outer = checkpointed and len(self.cascades) > 1
+        inner = checkpointed and len(self.cascades) == 1
 
         def cascade(
             index: int, image: torch.Tensor, start: torch.Tensor, *hidden: torch.Tensor | None
         ) -> tuple[torch.Tensor | None, ...]:
-            estimates, new_states = self.cascades[index](
-                image, gradient, list(hidden), checkpointed=checkpointed
-            )
+            estimates, new_states = self.cascades[index](image, gradient, list(hidden), checkpointed=inner)
             last = start
             if self.data_consistency is not None and per_step:
                 # k_t = y − λ·M⊙(k_in − y) − F S η_t at every step (mridc 0.0.1's explicit DC)
@@ -256,11 +259,7 @@ class CIRIM(Reconstructor):
                     x = x.detach()
                     kspace = kspace.detach()
                     states = [None if s is None else s.detach() for s in states]
-            # Several cascades: checkpoint each cascade too (nested), so that backward keeps the
-            # states of one cascade's steps instead of every cascade's.
-            out = run_step(
-                cascade, index, x, kspace, *states, checkpointed=checkpointed and len(self.cascades) > 1
-            )
+            out = run_step(cascade, index, x, kspace, *states, checkpointed=outer)
             estimates = list(out[: cfg.time_steps])
             last = out[cfg.time_steps]
             assert last is not None

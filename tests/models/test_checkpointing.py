@@ -8,7 +8,7 @@ from typing import cast
 import torch
 
 from mrirecon.models.registry import build_model
-from mrirecon.models.rim import CIRIM, RIMBlock
+from mrirecon.models.rim import CIRIM, CIRIMConfig, RIMBlock
 from tests.models.conftest import TINY, build_tiny
 from tests.models.synthetic import acquisition
 
@@ -66,3 +66,26 @@ def test_every_recurrent_model_supports_checkpointing() -> None:
     for name in ("rim", "cirim", "recurrentvarnet"):
         model = build_model(name, TINY[{"rim": "rim_gru"}.get(name, name)][1])
         assert model.supports_checkpointing
+
+
+def test_each_layer_is_recomputed_once(monkeypatch) -> None:
+    """A checkpointed training step computes each recurrent layer twice per time step (forward and
+    one recomputation), for one cascade and for several: checkpoints are not nested."""
+    data = acquisition(batch=1, coils=2, height=6, width=6)
+    for cascades in (1, 3):
+        model = build_model("cirim", CIRIMConfig(cascades=cascades, time_steps=2, channels=4))
+        model.set_gradient_checkpointing(True)
+        calls = 0
+        for block in cast(CIRIM, model).cascades:
+            stack = cast(RIMBlock, block).stack
+            original = stack._layer
+
+            def counting(*args, _original=original, **kwargs):
+                nonlocal calls
+                calls += 1
+                return _original(*args, **kwargs)
+
+            monkeypatch.setattr(stack, "_layer", counting)
+        model(*data.inputs).image.abs().sum().backward()
+        layers = cast(CIRIM, model).state_layers
+        assert calls == 2 * cascades * 2 * layers, cascades
