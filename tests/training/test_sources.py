@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -81,10 +82,10 @@ def test_a_synthetic_section_with_lesions_simulates_what_simulate_lesions_does(t
     from mrirecon.data.simulate import LesionOptions, simulate_dataset
     from mrirecon.data.volume import open_volume
 
-    options = {"volumes": 2, "slices": 2, "size": 48, "coils": 2, "seed": 3}
+    section = SyntheticSection(volumes=2, slices=2, size=48, coils=2, seed=3)
     with_lesions = tmp_path / "with" / "manifest.csv"
     ensure_synthetic(
-        DataSection(manifest=str(with_lesions), synthetic=SyntheticSection(**options, lesions=True))
+        DataSection(manifest=str(with_lesions), synthetic=dataclasses.replace(section, lesions=True))
     )
     cli = simulate_dataset(
         tmp_path / "cli",
@@ -97,14 +98,17 @@ def test_a_synthetic_section_with_lesions_simulates_what_simulate_lesions_does(t
         progress=False,
     )
     plain = tmp_path / "plain" / "manifest.csv"
-    ensure_synthetic(DataSection(manifest=str(plain), synthetic=SyntheticSection(**options)))
+    ensure_synthetic(DataSection(manifest=str(plain), synthetic=section))
     labelled = 0
     for path in cli:
         with open_volume(with_lesions.parent / path.name) as ours, open_volume(path) as theirs:
             for s in range(ours.num_slices):
-                assert np.array_equal(ours.read_target(s), theirs.read_target(s))
-                labels = ours.read_lesion_labels(s)
-                assert labels is not None and np.array_equal(labels, theirs.read_lesion_labels(s))
+                target, reference = ours.read_target(s), theirs.read_target(s)
+                assert target is not None and reference is not None
+                assert np.array_equal(target, reference)
+                labels, expected = ours.read_lesion_labels(s), theirs.read_lesion_labels(s)
+                assert labels is not None and expected is not None
+                assert np.array_equal(labels, expected)
                 labelled += int(labels.any())
         with open_volume(plain.parent / path.name) as bare:
             assert bare.read_lesion_labels(0) is None
