@@ -35,7 +35,8 @@ with the card below in its header. All of them together stay under 25 MB.
 **For research use only, not for diagnosis.** The models never saw a real scan in training: they
 learned from slices mrirecon simulates from real brain anatomy (the MNI152 template shipped with
 nilearn; random contrast, orientation, deformation, texture, bias field, 4-16 coils of birdcage and
-surface arrays, correlated noise, hypo- and hyperintense lesions; see docs/data.md). Quality on
+surface arrays, correlated noise, hypo- and hyperintense lesions; see docs/data.md);
+`cirim-brain` learned first from mrirecon's procedural brain phantom (`mrirecon simulate`). Quality on
 real anatomy is measured below on scans the models never saw, against compressed sensing tuned on
 a separate validation set.
 

@@ -47,7 +47,9 @@ def _quality(path: Path | None, label: str) -> dict[str, Any]:
 
 
 def _checkpoint(run: Path) -> Path:
-    """The run's best checkpoint, else its last."""
+    """A checkpoint file as given; for a run folder, its best checkpoint, else its last."""
+    if run.is_file():
+        return run
     best = run / "checkpoints" / "best.ckpt"
     return best if best.is_file() else run / "checkpoints" / "last.ckpt"
 
@@ -80,7 +82,7 @@ def export(args: argparse.Namespace) -> Path:
             "wall_hours": args.wall_hours,
             "hardware": args.hardware,
             "torch": torch.__version__,
-            "data": "simulated on the fly from the MNI152 template (mrirecon.data.realistic); nothing else",
+            "data": args.data,
         },
         "training_config": record.get("training_config", {}),
         "quality": quality,
@@ -104,10 +106,15 @@ def main() -> None:
     parser.add_argument(
         "--base",
         action="append",
-        help="for a fine-tune: the run it started from (its steps come first); repeat, oldest first, "
-        "for a chain of fine-tunes",
+        help="for a fine-tune: the run (or the checkpoint file) it started from (its steps come first); "
+        "repeat, oldest first, for a chain of fine-tunes",
     )
     parser.add_argument("--base-recipe", action="append", help="that run's training config (one per --base)")
+    parser.add_argument(
+        "--data",
+        default="simulated on the fly from the MNI152 template (mrirecon.data.realistic); nothing else",
+        help="what it was trained on, in words",
+    )
     parser.add_argument("--wall-hours", type=float, default=None, help="training wall time")
     parser.add_argument("--hardware", default="2-core x86-64 CPU", help="what it trained on")
     parser.add_argument("--output", help="where to write [mrirecon/models/weights/<name>.safetensors]")

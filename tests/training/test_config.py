@@ -113,7 +113,11 @@ def test_cli_reports_a_bad_config_on_one_line_with_exit_code_2(tiny_registered: 
     assert result.exit_code == 2 and "'optim.lr' must be positive" in result.output
 
 
-@pytest.mark.parametrize("path", sorted(REPO.glob("configs/*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    sorted(REPO.glob("configs/*.yaml")) + sorted(REPO.glob("configs/pretrained/*.yaml")),
+    ids=lambda p: p.name,
+)
 def test_shipped_configs_are_valid(path: Path) -> None:
     config = load_train_config(path)  # <model>_<dataset>.yaml; no model name has an underscore
     assert path.name.split("_")[0] == config.model.name
