@@ -3,7 +3,9 @@
     python -m benchmarks.pretrained cirim-brain runs/cirim_brain --quality benchmarks/results/quality.json \
         --label cirim-brain --wall-hours 5.2 --hardware "2-core x86-64 CPU"
 
-Reads the run's best checkpoint (``checkpoints/best.ckpt``, else ``last.ckpt``): the model, its config,
+Reads the run's best checkpoint (``checkpoints/best.ckpt``, else ``last.ckpt``), or the checkpoint file
+given; refuses weights other than the ones the quality JSON scored under ``--label`` (it records each
+model's weights sha256). From it: the model, its config,
 the optimiser steps it was trained for and its training config; takes the quality figures of the
 model (``--label`` in the quality benchmark's JSON) and of CS on the real-anatomy set; writes
 ``mrirecon/models/weights/<name>.safetensors`` with a card in its header (docs/pretrained.md shows
@@ -20,6 +22,7 @@ from typing import Any
 import torch
 
 from mrirecon.models.checkpoints import load_checkpoint_model, read_checkpoint
+from mrirecon.models.io import weights_sha256
 from mrirecon.models.pretrained import PRETRAINED, WEIGHTS, card_headline, write_safetensors_model
 from mrirecon.models.registry import parameter_count
 
@@ -46,6 +49,23 @@ def _quality(path: Path | None, label: str) -> dict[str, Any]:
     return out
 
 
+def _check_scored(path: Path | None, label: str, checkpoint: Path, model: torch.nn.Module) -> None:
+    """Refuse to ship weights other than the ones the quality figures were measured on."""
+    if path is None:
+        return
+    scored = json.loads(path.read_text()).get("models", {}).get(label)
+    if scored is None:
+        raise SystemExit(
+            f"{path} does not record which weights {label!r} was scored with; rerun the quality "
+            "benchmark (it records each model's weights) and merge it with the baselines"
+        )
+    if scored["weights_sha256"] != weights_sha256(model):
+        raise SystemExit(
+            f"{checkpoint} holds other weights than the ones {path} scored as {label!r} "
+            f"({scored['source']}); export that checkpoint, or score this one"
+        )
+
+
 def _checkpoint(run: Path) -> Path:
     """A checkpoint file as given; for a run folder, its best checkpoint, else its last."""
     if run.is_file():
@@ -70,6 +90,7 @@ def export(args: argparse.Namespace) -> Path:
         # a fine-tune: the runs it started from come first, oldest first
         base = read_checkpoint(_checkpoint(Path(base_run)))
         stages.insert(0, {"recipe": base_recipe, "optimizer_steps": int(base.get("global_step", 0))})
+    _check_scored(Path(args.quality) if args.quality else None, args.label or args.name, checkpoint, model)
     quality = _quality(Path(args.quality) if args.quality else None, args.label or args.name)
     card = {
         "name": args.name,

@@ -259,6 +259,16 @@ def learned_models(specs: Sequence[str]) -> list[tuple[str, Reconstructor]]:
     return out
 
 
+def model_records(specs: Sequence[str], learned: Sequence[tuple[str, torch.nn.Module]]) -> dict[str, Any]:
+    """Label → the spec it was loaded from and the sha256 of its weights (what was scored)."""
+    from mrirecon.models.io import weights_sha256
+
+    return {
+        label: {"source": spec.partition("=")[2] or spec, "weights_sha256": weights_sha256(model)}
+        for spec, (label, model) in zip(specs, learned)
+    }
+
+
 def figure(
     volume: Volume,
     masks: Sequence[MaskSpec],
@@ -313,7 +323,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"unknown masks {unknown}; the columns are {', '.join(m.label for m in MASKS)}")
         masks = tuple(m for m in masks if m.label in wanted)
     cs_lambdas = CS_LAMBDAS[1:2] if args.quick else CS_LAMBDAS
-    results: dict[str, Any] = {"sets": {}, "tuning": {}}
+    results: dict[str, Any] = {"sets": {}, "tuning": {}, "models": model_records(args.model, learned)}
     prior = _prior_baselines(args)
     for mask in masks:
         baselines: list[tuple[str, Reconstructor]] = []
@@ -411,9 +421,10 @@ def markdown(results: dict[str, Any]) -> str:
 
 def combine(runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The figures and tuning of several runs' results on the same sets as one (later runs win)."""
-    merged: dict[str, Any] = {"sets": {}, "tuning": {}}
+    merged: dict[str, Any] = {"sets": {}, "tuning": {}, "models": {}}
     for data in runs:
         merged["tuning"].update(data.get("tuning", {}))
+        merged["models"].update(data.get("models", {}))
         for set_name, models in data.get("sets", {}).items():
             for label, per_mask in models.items():
                 merged["sets"].setdefault(set_name, {}).setdefault(label, {}).update(per_mask)

@@ -11,6 +11,7 @@ checkpoints carry the same payload without ``state_dict`` under their ``"mrireco
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ __all__ = [
     "model_payload",
     "read_weights_file",
     "save_model",
+    "weights_sha256",
 ]
 
 #: Version of the payload layout; bumped when the layout changes incompatibly.
@@ -111,6 +113,21 @@ def model_from_payload(
                 hint="was it saved by another model or another mrirecon version?",
             ) from error
     return name, model.eval()
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """sha256 of a model's weights: every state-dict entry's name, dtype, shape and bytes, in name order.
+
+    The same weights give the same digest whichever file they came from (checkpoint, payload or
+    safetensors), so a figure measured on one file can be matched to the weights shipped from another.
+    """
+    digest = hashlib.sha256()
+    state = model.state_dict()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_model(path: str | os.PathLike[str], name: str, config: Any, model: Reconstructor) -> Path:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from mrirecon.config import apply_overrides, find_config, from_mapping, load_yaml, to_mapping
 from mrirecon.data.realistic import RealisticOptions
 from mrirecon.errors import ConfigError
+from mrirecon.training.model_setup import model_config
 
 __all__ = [
     "LOSS_TERMS",
@@ -32,13 +33,12 @@ __all__ = [
     "TrainConfig",
     "TrainerSection",
     "Weighting",
-    "initial_model",
     "load_train_config",
     "train_config_from_mapping",
 ]
 
 #: The image losses a config may combine, by name.
-LOSS_TERMS = ("l1", "l2", "ssim", "lesion_l1", "lesion_contrast")
+LOSS_TERMS = ("l1", "l2", "ssim", "lesion_l1", "lesion_contrast", "dc")
 
 #: How the estimates of a recurrent model's steps are weighted in the loss (see LossSection).
 Weighting = Literal["logspace", "uniform", "final"]
@@ -254,7 +254,9 @@ class LossSection:
             fastMRI's formulation and each sample's volume maximum as data range; ``lesion_l1``
             the relative L1 error within 3 pixels of the data's labelled lesions, 0 without;
             ``lesion_contrast`` the mean relative error of the lesions' contrast against their
-            ring of normal tissue, ``|P − 1|`` of the lesion metric, 0 without).
+            ring of normal tissue, ``|P − 1|`` of the lesion metric, 0 without; ``dc`` the relative
+            data-consistency residual ``‖M F S x − y‖ / ‖y‖`` of the complex, uncropped estimate,
+            which ties its phase and its background to the measured samples).
         time_weighting: Over the time steps of a cascade: ``logspace`` (CIRIM: w_t =
             logspace(−1, 0, T), Σ_t w_t·L_t / T), ``uniform`` (RIM: the mean over steps) or
             ``final`` (the last step only).
@@ -449,57 +451,6 @@ def train_config_from_mapping(
             raise ConfigError(error.message, path=source, hint=error.hint) from error
         raise
     return config
-
-
-def model_config(config: TrainConfig) -> Any:
-    """The model's config dataclass: its defaults (or ``model.preset``) with ``model.params`` applied.
-
-    Raises:
-        ConfigError: for an unknown model name (the known ones are listed), a preset of another
-            model or an unknown preset, or a bad parameter.
-    """
-    from mrirecon.models.registry import get_entry
-
-    section = config.model
-    entry = get_entry(section.name)
-    base: dict[str, Any] = {}
-    if section.init is not None:
-        if section.preset is not None:
-            raise ConfigError("'model.init' and 'model.preset' both give the base config: keep one")
-        base = to_mapping(initial_model(section)[1].config)
-    elif section.preset is not None:
-        from mrirecon.models.config_files import load_model_config
-
-        name, preset = load_model_config(section.preset)
-        if name != section.name:
-            raise ConfigError(
-                f"'model.preset' {section.preset!r} configures model '{name}', not '{section.name}'",
-                hint="choose a preset of the same model (mrirecon models lists them), or change model.name",
-            )
-        base = to_mapping(preset)
-    return from_mapping(entry.config_class, {**base, **section.params}, where="model.params")
-
-
-def initial_model(section: ModelSection) -> tuple[str, Any]:
-    """The model ``model.init`` names, with its weights: ``(registry name, model)``.
-
-    Raises:
-        ConfigError: it is a model other than ``model.name``, or cannot be read.
-    """
-    from mrirecon.errors import CheckpointError
-    from mrirecon.models.checkpoints import load_checkpoint_model
-
-    assert section.init is not None
-    try:
-        name, model = load_checkpoint_model(section.init)
-    except CheckpointError as error:
-        raise ConfigError(f"'model.init': {error.one_line(hint=False)}", hint=error.hint) from error
-    if name != section.name:
-        raise ConfigError(
-            f"'model.init' {section.init!r} holds model '{name}', not '{section.name}'",
-            hint=f"set model.name={name}, or start from weights of a '{section.name}'",
-        )
-    return name, model
 
 
 def load_train_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> TrainConfig:

@@ -12,6 +12,11 @@ ATOMMIC's CIRIM (``logspace``: w_t = logspace(−1, 0, T), loss Σ_t w_t·L_t / 
 cascades), of the RIM (``uniform``: the mean over time steps) or of RecurrentVarNet (``final``: the
 last estimate only). :class:`ReconLoss` puts both together.
 
+``dc`` is not an image loss: it is the relative data-consistency residual ``‖M F S x − y‖₂ / ‖y‖₂``
+of each complex estimate against the measured k-space (:func:`consistency_loss`), the figure the
+real-raw benchmark reports. The magnitude losses leave an estimate's phase and everything outside
+the target's crop free; this term ties both to the measured samples.
+
 ``normalize="per_slice_max"`` reproduces ATOMMIC's loss inputs: after cropping, each estimate's
 magnitude and the target are divided by their own maximum over the slice (:func:`per_slice_max`),
 so that both peak at 1, and SSIM's data range is 1 (ATOMMIC: ``max(max t, max p)``, which is 1 after
@@ -27,12 +32,14 @@ import torch
 
 from mrirecon.evaluation.lesion import RingGeometry
 from mrirecon.evaluation.torch_metrics import ssim_torch
+from mrirecon.physics.operators import MultiCoilOperator
 from mrirecon.shapes import center_crop, check_shape
 from mrirecon.training.config import Normalization, Weighting
 
 __all__ = [
     "ReconLoss",
     "Weighting",
+    "consistency_loss",
     "crop_to_target",
     "image_loss",
     "l1_loss",
@@ -98,6 +105,8 @@ _LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor | float], 
 }
 #: Terms that need the lesion labels besides the images (see :func:`lesion_l1_loss`).
 LESION_TERMS = ("lesion_l1", "lesion_contrast")
+#: The loss terms that compare an estimate with the measured k-space instead of the target.
+DATA_TERMS = ("dc",)
 
 
 def lesion_l1_loss(
@@ -201,6 +210,25 @@ def lesion_contrast_loss(
     return error.mean()
 
 
+def consistency_loss(
+    image: torch.Tensor, operator: MultiCoilOperator, measured: torch.Tensor
+) -> torch.Tensor:
+    """The mean over the batch of the relative residual ``‖M F S x − y‖₂ / ‖y‖₂``.
+
+    Args:
+        image: ``(B, H, W)`` complex estimate at the k-space's size.
+        operator: ``A = M F S`` of the batch (its coil maps and mask).
+        measured: ``(B, C, H, W)`` complex measured k-space ``y`` (zeros where not sampled).
+
+    Returns:
+        A 0-d tensor; 0 for an estimate that reproduces every sample.
+    """
+    if not image.is_complex():
+        raise ValueError("the 'dc' loss needs complex estimates; this model returns real images")
+    residual = (operator.forward(image) - operator.mask * measured).flatten(1).norm(dim=1)
+    return (residual / measured.flatten(1).norm(dim=1).clamp_min(1e-12)).mean()
+
+
 def image_loss(
     pred: torch.Tensor,
     target: torch.Tensor,
@@ -256,7 +284,8 @@ class ReconLoss:
 
     ``loss(steps, target, data_range) = Σ_c v_c Σ_t w_t · image_loss(|steps[c][t]|, target)`` with
     ``w = step_weights(T, time_weighting)`` and ``v = step_weights(N, cascade_weighting)``; each
-    estimate is centre-cropped to the target first.
+    estimate is centre-cropped to the target first. A ``dc`` weight adds ``dc · consistency_loss``
+    of each (uncropped) estimate to its image loss, with the same step weights.
 
     Args:
         terms: Loss name → weight (see :func:`image_loss`).
@@ -276,13 +305,15 @@ class ReconLoss:
         if normalize not in ("none", "per_slice_max"):
             raise ValueError(f"unknown normalize {normalize!r}; known: none, per_slice_max")
         for name in terms:
-            if name not in _LOSSES and name not in LESION_TERMS:
-                raise ValueError(f"unknown loss {name!r}; known: {', '.join([*_LOSSES, *LESION_TERMS])}")
+            if name not in _LOSSES and name not in LESION_TERMS and name not in DATA_TERMS:
+                known = ", ".join([*_LOSSES, *LESION_TERMS, *DATA_TERMS])
+                raise ValueError(f"unknown loss {name!r}; known: {known}")
         step_weights(1, time_weighting)
         step_weights(1, cascade_weighting)
         self.terms = {k: v for k, v in terms.items() if k in _LOSSES}
         self.lesion_l1_weight = float(terms.get("lesion_l1", 0.0))
         self.lesion_contrast_weight = float(terms.get("lesion_contrast", 0.0))
+        self.dc_weight = float(terms.get("dc", 0.0))
         self.time_weighting: Weighting = time_weighting
         self.cascade_weighting: Weighting = cascade_weighting
         self.normalize: Normalization = normalize
@@ -323,6 +354,7 @@ class ReconLoss:
         target: torch.Tensor,
         data_range: torch.Tensor | float,
         labels: torch.Tensor | None = None,
+        data: tuple[MultiCoilOperator, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The weighted multi-step loss.
 
@@ -331,12 +363,16 @@ class ReconLoss:
             target: ``(B, h, w)`` real reference.
             data_range: A number or ``(B,)`` (the volume maxima, for SSIM).
             labels: ``(B, h, w)`` lesion labels for the lesion terms, or None.
+            data: The forward operator and the measured ``(B, C, H, W)`` k-space, for the ``dc``
+                term (required when its weight is not 0).
 
         Returns:
             A 0-d tensor.
         """
         if not steps or any(len(cascade) == 0 for cascade in steps):
             raise ValueError("the model returned no estimates (empty steps)")
+        if self.dc_weight and data is None:
+            raise ValueError("the 'dc' loss needs the operator and the measured k-space (data=...)")
         rings = None
         wanted = self.lesion_contrast_weight and labels is not None and labels.shape == target.shape
         if wanted and labels is not None and bool((labels > 0).any()):
@@ -348,5 +384,8 @@ class ReconLoss:
                 continue
             for w, estimate in zip(step_weights(len(cascade), self.time_weighting), cascade):
                 if w != 0:
-                    total = total + (v * w) * self.image(estimate, target, data_range, labels, rings)
+                    loss = self.image(estimate, target, data_range, labels, rings)
+                    if self.dc_weight and data is not None:
+                        loss = loss + self.dc_weight * consistency_loss(estimate, *data)
+                    total = total + (v * w) * loss
         return total

@@ -29,7 +29,7 @@ from mrirecon.models.base import ReconOutput
 from mrirecon.models.checkpoints import CHECKPOINT_KEY
 from mrirecon.models.io import model_payload
 from mrirecon.models.registry import build_model
-from mrirecon.physics import ifftnc, rss
+from mrirecon.physics import MultiCoilOperator, ifftnc, rss
 from mrirecon.training.config import LossSection, OptimSection
 from mrirecon.training.losses import ReconLoss, crop_to_target
 from mrirecon.training.schedule import build_optimizer, build_scheduler
@@ -112,8 +112,19 @@ class ReconModule(pl.LightningModule):
         with torch.autocast(self.device.type, enabled=False):
             labels = batch.lesion_labels if self.criterion.lesion_weight else None
             return self.criterion(
-                output.steps, batch.target.float(), _floats(batch.max_value, batch.target), labels
+                output.steps,
+                batch.target.float(),
+                _floats(batch.max_value, batch.target),
+                labels,
+                self._measured(batch, slice(None)),
             )
+
+    def _measured(self, batch: ReconSample, rows: slice) -> tuple[MultiCoilOperator, torch.Tensor] | None:
+        """The forward operator and measured k-space of ``batch[rows]`` for the ``dc`` loss, or None."""
+        if not self.criterion.dc_weight:
+            return None
+        operator = MultiCoilOperator(batch.coil_maps[rows], batch.mask[rows], centered=self.centered)
+        return operator, batch.masked_kspace[rows]
 
     def training_step(self, batch: ReconSample, batch_idx: int) -> torch.Tensor:
         output = self(batch)
@@ -130,7 +141,10 @@ class ReconModule(pl.LightningModule):
         with torch.autocast(self.device.type, enabled=False):
             for i in range(batch.target.shape[0]):
                 steps = [[step[i : i + 1] for step in cascade] for cascade in output.steps]
-                losses.append(self.criterion(steps, batch.target[i : i + 1].float(), max_value[i : i + 1]))
+                rows = slice(i, i + 1)
+                measured = self._measured(batch, rows)
+                target = batch.target[rows].float()
+                losses.append(self.criterion(steps, target, max_value[rows], data=measured))
         return torch.stack(losses)
 
     def _score(self, stage: str, batch: ReconSample) -> None:

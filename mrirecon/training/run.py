@@ -32,7 +32,8 @@ import yaml
 from mrirecon.atomic import atomic_file
 from mrirecon.config import from_mapping, load_yaml
 from mrirecon.errors import ConfigError
-from mrirecon.training.config import TrainConfig, TrainerSection, model_config
+from mrirecon.training.config import TrainConfig, TrainerSection
+from mrirecon.training.model_setup import model_config
 
 __all__ = ["RunPaths", "TrainResult", "optimizer_steps", "resolve_precision", "run_paths", "train"]
 
@@ -380,7 +381,7 @@ def train(
         record={"manifest_sha256": checksum, "training_config": config.to_mapping()},
     )
     if config.model.init is not None and not resume:
-        from mrirecon.training.config import initial_model
+        from mrirecon.training.model_setup import initial_model
 
         try:
             module.model.load_state_dict(initial_model(config.model)[1].state_dict())

@@ -62,3 +62,25 @@ def test_reused_baselines_must_come_from_the_same_sets(tmp_path: Path) -> None:
     other = argparse.Namespace(baselines=[str(a)], data_dir="d", quick=False, cs_iterations=50)
     with pytest.raises(SystemExit, match="cs_iterations=100"):
         _prior_baselines(other)
+
+
+def test_the_export_ships_only_the_weights_that_were_scored(tmp_path: Path) -> None:
+    import torch
+
+    from benchmarks.pretrained import _check_scored
+    from benchmarks.quality import model_records
+
+    scored, other = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    records = model_records(["mine=runs/x/checkpoints/last.ckpt"], [("mine", scored)])
+    assert records["mine"]["source"] == "runs/x/checkpoints/last.ckpt"
+    models = _run(tmp_path / "m.json", ["mine"], ["equispaced 4x"])
+    data = json.loads(models.read_text())
+    models.write_text(json.dumps({**data, "models": records}))
+    baselines = _run(tmp_path / "a.json", ["CS"], ["equispaced 4x"])
+    merged = tmp_path / "merged.json"
+    merged.write_text(json.dumps(merge([str(baselines), str(models)])))  # the record survives a merge
+    _check_scored(merged, "mine", tmp_path / "last.ckpt", scored)
+    with pytest.raises(SystemExit, match="other weights than the ones"):
+        _check_scored(merged, "mine", tmp_path / "best.ckpt", other)
+    with pytest.raises(SystemExit, match="does not record which weights 'theirs'"):
+        _check_scored(merged, "theirs", tmp_path / "best.ckpt", scored)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mrirecon.errors import CheckpointError
-from mrirecon.models.io import load_model, save_model
+from mrirecon.models.io import load_model, save_model, weights_sha256
 from tests.models.conftest import TINY, build_tiny
 from tests.models.synthetic import acquisition
 
@@ -26,6 +26,23 @@ def test_save_and_reload_gives_identical_outputs(tiny, tmp_path: Path) -> None:
     data = acquisition(batch=1, coils=2, height=9, width=8, seed=6)
     with torch.inference_mode():
         assert torch.equal(model(*data.inputs).image, loaded(*data.inputs).image)
+    assert weights_sha256(loaded) == weights_sha256(model)
+
+
+def test_the_weights_digest_changes_with_any_weight() -> None:
+    import hashlib
+
+    model = build_tiny("cirim", seed=3)
+    digest = weights_sha256(model)
+    assert len(digest) == 64 and digest == weights_sha256(build_tiny("cirim", seed=3))
+    first = next(iter(model.parameters()))
+    with torch.no_grad():
+        first.view(-1)[0] += 1e-6
+    assert weights_sha256(model) != digest
+    # an oracle for a one-tensor module: the name, dtype and shape, then the raw bytes
+    layer = torch.nn.Linear(2, 1, bias=False)
+    expected = hashlib.sha256(b"weight:torch.float32:(1, 2);" + layer.weight.detach().numpy().tobytes())
+    assert weights_sha256(layer) == expected.hexdigest()
 
 
 def test_weights_of_another_config_are_refused(tmp_path: Path) -> None:

@@ -88,7 +88,8 @@ def test_bad_files_and_names_fail_clearly(tmp_path: Path, monkeypatch: pytest.Mo
 def test_model_init_fine_tunes_from_a_pretrained_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mrirecon.training.config import ModelSection, initial_model, model_config, train_config_from_mapping
+    from mrirecon.training.config import ModelSection, train_config_from_mapping
+    from mrirecon.training.model_setup import initial_model, model_config
 
     _tiny_file(tmp_path / "cirim-brain.safetensors")
     monkeypatch.setattr(pretrained, "WEIGHTS", tmp_path)

@@ -137,7 +137,7 @@ def test_rim_recipes_weight_the_time_steps_as_atommic(name: str) -> None:
 
 
 def test_recurrentvarnet_knee_recipe_has_atommics_single_scale_initializer() -> None:
-    from mrirecon.training.config import model_config
+    from mrirecon.training.model_setup import model_config
 
     config = load_train_config(REPO / "configs" / "recurrentvarnet_fastmri_knee.yaml")
     model = model_config(config)
@@ -151,7 +151,7 @@ def test_model_presets_and_the_fft_convention() -> None:
         mapping["data"].update(data)
         return train_config_from_mapping(mapping)
 
-    from mrirecon.training.config import model_config
+    from mrirecon.training.model_setup import model_config
 
     cc = model_config(
         config({"name": "cirim", "preset": "cirim_cc", "params": {"cascades": 2}}, centered=False)

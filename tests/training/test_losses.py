@@ -227,3 +227,64 @@ def test_the_contrast_term_in_the_recon_loss() -> None:
     assert float(loss([[blurred]], target, 1.0, labels)) == pytest.approx(plain + 0.5 * extra)
     assert float(loss([[blurred]], target, 1.0, torch.zeros_like(labels))) == pytest.approx(plain)
     assert ReconLoss({"l1": 1.0}).lesion_weight == 0.0
+
+
+def _consistency_scene(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A random complex image (2, 12, 10), coil maps (2, 3, 12, 10), line mask and noisy data."""
+    gen = torch.Generator().manual_seed(seed)
+    image = torch.randn(2, 12, 10, dtype=torch.complex64, generator=gen)
+    maps = torch.randn(2, 3, 12, 10, dtype=torch.complex64, generator=gen)
+    mask = (torch.rand(2, 1, 1, 10, generator=gen) < 0.5).float()
+    mask[..., 5] = 1.0
+    noise = 0.1 * torch.randn(2, 3, 12, 10, dtype=torch.complex64, generator=gen)
+    return image, maps, mask, noise
+
+
+def test_the_consistency_term_is_the_relative_residual_against_numpy() -> None:
+    from mrirecon.physics import MultiCoilOperator
+    from mrirecon.training.losses import consistency_loss
+
+    image, maps, mask, noise = _consistency_scene(3)
+
+    def centred_fft(x: np.ndarray) -> np.ndarray:
+        axes = (-2, -1)
+        return np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x, axes=axes), norm="ortho"), axes=axes)
+
+    m = mask.numpy()
+    clean = centred_fft(maps.numpy() * image.numpy()[:, None]) * m
+    measured = clean + noise.numpy() * m
+    other = image.numpy() + 0.3
+    expected = np.mean(
+        [
+            np.linalg.norm(centred_fft(maps.numpy()[b] * other[b]) * m[b] - measured[b])
+            / np.linalg.norm(measured[b])
+            for b in range(2)
+        ]
+    )
+    operator = MultiCoilOperator(maps, mask)
+    got = consistency_loss(torch.from_numpy(other), operator, torch.from_numpy(measured))
+    assert float(got) == pytest.approx(expected, rel=1e-4)
+    # an estimate that reproduces every sample has no residual, whatever the unsampled k-space holds
+    assert float(consistency_loss(image, operator, torch.from_numpy(clean))) == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ValueError, match="complex"):
+        consistency_loss(image.abs(), operator, torch.from_numpy(clean))
+
+
+def test_the_consistency_term_sees_the_phase_that_the_image_losses_do_not() -> None:
+    from mrirecon.physics import MultiCoilOperator
+    from mrirecon.training.losses import consistency_loss
+
+    image, maps, mask, _ = _consistency_scene(4)
+    operator = MultiCoilOperator(maps, mask)
+    measured = operator.forward(image)
+    rotated = image * complex(math.cos(0.3), math.sin(0.3))
+    target = image.abs()
+    plain, with_dc = ReconLoss({"l1": 1.0}), ReconLoss({"l1": 1.0, "dc": 0.5}, time_weighting="uniform")
+    assert float(plain([[rotated]], target, 1.0)) == pytest.approx(0.0, abs=1e-6)
+    steps = [[image, rotated]]
+    # a global phase θ leaves a relative residual |e^{iθ} − 1| = 2 sin(θ / 2)
+    assert float(consistency_loss(rotated, operator, measured)) == pytest.approx(2 * math.sin(0.15), rel=1e-5)
+    expected = 0.5 * 0.5 * 2 * math.sin(0.15)  # the uniform weight of the second step, the dc weight
+    assert float(with_dc(steps, target, 1.0, data=(operator, measured))) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="measured k-space"):
+        with_dc(steps, target, 1.0)

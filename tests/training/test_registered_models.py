@@ -10,8 +10,9 @@ import pytorch_lightning as pl
 
 from mrirecon.errors import ConfigError
 from mrirecon.models.registry import get_entry, model_names
-from mrirecon.training.config import model_config, train_config_from_mapping
+from mrirecon.training.config import train_config_from_mapping
 from mrirecon.training.datamodule import ReconDataModule
+from mrirecon.training.model_setup import model_config
 from mrirecon.training.module import ReconModule
 from mrirecon.training.run import train
 from tests.training.conftest import base_mapping

@@ -37,6 +37,29 @@ def test_fast_dev_run_trains_one_step_and_validates(
     assert not (tmp_path / "checkpoints" / "last.ckpt").exists()  # fast_dev_run writes nothing
 
 
+def test_the_consistency_loss_trains_and_validates(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    mapping = base_mapping(fast_dev_run=True)
+    mapping["loss"]["terms"] = {"l1": 1.0, "dc": 0.5}
+    result = train(
+        train_config_from_mapping(mapping), output_dir=tmp_path, datasets=phantom_data, echo=lambda _: None
+    )
+    assert result.val_metrics["val_loss"] > 0
+    module = ReconModule(tiny_registered, TinyConfig(), loss=train_config_from_mapping(mapping).loss)
+    mapping["loss"]["terms"] = {"l1": 1.0}
+    plain_module = ReconModule(tiny_registered, TinyConfig(), loss=train_config_from_mapping(mapping).loss)
+    batch = default_collate([phantom_data["train"][0], phantom_data["train"][1]])
+    with torch.no_grad():
+        output = module(batch)
+        both = float(module._loss(output, batch))
+        plain = float(plain_module._loss(output, batch))
+    measured = module._measured(batch, slice(0, 1))
+    assert measured is not None and measured[1].shape[0] == 1
+    assert plain_module._measured(batch, slice(None)) is None
+    assert both > plain > 0  # the dc term adds the residual of every estimate
+
+
 @pytest.mark.slow
 def test_checkpoints_record_the_model_and_load_without_unpickling(
     tiny_registered: str, phantom_data: dict, tmp_path: Path
