@@ -207,3 +207,14 @@ def test_train_with_a_mistyped_manifest_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="its folder holds other files"):
         ensure_synthetic(elsewhere)
     assert sorted(p.name for p in data.iterdir()) == ["mine.h5"]
+
+
+def test_the_cli_lesion_defaults_are_the_library_defaults() -> None:
+    """``mrirecon simulate`` spells out LesionOptions' defaults (it imports the library lazily)."""
+    from mrirecon_cli.simulate import simulate
+
+    defaults = {param.name: param.default for param in simulate.params}
+    library = LesionOptions()
+    assert tuple(defaults["lesion_count"]) == library.count
+    assert tuple(defaults["lesion_radius"]) == library.radius_mm
+    assert defaults["lesion_contrast"] == library.contrast
