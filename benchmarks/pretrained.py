@@ -27,11 +27,8 @@ from mrirecon.models.pretrained import PRETRAINED, WEIGHTS, card_headline, write
 from mrirecon.models.registry import parameter_count
 
 
-def _quality(path: Path | None, label: str) -> dict[str, Any]:
-    """The model's and CS's figures per set and mask, from the quality benchmark's JSON."""
-    if path is None:
-        return {}
-    data = json.loads(path.read_text())
+def _quality(data: dict[str, Any], label: str) -> dict[str, Any]:
+    """The model's and CS's figures per set and mask, from the quality benchmark's results."""
     out: dict[str, Any] = {}
     for set_name, models in data.get("sets", {}).items():
         mine, cs = models.get(label, {}), models.get("CS", {})
@@ -49,11 +46,12 @@ def _quality(path: Path | None, label: str) -> dict[str, Any]:
     return out
 
 
-def _check_scored(path: Path | None, label: str, checkpoint: Path, model: torch.nn.Module) -> None:
-    """Refuse to ship weights other than the ones the quality figures were measured on."""
-    if path is None:
-        return
-    scored = json.loads(path.read_text()).get("models", {}).get(label)
+def _check_scored(
+    data: dict[str, Any], path: Path, label: str, checkpoint: Path, model: torch.nn.Module
+) -> None:
+    """Refuse to ship weights other than the ones the quality figures (``data``, read from
+    ``path``) were measured on."""
+    scored = data.get("models", {}).get(label)
     if scored is None:
         raise SystemExit(
             f"{path} does not record which weights {label!r} was scored with; rerun the quality "
@@ -90,8 +88,12 @@ def export(args: argparse.Namespace) -> Path:
         # a fine-tune: the runs it started from come first, oldest first
         base = read_checkpoint(_checkpoint(Path(base_run)))
         stages.insert(0, {"recipe": base_recipe, "optimizer_steps": int(base.get("global_step", 0))})
-    _check_scored(Path(args.quality) if args.quality else None, args.label or args.name, checkpoint, model)
-    quality = _quality(Path(args.quality) if args.quality else None, args.label or args.name)
+    quality: dict[str, Any] = {}
+    if args.quality:
+        label, path = args.label or args.name, Path(args.quality)
+        results = json.loads(path.read_text())
+        _check_scored(results, path, label, checkpoint, model)
+        quality = _quality(results, label)
     card = {
         "name": args.name,
         "model": name,

@@ -245,15 +245,22 @@ def _prior_baselines(args: argparse.Namespace) -> dict[str, Any]:
     return combine(runs.values())
 
 
+def _label_and_source(spec: str) -> tuple[str, str]:
+    """``LABEL=CHECKPOINT`` → both; a checkpoint path → its stem and itself; a pretrained name →
+    itself twice."""
+    label, _, source = spec.partition("=")
+    if not source:
+        label, source = Path(spec).stem if Path(spec).suffix else spec, spec
+    return label, source
+
+
 def learned_models(specs: Sequence[str]) -> list[tuple[str, Reconstructor]]:
     """``LABEL=CHECKPOINT``, a checkpoint path, or a shipped pretrained name."""
     from mrirecon.inference.loading import load_reconstructor
 
     out = []
     for spec in specs:
-        label, _, source = spec.partition("=")
-        if not source:
-            label, source = Path(spec).stem if Path(spec).suffix else spec, spec
+        label, source = _label_and_source(spec)
         loaded = load_reconstructor(source)
         out.append((label, loaded.model.eval()))
     return out
@@ -264,7 +271,7 @@ def model_records(specs: Sequence[str], learned: Sequence[tuple[str, torch.nn.Mo
     from mrirecon.models.io import weights_sha256
 
     return {
-        label: {"source": spec.partition("=")[2] or spec, "weights_sha256": weights_sha256(model)}
+        label: {"source": _label_and_source(spec)[1], "weights_sha256": weights_sha256(model)}
         for spec, (label, model) in zip(specs, learned)
     }
 

@@ -225,7 +225,7 @@ def consistency_loss(
     """
     if not image.is_complex():
         raise ValueError("the 'dc' loss needs complex estimates; this model returns real images")
-    residual = (operator.forward(image) - operator.mask * measured).flatten(1).norm(dim=1)
+    residual = (operator.forward(image) - measured).flatten(1).norm(dim=1)
     return (residual / measured.flatten(1).norm(dim=1).clamp_min(1e-12)).mean()
 
 

@@ -79,8 +79,9 @@ def test_the_export_ships_only_the_weights_that_were_scored(tmp_path: Path) -> N
     baselines = _run(tmp_path / "a.json", ["CS"], ["equispaced 4x"])
     merged = tmp_path / "merged.json"
     merged.write_text(json.dumps(merge([str(baselines), str(models)])))  # the record survives a merge
-    _check_scored(merged, "mine", tmp_path / "last.ckpt", scored)
+    results = json.loads(merged.read_text())
+    _check_scored(results, merged, "mine", tmp_path / "last.ckpt", scored)
     with pytest.raises(SystemExit, match="other weights than the ones"):
-        _check_scored(merged, "mine", tmp_path / "best.ckpt", other)
+        _check_scored(results, merged, "mine", tmp_path / "best.ckpt", other)
     with pytest.raises(SystemExit, match="does not record which weights 'theirs'"):
-        _check_scored(merged, "theirs", tmp_path / "best.ckpt", scored)
+        _check_scored(results, merged, "theirs", tmp_path / "best.ckpt", scored)
