@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.common import machine_info, print_table, write_json
 from mrirecon.data.dataset import SliceDataset, collate_samples, seed_mask_worker
-from mrirecon.data.fastmri import write_volume
+from mrirecon.data.fastmri_writer import write_volume
 from mrirecon.data.header import build_ismrmrd_header
 from mrirecon.data.raw import RawVolume
 from mrirecon.data.simulate import simulate_dataset

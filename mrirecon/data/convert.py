@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrirecon.data.fastmri import write_volume
+from mrirecon.data.fastmri_writer import write_volume
 from mrirecon.data.header import EncodingLimits, build_ismrmrd_header
 from mrirecon.data.raw import RawVolume
 from mrirecon.data.volume import open_volume

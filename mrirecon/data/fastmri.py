@@ -1,4 +1,4 @@
-"""fastMRI HDF5: the lazy reader and the one writer of the layout of docs/interfaces.md §1.
+"""fastMRI HDF5: the lazy reader of the layout of docs/interfaces.md §1.
 
 Reading opens the file, checks its structure (``kspace`` present, of a known rank; a ``mask`` that
 fits; a parsable ``ismrmrd_header``) and reads nothing else up front: each slice is read when
@@ -11,36 +11,29 @@ their own slices. Three k-space layouts are read:
   stored *uncentred*: ``centered`` defaults to ``False`` for it.
 
 Reading k-space without copying it: when ``kspace`` is stored contiguously (not chunked, not
-compressed: what :func:`write_volume` and fastMRI write) as little-endian complex64, the reading
-process maps that byte range of the file read-only (``numpy.memmap``), and the training
-transform reads the slice straight from the page cache (:meth:`FastMRIVolume.kspace_slice`)
-instead of having HDF5 copy it into a new array first; any other layout is read with h5py.
-Set ``MRIRECON_NO_MMAP=1`` to read everything with h5py. A file that is truncated *in place*
-while it is open can then crash the reading process with SIGBUS instead of raising a
-``DataError`` (replacing a file by renaming, as :func:`write_volume` does, is safe); a file
-found truncated when it is opened is read with h5py and reported as usual.
+compressed: what :func:`~mrirecon.data.fastmri_writer.write_volume` and fastMRI write) as
+little-endian complex64, the reading process maps that byte range of the file read-only
+(``numpy.memmap``), and the training transform reads the slice straight from the page cache
+(:meth:`FastMRIVolume.kspace_slice`) instead of having HDF5 copy it into a new array first; any
+other layout is read with h5py. Set ``MRIRECON_NO_MMAP=1`` to read everything with h5py. A file
+that is truncated *in place* while it is open can then crash the reading process with SIGBUS
+instead of raising a ``DataError`` (replacing a file by renaming, as the writer does, is safe); a
+file found truncated when it is opened is read with h5py and reported as usual.
 
-Writing (:func:`write_volume`) is atomic (a temporary name, renamed when complete) and is what
-``mrirecon simulate`` and ``mrirecon convert`` use.
+Writing is :mod:`mrirecon.data.fastmri_writer` (``write_volume``, the one writer of this layout).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from mrirecon._version import __version__
-from mrirecon.atomic import atomic_file
 from mrirecon.data.header import parse_ismrmrd_header
-from mrirecon.data.lesions import Lesion
 from mrirecon.data.raw import RawVolume, memory_maps_enabled, normalize_mask
 from mrirecon.errors import DataError, Notice
 from mrirecon.masks import describe_mask, reduce_mask
@@ -51,7 +44,6 @@ __all__ = [
     "map_contiguous",
     "open_hdf5",
     "plain_attrs",
-    "write_volume",
 ]
 
 #: The ``(S, 3)`` arrays of the ``geometry/`` group.
@@ -434,127 +426,3 @@ class FastMRIVolume(RawVolume):
         if self._file is not None:
             self._file.close()
             self._file = None
-
-
-def lesion_table_text(table: str | Sequence[Lesion]) -> str:
-    """The ``lesion_table`` attribute: a JSON list of :class:`~mrirecon.data.lesions.Lesion` fields."""
-    if isinstance(table, str):
-        return table
-    return json.dumps([asdict(lesion) for lesion in table])
-
-
-def _check_write(
-    path: Path,
-    kspace: np.ndarray,
-    reconstruction_rss: np.ndarray | None,
-    mask: np.ndarray | None,
-    lesion_labels: np.ndarray | None,
-    geometry: Mapping[str, Any] | None,
-) -> np.ndarray | None:
-    if not np.iscomplexobj(kspace) or kspace.ndim not in (3, 4):
-        raise DataError(
-            f"k-space to write must be complex (slices, coils, H, W) or (slices, H, W), "
-            f"got {kspace.dtype} {kspace.shape}",
-            path=path,
-        )
-    slices, height, width = kspace.shape[0], kspace.shape[-2], kspace.shape[-1]
-    if reconstruction_rss is not None and (
-        reconstruction_rss.ndim != 3 or reconstruction_rss.shape[0] != slices
-    ):
-        raise DataError(
-            f"reconstruction_rss must be ({slices}, h, w), got {reconstruction_rss.shape}", path=path
-        )
-    if lesion_labels is not None:
-        expected = reconstruction_rss.shape if reconstruction_rss is not None else None
-        if (
-            lesion_labels.ndim != 3
-            or lesion_labels.shape[0] != slices
-            or (expected is not None and lesion_labels.shape != expected)
-        ):
-            raise DataError(
-                f"lesion_labels {lesion_labels.shape} must match reconstruction_rss {expected}", path=path
-            )
-    if geometry is not None:
-        for name in GEOMETRY_VECTORS:
-            value = geometry.get(name)
-            if value is not None and np.shape(value) != (slices, 3):
-                raise DataError(f"geometry {name} must be ({slices}, 3), got {np.shape(value)}", path=path)
-    return None if mask is None else normalize_mask(mask, height, width, path)
-
-
-def write_volume(
-    path: str | Path,
-    *,
-    kspace: np.ndarray,
-    header_xml: str,
-    reconstruction_rss: np.ndarray | None = None,
-    mask: np.ndarray | None = None,
-    lesion_labels: np.ndarray | None = None,
-    lesion_table: str | Sequence[Lesion] | None = None,
-    geometry: Mapping[str, Any] | None = None,
-    attrs: Mapping[str, Any] | None = None,
-    centered: bool = True,
-    source: str = "",
-) -> Path:
-    """Write one volume in the fastMRI layout of docs/interfaces.md §1, atomically.
-
-    Args:
-        path: The output ``.h5``; written as ``.NAME.partial`` and renamed when complete.
-        kspace: ``(S, C, H, W)`` (or single-coil ``(S, H, W)``) complex k-space; stored complex64.
-            Undersampled k-space has exact zeros where not sampled and comes with ``mask``.
-        header_xml: The ISMRMRD header (stored as the bytes scalar ``ismrmrd_header``).
-        reconstruction_rss: ``(S, h, w)`` fully sampled reference; sets the ``max`` and ``norm``
-            attributes unless ``attrs`` gives them.
-        mask: bool ``(W,)`` or ``(H, W)`` sampling mask of undersampled k-space.
-        lesion_labels: ``(S, h, w)`` int16 labels on the reference's grid.
-        lesion_table: The lesions (or their JSON text), stored as the ``lesion_table`` attribute.
-        geometry: ``position``, ``read_dir``, ``phase_dir``, ``slice_dir``, optional
-            ``patient_table_position`` (each ``(S, 3)``, LPS mm) and the attributes
-            ``field_of_view_mm`` (3,) and ``slice_thickness_mm``: the ``geometry/`` group.
-        attrs: File attributes: ``acquisition``, ``patient_id``, ``acceleration``,
-            ``num_low_frequency``... (str, numbers).
-        centered: FFT convention of ``kspace`` (attribute ``mrirecon_fft_centered``).
-        source: What the volume was made from (attribute ``mrirecon_source``).
-
-    Returns:
-        ``path``.
-
-    Raises:
-        DataError: for arrays of inconsistent shapes; ExportError if the disk refuses the write.
-    """
-    path = Path(path)
-    kspace = np.asarray(kspace)
-    stored_mask = _check_write(path, kspace, reconstruction_rss, mask, lesion_labels, geometry)
-    file_attrs: dict[str, Any] = {}
-    if reconstruction_rss is not None:
-        reconstruction_rss = np.asarray(reconstruction_rss, dtype=np.float32)
-        file_attrs["max"] = float(reconstruction_rss.max())
-        file_attrs["norm"] = float(np.linalg.norm(reconstruction_rss))
-    file_attrs.update(attrs or {})
-    file_attrs["mrirecon_version"] = __version__
-    file_attrs["mrirecon_fft_centered"] = bool(centered)
-    if source:
-        file_attrs["mrirecon_source"] = source
-    if lesion_table is not None:
-        file_attrs["lesion_table"] = lesion_table_text(lesion_table)
-    with atomic_file(path, what="fastMRI HDF5 volume") as temporary, h5py.File(temporary, "w") as f:
-        f.create_dataset("kspace", data=kspace.astype(np.complex64, copy=False))
-        f.create_dataset("ismrmrd_header", data=np.bytes_(header_xml.encode("utf-8")))
-        if reconstruction_rss is not None:
-            f.create_dataset("reconstruction_rss", data=reconstruction_rss)
-        if stored_mask is not None:
-            f.create_dataset("mask", data=stored_mask)
-        if lesion_labels is not None:
-            f.create_dataset("lesion_labels", data=np.asarray(lesion_labels, dtype=np.int16))
-        if geometry is not None:
-            group = f.create_group("geometry")
-            for name in GEOMETRY_VECTORS:
-                if geometry.get(name) is not None:
-                    group.create_dataset(name, data=np.asarray(geometry[name], dtype=np.float32))
-            if geometry.get("field_of_view_mm") is not None:
-                group.attrs["field_of_view_mm"] = np.asarray(geometry["field_of_view_mm"], dtype=np.float64)
-            if geometry.get("slice_thickness_mm") is not None:
-                group.attrs["slice_thickness_mm"] = float(geometry["slice_thickness_mm"])
-        for name, value in file_attrs.items():
-            f.attrs[name] = value
-    return path

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from mrirecon.data.fastmri import write_volume
+from mrirecon.data.fastmri_writer import write_volume
 from mrirecon.data.header import build_ismrmrd_header
 from mrirecon.data.manifest import build_manifest
 from mrirecon.data.realistic import RealisticOptions, RealisticSlice, simulate_realistic_volume

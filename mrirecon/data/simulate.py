@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mrirecon.data.fastmri import write_volume
+from mrirecon.data.fastmri_writer import write_volume
 from mrirecon.data.header import build_ismrmrd_header
 from mrirecon.data.lesions import Lesion, LesionDraw, apply_lesions, place_in_regions
 from mrirecon.data.manifest import build_manifest

@@ -10,7 +10,7 @@ import matplotlib
 import numpy as np
 import torch
 
-from mrirecon.data.fastmri import write_volume
+from mrirecon.data.fastmri_writer import write_volume
 from mrirecon.data.header import EncodingLimits, build_ismrmrd_header, rewrite_encoding
 from mrirecon.physics import fft2c, ifft2c, rss
 from tests.evaluation.synthetic import coil_maps as smooth_maps

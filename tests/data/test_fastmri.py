@@ -10,7 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
-from mrirecon.data.fastmri import FastMRIVolume, write_volume
+from mrirecon.data.fastmri import FastMRIVolume
+from mrirecon.data.fastmri_writer import write_volume
 from mrirecon.data.header import EncodingLimits, build_ismrmrd_header, parse_ismrmrd_header
 from mrirecon.data.lesions import Lesion
 from mrirecon.data.volume import open_volume

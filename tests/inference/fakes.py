@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mrirecon.data.fastmri import write_volume
+from mrirecon.data.fastmri_writer import write_volume
 from mrirecon.data.header import build_ismrmrd_header
 from mrirecon.errors import ModelError
 from mrirecon.models import registry
