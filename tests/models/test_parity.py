@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from benchmarks.parity import CASES, inputs_digest, make_inputs, unpack_parameters
+from benchmarks.parity_cases import CASES, inputs_digest, make_inputs, unpack_parameters
 from mrirecon.errors import CheckpointError
 from mrirecon.models import layers
 from mrirecon.models.base import Reconstructor
