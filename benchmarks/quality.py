@@ -20,7 +20,8 @@ the head.
 
 Figures per set × mask × model: SSIM and PSNR on the full image (fastMRI's per-volume definition)
 and inside a head mask, NMSE, lesions kept (contrast within 10 % of the reference and CNR ≥ 1,
-:mod:`mrirecon.evaluation.lesion`), the mean contrast kept, and seconds per slice. Prints tables,
+:mod:`mrirecon.evaluation.lesion`; the JSON lists each lesion not kept, with its size, reference CNR
+and P), the mean contrast kept, and seconds per slice. Prints tables,
 writes ``benchmarks/results/quality.json`` and ``quality.png``.
 """
 
@@ -30,7 +31,7 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,43 +39,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.common import RESULTS, machine_info, print_table, write_json
+from benchmarks.common import RESULTS, machine_info, write_json
+from benchmarks.quality_report import MASKS, MaskSpec, combine, markdown, merge, print_tables
 from mrirecon.data.realistic import RealisticOptions
 from mrirecon.data.transforms import ReconTransform
 from mrirecon.data.volume import open_volume
-from mrirecon.evaluation.lesion import measure_lesions
+from mrirecon.evaluation.lesion import LesionMeasure, measure_lesions
 from mrirecon.evaluation.metrics import head_mask, masked_metrics, volume_metrics
-from mrirecon.masks import create_mask_func
 from mrirecon.models.base import Reconstructor
 from mrirecon.models.registry import build_model_from_mapping
 from mrirecon.runtime import configure_threads
 from mrirecon.shapes import center_crop
 
-
-@dataclass(frozen=True)
-class MaskSpec:
-    """One column: a mask type, its acceleration and calibration."""
-
-    label: str
-    kind: str
-    acceleration: float
-    center_fraction: float
-    calibration_size: int | None = None
-
-    def function(self) -> Any:
-        options: dict[str, Any] = {}
-        if self.calibration_size is not None:  # a Poisson-disc mask: its acceleration within 2 %
-            options = {"calibration_size": self.calibration_size, "tol": 0.02}
-        return create_mask_func(self.kind, [self.center_fraction], [self.acceleration], **options)
-
-
-MASKS = (
-    MaskSpec("equispaced 4x", "equispaced_fraction", 4, 0.08),
-    MaskSpec("equispaced 8x", "equispaced_fraction", 8, 0.04),
-    MaskSpec("random 4x", "random", 4, 0.08),
-    MaskSpec("random 8x", "random", 8, 0.04),
-    MaskSpec("Poisson 8x", "poisson2d", 8, 0.08, calibration_size=20),
-)
 CS_LAMBDAS = (0.002, 0.005, 0.01)
 CS_MAPS = ("espirit", "given")
 BASELINE_LABELS = ("CS", "SENSE", "zero-filled")
@@ -163,6 +139,7 @@ def score(volumes: Sequence[Volume], model: Reconstructor, mask: MaskSpec) -> di
     rows: list[dict[str, float]] = []
     kept = total = 0
     preservation: list[float] = []
+    lost: list[dict[str, Any]] = []
     seconds = []
     for volume in volumes:
         recon, per_slice = reconstruct(model, volume, mask)
@@ -184,14 +161,31 @@ def score(volumes: Sequence[Volume], model: Reconstructor, mask: MaskSpec) -> di
                 kept += int(m.preserved)
                 if np.isfinite(m.preservation):
                     preservation.append(float(m.preservation))
+                if not m.preserved:
+                    lost.append(lost_lesion(volume, m))
     out: dict[str, Any] = {key: statistics.mean(r[key] for r in rows) for key in rows[0]}
     out.update(
         lesions_kept=kept,
         lesions=total,
         contrast_kept=statistics.mean(preservation) if preservation else float("nan"),
         seconds_per_slice=statistics.mean(seconds),
+        lost_lesions=lost,
     )
     return out
+
+
+def lost_lesion(volume: Volume, measure: LesionMeasure) -> dict[str, Any]:
+    """What the JSON records of a lesion that was not kept: where it is, its size, its reference
+    CNR (below 1: not visible in the reference either), and P and CNR in the reconstruction."""
+    return {
+        "volume": volume.path.stem,
+        "lesion": measure.lesion,
+        "pixels": measure.pixels,
+        "reference_contrast": round(measure.reference.contrast, 4),
+        "reference_cnr": round(measure.reference.cnr, 3),
+        "preservation": round(measure.preservation, 4),
+        "cnr": round(measure.reconstruction.cnr, 3),
+    }
 
 
 def tune(
@@ -376,71 +370,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     flush=True,
                 )
     return results
-
-
-def columns(models: dict[str, dict[str, Any]]) -> list[str]:
-    """The mask columns every model has figures for, in the benchmark's order."""
-    return [m.label for m in MASKS if all(m.label in per_mask for per_mask in models.values())]
-
-
-def print_tables(results: dict[str, Any]) -> None:
-    for set_name, models in results["sets"].items():
-        masks = columns(models)
-        print(f"\n{set_name}: head PSNR dB / head SSIM / lesions kept (full-image PSNR, SSIM in JSON)")
-        rows = []
-        for label, per_mask in models.items():
-            cells = [
-                f"{per_mask[m]['head_psnr']:.2f} / {per_mask[m]['head_ssim']:.4f} / "
-                f"{per_mask[m]['lesions_kept']}/{per_mask[m]['lesions']}"
-                for m in masks
-            ]
-            seconds = statistics.mean(per_mask[m]["seconds_per_slice"] for m in masks)
-            rows.append([label, *cells, f"{seconds:.2f}"])
-        print_table(["model", *masks, "s/slice"], rows)
-
-
-def markdown(results: dict[str, Any]) -> str:
-    """The results as Markdown tables (what docs/benchmarks.md and docs/pretrained.md show)."""
-    out: list[str] = []
-    for set_name, models in results["sets"].items():
-        masks = columns(models)
-        out.append(f"\n**{set_name}**: head PSNR (dB) / head SSIM; full-image PSNR / SSIM in the JSON\n")
-        out.append("| model | " + " | ".join(masks) + " | s/slice |")
-        out.append("|---|" + "---:|" * (len(masks) + 1))
-        for label, per_mask in models.items():
-            cells = [f"{per_mask[m]['head_psnr']:.2f} / {per_mask[m]['head_ssim']:.3f}" for m in masks]
-            seconds = statistics.mean(per_mask[m]["seconds_per_slice"] for m in masks)
-            out.append(f"| {label} | " + " | ".join(cells) + f" | {seconds:.2f} |")
-        if any(per_mask[m]["lesions"] for per_mask in models.values() for m in masks):
-            out.append(
-                f"\n**{set_name}**: lesions kept (contrast within 10 %, CNR ≥ 1) / mean contrast kept\n"
-            )
-            out.append("| model | " + " | ".join(masks) + " |")
-            out.append("|---|" + "---:|" * len(masks))
-            for label, per_mask in models.items():
-                cells = [
-                    f"{f['lesions_kept']}/{f['lesions']} ({f['contrast_kept']:.2f})"
-                    for f in (per_mask[m] for m in masks)
-                ]
-                out.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(out)
-
-
-def combine(runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The figures and tuning of several runs' results on the same sets as one (later runs win)."""
-    merged: dict[str, Any] = {"sets": {}, "tuning": {}, "models": {}}
-    for data in runs:
-        merged["tuning"].update(data.get("tuning", {}))
-        merged["models"].update(data.get("models", {}))
-        for set_name, models in data.get("sets", {}).items():
-            for label, per_mask in models.items():
-                merged["sets"].setdefault(set_name, {}).setdefault(label, {}).update(per_mask)
-    return merged
-
-
-def merge(paths: Sequence[str]) -> dict[str, Any]:
-    """The results of the JSON files of several runs on the same sets, as one (later files win)."""
-    return {**combine(json.loads(Path(path).read_text()) for path in paths), "merged_from": list(paths)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

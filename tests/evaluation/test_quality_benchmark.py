@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.quality import _prior_baselines, columns, markdown, merge
+from benchmarks.quality import _prior_baselines
+from benchmarks.quality_report import columns, markdown, merge
 
 
 def _figures(psnr: float) -> dict[str, float]:
@@ -85,3 +86,32 @@ def test_the_export_ships_only_the_weights_that_were_scored(tmp_path: Path) -> N
         _check_scored(results, merged, "mine", tmp_path / "best.ckpt", other)
     with pytest.raises(SystemExit, match="does not record which weights 'theirs'"):
         _check_scored(results, merged, "theirs", tmp_path / "best.ckpt", scored)
+
+
+def test_score_lists_the_lesions_it_did_not_keep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reconstruction that halves one lesion's contrast and keeps the other's: one kept, and the
+    lost one recorded with its volume, label, size and P = 0.5."""
+    import numpy as np
+
+    from benchmarks import quality
+
+    yy, xx = np.mgrid[:64, :64]
+    labels = np.zeros((1, 64, 64), dtype=np.int16)
+    labels[0][(yy - 20) ** 2 + (xx - 20) ** 2 <= 16] = 1
+    labels[0][(yy - 44) ** 2 + (xx - 44) ** 2 <= 16] = 2
+    rng = np.random.default_rng(0)
+    target = (1.0 + 0.01 * rng.standard_normal((1, 64, 64))).astype(np.float32)
+    target[labels > 0] += 1.0  # two hyperintense lesions, contrast 1
+    recon = target.copy()
+    recon[labels == 1] -= 0.5  # lesion 1 keeps half its contrast
+    volume = quality.Volume(Path("vol_a.h5"), target, labels, np.ones_like(target, dtype=bool))
+    monkeypatch.setattr(quality, "reconstruct", lambda model, vol, mask: (recon, 0.01))
+
+    figures = quality.score([volume], model=None, mask=quality.MASKS[0])  # type: ignore[arg-type]
+
+    assert (figures["lesions_kept"], figures["lesions"]) == (1, 2)
+    [lost] = figures["lost_lesions"]
+    assert (lost["volume"], lost["lesion"], lost["pixels"]) == ("vol_a", 1, int((labels == 1).sum()))
+    assert lost["preservation"] == pytest.approx(0.5, abs=0.02)
+    assert lost["reference_cnr"] > 10 and lost["reference_contrast"] == pytest.approx(1.0, abs=0.02)
+    json.dumps(figures)  # the record goes into the JSON as it is
