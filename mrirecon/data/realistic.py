@@ -61,6 +61,7 @@ __all__ = [
     "RealisticOptions",
     "RealisticSlice",
     "acquire",
+    "expected_target",
     "lesion_labels",
     "place_lesions",
     "simulate_realistic_slice",
@@ -283,6 +284,19 @@ def acquire(
         coil_images = coil_images + coil_noise(covariance, image.shape, sigma, rng)
     tensor = torch.from_numpy(np.ascontiguousarray(coil_images, dtype=np.complex64))
     return fft2c(tensor).numpy(), rss(tensor, dim=0).numpy().astype(np.float32)
+
+
+def expected_target(sim: RealisticSlice) -> np.ndarray:
+    """The reference without its noise: ``sqrt(Σ_c |S_c·x|² + σ²·tr Ψ)``, ``(H, W)`` float32.
+
+    ``E[RSS²]`` of the noisy coil images is the noiseless coil images' ``Σ|S_c·x|²`` plus the noise
+    power ``σ²·tr Ψ`` of every pixel, so this image has fastMRI's reference's level everywhere
+    (its noise floor in the background and dark tissue included) without its pixel-to-pixel noise.
+    A training target that does not ask the network to predict noise.
+    """
+    clean = np.sum(np.abs(sim.coil_maps * sim.image[None]) ** 2, axis=0)
+    floor = float(np.real(np.trace(sim.noise_covariance)))
+    return np.sqrt(clean + floor).astype(np.float32)
 
 
 def _bias(draw: _VolumeDraw, image: np.ndarray) -> np.ndarray:

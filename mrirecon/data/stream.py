@@ -9,6 +9,10 @@ that serves files, so masks, normalisation and coil maps are identical to readin
 disk. The training loader's :class:`~mrirecon.training.samplers.SeededDataset` passes the epoch
 (``epoch_aware``); a plain integer index is epoch 0 (validation and test sets, the same every epoch).
 
+The reference of an item is fastMRI's (the RSS of the noisy coil images) or, with
+``target="expected"``, :func:`~mrirecon.data.realistic.expected_target`: the same level without the
+noise, a training target that does not ask the network to predict noise.
+
 The work runs in the DataLoader's worker processes when it has any (``data.num_workers``).
 """
 
@@ -19,19 +23,33 @@ from typing import Any
 import numpy as np
 
 from mrirecon.data.raw import ArrayVolume
-from mrirecon.data.realistic import RealisticOptions, RealisticSlice, simulate_realistic_slice
+from mrirecon.data.realistic import (
+    RealisticOptions,
+    RealisticSlice,
+    expected_target,
+    simulate_realistic_slice,
+)
 from mrirecon.data.sample import ReconSample
 
-__all__ = ["SimulatedSliceDataset", "SimulatedSliceVolume"]
+__all__ = ["TARGETS", "SimulatedSliceDataset", "SimulatedSliceVolume"]
+
+
+TARGETS = ("noisy", "expected")
 
 
 class SimulatedSliceVolume(ArrayVolume):
-    """One simulated slice as a one-slice volume: k-space, reference and lesion labels in memory."""
+    """One simulated slice as a one-slice volume: k-space, reference and lesion labels in memory.
 
-    def __init__(self, name: str, sim: RealisticSlice):
+    ``target``: ``"noisy"`` (fastMRI's reference) or ``"expected"`` (module docstring).
+    """
+
+    def __init__(self, name: str, sim: RealisticSlice, target: str = "noisy"):
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        self.target = sim.target if target == "noisy" else expected_target(sim)
         attrs = {
             "acquisition": sim.params.get("acquisition", ""),
-            "max": float(sim.target.max()),
+            "max": float(self.target.max()),
             "mrirecon_snr": sim.snr,
             "mrirecon_noise_std": sim.noise_std,
         }
@@ -44,7 +62,7 @@ class SimulatedSliceVolume(ArrayVolume):
 
     def read_target(self, index: int) -> np.ndarray | None:
         self._check_index(index)
-        return self.simulation.target.copy()
+        return self.target.copy()
 
     def read_lesion_labels(self, index: int) -> np.ndarray | None:
         self._check_index(index)
@@ -60,13 +78,25 @@ class SimulatedSliceDataset:
         options: What the simulator randomises.
         transform: A ``ReconTransform`` (or any ``(volume, index) -> sample`` callable).
         name: Prefix of the items' file names (they seed deterministic masks: ``{name}_{index}.h5``).
+        target: The items' reference, ``"noisy"`` or ``"expected"`` (module docstring).
     """
 
     epoch_aware = True
 
-    def __init__(self, length: int, seed: int, options: RealisticOptions, transform: Any, name: str = "sim"):
+    def __init__(
+        self,
+        length: int,
+        seed: int,
+        options: RealisticOptions,
+        transform: Any,
+        name: str = "sim",
+        target: str = "noisy",
+    ):
         if length < 1:
             raise ValueError(f"length must be at least 1, got {length}")
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        self.target = target
         self.length = int(length)
         self.seed = int(seed)
         self.options = options
@@ -83,7 +113,7 @@ class SimulatedSliceDataset:
             raise IndexError(f"item {index} out of range (the dataset has {self.length})")
         sim = simulate_realistic_slice(self.options, (self.seed, int(epoch), int(index)))
         suffix = f"e{epoch}_{index:06d}" if epoch else f"{index:06d}"
-        return SimulatedSliceVolume(f"{self.name}_s{self.seed}_{suffix}.h5", sim)
+        return SimulatedSliceVolume(f"{self.name}_s{self.seed}_{suffix}.h5", sim, self.target)
 
     def __getitem__(self, key: int | tuple[int, int]) -> ReconSample:
         return self.transform(self.volume(key), 0)

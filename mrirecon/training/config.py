@@ -147,6 +147,10 @@ class SimulationSection:
         seed: Seed of the stream (validation and test use ``seed + 1`` and ``seed + 2``).
         options: What the simulator randomises (``RealisticOptions``: matrix, field of view, coils,
             SNR, contrasts, orientations, skull, lesions; docs/data.md).
+        train_target: The training slices' reference: ``noisy`` (fastMRI's, the RSS of the noisy
+            coil images) or ``expected`` (the same level without the noise,
+            :func:`mrirecon.data.realistic.expected_target`). Validation and test slices keep
+            fastMRI's reference, as evaluation does.
     """
 
     train_slices: int = 1000
@@ -154,6 +158,7 @@ class SimulationSection:
     test_slices: int = 0
     seed: int = 0
     options: RealisticOptions = field(default_factory=RealisticOptions)
+    train_target: Literal["noisy", "expected"] = "noisy"
 
     def __post_init__(self) -> None:
         if self.train_slices < 1 or self.val_slices < 1 or self.test_slices < 0:

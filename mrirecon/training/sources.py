@@ -91,6 +91,7 @@ def _simulated_datasets(data: DataSection, splits: Sequence[str]) -> dict[str, A
             sim.options,
             _transform(data, training=(split == "train")),
             name=f"sim_{split}",
+            target=sim.train_target if split == "train" else "noisy",
         )
         for split in splits
         if lengths[split] > 0

@@ -19,6 +19,8 @@ from mrirecon.data.coil_arrays import coil_noise, noise_covariance, simulate_arr
 from mrirecon.data.real_anatomy import real_images, simulate_real_anatomy
 from mrirecon.data.realistic import (
     RealisticOptions,
+    acquire,
+    expected_target,
     simulate_realistic_slice,
     simulate_realistic_volume,
 )
@@ -212,6 +214,36 @@ def test_the_stream_gives_new_slices_each_epoch_and_the_same_for_the_same_key() 
     assert not torch.equal(first.target, later.target)
     assert first.target.shape == (96, 72) and first.max_value > 0
     assert dataset[2].fname == "sim_s7_000002.h5"
+
+
+def test_the_expected_target_is_the_noisy_references_level_without_its_noise() -> None:
+    sim = simulate_realistic_slice(replace(SMALL, snr=(8.0, 8.0)), 4)
+    expected = expected_target(sim)
+    rng = np.random.default_rng(0)
+    draws = np.stack(
+        [acquire(sim.image, sim.coil_maps, sim.noise_covariance, 1.0, rng)[1] for _ in range(400)]
+    )
+    # E[RSS²] over the noise is the expected target squared, pixel by pixel (400 draws: ~2 % scatter)
+    relative = (draws**2).mean(0) / expected**2 - 1
+    assert abs(float(relative.mean())) < 0.005 and float(np.median(np.abs(relative))) < 0.03
+    clean = np.sqrt(np.sum(np.abs(sim.coil_maps * sim.image[None]) ** 2, axis=0))
+    background = clean < 0.05 * clean.max()
+    floor = float((draws.mean(0) - clean)[background].mean())
+    assert floor > 0.02 * float(clean.max())  # the noisy reference has a noise floor ...
+    assert abs(float((draws.mean(0) - expected)[background].mean())) < 0.05 * floor  # ... and it has it
+    # the stream serves it for the same k-space when asked
+    mask = create_mask_func("mixed", [0] * 3, [2, 4, 8], seed=0)
+    noisy = SimulatedSliceDataset(2, 7, SMALL, ReconTransform(mask, deterministic_mask=True))
+    quiet = SimulatedSliceDataset(
+        2, 7, SMALL, ReconTransform(mask, deterministic_mask=True), target="expected"
+    )
+    assert torch.equal(noisy[1].masked_kspace, quiet[1].masked_kspace)
+    np.testing.assert_allclose(
+        quiet[1].target.numpy() * quiet[1].scale, expected_target(quiet.volume(1).simulation), rtol=1e-5
+    )
+    assert not torch.equal(noisy[1].target, quiet[1].target)
+    with pytest.raises(ValueError, match="target must be one of"):
+        SimulatedSliceDataset(2, 7, SMALL, ReconTransform(mask), target="clean")
 
 
 def test_simulate_cli_writes_realistic_and_real_anatomy_sets(tmp_path: Path) -> None:

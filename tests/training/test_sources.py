@@ -48,7 +48,7 @@ def test_other_ranks_wait_for_rank_zero_to_simulate(tmp_path: Path, monkeypatch:
 
 
 def test_simulation_on_the_fly_builds_seeded_streams_and_checks_its_settings() -> None:
-    from mrirecon.config import from_mapping
+    from mrirecon.config import from_mapping, to_mapping
     from mrirecon.data.stream import SimulatedSliceDataset
     from mrirecon.training.config import MaskSection, SimulationSection
     from mrirecon.training.samplers import SeededDataset
@@ -70,6 +70,13 @@ def test_simulation_on_the_fly_builds_seeded_streams_and_checks_its_settings() -
     assert data_checksum(data) == data_checksum(data) and data_checksum(data) != data_checksum(
         DataSection(simulation=SimulationSection(seed=6, options=section.options), mask=data.mask)
     )
+    assert datasets["train"].target == datasets["val"].target == "noisy"
+    quiet = from_mapping(SimulationSection, {**to_mapping(section), "train_target": "expected"})
+    quiet_sets = build_datasets(dataclasses.replace(data, simulation=quiet))
+    assert quiet_sets["train"].target == "expected" and quiet_sets["val"].target == "noisy"
+    assert data_checksum(dataclasses.replace(data, simulation=quiet)) != data_checksum(data)
+    with pytest.raises(ConfigError, match="train_target"):
+        from_mapping(SimulationSection, {"train_target": "clean"})
     with pytest.raises(ConfigError, match="cannot be given with it"):
         DataSection(simulation=section, manifest="m.csv")
     with pytest.raises(ConfigError, match="must be 1 when the simulated matrix size varies"):
