@@ -355,6 +355,9 @@ class TrainerSection:
     Attributes:
         max_epochs: Epochs to train.
         max_steps: Stop after this many optimiser steps (−1: no limit).
+        max_minutes: A wall-clock budget per start or resume: no epoch starts that would end past it
+            (by the longest epoch so far), so the run stops on an epoch's checkpoint and ``--resume``
+            continues it exactly (``null``: no budget).
         accelerator: ``auto``, ``cpu`` or ``gpu``.
         devices: Devices per node (an integer, or ``auto``).
         num_nodes: Nodes (multi-node DDP; see docs/training.md for SLURM and torchrun).
@@ -376,6 +379,7 @@ class TrainerSection:
 
     max_epochs: int = 10
     max_steps: int = -1
+    max_minutes: float | None = None
     accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
     devices: int | Literal["auto"] = "auto"
     num_nodes: int = 1
@@ -395,6 +399,8 @@ class TrainerSection:
     def __post_init__(self) -> None:
         if self.max_epochs < 1:
             raise ConfigError(f"'trainer.max_epochs' must be at least 1, got {self.max_epochs}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"'trainer.max_minutes' must be positive or null, got {self.max_minutes}")
         if isinstance(self.devices, int) and self.devices < 1:
             raise ConfigError(f"'trainer.devices' must be at least 1 or 'auto', got {self.devices}")
         if self.num_nodes < 1:

@@ -291,7 +291,8 @@ def _build_trainer(
         strategy=tcfg.strategy,
         precision=precision,  # type: ignore[arg-type]
         max_epochs=tcfg.max_epochs,
-        max_steps=tcfg.max_steps,
+        # max_steps: a callback's (mrirecon.training.stopping); fast_dev_run ignores it anyway
+        max_steps=-1,
         gradient_clip_val=config.optim.gradient_clip_val,
         gradient_clip_algorithm=config.optim.gradient_clip_algorithm,
         accumulate_grad_batches=config.optim.accumulate_grad_batches,
@@ -344,6 +345,7 @@ def train(
     from mrirecon.training.datamodule import ReconDataModule
     from mrirecon.training.module import ReconModule
     from mrirecon.training.sources import build_datasets, data_checksum, ensure_synthetic, launched_rank
+    from mrirecon.training.stopping import stopping_callbacks
 
     paths = run_paths(output_dir if output_dir is not None else config.output_dir)
     tcfg = config.trainer
@@ -411,6 +413,7 @@ def train(
         callbacks=[
             # fast_dev_run: no checkpoint at all (Lightning's on_train_end would still write last.ckpt)
             *([] if tcfg.fast_dev_run else [best_checkpoint, last_checkpoint]),
+            *stopping_callbacks(tcfg, say),  # max_steps and max_minutes
             *callbacks,
         ],
         resume=resume,

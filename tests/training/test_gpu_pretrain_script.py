@@ -1,0 +1,63 @@
+"""benchmarks/gpu.sh's pretrain step, dry-run on the CPU: it trains the GPU recipe within its budget,
+brings back what a resume needs, and resumes from the committed run folder on the next lease."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = (
+    "trainer.accelerator=cpu trainer.threads=1 data.num_workers=0 data.simulation.train_slices=2 "
+    "data.simulation.val_slices=1 data.simulation.options.rows=[96,96] data.simulation.options.coils=[4,4]"
+)
+
+
+def _pretrain(repo: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "CPU_DRY_RUN": "1",
+        "STEPS": "pretrain",
+        "MINUTES": "0.001",  # one epoch, then the budget stops the run
+        "PYTHON": sys.executable,
+        "OUT": str(out),
+        "PRETRAIN_ARGS": TINY,
+        "OMP_NUM_THREADS": "1",
+    }
+    return subprocess.run(
+        ["bash", "benchmarks/gpu.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.slow
+def test_the_pretrain_step_starts_then_resumes_the_carried_run(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"  # a copy, so that the committed-run folder the step reads is the test's
+    repo.mkdir()
+    for name in ("benchmarks", "configs", "mrirecon", "cli"):
+        shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "results"))
+
+    first = _pretrain(repo, tmp_path / "out1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    log = (tmp_path / "out1" / "pretrain.log").read_text()
+    assert "Starting from the weights of cirim-brain" in log
+    assert "Stopping after epoch 1 (step 2)" in log
+    back = sorted(p.name for p in (tmp_path / "out1" / "pretrain").iterdir())
+    assert back == ["config.yaml", "last.ckpt", "metrics.csv"]
+
+    run = repo / "gpu-runs" / "cirim_brain_gpu"
+    (run / "checkpoints").mkdir(parents=True)
+    for name in ("last.ckpt", "config.yaml"):
+        shutil.copy(tmp_path / "out1" / "pretrain" / name, run / "checkpoints" / name)
+    second = _pretrain(repo, tmp_path / "out2")
+    assert second.returncode == 0, second.stdout + second.stderr
+    log = (tmp_path / "out2" / "pretrain.log").read_text()
+    assert "resuming the carried run in gpu-runs/cirim_brain_gpu" in log
+    assert "Stopping after epoch 2 (step 4)" in log
+    checkpoint = torch.load(tmp_path / "out2" / "pretrain" / "last.ckpt", weights_only=True)
+    assert (checkpoint["global_step"], checkpoint["epoch"]) == (4, 1)
