@@ -157,6 +157,8 @@ def _union(value: Any, args: tuple[Any, ...], where: str) -> Any:
 
 
 def _literal(value: Any, args: tuple[Any, ...], where: str) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and value not in args and str(value) in args:
+        value = str(value)  # YAML reads `precision: 32` as a number; the choice is the string "32"
     if value not in args:
         allowed = ", ".join(repr(a) for a in args)
         raise ConfigError(f"'{where}' must be one of {allowed}; got {value!r}")

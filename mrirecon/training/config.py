@@ -361,7 +361,8 @@ class TrainerSection:
         accelerator: ``auto``, ``cpu`` or ``gpu``.
         devices: Devices per node (an integer, or ``auto``).
         num_nodes: Nodes (multi-node DDP; see docs/training.md for SLURM and torchrun).
-        strategy: ``auto``, ``ddp`` or ``ddp_spawn``.
+        strategy: ``auto`` or ``ddp`` (``ddp_spawn`` is not offered: its processes' test scores
+            and best score would not reach the launching one).
         precision: ``auto`` (``bf16-mixed`` on GPUs that support it, else ``16-mixed``; ``32`` on
             CPU), ``32``, ``bf16-mixed`` or ``16-mixed``. CNNs run under autocast; the FFTs and
             data consistency stay complex64 (see docs/training.md).
@@ -383,7 +384,7 @@ class TrainerSection:
     accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
     devices: int | Literal["auto"] = "auto"
     num_nodes: int = 1
-    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
+    strategy: Literal["auto", "ddp"] = "auto"
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
     gradient_checkpointing: bool = False
     check_val_every_n_epoch: int = 1

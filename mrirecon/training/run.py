@@ -170,6 +170,15 @@ def _check_output(paths: RunPaths, config: TrainConfig, resume: bool, echo: Call
                 for k in sorted(set(old) | set(new))
                 if old.get(k) != new.get(k)
             ]
+            optim = [change for change in changed if change.startswith("optim.")]
+            if optim:  # Lightning restores the optimiser and its schedule from last.ckpt
+                raise ConfigError(
+                    f"the optim settings differ from the run being resumed ({', '.join(optim)}), and a "
+                    "resumed run goes on with the optimiser and schedule saved in its checkpoint",
+                    path=paths.config,
+                    hint="resume with the run's optim settings, or train on from its weights in a new run "
+                    f"with model.init={paths.last}",
+                )
             if changed:
                 echo(f"Resuming with changed settings: {', '.join(changed)}")
     elif paths.last.exists() or paths.best.exists():
@@ -178,6 +187,31 @@ def _check_output(paths: RunPaths, config: TrainConfig, resume: bool, echo: Call
             path=paths.root,
             hint="pass --resume to continue it, or choose another --output-dir",
         )
+
+
+def _say_if_data_changed(paths: RunPaths, checksum: str, echo: Callable[[str], object]) -> None:
+    """On resume: say so when the training data's checksum differs from the one the run recorded."""
+    from mrirecon.models.checkpoints import CHECKPOINT_KEY, read_checkpoint
+
+    record = read_checkpoint(paths.last).get(CHECKPOINT_KEY) or {}
+    saved = record.get("manifest_sha256")
+    if saved is not None and saved != checksum:
+        echo(
+            f"Resuming with changed data: its checksum was {saved[:12]}, is {checksum[:12]} "
+            "(manifest, source folders or data.simulation); the result will differ from the "
+            "uninterrupted run's"
+        )
+
+
+def _check_split_sizes(datasets: Mapping[str, Any], world_size: int) -> None:
+    """Every process must get at least one slice of each evaluated split."""
+    for split in ("val", "test"):
+        if split in datasets and 0 < len(datasets[split]) < world_size:
+            raise ConfigError(
+                f"the {split} data hold {len(datasets[split])} slice(s), fewer than the "
+                f"{world_size} training processes",
+                hint=f"give data.{split} at least {world_size} slices, or train on fewer devices",
+            )
 
 
 def _loggers(paths: RunPaths) -> list[Any]:
@@ -252,7 +286,7 @@ def _quiet_lightning() -> Any:
 
 
 def _checkpoint_callbacks(paths: RunPaths) -> tuple[Any, Any]:
-    """``best.ckpt`` (highest validation SSIM) and ``last.ckpt`` (every epoch).
+    """``best.ckpt`` (highest validation SSIM) and ``last.ckpt`` (every epoch's end).
 
     Two callbacks: Lightning's ``save_last`` only refreshes ``last.ckpt`` in epochs that also saved
     a top-k checkpoint, so a run whose SSIM stopped improving would resume from a stale epoch.
@@ -265,7 +299,16 @@ def _checkpoint_callbacks(paths: RunPaths) -> tuple[Any, Any]:
         "enable_version_counter": False,
     }
     best = ModelCheckpoint(filename=paths.best.stem, monitor="val_ssim", mode="max", save_top_k=1, **common)
-    last = ModelCheckpoint(filename=paths.last.stem, monitor=None, save_top_k=1, every_n_epochs=1, **common)
+    # at every epoch's end, validated or not (Lightning would wait for validation when
+    # check_val_every_n_epoch > 1, and a run stopped between validations would lose its last epochs)
+    last = ModelCheckpoint(
+        filename=paths.last.stem,
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
+        save_on_train_epoch_end=True,
+        **common,
+    )
     return best, last
 
 
@@ -368,6 +411,8 @@ def train(
         ensure_synthetic(config.data, say)
         datasets = build_datasets(config.data)
         checksum = data_checksum(config.data)
+        if resume and rank_zero and checksum is not None:
+            _say_if_data_changed(paths, checksum, say)
     for split in ("train", "val"):
         if split not in datasets or len(datasets[split]) == 0:
             raise ConfigError(f"the {split} data hold no slices", hint=f"check data.{split} or data.manifest")
@@ -418,6 +463,7 @@ def train(
         ],
         resume=resume,
     )
+    _check_split_sizes(datasets, trainer.world_size)
     module.total_steps = optimizer_steps(
         len(datasets["train"]),
         world_size=trainer.world_size,

@@ -56,12 +56,19 @@ class StepLimit(Callback):
         self.max_steps = max_steps
         self.echo = echo
 
-    def _check(self, trainer: Any) -> None:
-        if trainer.global_step >= self.max_steps and not trainer.should_stop:
-            trainer.should_stop = True
-            if trainer.is_global_zero:
-                step = trainer.global_step
-                self.echo(f"Stopping at step {step}: trainer.max_steps={self.max_steps} reached")
+    def _check(self, trainer: Any, batches_left: int = 0) -> None:
+        if trainer.global_step < self.max_steps or trainer.should_stop:
+            return
+        trainer.should_stop = True
+        if trainer.is_global_zero:
+            message = f"Stopping at step {trainer.global_step}: trainer.max_steps={self.max_steps} reached"
+            if batches_left > 0:  # last.ckpt then holds an unfinished epoch
+                message += (
+                    f", {batches_left} batch(es) before the end of epoch {trainer.current_epoch + 1}: "
+                    "extending this run (--resume with a larger max_steps) goes on with the next epoch, "
+                    "so it will not equal a run that went straight to the larger max_steps"
+                )
+            self.echo(message)
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self._check(trainer)
@@ -69,7 +76,9 @@ class StepLimit(Callback):
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        self._check(trainer)
+        total = trainer.num_training_batches
+        left = int(total) - batch_idx - 1 if total != float("inf") else 0
+        self._check(trainer, left)
 
 
 class EpochTimeBudget(Callback):

@@ -51,6 +51,12 @@ def _with(path: str, value: Any) -> dict[str, Any]:
             r"'trainer.precision' must be one of 'auto', '32', 'bf16-mixed', '16-mixed'",
         ),
         ("trainer.max_epochs", 0, r"'trainer.max_epochs' must be at least 1"),
+        ("trainer.precision", 16, r"'trainer.precision' must be one of .*; got 16"),
+        (
+            "trainer.strategy",
+            "ddp_spawn",
+            r"'trainer.strategy' must be one of 'auto', 'ddp'; got 'ddp_spawn'",
+        ),
         ("trainer.devices", "all", r"'trainer.devices'.*'auto'"),
         ("data.mask.type", "spiral", r"'data.mask.type' must be one of 'random', 'equispaced'"),
         ("data.mask.accelerations", [4, 8], r"same length"),
@@ -71,6 +77,15 @@ def test_bad_values_name_the_key_and_the_allowed_ones(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         train_config_from_mapping(_with(path, value))
+
+
+def test_a_yaml_number_that_is_a_string_choice_reads_as_that_choice(
+    tiny_registered: str, tmp_path: Path
+) -> None:
+    assert train_config_from_mapping(_with("trainer.precision", 32)).trainer.precision == "32"
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(base_mapping()))
+    assert load_train_config(path, ["trainer.precision=32"]).trainer.precision == "32"  # YAML: the number 32
 
 
 def test_yaml_file_and_overrides(tiny_registered: str, tmp_path: Path) -> None:

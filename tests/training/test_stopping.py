@@ -36,7 +36,12 @@ class _Strategy:
 
 def _trainer(others: bool = False) -> Any:
     return SimpleNamespace(
-        should_stop=False, is_global_zero=True, current_epoch=0, global_step=0, strategy=_Strategy(others)
+        should_stop=False,
+        is_global_zero=True,
+        current_epoch=0,
+        global_step=0,
+        num_training_batches=5,
+        strategy=_Strategy(others),
     )
 
 
@@ -92,6 +97,13 @@ def test_the_step_limit_stops_at_max_steps_and_before_a_finished_run_steps_again
     trainer.global_step = 5
     limit.on_train_batch_end(trainer, None, None, None, 4)
     assert trainer.should_stop and said == ["Stopping at step 5: trainer.max_steps=5 reached"]
+    inside = _trainer()
+    inside.num_training_batches, inside.global_step = 8, 5
+    limit.on_train_batch_end(inside, None, None, None, 4)  # the fifth batch of eight
+    assert inside.should_stop and said[-1].startswith(
+        "Stopping at step 5: trainer.max_steps=5 reached, 3 batch(es) before the end of epoch 1: "
+        "extending this run"
+    )
     finished = _trainer()
     finished.global_step = 5
     limit.on_train_start(finished, None)  # a resumed run that already took its steps
@@ -146,7 +158,9 @@ def test_a_run_bounded_by_max_steps_resumes_exactly(
     quiet: dict[str, Any] = {"datasets": phantom_data, "echo": said.append}
     config = train_config_from_mapping(mapping)
     straight = train(config, output_dir=tmp_path / "straight", **quiet)
-    assert "Stopping at step 20: trainer.max_steps=20 reached" in said
+    assert any(
+        line.startswith("Stopping at step 20: trainer.max_steps=20 reached, 4 batch(es)") for line in said
+    )
     with pytest.raises(_Crash):
         train(config, output_dir=tmp_path / "resumed", callbacks=[_CrashAtEpoch(1)], **quiet)
     resumed = train(config, output_dir=tmp_path / "resumed", resume=True, **quiet)
@@ -161,3 +175,25 @@ def test_a_run_bounded_by_max_steps_resumes_exactly(
     # resuming the finished run takes no further step
     again = train(config, output_dir=tmp_path / "resumed", resume=True, **quiet)
     assert torch.load(again.paths.last, weights_only=True)["global_step"] == 20
+
+
+@pytest.mark.slow
+def test_last_checkpoint_is_written_at_unvalidated_epochs_and_resumes_exactly(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    # validation every second epoch: the checkpoint of epoch 3 (unvalidated) must exist and resume
+    mapping = base_mapping(max_epochs=4, check_val_every_n_epoch=2)
+    mapping["optim"] = {"lr": 3e-3, "scheduler": "cosine", "warmup_steps": 3}
+    quiet: dict[str, Any] = {"datasets": phantom_data, "echo": lambda _: None}
+    config = train_config_from_mapping(mapping)
+    straight = train(config, output_dir=tmp_path / "straight", **quiet)
+    with pytest.raises(_Crash):
+        train(config, output_dir=tmp_path / "resumed", callbacks=[_CrashAtEpoch(3)], **quiet)
+    interrupted = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert interrupted["global_step"] == 24  # epoch 3's end, which did not validate
+    resumed = train(config, output_dir=tmp_path / "resumed", resume=True, **quiet)
+    a = torch.load(straight.paths.last, weights_only=True)
+    b = torch.load(resumed.paths.last, weights_only=True)
+    assert a["global_step"] == b["global_step"] == 32
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key

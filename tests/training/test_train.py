@@ -199,6 +199,12 @@ def test_output_folder_rules(tiny_registered: str, phantom_data: dict, tmp_path:
     )
     with pytest.raises(ConfigError, match="model section differs"):
         train(changed, output_dir=tmp_path, resume=True, **quiet)
+    # the optimiser and its schedule come back from the checkpoint: a changed optim is refused
+    faster = train_config_from_mapping({**base_mapping(max_epochs=1), "optim": {"lr": 1e-2}})
+    with pytest.raises(
+        ConfigError, match=r"optim settings differ .*optim\.lr \(0\.003 → 0\.01\).*model\.init="
+    ):
+        train(faster, output_dir=tmp_path, resume=True, **quiet)
 
 
 def test_accumulation_clipping_and_checkpointing_change_steps_not_results(
@@ -261,3 +267,37 @@ def test_last_checkpoint_is_the_last_epoch_even_without_improvement(
     )
     assert torch.load(result.paths.best, weights_only=True)["global_step"] == 8
     assert torch.load(result.paths.last, weights_only=True)["global_step"] == 16
+
+
+def test_evaluated_splits_need_a_slice_for_every_process() -> None:
+    from mrirecon.training.run import _check_split_sizes
+
+    _check_split_sizes({"train": [0], "val": [0, 1], "test": []}, world_size=2)  # no test set: fine
+    with pytest.raises(
+        ConfigError, match=r"the val data hold 1 slice\(s\), fewer than the 2 training processes"
+    ):
+        _check_split_sizes({"val": [0]}, world_size=2)
+    with pytest.raises(ConfigError, match="the test data hold 3"):
+        _check_split_sizes({"val": list(range(4)), "test": [0, 1, 2]}, world_size=4)
+
+
+@pytest.mark.slow
+def test_resuming_on_other_data_says_so(tiny_registered: str, tmp_path: Path) -> None:
+    mapping = base_mapping(max_epochs=1)
+    mapping["data"] = {
+        "simulation": {
+            "train_slices": 2,
+            "val_slices": 1,
+            "seed": 3,
+            "options": {"rows": [64, 64], "coils": [2, 2], "aspect": [1.0, 1.0]},
+        }
+    }
+    said: list[str] = []
+    train(train_config_from_mapping(mapping), output_dir=tmp_path, echo=said.append)
+    mapping["trainer"]["max_epochs"] = 2
+    train(train_config_from_mapping(mapping), output_dir=tmp_path, resume=True, echo=said.append)
+    assert not any("changed data" in line for line in said)  # the same stream: nothing to say
+    mapping["data"]["simulation"]["seed"] = 4
+    mapping["trainer"]["max_epochs"] = 3
+    train(train_config_from_mapping(mapping), output_dir=tmp_path, resume=True, echo=said.append)
+    assert any(line.startswith("Resuming with changed data: its checksum was ") for line in said)
