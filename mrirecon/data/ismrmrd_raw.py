@@ -25,6 +25,7 @@ What the conversion does, in order:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -37,7 +38,7 @@ import torch
 from mrirecon.data.cartesian import crop_readout, decouple_readout
 from mrirecon.data.header import AcquisitionHeader, EncodingLimits, parse_ismrmrd_header, rewrite_encoding
 from mrirecon.data.raw import ArrayVolume
-from mrirecon.errors import DataError
+from mrirecon.errors import DataError, Notice
 from mrirecon.masks import describe_mask, reduce_mask
 
 __all__ = ["is_ismrmrd_file", "open_ismrmrd", "whitening_matrix"]
@@ -294,6 +295,13 @@ def _attrs(header: AcquisitionHeader, path: Path, lines: _Lines, mask: np.ndarra
         note += f", {lines.dropped} navigator/correction readouts dropped"
     if lines.other_frames:
         note += f", {lines.other_frames} readouts of other contrasts/repetitions/phases/sets left out"
+        warnings.warn(
+            Notice(
+                f"{path.name}: {lines.other_frames} readouts belong to other contrasts, repetitions, "
+                f"phases or sets; only one frame is reconstructed ({len(lines.readouts)} readouts)"
+            ),
+            stacklevel=3,
+        )
     attrs: dict[str, Any] = {
         "acquisition": header.protocol_name or header.sequence_type,
         "mrirecon_source": note,

@@ -350,7 +350,9 @@ class ArrayVolume(RawVolume):
         self.geometry = geometry
 
     def _read_kspace(self, index: int) -> np.ndarray:
-        return np.array(self._kspace[index], dtype=np.complex64)  # a copy: memory maps are read-only
+        # a C-ordered copy: memory maps are read-only, and a transposed or column-major array
+        # (BART's .cfl, .npy with --npy-axes) would keep its strides through np.array
+        return np.ascontiguousarray(self._kspace[index], dtype=np.complex64)
 
     def kspace_slice(self, index: int) -> np.ndarray:
         self._check_index(index)

@@ -245,6 +245,10 @@ def _mr_attributes(ds_: Dataset, header: AcquisitionHeader | None) -> None:
         ds_.MagneticFieldStrength = ds(h.field_strength_t)
 
 
+# reconstruction settings recorded in extra_attrs that change the pixels: part of the series' identity
+_RECON_SETTINGS = ("model_config", "coil_maps", "center_fraction")
+
+
 def _series_uids(volume: ReconVolume, identity: Identity, planes: ImagePlanes, root: str) -> tuple[str, str]:
     series_uid = derive_uid(
         root,
@@ -258,6 +262,8 @@ def _series_uids(volume: ReconVolume, identity: Identity, planes: ImagePlanes, r
         volume.undersampling,
         volume.mask_type,
         repr(volume.acceleration),
+        # what else makes another reconstruction of the same input (absent: as before)
+        *(f"{key}={volume.extra_attrs[key]!r}" for key in _RECON_SETTINGS if key in volume.extra_attrs),
     )
     if planes.synthetic:
         frame_uid = derive_uid(root, "synthetic frame of reference", series_uid)

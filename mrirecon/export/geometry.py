@@ -243,8 +243,8 @@ def image_planes(
         centres = geometry.position
         synthetic = False
         normal = np.cross(row_dir, col_dir)
-        if num_slices > 1:
-            steps = np.abs(np.einsum("si,si->s", np.diff(centres, axis=0), normal[:-1]))
+        if num_slices > 1:  # along the normal, in spatial order (slice indices need not follow it)
+            steps = np.diff(np.sort(centres @ normal[0]))
             spacing = float(np.median(steps)) if np.median(steps) > 1e-6 else thickness
         else:
             spacing = thickness

@@ -56,6 +56,7 @@ class PredictionJob:
             model=self.loaded.name,
             checkpoint_sha256=self.loaded.checkpoint_sha256,
             model_config=self.loaded.config_json,
+            coil_maps=o.coil_maps,
             deidentify=o.dicom_options.deidentify,
             undersampling=o.undersampling,
             dicom=o.dicom,

@@ -129,23 +129,29 @@ def _existing(path: Path) -> dict[str, Any] | None:
     return attrs
 
 
+def _same_number(saved: Any, wanted: float | None) -> bool:
+    if saved is None or wanted is None:
+        return saved is None and wanted is None
+    return abs(float(saved) - wanted) <= 1e-6 * abs(wanted)
+
+
 def _matches(
-    attrs: dict[str, Any], identity: tuple[str, str, str], sampling: VolumeSampling, slices: int
+    attrs: dict[str, Any],
+    identity: tuple[str, str, str, str],
+    sampling: VolumeSampling,
+    slices: int,
 ) -> bool:
-    model, checkpoint_sha256, model_config = identity
-    acceleration = attrs.get("acceleration")
-    same_acceleration = (acceleration is None and sampling.acceleration is None) or (
-        acceleration is not None
-        and sampling.acceleration is not None
-        and abs(float(acceleration) - sampling.acceleration) <= 1e-6 * sampling.acceleration
-    )
+    """Whether a finished output was made by this run's model, settings and undersampling."""
+    model, checkpoint_sha256, model_config, coil_maps = identity
     return (
         _text(attrs.get("model", "")) == model
         and _text(attrs.get("checkpoint_sha256", "")) == checkpoint_sha256
         and _text(attrs.get("model_config", "")) == model_config
+        and (not coil_maps or _text(attrs.get("coil_maps", "")) == coil_maps)
         and _text(attrs.get("undersampling", "")) == sampling.undersampling
         and _text(attrs.get("mask_type", "")) == sampling.mask_type
-        and same_acceleration
+        and _same_number(attrs.get("acceleration"), sampling.acceleration)
+        and _same_number(attrs.get("center_fraction"), sampling.center_fraction)
         and attrs["_slices"] == slices
     )
 
@@ -159,6 +165,7 @@ def make_plan(
     undersampling: Undersampling,
     dicom: bool,
     model_config: str = "",
+    coil_maps: str = "",
     deidentify: bool = False,
     resume: bool = True,
     overwrite: bool = False,
@@ -173,6 +180,7 @@ def make_plan(
         model: Registry name of the model of this run.
         checkpoint_sha256: sha256 of its checkpoint ("" for a baseline by name).
         model_config: The model's config as canonical JSON (attribute ``model_config``).
+        coil_maps: The coil-map method of this run (attribute ``coil_maps``; "" leaves it unchecked).
         deidentify: Whether this run's DICOM series are de-identified: a finished series that is
             not (or the reverse) is never taken as finished.
         undersampling: Retrospective undersampling asked for.
@@ -222,7 +230,7 @@ def make_plan(
         if resume and out.recon.exists():
             attrs = _existing(out.recon)
             if attrs is not None and _matches(
-                attrs, (model, checkpoint_sha256, model_config), task.sampling, task.num_slices
+                attrs, (model, checkpoint_sha256, model_config, coil_maps), task.sampling, task.num_slices
             ):
                 if not dicom or dicom_complete(out.dicom, task.num_slices):
                     if dicom and _deidentified(out.dicom) != deidentify:

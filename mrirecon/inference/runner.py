@@ -194,14 +194,17 @@ class RankRunner:
             self.assembler.set_metadata(position, meta)
         for task, _index, kind, text in batch.errors:
             self._fail(task, Failure(os.fspath(self.tasks[task].input_path), text, kind))
+        reconstructed = 0  # the slices of volumes that failed here are not counted
         for group in batch.groups:
-            for result in self._reconstruct(group, model, device):
+            results = self._reconstruct(group, model, device)
+            reconstructed += len(results)
+            for result in results:
                 finished = self.assembler.add(result)
                 if finished is not None and not self._guard(partial(self._writer_().submit, finished)):
                     return
         if self._progress is not None:
             self._progress.slices(batch.num_slices)
-        self.report.slices += sum(len(g.tasks) for g in batch.groups)
+        self.report.slices += reconstructed
         self._last = time.perf_counter()
         self.report.compute_seconds += self._last - now
 

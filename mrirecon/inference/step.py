@@ -108,8 +108,20 @@ def reconstruct_group(
         source: The input file (for messages) when the group holds one volume.
 
     Raises:
-        ModelError: see :func:`forward`.
+        ModelError: see :func:`forward`; and when the model's FFT convention (``fft_centered``,
+            centred for models without one) is not the k-space's.
     """
+    # a model transforms with one FFT convention (the baselines: centred); the other gives garbage
+    model_centered = bool(getattr(getattr(model, "config", None), "fft_centered", True))
+    if model_centered != group.centered:
+        raise ModelError(
+            f"the k-space is stored {_convention(group.centered)} (DC at the "
+            f"{'centre' if group.centered else 'first sample'}), and model '{name}' transforms "
+            f"{_convention(model_centered)} k-space",
+            path=source,
+            hint="use a model of the data's FFT convention (model.params.fft_centered), or store the "
+            "k-space centred (fastMRI's layout)",
+        )
     kspace = group.masked_kspace.to(device, non_blocking=True)
     mask = group.mask.to(device, non_blocking=True)
     maps = group.coil_maps.to(device, non_blocking=True)
@@ -121,6 +133,10 @@ def reconstruct_group(
         SliceResult(task, index, _crop(magnitude[i], crop_sizes[i]), _crop(zero_filled[i], crop_sizes[i]))
         for i, (task, index) in enumerate(zip(group.tasks, group.slices))
     ]
+
+
+def _convention(centered: bool) -> str:
+    return "centred" if centered else "uncentred"
 
 
 def _crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -103,6 +103,12 @@ def model_from_payload(
         if model.trainable:
             raise CheckpointError(f"no weights for the trainable model '{name}'", path=source)
     else:
+        if not isinstance(weights, Mapping) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+            raise CheckpointError(
+                f"its weights are not a mapping of names to tensors (found {type(weights).__name__})",
+                path=source,
+                hint="was it saved by mrirecon (mrirecon train, save_model)?",
+            )
         try:
             model.load_state_dict(dict(weights), strict=True)
         except RuntimeError as error:

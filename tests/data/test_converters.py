@@ -26,6 +26,10 @@ from tests.data.helpers import disc_image, multicoil_kspace, smooth_maps, write_
 def _all_slices(path: Path, **kwargs: Any) -> tuple[np.ndarray, RawVolume]:
     volume = open_volume(path, **kwargs)
     data = np.stack([volume.read_kspace(i) for i in range(volume.num_slices)])
+    for i in range(volume.num_slices):  # what loaders read: C-ordered complex64, whatever the file's order
+        served = volume.kspace_slice(i)
+        assert served.dtype == np.complex64 and served.flags.c_contiguous
+        np.testing.assert_array_equal(served, data[i])
     return data, volume
 
 
@@ -236,6 +240,26 @@ def test_convert_writes_what_open_volume_serves(tmp_path: Path) -> None:
         assert "reconstruction_rss" not in f and f["mask"].dtype == bool and "geometry" in f
     with pytest.raises(DataError, match="would overwrite the input"):
         convert_volume(tmp_path / "out.h5", tmp_path / "out.h5")
+
+
+def test_readouts_of_other_contrasts_are_left_out_with_a_notice(tmp_path: Path) -> None:
+    from mrirecon.errors import Notice
+
+    coils, size_x, size_y = 2, 32, 24
+    coil_images = smooth_maps(coils, size_x, size_y) * disc_image(1, size_x, size_y)[0][None]
+    write_ismrmrd(tmp_path / "raw.h5", coil_images, lines=np.arange(size_y), e1_center=12)
+    with open_volume(tmp_path / "raw.h5") as single:
+        expected = single.read_kspace(0)
+    dataset = ismrmrd.Dataset(str(tmp_path / "raw.h5"), "dataset", create_if_needed=False)
+    for number in range(3):  # three readouts of a second contrast
+        acq = dataset.read_acquisition(number)
+        acq.idx.contrast = 1
+        dataset.append_acquisition(acq)
+    dataset.close()
+    with pytest.warns(Notice, match=r"raw\.h5: 3 readouts belong to other contrasts.*only one frame"):
+        volume = open_volume(tmp_path / "raw.h5")
+    with volume:
+        np.testing.assert_array_equal(volume.read_kspace(0), expected)  # contrast 0, as before
 
 
 def _write_ismrmrd_3d(

@@ -419,3 +419,26 @@ def test_inversion_time_is_present_for_inversion_recovery_even_when_unknown(tmp_
     series = export_volume_dicom(volume(ismrmrd_header=header), tmp_path / "flair")
     ds = pydicom.dcmread(series.files[0])
     assert ds.ScanningSequence == "IR" and "InversionTime" in ds and ds.InversionTime in ("", None)
+
+
+def test_other_reconstruction_settings_give_another_series(tmp_path: Path) -> None:
+    from mrirecon.export.recon_h5 import read_reconstruction
+
+    base = {"model_config": '{"lambda": 0.1}', "coil_maps": "acs", "center_fraction": 0.08}
+    variants = {
+        "base": base,
+        "espirit": {**base, "coil_maps": "espirit"},
+        "centre": {**base, "center_fraction": 0.1},
+        "config": {**base, "model_config": '{"lambda": 0.2}'},
+    }
+    uids = {}
+    for name, attrs in variants.items():
+        series = export_volume_dicom(volume(extra_attrs=attrs), tmp_path / name)
+        files = read_series(tmp_path / name)
+        uids[name] = (series.series_instance_uid, files[0].SOPInstanceUID)
+    assert len({series for series, _ in uids.values()}) == 4  # a PACS keeps each as its own series
+    assert len({sop for _, sop in uids.values()}) == 4
+    # the same settings read back from the reconstruction's HDF5 give the same series
+    write_reconstruction(tmp_path / "r.h5", volume(extra_attrs=base))
+    again = export_volume_dicom(read_reconstruction(tmp_path / "r.h5"), tmp_path / "again")
+    assert again.series_instance_uid == uids["base"][0]

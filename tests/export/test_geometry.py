@@ -117,3 +117,12 @@ def test_group_round_trip(tmp_path: Path) -> None:
         f.create_group("geometry")["position"] = np.zeros((2, 3))
     with h5py.File(tmp_path / "bad.h5") as f, pytest.raises(DataError, match="lacks read_dir"):
         SliceGeometry.read(f["geometry"])
+
+
+def test_spacing_between_slices_follows_space_not_the_slice_indices() -> None:
+    import dataclasses
+
+    geometry = oblique_geometry(slices=3, spacing=5.0)
+    interleaved = dataclasses.replace(geometry, position=geometry.position[[2, 0, 1]])  # 10, 0, 5 mm
+    planes = image_planes((3, 40, 32), HEADER, interleaved)
+    assert planes.spacing_between_slices == pytest.approx(5.0)  # not the median of |10|, |5|

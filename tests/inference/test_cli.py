@@ -172,3 +172,23 @@ def test_zero_filled_as_printed_names_the_model_and_infer_takes_a_split(tmp_path
     assert len(list(out.glob("*.h5"))) == 3
     empty = _run("infer", "zero-filled", manifest, "-o", tmp_path / "o2", "--split", "train", *QUIET)
     assert empty.exit_code == 2 and "no input volumes found in split 'train'" in empty.output
+
+
+def test_uncentred_kspace_is_refused_by_a_centred_model(tmp_path: Path, inputs: Path) -> None:
+    import h5py
+
+    with h5py.File(inputs / "vol_b.h5", "a") as f:  # declared uncentred (Calgary-Campinas' layout)
+        f.attrs["mrirecon_fft_centered"] = False
+    result = CliRunner().invoke(
+        cli, ["infer", "zero_filled", str(inputs / "vol_b.h5"), "-o", str(tmp_path / "o"), *QUIET]
+    )
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and "the k-space is stored uncentred" in lines[0]
+    assert "model 'zero_filled' transforms centred k-space" in lines[0]
+    # in a batch it is that volume's failure; the others are reconstructed
+    out = tmp_path / "out"
+    result = _run("batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out, *QUIET)
+    assert result.exit_code == 1, result.output
+    assert "Reconstructed 2 volume(s) (7 slices)" in result.output
+    assert "stored uncentred" in (out / "failures.csv").read_text()

@@ -117,6 +117,18 @@ def test_outputs_of_other_settings_are_not_finished(tmp_path: Path, inputs: Path
         _plan(inputs, tmp_path / "out")
 
 
+def test_outputs_of_other_coil_maps_or_centre_fraction_are_not_finished(tmp_path: Path, inputs: Path) -> None:
+    out = tmp_path / "out"
+    lines = Undersampling("equispaced_fraction", 4.0, 0.08)
+    sampled = {"undersampling": "retrospective", "mask_type": "equispaced_fraction", "acceleration": 4.0}
+    _finish(out, "vol_a.h5", 3, coil_maps="acs", center_fraction=0.08, **sampled)
+    assert [p.name for p in _plan(inputs, out, undersampling=lines, coil_maps="acs").finished] == ["vol_a.h5"]
+    with pytest.raises(ConfigError, match="another model"):  # ESPIRiT maps asked for
+        _plan(inputs, out, undersampling=lines, coil_maps="espirit")
+    with pytest.raises(ConfigError, match="another model"):  # another fully sampled centre
+        _plan(inputs, out, undersampling=Undersampling("equispaced_fraction", 4.0, 0.1), coil_maps="acs")
+
+
 def test_wrong_slice_counts_are_foreign_unreadable_outputs_redone(tmp_path: Path, inputs: Path) -> None:
     out = tmp_path / "out"
     _finish(out, "vol_a.h5", 2)  # vol_a has 3 slices: not this run's output

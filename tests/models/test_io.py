@@ -55,6 +55,17 @@ def test_weights_of_another_config_are_refused(tmp_path: Path) -> None:
         load_model(tmp_path / "edited.pt")
 
 
+@pytest.mark.parametrize("weights", [[1, 2], {"weight": 3}], ids=["list", "number"])
+def test_weights_that_are_not_named_tensors_are_refused(tmp_path: Path, weights: object) -> None:
+    name, config = TINY["cirim"]
+    path = save_model(tmp_path / "cirim.pt", name, config, build_tiny("cirim"))
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"] = weights
+    torch.save(payload, tmp_path / "edited.pt")
+    with pytest.raises(CheckpointError, match="not a mapping of names to tensors"):
+        load_model(tmp_path / "edited.pt")
+
+
 def test_a_file_with_pickled_objects_is_refused_without_unsafe_advice(tmp_path: Path) -> None:
     path = tmp_path / "objects.pt"
     torch.save({"model_name": "cirim", "hook": _Payload()}, path)
