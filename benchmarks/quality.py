@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import RESULTS, machine_info, write_json
-from benchmarks.quality_report import MASKS, MaskSpec, combine, markdown, merge, print_tables
+from benchmarks.quality_report import MASKS, RUN_KEYS, MaskSpec, combine, markdown, merge, print_tables
 from mrirecon.data.realistic import RealisticOptions
 from mrirecon.data.transforms import ReconTransform
 from mrirecon.data.volume import open_volume
@@ -230,7 +230,7 @@ def _prior_baselines(args: argparse.Namespace) -> dict[str, Any]:
     runs = {path: json.loads(Path(path).read_text()) for path in args.baselines}
     for path, prior in runs.items():
         before = prior.get("args", {})
-        for key in ("data_dir", "quick", "cs_iterations"):
+        for key in RUN_KEYS:
             if before.get(key) != getattr(args, key):
                 raise SystemExit(
                     f"--baselines {path} was run with {key}={before.get(key)!r}, this run with "
@@ -407,7 +407,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     results = merge(args.merge) if args.merge else run(args)
     device = torch.device("cpu")
-    payload = {"machine": machine_info(device), "args": vars(args), **results}
+    # a merge records its runs' sets and settings, which a later --baselines checks against
+    run_args = {**vars(args), **results.pop("run_args", {})}
+    payload = {"machine": machine_info(device), "args": run_args, **results}
     print_tables(results)
     path = write_json("quality", payload, Path(args.output) if args.output else None)
     path.with_suffix(".md").write_text(markdown(results) + "\n")

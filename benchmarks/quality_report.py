@@ -107,6 +107,40 @@ def combine(runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+# run settings that must be equal for figures to share a table (the sets, and CS's iterations)
+RUN_KEYS = ("data_dir", "quick", "cs_iterations")
+
+
 def merge(paths: Sequence[str]) -> dict[str, Any]:
-    """The results of the JSON files of several runs on the same sets, as one (later files win)."""
-    return {**combine(json.loads(Path(path).read_text()) for path in paths), "merged_from": list(paths)}
+    """The results of the JSON files of several runs on the same sets, as one (later files win).
+
+    Raises:
+        SystemExit: if the runs were made on other sets or settings (:data:`RUN_KEYS`), or one label
+            names models of different weights in two runs.
+    """
+    runs = {path: json.loads(Path(path).read_text()) for path in paths}
+    first = next(iter(runs))
+    settings: dict[str, tuple[Any, str]] = {}
+    weights: dict[str, tuple[str, str]] = {}
+    for path, data in runs.items():
+        args = data.get("args", {})
+        for key in RUN_KEYS:
+            settings.setdefault(key, (args.get(key), first))
+            if args.get(key) != settings[key][0]:
+                raise SystemExit(
+                    f"--merge: {path} was run with {key}={args.get(key)!r}, {settings[key][1]} with "
+                    f"{settings[key][0]!r}: their figures do not belong in one table"
+                )
+        for label, model in data.get("models", {}).items():
+            digest = model.get("weights_sha256")
+            seen = weights.setdefault(label, (digest, path))
+            if digest != seen[0]:
+                raise SystemExit(
+                    f"--merge: '{label}' has other weights in {path} than in {seen[1]} "
+                    f"({str(digest)[:12]} against {str(seen[0])[:12]}): score it again, or label them apart"
+                )
+    return {
+        **combine(runs.values()),
+        "merged_from": list(paths),
+        "run_args": {key: value for key, (value, _) in settings.items()},
+    }

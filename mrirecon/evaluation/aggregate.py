@@ -26,12 +26,16 @@ class Statistic:
     """Mean and sample standard deviation of one metric over ``n`` volumes.
 
     ``sd`` is NaN for a single volume (no spread can be estimated); ``two_sd`` is what fastMRI
-    prints after the ``±``.
+    prints after the ``±``. ``left_out`` counts the volumes whose value was NaN or infinite (a
+    failed reconstruction, or PSNR of an exact one): they are not in ``n``, and every printed
+    figure says how many there were, so a model failing on some volumes cannot pass for one that
+    succeeded on all.
     """
 
     n: int
     mean: float
     sd: float
+    left_out: int = 0
 
     @property
     def two_sd(self) -> float:
@@ -43,24 +47,34 @@ class Statistic:
         def clean(v: float) -> float | None:
             return None if math.isnan(v) else v
 
-        return {"n": self.n, "mean": clean(self.mean), "sd": clean(self.sd), "two_sd": clean(self.two_sd)}
+        return {
+            "n": self.n,
+            "mean": clean(self.mean),
+            "sd": clean(self.sd),
+            "two_sd": clean(self.two_sd),
+            "left_out": self.left_out,
+        }
 
     def format(self, digits: int = 4) -> str:
-        """``mean ± 2·SD`` with ``digits`` significant digits, as fastMRI prints it."""
+        """``mean ± 2·SD`` with ``digits`` significant digits, as fastMRI prints it, and how many
+        values were not finite (``(2 not finite)``) when any were."""
+        note = f" ({self.left_out} not finite)" if self.left_out else ""
         if self.n == 0:
-            return "–"
+            return "–" + note
         if math.isnan(self.sd):
-            return f"{self.mean:.{digits}g}"
-        return f"{self.mean:.{digits}g} ± {self.two_sd:.{digits}g}"
+            return f"{self.mean:.{digits}g}" + note
+        return f"{self.mean:.{digits}g} ± {self.two_sd:.{digits}g}" + note
 
 
 def statistic(values: Iterable[float]) -> Statistic:
-    """Mean and sample SD (``ddof = 1``) of the finite values; NaN and inf are left out."""
-    array = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+    """Mean and sample SD (``ddof = 1``) of the finite values; NaN and inf are left out and counted."""
+    given = list(values)
+    array = np.asarray([v for v in given if math.isfinite(v)], dtype=np.float64)
+    left_out = len(given) - int(array.size)
     if array.size == 0:
-        return Statistic(0, math.nan, math.nan)
+        return Statistic(0, math.nan, math.nan, left_out)
     sd = float(array.std(ddof=1)) if array.size > 1 else math.nan
-    return Statistic(int(array.size), float(array.mean()), sd)
+    return Statistic(int(array.size), float(array.mean()), sd, left_out)
 
 
 def group_statistics(

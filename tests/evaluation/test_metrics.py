@@ -144,6 +144,12 @@ def test_aggregation_is_mean_and_two_sample_sd_over_volumes() -> None:
     assert stat.format() == f"{statistics.mean(values):.4g} ± {2 * statistics.stdev(values):.4g}"
     single = statistic([0.9, float("nan")])
     assert single.n == 1 and math.isnan(single.sd) and single.to_json()["sd"] is None
+    # a volume that failed (NaN) is not in the mean, and the figure says so
+    assert single.left_out == 1 and single.to_json()["left_out"] == 1
+    assert single.format() == "0.9 (1 not finite)" and stat.left_out == 0
+    failed = statistic([0.9, 0.8, float("nan")])
+    assert failed.format().endswith(" (1 not finite)") and failed.n == 2
+    assert statistic([float("nan")]).format() == "– (1 not finite)"
 
 
 def test_groups_per_model_acquisition_and_acceleration_with_pooled_rows() -> None:

@@ -53,6 +53,25 @@ def test_runs_made_apart_merge_and_show_shared_columns(tmp_path: Path) -> None:
     assert "| cirim | 28.00 / 0.700 | 29.00 / 0.700 | 0.50 |" in table
 
 
+def test_a_merge_refuses_runs_of_other_sets_or_other_weights_under_one_label(tmp_path: Path) -> None:
+    a = _run(tmp_path / "a.json", ["CS"], ["random 4x"])
+    quick = _run(tmp_path / "q.json", ["CS"], ["equispaced 4x"], quick=True)
+    with pytest.raises(SystemExit, match=r"q\.json was run with quick=True, .*a\.json with False"):
+        merge([str(a), str(quick)])
+    first, second = (
+        _run(tmp_path / "m1.json", ["mine"], ["random 4x"]),
+        _run(tmp_path / "m2.json", ["mine"], ["Poisson 8x"]),
+    )
+    for path, digest in ((first, "aa" * 32), (second, "bb" * 32)):
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps({**data, "models": {"mine": {"source": "x", "weights_sha256": digest}}}))
+    with pytest.raises(SystemExit, match=r"'mine' has other weights in .*m2\.json than in .*m1\.json"):
+        merge([str(first), str(second)])
+    # a merged file records its runs' settings, so that --baselines can check them
+    merged = merge([str(a), str(first)])
+    assert merged["run_args"] == {"data_dir": "d", "quick": False, "cs_iterations": 100}
+
+
 def test_reused_baselines_must_come_from_the_same_sets(tmp_path: Path) -> None:
     a = _run(tmp_path / "a.json", ["CS", "SENSE", "zero-filled"], ["random 4x"])
     b = _run(tmp_path / "b.json", ["CS", "SENSE", "zero-filled"], ["Poisson 8x"])
