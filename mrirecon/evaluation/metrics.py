@@ -104,21 +104,29 @@ def ssim_slice(gt: np.ndarray, pred: np.ndarray, data_range: float) -> float:
     return float(ssim_map(gt, pred, data_range).mean(dtype=np.float64))
 
 
-def head_mask(reference: np.ndarray, fraction: float = 0.1, dilation: int = 3) -> np.ndarray:
+def head_mask(reference: np.ndarray, fraction: float = 0.1, dilation: int = 3, border: int = 4) -> np.ndarray:
     """Where the head is in a magnitude reference ``(S, H, W)``: bool, same shape.
 
-    Per slice: the smoothed reference (Gaussian, σ 2 px) above ``fraction`` of the volume's
-    maximum, holes filled, the largest connected part, dilated by ``dilation`` pixels (so the
-    head's edge counts). Background noise stays outside.
+    Per slice: the smoothed reference (Gaussian, σ 2 px) above ``fraction`` of the volume's maximum
+    and at least 1.5 times the background floor, holes filled, the largest connected part, dilated
+    by ``dilation`` pixels (so the head's edge counts). The floor is the 10th percentile of the
+    smoothed volume's outer ``border`` pixels: the noise floor of a root-sum-of-squares image is not
+    zero (it grows with the coil count and falls with the SNR), and at 16 coils and low SNR it
+    passes 10 % of the maximum, where ``fraction`` × maximum alone took in the whole image. Where
+    the floor is below two thirds of that level (most scans), the level is ``fraction`` × maximum.
     """
     from scipy import ndimage
 
     if reference.ndim != 3:
         raise ValueError(f"expected a reference volume (S, H, W), got shape {reference.shape}")
-    level = fraction * float(reference.max())
+    smooth = np.stack([ndimage.gaussian_filter(image.astype(np.float64), 2.0) for image in reference])
+    frame = np.ones(smooth.shape[1:], dtype=bool)
+    frame[border:-border, border:-border] = False
+    floor = max(float(np.percentile(smooth[:, frame], 10)), 0.0) if frame.any() else 0.0
+    level = max(fraction * float(reference.max()), 1.5 * floor)
     out = np.zeros(reference.shape, dtype=bool)
-    for s, image in enumerate(reference):
-        mask = ndimage.binary_fill_holes(ndimage.gaussian_filter(image.astype(np.float64), 2.0) > level)
+    for s, image in enumerate(smooth):
+        mask = ndimage.binary_fill_holes(image > level)
         labels, count = ndimage.label(mask)
         if count > 1:
             sizes = ndimage.sum(mask, labels, range(1, count + 1))

@@ -192,3 +192,21 @@ def test_head_mask_and_masked_metrics_score_only_the_head() -> None:
     blurred = recon.copy()
     blurred[0, 30:34, 30:34] = 0.5
     assert masked_metrics(noisy_background, blurred, head)["ssim"] < 1.0
+
+
+def test_the_head_mask_rises_above_a_high_noise_floor() -> None:
+    from mrirecon.evaluation.metrics import head_mask
+
+    # the RSS of 16 noisy coils: a background floor at 12 % of the maximum (chi with 32 degrees of freedom)
+    rng = np.random.default_rng(1)
+    coils = 16
+    head = np.zeros((2, 96, 96))
+    head[:, 24:72, 28:68] = 1.0
+    noise = rng.normal(0, 0.021, (2, coils, 2, 96, 96))
+    coil_images = head[:, None] / np.sqrt(coils) + noise[:, :, 0] + 1j * noise[:, :, 1]
+    rss = np.sqrt((np.abs(coil_images) ** 2).sum(axis=1)).astype(np.float32)
+    assert np.median(rss[:, :8, :]) > 0.1 * rss.max()  # a fraction of the maximum alone: all of it
+    mask = head_mask(rss)
+    clean = head_mask(head.astype(np.float32))  # without noise: 10 % of the maximum
+    assert mask.mean() < 0.35 and clean[:, 24:72, 28:68].all()  # the head and its rim, not the image
+    assert (mask != clean).mean() < 0.03  # a pixel at the rim here and there
