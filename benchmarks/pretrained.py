@@ -2,6 +2,7 @@
 
     python -m benchmarks.pretrained cirim-brain runs/cirim_brain --quality benchmarks/results/quality.json \
         --label cirim-brain --wall-hours 5.2 --hardware "2-core x86-64 CPU"
+    python -m benchmarks.pretrained cirim-brain --refresh --quality benchmarks/results/quality.json
 
 Reads the run's best checkpoint (``checkpoints/best.ckpt``, else ``last.ckpt``), or the checkpoint file
 given; refuses weights other than the ones the quality JSON scored under ``--label`` (it records each
@@ -119,10 +120,36 @@ def export(args: argparse.Namespace) -> Path:
     return target
 
 
+def refresh(args: argparse.Namespace) -> Path:
+    """Replace the quality figures of a shipped model's card with those of a newer quality run
+    (the same weights: refused otherwise); the rest of the card and the weights stay as they are."""
+    from mrirecon.models.pretrained import read_safetensors_model
+
+    if args.name not in PRETRAINED:
+        raise SystemExit(f"unknown pretrained name {args.name!r}; known: {', '.join(PRETRAINED)}")
+    if not args.quality:
+        raise SystemExit("--refresh needs --quality: the JSON with the new figures")
+    target = Path(args.output) if args.output else WEIGHTS / PRETRAINED[args.name].file
+    name, model, card = read_safetensors_model(target)
+    label, path = args.label or args.name, Path(args.quality)
+    results = json.loads(path.read_text())
+    _check_scored(results, path, label, target, model)
+    quality = _quality(results, label)
+    card = {**card, "quality": quality, "headline": card_headline({"quality": quality})}
+    write_safetensors_model(target, name, model.config, model, card)
+    print(f"refreshed the figures of {target} from {path}")
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="the pretrained name (cirim-brain, rim-brain)")
-    parser.add_argument("run", help="the training run folder")
+    parser.add_argument("run", nargs="?", help="the training run folder (not with --refresh)")
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="only replace the shipped model's quality figures with those of --quality (same weights)",
+    )
     parser.add_argument("--quality", help="benchmarks/results/quality.json with this model in it")
     parser.add_argument("--label", help="the model's label in that JSON [the name]")
     parser.add_argument("--recipe", help="the training config [configs/pretrained/<name>.yaml]")
@@ -141,7 +168,13 @@ def main() -> None:
     parser.add_argument("--wall-hours", type=float, default=None, help="training wall time")
     parser.add_argument("--hardware", default="2-core x86-64 CPU", help="what it trained on")
     parser.add_argument("--output", help="where to write [mrirecon/models/weights/<name>.safetensors]")
-    export(parser.parse_args())
+    args = parser.parse_args()
+    if args.refresh:
+        refresh(args)
+    elif args.run is None:
+        parser.error("give the training run folder (or --refresh)")
+    else:
+        export(args)
 
 
 if __name__ == "__main__":

@@ -134,3 +134,31 @@ def test_score_lists_the_lesions_it_did_not_keep(monkeypatch: pytest.MonkeyPatch
     assert lost["preservation"] == pytest.approx(0.5, abs=0.02)
     assert lost["reference_cnr"] > 10 and lost["reference_contrast"] == pytest.approx(1.0, abs=0.02)
     json.dumps(figures)  # the record goes into the JSON as it is
+
+
+def test_refresh_replaces_a_shipped_cards_figures_and_keeps_its_weights(tmp_path: Path) -> None:
+    import shutil
+
+    from benchmarks.pretrained import refresh
+    from mrirecon.models.io import weights_sha256
+    from mrirecon.models.pretrained import PRETRAINED, WEIGHTS, read_safetensors_model
+
+    shipped = tmp_path / "cirim.safetensors"
+    shutil.copy(WEIGHTS / PRETRAINED["cirim-brain"].file, shipped)
+    _, model, before = read_safetensors_model(shipped)
+    digest = weights_sha256(model)
+    results = _run(tmp_path / "q.json", ["cirim-brain", "CS"], ["equispaced 4x"])
+    data = json.loads(results.read_text())
+    results.write_text(
+        json.dumps({**data, "models": {"cirim-brain": {"source": "cirim-brain", "weights_sha256": digest}}})
+    )
+    args = argparse.Namespace(name="cirim-brain", quality=str(results), label=None, output=str(shipped))
+    refresh(args)
+    _, again, after = read_safetensors_model(shipped)
+    assert weights_sha256(again) == digest
+    assert after["quality"]["real"]["equispaced 4x"]["head_psnr"] == 28.0  # _figures(30.0): head 28
+    assert after["training"] == before["training"] and after["headline"] != before["headline"]
+    data["models"] = {"cirim-brain": {"source": "x", "weights_sha256": "00" * 32}}
+    results.write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match="other weights"):
+        refresh(args)
