@@ -48,16 +48,17 @@ uses). Head PSNR/SSIM are computed inside the head mask, so removing background 
 A lesion is *kept* when its contrast to the tissue around it is within 10 % of the reference's and
 its CNR is at least 1 (`mrirecon.evaluation.lesion`). CS is L1-wavelet compressed sensing with its
 λ and coil maps tuned per mask on a separate validation set. Seconds per slice are the quality
-benchmark's, with one thread: a guide only (CS took 15-60 s per slice there); speed is measured
+benchmark's, with one thread: a guide only (CS took 2-10 s per slice there); speed is measured
 in docs/benchmarks.md.
 
 On real prospectively undersampled scans (no reference to score against) the models' images and
 their data-consistency residuals beside CS are in docs/benchmarks.md, "Real raw scans".
 
 `recurrentvarnet-brain` is a small RecurrentVarNet trained for 1,000 steps only (under an hour on
-one CPU thread): on the real-anatomy set it beats CS in head PSNR and SSIM on every mask, but it is
-the weakest of the three (on the simulated set CS is better at equispaced 4× and Poisson 8×) and it
-keeps no lesion at line masks on real anatomy; prefer `cirim-brain`.
+one CPU thread) and the weakest of the three: on the real-anatomy set it beats CS in head SSIM on
+every mask but in head PSNR only on three (CS is 0.2-0.3 dB better at equispaced 4× and Poisson
+8×), on the simulated set CS is better at 4× and Poisson 8×, and it keeps no lesion at line masks
+on real anatomy; prefer `cirim-brain`.
 
 Regenerate this page with `python -m benchmarks.model_cards` after exporting weights with
 `python -m benchmarks.pretrained`.
