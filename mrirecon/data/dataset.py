@@ -212,6 +212,12 @@ class SliceDataset(Dataset[Any]):
     def _load(self, item: int) -> Any:
         path, slice_index = self.index[item]
         volume = self.volume(path)
+        if slice_index >= volume.num_slices:  # a manifest written before the file changed
+            raise DataError(
+                f"the file has {volume.num_slices} slice(s), the manifest {slice_index + 1} or more",
+                path=path,
+                hint="write the manifest again (mrirecon manifest create) or restore the file",
+            )
         if self.transform is None:
             return volume.read_kspace(slice_index), str(path), slice_index
         return self.transform(volume, slice_index)

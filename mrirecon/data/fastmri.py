@@ -49,6 +49,9 @@ __all__ = [
 #: The ``(S, 3)`` arrays of the ``geometry/`` group.
 GEOMETRY_VECTORS = ("position", "read_dir", "phase_dir", "slice_dir", "patient_table_position")
 _TARGET_KEYS = ("reconstruction_rss", "reconstruction_esc")
+# fastMRI's single-coil files hold both; their k-space is the emulated single coil's, whose image is
+# the ESC reconstruction (fastMRI's SliceDataset reads reconstruction_esc for single-coil)
+_SINGLE_COIL_TARGET_KEYS = ("reconstruction_esc", "reconstruction_rss")
 
 
 def _plain(value: Any) -> Any:
@@ -278,9 +281,11 @@ class FastMRIVolume(RawVolume):
             self.mask = self._recover_mask()
 
         self._target: h5py.Dataset | None = None
-        for key in _TARGET_KEYS:
+        for key in self._target_keys:
             if key in handle:
                 self._target = self._volume_dataset(handle, key, slices)
+                if not np.issubdtype(self._target.dtype, np.number):
+                    raise DataError(f"'{key}' holds {self._target.dtype}, not numbers", path=path)
                 break
         self._labels: h5py.Dataset | None = None
         if "lesion_labels" in handle:
@@ -354,17 +359,25 @@ class FastMRIVolume(RawVolume):
         group = handle.get("geometry")
         if not isinstance(group, h5py.Group):
             return None
-        out: dict[str, Any] = {
-            name: np.asarray(group[name][()], dtype=np.float64) for name in GEOMETRY_VECTORS if name in group
-        }
+        out: dict[str, Any] = {}
+        for name in GEOMETRY_VECTORS:
+            if name in group:
+                data = group[name]
+                if not isinstance(data, h5py.Dataset) or not np.issubdtype(data.dtype, np.number):
+                    raise DataError(f"geometry/{name} must be numbers, found {data}", path=self.path)
+                out[name] = np.asarray(data[()], dtype=np.float64)
         out.update(plain_attrs(group.attrs))
         return out
+
+    @property
+    def _target_keys(self) -> tuple[str, ...]:
+        return _SINGLE_COIL_TARGET_KEYS if self._layout == "single" else _TARGET_KEYS
 
     def _handle(self) -> h5py.File:
         if self._file is None:
             self._file = open_hdf5(self.path)
             self._kspace = self._file["kspace"]
-            self._target = next((self._file[k] for k in _TARGET_KEYS if k in self._file), None)
+            self._target = next((self._file[k] for k in self._target_keys if k in self._file), None)
             self._labels = self._file.get("lesion_labels")
         return self._file
 

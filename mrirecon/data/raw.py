@@ -151,6 +151,17 @@ def normalize_mask(mask: np.ndarray, height: int, width: int, path: Path | None)
     return array
 
 
+def file_number(value: object, what: str, path: str | os.PathLike[str] | None) -> float:
+    """A number read from a file's attributes as float; a DataError naming the file otherwise."""
+    try:
+        number = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number.ndim != 0:
+        raise DataError(f"{what} must be a number, found {value!r}", path=path)
+    return float(number)
+
+
 class RawVolume(abc.ABC):
     """One input volume, read slice by slice.
 
@@ -264,9 +275,9 @@ class RawVolume(abc.ABC):
         if value is None:
             value = max(float(np.max(np.asarray(self.read_target(i)))) for i in range(self.num_slices))
             self.attrs["max"] = value
-        return float(value)
+        return file_number(value, "the attribute 'max'", self.path)
 
-    def _check_index(self, index: int) -> None:
+    def _check_index(self, index: int) -> None:  # IndexError: the sequence protocol's end
         if not 0 <= index < self.num_slices:
             raise IndexError(f"{self.path}: slice {index} out of range (the volume has {self.num_slices})")
 

@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from mrirecon.data.coilmaps import EspiritCache, acs_coil_maps
-from mrirecon.data.raw import RawVolume, check_slice_energy, kspace_energy
+from mrirecon.data.raw import RawVolume, check_slice_energy, file_number, kspace_energy
 from mrirecon.data.sample import ReconSample
 from mrirecon.errors import ConfigError, DataError
 from mrirecon.masks import MaskFunc, describe_mask, mask_seed
@@ -203,15 +203,22 @@ class ReconTransform:
         for uncentred data they are shifted to the data's layout (:func:`_to_layout`).
         """
         width = shape[-1]
+        left, right = volume.padding
         if volume.mask is not None:
             mask = _mask_tensor(volume.mask)
+            if left > 0 or right < width:  # fastMRI's VarNet transform: padding columns are not measured
+                centred = _to_centred(mask, centered).clone()
+                centred[..., :left] = 0
+                centred[..., right:] = 0
+                mask = _to_layout(centred, centered)
             num_low = volume.attrs.get("num_low_frequency")
             acceleration = volume.attrs.get("acceleration")
             if num_low is None or acceleration is None:
                 info = describe_mask(_to_centred(mask, centered))
                 num_low, acceleration = info.num_low_frequencies, info.acceleration
-            return mask, int(num_low), float(acceleration)
-        left, right = volume.padding
+            num_low = file_number(num_low, "the attribute 'num_low_frequency'", volume.path)
+            acceleration = file_number(acceleration, "the attribute 'acceleration'", volume.path)
+            return mask, int(num_low), acceleration
         if self.mask_func is not None:
             seed = mask_seed(volume.path.name, deterministic=self.deterministic_mask)
             mask, num_low = self.mask_func(shape, seed=seed)
@@ -229,6 +236,12 @@ class ReconTransform:
         crop = self.crop_size or volume.crop_size
         _, height, width = volume.kspace_shape
         if crop[0] > height or crop[1] > width:
+            if self.crop_size is None:  # the file's own reference or header: the file is at fault
+                raise DataError(
+                    f"its reconstruction size {tuple(crop)} is larger than its k-space grid {height}×{width}",
+                    path=volume.path,
+                    hint="the reference (or the header's reconSpace) does not belong to this k-space",
+                )
             raise ConfigError(
                 f"crop_size {crop} is larger than the k-space grid {height}×{width} of {volume.path}"
             )

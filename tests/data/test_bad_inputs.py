@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -219,3 +221,70 @@ except DataError as error:
         good.chmod(0o644)
     assert "cannot read the file: permission denied" in result.stdout, result.stdout + result.stderr
     assert "corrupt" not in result.stdout
+
+
+def _fields_case(tmp_path: Path, name: str) -> Path:
+    """A file whose k-space is fine and one of its other fields is not."""
+    import h5py
+
+    kspace = multicoil_kspace(slices=2, coils=2, height=32, width=32)
+    target = np.ones((2, 32, 32), np.float32)
+    path = tmp_path / f"{name}.h5"
+    with h5py.File(path, "w") as f:
+        if name == "sampled_with_text_acceleration":
+            mask = np.arange(32) % 2 == 0
+            f["kspace"], f["mask"] = kspace * mask, mask
+            f.attrs["acceleration"], f.attrs["num_low_frequency"] = "4x", 2
+            return path
+        f["kspace"] = kspace
+        f["reconstruction_rss"] = {
+            "target_larger_than_the_grid": np.ones((2, 40, 40), np.float32),
+            "target_of_text": np.array([[[b"x"]]] * 2),
+        }.get(name, target)
+        if name == "max_of_text":
+            f.attrs["max"] = "n/a"
+        if name == "max_a_vector":
+            f.attrs["max"] = np.array([1.0, 2.0])
+        if name == "geometry_of_text":
+            f["geometry/position"] = np.array([b"a", b"b"])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("target_larger_than_the_grid", "reconstruction size (40, 40) is larger than its k-space grid"),
+        ("max_of_text", "the attribute 'max' must be a number"),
+        ("max_a_vector", "the attribute 'max' must be a number"),
+        ("sampled_with_text_acceleration", "the attribute 'acceleration' must be a number"),
+        ("geometry_of_text", "geometry/position must be numbers"),
+        ("target_of_text", "'reconstruction_rss' holds |S1, not numbers"),
+    ],
+)
+def test_bad_fields_of_a_file_are_data_errors_that_skip_bad_skips(
+    tmp_path: Path, name: str, message: str
+) -> None:
+    path = _fields_case(tmp_path, name)
+    with pytest.raises(DataError, match=re.escape(message)) as caught:
+        SliceDataset(path, ReconTransform(coil_maps="none"))[0]
+    assert str(caught.value).startswith(str(path))
+    write_fastmri(tmp_path / "fine.h5", multicoil_kspace(slices=1, coils=2, height=32, width=32))
+    with warnings.catch_warnings():  # a file bad at opening is skipped when listed, the others when read
+        warnings.simplefilter("ignore")
+        dataset = SliceDataset([path, tmp_path / "fine.h5"], ReconTransform(coil_maps="none"), skip_bad=True)
+        sample = dataset[0]  # the bad file's slice is replaced by the good file's
+    assert sample.fname == "fine.h5" and [p for p, _ in dataset.bad_files] == [path]
+
+
+def test_a_manifest_promising_more_slices_than_the_file_has(tmp_path: Path) -> None:
+    from mrirecon.data.manifest import build_manifest
+
+    for name in ("a", "b"):
+        write_fastmri(tmp_path / f"{name}.h5", multicoil_kspace(slices=3, coils=2))
+    build_manifest(
+        [tmp_path / "a.h5", tmp_path / "b.h5"], tmp_path / "m.csv", fractions=(1, 0, 0), progress=False
+    )
+    write_fastmri(tmp_path / "a.h5", multicoil_kspace(slices=1, coils=2))  # replaced by a shorter export
+    dataset = SliceDataset(tmp_path / "m.csv", ReconTransform(coil_maps="none"), split="train")
+    with pytest.raises(DataError, match=r"the file has 1 slice\(s\), the manifest 2 or more"):
+        dataset[1]

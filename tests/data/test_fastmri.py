@@ -99,6 +99,19 @@ def test_single_coil_is_served_with_one_coil(tmp_path: Path) -> None:
         assert volume.header is None and volume.crop_size == (32, 24)
 
 
+def test_single_coil_files_serve_the_esc_target_as_fastmri_does(tmp_path: Path) -> None:
+    # fastMRI's single-coil knee files hold both targets; the emulated coil's image is the ESC one
+    kspace = multicoil_kspace(slices=1, coils=1)[:, 0]
+    esc, rss = np.ones((1, 32, 24), np.float32), np.full((1, 32, 24), 7.0, np.float32)
+    path = raw_h5(tmp_path / "single.h5", kspace=kspace, reconstruction_esc=esc, reconstruction_rss=rss)
+    with open_volume(path) as volume:
+        np.testing.assert_array_equal(volume.read_target(0), esc[0])
+    multi = multicoil_kspace(slices=1, coils=2)
+    path = raw_h5(tmp_path / "multi.h5", kspace=multi, reconstruction_esc=esc, reconstruction_rss=rss)
+    with open_volume(path) as volume:  # multi-coil: the RSS reference, as before
+        np.testing.assert_array_equal(volume.read_target(0), rss[0])
+
+
 def test_fastmri_test_set_fields(tmp_path: Path) -> None:
     kspace = multicoil_kspace(slices=2, coils=3)
     mask = np.zeros(24, dtype=bool)

@@ -75,6 +75,25 @@ def test_padding_columns_are_never_sampled(padded_file: Path) -> None:
     )
 
 
+def test_a_stored_mask_is_not_served_in_the_padding_columns(tmp_path: Path) -> None:
+    # a fastMRI test file: its mask was drawn on the full (padded) width, as fastMRI draws it
+    kspace = multicoil_kspace(slices=1, coils=2, height=40, width=28)
+    kspace[..., :2] = 0
+    kspace[..., 26:] = 0
+    stored = np.zeros(28, dtype=bool)
+    stored[[0, 1, 5, 9, 12, 13, 14, 15, 19, 23, 26, 27]] = True
+    header = build_ismrmrd_header(
+        encoded_matrix=(40, 28, 1), recon_matrix=(32, 24, 1), e1_limits=EncodingLimits(0, 23, 12)
+    )
+    path = raw_h5(tmp_path / "test.h5", kspace=kspace * stored, mask=stored, ismrmrd_header=header)
+    with open_volume(path) as volume:
+        assert volume.padding == (2, 26)
+        mask = ReconTransform()(volume, 0).mask.reshape(-1)
+    expected = stored.copy()
+    expected[:2] = expected[26:] = False  # what fastMRI's VarNet transform serves
+    np.testing.assert_array_equal(mask.numpy().astype(bool), expected)
+
+
 def test_deterministic_masks_per_volume_and_fresh_masks_for_training(
     padded_file: Path, tmp_path: Path
 ) -> None:
