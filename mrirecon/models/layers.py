@@ -230,6 +230,8 @@ def _tap_grad_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
 def _mkldnn_applies(x: torch.Tensor) -> bool:
     if torch.compiler.is_compiling():  # first: the compiled graph takes the ordinary convolution
         return False
+    if torch.is_autocast_enabled("cpu"):  # bf16 autocast: the ordinary convolution, in bfloat16
+        return False
     on_cpu = x.device.type == "cpu" and x.dtype == torch.float32
     return bool(on_cpu and _MKLDNN_BUILT and torch.backends.mkldnn.enabled)
 

@@ -170,8 +170,14 @@ def read_safetensors_model(
         card = json.loads(metadata.get("card", "{}"))
     except json.JSONDecodeError as error:
         raise CheckpointError(f"the header's model config is not JSON: {error}", path=path) from error
+    try:
+        payload_format = int(metadata.get("format", PAYLOAD_FORMAT))
+    except ValueError as error:
+        raise CheckpointError(
+            f"the header's format {metadata.get('format')!r} is not a number", path=path
+        ) from error
     payload = {
-        "format": int(metadata.get("format", PAYLOAD_FORMAT)),
+        "format": payload_format,
         "model_name": metadata["model_name"],
         "model_config": config,
     }

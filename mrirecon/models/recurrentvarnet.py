@@ -101,8 +101,8 @@ class RecurrentVarNetConfig:
         for name in ("steps", "hidden_channels", "layers", "coil_refinement_channels"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if self.coil_refinement_pools < 0:
-            raise ConfigError(f"coil_refinement_pools must be ≥ 0, got {self.coil_refinement_pools}")
+        if self.coil_refinement_pools < 1:  # the refinement U-Net pools at least once
+            raise ConfigError(f"coil_refinement_pools must be ≥ 1, got {self.coil_refinement_pools}")
         if self.learned_initializer:
             if not self.initializer_channels or len(self.initializer_channels) != len(
                 self.initializer_dilations

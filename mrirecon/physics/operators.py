@@ -216,8 +216,10 @@ class MultiCoilOperator(LinearOperator):
             self._maps = coil_maps
             self._mask_out = mask
         self._maps_conj = self._maps.conj().resolve_conj()
-        # AᴴA transforms only the axes where the mask varies (the others cancel: Fᴴ·F = I).
+        # AᴴA transforms only the axes where the mask varies (the others cancel: Fᴴ·F = I), and
+        # applies the mask twice: M² (= M for a 0/1 mask, not for weights)
         self._normal_dims = tuple(d for d in self.dims if mask.shape[d] != 1)
+        self._mask_normal = mask * mask
         self._mask_out_conj = (
             self._mask_out.conj().resolve_conj() if self._mask_out.is_complex() else self._mask_out
         )
@@ -233,15 +235,15 @@ class MultiCoilOperator(LinearOperator):
         return torch.sum(self._maps_conj * z, dim=1)
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
-        """``AᴴA·x = Sᴴ·Fᴴ·M·F·S·x`` without any phase ramp, transforming only the axes along which
+        """``AᴴA·x = Sᴴ·Fᴴ·M²·F·S·x`` without any phase ramp, transforming only the axes along which
         the mask varies (1-D FFTs for line masks): image → image."""
         coil_images = self._maps * x.unsqueeze(1)
         if self._normal_dims:
             k = torch.fft.fftn(coil_images, dim=self._normal_dims, norm="ortho")
-            k.mul_(self.mask)
+            k.mul_(self._mask_normal)
             z = torch.fft.ifftn(k, dim=self._normal_dims, norm="ortho")
-        else:  # a mask constant over the image: Fᴴ·M·F = M
-            z = coil_images * self.mask
+        else:  # a mask constant over the image: Fᴴ·M²·F = M²
+            z = coil_images * self._mask_normal
         return torch.sum(self._maps_conj * z, dim=1)
 
     def expand(self, x: torch.Tensor) -> torch.Tensor:

@@ -214,3 +214,12 @@ def test_mgu_cell_is_atommics_not_zhous() -> None:
 def test_registry_says_the_default_recurrentvarnet_is_the_ablation() -> None:
     summary = get_entry("recurrentvarnet").summary
     assert "ablation" in summary and "centred FFT" in summary and "recurrentvarnet_cc" in summary
+
+
+def test_the_coil_refinement_must_pool_at_least_once() -> None:
+    from mrirecon.errors import ConfigError
+
+    # its U-Net always pools once: a config of 0 levels would describe another network than it builds
+    with pytest.raises(ConfigError, match="coil_refinement_pools must be ≥ 1, got 0"):
+        RecurrentVarNetConfig(coil_refinement_pools=0)
+    assert RecurrentVarNetConfig(coil_refinement_pools=1).coil_refinement_pools == 1

@@ -130,3 +130,26 @@ def test_image_channels_round_trip() -> None:
     torch.testing.assert_close(channels_image(channels[:, 2:]), g)
     with pytest.raises(ValueError, match="two channels"):
         channels_image(channels)
+
+
+@pytest.mark.parametrize(("cin", "cout", "kernel"), [(4, 16, 5), (16, 16, 3), (16, 8, 1)])
+def test_bf16_autocast_on_the_cpu_trains_every_route(cin: int, cout: int, kernel: int) -> None:
+    # trainer.precision: bf16-mixed on a CPU: the channels-last routes must give way to the
+    # ordinary convolution (their matrix products would mix bfloat16 and float32)
+    conv = ReplicationConv2d(cin, cout, kernel)
+    x = torch.randn(2, cin, 9, 8).contiguous(memory_format=torch.channels_last).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x)
+    assert y.dtype == torch.bfloat16
+    y.float().square().sum().backward()
+    assert x.grad is not None and conv.weight.grad is not None
+    assert torch.isfinite(x.grad).all() and torch.isfinite(conv.weight.grad).all()
+    # and the float32 gradients, by the ordinary route, agree to bfloat16's precision
+    reference = ReplicationConv2d(cin, cout, kernel)
+    reference.load_state_dict(conv.state_dict())
+    x32 = x.detach().clone().requires_grad_()
+    reference(x32).square().sum().backward()
+    expected = reference.weight.grad
+    assert expected is not None
+    tolerance = 0.1 * float(expected.abs().max())
+    assert torch.allclose(conv.weight.grad, expected, rtol=0.1, atol=tolerance)

@@ -83,6 +83,10 @@ def test_bad_files_and_names_fail_clearly(tmp_path: Path, monkeypatch: pytest.Mo
     save_file({"w": torch.zeros(2)}, str(foreign))
     with pytest.raises(CheckpointError, match="without mrirecon's header"):
         pretrained.read_safetensors_model(foreign)
+    bad_format = tmp_path / "format.safetensors"
+    save_file({"w": torch.zeros(2)}, str(bad_format), metadata={"model_name": "rim", "format": "1.0"})
+    with pytest.raises(CheckpointError, match=r"the header's format '1\.0' is not a number"):
+        pretrained.read_safetensors_model(bad_format)
 
 
 def test_model_init_fine_tunes_from_a_pretrained_name(

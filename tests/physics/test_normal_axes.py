@@ -12,7 +12,7 @@ from tests.helpers import complex_randn
 
 @pytest.mark.parametrize("centered", [True, False])
 @pytest.mark.parametrize("spatial", [(8, 6), (7, 9), (5, 1, 4), (3, 5, 6)])
-@pytest.mark.parametrize("layout", ["last", "first", "all", "none", "constant_zero"])
+@pytest.mark.parametrize("layout", ["last", "first", "all", "none", "constant_zero", "weights", "weights_2d"])
 def test_normal_matches_adjoint_of_forward(layout: str, spatial: tuple[int, ...], centered: bool) -> None:
     g = torch.Generator().manual_seed(len(spatial) * 10 + sum(spatial))
     b, c = 2, 3
@@ -29,6 +29,10 @@ def test_normal_matches_adjoint_of_forward(layout: str, spatial: tuple[int, ...]
         mask = torch.ones(*shape)
     if layout == "constant_zero":
         mask = torch.zeros(*shape)
+    if layout.startswith("weights"):  # a weighted (soft) mask: AᴴA applies it twice
+        shape[2:] = spatial if layout == "weights_2d" else shape[2:]
+        shape[-1] = spatial[-1]
+        mask = torch.rand(*shape, generator=g)
     maps = complex_randn(b, c, *spatial, generator=g)
     x = complex_randn(b, *spatial, generator=g)
     op = MultiCoilOperator(maps, mask, ndim=ndim, centered=centered)
