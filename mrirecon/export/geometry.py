@@ -175,9 +175,16 @@ def _pixel_spacing(
 ) -> tuple[tuple[float, float], str | None]:
     _, h, w = shape
     if header is not None:
-        fov, matrix = header.recon_fov_mm, header.recon_matrix
-        if fov[0] > 0 and fov[1] > 0 and matrix[0] > 0 and matrix[1] > 0:
-            return (fov[0] / matrix[0], fov[1] / matrix[1]), None
+        # the image is the inverse FFT of the encoded grid, cropped: its pixel is the encoded FOV over
+        # the encoded matrix (readout oversampling counts in both); reconSpace says the same when the
+        # scanner's reconstruction is a crop of that grid, and otherwise describes an interpolated
+        # image mrirecon does not make (e.g. a phase resolution below the reconstruction matrix)
+        for fov, matrix in (
+            (header.encoded_fov_mm, header.encoded_matrix),
+            (header.recon_fov_mm, header.recon_matrix),
+        ):
+            if fov[0] > 0 and fov[1] > 0 and matrix[0] > 0 and matrix[1] > 0:
+                return (fov[0] / matrix[0], fov[1] / matrix[1]), None
     if geometry is not None and geometry.field_of_view_mm is not None:
         fov3 = geometry.field_of_view_mm
         if fov3[0] > 0 and fov3[1] > 0:
@@ -212,7 +219,7 @@ def image_planes(
 
     Args:
         shape: ``(S, h, w)`` of the reconstruction (rows along the readout, columns along phase).
-        header: The parsed ISMRMRD header (pixel spacing from reconSpace FOV / matrix, slice
+        header: The parsed ISMRMRD header (pixel spacing from encodedSpace FOV / matrix, slice
             thickness from the z field of view), if any.
         geometry: The ``geometry/`` group of the input, if any; without it the planes are synthetic.
         source: The file the geometry came from, for error messages.

@@ -126,3 +126,18 @@ def test_spacing_between_slices_follows_space_not_the_slice_indices() -> None:
     interleaved = dataclasses.replace(geometry, position=geometry.position[[2, 0, 1]])  # 10, 0, 5 mm
     planes = image_planes((3, 40, 32), HEADER, interleaved)
     assert planes.spacing_between_slices == pytest.approx(5.0)  # not the median of |10|, |5|
+
+
+def test_pixel_spacing_is_the_acquired_grids_when_the_scanner_interpolates() -> None:
+    # the ISMRMRD FAQ's case: 48 phase lines acquired over 150 mm, a 64-pixel reconstruction matrix;
+    # mrirecon's image is the inverse FFT of the 48 lines: 3.125 mm pixels, not 150 / 64
+    header = parse_ismrmrd_header(
+        build_ismrmrd_header(
+            encoded_matrix=(128, 48, 1),
+            recon_matrix=(64, 64, 1),
+            encoded_fov_mm=(400.0, 150.0, 5.0),
+            recon_fov_mm=(200.0, 150.0, 5.0),
+        )
+    )
+    planes = image_planes((1, 64, 48), header, oblique_geometry(slices=1))
+    assert planes.pixel_spacing == (3.125, 3.125)
