@@ -201,6 +201,18 @@ def test_cs_without_a_usable_centre_falls_back_to_the_given_maps_with_a_warning(
         model(kspace, mask, torch.zeros_like(maps))
 
 
+def test_cs_with_espirit_maps_runs_without_coil_maps() -> None:
+    # `--coil-maps none` hands the model an empty tensor: CS estimates its own, as with maps given
+    kspace, mask, maps, _ = cs_scene()
+    model = L1WaveletCS(L1WaveletConfig(iterations=5))
+    empty = torch.zeros(0, 0, 0, dtype=torch.complex64)
+    assert torch.equal(model.coil_maps_for(kspace, mask, empty), model.coil_maps_for(kspace, mask, maps))
+    assert torch.equal(model(kspace, mask, empty).image, model(kspace, mask, maps).image)
+    small = project_mask("equispaced", 64, 56, 4, 0.04)  # no ESPIRiT kernel fits, and nothing to fall back on
+    with pytest.raises(ModelError, match="too small for ESPIRiT"):
+        model(kspace * small, small, empty)
+
+
 def test_cs_calibrates_espirit_on_a_seven_line_centre_with_a_small_kernel() -> None:
     maps = birdcage_maps(8, 96, 180)
     image = sparse_phantom(96, 180)

@@ -179,6 +179,7 @@ class L1WaveletCS(Reconstructor):
 
         Shapes: as :meth:`forward`; returns ``(B, C, H, W)`` complex64 on the input's device.
         """
+        coil_maps = _none_as_zeros(masked_kspace, coil_maps)
         dims = check_inputs(masked_kspace, mask, coil_maps)
         kspace, masks, given = self._on_cpu(masked_kspace, mask, coil_maps, dims["B"])
         maps = [self._slice_maps(kspace[b : b + 1], masks[b : b + 1], given[b]) for b in range(dims["B"])]
@@ -199,6 +200,7 @@ class L1WaveletCS(Reconstructor):
         self, masked_kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor
     ) -> ReconOutput:
         """Reconstruct each slice of the batch in turn on the CPU."""
+        coil_maps = _none_as_zeros(masked_kspace, coil_maps)
         dims = check_inputs(masked_kspace, mask, coil_maps)
         from sigpy.mri.app import L1WaveletRecon  # lazy: numba start-up costs about a second
 
@@ -229,3 +231,11 @@ class L1WaveletCS(Reconstructor):
             images.append(np.asarray(image, dtype=np.complex64) * scale * support)
         image = torch.from_numpy(np.stack(images)).to(masked_kspace.device)
         return ReconOutput(image, [[image]])
+
+
+def _none_as_zeros(masked_kspace: torch.Tensor, coil_maps: torch.Tensor) -> torch.Tensor:
+    """No coil maps (``--coil-maps none``: an empty tensor) as all-zero maps of the k-space's shape,
+    which ESPIRiT's fall-back reads as "none given"."""
+    if coil_maps.numel() > 0:
+        return coil_maps
+    return torch.zeros_like(masked_kspace, dtype=torch.complex64)
