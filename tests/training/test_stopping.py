@@ -120,6 +120,15 @@ def test_the_budget_must_be_positive(tiny_registered: str) -> None:
     assert train_config_from_mapping(base_mapping(max_minutes=9)).trainer.max_minutes == 9
 
 
+def _same_weights(straight: Path, resumed: Path, *, steps: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both checkpoints after ``steps`` optimiser steps with bit-identical weights; returns them."""
+    a, b = torch.load(straight, weights_only=True), torch.load(resumed, weights_only=True)
+    assert a["global_step"] == b["global_step"] == steps
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    return a, b
+
+
 @pytest.mark.slow
 def test_a_run_stopped_by_its_budget_resumes_to_the_uninterrupted_result(
     tiny_registered: str, phantom_data: dict, tmp_path: Path
@@ -138,11 +147,7 @@ def test_a_run_stopped_by_its_budget_resumes_to_the_uninterrupted_result(
 
     mapping["trainer"]["max_minutes"] = None
     resumed = train(train_config_from_mapping(mapping), output_dir=tmp_path / "cut", resume=True, **quiet)
-    a = torch.load(straight.paths.last, weights_only=True)
-    b = torch.load(resumed.paths.last, weights_only=True)
-    assert a["global_step"] == b["global_step"] == 24
-    for key in a["state_dict"]:
-        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    a, b = _same_weights(straight.paths.last, resumed.paths.last, steps=24)
     assert a["lr_schedulers"] == b["lr_schedulers"]
 
 
@@ -164,12 +169,8 @@ def test_a_run_bounded_by_max_steps_resumes_exactly(
     with pytest.raises(_Crash):
         train(config, output_dir=tmp_path / "resumed", callbacks=[_CrashAtEpoch(1)], **quiet)
     resumed = train(config, output_dir=tmp_path / "resumed", resume=True, **quiet)
-    a = torch.load(straight.paths.last, weights_only=True)
-    b = torch.load(resumed.paths.last, weights_only=True)
-    assert a["global_step"] == b["global_step"] == 20
+    a, b = _same_weights(straight.paths.last, resumed.paths.last, steps=20)
     assert a["epoch"] == b["epoch"] == 2
-    for key in a["state_dict"]:
-        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
     assert resumed.val_metrics["val_ssim"] == straight.val_metrics["val_ssim"]  # validated at the stop
 
     # resuming the finished run takes no further step
@@ -192,8 +193,4 @@ def test_last_checkpoint_is_written_at_unvalidated_epochs_and_resumes_exactly(
     interrupted = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
     assert interrupted["global_step"] == 24  # epoch 3's end, which did not validate
     resumed = train(config, output_dir=tmp_path / "resumed", resume=True, **quiet)
-    a = torch.load(straight.paths.last, weights_only=True)
-    b = torch.load(resumed.paths.last, weights_only=True)
-    assert a["global_step"] == b["global_step"] == 32
-    for key in a["state_dict"]:
-        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    _same_weights(straight.paths.last, resumed.paths.last, steps=32)
