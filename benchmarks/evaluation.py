@@ -155,7 +155,9 @@ def main() -> None:
         lesions = [
             r
             for r in result.lesion_rows
-            if r["model"] == g["model"] and g["acceleration"] in ("all", str(r["acceleration"]))
+            if r["visible"]
+            and r["model"] == g["model"]
+            and g["acceleration"] in ("all", str(r["acceleration"]))
         ]
         kept = sum(bool(r["preserved"]) for r in lesions)
         rows.append(

@@ -44,7 +44,7 @@ from benchmarks.quality_report import MASKS, RUN_KEYS, MaskSpec, combine, markdo
 from mrirecon.data.realistic import RealisticOptions
 from mrirecon.data.transforms import ReconTransform
 from mrirecon.data.volume import open_volume
-from mrirecon.evaluation.lesion import LesionMeasure, measure_lesions
+from mrirecon.evaluation.lesion import LesionMeasure, measure_lesions, tally
 from mrirecon.evaluation.metrics import head_mask, masked_metrics, volume_metrics
 from mrirecon.models.base import Reconstructor
 from mrirecon.models.registry import build_model_from_mapping
@@ -137,7 +137,7 @@ def reconstruct(model: Reconstructor, volume: Volume, mask: MaskSpec) -> tuple[n
 def score(volumes: Sequence[Volume], model: Reconstructor, mask: MaskSpec) -> dict[str, Any]:
     """Mean figures over a set's volumes for one model and mask."""
     rows: list[dict[str, float]] = []
-    kept = total = 0
+    kept = total = hidden = 0
     preservation: list[float] = []
     lost: list[dict[str, Any]] = []
     seconds = []
@@ -156,9 +156,12 @@ def score(volumes: Sequence[Volume], model: Reconstructor, mask: MaskSpec) -> di
             }
         )
         if volume.labels is not None:
-            for m in measure_lesions(volume.target, recon, volume.labels):
-                total += 1
-                kept += int(m.preserved)
+            measures = measure_lesions(volume.target, recon, volume.labels)
+            counts = tally(measures)
+            kept, total, hidden = kept + counts.kept, total + counts.judged, hidden + counts.not_visible
+            for m in measures:
+                if not m.visible:
+                    continue
                 if np.isfinite(m.preservation):
                     preservation.append(float(m.preservation))
                 if not m.preserved:
@@ -167,6 +170,7 @@ def score(volumes: Sequence[Volume], model: Reconstructor, mask: MaskSpec) -> di
     out.update(
         lesions_kept=kept,
         lesions=total,
+        lesions_not_visible=hidden,
         contrast_kept=statistics.mean(preservation) if preservation else float("nan"),
         seconds_per_slice=statistics.mean(seconds),
         lost_lesions=lost,
@@ -176,7 +180,7 @@ def score(volumes: Sequence[Volume], model: Reconstructor, mask: MaskSpec) -> di
 
 def lost_lesion(volume: Volume, measure: LesionMeasure) -> dict[str, Any]:
     """What the JSON records of a lesion that was not kept: where it is, its size, its reference
-    CNR (below 1: not visible in the reference either), and P and CNR in the reconstruction."""
+    CNR, and P and CNR in the reconstruction."""
     return {
         "volume": volume.path.stem,
         "lesion": measure.lesion,

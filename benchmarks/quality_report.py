@@ -81,8 +81,11 @@ def markdown(results: dict[str, Any]) -> str:
             seconds = statistics.mean(per_mask[m]["seconds_per_slice"] for m in masks)
             out.append(f"| {label} | " + " | ".join(cells) + f" | {seconds:.2f} |")
         if any(per_mask[m]["lesions"] for per_mask in models.values() for m in masks):
+            hidden = max(f.get("lesions_not_visible", 0) for pm in models.values() for f in pm.values())
+            aside = f"; {hidden} more not visible in the reference (CNR < 1), not counted" if hidden else ""
             out.append(
-                f"\n**{set_name}**: lesions kept (contrast within 10 %, CNR ≥ 1) / mean contrast kept\n"
+                f"\n**{set_name}**: lesions kept (contrast within 10 %, CNR ≥ 1{aside})"
+                " / mean contrast kept\n"
             )
             out.append("| model | " + " | ".join(masks) + " |")
             out.append("|---|" + "---:|" * len(masks))

@@ -40,6 +40,7 @@ from mrirecon.evaluation.lesion import (
     LesionMeasure,
     lesion_regions,
     measure_region,
+    tally,
 )
 from mrirecon.evaluation.metrics import (
     atommic_metrics,
@@ -140,6 +141,7 @@ def _lesion_row(base: Mapping[str, Any], region: Region, m: LesionMeasure) -> di
             row[f"{prefix}_{key}"] = value
     row["preservation"] = m.preservation
     row["preserved"] = m.preserved
+    row["visible"] = m.visible
     return row
 
 
@@ -225,8 +227,10 @@ def evaluate(
                 for region in regions
             ]
             measures.append(found)
-            row["lesions"] = len(found)
-            row["lesions_preserved"] = sum(m.preserved for m in found)
+            counts = tally(found)
+            row["lesions"] = counts.judged
+            row["lesions_preserved"] = counts.kept
+            row["lesions_not_visible"] = counts.not_visible
             rows.append(row)
             base = {k: row[k] for k in ("file", "model", "acquisition", "acceleration")}
             lesion_rows.extend(_lesion_row(base, region, m) for region, m in zip(regions, found))
@@ -234,8 +238,9 @@ def evaluate(
             panels.append(build_panels(target, recons, regions, measures, rows[-len(sources) :], options))
 
     groups = group_statistics(rows, _metric_fields(options))
+    # lesions the reference does not show are in lesions.csv and the report, not in the counts
     lesion_groups = group_statistics(
-        [{**r, "preserved_fraction": float(r["preserved"])} for r in lesion_rows],
+        [{**r, "preserved_fraction": float(r["preserved"])} for r in lesion_rows if r["visible"]],
         ["preserved_fraction", "preservation", "rec_cnr", "ref_cnr"],
     )
     metric_fields = _metric_fields(options)
@@ -245,9 +250,12 @@ def evaluate(
     if lesion_rows:
         lesions_csv = output / "lesions.csv"
         _write_csv(lesions_csv, lesion_rows)
+    # visibility is the reference's: one lesion, whatever the number of models
+    not_visible = len({(r["file"], r["source"], r["lesion"]) for r in lesion_rows if not r["visible"]})
     summary = _summary(
         sources, targets, options, groups, lesion_groups, metric_fields, len(target_paths), lesions_csv
     )
+    summary["lesions"]["not_visible"] = not_visible
     if options.annotations is not None:
         stems = {p.stem for p in target_paths}
         matched = sum(len(v) for k, v in boxes.items() if k in stems)
@@ -283,6 +291,11 @@ def evaluate(
     if echo is not None:
         for line in summary_lines(groups, lesion_groups, metric_fields):
             echo(line)
+        if not_visible:
+            echo(
+                f"{not_visible} lesion(s) not visible in the reference (CNR below "
+                f"{options.criteria.min_cnr:g}) left out of the counts; they are in {lesions_csv}"
+            )
     return EvaluationResult(
         output_dir=output,
         metrics_csv=metrics_csv,
@@ -365,7 +378,10 @@ def _summary(
                 "contrast": "contrast_ratio - 1",
                 "cnr": "|mean(lesion) - mean(ring)| / SD(ring), SD with ddof 1",
                 "preservation": "contrast(reconstruction) / contrast(reference)",
-                "preserved": "band[0] <= preservation <= band[1] and cnr(reconstruction) >= min_cnr",
+                "visible": "cnr(reference) >= min_cnr; lesions not visible in the reference are left out "
+                "of the groups' counts",
+                "preserved": "visible and band[0] <= preservation <= band[1] "
+                "and cnr(reconstruction) >= min_cnr",
             },
             "groups": [jsonable(g) for g in lesion_groups],
         },

@@ -150,11 +150,11 @@ def lesion_figure(
     _outline(axes[0], region, "red")
     _outline(axes[0], ring, "yellow", "dashed")
     for ax, (label, image, measure) in zip(axes[1:], reconstructions):
-        verdict = "kept" if measure.preserved else "NOT kept"
+        verdict = "kept" if measure.preserved else "NOT kept" if measure.visible else "not in reference"
         text = f"{label}\n{_stats_text(measure.reconstruction)}\nP {measure.preservation:.2f} {verdict}"
         _grey(ax, image, vmax, text)
         _outline(ax, region, "red")
-        ax.title.set_color("black" if measure.preserved else "firebrick")
+        ax.title.set_color("firebrick" if measure.visible and not measure.preserved else "black")
     if title:
         fig.suptitle(title, fontsize=10)
     return _png(fig)
@@ -205,7 +205,8 @@ def preservation_figure(lesion_rows: Sequence[Mapping[str, object]], band: tuple
     """Each lesion's preservation ratio per (model, acceleration), with the accepted band shaded.
 
     Args:
-        lesion_rows: Lesion rows (``model``, ``acceleration``, ``preservation``, ``preserved``).
+        lesion_rows: Lesion rows (``model``, ``acceleration``, ``preservation``, ``preserved``,
+            ``visible``).
         band: The accepted preservation band.
 
     Returns:
@@ -217,20 +218,27 @@ def preservation_figure(lesion_rows: Sequence[Mapping[str, object]], band: tuple
     ax.axhspan(band[0], band[1], color="tab:green", alpha=0.15, label="accepted band")
     ax.axhline(1.0, color="tab:green", linewidth=0.8)
     rng = np.random.default_rng(0)
+    hidden_label: str | None = "not visible in the reference"
     for i, (model, acc) in enumerate(groups, start=1):
         members = [r for r in lesion_rows if str(r["model"]) == model and str(r["acceleration"]) == acc]
         values = np.array([float(r["preservation"]) for r in members], dtype=np.float64)  # type: ignore[arg-type]
         kept = np.array([bool(r["preserved"]) for r in members])
+        visible = np.array([bool(r["visible"]) for r in members])
         x = i + rng.uniform(-0.15, 0.15, len(values))
         ax.scatter(x[kept], values[kept], s=14, color="tab:blue", label="preserved" if i == 1 else None)
-        ax.scatter(
-            x[~kept],
-            values[~kept],
-            s=14,
-            color="tab:red",
-            marker="x",
-            label="not preserved" if i == 1 else None,
-        )
+        lost = visible & ~kept
+        label = "not preserved" if i == 1 else None
+        ax.scatter(x[lost], values[lost], s=14, color="tab:red", marker="x", label=label)
+        if (~visible).any():
+            ax.scatter(
+                x[~visible],
+                values[~visible],
+                s=14,
+                facecolors="none",
+                edgecolors="grey",
+                label=hidden_label,
+            )
+            hidden_label = None
     ax.set_xticks(np.arange(1, len(groups) + 1))
     ax.set_xticklabels([f"{m}\nR={a}" for m, a in groups], fontsize=8, rotation=20)
     ax.set_ylabel("preservation (contrast ratio − 1, rec / ref)", fontsize=8)

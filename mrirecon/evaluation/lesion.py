@@ -20,8 +20,12 @@ normal tissue around it in each slice, in the reference and in the reconstructio
 - preservation ``P = C_reconstruction / C_reference``: 1 when the contrast is kept, 0 when the lesion
   is washed out, > 1 when exaggerated. The ratio of contrasts (rather than of contrast ratios) is used
   because a washed-out subtle lesion would otherwise still score close to 1;
-- preserved: ``band[0] ≤ P ≤ band[1]`` (default 0.9–1.1) and the reconstruction's CNR is at least
-  ``min_cnr`` (default 1).
+- visible: the reference's CNR is at least ``min_cnr`` (default 1). A lesion the reference itself
+  does not show (its contrast below the texture of the tissue around it) cannot be judged: a faithful
+  reconstruction has the reference's CNR and would fail the CNR test. Such a lesion is measured and
+  reported, never counted as kept or lost (:func:`tally`);
+- preserved: visible, ``band[0] ≤ P ≤ band[1]`` (default 0.9–1.1) and the reconstruction's CNR is at
+  least ``min_cnr``.
 
 Boxes (fastMRI+ annotations, :mod:`mrirecon.evaluation.annotations`) are measured the same way with
 the box as the lesion region (the box holds lesion and some normal tissue, so its figures are coarser).
@@ -30,6 +34,7 @@ the box as the lesion region (the box holds lesion and some normal tissue, so it
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +52,7 @@ __all__ = [
     "ContrastStats",
     "LesionInsertion",
     "LesionMeasure",
+    "LesionTally",
     "PreservationCriteria",
     "RingGeometry",
     "contrast_stats",
@@ -60,6 +66,7 @@ __all__ = [
     "place_lesions",
     "region_ring",
     "ring_mask",
+    "tally",
 ]
 
 
@@ -87,7 +94,8 @@ class RingGeometry:
 
 @dataclass(frozen=True)
 class PreservationCriteria:
-    """When a lesion counts as preserved: preservation within ``band`` and CNR at least ``min_cnr``."""
+    """When a lesion counts as preserved: preservation within ``band`` and CNR at least ``min_cnr``
+    (a lesion whose CNR in the reference is below ``min_cnr`` is not visible there and not judged)."""
 
     band: tuple[float, float] = (0.9, 1.1)
     min_cnr: float = 1.0
@@ -122,7 +130,9 @@ class LesionMeasure:
         reference: Figures in the reference.
         reconstruction: Figures in the reconstruction.
         preservation: ``reconstruction.contrast / reference.contrast`` (NaN if undefined).
-        preserved: Whether the criteria hold.
+        preserved: Whether the criteria hold (always ``False`` when not ``visible``).
+        visible: Whether the reference shows the lesion (its CNR there is at least ``min_cnr``);
+            one it does not show is left out of the counts of kept lesions.
         label: What the lesion is ("simulated" or an annotation's label).
     """
 
@@ -135,7 +145,30 @@ class LesionMeasure:
     reconstruction: ContrastStats
     preservation: float
     preserved: bool
+    visible: bool
     label: str = "lesion"
+
+
+@dataclass(frozen=True)
+class LesionTally:
+    """Counts over measured lesions: ``kept`` of the ``judged`` (visible in the reference) ones, and
+    ``not_visible``, those the reference does not show (see :class:`LesionMeasure`)."""
+
+    kept: int
+    judged: int
+    not_visible: int
+
+
+def tally(measures: Iterable[LesionMeasure]) -> LesionTally:
+    """Kept lesions of those the reference shows, and how many it does not show."""
+    kept = judged = hidden = 0
+    for m in measures:
+        if m.visible:
+            judged += 1
+            kept += int(m.preserved)
+        else:
+            hidden += 1
+    return LesionTally(kept, judged, hidden)
 
 
 def ring_mask(region: np.ndarray, geometry: RingGeometry, exclude: np.ndarray | None = None) -> np.ndarray:
@@ -235,12 +268,18 @@ def contrast_stats(
     return ContrastStats(mean_l, mean_r, sd_r, ratio, ratio - 1, cnr)
 
 
-def _judge(ref: ContrastStats, rec: ContrastStats, criteria: PreservationCriteria) -> tuple[float, bool]:
+def _judge(
+    ref: ContrastStats, rec: ContrastStats, criteria: PreservationCriteria
+) -> tuple[float, bool, bool]:
+    """``(preservation, preserved, visible)``."""
+    # an unmeasurable lesion (NaN: too small a ring) stays judged, and lost
+    visible = not ref.cnr < criteria.min_cnr
     if not math.isfinite(ref.contrast) or not math.isfinite(rec.contrast) or abs(ref.contrast) < 1e-9:
-        return math.nan, False
+        return math.nan, False, visible
     preservation = rec.contrast / ref.contrast
     low, high = criteria.band
-    return preservation, bool(low <= preservation <= high and rec.cnr >= criteria.min_cnr)
+    preserved = visible and low <= preservation <= high and rec.cnr >= criteria.min_cnr
+    return preservation, bool(preserved), visible
 
 
 def measure_region(
@@ -281,7 +320,7 @@ def measure_region(
     ring = region_ring(reference, region, geometry, exclude)
     ref = contrast_stats(reference, region, ring, geometry.min_pixels)
     rec = contrast_stats(reconstruction, region, ring, geometry.min_pixels)
-    preservation, preserved = _judge(ref, rec, criteria)
+    preservation, preserved, visible = _judge(ref, rec, criteria)
     return LesionMeasure(
         lesion=lesion,
         slices=slices,
@@ -292,6 +331,7 @@ def measure_region(
         reconstruction=rec,
         preservation=preservation,
         preserved=preserved,
+        visible=visible,
         label=label,
     )
 

@@ -211,7 +211,10 @@ def _lesion_table(content: ReportContent) -> str:
     shown = content.lesion_rows[:MAX_TABLE_ROWS]
     rows = []
     for r in shown:
-        verdict = '<span class="good">yes</span>' if r["preserved"] else '<span class="bad">no</span>'
+        if not r["visible"]:
+            verdict = "not visible in the reference"
+        else:
+            verdict = '<span class="good">yes</span>' if r["preserved"] else '<span class="bad">no</span>'
         rows.append(
             [
                 _e(r["file"]),
@@ -287,7 +290,9 @@ def _conventions(content: ReportContent) -> str:
         f"{o.ring.background_fraction:g} × the reference maximum; the same pixels in reference and "
         "reconstruction. CR = mean(lesion)/mean(ring); CNR = |mean(lesion) − mean(ring)| / SD(ring); "
         "preservation = (CR<sub>rec</sub> − 1)/(CR<sub>ref</sub> − 1); preserved when "
-        f"{low:g} ≤ preservation ≤ {high:g} and CNR<sub>rec</sub> ≥ {o.criteria.min_cnr:g}.</li>"
+        f"{low:g} ≤ preservation ≤ {high:g} and CNR<sub>rec</sub> ≥ {o.criteria.min_cnr:g}. A lesion with "
+        f"CNR<sub>ref</sub> &lt; {o.criteria.min_cnr:g} is not visible in the reference: it is listed, "
+        "not counted as preserved or lost.</li>"
     )
     items.append(
         "<li><b>Pictures</b>: grey images share one window (0 to the target slice's 99.5th percentile); "

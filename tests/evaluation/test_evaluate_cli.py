@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from scipy import ndimage
 
 from mrirecon.errors import DataError
 from mrirecon.evaluation.evaluate import evaluate
@@ -139,6 +140,39 @@ def _copy(dataset: Dataset, tmp_path: Path) -> tuple[Path, Path]:
     shutil.copytree(dataset.targets, targets)
     shutil.copytree(dataset.good, recons)
     return targets, recons
+
+
+def test_a_label_the_reference_does_not_show_is_listed_not_counted(
+    lesion_dataset: Dataset, tmp_path: Path
+) -> None:
+    """A labelled region with no contrast in the reference (CNR < 1) is neither kept nor lost."""
+    targets, recons = _copy(lesion_dataset, tmp_path)
+    name = lesion_dataset.names[0]
+    with h5py.File(targets / name, "a") as f:
+        labels = f["lesion_labels"][()]
+        image = f["reconstruction_rss"][0]
+        # a 5 × 5 label in tissue, as far from the lesions as the head allows: no lesion there at all
+        room = ndimage.distance_transform_edt(labels[0] == 0) * ndimage.binary_erosion(
+            image > 0.3 * image.max(), iterations=8
+        )
+        top, left = (int(v) - 2 for v in np.unravel_index(np.argmax(room), room.shape))
+        labels[0, top : top + 5, left : left + 5] = labels.max() + 1
+        f["lesion_labels"][...] = labels
+    result = evaluate(
+        [recons, lesion_dataset.blurred], targets, tmp_path / "out", EvaluationOptions(progress=False)
+    )
+    hidden = [r for r in result.lesion_rows if not r["visible"]]
+    assert len(hidden) == 2 and all(r["file"] == name and not r["preserved"] for r in hidden)
+    assert all(r["ref_cnr"] < 1.0 for r in hidden)
+    summary = json.loads(result.summary_json.read_text())
+    assert summary["lesions"]["not_visible"] == 1
+    groups = {g["model"]: g["preserved_fraction"] for g in summary["lesions"]["groups"]}
+    # 6 real lesions per model: the faithful one keeps all, the blurred none; the label is in neither
+    assert (groups["cirim"]["n"], groups["cirim"]["mean"]) == (6, 1.0)
+    assert (groups["blurry-net"]["n"], groups["blurry-net"]["mean"]) == (6, 0.0)
+    row = next(r for r in result.rows if r["file"] == name and r["model"] == "cirim")
+    assert (row["lesions"], row["lesions_preserved"], row["lesions_not_visible"]) == (3, 3, 1)
+    assert "not visible in the reference" in result.report_html.read_text()
 
 
 def test_errors_name_the_file_and_exit_with_code_2(lesion_dataset: Dataset, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from mrirecon.data.lesions import Lesion, apply_lesions
 from mrirecon.evaluation.lesion import (
+    LesionTally,
     PreservationCriteria,
     RingGeometry,
     contrast_stats,
@@ -21,6 +22,7 @@ from mrirecon.evaluation.lesion import (
     measure_region,
     place_lesions,
     ring_mask,
+    tally,
 )
 from mrirecon.physics import fft2c, ifft2c, rss
 from tests.evaluation.synthetic import coil_maps, phantom
@@ -132,6 +134,32 @@ def test_exaggerated_contrast_and_low_cnr_fail() -> None:
         reference, noisy, labels, criteria=PreservationCriteria(band=(0.0, 10.0), min_cnr=1.0)
     )
     assert m.reconstruction.cnr < 1.0 and not m.preserved
+
+
+def test_a_lesion_the_reference_does_not_show_is_not_judged() -> None:
+    # a faint lesion (contrast 1.01) in texture of SD about 2: CNR below 1 in the reference itself
+    rng = np.random.default_rng(0)
+    tissue = 100 + ndimage.gaussian_filter(rng.standard_normal((1, 64, 64)), (0, 1, 1)) * 8
+    faint = Lesion((0, 20, 20), radius=4, contrast=1.01, irregularity=0.0)
+    clear = Lesion((0, 44, 44), radius=5, contrast=1.6, irregularity=0.0, seed=1)
+    reference, labels = apply_lesions(tissue, [faint, clear])
+    hidden, shown = measure_lesions(reference, reference, labels)
+    assert hidden.reference.cnr < 1.0 <= shown.reference.cnr
+    # the reference itself would fail the CNR test on the faint one: it is not judged, not lost
+    assert not hidden.visible and not hidden.preserved and hidden.preservation == pytest.approx(1.0)
+    assert shown.visible and shown.preserved
+    assert tally([hidden, shown]) == LesionTally(kept=1, judged=1, not_visible=1)
+    # a lesion blurred away counts as lost only where the reference shows it
+    blurred = ndimage.gaussian_filter(reference, (0, 3.0, 3.0))
+    measures = measure_lesions(reference, blurred, labels)
+    assert tally(measures) == LesionTally(kept=0, judged=1, not_visible=1)
+    # a stricter threshold hides the clear one too; an unmeasurable lesion (NaN) stays judged
+    strict = measure_lesions(reference, reference, labels, criteria=PreservationCriteria(min_cnr=1e6))
+    assert tally(strict) == LesionTally(kept=0, judged=0, not_visible=2)
+    edge = np.zeros_like(labels)
+    edge[0, 0, 0] = 1
+    (nan,) = measure_lesions(reference, reference, edge, geometry=RingGeometry(min_pixels=10_000))
+    assert math.isnan(nan.reference.cnr) and nan.visible and not nan.preserved
 
 
 def test_ring_skips_other_lesions_and_air() -> None:
