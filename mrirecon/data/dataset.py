@@ -19,7 +19,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
@@ -31,7 +31,15 @@ from mrirecon.data.sample import ReconSample
 from mrirecon.data.volume import open_volume
 from mrirecon.errors import DataError
 
-__all__ = ["SliceDataset", "collate_samples", "resolve_sources", "seed_mask_worker"]
+__all__ = ["SliceDataset", "VolumeFacts", "collate_samples", "resolve_sources", "seed_mask_worker"]
+
+
+class VolumeFacts(NamedTuple):
+    """What training must know of a volume before it starts: its k-space's FFT convention and
+    whether it has a fully sampled reference."""
+
+    centered: bool
+    has_target: bool
 
 Source = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
@@ -161,12 +169,14 @@ class SliceDataset(Dataset[Any]):
         self.index: list[tuple[Path, int]] = []
         self._open: OrderedDict[Path, RawVolume] = OrderedDict()
         self._pid = os.getpid()
+        self._facts: dict[Path, VolumeFacts] = {}
         files = resolve_sources(source, split)
         for path, slices in tqdm(files, desc="scanning", unit="file", disable=not progress):
             if slices is None:
                 try:
                     with self._open_volume(path) as volume:
                         slices = volume.num_slices
+                        self._facts[path] = VolumeFacts(volume.centered, volume.has_target)
                 except DataError as error:
                     if not skip_bad:
                         raise
@@ -183,6 +193,23 @@ class SliceDataset(Dataset[Any]):
     def files(self) -> list[Path]:
         """The volumes served, in order."""
         return list(dict.fromkeys(path for path, _ in self.index))
+
+    def file_facts(self) -> dict[Path, VolumeFacts]:
+        """Each volume's FFT convention and whether it has a reference, in file order.
+
+        Volumes the scan did not open (a manifest gives the slice counts) are opened once here; with
+        ``skip_bad`` one that cannot be read is left out (its slices are skipped when served).
+        """
+        for path in self.files:
+            if path in self._facts:
+                continue
+            try:
+                with self._open_volume(path) as volume:
+                    self._facts[path] = VolumeFacts(volume.centered, volume.has_target)
+            except DataError:
+                if not self.skip_bad:
+                    raise
+        return {path: self._facts[path] for path in self.files if path in self._facts}
 
     def slices_of(self, path: str | Path) -> list[int]:
         """Dataset indices of the slices of one volume, in slice order."""

@@ -387,7 +387,13 @@ def train(
     from mrirecon.runtime import configure_threads
     from mrirecon.training.datamodule import ReconDataModule
     from mrirecon.training.module import ReconModule
-    from mrirecon.training.sources import build_datasets, data_checksum, ensure_synthetic, launched_rank
+    from mrirecon.training.sources import (
+        build_datasets,
+        data_checksum,
+        data_convention,
+        ensure_synthetic,
+        launched_rank,
+    )
     from mrirecon.training.stopping import stopping_callbacks
 
     paths = run_paths(output_dir if output_dir is not None else config.output_dir)
@@ -416,6 +422,7 @@ def train(
     for split in ("train", "val"):
         if split not in datasets or len(datasets[split]) == 0:
             raise ConfigError(f"the {split} data hold no slices", hint=f"check data.{split} or data.manifest")
+    centered = data_convention(config.data, datasets, getattr(model_cfg, "fft_centered", None))
 
     pl.seed_everything(tcfg.seed, workers=True, verbose=False)
     module = ReconModule(
@@ -423,7 +430,7 @@ def train(
         model_cfg,
         loss=config.loss,
         optim=config.optim,
-        centered=config.data.centered is not False,
+        centered=centered,
         gradient_checkpointing=tcfg.gradient_checkpointing,
         record={"manifest_sha256": checksum, "training_config": config.to_mapping()},
     )

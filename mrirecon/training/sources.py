@@ -2,6 +2,8 @@
 
 - :func:`build_datasets`: ``SliceDataset`` per split with a ``ReconTransform`` (masks drawn afresh
   per slice for training, seeded per volume for validation and test);
+- :func:`data_convention`: the FFT convention the run trains in (the files' own when
+  ``data.centered`` is null), refusing data without a reference and conventions that disagree;
 - :func:`data_checksum`: the sha256 a checkpoint records (``manifest_sha256``): of the manifest CSV
   when there is one, otherwise of the listing (name and size) of the source folders and files;
 - :func:`ensure_synthetic`: simulate the dataset a ``*_synthetic.yaml`` config names when it does
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,15 @@ from mrirecon.errors import ConfigError
 from mrirecon.runtime import launched_rank
 from mrirecon.training.config import DataSection
 
-__all__ = ["SPLITS", "build_datasets", "data_checksum", "ensure_synthetic", "launched_rank", "source_paths"]
+__all__ = [
+    "SPLITS",
+    "build_datasets",
+    "data_checksum",
+    "data_convention",
+    "ensure_synthetic",
+    "launched_rank",
+    "source_paths",
+]
 
 SPLITS = ("train", "val", "test")
 
@@ -73,8 +83,54 @@ def build_datasets(data: DataSection, splits: Sequence[str] = SPLITS) -> dict[st
             _transform(data, training=(split == "train")),
             split=split_arg,
             skip_bad=data.skip_bad,
+            centered=data.centered,
         )
     return out
+
+
+def data_convention(data: DataSection, datasets: Mapping[str, Any], model_centered: bool | None) -> bool:
+    """The FFT convention of a run's k-space: ``data.centered``, or the files' own when it is null.
+
+    Every volume of the splits is checked (datasets without ``file_facts``, the simulated ones,
+    are centred and have references).
+
+    Args:
+        data: The data section.
+        datasets: The run's datasets by split.
+        model_centered: The model's ``fft_centered`` (None for a model without the setting).
+
+    Raises:
+        ConfigError: a volume without a fully sampled reference, files of both conventions under
+            ``data.centered: null``, or a model of the other convention.
+    """
+    conventions: dict[bool, Path] = {}
+    for split, dataset in datasets.items():
+        facts = dataset.file_facts() if hasattr(dataset, "file_facts") else {}
+        missing = [path for path, fact in facts.items() if not fact.has_target]
+        if missing:
+            raise ConfigError(
+                f"{len(missing)} {split} file(s) have no fully sampled reference, e.g. {missing[0]}",
+                hint="training and scoring need fully sampled data; reconstruct prospectively "
+                "undersampled scans with mrirecon infer",
+            )
+        for path, fact in facts.items():
+            conventions.setdefault(fact.centered, path)
+    if data.centered is not None:
+        return data.centered
+    if len(conventions) > 1:
+        raise ConfigError(
+            f"the data mix centred ({conventions[True]}) and uncentred ({conventions[False]}) k-space",
+            hint="train on files of one FFT convention, or set data.centered for all of them",
+        )
+    centered = next(iter(conventions), True)
+    if model_centered is not None and model_centered != centered:
+        example = conventions[centered]
+        raise ConfigError(
+            f"the data's k-space is {'centred' if centered else 'uncentred'} (e.g. {example}) and the "
+            f"model's fft_centered is {str(model_centered).lower()}",
+            hint=f"set model.params.fft_centered: {str(centered).lower()}",
+        )
+    return centered
 
 
 def _simulated_datasets(data: DataSection, splits: Sequence[str]) -> dict[str, Any]:

@@ -120,3 +120,72 @@ def test_a_synthetic_section_with_lesions_simulates_what_simulate_lesions_does(t
         with open_volume(plain.parent / path.name) as bare:
             assert bare.read_lesion_labels(0) is None
     assert labelled > 0
+
+
+# ------------------------------------------------------------------ FFT convention and references
+
+
+def _uncentred_files(folder: Path, count: int = 2) -> list[Path]:
+    """fastMRI-layout files of uncentred k-space (Calgary-Campinas convention) with their references."""
+    from mrirecon.physics import fftnc
+    from tests.data.helpers import disc_image, write_fastmri
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in range(count):
+        image = torch.from_numpy(disc_image(2, 32, 24, seed=k)[:, None].repeat(2, axis=1))
+        kspace = fftnc(image, 2, centered=False).numpy()
+        target = image.abs().pow(2).sum(1).sqrt().numpy().astype(np.float32)
+        path = folder / f"cc{k}.h5"
+        paths.append(write_fastmri(path, kspace, reconstruction_rss=target, centered=False))
+    return paths
+
+
+def test_a_null_convention_takes_the_files_and_refuses_a_model_of_the_other(tmp_path: Path) -> None:
+    from mrirecon.training.sources import build_datasets, data_convention
+    from tests.data.helpers import multicoil_kspace, write_fastmri
+
+    _uncentred_files(tmp_path / "cc")
+    section = DataSection(train=str(tmp_path / "cc"), val=str(tmp_path / "cc"))
+    datasets = build_datasets(section)
+    assert data_convention(section, datasets, model_centered=False) is False
+    assert data_convention(section, datasets, model_centered=None) is False
+    with pytest.raises(ConfigError, match="uncentred .*fft_centered is true") as error:
+        data_convention(section, datasets, model_centered=True)
+    assert "fft_centered: false" in str(error.value.hint)
+    # a centred file beside them: the run cannot have one convention
+    write_fastmri(tmp_path / "cc" / "fastmri.h5", multicoil_kspace(2))
+    with pytest.raises(ConfigError, match="mix centred .*fastmri.h5.* and uncentred"):
+        data_convention(section, build_datasets(section), model_centered=False)
+    # an explicit data.centered opens every file with that convention
+    forced = dataclasses.replace(section, centered=False)
+    forced_sets = build_datasets(forced)
+    assert data_convention(forced, forced_sets, model_centered=False) is False
+    assert {fact.centered for fact in forced_sets["train"].file_facts().values()} == {False}
+
+
+def test_explicit_uncentred_arrays_get_their_reference_from_the_uncentred_transform(tmp_path: Path) -> None:
+    """`data.centered: false` reaches the volumes: the reference of a NumPy file is not rolled by half."""
+    from mrirecon.physics import fftnc
+    from mrirecon.training.sources import build_datasets
+    from tests.data.helpers import disc_image
+
+    image = torch.from_numpy(disc_image(1, 32, 24)[:, None].repeat(2, axis=1))
+    np.save(tmp_path / "cc.npy", fftnc(image, 2, centered=False).numpy()[0])  # (C, H, W)
+    section = DataSection(train=str(tmp_path / "cc.npy"), val=str(tmp_path / "cc.npy"), centered=False)
+    sample = build_datasets(section)["val"][0]
+    expected = image.abs().pow(2).sum(1).sqrt()[0]
+    torch.testing.assert_close(sample.target * sample.scale, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_training_and_validation_files_need_a_reference(tmp_path: Path) -> None:
+    from mrirecon.training.sources import build_datasets, data_convention
+    from tests.data.helpers import multicoil_kspace, write_fastmri
+
+    write_fastmri(tmp_path / "full.h5", multicoil_kspace(2))
+    kspace = multicoil_kspace(2)
+    kspace[..., 1::2] = 0  # prospectively undersampled: no reference
+    write_fastmri(tmp_path / "prospective.h5", kspace, reconstruction_rss=None)
+    section = DataSection(train=str(tmp_path / "full.h5"), val=str(tmp_path / "prospective.h5"))
+    with pytest.raises(ConfigError, match=r"1 val file\(s\) have no fully sampled reference, e.g. .*prospective"):
+        data_convention(section, build_datasets(section), model_centered=None)
