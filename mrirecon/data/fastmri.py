@@ -203,6 +203,10 @@ class FastMRIVolume(RawVolume):
         self._reopen = (FastMRIVolume._rebuild, (str(self.path), centered))
         self._map: np.ndarray | None = None
         self._map_checked = False
+        # with a mask recovered from one slice's zeros: that slice's pattern, and the slices checked
+        self._pattern: np.ndarray | None = None
+        self._pattern_slice = 0
+        self._pattern_checked: set[int] = set()
         self._file: h5py.File | None = open_hdf5(self.path)
         try:
             self._inspect(self._file, centered)
@@ -328,6 +332,9 @@ class FastMRIVolume(RawVolume):
             return None
         if not self.centered:
             mask = np.fft.ifftshift(mask, axes=tuple(range(-mask.ndim, 0)))
+        # every other slice must have been sampled the same way: checked as each is read
+        self._pattern, self._pattern_slice = sampled, self.num_slices // 2
+        self._pattern_checked = {self._pattern_slice}
         full = np.zeros((width,) if mask.ndim == 1 else (height, width), dtype=bool)
         full[..., left:right] = mask
         info = describe_mask(full)
@@ -366,7 +373,21 @@ class FastMRIVolume(RawVolume):
                 if not isinstance(data, h5py.Dataset) or not np.issubdtype(data.dtype, np.number):
                     raise DataError(f"geometry/{name} must be numbers, found {data}", path=self.path)
                 out[name] = np.asarray(data[()], dtype=np.float64)
-        out.update(plain_attrs(group.attrs))
+        attrs = plain_attrs(group.attrs)
+        for name, size in (("field_of_view_mm", 3), ("slice_thickness_mm", 1)):
+            if name in attrs:
+                value = np.asarray(attrs[name])
+                if (
+                    not np.issubdtype(value.dtype, np.number)
+                    or value.size != size
+                    or not np.isfinite(value).all()
+                ):
+                    raise DataError(
+                        f"geometry attribute {name} must be {size} finite number(s), found {attrs[name]!r}",
+                        path=self.path,
+                        hint="correct or delete the attribute (it only sets the DICOM geometry)",
+                    )
+        out.update(attrs)
         return out
 
     @property
@@ -402,8 +423,24 @@ class FastMRIVolume(RawVolume):
         self._check_index(index)
         mapped = self._kspace_map()
         if mapped is None:
-            return super().kspace_slice(index)
-        return mapped[index] if self._layout == "multi" else mapped[index][None]
+            out = super().kspace_slice(index)
+        else:
+            out = mapped[index] if self._layout == "multi" else mapped[index][None]
+        if self._pattern is not None and index not in self._pattern_checked:
+            self._check_pattern(out, index)
+        return out
+
+    def _check_pattern(self, kspace: np.ndarray, index: int) -> None:
+        """A slice of a volume whose mask was recovered from one slice must share that slice's zeros."""
+        assert self._pattern is not None
+        if not np.array_equal(np.asarray((kspace != 0).any(axis=0)), self._pattern):
+            raise DataError(
+                f"slice {index} is sampled with another pattern than slice {self._pattern_slice}, whose "
+                "zeros gave the mask (the file has no 'mask' dataset)",
+                path=self.path,
+                hint="mrirecon serves one sampling mask per volume; split the slices into files",
+            )
+        self._pattern_checked.add(index)
 
     def _read_kspace(self, index: int) -> np.ndarray:
         self._handle()

@@ -247,6 +247,10 @@ def _fields_case(tmp_path: Path, name: str) -> Path:
             f.attrs["max"] = np.array([1.0, 2.0])
         if name == "geometry_of_text":
             f["geometry/position"] = np.array([b"a", b"b"])
+        if name == "slice_thickness_of_text":
+            f.create_group("geometry").attrs["slice_thickness_mm"] = "x"
+        if name == "field_of_view_of_two":
+            f.create_group("geometry").attrs["field_of_view_mm"] = np.array([220.0, 220.0])
     return path
 
 
@@ -258,6 +262,8 @@ def _fields_case(tmp_path: Path, name: str) -> Path:
         ("max_a_vector", "the attribute 'max' must be a number"),
         ("sampled_with_text_acceleration", "the attribute 'acceleration' must be a number"),
         ("geometry_of_text", "geometry/position must be numbers"),
+        ("slice_thickness_of_text", "geometry attribute slice_thickness_mm must be 1 finite number(s)"),
+        ("field_of_view_of_two", "geometry attribute field_of_view_mm must be 3 finite number(s)"),
         ("target_of_text", "'reconstruction_rss' holds |S1, not numbers"),
     ],
 )

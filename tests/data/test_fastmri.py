@@ -248,6 +248,41 @@ def test_prospective_kspace_without_a_mask_dataset_gets_its_mask_recovered(tmp_p
         assert volume.mask is None and volume.padding == (4, 36)
 
 
+def test_slices_sampled_with_other_patterns_than_the_recovered_mask_are_refused(tmp_path: Path) -> None:
+    """Without a 'mask' dataset the mask comes from one slice's zeros: a slice sampled otherwise would
+    be reconstructed with the wrong mask (its own lines dropped, unmeasured ones taken as zeros)."""
+    from mrirecon.data.transforms import ReconTransform
+    from mrirecon.errors import DataError, Notice
+
+    kspace = multicoil_kspace(slices=3, coils=4, height=32, width=40)
+    rng = np.random.default_rng(0)
+    for s in range(3):  # a different random 30 % of the columns dropped in each slice
+        kspace[s][..., rng.choice(40, 12, replace=False)] = 0
+    header = build_ismrmrd_header(encoded_matrix=(32, 40, 1))
+    path = write_volume(tmp_path / "per_slice.h5", kspace=kspace, header_xml=header)
+    with pytest.warns(Notice, match="no 'mask' dataset"):
+        volume = open_volume(path)
+    with volume:
+        middle = volume.kspace_slice(1)  # the slice whose zeros gave the mask
+        np.testing.assert_array_equal(middle, kspace[1])
+        for index in (0, 2):
+            with pytest.raises(
+                DataError, match=f"slice {index} is sampled with another pattern than slice 1"
+            ):
+                volume.kspace_slice(index)
+            with pytest.raises(DataError, match=r"per_slice\.h5: slice"):
+                ReconTransform(coil_maps="none")(volume, index)
+    # slices sampled alike are served as before
+    same = multicoil_kspace(slices=3, coils=4, height=32, width=40)
+    same[..., rng.choice(40, 12, replace=False)] = 0
+    with (
+        pytest.warns(Notice),
+        open_volume(write_volume(tmp_path / "same.h5", kspace=same, header_xml=header)) as vol,
+    ):
+        for index in range(3):
+            np.testing.assert_array_equal(vol.read_kspace(index), same[index])
+
+
 def test_a_file_declaring_more_than_it_stores_fails_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -150,12 +150,12 @@ def test_a_null_convention_takes_the_files_and_refuses_a_model_of_the_other(tmp_
     datasets = build_datasets(section)
     assert data_convention(section, datasets, model_centered=False) is False
     assert data_convention(section, datasets, model_centered=None) is False
-    with pytest.raises(ConfigError, match="uncentred .*fft_centered is true") as error:
+    with pytest.raises(ConfigError, match=r"uncentred .*fft_centered is true") as error:
         data_convention(section, datasets, model_centered=True)
     assert "fft_centered: false" in str(error.value.hint)
     # a centred file beside them: the run cannot have one convention
     write_fastmri(tmp_path / "cc" / "fastmri.h5", multicoil_kspace(2))
-    with pytest.raises(ConfigError, match="mix centred .*fastmri.h5.* and uncentred"):
+    with pytest.raises(ConfigError, match=r"mix centred .*fastmri\.h5.* and uncentred"):
         data_convention(section, build_datasets(section), model_centered=False)
     # an explicit data.centered opens every file with that convention
     forced = dataclasses.replace(section, centered=False)
@@ -187,5 +187,6 @@ def test_training_and_validation_files_need_a_reference(tmp_path: Path) -> None:
     kspace[..., 1::2] = 0  # prospectively undersampled: no reference
     write_fastmri(tmp_path / "prospective.h5", kspace, reconstruction_rss=None)
     section = DataSection(train=str(tmp_path / "full.h5"), val=str(tmp_path / "prospective.h5"))
-    with pytest.raises(ConfigError, match=r"1 val file\(s\) have no fully sampled reference, e.g. .*prospective"):
+    message = r"1 val file\(s\) have no fully sampled reference, e\.g\. .*prospective"
+    with pytest.raises(ConfigError, match=message):
         data_convention(section, build_datasets(section), model_centered=None)
