@@ -41,6 +41,7 @@ class VolumeFacts(NamedTuple):
     centered: bool
     has_target: bool
 
+
 Source = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 
