@@ -20,25 +20,42 @@ import numpy as np
 import torch
 
 from mrirecon.atomic import atomic_file
-from mrirecon.errors import ExportError
+from mrirecon.errors import DataError, ExportError
 from mrirecon.masks import acs_mask
 from mrirecon.physics import espirit_kernel_width, estimate_coil_maps_acs, estimate_coil_maps_espirit
 
 __all__ = ["EspiritCache", "acs_coil_maps"]
 
 
-def acs_coil_maps(masked_kspace: torch.Tensor, mask: torch.Tensor, *, centered: bool) -> torch.Tensor:
+def acs_coil_maps(
+    masked_kspace: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    centered: bool,
+    path: Path | None = None,
+    index: int = 0,
+) -> torch.Tensor:
     """Coil maps ``(C, H, W)`` from the fully sampled centre of ``mask`` (``(1, 1|H, W)``).
 
     Uncentred k-space ``u = F x`` is estimated in the centred view: ``fftshift(u)`` is the centred
     k-space of the rolled image ``fftshift(x)``, so the maps found there are rolled back with
     ``ifftshift``.
+
+    Raises:
+        DataError: (naming ``path`` and slice ``index``) if the mask has no fully sampled centre.
     """
     spatial = (-2, -1)
     if not centered:
         masked_kspace = torch.fft.fftshift(masked_kspace, dim=spatial)
         mask = torch.fft.fftshift(mask, dim=(-1,) if mask.shape[-2] == 1 else spatial)
     acs = acs_mask(mask.unsqueeze(0))
+    if not bool(acs.any()):
+        raise DataError(
+            f"slice {index}: the mask samples no fully sampled centre to estimate coil maps from",
+            path=path,
+            hint="use a mask with a fully sampled centre (center_fractions above 0), or coil maps "
+            "of a model that estimates its own (coil_maps: none)",
+        )
     maps = estimate_coil_maps_acs(masked_kspace.unsqueeze(0), acs, centered=True)[0]
     return maps if centered else torch.fft.ifftshift(maps, dim=spatial)
 

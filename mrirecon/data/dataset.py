@@ -120,13 +120,33 @@ def collate_samples(samples: Sequence[ReconSample]) -> ReconSample:
     fields: dict[str, Any] = {}
     for name, value in zip(first._fields, first):
         values = [getattr(sample, name) for sample in samples]
-        if isinstance(value, torch.Tensor | str):
-            fields[name] = default_collate(values) if isinstance(value, torch.Tensor) else tuple(values)
+        if isinstance(value, torch.Tensor):
+            fields[name] = default_collate(_stackable(name, values, samples))
+        elif isinstance(value, str):
+            fields[name] = tuple(values)
         elif isinstance(value, tuple):  # crop_size: transposed, as default_collate does
             fields[name] = [list(column) for column in zip(*values)]
         else:
             fields[name] = values
     return ReconSample(**fields)
+
+
+def _stackable(name: str, values: list[torch.Tensor], samples: Sequence[ReconSample]) -> list[torch.Tensor]:
+    """Tensors of one field that stack: a slice without lesion labels gets zero labels of the others'
+    size; any other difference of shape is the data's, refused with the files named."""
+    shapes = {tuple(v.shape) for v in values}
+    if len(shapes) == 1:
+        return values
+    if name == "lesion_labels":
+        sizes = {shape for shape in shapes if 0 not in shape}
+        if len(sizes) == 1:
+            size = sizes.pop()
+            return [v if v.numel() else torch.zeros(size, dtype=v.dtype) for v in values]
+    where = ", ".join(f"{s.fname} slice {s.slice_num} {tuple(v.shape)}" for s, v in zip(samples, values))
+    raise DataError(
+        f"the slices of one batch differ in {name} ({where})",
+        hint="use data.batch_size 1 (and val_batch_size 1), or data of one size and one mask type",
+    )
 
 
 class SliceDataset(Dataset[Any]):

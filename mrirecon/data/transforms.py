@@ -271,7 +271,8 @@ class ReconTransform:
         mask, num_low, acceleration = self._sampling(volume, kspace.shape, centered)
         masked, scale = normalize_slice(kspace, mask, volume.path, index)
         if self.coil_maps == "acs":
-            maps = acs_coil_maps(masked, mask, centered=centered)  # unit-free: scaling changes nothing
+            # unit-free: scaling changes nothing
+            maps = acs_coil_maps(masked, mask, centered=centered, path=volume.path, index=index)
         elif self.coil_maps == "espirit":
             info = describe_mask(_to_centred(mask, centered))
             width = espirit_calibration_width(info.acs_slices, (kspace.shape[-2], kspace.shape[-1]))

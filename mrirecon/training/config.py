@@ -76,7 +76,8 @@ class MaskSection:
 
     Attributes:
         type: A mask type of ``mrirecon.masks.MASK_TYPES``.
-        center_fractions: Fully sampled centre fraction per acceleration (FWHM for Gaussian masks).
+        center_fractions: Fully sampled centre fraction per acceleration (the centre block of the
+            Gaussian masks too; their density's width is ``options.fwhm``).
         accelerations: Accelerations; one is drawn per slice in training.
         options: Options of the mask type (``fwhm`` of the Gaussian masks; ``crop_corner``,
             ``tol`` of the Poisson-disc mask).
@@ -217,6 +218,18 @@ class DataSection:
                 raise ConfigError(f"'data.{key}' must be at least 1, got {getattr(self, key)}")
         if self.num_workers < 0:
             raise ConfigError(f"'data.num_workers' must be 0 or more, got {self.num_workers}")
+        if self.mask.type != "mixed" and self.coil_maps != "none" and 0 in self.mask.center_fractions:
+            raise ConfigError(
+                f"'data.mask.center_fractions' has a 0: such masks have no fully sampled centre, and "
+                f"'data.coil_maps: {self.coil_maps}' estimates the coil maps from it",
+                hint="give every acceleration a centre fraction above 0",
+            )
+        if self.mask.type == "mixed" and max(self.batch_size, self.val_batch_size) > 1:
+            raise ConfigError(
+                "'data.mask.type: mixed' needs 'data.batch_size' and 'data.val_batch_size' of 1 "
+                "(line masks and 2-D masks cannot be stacked in one batch)",
+                hint="set them to 1, or use one mask type",
+            )
         if self.synthetic is not None and self.manifest is None:
             raise ConfigError("'data.synthetic' needs 'data.manifest': the manifest the simulation writes")
         if self.simulation is not None:
@@ -400,6 +413,17 @@ class TrainerSection:
     def __post_init__(self) -> None:
         if self.max_epochs < 1:
             raise ConfigError(f"'trainer.max_epochs' must be at least 1, got {self.max_epochs}")
+        if self.max_steps != -1 and self.max_steps < 1:
+            raise ConfigError(
+                f"'trainer.max_steps' must be at least 1, or -1 for no limit, got {self.max_steps}"
+            )
+        for key in ("check_val_every_n_epoch", "log_every_n_steps"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"'trainer.{key}' must be at least 1, got {getattr(self, key)}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(
+                f"'trainer.threads' must be at least 1, or null for torch's default, got {self.threads}"
+            )
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"'trainer.max_minutes' must be positive or null, got {self.max_minutes}")
         if isinstance(self.devices, int) and self.devices < 1:

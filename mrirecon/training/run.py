@@ -34,6 +34,7 @@ from mrirecon.config import from_mapping, load_yaml
 from mrirecon.errors import ConfigError
 from mrirecon.training.config import TrainConfig, TrainerSection
 from mrirecon.training.model_setup import model_config
+from mrirecon.training.preflight import check_batches, check_coil_maps, check_split_sizes
 
 __all__ = ["RunPaths", "TrainResult", "optimizer_steps", "resolve_precision", "run_paths", "train"]
 
@@ -201,17 +202,6 @@ def _say_if_data_changed(paths: RunPaths, checksum: str, echo: Callable[[str], o
             "(manifest, source folders or data.simulation); the result will differ from the "
             "uninterrupted run's"
         )
-
-
-def _check_split_sizes(datasets: Mapping[str, Any], world_size: int) -> None:
-    """Every process must get at least one slice of each evaluated split."""
-    for split in ("val", "test"):
-        if split in datasets and 0 < len(datasets[split]) < world_size:
-            raise ConfigError(
-                f"the {split} data hold {len(datasets[split])} slice(s), fewer than the "
-                f"{world_size} training processes",
-                hint=f"give data.{split} at least {world_size} slices, or train on fewer devices",
-            )
 
 
 def _loggers(paths: RunPaths) -> list[Any]:
@@ -448,6 +438,8 @@ def train(
         say(f"Starting from the weights of {config.model.init}")
     if parameter_count(module.model) == 0:
         raise ConfigError(f"model '{config.model.name}' has no trainable parameters with this config")
+    check_coil_maps(config, module.model)
+    check_batches(config, len(datasets["train"]))
     datamodule = ReconDataModule(
         datasets,
         batch_size=config.data.batch_size,
@@ -470,7 +462,7 @@ def train(
         ],
         resume=resume,
     )
-    _check_split_sizes(datasets, trainer.world_size)
+    check_split_sizes(datasets, trainer.world_size)
     module.total_steps = optimizer_steps(
         len(datasets["train"]),
         world_size=trainer.world_size,

@@ -119,6 +119,26 @@ def test_collate_samples_keeps_the_numbers_as_lists(sim_dataset: list[Path]) -> 
             ), name
 
 
+def test_collate_pads_missing_lesion_labels_and_names_slices_that_do_not_stack(
+    sim_dataset: list[Path],
+) -> None:
+    from mrirecon.errors import DataError
+
+    transform = ReconTransform(mask_func=create_mask_func("random", [0.2], [3]), coil_maps="none")
+    dataset = SliceDataset(sim_dataset[0].parent, transform)
+    with_labels = dataset[0]
+    without = with_labels._replace(lesion_labels=torch.zeros((0, 0), dtype=torch.int16))
+    batch = collate_samples([with_labels, without])  # a file without lesions beside one with them
+    assert batch.lesion_labels.shape == (2, 64, 64) and not batch.lesion_labels[1].any()
+    assert torch.equal(batch.lesion_labels[0], with_labels.lesion_labels)
+    narrow = with_labels._replace(masked_kspace=with_labels.masked_kspace[..., :56], fname="narrow.h5")
+    with pytest.raises(
+        DataError, match=r"differ in masked_kspace .*narrow.h5 slice 0 \(4, 64, 56\)"
+    ) as error:
+        collate_samples([with_labels, narrow])
+    assert "batch_size 1" in str(error.value.hint)
+
+
 @pytest.mark.slow
 def test_training_workers_draw_different_masks(tmp_path: Path) -> None:
     folder = tmp_path / "same"

@@ -124,6 +124,18 @@ def test_prospective_input_keeps_its_own_mask(tmp_path: Path) -> None:
     assert sample.lesion_labels.shape == (0, 0)
 
 
+def test_acs_maps_of_a_mask_without_a_centre_are_a_data_error(tmp_path: Path) -> None:
+    kspace = multicoil_kspace(slices=1, coils=3)
+    mask = np.zeros(24, dtype=bool)
+    mask[1::4] = True  # every fourth line, none at the centre
+    path = raw_h5(tmp_path / "no_acs.h5", kspace=kspace * mask, mask=mask)
+    with (
+        open_volume(path) as volume,
+        pytest.raises(DataError, match=r"no_acs\.h5: slice 0: the mask samples no"),
+    ):
+        ReconTransform(coil_maps="acs")(volume, 0)
+
+
 def test_crop_and_lesion_labels(sim_dataset: list[Path]) -> None:
     with open_volume(sim_dataset[0]) as volume:
         labels = np.stack([cast(np.ndarray, volume.read_lesion_labels(i)) for i in range(3)])

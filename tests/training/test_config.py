@@ -63,6 +63,12 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         ("data.mask.accelerations", [0.5], r"'data.mask': acceleration must be greater than 1"),
         ("data.mask.options", {"fwhm": 0.7}, r"'data.mask': bad options for mask type 'equispaced_fraction'"),
         ("data.coil_maps", "walsh", r"'data.coil_maps' must be one of 'acs', 'espirit', 'none'"),
+        ("data.mask.center_fractions", [0.0], r"'data.mask.center_fractions' has a 0: .*coil_maps: acs"),
+        ("data.batch_size", 2, None),  # with a mixed mask: below
+        ("trainer.max_steps", 0, r"'trainer.max_steps' must be at least 1, or -1 for no limit, got 0"),
+        ("trainer.check_val_every_n_epoch", 0, r"'trainer.check_val_every_n_epoch' must be at least 1"),
+        ("trainer.log_every_n_steps", 0, r"'trainer.log_every_n_steps' must be at least 1"),
+        ("trainer.threads", 0, r"'trainer.threads' must be at least 1, or null"),
         ("model.name", "unet3000", r"unknown model 'unet3000'.*known models: .*tiny"),
         (
             "model.params",
@@ -73,10 +79,15 @@ def _with(path: str, value: Any) -> dict[str, Any]:
     ],
 )
 def test_bad_values_name_the_key_and_the_allowed_ones(
-    tiny_registered: str, path: str, value: Any, message: str
+    tiny_registered: str, path: str, value: Any, message: str | None
 ) -> None:
+    mapping = _with(path, value)
+    if message is None:  # data.batch_size 2 is fine with one mask type, not with a mixed one
+        train_config_from_mapping(mapping)
+        mapping["data"]["mask"] = {"type": "mixed", "accelerations": [4], "center_fractions": [0]}
+        message = r"'data.mask.type: mixed' needs 'data.batch_size' and 'data.val_batch_size' of 1"
     with pytest.raises(ConfigError, match=message):
-        train_config_from_mapping(_with(path, value))
+        train_config_from_mapping(mapping)
 
 
 def test_a_yaml_number_that_is_a_string_choice_reads_as_that_choice(

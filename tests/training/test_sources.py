@@ -58,7 +58,7 @@ def test_simulation_on_the_fly_builds_seeded_streams_and_checks_its_settings() -
     section = from_mapping(
         SimulationSection, {"train_slices": 3, "val_slices": 2, "seed": 5, "options": options}
     )
-    data = DataSection(simulation=section, mask=MaskSection("mixed", (0.0, 0.0), (4.0, 8.0)), batch_size=2)
+    data = DataSection(simulation=section, mask=MaskSection("mixed", (0.0, 0.0), (4.0, 8.0)))
     datasets = build_datasets(data)
     assert set(datasets) == {"train", "val"}
     assert isinstance(datasets["train"], SimulatedSliceDataset) and len(datasets["val"]) == 2

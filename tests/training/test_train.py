@@ -269,18 +269,6 @@ def test_last_checkpoint_is_the_last_epoch_even_without_improvement(
     assert torch.load(result.paths.last, weights_only=True)["global_step"] == 16
 
 
-def test_evaluated_splits_need_a_slice_for_every_process() -> None:
-    from mrirecon.training.run import _check_split_sizes
-
-    _check_split_sizes({"train": [0], "val": [0, 1], "test": []}, world_size=2)  # no test set: fine
-    with pytest.raises(
-        ConfigError, match=r"the val data hold 1 slice\(s\), fewer than the 2 training processes"
-    ):
-        _check_split_sizes({"val": [0]}, world_size=2)
-    with pytest.raises(ConfigError, match="the test data hold 3"):
-        _check_split_sizes({"val": list(range(4)), "test": [0, 1, 2]}, world_size=4)
-
-
 @pytest.mark.slow
 def test_resuming_on_other_data_says_so(tiny_registered: str, tmp_path: Path) -> None:
     mapping = base_mapping(max_epochs=1)

@@ -1,0 +1,62 @@
+"""Checks before training starts: each refuses, in one line, what would fail later with a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from mrirecon.errors import ConfigError
+from mrirecon.training.config import train_config_from_mapping
+from mrirecon.training.preflight import check_batches, check_coil_maps, check_split_sizes
+from mrirecon.training.run import train
+from tests.training.conftest import base_mapping
+
+
+def test_evaluated_splits_need_a_slice_for_every_process() -> None:
+    check_split_sizes({"train": [0], "val": [0, 1], "test": []}, world_size=2)  # no test set: fine
+    with pytest.raises(
+        ConfigError, match=r"the val data hold 1 slice\(s\), fewer than the 2 training processes"
+    ):
+        check_split_sizes({"val": [0]}, world_size=2)
+    with pytest.raises(ConfigError, match="the test data hold 3"):
+        check_split_sizes({"val": list(range(4)), "test": [0, 1, 2]}, world_size=4)
+
+
+def _config(**data: Any) -> Any:
+    mapping = base_mapping()
+    mapping["data"].update(data)
+    return mapping
+
+
+def test_coil_maps_none_only_for_models_that_estimate_their_own_and_without_dc(tiny_registered: str) -> None:
+    none = train_config_from_mapping(_config(coil_maps="none"))
+    own_maps = SimpleNamespace(needs_coil_maps=lambda: False)
+    check_coil_maps(none, own_maps)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"model 'tiny' needs coil maps, and 'data.coil_maps' is none"):
+        check_coil_maps(none, SimpleNamespace(needs_coil_maps=lambda: True))  # type: ignore[arg-type]
+    mapping = _config(coil_maps="none")
+    mapping["loss"]["terms"]["dc"] = 0.1
+    with pytest.raises(ConfigError, match=r"the 'dc' loss term .* and 'data.coil_maps' is none"):
+        check_coil_maps(train_config_from_mapping(mapping), own_maps)  # type: ignore[arg-type]
+    check_coil_maps(train_config_from_mapping(_config()), SimpleNamespace(needs_coil_maps=lambda: True))  # type: ignore[arg-type]
+
+
+def test_a_batch_limit_that_leaves_no_training_batch(tiny_registered: str) -> None:
+    config = train_config_from_mapping(base_mapping(limit_train_batches=0.1))
+    message = r"'trainer.limit_train_batches' 0.1 of 8 training batch\(es\) leaves none"
+    with pytest.raises(ConfigError, match=message):
+        check_batches(config, 8)
+    check_batches(config, 10)  # one batch
+    check_batches(train_config_from_mapping(base_mapping(limit_train_batches=1)), 1)
+
+
+def test_train_refuses_coil_maps_none_for_the_tiny_model_before_fitting(
+    tiny_registered: str, phantom_data: dict[str, Any], tmp_path: Path
+) -> None:
+    config = train_config_from_mapping(_config(coil_maps="none"))
+    with pytest.raises(ConfigError, match="needs coil maps"):
+        train(config, output_dir=tmp_path / "run", datasets=phantom_data, echo=lambda _: None)
+    assert not (tmp_path / "run" / "checkpoints").exists()
