@@ -316,6 +316,34 @@ def _attrs(header: AcquisitionHeader, path: Path, lines: _Lines, mask: np.ndarra
     return attrs
 
 
+def _check_layout(path: Path, group: str) -> None:
+    """The ISMRMRD layout the reader relies on: ``xml`` a one-element string dataset, ``data`` a
+    table of acquisitions (compound rows with ``head`` and ``data``); either may be missing (the
+    reader reports that)."""
+    try:
+        with h5py.File(path, "r") as handle:
+            xml, data = handle.get(f"{group}/xml"), handle.get(f"{group}/data")
+            if xml is not None and (
+                not isinstance(xml, h5py.Dataset)
+                or xml.ndim != 1
+                or xml.size < 1
+                or (h5py.check_string_dtype(xml.dtype) is None and xml.dtype.kind not in "SO")
+            ):
+                raise DataError(
+                    f"'{group}/xml' must hold the XML header as a one-element string dataset, found {xml}",
+                    path=path,
+                )
+            names = getattr(getattr(data, "dtype", None), "names", None) or ()
+            if data is not None and not (isinstance(data, h5py.Dataset) and {"head", "data"} <= set(names)):
+                raise DataError(
+                    f"'{group}/data' must be a table of ISMRMRD acquisitions (head, traj, data), "
+                    f"found {data}",
+                    path=path,
+                )
+    except OSError as error:
+        raise DataError(f"cannot open the ISMRMRD file: {error}", path=path) from error
+
+
 def open_ismrmrd(
     path: str | Path, *, contrast: int = 0, repetition: int = 0, group: str = "dataset"
 ) -> ArrayVolume:
@@ -335,6 +363,7 @@ def open_ismrmrd(
         DataError: unreadable file or header, non-Cartesian data, readouts outside the matrix.
     """
     path = Path(path)
+    _check_layout(path, group)
     try:
         with ismrmrd.Dataset(str(path), group, create_if_needed=False, mode="r") as dataset:
             xml = dataset.read_xml_header()

@@ -170,6 +170,7 @@ def test_dataset_skips_bad_files_and_serves_the_good_ones(good: Path, tmp_path: 
 
 
 def test_ismrmrd_problems(tmp_path: Path) -> None:
+    import h5py
     import ismrmrd
 
     from mrirecon.data.header import build_ismrmrd_header
@@ -192,6 +193,18 @@ def test_ismrmrd_problems(tmp_path: Path) -> None:
     )
     assert "the file holds no imaging readouts" in _error(raw("n.h5", "cartesian", True))
     assert "centered=False does not apply" in _error(raw("c.h5", "cartesian", False), centered=False)
+    # the ISMRMRD layout with the wrong kind of datasets: a one-line error, not a traceback
+    good = raw("g.h5", "cartesian", False)
+    for name, edit, message in (
+        ("float_data.h5", "data", "'dataset/data' must be a table of ISMRMRD acquisitions"),
+        ("scalar_xml.h5", "xml", "'dataset/xml' must hold the XML header as a one-element string dataset"),
+    ):
+        bad = tmp_path / name
+        bad.write_bytes(good.read_bytes())
+        with h5py.File(bad, "a") as f:
+            del f[f"dataset/{edit}"]
+            f[f"dataset/{edit}"] = np.arange(5.0) if edit == "data" else 3
+        assert message in _error(bad)
 
 
 def test_a_bad_recon_space_names_the_header_field(tmp_path: Path) -> None:
