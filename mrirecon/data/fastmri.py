@@ -203,6 +203,8 @@ class FastMRIVolume(RawVolume):
         self._reopen = (FastMRIVolume._rebuild, (str(self.path), centered))
         self._map: np.ndarray | None = None
         self._map_checked = False
+        # without a header: the block of columns the zeros of a fully sampled file leave (else None)
+        self._zero_padding: tuple[int, int] | None = None
         # with a mask recovered from one slice's zeros: that slice's pattern, and the slices checked
         self._pattern: np.ndarray | None = None
         self._pattern_slice = 0
@@ -327,8 +329,10 @@ class FastMRIVolume(RawVolume):
         inside = sampled[:, left:right]
         if not self.centered:
             inside = np.fft.fftshift(inside, axes=(-2, -1))
-        mask, _ = reduce_mask(inside)
+        mask, columns = reduce_mask(inside)
         if mask is None:
+            if self.header is None and columns != (0, inside.shape[-1]) and self.centered:
+                self._zero_padding = columns  # zero columns of a fully sampled file: never measured
             return None
         if not self.centered:
             mask = np.fft.ifftshift(mask, axes=tuple(range(-mask.ndim, 0)))
@@ -389,6 +393,14 @@ class FastMRIVolume(RawVolume):
                     )
         out.update(attrs)
         return out
+
+    @property
+    def padding(self) -> tuple[int, int]:
+        """The header's acquired column range; without a header, the block of columns a fully
+        sampled file measured when it has zero columns around it (as for NumPy and BART inputs)."""
+        if self._zero_padding is not None:
+            return self._zero_padding
+        return super().padding
 
     @property
     def _target_keys(self) -> tuple[str, ...]:

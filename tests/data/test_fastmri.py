@@ -246,6 +246,11 @@ def test_prospective_kspace_without_a_mask_dataset_gets_its_mask_recovered(tmp_p
     header = build_ismrmrd_header(encoded_matrix=(32, 40, 1), e1_limits=limits)
     with open_volume(write_volume(tmp_path / "padded.h5", kspace=padded, header_xml=header)) as volume:
         assert volume.mask is None and volume.padding == (4, 36)
+    # without a header the zero columns of a fully sampled file are its padding, as for NumPy input
+    with h5py.File(tmp_path / "no_header.h5", "w") as f:
+        f["kspace"] = padded
+    with open_volume(tmp_path / "no_header.h5") as volume:
+        assert volume.header is None and volume.mask is None and volume.padding == (4, 36)
 
 
 def test_slices_sampled_with_other_patterns_than_the_recovered_mask_are_refused(tmp_path: Path) -> None:
