@@ -8,14 +8,20 @@ With ``--deidentify`` everything a run writes is de-identified, not only the DIC
 - :func:`file_pseudonym`: output files and DICOM folders are named ``ANON<hash>`` of the input's name
   and the secret salt (input names are often the patient's name or MRN), the same in every run;
   the mapping back is written only where the user asks (``--deid-mapping``);
-- :func:`scrub`: error messages and records that name an input's path name its pseudonym instead.
+- :func:`scrub`: error messages, records and notices that name an input's path name its pseudonym
+  instead;
+- :func:`deidentified_acquisition`: the ``acquisition`` attribute is kept only when it is one of the
+  fixed codes of fastMRI and mrirecon's simulators (an ISMRMRD input's is its protocol name, free
+  text).
 
 Removed from the header: ``subjectInformation`` (name, weight, height, birth date, sex;
 ``patientID`` replaced), ``studyInformation`` (dates, times, ID, accession number, referring
-physician, description, instance UID), ``measurementInformation``'s measurement ID, series date,
-time and description, protocol name (free text), frame-of-reference and series UID roots and
-referenced images, ``acquisitionSystemInformation``'s institution, station, device ID and serial
-number, and every text ``userParameterString``.
+physician, description, instance UID), ``measurementInformation``'s measurement ID, its
+measurement dependencies (each names another measurement by its ID: on Siemens, the scanner's
+serial number and patient and study numbers), series date, time and description, protocol name
+(free text), frame-of-reference and series UID roots and referenced images,
+``acquisitionSystemInformation``'s institution, station, device ID and serial number, and every
+text ``userParameterString``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,14 @@ import xml.etree.ElementTree as ET
 
 from mrirecon.data.header import NAMESPACE
 
-__all__ = ["IDENTIFYING_ELEMENTS", "deidentify_header", "file_pseudonym", "scrub"]
+__all__ = [
+    "ACQUISITION_CODES",
+    "IDENTIFYING_ELEMENTS",
+    "deidentified_acquisition",
+    "deidentify_header",
+    "file_pseudonym",
+    "scrub",
+]
 
 #: ``(section, element)`` pairs of the ISMRMRD header removed when de-identifying.
 IDENTIFYING_ELEMENTS = (
@@ -42,6 +55,7 @@ IDENTIFYING_ELEMENTS = (
     ("studyInformation", "studyDescription"),
     ("studyInformation", "studyInstanceUID"),
     ("measurementInformation", "measurementID"),
+    ("measurementInformation", "measurementDependency"),  # (type, measurementID) pairs
     ("measurementInformation", "seriesDate"),
     ("measurementInformation", "seriesTime"),
     ("measurementInformation", "frameOfReferenceUID"),
@@ -54,6 +68,19 @@ IDENTIFYING_ELEMENTS = (
     ("acquisitionSystemInformation", "deviceID"),
     ("acquisitionSystemInformation", "deviceSerialNumber"),
 )
+
+
+#: ``acquisition`` attributes that are fixed codes, not free text: fastMRI's and those of mrirecon's
+#: simulators. A de-identified run keeps these (they give the body part) and removes any other value.
+ACQUISITION_CODES = frozenset(
+    {"CORPD_FBK", "CORPDFS_FBK", "AXFLAIR", "AXT1", "AXT1PRE", "AXT1POST", "AXT2", "AXPD", "AXMIXED"}
+)
+
+
+def deidentified_acquisition(acquisition: str) -> str:
+    """``acquisition`` when it is one of :data:`ACQUISITION_CODES`, else "" (for an ISMRMRD input it
+    is the protocol name, free text that the header loses too)."""
+    return acquisition if acquisition in ACQUISITION_CODES else ""
 
 
 def _tag(name: str) -> str:
@@ -74,6 +101,11 @@ def deidentify_header(xml: str, pseudonym: str) -> str:
         for section in root.findall(_tag(section_name)):
             for element in section.findall(_tag(element_name)):
                 section.remove(element)
+    # a measurement ID nested anywhere else (it holds the scanner serial and patient/study numbers)
+    anywhere = {_tag("measurementID"), _tag("measurementDependency")}
+    for parent in list(root.iter()):
+        for element in [child for child in parent if child.tag in anywhere]:
+            parent.remove(element)
     for subject in root.findall(_tag("subjectInformation")):
         for element in subject.findall(_tag("patientID")):
             element.text = pseudonym

@@ -19,8 +19,10 @@ What is written and why is in docs/dicom.md. In short:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -220,14 +222,19 @@ def _text_attributes(ds_: Dataset, identity: Identity) -> None:
     ds_.PatientPosition = identity.patient_position
 
 
-def _mr_attributes(ds_: Dataset, header: AcquisitionHeader | None) -> None:
+def _mr_attributes(ds_: Dataset, header: AcquisitionHeader | None, *, three_d: bool = False) -> None:
     h = header
     sequence = (h.sequence_type if h else "").strip()
     scanning = _SCANNING_SEQUENCE.get(sequence.upper().replace("-", ""), "RM")
     ds_.ScanningSequence = scanning.split("\\") if "\\" in scanning else scanning
     ds_.SequenceVariant = "NONE"
     ds_.ScanOptions = ""
-    ds_.MRAcquisitionType = "" if h is None else ("3D" if h.encoded_matrix[2] > 1 else "2D")
+    # a 3-D acquisition mrirecon decoupled along the readout has a header rewritten to one
+    # partition per slice (matrix z = 1): the volume's attribute says it was 3-D
+    if three_d:
+        ds_.MRAcquisitionType = "3D"
+    else:
+        ds_.MRAcquisitionType = "" if h is None else ("3D" if h.encoded_matrix[2] > 1 else "2D")
     ds_.RepetitionTime = ds(h.tr_ms) if h and h.tr_ms is not None else ""
     ds_.EchoTime = ds(h.te_ms) if h and h.te_ms is not None else ""
     ds_.EchoTrainLength = ""
@@ -267,11 +274,32 @@ def _series_uids(volume: ReconVolume, identity: Identity, planes: ImagePlanes, r
     )
     if planes.synthetic:
         frame_uid = derive_uid(root, "synthetic frame of reference", series_uid)
-    elif identity.scanner_frame_of_reference_uid:
-        frame_uid = identity.scanner_frame_of_reference_uid
-    else:
-        frame_uid = derive_uid(root, "frame of reference", identity.uid_key, volume.input_file)
+    else:  # the header's (or derived from it: shared by the series of a study), see resolve_identity
+        frame_uid = identity.frame_of_reference_uid
     return series_uid, frame_uid
+
+
+def _flag(value: Any) -> bool:
+    """An HDF5 attribute that is a true boolean (or a non-zero integer); anything else is False."""
+    return isinstance(value, bool | np.bool_ | int | np.integer) and bool(value)
+
+
+def _uid_attr(value: Any) -> str:
+    """An HDF5 attribute that is a valid UID (digits and dots, at most 64 characters), else ""."""
+    if isinstance(value, bytes | np.bytes_):
+        value = bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, str) and len(value) <= 64 and re.fullmatch(r"[0-9]+(\.[0-9]+)*", value):
+        return value
+    return ""
+
+
+def _kspace_matrix(volume: ReconVolume) -> tuple[int, int] | None:
+    """``(H, W)`` of the k-space grid the reconstruction was cropped from (attribute
+    ``kspace_matrix``, written by infer/batch), or None when the file does not record it."""
+    value = np.asarray(volume.extra_attrs.get("kspace_matrix", []))
+    if value.shape != (2,) or value.dtype.kind not in "iu" or not bool((value > 0).all()):
+        return None
+    return int(value[0]), int(value[1])
 
 
 def build_series(
@@ -304,7 +332,10 @@ def _build(
             hint="reconstruct the volume again",
         )
     header = volume.header(source)
-    planes = image_planes(volume.shape, header, volume.geometry, source=source)
+    planes = image_planes(
+        volume.shape, header, volume.geometry, source=source, kspace_matrix=_kspace_matrix(volume)
+    )
+    extra = volume.extra_attrs
     identity = resolve_identity(
         header,
         recon_patient_id=volume.patient_id,
@@ -314,6 +345,10 @@ def _build(
         deidentify=options.deidentify,
         salt=options.salt,
         uid_root=root,
+        # a de-identified run's reconstruction: pseudonymous ID, its de-identified UIDs recorded
+        pseudonymous=_flag(extra.get("deidentified")),
+        recorded_study_uid=_uid_attr(extra.get("study_instance_uid")),
+        recorded_frame_uid=_uid_attr(extra.get("frame_of_reference_uid")),
     )
     series_uid, frame_uid = _series_uids(volume, identity, planes, root)
     q = quantise(volume.reconstruction, options.bits_stored)
@@ -362,7 +397,7 @@ def _build(
         d.SliceThickness = ds(planes.slice_thickness)
         d.SpacingBetweenSlices = ds(round(planes.spacing_between_slices, 4))  # float32 positions
         d.SliceLocation = ds(round(float(planes.slice_location[index]), 6))
-        _mr_attributes(d, header)
+        _mr_attributes(d, header, three_d=_flag(extra.get("mrirecon_decoupled_3d")))
         d.set_pixel_data(q.stored[index], "MONOCHROME2", q.bits_stored, generate_instance_uid=False)
         d.WindowCenter = ds(round(centre, 2))
         d.WindowWidth = ds(round(width, 2))

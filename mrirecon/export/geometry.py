@@ -2,8 +2,15 @@
 
 Array layout. A reconstruction is ``(slices, h, w)`` as fastMRI stores it: the rows of a slice
 (index ``h``) run along the readout (ISMRMRD x, ``read_dir``), the columns (index ``w``) along the
-phase encode (ISMRMRD y, ``phase_dir``). With a centred FFT the isocentre of the field of view
-(the slice ``position`` of the acquisition headers) is the pixel ``(h // 2, w // 2)``.
+phase encode (ISMRMRD y, ``phase_dir``). With a centred FFT the centre of the field of view (the
+slice ``position`` of the acquisition headers) is the pixel ``(H // 2, W // 2)`` of the
+reconstructed ``H × W`` grid; fastMRI's centre crop to ``h × w`` starts at ``((H − h) // 2,
+(W − w) // 2)``, so in the crop the centre is the pixel
+
+    (r0, c0) = (H // 2 − (H − h) // 2,  W // 2 − (W − w) // 2)
+
+which is ``(h // 2, w // 2)`` except along an axis where ``H`` is even and ``h`` odd (then one
+more). :func:`centre_index` computes it.
 
 DICOM. ``ImageOrientationPatient`` holds two unit vectors in the patient's LPS frame: the
 direction in which the *column index* grows along a row (here ``phase_dir``) and the direction in
@@ -11,7 +18,7 @@ which the *row index* grows down a column (here ``read_dir``). ``PixelSpacing`` 
 between rows, spacing between columns]`` = ``[Δ readout, Δ phase]``. ``ImagePositionPatient`` is
 the centre of the first voxel (row 0, column 0)::
 
-    IPP = position − (w // 2)·Δc·phase_dir − (h // 2)·Δr·read_dir
+    IPP = position − c0·Δc·phase_dir − r0·Δr·read_dir
 
 The DICOM slice normal ``row × column = phase_dir × read_dir`` is ``−slice_dir`` for ISMRMRD's
 right-handed (read, phase, slice) triad; that is how the stored array is laid out, and viewers
@@ -34,12 +41,47 @@ import numpy as np
 from mrirecon.data.header import AcquisitionHeader
 from mrirecon.errors import DataError
 
-__all__ = ["DEFAULT_SPACING_MM", "ImagePlanes", "SliceGeometry", "image_planes"]
+__all__ = [
+    "DEFAULT_SPACING_MM",
+    "ImagePlanes",
+    "SliceGeometry",
+    "centre_index",
+    "image_planes",
+    "real_numbers",
+]
 
 #: Pixel spacing and slice thickness used when neither the header nor the geometry gives them.
 DEFAULT_SPACING_MM = 1.0
 
 _VECTORS = ("position", "read_dir", "phase_dir", "slice_dir")
+
+
+def real_numbers(
+    value: object, name: str, *, size: int | None = None, source: str | Path | None = None
+) -> np.ndarray:
+    """``value`` as a float64 array of finite real numbers (``size`` of them, when given).
+
+    Raises:
+        DataError: for text, complex, boolean or other non-real values, NaN or infinity, or another
+            count (geometry values come from input files: a bad one is bad input, not a bug).
+    """
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf" or (size is not None and array.size != size):
+        count = "a finite real number" if size == 1 else f"{size or 'some'} finite real numbers"
+        raise DataError(
+            f"geometry: {name} must be {count}, found {_shown(value)}",
+            path=source,
+            hint="correct or delete it in the input (it only sets the DICOM geometry)",
+        )
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise DataError(f"geometry: {name} holds non-finite values", path=source)
+    return array
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,11 +114,9 @@ class SliceGeometry:
             value = getattr(self, name)
             if value is None:
                 continue
-            value = np.asarray(value, dtype=np.float64)
+            value = real_numbers(value, name)
             if value.shape != shape:
                 raise DataError(f"geometry: {name} must have shape {shape}, got {value.shape}")
-            if not np.all(np.isfinite(value)):
-                raise DataError(f"geometry: {name} holds non-finite values")
             object.__setattr__(self, name, value)
 
     @property
@@ -91,26 +131,26 @@ class SliceGeometry:
         Raises:
             DataError: if a dataset is missing or has the wrong shape.
         """
-        missing = [name for name in _VECTORS if name not in group]
+        source = group.file.filename
+        missing = [name for name in _VECTORS if not isinstance(group.get(name), h5py.Dataset)]
         if missing:
-            raise DataError(f"the geometry group lacks {', '.join(missing)}", path=group.file.filename)
-        arrays = {name: np.asarray(group[name][()], dtype=np.float64) for name in _VECTORS}
-        table = group.get("patient_table_position")
-        fov_attr = group.attrs.get("field_of_view_mm")
-        fov: tuple[float, float, float] | None = None
-        if fov_attr is not None and np.size(fov_attr) == 3:
-            x, y, z = (float(v) for v in np.ravel(fov_attr))
-            fov = (x, y, z)
-        thickness = group.attrs.get("slice_thickness_mm")
+            raise DataError(f"the geometry group lacks {', '.join(missing)}", path=source)
         try:
+            arrays = {name: real_numbers(group[name][()], name) for name in _VECTORS}
+            table = group.get("patient_table_position")
+            if table is not None and not isinstance(table, h5py.Dataset):
+                raise DataError("geometry: patient_table_position is not a dataset")
+            table_array = None if table is None else real_numbers(table[()], "patient_table_position")
+            fov_attr = group.attrs.get("field_of_view_mm")
+            thickness = group.attrs.get("slice_thickness_mm")
             return cls(
                 **arrays,
-                patient_table_position=None if table is None else np.asarray(table[()], dtype=np.float64),
-                field_of_view_mm=fov,
-                slice_thickness_mm=None if thickness is None else float(thickness),
+                patient_table_position=table_array,
+                field_of_view_mm=None if fov_attr is None else field_of_view(fov_attr),
+                slice_thickness_mm=None if thickness is None else slice_thickness(thickness),
             )
         except DataError as error:
-            raise DataError(error.message, path=group.file.filename) from error
+            raise DataError(error.message, path=source, hint=error.hint) from error
 
     def write(self, group: h5py.Group) -> None:
         """Write the datasets (float32) and attributes into ``group``."""
@@ -122,6 +162,33 @@ class SliceGeometry:
             group.attrs["field_of_view_mm"] = np.asarray(self.field_of_view_mm, dtype=np.float64)
         if self.slice_thickness_mm is not None:
             group.attrs["slice_thickness_mm"] = float(self.slice_thickness_mm)
+
+
+def field_of_view(value: object, source: str | Path | None = None) -> tuple[float, float, float]:
+    """The ``field_of_view_mm`` attribute: three finite real numbers.
+
+    Raises:
+        DataError: if it is not.
+    """
+    x, y, z = real_numbers(value, "field_of_view_mm", size=3, source=source).ravel()
+    return float(x), float(y), float(z)
+
+
+def slice_thickness(value: object, source: str | Path | None = None) -> float:
+    """The ``slice_thickness_mm`` attribute: one finite real number.
+
+    Raises:
+        DataError: if it is not.
+    """
+    return float(real_numbers(value, "slice_thickness_mm", size=1, source=source).ravel()[0])
+
+
+def centre_index(size: int, grid: int | None) -> int:
+    """Index of the field of view's centre in a centre crop of ``size`` from a ``grid``-point
+    image whose centre is ``grid // 2`` (the centred FFT); ``size // 2`` without the grid."""
+    if grid is None or grid < size:
+        return size // 2
+    return grid // 2 - (grid - size) // 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,6 +281,7 @@ def image_planes(
     geometry: SliceGeometry | None = None,
     *,
     source: str | Path | None = None,
+    kspace_matrix: tuple[int, int] | None = None,
 ) -> ImagePlanes:
     """The DICOM image planes of a ``(S, h, w)`` reconstruction.
 
@@ -223,6 +291,11 @@ def image_planes(
             thickness from the z field of view), if any.
         geometry: The ``geometry/`` group of the input, if any; without it the planes are synthetic.
         source: The file the geometry came from, for error messages.
+        kspace_matrix: ``(H, W)`` of the grid the reconstruction was centre-cropped from (the
+            k-space's; the field of view's centre is its pixel ``(H // 2, W // 2)``). Without it,
+            the header's encodedSpace matrix (x, y) (the k-space grid of every input mrirecon
+            reads); along an axis where that is unknown or smaller than the image, the centre is
+            the pixel ``h // 2`` (``w // 2``).
 
     Returns:
         :class:`ImagePlanes`.
@@ -266,7 +339,14 @@ def image_planes(
             "synthetic geometry: the input has no slice positions; axial planes centred on the origin, "
             "slices stacked by the slice thickness"
         )
-    position = centres - (w // 2) * dc * row_dir - (h // 2) * dr * col_dir
+    if kspace_matrix is not None:
+        grid: tuple[int | None, int | None] = kspace_matrix
+    elif header is not None:  # a reconstruction that does not record it: the encoded grid, mrirecon's
+        grid = (header.encoded_matrix[0] or None, header.encoded_matrix[1] or None)
+    else:
+        grid = (None, None)
+    r0, c0 = centre_index(h, grid[0]), centre_index(w, grid[1])
+    position = centres - c0 * dc * row_dir - r0 * dr * col_dir
     return ImagePlanes(
         pixel_spacing=(float(dr), float(dc)),
         slice_thickness=float(thickness),

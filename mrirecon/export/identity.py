@@ -7,15 +7,18 @@ Where each identifier comes from, first match wins:
 2. the ISMRMRD header of the raw data (``subjectInformation``, ``studyInformation``,
    ``measurementInformation``, ``acquisitionSystemInformation``), unless de-identifying;
 3. the reconstruction file's ``patient_id`` attribute (fastMRI's), unless de-identifying;
-4. defaults: PatientID is the input file's stem (fastMRI files carry no identifiers; this is what
-   fastMRI+ does), StudyID a short hash of the StudyInstanceUID.
+4. defaults: PatientID is made from the StudyInstanceUID when the header has one (``STUDY`` + a
+   short hash: every series of the study gets the same), else the input file's stem (fastMRI files
+   carry no identifiers; this is what fastMRI+ does); StudyID a short hash of the StudyInstanceUID.
 
 ``deidentify`` replaces or removes every identifying attribute (the list is in docs/dicom.md):
 names, IDs, birth date, sex, weight, dates and times, accession number, referring physician,
 institution, station, device serial number, protocol and study descriptions. UIDs are derived by
 hashing (SHA-512, :func:`pydicom.uid.generate_uid` with entropy sources) together with an optional
-secret salt, so no scanner serial number or date embedded in an original UID reaches the output.
-Nothing here logs or prints an identifier.
+secret salt, so no scanner serial number or date embedded in an original UID reaches the output;
+the de-identified StudyInstanceUID and FrameOfReferenceUID are hashes of the original ones (not of
+the input file), so the series of one study still share them. Nothing here logs or prints an
+identifier.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pydicom.uid import PYDICOM_ROOT_UID, generate_uid
 from mrirecon.data.header import AcquisitionHeader
 from mrirecon.errors import ConfigError
 
-__all__ = ["Identity", "IdentityOverrides", "derive_uid", "resolve_identity"]
+__all__ = ["Identity", "IdentityOverrides", "derive_uid", "resolve_identity", "study_patient_id"]
 
 #: fastMRI ``acquisition`` attributes whose body part is known.
 _FASTMRI_BODY_PARTS = {
@@ -46,6 +49,8 @@ PAIRED_BODY_PARTS = {
     "KNEE", "HIP", "SHOULDER", "ELBOW", "WRIST", "HAND", "ANKLE", "FOOT", "BREAST", "EAR", "EYE",
     "KIDNEY", "LUNG", "ARM", "LEG", "THIGH", "CLAVICLE", "FEMUR", "HUMERUS", "TIBIA", "FIBULA",
 }  # fmt: skip
+#: The pseudonymous PatientID of de-identification (``ANON`` + 10 hex digits).
+_PSEUDONYM = re.compile(r"ANON[0-9A-F]{10}")
 _PATIENT_POSITIONS = {"HFP", "HFS", "HFDR", "HFDL", "FFDR", "FFDL", "FFP", "FFS", "LFP", "LFS", "RFP", "RFS",
                       "AFDR", "AFDL", "PFDR", "PFDL"}  # fmt: skip
 
@@ -93,8 +98,8 @@ class Identity:
     body_part: str | None
     laterality: str | None
     patient_position: str
-    #: The scanner's FrameOfReferenceUID when it may be reused (not de-identifying), else "".
-    scanner_frame_of_reference_uid: str
+    #: FrameOfReferenceUID of a series with real geometry: the header's, or derived (docs/dicom.md).
+    frame_of_reference_uid: str
     #: A key that stands for the patient and study in derived UIDs (hashed, never written).
     uid_key: str
     deidentified: bool
@@ -157,6 +162,12 @@ def _short_hash(*parts: str, length: int = 10) -> str:
     return digest[:length].upper()
 
 
+def study_patient_id(study_uid: str) -> str:
+    """The PatientID of a study whose header names no patient: ``STUDY`` + 10 hex digits of a hash
+    of its StudyInstanceUID ("" without one), the same for every series of the study."""
+    return "STUDY" + _short_hash("patient of study", study_uid) if study_uid else ""
+
+
 def resolve_identity(
     header: AcquisitionHeader | None,
     *,
@@ -167,8 +178,23 @@ def resolve_identity(
     deidentify: bool = False,
     salt: str = "",
     uid_root: str = PYDICOM_ROOT_UID,
+    pseudonymous: bool = False,
+    recorded_study_uid: str = "",
+    recorded_frame_uid: str = "",
 ) -> Identity:
     """Decide every identifying attribute (see the module docstring for the order of sources).
+
+    UIDs (docs/dicom.md, *Identifiers* and *De-identification*):
+
+    - StudyInstanceUID: the header's; de-identified, a salted hash of the header's (so the series
+      of one study share one); without one in the header, a hash of the patient, study date and
+      time and the input file.
+    - FrameOfReferenceUID (real geometry): the same way from the header's frameOfReferenceUID;
+      without one, a hash of the same key and the input file's name.
+    - A ``--patient-id`` other than the one the export would write goes into every derived UID,
+      and replaces the header's study and frame of reference by ones derived from them together
+      with that ID (a study belongs to one patient), except that without de-identification, when the
+      input names no patient, the header's UIDs are kept (the command line supplies the missing ID).
 
     Args:
         header: The parsed ISMRMRD header of the input, if any.
@@ -180,6 +206,12 @@ def resolve_identity(
         salt: A secret mixed into the pseudonym and every derived UID when de-identifying, so that
             nobody who knows an original identifier can recompute its pseudonym.
         uid_root: The organisation root of generated UIDs.
+        pseudonymous: The input is a reconstruction a de-identified run wrote: its patient ID is
+            the pseudonym already (kept when it has the pseudonym's form, else hashed again), and its
+            recorded UIDs are the de-identified ones (kept as they are).
+        recorded_study_uid, recorded_frame_uid: The de-identified StudyInstanceUID and
+            FrameOfReferenceUID such a reconstruction records (attributes ``study_instance_uid``,
+            ``frame_of_reference_uid``); used only with ``pseudonymous``.
     """
     o = overrides or IdentityOverrides()
     if o.patient_birth_date and not dicom_date(o.patient_birth_date):
@@ -188,14 +220,51 @@ def resolve_identity(
         )
     h = header or AcquisitionHeader(encoded_matrix=(0, 0, 0), recon_matrix=(0, 0, 0))
     stem = PurePath(input_file).stem if input_file else ""
-    original_pid = _pick(h.patient_id, recon_patient_id, stem)
-    original_study = _pick(h.study_instance_uid)
+    # a de-identified run's reconstruction records the de-identified UIDs (its header lost the originals)
+    recorded_study = recorded_study_uid if pseudonymous else ""
+    recorded_frame = recorded_frame_uid if pseudonymous else ""
+    original_study = _pick(recorded_study, h.study_instance_uid)
+    original_frame = _pick(recorded_frame, h.frame_of_reference_uid)
+    file_pid = _pick(h.patient_id, recon_patient_id)
+    # without a patient ID the series of one study share one made from the study's UID; only
+    # without either (fastMRI files) is it the file's stem, fastMRI+'s convention
+    original_pid = _pick(file_pid, study_patient_id(original_study), stem)
     # what stands for the patient and the study inside hashed UIDs (never written out)
-    uid_key = "\0".join((original_study, original_pid, h.study_date, h.study_time, stem))
+    key = "\0".join((original_study, original_pid, h.study_date, h.study_time, stem))
     if deidentify:
-        uid_key = "\0".join(("deidentified", salt, uid_key))
-        pseudonym = "ANON" + _short_hash(salt, original_pid or uid_key)
-        study_uid = derive_uid(uid_root, "study", uid_key)
+        key = "\0".join(("deidentified", salt, key))
+        if pseudonymous and _PSEUDONYM.fullmatch(original_pid):  # the pseudonym a de-identified run gave
+            pseudonym = original_pid
+        else:
+            pseudonym = "ANON" + _short_hash(salt, original_pid or key)
+        # from the original UIDs alone (with the salt): every series of a study, whatever its file,
+        # gets the same study and frame of reference
+        study_uid = recorded_study or (
+            derive_uid(uid_root, "study", "deidentified", salt, h.study_instance_uid)
+            if h.study_instance_uid
+            else derive_uid(uid_root, "study", key)
+        )
+        frame_uid = recorded_frame or (
+            derive_uid(uid_root, "frame of reference", "deidentified", salt, h.frame_of_reference_uid)
+            if h.frame_of_reference_uid
+            else derive_uid(uid_root, "frame of reference", key, input_file)
+        )
+        default_pid = pseudonym
+    else:
+        study_uid = original_study or derive_uid(uid_root, "study", key)
+        frame_uid = original_frame or derive_uid(uid_root, "frame of reference", key, input_file)
+        default_pid = original_pid
+    uid_key = key
+    new_pid = clean_text(o.patient_id or "", 64)
+    if new_pid and new_pid != clean_text(default_pid, 64):
+        # another patient ID than the input's: no UID of that input's series is reused under it
+        uid_key = "\0".join((key, "patient id", new_pid))
+        keep_scanner = not deidentify and not file_pid  # the command line names the missing patient
+        if not (keep_scanner and original_study):
+            study_uid = derive_uid(uid_root, "study", study_uid, "patient id", new_pid)
+        if not (keep_scanner and original_frame):
+            frame_uid = derive_uid(uid_root, "frame of reference", frame_uid, "patient id", new_pid)
+    if deidentify:
         patient_id = _pick(o.patient_id, pseudonym)
         patient_name = _pick(o.patient_name, pseudonym + "^")  # FAMILY^ (a name without ^ is a retired form)
         birth_date = dicom_date(o.patient_birth_date or "")
@@ -207,10 +276,8 @@ def resolve_identity(
         study_description = o.study_description
         institution = o.institution_name
         station = device_serial = protocol = None
-        scanner_for = ""
     else:
-        study_uid = original_study or derive_uid(uid_root, "study", uid_key)
-        patient_id = _pick(o.patient_id, h.patient_id, recon_patient_id, stem)
+        patient_id = _pick(o.patient_id, original_pid)
         patient_name = _pick(o.patient_name, h.patient_name)
         birth_date = dicom_date(_pick(o.patient_birth_date, h.patient_birth_date))
         sex = dicom_sex(_pick(o.patient_sex, h.patient_sex))
@@ -224,7 +291,6 @@ def resolve_identity(
         station = h.station or None
         device_serial = h.device_serial or None
         protocol = h.protocol_name or None
-        scanner_for = h.frame_of_reference_uid
     if deidentify or not h.study_id:
         study_id = _pick(o.study_id, "MR" + _short_hash(study_uid, length=8))
     else:
@@ -258,7 +324,7 @@ def resolve_identity(
         body_part=body_part or None,
         laterality=laterality,
         patient_position=position if position in _PATIENT_POSITIONS else "",
-        scanner_frame_of_reference_uid=scanner_for,
+        frame_of_reference_uid=frame_uid,
         uid_key=uid_key,
         deidentified=deidentify,
     )

@@ -258,12 +258,18 @@ def read_reconstruction(path: str | Path) -> ReconVolume:
 
 @dataclass(frozen=True, eq=False)
 class InputMetadata:
-    """What a reconstruction HDF5 copies from its input file (docs/interfaces.md §1)."""
+    """What a reconstruction HDF5 copies from its input file (docs/interfaces.md §1).
+
+    ``decoupled_3d``: the input is a 3-D acquisition served as slices along the readout (attribute
+    ``mrirecon_decoupled_3d``; its header is rewritten to one partition per slice, so only this
+    says the DICOM series is 3-D).
+    """
 
     ismrmrd_header: str | None
     geometry: SliceGeometry | None
     acquisition: str
     patient_id: str
+    decoupled_3d: bool = False
 
 
 def read_input_metadata(path: str | Path) -> InputMetadata:
@@ -278,4 +284,11 @@ def read_input_metadata(path: str | Path) -> InputMetadata:
         geometry = SliceGeometry.read(f["geometry"]) if "geometry" in f else None
         acquisition = _text(f.attrs.get("acquisition", ""))
         patient_id = _text(f.attrs.get("patient_id", ""))
-    return InputMetadata(header, geometry, acquisition, patient_id)
+        decoupled = f.attrs.get("mrirecon_decoupled_3d", False)
+    return InputMetadata(
+        header,
+        geometry,
+        acquisition,
+        patient_id,
+        decoupled_3d=isinstance(decoupled, bool | np.bool_) and bool(decoupled),
+    )

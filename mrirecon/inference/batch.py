@@ -32,7 +32,7 @@ from mrirecon.errors import ConfigError, DataError, ExportError, MriReconError, 
 from mrirecon.export.deidentify import scrub
 from mrirecon.export.series_record import record_path
 from mrirecon.inference.failures import FAILURES_CSV, Failure, write_failures
-from mrirecon.inference.inputs import DICOM_FOLDER, list_inputs, output_paths
+from mrirecon.inference.inputs import DICOM_FOLDER, OutputPaths, list_inputs, output_paths
 from mrirecon.inference.loading import LoadedModel
 from mrirecon.inference.options import RunOptions, resolve_device
 from mrirecon.inference.runner import RankReport, error_from_failure
@@ -139,6 +139,38 @@ def run_batch(loaded: LoadedModel, source: str | os.PathLike[str], options: RunO
 
 
 @contextlib.contextmanager
+def _warnings_by_pseudonym(pseudonyms: dict[str, str]) -> Iterator[None]:
+    """In a de-identified run, warnings and notices (``Note: ...``) name an input by its pseudonym.
+
+    The data layer names the file it reads in its notices; their text is rewritten here, where they
+    are shown (:func:`warnings.showwarning`, which the CLI prints as ``Note: ...``), for the whole
+    run, DataLoader workers included (they are forked with it).
+    """
+    if not pseudonyms:
+        yield
+        return
+    shown = warnings.showwarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        text = scrub(str(message), pseudonyms)
+        scrubbed = category(text) if issubclass(category, Notice) else text
+        shown(scrubbed, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
+@contextlib.contextmanager
 def _inputs_read_into_memory() -> Iterator[None]:
     """Inputs are read, not memory-mapped, for the run (here and in the DataLoader workers, which
     inherit the environment): an input truncated or replaced while it is read is then a failure of
@@ -165,6 +197,20 @@ def _run_batch(
     deid = options.dicom_options
     outputs = output_paths(inputs, options.output_dir, pseudonym_salt=deid.salt if deid.deidentify else None)
     pseudonyms = {os.fspath(i): o.recon.stem for i, o in zip(inputs, outputs)} if deid.deidentify else {}
+    with _warnings_by_pseudonym(pseudonyms):
+        return _run_listed(loaded, source, options, started, t0, inputs, outputs, pseudonyms)
+
+
+def _run_listed(
+    loaded: LoadedModel,
+    source: str | os.PathLike[str],
+    options: RunOptions,
+    started: datetime.datetime,
+    t0: float,
+    inputs: list[Path],
+    outputs: list[OutputPaths],
+    pseudonyms: dict[str, str],
+) -> RunResult:
     if pseudonyms:
         _identified_outputs(inputs, options)
         if options.deid_mapping is not None:

@@ -25,8 +25,9 @@ from typing import Any, Literal, Protocol, cast
 import numpy as np
 
 from mrirecon.data.sample import ReconSample
+from mrirecon.errors import DataError
 from mrirecon.export import InputMetadata
-from mrirecon.export.geometry import SliceGeometry
+from mrirecon.export.geometry import SliceGeometry, field_of_view, real_numbers, slice_thickness
 from mrirecon.masks import MaskFunc
 from mrirecon.models.base import Reconstructor
 
@@ -117,38 +118,52 @@ def make_sample(transform: SliceTransform, volume: Any, index: int) -> ReconSamp
     return transform(volume, index)
 
 
-def input_metadata(volume: RawVolumeLike) -> InputMetadata:
-    """The header, slice geometry, ``acquisition`` and ``patient_id`` a reconstruction copies.
+def input_metadata(volume: RawVolumeLike, *, source: str | os.PathLike[str] | None = None) -> InputMetadata:
+    """The header, slice geometry, ``acquisition``, ``patient_id`` and whether the volume is a 3-D
+    acquisition decoupled along the readout (``mrirecon_decoupled_3d``): what a reconstruction copies.
+
+    Every geometry value is checked here, whatever reader served it: a value that is not finite
+    real numbers (text, complex, the wrong count) is the input's fault.
+
+    Args:
+        volume: The open input.
+        source: Its path, named in errors.
 
     Raises:
-        DataError: if the geometry arrays are malformed.
+        DataError: if the geometry arrays or attributes are malformed.
     """
     g = volume.geometry
     geometry = None
-    if g and all(name in g for name in ("position", "read_dir", "phase_dir", "slice_dir")):
+    if g and all(name in g for name in _GEOMETRY_VECTORS):
         fov = g.get("field_of_view_mm")
         thickness = g.get("slice_thickness_mm")
-        geometry = SliceGeometry(
-            position=np.asarray(g["position"]),
-            read_dir=np.asarray(g["read_dir"]),
-            phase_dir=np.asarray(g["phase_dir"]),
-            slice_dir=np.asarray(g["slice_dir"]),
-            patient_table_position=g.get("patient_table_position"),
-            field_of_view_mm=None if fov is None or np.size(fov) != 3 else _triple(fov),
-            slice_thickness_mm=None if thickness is None else float(thickness),
-        )
+        table = g.get("patient_table_position")
+        where = Path(source) if source is not None else None
+        try:
+            geometry = SliceGeometry(
+                **{name: real_numbers(g[name], name, source=where) for name in _GEOMETRY_VECTORS},
+                patient_table_position=(
+                    None if table is None else real_numbers(table, "patient_table_position", source=where)
+                ),
+                field_of_view_mm=None if fov is None else field_of_view(fov, where),
+                slice_thickness_mm=None if thickness is None else slice_thickness(thickness, where),
+            )
+        except DataError as error:
+            if error.path is not None or where is None:
+                raise
+            raise DataError(error.message, path=where, hint=error.hint) from error
     attrs = volume.attrs or {}
+    decoupled = attrs.get("mrirecon_decoupled_3d", False)
     return InputMetadata(
         volume.header_xml or None,
         geometry,
         str(attrs.get("acquisition", "") or ""),
         str(attrs.get("patient_id", "") or ""),
+        decoupled_3d=isinstance(decoupled, bool | np.bool_) and bool(decoupled),
     )
 
 
-def _triple(values: Any) -> tuple[float, float, float]:
-    x, y, z = (float(v) for v in np.ravel(values))
-    return x, y, z
+_GEOMETRY_VECTORS = ("position", "read_dir", "phase_dir", "slice_dir")
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[str, Reconstructor]:

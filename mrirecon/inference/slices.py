@@ -161,7 +161,11 @@ class SliceItems(Dataset[SliceItem]):
                 sample.mask,
                 sample.coil_maps,
                 float(sample.scale),
-                meta=components.input_metadata(volume) if index == 0 else None,
+                meta=(
+                    components.input_metadata(volume, source=self.tasks[position].input_path)
+                    if index == 0
+                    else None
+                ),
             )
         except (
             MriReconError,

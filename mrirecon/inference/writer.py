@@ -21,6 +21,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydicom.uid import PYDICOM_ROOT_UID
 
 from mrirecon.errors import ConfigError, ExportError, MriReconError
 from mrirecon.export import (
@@ -31,7 +35,7 @@ from mrirecon.export import (
     read_reconstruction,
     write_reconstruction,
 )
-from mrirecon.export.deidentify import deidentify_header
+from mrirecon.export.deidentify import deidentified_acquisition, deidentify_header
 from mrirecon.export.identity import resolve_identity
 from mrirecon.inference.assemble import FinishedVolume
 from mrirecon.inference.failures import Failure, error_text
@@ -67,9 +71,15 @@ def recon_volume(volume: FinishedVolume, settings: WriteSettings) -> ReconVolume
     assert volume.reconstruction is not None
     meta = volume.meta or InputMetadata(None, None, "", "")
     sampling = volume.task.sampling
-    extra = dict(settings.extra_attrs)
+    extra: dict[str, Any] = dict(settings.extra_attrs)
     if sampling.center_fraction is not None:
         extra["center_fraction"] = float(sampling.center_fraction)
+    # the grid the reconstruction was centre-cropped from: where the DICOM geometry puts the centre
+    # of the field of view (mrirecon.export.geometry.centre_index)
+    _, height, width = volume.task.kspace_shape
+    extra["kspace_matrix"] = np.asarray([height, width], dtype=np.int64)
+    if meta.decoupled_3d:  # a 3-D acquisition (its header now says one partition per slice)
+        extra["mrirecon_decoupled_3d"] = True
     recon = ReconVolume(
         reconstruction=volume.reconstruction,
         zero_filled=volume.zero_filled,
@@ -91,7 +101,15 @@ def recon_volume(volume: FinishedVolume, settings: WriteSettings) -> ReconVolume
 def _deidentified(recon: ReconVolume, output_name: str, settings: WriteSettings) -> ReconVolume:
     """The reconstruction as a de-identified run writes it: the patient ID is the pseudonym its DICOM
     series gets, the ISMRMRD header keeps no identifying element, the input is named by the output's
-    (pseudonymous) name."""
+    (pseudonymous) name, the ``acquisition`` attribute is kept only when it is a fixed code (for
+    ISMRMRD input it is the protocol name).
+
+    The de-identified StudyInstanceUID and FrameOfReferenceUID are decided here, from the header
+    before it loses the originals (salted hashes of them: the series of one study share them), and
+    recorded as attributes ``study_instance_uid`` and ``frame_of_reference_uid``: the DICOM series
+    (now, or exported later from this file) takes them as they are, and they are the ones
+    ``export-dicom --deidentify`` gives the identified reconstruction.
+    """
     try:
         header = recon.header()
     except MriReconError:  # an unreadable header is dropped below
@@ -103,6 +121,7 @@ def _deidentified(recon: ReconVolume, output_name: str, settings: WriteSettings)
         acquisition=recon.acquisition,
         deidentify=True,
         salt=settings.salt,
+        uid_root=settings.dicom.uid_root if settings.dicom is not None else PYDICOM_ROOT_UID,
     )
     pseudonym = identity.patient_id
     scrubbed = deidentify_header(recon.ismrmrd_header, pseudonym) if recon.ismrmrd_header else None
@@ -110,8 +129,14 @@ def _deidentified(recon: ReconVolume, output_name: str, settings: WriteSettings)
         recon,
         ismrmrd_header=scrubbed or None,
         input_file=output_name,
+        acquisition=deidentified_acquisition(recon.acquisition),
         patient_id=pseudonym,
-        extra_attrs={**recon.extra_attrs, "deidentified": True},
+        extra_attrs={
+            **recon.extra_attrs,
+            "deidentified": True,
+            "study_instance_uid": identity.study_instance_uid,
+            "frame_of_reference_uid": identity.frame_of_reference_uid,
+        },
     )
 
 
@@ -124,25 +149,15 @@ def write_volume(volume: FinishedVolume, settings: WriteSettings) -> None:
     if task.action == EXPORT:
         assert settings.dicom is not None
         recon = read_reconstruction(task.outputs.recon)
-        export_volume_dicom(
-            recon, task.outputs.dicom, _dicom_options(recon, settings), source=task.outputs.recon
-        )
+        export_volume_dicom(recon, task.outputs.dicom, settings.dicom, source=task.outputs.recon)
         return
     recon = recon_volume(volume, settings)
     if settings.dicom is not None:
+        # de-identified, the series is built from the reconstruction as the HDF5 holds it (its
+        # pseudonym and recorded UIDs), as a resumed run exporting it from the HDF5 would
         source = task.outputs.recon if settings.deidentify else task.input_path
-        export_volume_dicom(recon, task.outputs.dicom, _dicom_options(recon, settings), source=source)
+        export_volume_dicom(recon, task.outputs.dicom, settings.dicom, source=source)
     write_reconstruction(task.outputs.recon, recon)
-
-
-def _dicom_options(recon: ReconVolume, settings: WriteSettings) -> DicomOptions:
-    """The run's DICOM options; de-identified, the series takes the pseudonym the HDF5 holds."""
-    options = settings.dicom
-    assert options is not None
-    if settings.deidentify and not options.identity.patient_id and recon.patient_id:
-        identity = dataclasses.replace(options.identity, patient_id=recon.patient_id)
-        options = dataclasses.replace(options, identity=identity)
-    return options
 
 
 def _detached(error: ExportError | ConfigError) -> ExportError | ConfigError:

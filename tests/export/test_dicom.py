@@ -442,3 +442,44 @@ def test_other_reconstruction_settings_give_another_series(tmp_path: Path) -> No
     write_reconstruction(tmp_path / "r.h5", volume(extra_attrs=base))
     again = export_volume_dicom(read_reconstruction(tmp_path / "r.h5"), tmp_path / "again")
     assert again.series_instance_uid == uids["base"][0]
+
+
+def test_a_decoupled_3d_acquisition_is_exported_as_3d(tmp_path: Path) -> None:
+    """A 3-D acquisition served as slices along the readout has a header rewritten to one partition
+    per slice (matrix z = 1): the attribute mrirecon_decoupled_3d says it was 3-D."""
+    from mrirecon.data.header import build_ismrmrd_header
+    from mrirecon.export.recon_h5 import read_reconstruction
+
+    header = build_ismrmrd_header(encoded_matrix=(40, 32, 1))
+    export_volume_dicom(volume(ismrmrd_header=header), tmp_path / "two")
+    assert read_series(tmp_path / "two")[0].MRAcquisitionType == "2D"
+    three = volume(ismrmrd_header=header, extra_attrs={"mrirecon_decoupled_3d": True})
+    export_volume_dicom(three, tmp_path / "three")
+    assert {ds.MRAcquisitionType for ds in read_series(tmp_path / "three")} == {"3D"}
+    write_reconstruction(tmp_path / "r.h5", three)  # and when exported later from its HDF5
+    export_volume_dicom(read_reconstruction(tmp_path / "r.h5"), tmp_path / "again")
+    assert read_series(tmp_path / "again")[0].MRAcquisitionType == "3D"
+
+
+def test_the_recorded_kspace_grid_places_an_odd_crop(tmp_path: Path) -> None:
+    """An odd crop of an even k-space grid: the FOV centre is one past the crop's middle pixel."""
+    from mrirecon.export.recon_h5 import read_reconstruction
+    from tests.export.tools import phantom
+
+    geometry = oblique_geometry(slices=1)
+    image = phantom(slices=1, h=39, w=31)
+    recorded = volume(
+        reconstruction=image, geometry=geometry, extra_attrs={"kspace_matrix": np.array([40, 32])}
+    )
+    write_reconstruction(tmp_path / "r.h5", recorded)
+    cases = (
+        ("recorded", read_reconstruction(tmp_path / "r.h5"), (20, 16)),  # H//2 - (H-h)//2
+        ("unknown", volume(reconstruction=image, geometry=geometry), (19, 15)),  # h//2
+    )
+    for name, vol, (row, col) in cases:
+        ds = read_series(export_volume_dicom(vol, tmp_path / name).folder)[0]
+        dr, dc = (float(v) for v in ds.PixelSpacing)
+        iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+        ipp = np.array([float(v) for v in ds.ImagePositionPatient])
+        centre = ipp + col * dc * iop[:3] + row * dr * iop[3:]
+        np.testing.assert_allclose(centre, geometry.position[0], atol=1e-4)

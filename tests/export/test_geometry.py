@@ -10,7 +10,8 @@ import pytest
 
 from mrirecon.data.header import build_ismrmrd_header, parse_ismrmrd_header
 from mrirecon.errors import DataError
-from mrirecon.export.geometry import DEFAULT_SPACING_MM, SliceGeometry, image_planes
+from mrirecon.export.geometry import DEFAULT_SPACING_MM, SliceGeometry, centre_index, image_planes
+from mrirecon.shapes import center_crop
 from tests.export.tools import oblique_geometry
 
 HEADER = parse_ismrmrd_header(
@@ -54,8 +55,37 @@ def test_scanner_geometry_puts_the_fov_centre_at_the_slice_position() -> None:
 
 def test_odd_sizes_use_the_centre_pixel() -> None:
     geometry = oblique_geometry(slices=1)
-    planes = image_planes((1, 41, 33), HEADER, geometry)
+    planes = image_planes((1, 41, 33), HEADER, geometry, kspace_matrix=(41, 33))  # not cropped
     np.testing.assert_allclose(voxel_centre(planes, 0, 20, 16), geometry.position[0], atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("grid", "crop", "centre"),
+    [
+        ((32, 24), (31, 23), (16, 12)),  # even grid, odd crop: one past the crop's middle
+        ((32, 24), (30, 22), (15, 11)),
+        ((33, 25), (31, 23), (15, 11)),
+        ((33, 25), (30, 22), (15, 11)),
+        ((32, 24), (32, 24), (16, 12)),
+    ],
+)
+def test_the_fov_centre_is_where_the_centre_crop_leaves_it(grid, crop, centre) -> None:
+    # the reconstruction is fastMRI's centre crop (offset (H - h) // 2) of an H x W image whose
+    # field-of-view centre is the pixel (H // 2, W // 2): that pixel of the crop is the slice position
+    full = np.zeros(grid)
+    full[grid[0] // 2, grid[1] // 2] = 1.0
+    cropped = center_crop(full, crop)
+    assert np.unravel_index(np.argmax(cropped), crop) == centre
+    assert (centre_index(crop[0], grid[0]), centre_index(crop[1], grid[1])) == centre
+    geometry = oblique_geometry(slices=2)
+    for header in (HEADER, None):
+        planes = image_planes((2, *crop), header, geometry, kspace_matrix=grid)
+        for s in range(2):
+            np.testing.assert_allclose(voxel_centre(planes, s, *centre), geometry.position[s], atol=1e-9)
+    # a reconstruction that does not record its grid: the header's encoded matrix stands for it
+    encoded = parse_ismrmrd_header(build_ismrmrd_header(encoded_matrix=(*grid, 1), recon_matrix=(*crop, 1)))
+    planes = image_planes((2, *crop), encoded, geometry)
+    np.testing.assert_allclose(voxel_centre(planes, 1, *centre), geometry.position[1], atol=1e-9)
 
 
 def test_synthetic_default_without_geometry() -> None:

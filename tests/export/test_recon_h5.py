@@ -205,3 +205,24 @@ def test_sigkill_half_way_leaves_only_a_partial_and_the_next_run_finishes(tmp_pa
     write_reconstruction(final, volume())
     assert read_reconstruction(final).shape == (3, 40, 32)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.h5"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("slice_thickness_mm", "x"),
+        ("slice_thickness_mm", np.complex128(2 + 1j)),
+        ("field_of_view_mm", "abc"),
+        ("field_of_view_mm", np.array([1.0, 2.0, 3.0], dtype=np.complex128)),
+        ("field_of_view_mm", np.array([1.0, 2.0])),
+        ("field_of_view_mm", np.array([1.0, np.nan, 3.0])),
+    ],
+)
+def test_a_malformed_geometry_attribute_is_a_data_error(tmp_path: Path, name: str, value: object) -> None:
+    path = tmp_path / "r.h5"
+    write_reconstruction(path, volume(geometry=oblique_geometry()))
+    with h5py.File(path, "a") as f:
+        f["geometry"].attrs[name] = value
+    with pytest.raises(DataError, match=name) as info:
+        read_reconstruction(path)
+    assert info.value.path == path

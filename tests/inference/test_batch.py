@@ -4,6 +4,7 @@ failures recorded and the run going on, resuming, DICOM, and infer's stricter be
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any, cast
 
@@ -13,12 +14,15 @@ import pydicom
 import pytest
 import torch
 
+from mrirecon.data.fastmri_writer import write_volume
+from mrirecon.data.header import EncodingLimits, build_ismrmrd_header, rewrite_encoding
 from mrirecon.errors import ConfigError, DataError, ModelError
-from mrirecon.export import DicomOptions, read_reconstruction
+from mrirecon.export import DicomOptions, export_dicom, read_reconstruction
 from mrirecon.inference import RunOptions, Undersampling, load_reconstructor, run_batch, run_inference
 from mrirecon.inference.failures import read_failures
 from mrirecon.models.io import save_model
 from mrirecon.models.registry import build_model, default_config
+from mrirecon.physics import fft2c, fftnc, ifft2c
 from mrirecon.shapes import center_crop
 from tests.export.tools import IDENTIFIERS, oblique_geometry, rich_header
 from tests.inference import fakes
@@ -332,3 +336,142 @@ def test_a_model_without_the_coil_maps_it_needs_says_so(tmp_path: Path, inputs: 
     assert failure.kind == "ModelError" and "needs coil maps" in failure.error
     assert "run without --coil-maps none" in failure.error
     assert "coil count" not in failure.error
+
+
+def _first_slice(folder: Path) -> pydicom.Dataset:
+    return pydicom.dcmread(folder / "IM_0001.dcm")
+
+
+def _study_uids(ds: pydicom.Dataset) -> tuple[str, str, str]:
+    return ds.PatientID, ds.StudyInstanceUID, ds.FrameOfReferenceUID
+
+
+def test_deidentified_series_of_one_study_share_its_uids_however_they_are_exported(tmp_path: Path) -> None:
+    # two series of one study: the same header (study and frame-of-reference UIDs), two input files
+    inputs, header, geometry = tmp_path / "in", rich_header(matrix=(32, 24)), oblique_geometry(slices=3)
+    for name, seed in (("DOE_t1.h5", 1), ("DOE_t2.h5", 2)):
+        fakes.write_input(inputs / name, seed=seed, header=header, geometry=geometry)
+    with h5py.File(inputs / "DOE_t1.h5", "a") as f:  # as the ISMRMRD reader serves it: the protocol name
+        f.attrs["acquisition"] = IDENTIFIERS["protocol"]
+    model, deid = load_reconstructor("zero_filled"), DicomOptions(deidentify=True, salt="s")
+    anonymous = tmp_path / "anonymous"
+    run_batch(model, inputs, _options(anonymous, dicom=True, dicom_options=deid))
+    folders = sorted(p for p in (anonymous / "dicom").iterdir() if p.is_dir())
+    first, second = (_first_slice(folder) for folder in folders)
+    assert _study_uids(first) == _study_uids(second)
+    assert first.SeriesInstanceUID != second.SeriesInstanceUID
+    assert (
+        first.StudyInstanceUID != IDENTIFIERS["study_uid"]
+        and first.FrameOfReferenceUID != IDENTIFIERS["frame_uid"]
+    )
+    # the HDF5 records them (the header lost the originals) and keeps no protocol name
+    for path in anonymous.glob("*.h5"):
+        recon = read_reconstruction(path)
+        assert recon.extra_attrs["study_instance_uid"] == first.StudyInstanceUID
+        assert recon.extra_attrs["frame_of_reference_uid"] == first.FrameOfReferenceUID
+        assert recon.acquisition in ("", "AXT2") and IDENTIFIERS["protocol"].encode() not in path.read_bytes()
+    # export-dicom --deidentify of the identified reconstructions gives the same patient, study and frame
+    identified = tmp_path / "identified"
+    run_batch(model, inputs, _options(identified))
+    for name in ("DOE_t1", "DOE_t2"):
+        export_dicom(identified / f"{name}.h5", tmp_path / "exported" / name, deid)
+        assert _study_uids(_first_slice(tmp_path / "exported" / name)) == _study_uids(first)
+    # a resumed run exporting a lost series again from the de-identified HDF5 writes the same UIDs
+    before = [pydicom.dcmread(p) for p in sorted(folders[0].iterdir())]
+    shutil.rmtree(folders[0])
+    again = run_batch(model, inputs, _options(anonymous, dicom=True, dicom_options=deid))
+    assert (again.exported, again.reconstructed) == (1, 0)
+    after = [pydicom.dcmread(p) for p in sorted(folders[0].iterdir())]
+    assert [(*_study_uids(d), d.SOPInstanceUID) for d in after] == [
+        (*_study_uids(d), d.SOPInstanceUID) for d in before
+    ]
+
+
+def test_an_odd_crop_of_an_even_grid_is_placed_where_the_crop_left_the_fov_centre(tmp_path: Path) -> None:
+    # a bright point at the centre of the field of view: pixel (H//2, W//2) of the 32 x 24 image;
+    # the reconstruction is fastMRI's centre crop to 31 x 23, which leaves it at (16, 12), not (15, 11)
+    size, crop = (32, 24), (31, 23)
+    kspace = fakes.phantom_kspace(2, 4, size, seed=0)
+    images = ifft2c(torch.from_numpy(kspace))
+    images[..., size[0] // 2, size[1] // 2] += 20 * images.abs().max()
+    header = build_ismrmrd_header(
+        encoded_matrix=(*size, 1), recon_matrix=(*crop, 1), encoded_fov_mm=(64.0, 48.0, 5.0)
+    )
+    geometry = oblique_geometry(slices=2)
+    arrays = {n: getattr(geometry, n) for n in ("position", "read_dir", "phase_dir", "slice_dir")}
+    path = write_volume(
+        tmp_path / "in" / "odd.h5", kspace=fft2c(images).numpy(), header_xml=header, geometry=arrays
+    )
+    run_batch(load_reconstructor("zero_filled"), path, _options(tmp_path / "out", dicom=True))
+    recon = read_reconstruction(tmp_path / "out" / "odd.h5")
+    assert recon.shape == (2, *crop) and recon.zero_filled is not None
+    for s in range(2):
+        peak = np.unravel_index(np.argmax(recon.zero_filled[s]), crop)
+        assert peak == (16, 12)
+        ds = pydicom.dcmread(tmp_path / "out" / "dicom" / "odd" / f"IM_{s + 1:04d}.dcm")
+        dr, dc = (float(v) for v in ds.PixelSpacing)
+        iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+        ipp = np.array([float(v) for v in ds.ImagePositionPatient])
+        np.testing.assert_allclose(
+            ipp + peak[1] * dc * iop[:3] + peak[0] * dr * iop[3:], geometry.position[s], atol=1e-4
+        )
+
+
+def test_a_malformed_geometry_attribute_fails_that_input_only(tmp_path: Path, inputs: Path) -> None:
+    bad = fakes.write_input(inputs / "vol_geometry.h5", slices=2, geometry=oblique_geometry(slices=2))
+    with h5py.File(bad, "a") as f:
+        f["geometry"].attrs["slice_thickness_mm"] = np.complex128(2 + 1j)
+    result = run_batch(load_reconstructor("zero_filled"), inputs, _options(tmp_path / "out", dicom=True))
+    assert result.reconstructed == 3
+    [failure] = result.failures
+    assert Path(failure.file).name == "vol_geometry.h5" and failure.kind == "DataError"
+    assert "slice_thickness_mm" in failure.error
+
+
+def _write_ismrmrd_3d(path: Path, coils: int = 3, size: tuple[int, int, int] = (16, 12, 8)) -> None:
+    """A 3-D Cartesian ISMRMRD acquisition, fully sampled, with slab geometry."""
+    import ismrmrd
+
+    x, y, z = size
+    xx, yy, zz = np.meshgrid(*(np.arange(n) for n in size), indexing="ij")
+    blob = np.exp(-((xx - 7) ** 2 / 10 + (yy - 5) ** 2 / 6 + (zz - 3) ** 2 / 4)) + 0.01  # off-centre:
+    image = blob.astype(np.complex64)  # no sample of its k-space is exactly zero
+    phases = np.exp(1j * np.linspace(0.1, 2, coils)).astype(np.complex64)
+    kspace = fftnc(torch.from_numpy(phases[:, None, None, None] * image[None]), 3).numpy()
+    xml = build_ismrmrd_header(encoded_matrix=size, patient_id="P3D")
+    xml = rewrite_encoding(
+        xml,
+        encoded_matrix=size,
+        encoded_fov_mm=(2.0 * x, 2.0 * y, 2.0 * z),
+        recon_matrix=size,
+        recon_fov_mm=(2.0 * x, 2.0 * y, 2.0 * z),
+        e1_limits=EncodingLimits(0, y - 1, y // 2),
+        e2_limits=EncodingLimits(0, z - 1, z // 2),
+    )
+    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
+    dataset.write_xml_header(xml)
+    for e1 in range(y):
+        for e2 in range(z):
+            acq = ismrmrd.Acquisition.from_array(np.ascontiguousarray(kspace[:, :, e1, e2]))
+            acq.idx.kspace_encode_step_1, acq.idx.kspace_encode_step_2 = e1, e2
+            acq.center_sample = x // 2
+            acq.position[:] = (0.0, 0.0, 10.0)
+            acq.read_dir[:], acq.phase_dir[:], acq.slice_dir[:] = (0, 1, 0), (1, 0, 0), (0, 0, -1)
+            dataset.append_acquisition(acq)
+    dataset.close()
+
+
+def test_a_3d_ismrmrd_acquisition_is_exported_as_3d(tmp_path: Path) -> None:
+    path = tmp_path / "in" / "raw3d.h5"
+    path.parent.mkdir()
+    _write_ismrmrd_3d(path)
+    out = tmp_path / "out"
+    result = run_batch(load_reconstructor("zero_filled"), path, _options(out, dicom=True))
+    assert result.ok and result.reconstructed == 1, result.failures
+    files = sorted((out / "dicom" / "raw3d").glob("IM_*.dcm"))
+    assert len(files) == 16 and {pydicom.dcmread(p).MRAcquisitionType for p in files} == {"3D"}
+    recon = read_reconstruction(out / "raw3d.h5")
+    assert recon.extra_attrs["mrirecon_decoupled_3d"] is True
+    # and exported later from the HDF5
+    assert export_dicom(out / "raw3d.h5", tmp_path / "again").files
+    assert pydicom.dcmread(tmp_path / "again" / "IM_0001.dcm").MRAcquisitionType == "3D"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from mrirecon.export import read_reconstruction
 from mrirecon.export.deidentify import file_pseudonym
 from mrirecon_cli.main import cli
+from tests.inference import fakes
 
 pytestmark = pytest.mark.usefixtures("installed")
 QUIET = ["--no-progress", "--workers", "0", "--device", "cpu"]
@@ -192,3 +194,20 @@ def test_uncentred_kspace_is_refused_by_a_centred_model(tmp_path: Path, inputs: 
     assert result.exit_code == 1, result.output
     assert "Reconstructed 2 volume(s) (7 slices)" in result.output
     assert "stored uncentred" in (out / "failures.csv").read_text()
+
+
+def test_a_deidentified_run_names_inputs_by_their_pseudonyms_in_its_notes(tmp_path: Path) -> None:
+    mask = np.zeros(24, bool)
+    mask[::3] = mask[10:14] = True
+    name = "DOE_JANE_MRN12345.h5"
+    fakes.write_input(tmp_path / "in" / name, mask=mask)  # undersampled already: --mask gets a Note
+    args = ["batch", "--model", "zero_filled", "--input-dir", tmp_path / "in", "--mask", "random"]
+    args += ["--acceleration", 4, *QUIET]
+    plain = _run(*args, "-o", tmp_path / "plain")
+    assert plain.exit_code == 0, plain.output
+    assert f"Note: {name} is undersampled already" in plain.output  # what the notice says
+    anonymous = _run(*args, "-o", tmp_path / "anonymous", "--deidentify", "--deid-salt", "k")
+    assert anonymous.exit_code == 0, anonymous.output
+    assert f"Note: {file_pseudonym(name, 'k')} is undersampled already" in anonymous.output
+    for needle in ("DOE", "JANE", "MRN12345"):
+        assert needle not in anonymous.output, needle

@@ -1,0 +1,50 @@
+"""What de-identification removes from the ISMRMRD header and the attributes (mrirecon.export.deidentify)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+
+from mrirecon.data.header import parse_ismrmrd_header
+from mrirecon.export.deidentify import deidentified_acquisition, deidentify_header
+from tests.export.tools import IDENTIFIERS, rich_header
+
+# as in the real Siemens file of ../shared/data: each dependency names another measurement by its ID
+# (scanner serial number _ patient number _ study number _ measurement number)
+DEPENDENCIES = (
+    "<measurementDependency><dependencyType>SenMap</dependencyType>"
+    "<measurementID>45387_1079885_1079904_343</measurementID></measurementDependency>"
+    "<measurementDependency><dependencyType>Noise</dependencyType>"
+    "<measurementID>45387_1079885_1079904_342</measurementID></measurementDependency>"
+)
+
+
+def test_measurement_dependencies_and_their_ids_are_removed() -> None:
+    xml = rich_header().replace("<patientPosition>", DEPENDENCIES + "<patientPosition>", 1)
+    assert "45387_1079885" in xml
+    scrubbed = deidentify_header(xml, "ANON0000000001")
+    for needle in ("45387", "1079885", "measurementDependency", "SenMap", "77123459_1_2_349"):
+        assert needle not in scrubbed, needle
+    header = parse_ismrmrd_header(scrubbed)
+    assert header.patient_id == "ANON0000000001" and header.patient_position == "HFS"  # still valid
+    assert header.protocol_name == "" and header.measurement_id == ""
+
+
+def test_the_real_scanner_header_keeps_no_measurement_id(shared_data: Path) -> None:
+    path = shared_data / "nhlbi_ismrmrd_snr_r3" / "meas_MID00349_FID09273_SNR_R3.h5"
+    with h5py.File(path, "r") as f:
+        raw = f["dataset/xml"][0]
+    xml = raw.decode() if isinstance(raw, bytes) else str(raw)
+    assert "45387_1079885_1079904" in xml and "<protocolName>SNR_R3" in xml
+    scrubbed = deidentify_header(xml, "ANON0000000001")
+    for needle in ("45387", "1079885", "SNR_R3", "NIH", "1.3.12.2.1107.5.2.19.45387"):
+        assert needle not in scrubbed, needle
+    assert parse_ismrmrd_header(scrubbed).encoded_matrix == parse_ismrmrd_header(xml).encoded_matrix
+
+
+def test_only_fixed_acquisition_codes_survive() -> None:
+    for code in ("CORPD_FBK", "CORPDFS_FBK", "AXFLAIR", "AXT1POST", "AXT2"):
+        assert deidentified_acquisition(code) == code
+    for text in (IDENTIFIERS["protocol"], "SNR_R3", "t1_mprage_DOE", ""):
+        assert deidentified_acquisition(text) == ""

@@ -1,0 +1,131 @@
+"""Which patient IDs and UIDs the series of one study share (mrirecon.export.identity), with and
+without de-identification, and what a --patient-id override changes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from mrirecon.export.dicom import DicomOptions, export_volume_dicom
+from mrirecon.export.identity import IdentityOverrides, resolve_identity, study_patient_id
+from mrirecon.export.recon_h5 import ReconVolume
+from tests.export.tools import IDENTIFIERS, oblique_geometry, rich_header, volume
+
+DEID = DicomOptions(deidentify=True, salt="s3cret")
+
+
+def _first(folder: Path) -> Dataset:
+    return pydicom.dcmread(sorted(folder.glob("IM_*.dcm"))[0])
+
+
+def _series(name: str, header: str | None = None, **kwargs: object) -> ReconVolume:
+    """One series of the study of ``rich_header`` (real geometry), from the input file ``name``."""
+    return volume(
+        ismrmrd_header=rich_header() if header is None else header,
+        geometry=oblique_geometry(),
+        input_file=name,
+        **kwargs,
+    )
+
+
+def _uids(ds: Dataset) -> tuple[str, str, str, str]:
+    return ds.StudyInstanceUID, ds.FrameOfReferenceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+
+
+def test_deidentified_series_of_one_study_share_its_study_and_frame_of_reference(tmp_path: Path) -> None:
+    # two series of one study (same study and frame-of-reference UIDs in the header), two input files
+    export_volume_dicom(_series("t1_series.h5"), tmp_path / "a", DEID)
+    export_volume_dicom(_series("t2_series.h5", model="rim"), tmp_path / "b", DEID)
+    a, b = _first(tmp_path / "a"), _first(tmp_path / "b")
+    assert a.StudyInstanceUID == b.StudyInstanceUID and a.FrameOfReferenceUID == b.FrameOfReferenceUID
+    assert a.PatientID == b.PatientID and a.PatientID.startswith("ANON")
+    assert a.SeriesInstanceUID != b.SeriesInstanceUID
+    # and they are not the originals, but hashes of them with the salt
+    assert a.StudyInstanceUID != IDENTIFIERS["study_uid"]
+    assert a.FrameOfReferenceUID != IDENTIFIERS["frame_uid"]
+    other_study = rich_header().replace(IDENTIFIERS["study_uid"], "1.2.3.4.5")
+    export_volume_dicom(_series("t1_series.h5", other_study), tmp_path / "c", DEID)
+    c = _first(tmp_path / "c")
+    assert c.StudyInstanceUID != a.StudyInstanceUID and c.FrameOfReferenceUID == a.FrameOfReferenceUID
+    export_volume_dicom(_series("t1_series.h5"), tmp_path / "d", DicomOptions(deidentify=True, salt="x"))
+    d = _first(tmp_path / "d")
+    assert d.StudyInstanceUID != a.StudyInstanceUID and d.FrameOfReferenceUID != a.FrameOfReferenceUID
+
+
+def test_without_a_study_uid_the_study_stays_per_input(tmp_path: Path) -> None:
+    no_study = re.sub(r"<studyInstanceUID>.*?</studyInstanceUID>", "", rich_header())
+    no_frame = re.sub(r"<frameOfReferenceUID>.*?</frameOfReferenceUID>", "", no_study)
+    export_volume_dicom(_series("one.h5", no_frame), tmp_path / "a", DEID)
+    export_volume_dicom(_series("two.h5", no_frame), tmp_path / "b", DEID)
+    a, b = _first(tmp_path / "a"), _first(tmp_path / "b")
+    assert a.StudyInstanceUID != b.StudyInstanceUID and a.FrameOfReferenceUID != b.FrameOfReferenceUID
+
+
+def test_a_header_without_a_patient_id_gives_one_patient_id_per_study(tmp_path: Path) -> None:
+    anonymous = re.sub(r"<patientID>.*?</patientID>", "", rich_header())
+    export_volume_dicom(_series("DOE_t1.h5", anonymous), tmp_path / "a")
+    export_volume_dicom(_series("DOE_t2.h5", anonymous), tmp_path / "b")
+    a, b = _first(tmp_path / "a"), _first(tmp_path / "b")
+    assert a.PatientID == b.PatientID == study_patient_id(IDENTIFIERS["study_uid"])
+    assert re.fullmatch(r"STUDY[0-9A-F]{10}", a.PatientID)
+    assert a.StudyInstanceUID == b.StudyInstanceUID == IDENTIFIERS["study_uid"]  # the scanner's study
+    # de-identified, they share one pseudonym too
+    export_volume_dicom(_series("DOE_t1.h5", anonymous), tmp_path / "c", DEID)
+    export_volume_dicom(_series("DOE_t2.h5", anonymous), tmp_path / "d", DEID)
+    assert _first(tmp_path / "c").PatientID == _first(tmp_path / "d").PatientID
+    # without a header (fastMRI) the stem stays the fallback
+    export_volume_dicom(volume(input_file="file1000007.h5"), tmp_path / "e")
+    assert _first(tmp_path / "e").PatientID == "file1000007"
+
+
+def test_another_patient_id_never_reuses_the_uids_of_the_first(tmp_path: Path) -> None:
+    def export(name: str, patient_id: str | None, *, deidentify: bool = False, header: str | None = None):
+        options = DicomOptions(
+            deidentify=deidentify, salt="s3cret", identity=IdentityOverrides(patient_id=patient_id)
+        )
+        export_volume_dicom(_series("scan.h5", header), tmp_path / name, options)
+        return _first(tmp_path / name)
+
+    plain, x1, x2 = export("plain", None), export("x1", "X1"), export("x2", "X2")
+    assert plain.StudyInstanceUID == IDENTIFIERS["study_uid"]  # the scanner's study: joins it
+    assert plain.FrameOfReferenceUID == IDENTIFIERS["frame_uid"]
+    assert (x1.PatientID, x2.PatientID) == ("X1", "X2")
+    for a, b in ((plain, x1), (plain, x2), (x1, x2)):  # a study belongs to one patient
+        assert all(u != v for u, v in zip(_uids(a), _uids(b))), (a.PatientID, b.PatientID)
+    assert _uids(export("x1again", "X1")) == _uids(x1)  # stable
+    # the header's own ID given again changes nothing
+    assert _uids(export("same", IDENTIFIERS["patient_id"])) == _uids(plain)
+    # de-identified: a corrected pseudonym gets other UIDs too
+    d1, d2 = export("d1", "SUBJ-07", deidentify=True), export("d2", "SUBJ-08", deidentify=True)
+    assert all(u != v for u, v in zip(_uids(d1), _uids(d2)))
+    # a header that names no patient: the command line supplies the ID, the series joins the study
+    anonymous = re.sub(r"<patientID>.*?</patientID>", "", rich_header())
+    supplied = export("supplied", "MRN-1", header=anonymous)
+    assert supplied.PatientID == "MRN-1" and supplied.StudyInstanceUID == IDENTIFIERS["study_uid"]
+    assert supplied.SOPInstanceUID != _uids(export("unsupplied", None, header=anonymous))[3]
+
+
+def test_a_pseudonymous_reconstruction_keeps_its_recorded_uids() -> None:
+    identity = resolve_identity(
+        None,
+        recon_patient_id="ANON0123456789",
+        input_file="ANON0123456789AB.h5",
+        deidentify=True,
+        salt="s",
+        pseudonymous=True,
+        recorded_study_uid="1.2.3.4",
+        recorded_frame_uid="1.2.3.5",
+    )
+    assert identity.patient_id == "ANON0123456789" and identity.patient_name == "ANON0123456789^"
+    assert (identity.study_instance_uid, identity.frame_of_reference_uid) == ("1.2.3.4", "1.2.3.5")
+    # recorded UIDs count only for a reconstruction a de-identified run wrote
+    plain = resolve_identity(None, input_file="x.h5", recorded_study_uid="1.2.3.4")
+    assert plain.study_instance_uid != "1.2.3.4"
+    # and a patient ID that is no pseudonym is never written as it is, whatever the file claims
+    claimed = resolve_identity(
+        None, recon_patient_id="MRN99887766", deidentify=True, salt="s", pseudonymous=True
+    )
+    assert claimed.patient_id.startswith("ANON") and "MRN99887766" not in claimed.patient_id
