@@ -374,20 +374,17 @@ class FastMRIVolume(RawVolume):
         for name in GEOMETRY_VECTORS:
             if name in group:
                 data = group[name]
-                if not isinstance(data, h5py.Dataset) or not np.issubdtype(data.dtype, np.number):
+                if not isinstance(data, h5py.Dataset) or data.dtype.kind not in "iuf":  # real numbers
                     raise DataError(f"geometry/{name} must be numbers, found {data}", path=self.path)
                 out[name] = np.asarray(data[()], dtype=np.float64)
         attrs = plain_attrs(group.attrs)
         for name, size in (("field_of_view_mm", 3), ("slice_thickness_mm", 1)):
             if name in attrs:
                 value = np.asarray(attrs[name])
-                if (
-                    not np.issubdtype(value.dtype, np.number)
-                    or value.size != size
-                    or not np.isfinite(value).all()
-                ):
+                if value.dtype.kind not in "iuf" or value.size != size or not np.isfinite(value).all():
                     raise DataError(
-                        f"geometry attribute {name} must be {size} finite number(s), found {attrs[name]!r}",
+                        f"geometry attribute {name} must be {size} finite real number(s), found "
+                        f"{attrs[name]!r}",
                         path=self.path,
                         hint="correct or delete the attribute (it only sets the DICOM geometry)",
                     )

@@ -264,6 +264,8 @@ def _fields_case(tmp_path: Path, name: str) -> Path:
             f.create_group("geometry").attrs["slice_thickness_mm"] = "x"
         if name == "field_of_view_of_two":
             f.create_group("geometry").attrs["field_of_view_mm"] = np.array([220.0, 220.0])
+        if name == "complex_thickness":
+            f.create_group("geometry").attrs["slice_thickness_mm"] = 3.0 + 1.0j
     return path
 
 
@@ -275,8 +277,9 @@ def _fields_case(tmp_path: Path, name: str) -> Path:
         ("max_a_vector", "the attribute 'max' must be a number"),
         ("sampled_with_text_acceleration", "the attribute 'acceleration' must be a number"),
         ("geometry_of_text", "geometry/position must be numbers"),
-        ("slice_thickness_of_text", "geometry attribute slice_thickness_mm must be 1 finite number(s)"),
-        ("field_of_view_of_two", "geometry attribute field_of_view_mm must be 3 finite number(s)"),
+        ("slice_thickness_of_text", "geometry attribute slice_thickness_mm must be 1 finite real number(s)"),
+        ("field_of_view_of_two", "geometry attribute field_of_view_mm must be 3 finite real number(s)"),
+        ("complex_thickness", "geometry attribute slice_thickness_mm must be 1 finite real number(s)"),
         ("target_of_text", "'reconstruction_rss' holds |S1, not numbers"),
     ],
 )
