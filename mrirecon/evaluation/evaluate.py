@@ -94,6 +94,8 @@ class EvaluationResult:
     groups: list[dict[str, Any]]
     lesion_groups: list[dict[str, Any]]
     sources: list[ReconSource]
+    #: Lesions the references do not show (CNR below ``min_cnr``): listed, left out of the counts.
+    not_visible: int = 0
 
 
 def _target_regions(
@@ -307,6 +309,7 @@ def evaluate(
         groups=groups,
         lesion_groups=lesion_groups,
         sources=sources,
+        not_visible=not_visible,
     )
 
 

@@ -174,4 +174,4 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[str, Reconstructor]:
     """
     from mrirecon.models.checkpoints import load_checkpoint_model
 
-    return load_checkpoint_model(Path(path))
+    return load_checkpoint_model(path)  # a str may name a pretrained model, a Path is a file

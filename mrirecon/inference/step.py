@@ -5,9 +5,9 @@ is in the input's intensity scale, centre-cropped to the reconstruction size (fa
 format). The zero-filled image is the RSS of the coil images of the measured k-space, with the
 same scale and crop.
 
-A model that cannot take an input (a coil count it was not trained for, an image smaller than its
-pooling needs, ...) fails inside its forward pass with whatever error PyTorch raises; that becomes
-a one-line :class:`~mrirecon.errors.ModelError` naming the model and the input shape.
+A model that refuses an input raises :class:`~mrirecon.errors.ModelError` (named here with the
+input file), and running out of device memory becomes one; so do an image of the wrong shape and
+NaN or infinite values. Any other error inside a forward pass is a bug and keeps its traceback.
 """
 
 from __future__ import annotations

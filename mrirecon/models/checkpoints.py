@@ -78,7 +78,8 @@ def load_checkpoint_model(
     or a model payload (``.pt``).
 
     Args:
-        path: The file, or the name of a shipped pretrained model (``cirim-brain``).
+        path: The file, or the name of a shipped pretrained model (``cirim-brain``; a name given as
+            a string where no file of that name exists).
         map_location: Where to put the weights.
 
     Returns:
@@ -90,8 +91,9 @@ def load_checkpoint_model(
     """
     from mrirecon.models import pretrained
 
-    if pretrained.is_pretrained(os.fspath(path)):
-        name, model, _ = pretrained.load_pretrained(os.fspath(path), map_location=map_location)
+    # a name, not a file of that name in the working directory (loading.load_reconstructor's rule)
+    if isinstance(path, str) and pretrained.is_pretrained(path) and not Path(path).exists():
+        name, model, _ = pretrained.load_pretrained(path, map_location=map_location)
         return name, model
     path = Path(path)
     if path.suffix == ".safetensors":

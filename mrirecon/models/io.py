@@ -92,8 +92,13 @@ def model_from_payload(
             path=source,
         )
     name = str(payload["model_name"])
+    config = payload.get("model_config") or {}
+    if not isinstance(config, Mapping):
+        raise CheckpointError(
+            f"its model config is not a mapping of settings (found {type(config).__name__})", path=source
+        )
     try:
-        model = build_model_from_mapping(name, payload.get("model_config") or {})
+        model = build_model_from_mapping(name, config)
     except ConfigError as error:
         raise CheckpointError(
             f"cannot build the model it describes: {error.one_line()}", path=source
@@ -109,6 +114,14 @@ def model_from_payload(
                 path=source,
                 hint="was it saved by mrirecon (mrirecon train, save_model)?",
             )
+        expected = model.state_dict()
+        for key, value in weights.items():
+            if key in expected and value.dtype != expected[key].dtype:
+                raise CheckpointError(
+                    f"weight '{key}' is {value.dtype}, the model's is {expected[key].dtype}",
+                    path=source,
+                    hint="was it saved by mrirecon (mrirecon train, save_model)?",
+                )
         try:
             model.load_state_dict(dict(weights), strict=True)
         except RuntimeError as error:

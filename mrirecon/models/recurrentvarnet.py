@@ -206,7 +206,7 @@ class RecurrentVarNetBlock(nn.Module):
         x = image_channels(image)
         if self.normalized:  # DIRECT's NormConv2dGRU: two groups (real, imaginary), unbiased std
             mean = x.mean(dim=(-2, -1), keepdim=True)
-            std = x.std(dim=(-2, -1), keepdim=True)
+            std = x.std(dim=(-2, -1), keepdim=True).clamp_min(1e-12)  # a flat image: no 0/0
             x = (x - mean) / std
         w, new_states = self.regularizer(x, states, checkpointed=checkpointed)
         if self.normalized:
@@ -252,7 +252,7 @@ class RecurrentVarNet(Reconstructor):
         self, masked_kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor
     ) -> ReconOutput:
         """Reconstruct a batch of slices."""
-        check_inputs(masked_kspace, mask, coil_maps)
+        check_inputs(masked_kspace, mask, coil_maps, weights=next(self.parameters()).dtype)
         cfg = self.config
         if self.coil_refinement is not None:
             coil_maps = self.coil_refinement(coil_maps)

@@ -217,7 +217,7 @@ class CIRIM(Reconstructor):
         self, masked_kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor
     ) -> ReconOutput:
         """Reconstruct a batch of slices."""
-        check_inputs(masked_kspace, mask, coil_maps)
+        check_inputs(masked_kspace, mask, coil_maps, weights=next(self.parameters()).dtype)
         cfg = self.cascade_config
         operator = MultiCoilOperator(coil_maps, mask, centered=cfg.fft_centered)
         gradient = LogLikelihoodGradient(operator, masked_kspace, sigma=cfg.sigma)

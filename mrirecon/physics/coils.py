@@ -98,11 +98,16 @@ def estimate_coil_maps_acs(
     if not bool(acs.any()):
         raise ValueError("the ACS mask is empty: no fully sampled centre to estimate coil maps from")
     if taper:
+        # the window spans the ACS block in the centred view (uncentred, the block wraps the edges)
+        spatial = tuple(range(-ndim, 0))
+        view = acs if centered else torch.fft.fftshift(acs, dim=spatial)
         weights = (
-            torch.stack([_acs_window(a.unsqueeze(0), ndim)[0] for a in acs])
-            if acs.shape[0] > 1
-            else (_acs_window(acs, ndim))
+            torch.stack([_acs_window(a.unsqueeze(0), ndim)[0] for a in view])
+            if view.shape[0] > 1
+            else (_acs_window(view, ndim))
         )
+        if not centered:
+            weights = torch.fft.ifftshift(weights, dim=spatial)
     else:
         weights = acs.to(torch.float32)
     images = ifftnc(kspace * weights.to(kspace.device), ndim, centered=centered)

@@ -345,7 +345,7 @@ def run_demo(
     )
 
     echo("")
-    for line in results_table(rows, settings):
+    for line in results_table(rows, settings, not_visible=result.not_visible):
         echo(line)
     echo("")
     echo(f"data       {paths.manifest}")

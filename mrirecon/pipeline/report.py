@@ -60,8 +60,11 @@ def results_rows(
     return rows
 
 
-def results_table(rows: Sequence[Mapping[str, Any]], settings: DemoSettings) -> list[str]:
-    """The table as text lines (fixed-width, for a terminal)."""
+def results_table(
+    rows: Sequence[Mapping[str, Any]], settings: DemoSettings, *, not_visible: int = 0
+) -> list[str]:
+    """The table as text lines (fixed-width, for a terminal); ``not_visible``: lesions the
+    references do not show, left out of "lesions kept" (said under the table)."""
     head = f"{'model':<18}{'SSIM':>8}{'PSNR dB':>9}{'NMSE':>9}{'lesions kept':>14}"
     head += f"{'contrast':>10}{'s/volume':>10}"
     volumes = rows[0]["volumes"] if rows else 0
@@ -77,5 +80,10 @@ def results_table(rows: Sequence[Mapping[str, Any]], settings: DemoSettings) -> 
         speed = f"{row['seconds_per_volume']:.2f}" if row.get("seconds_per_volume") is not None else "n/a"
         lines.append(
             f"{row['model']:<18}{row['ssim']:>8.4f}{row['psnr']:>9.2f}{row['nmse']:>9.4f}{kept:>14}{contrast:>10}{speed:>10}"
+        )
+    if not_visible:
+        lines.append(
+            f"({not_visible} more lesion{'s are' if not_visible != 1 else ' is'} not visible in the "
+            "reference, CNR below 1 there: listed in lesions.csv, not counted)"
         )
     return lines

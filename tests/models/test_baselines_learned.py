@@ -147,14 +147,18 @@ def test_learned_maps_ignore_the_given_maps_and_given_maps_are_used() -> None:
     kspace, mask, maps = scene()
     other = birdcage_maps(4, 22, 19).roll(1, dims=1)  # the same maps assigned to the wrong coils
     learned = E2EVarNet(SMALL_VARNET).eval()
+    none = torch.zeros((kspace.shape[0], 0, 0, 0), dtype=torch.complex64)  # what --coil-maps none passes
     with torch.no_grad():
         assert torch.equal(learned(kspace, mask, maps).image, learned(kspace, mask, other).image)
+        assert torch.equal(learned(kspace, mask, maps).image, learned(kspace, mask, none).image)
     given_config = VarNetConfig(**{**SMALL_VARNET.__dict__, "coil_maps": "given"})
     given = E2EVarNet(given_config).eval()
     assert given.sens_net is None
     assert parameter_count(given) < parameter_count(learned)
     with torch.no_grad():
         assert not torch.allclose(given(kspace, mask, maps).image, given(kspace, mask, other).image)
+    with pytest.raises(ValueError, match="coil_maps: axis 'C' has size 0"):
+        given(kspace, mask, none)
 
 
 def test_sensitivity_net_sees_only_the_fully_sampled_centre() -> None:

@@ -66,6 +66,23 @@ def test_weights_that_are_not_named_tensors_are_refused(tmp_path: Path, weights:
         load_model(tmp_path / "edited.pt")
 
 
+def test_a_config_that_is_not_a_mapping_and_weights_of_another_dtype_are_refused(tmp_path: Path) -> None:
+    name, config = TINY["cirim"]
+    path = save_model(tmp_path / "cirim.pt", name, config, build_tiny("cirim"))
+    payload = torch.load(path, weights_only=True)
+    torch.save({**payload, "model_config": 5}, tmp_path / "config.pt")
+    with pytest.raises(
+        CheckpointError, match="its model config is not a mapping of settings \\(found int\\)"
+    ):
+        load_model(tmp_path / "config.pt")
+    for dtype in (torch.int32, torch.bool, torch.float64):  # copy_ would have cast them silently
+        key = next(iter(payload["state_dict"]))
+        weights = {**payload["state_dict"], key: payload["state_dict"][key].to(dtype)}
+        torch.save({**payload, "state_dict": weights}, tmp_path / "dtype.pt")
+        with pytest.raises(CheckpointError, match=f"weight '{key}' is {dtype}, the model's is torch.float32"):
+            load_model(tmp_path / "dtype.pt")
+
+
 def test_a_file_with_pickled_objects_is_refused_without_unsafe_advice(tmp_path: Path) -> None:
     path = tmp_path / "objects.pt"
     torch.save({"model_name": "cirim", "hook": _Payload()}, path)

@@ -67,6 +67,30 @@ def test_a_pretrained_name_loads_from_the_weights_folder(
         load_reconstructor("cirim-brain", kind="model")
 
 
+def test_a_file_named_like_a_pretrained_model_is_the_users_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint saved as ./cirim-brain is that file, not the shipped model of that name (whose
+    weights would be used under the file's path and sha256)."""
+    from mrirecon.inference.loading import load_reconstructor
+
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    monkeypatch.setattr(pretrained, "WEIGHTS", shipped)
+    _tiny_file(shipped / "cirim-brain.safetensors")
+    own = CIRIMConfig(cascades=1, time_steps=3, channels=6)
+    monkeypatch.chdir(tmp_path)
+    from mrirecon.models.io import save_model
+
+    save_model("cirim-brain", "cirim", own, build_model("cirim", own))  # a model payload, no suffix
+    for given in ("cirim-brain", "./cirim-brain", Path("cirim-brain")):
+        assert load_checkpoint_model(given)[1].config == own, given
+        loaded = load_reconstructor(given)
+        assert loaded.model.config == own and loaded.checkpoint.resolve() == tmp_path / "cirim-brain"
+    monkeypatch.chdir(shipped.parent / "weights")  # no such file here: the name is the shipped model
+    assert load_checkpoint_model("cirim-brain")[1].config == TINY
+
+
 def test_bad_files_and_names_fail_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pretrained, "WEIGHTS", tmp_path)
     with pytest.raises(CheckpointError, match="weights of 'rim-brain' are not installed"):

@@ -92,3 +92,23 @@ def test_inputs_are_checked() -> None:
         model(data.masked_kspace, data.mask[..., :5], data.coil_maps)
     with pytest.raises(TypeError, match="complex"):
         model(data.masked_kspace.abs(), data.mask, data.coil_maps)
+    with pytest.raises(
+        TypeError, match=r"masked_kspace is torch.complex128 and the model's weights are torch.float32"
+    ):
+        model(data.masked_kspace.to(torch.complex128), data.mask, data.coil_maps.to(torch.complex128))
+    double = build_tiny("rim_gru").double()  # float64 weights take complex128 inputs
+    assert (
+        double(
+            data.masked_kspace.to(torch.complex128), data.mask, data.coil_maps.to(torch.complex128)
+        ).image.dtype
+        == torch.complex128
+    )
+
+
+def test_a_flat_image_gives_a_finite_normalised_recurrentvarnet() -> None:
+    """DIRECT's normalisation divides by the image's standard deviation: none for a flat image."""
+    model = build_tiny("recurrentvarnet_direct_options").eval()
+    data = acquisition(batch=1, coils=3, height=8, width=8, seed=2)
+    with torch.inference_mode():
+        image = model(torch.zeros_like(data.masked_kspace), data.mask, data.coil_maps).image
+    assert bool(torch.isfinite(image).all())

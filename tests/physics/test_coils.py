@@ -58,6 +58,24 @@ def test_acs_estimate_recovers_smooth_maps_inside_the_object(taper: bool) -> Non
     assert torch.allclose(rss(est)[0][support], torch.ones(int(support.sum())), atol=1e-4)
 
 
+@pytest.mark.parametrize("taper", [True, False])
+def test_uncentred_acs_estimate_equals_the_centred_one_rolled(taper: bool) -> None:
+    """Uncentred k-space holds its ACS lines at both edges: the taper must still span that block."""
+    kspace, _, _ = birdcage_scene()
+    acs = torch.zeros(1, 1, 1, 64)
+    acs[..., 24:40] = 1
+    centred = estimate_coil_maps_acs(kspace * acs, acs, taper=taper)
+    spatial = (-2, -1)
+    uncentred = estimate_coil_maps_acs(
+        torch.fft.ifftshift(kspace * acs, dim=spatial),
+        torch.fft.ifftshift(acs, dim=(-1,)),
+        taper=taper,
+        centered=False,
+    )
+    # the uncentred image is the centred one rolled by half the grid, its maps likewise
+    torch.testing.assert_close(torch.fft.fftshift(uncentred, dim=spatial), centred, rtol=1e-4, atol=1e-5)
+
+
 def test_acs_threshold_zeroes_background() -> None:
     kspace, _, _ = birdcage_scene()
     acs = torch.zeros(1, 1, 1, 64)

@@ -76,3 +76,15 @@ def test_one_contrast_gives_the_rows_too() -> None:
     result = _result(rows, [])
     (row,) = results_rows(result, ["CS"], {}, ["cs_l1wavelet"])
     assert row["volumes"] == 2 and abs(row["ssim"] - 0.6) < 1e-12
+
+
+def test_the_table_says_how_many_lesions_it_left_out() -> None:
+    from mrirecon.pipeline.demo import DemoSettings
+    from mrirecon.pipeline.report import results_table
+
+    rows = [{"model": "CIRIM", "ssim": 0.9, "psnr": 30.0, "nmse": 0.01, "volumes": 2, "lesions": 21}]
+    rows[0].update(lesions_preserved=13, preservation=0.95, seconds_per_volume=1.0)
+    lines = results_table(rows, DemoSettings(), not_visible=5)
+    assert "13/21" in lines[3]
+    assert lines[-1].startswith("(5 more lesions are not visible in the reference")
+    assert not results_table(rows, DemoSettings())[-1].startswith("(")

@@ -161,7 +161,13 @@ class E2EVarNet(Reconstructor):
         self, masked_kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor
     ) -> ReconOutput:
         """Run the cascades from the measured k-space."""
-        check_inputs(masked_kspace, mask, coil_maps)
+        check_inputs(
+            masked_kspace,
+            mask,
+            coil_maps,
+            maps_optional=self.sens_net is not None,
+            weights=next(self.parameters()).dtype,
+        )
         maps = coil_maps if self.sens_net is None else self.sens_net(masked_kspace, mask)
         operator = MultiCoilOperator(maps, mask)
         kspace = masked_kspace
