@@ -86,7 +86,8 @@ def test_a_file_named_like_a_pretrained_model_is_the_users_file(
     for given in ("cirim-brain", "./cirim-brain", Path("cirim-brain")):
         assert load_checkpoint_model(given)[1].config == own, given
         loaded = load_reconstructor(given)
-        assert loaded.model.config == own and loaded.checkpoint.resolve() == tmp_path / "cirim-brain"
+        assert loaded.model.config == own and loaded.checkpoint is not None
+        assert loaded.checkpoint.resolve() == tmp_path / "cirim-brain"
     monkeypatch.chdir(shipped.parent / "weights")  # no such file here: the name is the shipped model
     assert load_checkpoint_model("cirim-brain")[1].config == TINY
 
