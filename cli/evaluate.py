@@ -59,7 +59,14 @@ import click
     show_default=True,
     help="Preservation band: a lesion is kept when contrast(rec)/contrast(ref) lies within it.",
 )
-@click.option("--min-cnr", type=float, default=1.0, show_default=True, help="Least CNR of a kept lesion.")
+@click.option(
+    "--min-cnr",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Least CNR of a kept lesion; a lesion whose CNR in the reference is below it is not visible "
+    "there and is listed, not counted.",
+)
 @click.option(
     "--calgary-campinas",
     is_flag=True,

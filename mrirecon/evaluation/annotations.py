@@ -97,35 +97,43 @@ def read_fastmri_plus(
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as error:
         raise DataError(f"cannot read the annotation CSV: {error.strerror}", path=path) from error
+    try:
+        with handle:
+            return _read_boxes(csv.DictReader(handle), path, wanted)
+    except UnicodeDecodeError as error:
+        raise DataError("not a text (UTF-8) CSV file", path=path, hint="give the fastMRI+ CSV") from error
+
+
+def _read_boxes(
+    reader: csv.DictReader[str], path: Path, wanted: set[str] | None
+) -> dict[str, list[AnnotationBox]]:
     boxes: dict[str, list[AnnotationBox]] = {}
-    with handle:
-        reader = csv.DictReader(handle)
-        fields = [name.strip() for name in reader.fieldnames or []]
-        missing = [c for c in COLUMNS if c not in fields]
-        if missing:
+    fields = [name.strip() for name in reader.fieldnames or []]
+    missing = [c for c in COLUMNS if c not in fields]
+    if missing:
+        raise DataError(
+            f"not a fastMRI+ annotation CSV: missing column(s) {', '.join(missing)}",
+            path=path,
+            hint=f"expected the header {','.join(COLUMNS)}",
+        )
+    reader.fieldnames = fields
+    for line, row in enumerate(reader, start=2):
+        if (row.get("study_level") or "").strip().casefold() == "yes":
+            continue
+        label = normalize_label(row.get("label") or "")
+        if wanted is not None and label not in wanted:
+            continue
+        if all(not (row.get(c) or "").strip() for c in ("x", "y", "width", "height")):
+            continue  # a row without a box, as study-level rows are
+        try:
+            numbers = [int(float(row[c])) for c in ("slice", "x", "y", "width", "height")]
+        except (TypeError, ValueError, OverflowError) as error:  # int(inf): OverflowError
             raise DataError(
-                f"not a fastMRI+ annotation CSV: missing column(s) {', '.join(missing)}",
-                path=path,
-                hint=f"expected the header {','.join(COLUMNS)}",
-            )
-        reader.fieldnames = fields
-        for line, row in enumerate(reader, start=2):
-            if (row.get("study_level") or "").strip().casefold() == "yes":
-                continue
-            label = normalize_label(row.get("label") or "")
-            if wanted is not None and label not in wanted:
-                continue
-            if all(not (row.get(c) or "").strip() for c in ("x", "y", "width", "height")):
-                continue  # a row without a box, as study-level rows are
-            try:
-                numbers = [int(float(row[c])) for c in ("slice", "x", "y", "width", "height")]
-            except (TypeError, ValueError) as error:
-                raise DataError(
-                    f"line {line}: slice, x, y, width and height must be integers", path=path
-                ) from error
-            slice_index, x, y, width, height = numbers
-            if width <= 0 or height <= 0:
-                continue
-            stem = (row.get("file") or "").strip().removesuffix(".h5")
-            boxes.setdefault(stem, []).append(AnnotationBox(stem, slice_index, x, y, width, height, label))
+                f"line {line}: slice, x, y, width and height must be integers", path=path
+            ) from error
+        slice_index, x, y, width, height = numbers
+        if width <= 0 or height <= 0:
+            continue
+        stem = (row.get("file") or "").strip().removesuffix(".h5")
+        boxes.setdefault(stem, []).append(AnnotationBox(stem, slice_index, x, y, width, height, label))
     return boxes

@@ -123,6 +123,31 @@ def _target_regions(
     return regions
 
 
+def _check_scorable(
+    target: TargetVolume, reconstruction: np.ndarray, recon_path: Path, options: EvaluationOptions
+) -> None:
+    """What the metrics cannot score, said with the file to blame (they raise ValueError)."""
+    slices, height, width = target.image.shape
+    if min(height, width) < 7:
+        raise DataError(
+            f"the reference is {height} × {width}: SSIM needs slices of at least 7 × 7", path=target.path
+        )
+    divides = (
+        [("reference", target.path, target.image)] if options.calgary_campinas or options.atommic else []
+    )
+    if options.atommic:
+        divides.append(("reconstruction", recon_path, reconstruction))
+    for what, path, volume in divides:
+        empty = [s for s in range(slices) if not float(np.max(volume[s])) > 0]
+        if empty:
+            raise DataError(
+                f"slice {empty[0]} of the {what} is all zero, and the "
+                f"{'ATOMMIC' if options.atommic else 'Calgary-Campinas'} metrics divide by a slice's maximum",
+                path=path,
+                hint="leave out --atommic/--calgary-campinas, or the slice",
+            )
+
+
 def _acceleration(recon: ReconVolume, target: TargetVolume) -> str:
     return format_acceleration(recon.attrs().get("acceleration", target.attrs.get("acceleration"))) or "n/a"
 
@@ -179,7 +204,10 @@ def evaluate(
     if options.annotations is not None:
         boxes = read_fastmri_plus(options.annotations, options.annotation_labels or None)
     output = Path(output_dir)
-    output.mkdir(parents=True, exist_ok=True)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"cannot create the report folder: {error.strerror}", path=output) from error
 
     rows: list[dict[str, Any]] = []
     lesion_rows: list[dict[str, Any]] = []
@@ -208,6 +236,7 @@ def evaluate(
                 "height": target.image.shape[1],
                 "width": target.image.shape[2],
             }
+            _check_scorable(target, recon.reconstruction, source.folder / target.name, options)
             metrics = volume_metrics(target.image, recon.reconstruction)
             row.update({k: metrics[k] for k in METRICS})
             if options.calgary_campinas:

@@ -88,6 +88,8 @@ class RingGeometry:
     min_pixels: int = 8
 
     def __post_init__(self) -> None:
+        if not all(math.isfinite(v) for v in (self.gap, self.width, self.background_fraction)):
+            raise ValueError(f"ring settings must be finite numbers, got {self}")
         if self.gap < 0 or self.width <= 0:
             raise ValueError(f"ring gap must be ≥ 0 and width > 0, got gap {self.gap}, width {self.width}")
 
@@ -101,6 +103,11 @@ class PreservationCriteria:
     min_cnr: float = 1.0
 
     def __post_init__(self) -> None:
+        if not all(math.isfinite(v) for v in (*self.band, self.min_cnr)):
+            raise ValueError(
+                f"the preservation band and min CNR must be finite numbers, got {self.band} and "
+                f"{self.min_cnr}"
+            )
         if not self.band[0] < self.band[1]:
             raise ValueError(f"the preservation band must be (low, high) with low < high, got {self.band}")
 

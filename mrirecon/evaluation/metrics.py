@@ -153,7 +153,12 @@ def masked_metrics(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> dict[s
     err = float(np.mean((a - b) ** 2)) if a.size else float("nan")
     return {
         "ssim": float(pooled.mean()) if pooled.size else float("nan"),
-        "psnr": float(10 * np.log10(data_range**2 / err)) if err > 0 else float("inf"),
+        # an empty mask scores nothing (NaN), not a perfect PSNR
+        "psnr": float("nan")
+        if not a.size
+        else float(10 * np.log10(data_range**2 / err))
+        if err > 0
+        else float("inf"),
         "nmse": float(np.sum((a - b) ** 2) / np.sum(a**2)) if a.size else float("nan"),
     }
 

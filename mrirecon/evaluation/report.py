@@ -128,6 +128,22 @@ def _sources(content: ReportContent) -> str:
     )
 
 
+def _only_lesion_group(lesion_groups: Sequence[Mapping[str, Any]], group: Mapping[str, Any]) -> Any:
+    """For a pooled row ("all"): the model's one lesion group inside it, when there is only one (the
+    lesion statistics add no pooled group over a single group; the metrics may, over volumes of
+    other acquisitions without lesions)."""
+    if "all" not in (group["acquisition"], group["acceleration"]):
+        return None
+    inside = [
+        lg
+        for lg in lesion_groups
+        if lg["model"] == group["model"]
+        and group["acquisition"] in ("all", lg["acquisition"])
+        and group["acceleration"] in ("all", lg["acceleration"])
+    ]
+    return inside[0] if len(inside) == 1 else None
+
+
 def _summary(content: ReportContent) -> str:
     lesion = {(g["model"], g["acquisition"], g["acceleration"]): g for g in content.lesion_groups}
     header = [
@@ -145,7 +161,9 @@ def _summary(content: ReportContent) -> str:
         row = [_e(g["model"]), _e(g["acquisition"]), _e(g["acceleration"]), str(n)]
         row += [_e(g[m].format()) for m in content.metric_fields]
         if content.lesion_rows:
-            lg = lesion.get((g["model"], g["acquisition"], g["acceleration"]))
+            lg = lesion.get((g["model"], g["acquisition"], g["acceleration"])) or _only_lesion_group(
+                content.lesion_groups, g
+            )
             frac = lg["preserved_fraction"] if lg else None
             row.append(f"{round(frac.mean * frac.n)}/{frac.n}" if frac and frac.n else "–")
         rows.append(row)

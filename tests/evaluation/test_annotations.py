@@ -68,3 +68,9 @@ def test_malformed_files_raise_data_errors_naming_the_file(tmp_path: Path) -> No
         read_fastmri_plus(_write(tmp_path / "bad2.csv", HEADER + "f,zero,No,1,2,3,4,x\n"))
     with pytest.raises(DataError, match=r"missing\.csv"):
         read_fastmri_plus(tmp_path / "missing.csv")
+    binary = tmp_path / "scan.h5"
+    binary.write_bytes(b"\x89HDF\r\n\x1a\n\xff\xfe\x00" * 8)
+    with pytest.raises(DataError, match=r"scan\.h5: not a text \(UTF-8\) CSV file"):
+        read_fastmri_plus(binary)
+    with pytest.raises(DataError, match="line 2: slice, x, y, width and height must be integers"):
+        read_fastmri_plus(_write(tmp_path / "huge.csv", HEADER + "f,0,No,1,2,1e400,4,x\n"))

@@ -227,6 +227,43 @@ def test_errors_name_the_file_and_exit_with_code_2(lesion_dataset: Dataset, tmp_
     assert result.code == 2 and "preservation band" in result.output
 
 
+def test_the_pooled_summary_row_counts_the_lesions_of_its_one_lesion_group(
+    lesion_dataset: Dataset, tmp_path: Path
+) -> None:
+    """A volume of another acquisition without lesions makes a pooled metric row over both; its
+    lesion count is the one lesion group's, not "–"."""
+    targets, recons = _copy(lesion_dataset, tmp_path)
+    with h5py.File(targets / lesion_dataset.names[1], "a") as f:
+        f.attrs["acquisition"] = "AXT1"
+        del f["lesion_labels"]
+    result = evaluate([recons], targets, tmp_path / "out", EvaluationOptions(progress=False))
+    assert len(result.lesion_groups) == 1 and any(g["acquisition"] == "all" for g in result.groups)
+    html = result.report_html.read_text()
+    summary = html.split("<h2", 3)[2]  # the summary section (after the sources)
+    pooled = next(row for row in summary.split("<tr") if 'class="pooled"' in row)
+    assert ">3/3<" in pooled, pooled
+
+
+def test_what_the_metrics_cannot_score_is_a_one_line_error(lesion_dataset: Dataset, tmp_path: Path) -> None:
+    targets, recons = _copy(lesion_dataset, tmp_path)
+    name = lesion_dataset.names[0]
+    out = str(tmp_path / "out")
+    with h5py.File(recons / name, "a") as f:
+        data = f["reconstruction"]
+        data[1] = 0  # a failed slice
+    result = _run("-r", str(recons), "-t", str(targets), "-o", out, "--atommic")
+    assert result.code == 2, result.output
+    assert (
+        f"{recons / name}: slice 1 of the reconstruction is all zero, and the ATOMMIC metrics"
+        in result.output
+    )
+    result = _run("-r", str(recons), "-t", str(targets), "-o", out, "--band", "0.5", "inf")
+    assert result.code == 2 and "must be finite numbers" in result.output
+    (tmp_path / "afile").write_text("")
+    result = _run("-r", str(recons), "-t", str(targets), "-o", str(tmp_path / "afile" / "sub"))
+    assert result.code == 2 and "cannot create the report folder" in result.output
+
+
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # PSNR of an exact copy is inf
 def test_uncropped_reconstructions_are_cropped_like_fastmri(lesion_dataset: Dataset, tmp_path: Path) -> None:
     """A reconstruction on a larger grid is centre-cropped with (H − h) // 2 before scoring."""

@@ -192,6 +192,8 @@ def test_head_mask_and_masked_metrics_score_only_the_head() -> None:
     blurred = recon.copy()
     blurred[0, 30:34, 30:34] = 0.5
     assert masked_metrics(noisy_background, blurred, head)["ssim"] < 1.0
+    empty = masked_metrics(noisy_background, blurred, np.zeros_like(head))  # nothing to score
+    assert all(np.isnan(v) for v in empty.values())
 
 
 def test_the_head_mask_rises_above_a_high_noise_floor() -> None:
