@@ -369,7 +369,8 @@ def _render(
         )
     )
     spectrum = fft2c(image)
-    top, left = (draw.fine[0] - draw.shape[0]) // 2, (draw.fine[1] - draw.shape[1]) // 2
+    # the centred block around the zero frequency (index n // 2 of a centred spectrum of size n)
+    top, left = draw.fine[0] // 2 - draw.shape[0] // 2, draw.fine[1] // 2 - draw.shape[1] // 2
     block = spectrum[top : top + draw.shape[0], left : left + draw.shape[1]]
     ratio = np.sqrt(draw.shape[0] * draw.shape[1] / (draw.fine[0] * draw.fine[1]))
     low = ifft2c(block * ratio).numpy()
