@@ -105,6 +105,33 @@ def volume_from_3d(
     return ArrayVolume(path, slices, mask=mask, centered=centered, attrs=extra, padding=padding)
 
 
+def _check_npy_size(path: Path) -> None:
+    """A ``.npy`` file must hold the data its header declares (a truncated file would make NumPy
+    allocate the declared size, or fail with a MemoryError)."""
+    try:
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read(handle)
+            offset = handle.tell()
+    except (OSError, ValueError, EOFError) as error:
+        raise DataError(f"cannot read the file as a NumPy array: {error}", path=path) from error
+    if dtype.hasobject:
+        return  # np.load refuses it (no pickles)
+    declared = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    held = path.stat().st_size - offset
+    if held < declared:
+        raise DataError(
+            f"the header declares {shape} {dtype} ({declared:,} bytes) and the file holds {held:,}",
+            path=path,
+            hint="copy or save the file again (an interrupted transfer truncates it)",
+        )
+
+
 def open_npy(path: str | Path, *, npy_axes: str | None = None, centered: bool = True) -> ArrayVolume:
     """Open a NumPy ``.npy`` k-space array (memory-mapped; 3-D data are decoupled in memory).
 
@@ -119,9 +146,10 @@ def open_npy(path: str | Path, *, npy_axes: str | None = None, centered: bool = 
     path = Path(path)
     if not path.is_file():
         raise DataError("no such file", path=path)
+    _check_npy_size(path)
     try:
         array = np.load(path, mmap_mode="r" if memory_maps_enabled() else None, allow_pickle=False)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError) as error:  # EOFError: an empty file
         raise DataError(f"cannot read the file as a NumPy array: {error}", path=path) from error
     if not np.iscomplexobj(array):
         raise DataError(

@@ -136,6 +136,16 @@ def test_npy_problems(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.npy"
     garbage.write_bytes(b"not numpy")
     assert "cannot read the file as a NumPy array" in _error(garbage)
+    empty = tmp_path / "empty.npy"
+    empty.write_bytes(b"")  # np.load raised EOFError: a traceback that stopped a batch
+    assert "cannot read the file as a NumPy array" in _error(empty)
+    huge = tmp_path / "huge.npy"  # a header declaring 4 TiB over a few bytes: NumPy's MemoryError
+    with huge.open("wb") as handle:
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": "<c8", "fortran_order": False, "shape": (2**20, 8, 256, 256)}
+        )
+        handle.write(b"\0" * 64)
+    assert "the header declares (1048576, 8, 256, 256) complex64" in _error(huge)
 
 
 def test_cfl_problems(tmp_path: Path) -> None:
