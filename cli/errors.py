@@ -17,6 +17,8 @@ from mrirecon.errors import MriReconError, Notice
 USER_ERROR = 2
 #: Exit code for a bug (an exception no input explains); 1 means "some inputs failed" for batch.
 INTERNAL_ERROR = 3
+#: Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
 
 
 def debug_enabled(ctx: click.Context | None) -> bool:
@@ -49,12 +51,17 @@ class ErrorReportingGroup(click.Group):
                 return super().invoke(ctx)
         except MriReconError as error:
             if debug_enabled(ctx):
-                raise
-            click.echo(f"Error: {error.one_line()}", err=True)
-            if not debug_enabled(ctx):
+                traceback.print_exc()  # the traceback, and still the user-error exit code
+            else:
+                click.echo(f"Error: {error.one_line()}", err=True)
                 click.echo("(run with --debug for the traceback)", err=True)
             sys.exit(USER_ERROR)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:
+            if debug_enabled(ctx):
+                traceback.print_exc()
+            click.echo("Interrupted (a batch run continues where it stopped when run again).", err=True)
+            sys.exit(INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception:  # noqa: BLE001 (reported in full and exit 3: nothing is swallowed)
             # not something the input or the options explain: a bug, shown in full

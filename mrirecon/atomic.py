@@ -252,8 +252,12 @@ def exclusive_folder(folder: Path, *, what: str) -> Iterator[Path]:
     try:
         stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         text = f"process {os.getpid()} on {socket.gethostname()}, since {stamp}"
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, text.encode(), 0)
+        try:  # who holds the lock, for a run that finds it taken (a full disk leaves it empty)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, text.encode(), 0)
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise export_error(error, lock, what) from error
         yield lock
     finally:
         with contextlib.suppress(OSError):

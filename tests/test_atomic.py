@@ -115,3 +115,27 @@ def test_a_read_only_file_system_is_called_read_only(tmp_path: Path, monkeypatch
     with pytest.raises(ExportError, match="the file system is read-only") as caught:
         prepare_output_folder(tmp_path, "reconstructions")
     assert "permission denied" not in str(caught.value)
+
+
+def test_a_full_disk_leaves_the_lock_unsigned_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restarting after a disk-full abort: writing who holds the lock fails with ENOSPC, which was an
+    OSError traceback (exit 3); the lock holds without the text, other errors are ExportErrors."""
+    import os
+
+    from mrirecon.atomic import exclusive_folder
+
+    def full(*args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with exclusive_folder(tmp_path, what="reconstructions") as lock:
+        assert lock.exists()
+
+    def broken(*args: object) -> int:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "pwrite", broken)
+    with pytest.raises(ExportError), exclusive_folder(tmp_path, what="reconstructions"):
+        pass

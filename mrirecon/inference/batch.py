@@ -15,6 +15,7 @@ import dataclasses
 import datetime
 import json
 import os
+import re
 import shutil
 import time
 import warnings
@@ -215,6 +216,8 @@ def _run_listed(
         _identified_outputs(inputs, options)
         if options.deid_mapping is not None:
             _write_mapping(options.deid_mapping, pseudonyms)
+    elif options.reports:
+        _deidentified_folder(options)
     prepare_output_folder(options.output_dir, "reconstructions")
     if options.dicom:
         prepare_output_folder(options.output_dir / DICOM_FOLDER, "DICOM series")
@@ -244,8 +247,9 @@ def _run_listed(
         except BaseException as error:
             if data.runner is not None:
                 data.runner.abort()
-            if not isinstance(error, MriReconError | KeyboardInterrupt) and options.reports:
-                _record_crash(options.output_dir / RUN_JSON, loaded, source, options, started, error)
+            replacement = _stopped_by(error, loaded, source, options, started)
+            if replacement is not None:
+                raise replacement from error
             raise
     runner, plan = data.runner, data.plan
     assert runner is not None and plan is not None
@@ -343,6 +347,62 @@ def _identified_outputs(inputs: list[Path], options: RunOptions) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         except OSError as error:
             raise export_error(error, path, "identified output") from error
+
+
+def _stopped_by(
+    error: BaseException,
+    loaded: LoadedModel,
+    source: str | os.PathLike[str],
+    options: RunOptions,
+    started: datetime.datetime,
+) -> BaseException | None:
+    """What a run that ``error`` stopped raises instead (None: the error itself); a bug leaves a
+    crash record in run.json."""
+    if isinstance(error, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1): an interruption
+        return KeyboardInterrupt()
+    if isinstance(error, MriReconError | KeyboardInterrupt):
+        return None
+    killed = _killed_worker(error)
+    if killed is not None:
+        return killed
+    if options.reports:
+        _record_crash(options.output_dir / RUN_JSON, loaded, source, options, started, error)
+    return None
+
+
+def _killed_worker(error: BaseException) -> ConfigError | None:
+    """A DataLoader worker killed from outside (the out-of-memory killer, most often) is the
+    machine's limit, not a bug: said in one line with what to lower (None for any other error)."""
+    match = re.search(r"DataLoader worker \(pid \d+\) is killed by signal: (\w+)", str(error))
+    if not isinstance(error, RuntimeError) or match is None:
+        return None
+    return ConfigError(
+        f"a DataLoader worker was killed ({match.group(1)}; most often the system ran out of memory)",
+        hint="lower --workers or --batch-size; in Docker, give the container more --shm-size; "
+        "run again to continue where it stopped",
+    )
+
+
+def _deidentified_folder(options: RunOptions) -> None:
+    """A run without --deidentify refuses a folder a de-identified run wrote (its run.json says so):
+    identified outputs beside the pseudonymous ones would link the two, and run.json would name
+    the inputs.
+
+    Raises:
+        ConfigError: naming the folder and the fix.
+    """
+    record = options.output_dir / RUN_JSON
+    try:
+        previous = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # no record (or not one of ours): nothing says the folder is de-identified
+    run = ((previous.get("config") or {}).get("run") or {}) if isinstance(previous, dict) else {}
+    if isinstance(run, dict) and run.get("deidentify") is True:
+        raise ConfigError(
+            "the output folder holds a de-identified run's outputs, and this run is not de-identified",
+            path=options.output_dir,
+            hint="add --deidentify (with the same salt), or give this run its own --output-dir",
+        )
 
 
 def _scrubbed(report: RankReport, pseudonyms: dict[str, str]) -> RankReport:

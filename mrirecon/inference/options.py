@@ -63,6 +63,11 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output_dir", Path(self.output_dir))
+        if self.deid_mapping is not None and not self.dicom_options.deidentify:
+            raise ConfigError(
+                "--deid-mapping writes the pseudonyms of a de-identified run, and this run is not one",
+                hint="add --deidentify, or leave out --deid-mapping",
+            )
         if self.coil_maps not in COIL_MAP_METHODS:
             raise ConfigError(
                 f"unknown coil-map method '{self.coil_maps}'",

@@ -233,6 +233,12 @@ def test_a_resume_never_keeps_identified_series_when_asked_to_deidentify(
     for path in [*series.iterdir(), *out.glob("*.h5")]:
         assert b"MRN4711" not in path.read_bytes()
     assert run_batch(model, inputs / "vol_a.h5", anonymous).skipped == 1
+    # the other way round: an identified run into the de-identified folder would link the two
+    with pytest.raises(ConfigError, match="holds a de-identified run's outputs, and this run is not"):
+        run_batch(model, inputs / "vol_a.h5", _options(out, dicom=True))
+    assert not (out / "vol_a.h5").exists()
+    with pytest.raises(ConfigError, match="--deid-mapping writes the pseudonyms of a de-identified run"):
+        _options(tmp_path / "other", deid_mapping=tmp_path / "map.csv")
 
 
 def test_a_dicom_series_without_its_hdf5_is_redone_with_the_same_uids(tmp_path: Path, inputs: Path) -> None:

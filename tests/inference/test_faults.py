@@ -186,3 +186,45 @@ def test_workers_without_shared_memory_fail_at_once_with_the_fix(tmp_path: Path,
     line = _error_line(result.stderr)
     assert "DataLoader workers cannot share" in line and "--shm-size" in line and "--num-workers 0" in line
     assert time.perf_counter() - start < 120
+
+
+def test_ctrl_c_stops_a_batch_as_an_interruption_not_a_crash(tmp_path: Path, installed) -> None:
+    """Lightning turns Ctrl-C into SystemExit(1): that was exit 1 ("some inputs failed") with a
+    crash record; it is exit 130, one line, and no crash record, and the run resumes."""
+    import signal
+    import time
+
+    from tests.inference.processes import start_cli
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    for k in range(3):
+        fakes.write_input(inputs / f"vol_{k}.h5", slices=2, size=(16, 16))
+    config = tmp_path / "slow.yaml"
+    config.write_text("seconds: 2.0\n")
+    args = ("batch", "--model", "fake_slow", "--model-config", config, "--input-dir", inputs, "-o", out)
+    process = start_cli(*args, "--batch-size", 1, "--workers", 0, "--device", "cpu", log=tmp_path / "log")
+    deadline = time.monotonic() + 120
+    while not (out / ".mrirecon.lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(4.0)  # inside the predict loop
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130, (tmp_path / "log").read_text()
+    log = (tmp_path / "log").read_text()
+    assert "Interrupted" in log and "internal error" not in log
+    assert (
+        not (out / "run.json").exists() or json.loads((out / "run.json").read_text())["status"] != "crashed"
+    )
+
+
+def test_a_killed_dataloader_worker_is_the_machines_limit_not_a_bug() -> None:
+    from mrirecon.errors import ConfigError
+    from mrirecon.inference.batch import _killed_worker
+
+    error = _killed_worker(RuntimeError("DataLoader worker (pid 11812) is killed by signal: Killed. "))
+    assert (
+        isinstance(error, ConfigError)
+        and "(Killed; most often the system ran out of memory)" in error.message
+    )
+    assert error.hint is not None and "--workers" in error.hint
+    assert _killed_worker(RuntimeError("bug")) is None
+    assert _killed_worker(ValueError("DataLoader worker (pid 1) is killed by signal: Killed.")) is None
