@@ -139,4 +139,5 @@ def summary(result: Any) -> str:
         parts.append(f"exported {result.exported} DICOM series from finished reconstructions")
     if result.failures:
         parts.append(f"{len(result.failures)} failed")
-    return "; ".join(parts).capitalize() + "."
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "."  # str.capitalize would lower "DICOM"

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--coils",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="Receive coils [phantom: 8 (birdcage); mni: drawn in 4-32 unless given].",
 )
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 @click.option("--lesions", is_flag=True, help="Add white-matter lesions (labels stored in the files).")
 @click.option(
     "--snr",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=None,
     help="Mean brain signal / noise std of the coil-combined image [phantom: 30; mni: drawn in 10-50].",
 )

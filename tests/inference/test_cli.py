@@ -211,3 +211,19 @@ def test_a_deidentified_run_names_inputs_by_their_pseudonyms_in_its_notes(tmp_pa
     assert f"Note: {file_pseudonym(name, 'k')} is undersampled already" in anonymous.output
     for needle in ("DOE", "JANE", "MRN12345"):
         assert needle not in anonymous.output, needle
+
+
+def test_the_summary_line_keeps_dicom_in_capitals() -> None:
+    from types import SimpleNamespace
+
+    from mrirecon_cli.inference_options import summary
+
+    result = SimpleNamespace(reconstructed=0, slices=0, seconds=1.0, skipped=2, exported=2, failures=[])
+    line = summary(result)
+    assert "exported 2 DICOM series" in line and line[0].isupper()
+
+
+def test_simulate_refuses_zero_coils_and_snr(tmp_path: Path) -> None:
+    for option in ("--coils", "--snr"):
+        result = CliRunner().invoke(cli, ["simulate", str(tmp_path / "x"), option, "0"])
+        assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output

@@ -22,6 +22,7 @@ of the result can differ from that of models given other maps; compare magnitude
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -208,7 +209,11 @@ class L1WaveletCS(Reconstructor):
         kspace, masks, given = self._on_cpu(masked_kspace, mask, coil_maps, dims["B"])
         images = []
         for b in tqdm(
-            range(dims["B"]), desc="L1-wavelet CS", unit="slice", leave=False, disable=dims["B"] < 2
+            range(dims["B"]),
+            desc="L1-wavelet CS",
+            unit="slice",
+            leave=False,
+            disable=dims["B"] < 2 or not sys.stderr.isatty(),  # no bar in logs
         ):
             scale = float(rss(ifft2c(kspace[b]), dim=0).max())
             if scale == 0.0:
