@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,14 @@ class RunOptions:
             if int(getattr(self, name)) < least:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least {least}")
         resolve_device(self.device, self.devices)
+        if self.num_nodes > 1 and not any(
+            k in os.environ for k in ("SLURM_NTASKS", "WORLD_SIZE", "MASTER_ADDR")
+        ):
+            raise ConfigError(
+                f"--num-nodes {self.num_nodes} needs a launcher that starts the other machines' processes "
+                "(it would wait for them)",
+                hint="start it with srun or torchrun on every node (docs/inference.md), or drop --num-nodes",
+            )
 
     def summary(self) -> dict[str, Any]:
         """The options as plain data for run.json (no identifiers: DICOM overrides are left out)."""

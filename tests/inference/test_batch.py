@@ -481,3 +481,13 @@ def test_a_3d_ismrmrd_acquisition_is_exported_as_3d(tmp_path: Path) -> None:
     # and exported later from the HDF5
     assert export_dicom(out / "raw3d.h5", tmp_path / "again").files
     assert pydicom.dcmread(tmp_path / "again" / "IM_0001.dcm").MRAcquisitionType == "3D"
+
+
+def test_several_nodes_need_a_launcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without srun or torchrun a multi-node run waited for machines that never came."""
+    for name in ("SLURM_NTASKS", "WORLD_SIZE", "MASTER_ADDR"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match="--num-nodes 2 needs a launcher"):
+        _options(tmp_path / "out", num_nodes=2)
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    assert _options(tmp_path / "out", num_nodes=2).num_nodes == 2
