@@ -422,15 +422,17 @@ def _save(dataset: Dataset, path: Path) -> None:
         dataset.save_as(handle, enforce_file_format=True)
 
 
-def _existing_series(folder: Path) -> dict[Path, str]:
-    found = {}
+def _existing_series(folder: Path) -> dict[Path, str | None]:
+    """The SeriesInstanceUID of every DICOM file in ``folder`` (None: unreadable, e.g. damaged)."""
+    found: dict[Path, str | None] = {}
     for path in sorted(folder.glob(FILE_GLOB)):
         try:
             uid = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]).get(
                 "SeriesInstanceUID", ""
             )
-        except Exception:  # noqa: BLE001 (any file left in the folder: unreadable counts as another series)
-            uid = ""
+        except Exception:  # noqa: BLE001 (any file left in the folder: judged by its name below)
+            found[path] = None
+            continue
         found[path] = str(uid)
     return found
 
@@ -454,7 +456,12 @@ def write_series(datasets: list[Dataset], folder: Path, *, overwrite: bool = Fal
     if folder.is_dir() and any(folder.iterdir()):
         existing = _existing_series(folder)
         stale = [path for path in existing if path.name not in names]  # the others are replaced
-        foreign = [path for path, uid in existing.items() if uid != series_uid]
+        # an unreadable file under one of this series' names is a damaged file of it: replaced
+        foreign = [
+            path
+            for path, uid in existing.items()
+            if uid != series_uid and not (uid is None and path.name in names)
+        ]
         if foreign and not overwrite:
             raise ExportError(
                 f"the folder already holds {len(foreign)} DICOM file(s) of another series",

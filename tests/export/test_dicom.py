@@ -336,6 +336,20 @@ def test_another_series_in_the_folder(tmp_path: Path) -> None:
     assert {ds.SeriesInstanceUID for ds in read_series(tmp_path / "s")} == {series.series_instance_uid}
 
 
+def test_a_damaged_file_of_the_series_is_replaced_not_called_another_series(tmp_path: Path) -> None:
+    """A truncated IM_0002.dcm (docs/inference.md: a file that no longer matches is exported again)
+    stopped every later volume as "another series"; an unreadable file under another name still does."""
+    first = export_volume_dicom(volume(), tmp_path / "s")
+    damaged = tmp_path / "s" / "IM_0002.dcm"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    again = export_volume_dicom(volume(), tmp_path / "s")
+    assert again.series_instance_uid == first.series_instance_uid
+    assert {ds.SeriesInstanceUID for ds in read_series(tmp_path / "s")} == {first.series_instance_uid}
+    (tmp_path / "s" / "IM_0099.dcm").write_bytes(b"not DICOM")
+    with pytest.raises(ExportError, match=r"holds 1 DICOM file\(s\) of another series"):
+        export_volume_dicom(volume(), tmp_path / "s")
+
+
 def _fail_on_second_file(monkeypatch) -> None:
     real = dicom._save
     calls = []
