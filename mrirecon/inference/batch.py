@@ -128,6 +128,8 @@ def run_batch(loaded: LoadedModel, source: str | os.PathLike[str], options: RunO
     """
     started = datetime.datetime.now(datetime.UTC)
     t0 = time.perf_counter()
+    if not Path(source).exists():
+        list_inputs(source)  # says there is no such input, before an output folder is made
     # one writer per output folder: a second run is refused (the ranks of one DDP run share it;
     # its rank 0 holds the lock)
     lock = (

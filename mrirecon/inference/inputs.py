@@ -44,7 +44,13 @@ def list_inputs(source: str | os.PathLike[str], *, split: str | None = None) -> 
     elif path.is_file() and path.suffix.lower() == ".csv":
         from mrirecon.data.manifest import read_manifest
 
-        files = [Path(e.path) for e in read_manifest(path) if split is None or e.split == split]
+        entries = read_manifest(path)
+        files = [Path(e.path) for e in entries if split is None or e.split == split]
+        if entries and not files:
+            splits = ", ".join(sorted({e.split for e in entries}))
+            raise DataError(
+                f"the manifest has no entry of split '{split}'", path=path, hint=f"its splits: {splits}"
+            )
     elif path.is_file():
         if not is_supported(path):
             raise DataError(

@@ -491,3 +491,20 @@ def test_several_nodes_need_a_launcher(tmp_path: Path, monkeypatch: pytest.Monke
         _options(tmp_path / "out", num_nodes=2)
     monkeypatch.setenv("SLURM_NTASKS", "2")
     assert _options(tmp_path / "out", num_nodes=2).num_nodes == 2
+
+
+def test_a_missing_input_leaves_no_output_folder_and_an_unknown_split_names_the_splits(
+    tmp_path: Path, inputs: Path
+) -> None:
+    from mrirecon.data.manifest import build_manifest
+    from mrirecon.errors import DataError
+
+    model = load_reconstructor("zero_filled")
+    with pytest.raises(DataError, match="no such input file, folder or manifest"):
+        run_batch(model, tmp_path / "nowhere", _options(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+    manifest = tmp_path / "m.csv"
+    build_manifest(sorted(inputs.glob("*.h5")), manifest, fractions=(1, 0, 0), progress=False)
+    with pytest.raises(DataError, match="no entry of split 'tset'") as error:
+        run_batch(model, manifest, _options(tmp_path / "out2", split="tset"))
+    assert error.value.hint == "its splits: train"
