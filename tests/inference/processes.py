@@ -56,4 +56,7 @@ def start_cli(*args: object, log: Path) -> subprocess.Popen[bytes]:
         cwd=REPO,
         env=environment(),
         start_new_session=True,
+        # a shell that starts the tests in the background ignores SIGINT, and the child would
+        # inherit that: restore the default, so that Python turns SIGINT into KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
