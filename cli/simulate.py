@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from mrirecon.errors import ConfigError
 from mrirecon_cli.options import parse_split
 
 if TYPE_CHECKING:
@@ -102,6 +103,23 @@ def simulate(
     """Write a synthetic brain dataset (fastMRI HDF5 files and manifest.csv) into OUTPUT_DIR."""
     from mrirecon.data.simulate import LesionOptions, simulate_dataset
 
+    if anatomy == "dipy":
+        given = [
+            name
+            for name, value in (
+                ("--size", size),
+                ("--coils", coils),
+                ("--snr", snr),
+                ("--contrast", contrast),
+            )
+            if value is not None
+        ] + (["--split"] if split != "0.8,0.1,0.1" else [])
+        if given:
+            raise ConfigError(
+                f"the real-anatomy set (--anatomy dipy) has its own sizes, coils, noise, contrast and "
+                f"split (all test); {', '.join(given)} would be ignored",
+                hint="leave them out, or use --anatomy mni",
+            )
     if anatomy != "phantom":
         paths = simulate_dataset(
             output_dir,

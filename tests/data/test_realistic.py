@@ -278,6 +278,10 @@ def test_simulate_cli_writes_realistic_and_real_anatomy_sets(tmp_path: Path) -> 
     )
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "real").glob("*.h5"))) == 2
+    ignored = CliRunner().invoke(
+        cli, ["simulate", str(tmp_path / "real2"), "--anatomy", "dipy", "--size", "64", "64", "--coils", "4"]
+    )
+    assert ignored.exit_code == 2 and "--size, --coils would be ignored" in ignored.output
 
 
 def test_every_slice_shows_anatomy_and_carries_noise() -> None:
