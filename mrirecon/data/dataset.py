@@ -218,13 +218,21 @@ class SliceDataset(Dataset[Any]):
     def file_facts(self) -> dict[Path, VolumeFacts]:
         """Each volume's FFT convention and whether it has a reference, in file order.
 
-        Volumes the scan did not open (a manifest gives the slice counts) are opened once here; with
-        ``skip_bad`` one that cannot be read is left out (its slices are skipped when served).
+        Volumes the scan did not open (a manifest gives the slice counts) are probed here: a fastMRI
+        file by its structure (:func:`~mrirecon.data.fastmri.probe_conventions`, no k-space read),
+        any other opened once; with ``skip_bad`` one that cannot be read is left out (its slices
+        are skipped when served).
         """
+        from mrirecon.data.fastmri import probe_conventions
+
         for path in self.files:
             if path in self._facts:
                 continue
             try:
+                probed = probe_conventions(path, self.centered) if path.suffix.lower() == ".h5" else None
+                if probed is not None:  # a fastMRI file: its structure says it, no k-space read
+                    self._facts[path] = VolumeFacts(*probed)
+                    continue
                 with self._open_volume(path) as volume:
                     self._facts[path] = VolumeFacts(volume.centered, volume.has_target)
             except DataError:

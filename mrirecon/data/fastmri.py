@@ -44,6 +44,7 @@ __all__ = [
     "map_contiguous",
     "open_hdf5",
     "plain_attrs",
+    "probe_conventions",
 ]
 
 #: The ``(S, 3)`` arrays of the ``geometry/`` group.
@@ -183,6 +184,32 @@ def check_stored(dataset: h5py.Dataset, path: Path) -> None:
                 path=path,
                 hint="the file is truncated or was never completely written; copy or export it again",
             )
+
+
+def probe_conventions(path: Path, centered: bool | None = None) -> tuple[bool, bool] | None:
+    """``(centered, has_target)`` of a fastMRI-layout file from its structure alone: what
+    :class:`FastMRIVolume` decides (the layout by the ``kspace`` dataset's dtype and rank, the
+    convention by ``mrirecon_fft_centered`` or the Calgary-Campinas layout, a reference by its
+    dataset), without reading any k-space (opening a volume reads a slice when it has no ``mask``).
+    None when the file is not one the rules apply to (no ``kspace``, another layout): open it.
+
+    Raises:
+        DataError: the file cannot be opened as HDF5.
+    """
+    with open_hdf5(path) as handle:
+        kspace = handle.get("kspace")
+        if not isinstance(kspace, h5py.Dataset):
+            return None
+        complex_data = np.issubdtype(kspace.dtype, np.complexfloating)
+        if complex_data and kspace.ndim in (3, 4):
+            calgary = False
+        elif np.issubdtype(kspace.dtype, np.floating) and kspace.ndim == 4 and kspace.shape[-1] % 2 == 0:
+            calgary = True
+        else:
+            return None
+        stored = plain_attrs(handle.attrs).get("mrirecon_fft_centered", not calgary)
+        has_target = any(key in handle for key in _TARGET_KEYS)
+        return (bool(stored) if centered is None else bool(centered)), has_target
 
 
 class FastMRIVolume(RawVolume):

@@ -190,3 +190,31 @@ def test_training_and_validation_files_need_a_reference(tmp_path: Path) -> None:
     message = r"1 val file\(s\) have no fully sampled reference, e\.g\. .*prospective"
     with pytest.raises(ConfigError, match=message):
         data_convention(section, build_datasets(section), model_centered=None)
+
+
+def test_manifest_files_are_probed_without_reading_kspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest spares the scan from opening its files; the convention and reference checks read
+    only the files' structure (opening a file without a mask reads a whole slice)."""
+    from mrirecon.data import dataset as dataset_module
+    from mrirecon.data.dataset import SliceDataset, VolumeFacts
+    from mrirecon.data.manifest import build_manifest
+    from tests.data.helpers import multicoil_kspace, write_fastmri
+
+    paths = _uncentred_files(tmp_path / "cc")
+    paths.append(write_fastmri(tmp_path / "cc" / "plain.h5", multicoil_kspace(2), reconstruction_rss=None))
+    manifest = tmp_path / "m.csv"
+    build_manifest(paths, manifest, fractions=(1, 0, 0), progress=False)
+    dataset = SliceDataset(manifest, split="train")
+
+    def no_open(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a volume was opened")
+
+    monkeypatch.setattr(dataset_module, "open_volume", no_open)
+    facts = dataset.file_facts()
+    assert [facts[p] for p in sorted(facts)] == [
+        VolumeFacts(centered=False, has_target=True),
+        VolumeFacts(centered=False, has_target=True),
+        VolumeFacts(centered=True, has_target=False),
+    ]
