@@ -198,18 +198,30 @@ def probe_conventions(path: Path, centered: bool | None = None) -> tuple[bool, b
     """
     with open_hdf5(path) as handle:
         kspace = handle.get("kspace")
-        if not isinstance(kspace, h5py.Dataset):
+        layout = _layout(kspace) if isinstance(kspace, h5py.Dataset) else None
+        if layout is None:
             return None
-        complex_data = np.issubdtype(kspace.dtype, np.complexfloating)
-        if complex_data and kspace.ndim in (3, 4):
-            calgary = False
-        elif np.issubdtype(kspace.dtype, np.floating) and kspace.ndim == 4 and kspace.shape[-1] % 2 == 0:
-            calgary = True
-        else:
-            return None
-        stored = plain_attrs(handle.attrs).get("mrirecon_fft_centered", not calgary)
         has_target = any(key in handle for key in _TARGET_KEYS)
-        return (bool(stored) if centered is None else bool(centered)), has_target
+        return _centered(plain_attrs(handle.attrs), layout, centered), has_target
+
+
+def _layout(kspace: h5py.Dataset) -> str | None:
+    """``multi`` (complex ``(S, C, H, W)``), ``single`` (complex ``(S, H, W)``), ``calgary`` (float
+    ``(S, H, W, 2·C)``), or None for any other ``kspace``."""
+    complex_data = np.issubdtype(kspace.dtype, np.complexfloating)
+    if complex_data and kspace.ndim in (3, 4):
+        return "multi" if kspace.ndim == 4 else "single"
+    if np.issubdtype(kspace.dtype, np.floating) and kspace.ndim == 4 and kspace.shape[-1] % 2 == 0:
+        return "calgary"
+    return None
+
+
+def _centered(attrs: dict[str, Any], layout: str, override: bool | None) -> bool:
+    """The FFT convention: ``override``, else the ``mrirecon_fft_centered`` attribute, else centred
+    for every layout but Calgary-Campinas."""
+    if override is not None:
+        return bool(override)
+    return bool(attrs.get("mrirecon_fft_centered", layout != "calgary"))
 
 
 class FastMRIVolume(RawVolume):
@@ -267,20 +279,12 @@ class FastMRIVolume(RawVolume):
             )
         kspace = self._dataset(handle, "kspace")
         shape = tuple(int(n) for n in kspace.shape)
-        complex_data = np.issubdtype(kspace.dtype, np.complexfloating)
-        if complex_data and len(shape) == 4:
-            self._layout = "multi"
+        layout = _layout(kspace)
+        if layout == "multi":
             slices, coils, height, width = shape
-        elif complex_data and len(shape) == 3:
-            self._layout = "single"
+        elif layout == "single":
             (slices, height, width), coils = shape, 1
-        elif (
-            not complex_data
-            and np.issubdtype(kspace.dtype, np.floating)
-            and len(shape) == 4
-            and shape[-1] % 2 == 0
-        ):
-            self._layout = "calgary"
+        elif layout == "calgary":
             slices, height, width, coils = shape[0], shape[1], shape[2], shape[3] // 2
         else:
             raise DataError(
@@ -293,13 +297,12 @@ class FastMRIVolume(RawVolume):
         if min(shape) == 0:
             raise DataError(f"'kspace' is empty (shape {shape})", path=path)
         check_stored(kspace, path)
+        self._layout = layout
         self._kspace = kspace
         self.num_slices = slices
         self.kspace_shape = (coils, height, width)
         self.attrs = plain_attrs(handle.attrs)
-        default_centered = self._layout != "calgary"
-        stored = self.attrs.get("mrirecon_fft_centered", default_centered)
-        self.centered = bool(stored) if centered is None else bool(centered)
+        self.centered = _centered(self.attrs, layout, centered)
 
         self.header_xml = None
         self.header = None
