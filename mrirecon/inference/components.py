@@ -27,7 +27,7 @@ import numpy as np
 from mrirecon.data.sample import ReconSample
 from mrirecon.errors import DataError
 from mrirecon.export import InputMetadata
-from mrirecon.export.geometry import SliceGeometry, field_of_view, real_numbers, slice_thickness
+from mrirecon.export.geometry import SliceGeometry, field_of_view, slice_thickness
 from mrirecon.masks import MaskFunc
 from mrirecon.models.base import Reconstructor
 
@@ -137,14 +137,11 @@ def input_metadata(volume: RawVolumeLike, *, source: str | os.PathLike[str] | No
     if g and all(name in g for name in _GEOMETRY_VECTORS):
         fov = g.get("field_of_view_mm")
         thickness = g.get("slice_thickness_mm")
-        table = g.get("patient_table_position")
         where = Path(source) if source is not None else None
-        try:
+        try:  # SliceGeometry checks the arrays (real_numbers); the attributes are converted here
             geometry = SliceGeometry(
-                **{name: real_numbers(g[name], name, source=where) for name in _GEOMETRY_VECTORS},
-                patient_table_position=(
-                    None if table is None else real_numbers(table, "patient_table_position", source=where)
-                ),
+                **{name: g[name] for name in _GEOMETRY_VECTORS},
+                patient_table_position=g.get("patient_table_position"),
                 field_of_view_mm=None if fov is None else field_of_view(fov, where),
                 slice_thickness_mm=None if thickness is None else slice_thickness(thickness, where),
             )
