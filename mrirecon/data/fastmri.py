@@ -33,13 +33,13 @@ from typing import Any
 import h5py
 import numpy as np
 
+from mrirecon.data.geometry_values import GEOMETRY_VECTORS, field_of_view, real_numbers, slice_thickness
 from mrirecon.data.header import parse_ismrmrd_header
 from mrirecon.data.raw import RawVolume, memory_maps_enabled, normalize_mask
 from mrirecon.errors import DataError, Notice
 from mrirecon.masks import describe_mask, reduce_mask
 
 __all__ = [
-    "GEOMETRY_VECTORS",
     "FastMRIVolume",
     "map_contiguous",
     "open_hdf5",
@@ -47,8 +47,6 @@ __all__ = [
     "probe_conventions",
 ]
 
-#: The ``(S, 3)`` arrays of the ``geometry/`` group.
-GEOMETRY_VECTORS = ("position", "read_dir", "phase_dir", "slice_dir", "patient_table_position")
 _TARGET_KEYS = ("reconstruction_rss", "reconstruction_esc")
 # fastMRI's single-coil files hold both; their k-space is the emulated single coil's, whose image is
 # the ESC reconstruction (fastMRI's SliceDataset reads reconstruction_esc for single-coil)
@@ -404,20 +402,13 @@ class FastMRIVolume(RawVolume):
         for name in GEOMETRY_VECTORS:
             if name in group:
                 data = group[name]
-                if not isinstance(data, h5py.Dataset) or data.dtype.kind not in "iuf":  # real numbers
-                    raise DataError(f"geometry/{name} must be numbers, found {data}", path=self.path)
-                out[name] = np.asarray(data[()], dtype=np.float64)
+                if not isinstance(data, h5py.Dataset):
+                    raise DataError(f"geometry/{name} must be a dataset, found {data}", path=self.path)
+                out[name] = real_numbers(data[()], name, source=self.path)
         attrs = plain_attrs(group.attrs)
-        for name, size in (("field_of_view_mm", 3), ("slice_thickness_mm", 1)):
+        for name, check in (("field_of_view_mm", field_of_view), ("slice_thickness_mm", slice_thickness)):
             if name in attrs:
-                value = np.asarray(attrs[name])
-                if value.dtype.kind not in "iuf" or value.size != size or not np.isfinite(value).all():
-                    raise DataError(
-                        f"geometry attribute {name} must be {size} finite real number(s), found "
-                        f"{attrs[name]!r}",
-                        path=self.path,
-                        hint="correct or delete the attribute (it only sets the DICOM geometry)",
-                    )
+                check(attrs[name], self.path)
         out.update(attrs)
         return out
 

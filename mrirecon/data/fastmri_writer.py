@@ -18,7 +18,7 @@ import numpy as np
 
 from mrirecon._version import __version__
 from mrirecon.atomic import atomic_file
-from mrirecon.data.fastmri import GEOMETRY_VECTORS
+from mrirecon.data.geometry_values import GEOMETRY_VECTORS
 from mrirecon.data.lesions import Lesion
 from mrirecon.data.raw import normalize_mask
 from mrirecon.errors import DataError

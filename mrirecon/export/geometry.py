@@ -38,6 +38,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from mrirecon.data.geometry_values import GEOMETRY_DIRECTIONS as _VECTORS
+from mrirecon.data.geometry_values import field_of_view, real_numbers, slice_thickness
 from mrirecon.data.header import AcquisitionHeader
 from mrirecon.errors import DataError
 
@@ -46,42 +48,14 @@ __all__ = [
     "ImagePlanes",
     "SliceGeometry",
     "centre_index",
+    "field_of_view",
     "image_planes",
     "real_numbers",
+    "slice_thickness",
 ]
 
 #: Pixel spacing and slice thickness used when neither the header nor the geometry gives them.
 DEFAULT_SPACING_MM = 1.0
-
-_VECTORS = ("position", "read_dir", "phase_dir", "slice_dir")
-
-
-def real_numbers(
-    value: object, name: str, *, size: int | None = None, source: str | Path | None = None
-) -> np.ndarray:
-    """``value`` as a float64 array of finite real numbers (``size`` of them, when given).
-
-    Raises:
-        DataError: for text, complex, boolean or other non-real values, NaN or infinity, or another
-            count (geometry values come from input files: a bad one is bad input, not a bug).
-    """
-    array = np.asarray(value)
-    if array.dtype.kind not in "iuf" or (size is not None and array.size != size):
-        count = "a finite real number" if size == 1 else f"{size or 'some'} finite real numbers"
-        raise DataError(
-            f"geometry: {name} must be {count}, found {_shown(value)}",
-            path=source,
-            hint="correct or delete it in the input (it only sets the DICOM geometry)",
-        )
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise DataError(f"geometry: {name} holds non-finite values", path=source)
-    return array
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,25 +136,6 @@ class SliceGeometry:
             group.attrs["field_of_view_mm"] = np.asarray(self.field_of_view_mm, dtype=np.float64)
         if self.slice_thickness_mm is not None:
             group.attrs["slice_thickness_mm"] = float(self.slice_thickness_mm)
-
-
-def field_of_view(value: object, source: str | Path | None = None) -> tuple[float, float, float]:
-    """The ``field_of_view_mm`` attribute: three finite real numbers.
-
-    Raises:
-        DataError: if it is not.
-    """
-    x, y, z = real_numbers(value, "field_of_view_mm", size=3, source=source).ravel()
-    return float(x), float(y), float(z)
-
-
-def slice_thickness(value: object, source: str | Path | None = None) -> float:
-    """The ``slice_thickness_mm`` attribute: one finite real number.
-
-    Raises:
-        DataError: if it is not.
-    """
-    return float(real_numbers(value, "slice_thickness_mm", size=1, source=source).ravel()[0])
 
 
 def centre_index(size: int, grid: int | None) -> int:

@@ -24,10 +24,11 @@ from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 
+from mrirecon.data.geometry_values import GEOMETRY_DIRECTIONS, field_of_view, slice_thickness
 from mrirecon.data.sample import ReconSample
 from mrirecon.errors import DataError
 from mrirecon.export import InputMetadata
-from mrirecon.export.geometry import SliceGeometry, field_of_view, slice_thickness
+from mrirecon.export.geometry import SliceGeometry
 from mrirecon.masks import MaskFunc
 from mrirecon.models.base import Reconstructor
 
@@ -134,13 +135,13 @@ def input_metadata(volume: RawVolumeLike, *, source: str | os.PathLike[str] | No
     """
     g = volume.geometry
     geometry = None
-    if g and all(name in g for name in _GEOMETRY_VECTORS):
+    if g and all(name in g for name in GEOMETRY_DIRECTIONS):
         fov = g.get("field_of_view_mm")
         thickness = g.get("slice_thickness_mm")
         where = Path(source) if source is not None else None
         try:  # SliceGeometry checks the arrays (real_numbers); the attributes are converted here
             geometry = SliceGeometry(
-                **{name: g[name] for name in _GEOMETRY_VECTORS},
+                **{name: g[name] for name in GEOMETRY_DIRECTIONS},
                 patient_table_position=g.get("patient_table_position"),
                 field_of_view_mm=None if fov is None else field_of_view(fov, where),
                 slice_thickness_mm=None if thickness is None else slice_thickness(thickness, where),
@@ -158,9 +159,6 @@ def input_metadata(volume: RawVolumeLike, *, source: str | os.PathLike[str] | No
         str(attrs.get("patient_id", "") or ""),
         decoupled_3d=isinstance(decoupled, bool | np.bool_) and bool(decoupled),
     )
-
-
-_GEOMETRY_VECTORS = ("position", "read_dir", "phase_dir", "slice_dir")
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[str, Reconstructor]:
