@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from mrirecon_cli.options import parse_frame
+
 
 @click.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
@@ -20,14 +22,32 @@ import click
 )
 @click.option("--uncentered", is_flag=True, help="The k-space is stored uncentred (Calgary-Campinas style).")
 @click.option("--acquisition", default=None, help="Set the acquisition attribute (e.g. AXT1).")
+@click.option(
+    "--frame",
+    default=None,
+    metavar="NAME=N,...",
+    help="Of an ISMRMRD raw input with several echoes, repetitions, cardiac phases or sets, the one "
+    "to convert, e.g. contrast=1 or repetition=2,set=1 (names: contrast, repetition, phase, set; "
+    "default 0 each).",
+)
 def convert(
-    input_path: Path, output: Path, npy_axes: str | None, uncentered: bool, acquisition: str | None
+    input_path: Path,
+    output: Path,
+    npy_axes: str | None,
+    uncentered: bool,
+    acquisition: str | None,
+    frame: str | None,
 ) -> None:
     """Convert INPUT (ISMRMRD .h5, BART .cfl/.hdr, NumPy .npy, fastMRI .h5) to fastMRI HDF5."""
     from mrirecon.data.convert import convert_volume
 
     summary = convert_volume(
-        input_path, output, npy_axes=npy_axes, centered=False if uncentered else None, acquisition=acquisition
+        input_path,
+        output,
+        npy_axes=npy_axes,
+        centered=False if uncentered else None,
+        acquisition=acquisition,
+        frame=None if frame is None else parse_frame(frame),
     )
     click.echo(f"wrote {summary.describe()}")
     click.echo(f"source: {summary.source}")

@@ -34,19 +34,22 @@ def crop_readout(kspace: torch.Tensor, keep: int, *, centered: bool = True) -> t
         centered: FFT convention.
 
     Returns:
-        ``(..., keep, Y)`` complex64.
+        ``(..., keep, Y)`` complex64: image samples ``size // 2 − keep // 2`` onwards, so that the
+        centre of the field of view (sample ``size // 2``) is sample ``keep // 2``, where the DICOM
+        geometry puts it (:func:`mrirecon.export.geometry.centre_index`).
     """
     size = kspace.shape[-2]
     if keep >= size:
         return kspace
     lines = ifftnc(kspace.transpose(-1, -2), 1, centered=centered)
-    start = (size - keep) // 2
+    # the field of view's centre, sample size // 2 of the centred FFT, stays the centre keep // 2
+    start = size // 2 - keep // 2
     lines = lines[..., start : start + keep]
     return fftnc(lines.contiguous(), 1, centered=centered).transpose(-1, -2).contiguous()
 
 
 def decouple_readout(
-    kspace: np.ndarray, *, centered: bool = True, path: Path | None = None
+    kspace: np.ndarray, *, centered: bool = True, path: Path | None = None, partial_readout: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split a 3-D acquisition into 2-D slices along its fully sampled readout.
 
@@ -55,6 +58,10 @@ def decouple_readout(
             position ``(y, z)`` was not measured.
         centered: FFT convention.
         path: For error messages.
+        partial_readout: Accept a readout measured over one block of samples only (an asymmetric
+            echo, as raw scanner data state it): the coverage is judged within the block that the
+            measured positions hold, and the rest stays zero-filled (the slices are then blurred
+            along the readout as a zero-filled partial-Fourier image is).
 
     Returns:
         ``(slices, sampled)``: ``(X, C, Y, Z)`` complex64, slice ``x`` holding the 2-D k-space of
@@ -70,14 +77,20 @@ def decouple_readout(
     sampled: np.ndarray = np.asarray(nonzero.any(axis=0))
     if not sampled.any():
         raise DataError("the 3-D k-space holds no non-zero sample", path=path)
-    coverage = nonzero[:, sampled].mean(axis=0)
+    held_block = slice(None)
+    if partial_readout:
+        held = np.nonzero(nonzero[:, sampled].any(axis=1))[0]
+        held_block = slice(int(held[0]), int(held[-1]) + 1)
+    coverage = nonzero[held_block][:, sampled].mean(axis=0)
     if coverage.min() < READOUT_COVERAGE:
         raise DataError(
             f"the readout is not fully sampled (a measured phase-encode position has only "
             f"{coverage.min():.0%} of its readout samples), so the 3-D data cannot be split into "
             "2-D slices along it",
             path=path,
-            hint="the first k-space axis must be the fully sampled readout; check the stated axis order",
+            hint="the readouts of the file differ in length or position; convert the raw data again"
+            if partial_readout
+            else "the first k-space axis must be the fully sampled readout; check the stated axis order",
         )
     out = np.empty((size_x, coils, size_y, size_z), dtype=np.complex64)
     for coil in range(coils):

@@ -18,6 +18,7 @@ import numpy as np
 
 from mrirecon.data.fastmri_writer import write_volume
 from mrirecon.data.header import EncodingLimits, build_ismrmrd_header
+from mrirecon.data.ismrmrd_raw import Frame
 from mrirecon.data.raw import RawVolume
 from mrirecon.data.volume import open_volume
 from mrirecon.errors import DataError
@@ -87,6 +88,7 @@ def convert_volume(
     npy_axes: str | None = None,
     centered: bool | None = None,
     acquisition: str | None = None,
+    frame: Frame | None = None,
 ) -> ConversionSummary:
     """Convert one input to the fastMRI layout.
 
@@ -96,6 +98,7 @@ def convert_volume(
         npy_axes: Axis order of a ``.npy`` input.
         centered: FFT convention of the input (None: the input's own).
         acquisition: Sets the ``acquisition`` attribute (default: the input's).
+        frame: The contrast, repetition, phase and set of an ISMRMRD raw input (default: the first).
 
     Returns:
         A :class:`ConversionSummary`.
@@ -108,7 +111,7 @@ def convert_volume(
         raise DataError(
             "the output would overwrite the input", path=output, hint="choose another output name"
         )
-    with open_volume(input_path, npy_axes=npy_axes, centered=centered) as volume:
+    with open_volume(input_path, npy_axes=npy_axes, centered=centered, frame=frame) as volume:
         kspace = np.stack([volume.read_kspace(i) for i in range(volume.num_slices)])
         target = None
         if volume.has_target:

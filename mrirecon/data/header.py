@@ -98,8 +98,11 @@ class AcquisitionHeader:
         """
         if self.e1_limits is None:
             return 0, num_cols
-        left = self.encoded_matrix[1] // 2 - self.e1_limits.center
-        right = left + self.e1_limits.maximum + 1
+        # line e1 sits at column e1 + offset (the limits' centre at the matrix centre); the lines
+        # acquired are minimum … maximum
+        offset = self.encoded_matrix[1] // 2 - self.e1_limits.center
+        left = offset + self.e1_limits.minimum
+        right = offset + self.e1_limits.maximum + 1
         return max(left, 0), min(right, num_cols)
 
     @property

@@ -6,9 +6,12 @@ What the conversion does, in order:
 2. Every acquisition is sorted by its flags (read with the ``ismrmrd`` package): noise readouts
    (``ACQ_IS_NOISE_MEASUREMENT``) are kept aside for pre-whitening and never enter the k-space
    grid; navigators, phase-correction, dummy-scan and feedback readouts are dropped; parallel-
-   imaging calibration lines (``ACQ_IS_PARALLEL_CALIBRATION``) are measured k-space and fill the
-   grid where no imaging line was measured; reversed readouts (``ACQ_IS_REVERSE``) are flipped
-   (``center_sample`` counts in the flipped, forward order); averages are averaged.
+   imaging calibration lines (``ACQ_IS_PARALLEL_CALIBRATION``) of an embedded calibration are
+   measured k-space and fill the grid where no imaging line was measured (those of a separate
+   reference scan, and readouts of another encoding, are left out); reversed readouts
+   (``ACQ_IS_REVERSE``) are flipped (``center_sample`` counts in the flipped, forward order);
+   averages are averaged; one :class:`Frame` (contrast, repetition, phase, set) is taken; slice
+   indices without readouts are left out.
 3. Each line goes to its place in the encoded matrix: phase-encode line ``e1`` at
    ``e1 + (N_y/2 − center)`` from the encoding limits (partial Fourier: the lines never acquired
    stay exact zeros), readout samples centred on ``center_sample``.
@@ -41,7 +44,7 @@ from mrirecon.data.raw import ArrayVolume
 from mrirecon.errors import DataError, Notice
 from mrirecon.masks import describe_mask, reduce_mask
 
-__all__ = ["is_ismrmrd_file", "open_ismrmrd", "whitening_matrix"]
+__all__ = ["Frame", "is_ismrmrd_file", "open_ismrmrd", "whitening_matrix"]
 
 _DROP = (
     ismrmrd.ACQ_IS_NAVIGATION_DATA,
@@ -82,6 +85,18 @@ def whitening_matrix(noise: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
     return np.linalg.inv(lower).astype(np.complex64)
 
 
+class Frame(NamedTuple):
+    """One frame of an ISMRMRD acquisition: the readouts sharing these four loop counters."""
+
+    contrast: int = 0
+    repetition: int = 0
+    phase: int = 0
+    set: int = 0
+
+    def describe(self) -> str:
+        return ", ".join(f"{name} {value}" for name, value in zip(self._fields, self, strict=True))
+
+
 class _Readout(NamedTuple):
     """Where one imaging readout goes, and how to unpack it."""
 
@@ -94,6 +109,7 @@ class _Readout(NamedTuple):
     discard_pre: int
     discard_post: int
     center_sample: int
+    scan: int
 
 
 @dataclass
@@ -110,6 +126,10 @@ class _Lines:
     geometry: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     dropped: int = 0
     other_frames: int = 0
+    frames: set[Frame] = field(default_factory=set)
+    separate_calibration: int = 0
+    other_encodings: int = 0
+    empty_slices: tuple[int, ...] = ()
 
 
 def _samples(row: np.void, channels: int, samples: int, scan: int, path: Path) -> np.ndarray:
@@ -122,24 +142,42 @@ def _samples(row: np.void, channels: int, samples: int, scan: int, path: Path) -
     return data.view(np.complex64).reshape(channels, samples)
 
 
-def _place_readout(samples: np.ndarray, readout: _Readout, size_x: int) -> np.ndarray:
-    """The readout on the encoded x grid, centred on its echo (``center_sample``)."""
+def _place_readout(samples: np.ndarray, readout: _Readout, size_x: int, path: Path) -> np.ndarray:
+    """The readout on the encoded x grid, centred on its echo (``center_sample``).
+
+    Raises:
+        DataError: if the kept samples, centred on ``center_sample``, do not fit the encoded matrix
+            (a header whose ``encodedSpace`` x leaves the oversampling out, or a wrong echo sample).
+    """
     if readout.reverse:
         samples = samples[:, ::-1]
     pre, post = readout.discard_pre, readout.discard_post
     samples = samples[:, pre : samples.shape[1] - post if post else None]
     line = np.zeros((samples.shape[0], size_x), dtype=np.complex64)
     start = size_x // 2 - (readout.center_sample - pre)
-    lo, hi = max(start, 0), min(start + samples.shape[1], size_x)
-    if hi > lo:
-        line[:, lo:hi] = samples[:, lo - start : hi - start]
+    if start < 0 or start + samples.shape[1] > size_x:
+        raise DataError(
+            f"acquisition {readout.scan} has {samples.shape[1]} readout samples (after discards) with "
+            f"its echo at sample {readout.center_sample}: they do not fit the encoded matrix "
+            f"({size_x} samples along x)",
+            path=path,
+            hint="encodedSpace/matrixSize/x must count the samples including readout oversampling, "
+            "and center_sample must be the echo's sample; convert the raw data again",
+        )
+    line[:, start : start + samples.shape[1]] = samples
     return line
 
 
-def _sort(rows: np.ndarray, header: AcquisitionHeader, path: Path, contrast: int, repetition: int) -> _Lines:
+#: Calibration modes whose reference lines are a scan of their own (another contrast or timing):
+#: never gridded into the imaging k-space.
+_SEPARATE_CALIBRATION = ("separate", "external", "other")
+
+
+def _sort(rows: np.ndarray, header: AcquisitionHeader, path: Path, frame: Frame) -> _Lines:
     size_x, size_y, size_z = (max(n, 1) for n in header.encoded_matrix)
     off_y = size_y // 2 - header.e1_limits.center if header.e1_limits else 0
     off_z = size_z // 2 - header.e2_limits.center if header.e2_limits and size_z > 1 else 0
+    separate = header.calibration_mode.strip().lower() in _SEPARATE_CALIBRATION
     lines = _Lines(rows=rows, coils=0, shape=(0, size_x, size_y, size_z), readouts=[])
     for number, row in enumerate(rows):
         acq = ismrmrd.Acquisition(row["head"])
@@ -151,8 +189,19 @@ def _sort(rows: np.ndarray, header: AcquisitionHeader, path: Path, contrast: int
         if any(acq.is_flag_set(flag) for flag in _DROP):
             lines.dropped += 1
             continue
+        if int(acq.encoding_space_ref) != 0:  # another <encoding> of the header (e.g. a reference scan)
+            lines.other_encodings += 1
+            continue
+        calibration_only = acq.is_flag_set(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION) and not acq.is_flag_set(
+            ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING
+        )
+        if calibration_only and separate:
+            lines.separate_calibration += 1
+            continue
         idx = acq.idx
-        if idx.contrast != contrast or idx.repetition != repetition or idx.phase != 0 or idx.set != 0:
+        this = Frame(int(idx.contrast), int(idx.repetition), int(idx.phase), int(idx.set))
+        lines.frames.add(this)
+        if this != frame:
             lines.other_frames += 1
             continue
         if not lines.readouts:
@@ -171,9 +220,6 @@ def _sort(rows: np.ndarray, header: AcquisitionHeader, path: Path, contrast: int
                 path=path,
                 hint="the header's encoding limits do not match the data",
             )
-        calibration_only = acq.is_flag_set(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION) and not acq.is_flag_set(
-            ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING
-        )
         lines.readouts.append(
             _Readout(
                 row=number,
@@ -185,6 +231,7 @@ def _sort(rows: np.ndarray, header: AcquisitionHeader, path: Path, contrast: int
                 discard_pre=int(acq.discard_pre),
                 discard_post=int(acq.discard_post),
                 center_sample=int(acq.center_sample),
+                scan=int(acq.scan_counter),
             )
         )
         if int(idx.slice) not in lines.geometry:
@@ -192,14 +239,34 @@ def _sort(rows: np.ndarray, header: AcquisitionHeader, path: Path, contrast: int
                 name: np.asarray(getattr(acq, name), dtype=np.float64) for name in _GEOMETRY
             }
     if not lines.readouts:
-        raise DataError(
-            "the file holds no imaging readouts"
-            + (f" for contrast {contrast}, repetition {repetition}" if lines.other_frames else ""),
-            path=path,
-        )
-    slices = max(r.slice for r in lines.readouts) + 1
-    lines.shape = (slices, size_x, size_y, size_z)
+        if lines.frames:
+            ordered = sorted(lines.frames)
+            present = "; ".join(f.describe() for f in ordered[:6])
+            more = " ..." if len(ordered) > 6 else ""
+            first = ",".join(f"{n}={v}" for n, v in zip(Frame._fields, ordered[0], strict=True) if v)
+            raise DataError(
+                f"the file holds no imaging readouts of {frame.describe()}; its frames are: {present}{more}",
+                path=path,
+                hint=f"convert one frame with `mrirecon convert {path.name} -o out.h5 --frame "
+                f"{first or 'contrast=0'}` (NAME=N for contrast, repetition, phase, set), then "
+                "reconstruct out.h5",
+            )
+        raise DataError("the file holds no imaging readouts", path=path)
+    _drop_empty_slices(lines)
     return lines
+
+
+def _drop_empty_slices(lines: _Lines) -> None:
+    """Number the slices that hold readouts 0, 1, …: a slice index without readouts (an aborted or
+    filtered export) is left out, and said so (:attr:`_Lines.empty_slices`)."""
+    present = sorted({r.slice for r in lines.readouts})
+    lines.empty_slices = tuple(s for s in range(present[-1] + 1) if s not in set(present))
+    if lines.empty_slices:
+        index = {s: i for i, s in enumerate(present)}
+        lines.readouts = [r._replace(slice=index[r.slice]) for r in lines.readouts]
+        lines.geometry = {index[s]: g for s, g in lines.geometry.items() if s in index}
+    _, size_x, size_y, size_z = lines.shape
+    lines.shape = (len(present), size_x, size_y, size_z)
 
 
 def _grid(lines: _Lines, path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -221,7 +288,9 @@ def _grid(lines: _Lines, path: Path) -> tuple[np.ndarray, np.ndarray]:
             row = lines.rows[readout.row]
             head = row["head"]
             samples = _samples(row, lines.coils, int(head["number_of_samples"]), readout.row, path)
-            kspace[readout.slice, :, :, readout.y, readout.z] += _place_readout(samples, readout, size_x)
+            kspace[readout.slice, :, :, readout.y, readout.z] += _place_readout(
+                samples, readout, size_x, path
+            )
             counts[position] += 1
     repeated = counts > 1
     if repeated.any():
@@ -287,21 +356,46 @@ def _readout_keep(header: AcquisitionHeader) -> int:
     return max(1, min(size_x, header.recon_matrix[0] or size_x))
 
 
-def _attrs(header: AcquisitionHeader, path: Path, lines: _Lines, mask: np.ndarray | None) -> dict[str, Any]:
+def _attrs(
+    header: AcquisitionHeader, path: Path, lines: _Lines, mask: np.ndarray | None, frame: Frame
+) -> dict[str, Any]:
     note = f"ISMRMRD {path.name}: {len(lines.readouts)} readouts"
     if lines.noise:
         note += f", {len(lines.noise)} noise readout(s) used for pre-whitening"
     if lines.dropped:
         note += f", {lines.dropped} navigator/correction readouts dropped"
+    said: list[str] = []
     if lines.other_frames:
         note += f", {lines.other_frames} readouts of other contrasts/repetitions/phases/sets left out"
-        warnings.warn(
-            Notice(
-                f"{path.name}: {lines.other_frames} readouts belong to other contrasts, repetitions, "
-                f"phases or sets; only one frame is reconstructed ({len(lines.readouts)} readouts)"
-            ),
-            stacklevel=3,
+        said.append(
+            f"{lines.other_frames} readouts belong to other frames ({len(lines.frames)} in the file); "
+            f"only {frame.describe()} is reconstructed ({len(lines.readouts)} readouts; choose another "
+            "with `mrirecon convert --frame`)"
         )
+    if lines.separate_calibration:
+        note += f", {lines.separate_calibration} lines of a separate reference scan left out"
+        said.append(
+            f"{lines.separate_calibration} calibration lines of a separate reference scan "
+            f"(calibrationMode {header.calibration_mode}) are left out: their contrast is not the "
+            "imaging data's; coil maps come from the imaging data"
+        )
+    if lines.other_encodings:
+        note += f", {lines.other_encodings} readouts of other encodings left out"
+        said.append(
+            f"{lines.other_encodings} readouts belong to another encoding of the header "
+            "(encoding_space_ref > 0, e.g. a reference scan) and are left out"
+        )
+    if lines.empty_slices:
+        shown = ", ".join(str(s) for s in lines.empty_slices[:8]) + (
+            " ..." if len(lines.empty_slices) > 8 else ""
+        )
+        note += f", slice(s) {shown} without readouts left out"
+        said.append(
+            f"slice index(es) {shown} hold no readouts (an aborted or filtered export) and are left "
+            f"out; the volume has the {lines.shape[0]} slices that do"
+        )
+    for text in said:
+        warnings.warn(Notice(f"{path.name}: {text}"), stacklevel=3)
     attrs: dict[str, Any] = {
         "acquisition": header.protocol_name or header.sequence_type,
         "mrirecon_source": note,
@@ -344,15 +438,13 @@ def _check_layout(path: Path, group: str) -> None:
         raise DataError(f"cannot open the ISMRMRD file: {error}", path=path) from error
 
 
-def open_ismrmrd(
-    path: str | Path, *, contrast: int = 0, repetition: int = 0, group: str = "dataset"
-) -> ArrayVolume:
+def open_ismrmrd(path: str | Path, *, frame: Frame | None = None, group: str = "dataset") -> ArrayVolume:
     """Convert an ISMRMRD raw file in memory (see the module docstring).
 
     Args:
         path: The ``.h5`` file.
-        contrast: Which contrast (echo) to take when there are several.
-        repetition: Which repetition to take when there are several.
+        frame: Which contrast (echo), repetition, phase and set to take when there are several
+            (default: the first of each).
         group: The HDF5 group of the dataset.
 
     Returns:
@@ -360,7 +452,8 @@ def open_ismrmrd(
         removed), W the phase encode; with its mask when undersampled.
 
     Raises:
-        DataError: unreadable file or header, non-Cartesian data, readouts outside the matrix.
+        DataError: unreadable file or header, non-Cartesian data, readouts outside the matrix, no
+            readout of ``frame``.
     """
     path = Path(path)
     _check_layout(path, group)
@@ -383,7 +476,8 @@ def open_ismrmrd(
             rows = handle[f"{group}/data"][()]
     except (OSError, KeyError) as error:
         raise DataError(f"cannot read the acquisitions: {error}", path=path) from error
-    lines = _sort(rows, header, path, contrast, repetition)
+    frame = frame or Frame()
+    lines = _sort(rows, header, path, frame)
     kspace, measured = _grid(lines, path)
     _prewhiten(kspace, lines, path)
     keep = _readout_keep(header)
@@ -408,8 +502,8 @@ def open_ismrmrd(
     else:
         if lines.shape[0] > 1:
             raise DataError("3-D data with several slabs is not supported", path=path)
-        slabs, sampled = decouple_readout(kspace[0], path=path)
-        start = (enc_x - keep) // 2
+        slabs, sampled = decouple_readout(kspace[0], path=path, partial_readout=True)
+        start = enc_x // 2 - keep // 2  # the centre sample enc_x // 2 lands on keep // 2
         data = np.ascontiguousarray(slabs[start : start + keep])
         mask, _ = reduce_mask(sampled)
         spacing = rec_fov[0] / keep if rec_fov[0] > 0 else 1.0
@@ -426,7 +520,7 @@ def open_ismrmrd(
         )
         geometry = _geometry_3d(lines, header, keep)
     new_header = parse_ismrmrd_header(xml_out, source=path)
-    attrs = _attrs(header, path, lines, mask)
+    attrs = _attrs(header, path, lines, mask, frame)
     if enc_z > 1:
         attrs["mrirecon_decoupled_3d"] = True
     return ArrayVolume(

@@ -17,7 +17,7 @@ from pathlib import Path
 from mrirecon.data.arrays import open_npy
 from mrirecon.data.bart import bart_pair, open_cfl
 from mrirecon.data.fastmri import FastMRIVolume, open_hdf5
-from mrirecon.data.ismrmrd_raw import is_ismrmrd_file, open_ismrmrd
+from mrirecon.data.ismrmrd_raw import Frame, is_ismrmrd_file, open_ismrmrd
 from mrirecon.data.raw import RawVolume
 from mrirecon.errors import DataError
 
@@ -33,11 +33,13 @@ def is_supported(path: Path) -> bool:
     return path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith(".")
 
 
-def _reopen(path: str, npy_axes: str | None, centered: bool | None) -> RawVolume:
-    return open_volume(path, npy_axes=npy_axes, centered=centered)
+def _reopen(path: str, npy_axes: str | None, centered: bool | None, frame: Frame | None = None) -> RawVolume:
+    return open_volume(path, npy_axes=npy_axes, centered=centered, frame=frame)
 
 
-def open_volume(path: str | Path, *, npy_axes: str | None = None, centered: bool | None = None) -> RawVolume:
+def open_volume(
+    path: str | Path, *, npy_axes: str | None = None, centered: bool | None = None, frame: Frame | None = None
+) -> RawVolume:
     """Open any supported input (see the module docstring) as a volume of 2-D k-space slices.
 
     Args:
@@ -47,6 +49,8 @@ def open_volume(path: str | Path, *, npy_axes: str | None = None, centered: bool
         centered: FFT convention of the stored k-space; ``None`` uses the file's own
             (``mrirecon_fft_centered``; uncentred for the Calgary-Campinas layout; centred otherwise).
             Pass ``False`` for Calgary-Campinas-style data stored uncentred.
+        frame: The contrast, repetition, phase and set of an ISMRMRD raw file to take (default: the
+            first of each); ignored for other formats.
 
     Returns:
         A :class:`~mrirecon.data.raw.RawVolume`; close it (or use ``with``) when done. It can be
@@ -72,7 +76,7 @@ def open_volume(path: str | Path, *, npy_axes: str | None = None, centered: bool
                     "ISMRMRD raw data are placed centred by the converter; centered=False does not apply",
                     path=path,
                 )
-            volume = open_ismrmrd(path)
+            volume = open_ismrmrd(path, frame=frame)
         else:
             volume = FastMRIVolume(path, centered=centered)
     elif not path.exists() and not bart_pair(path)[1].exists():
@@ -85,5 +89,5 @@ def open_volume(path: str | Path, *, npy_axes: str | None = None, centered: bool
             path=path,
             hint=f"mrirecon reads {', '.join(SUPPORTED_SUFFIXES)} (fastMRI/ISMRMRD HDF5, BART, NumPy)",
         )
-    volume._reopen = (_reopen, (str(path), npy_axes, centered))
+    volume._reopen = (_reopen, (str(path), npy_axes, centered, frame))
     return volume

@@ -1,0 +1,213 @@
+"""ISMRMRD raw files as scanners and converters write them: reference scans, several frames and
+encodings, readouts that do not fit, missing slices, asymmetric echoes in 3-D, odd matrices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import ismrmrd
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from mrirecon.data.cartesian import crop_readout
+from mrirecon.data.convert import convert_volume
+from mrirecon.data.header import EncodingLimits, build_ismrmrd_header, parse_ismrmrd_header, rewrite_encoding
+from mrirecon.data.ismrmrd_raw import Frame
+from mrirecon.data.volume import open_volume
+from mrirecon.errors import DataError, Notice
+from mrirecon.physics import fftnc, ifftnc
+from mrirecon_cli.main import cli
+from mrirecon_cli.options import parse_frame
+from tests.data.helpers import disc_image, smooth_maps, write_ismrmrd
+
+COILS, SIZE_X, SIZE_Y = 3, 32, 24
+
+
+def _coil_images() -> np.ndarray:
+    return smooth_maps(COILS, SIZE_X, SIZE_Y) * disc_image(1, SIZE_X, SIZE_Y)[0][None]
+
+
+def _set_calibration_mode(path: Path, mode: str) -> None:
+    with h5py.File(path, "r+") as f:
+        xml = f["dataset/xml"][0]
+        xml = xml.decode() if isinstance(xml, bytes) else str(xml)
+        block = (
+            "<parallelImaging><accelerationFactor><kspace_encoding_step_1>2</kspace_encoding_step_1>"
+            "<kspace_encoding_step_2>1</kspace_encoding_step_2></accelerationFactor>"
+            f"<calibrationMode>{mode}</calibrationMode></parallelImaging>"
+        )
+        xml = xml.replace("</trajectory>", "</trajectory>" + block, 1)
+        del f["dataset/xml"]
+        f.create_dataset("dataset/xml", data=[xml.encode()], dtype=h5py.string_dtype())
+    assert parse_ismrmrd_header(xml).calibration_mode == mode
+
+
+def _append(path: Path, count: int, **changes: int) -> None:
+    """Append copies of the first ``count`` readouts with ``idx`` fields (or ``encoding_space_ref``)
+    changed."""
+    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=False)
+    for number in range(count):
+        acq = dataset.read_acquisition(number)
+        for name, value in changes.items():
+            if name == "encoding_space_ref":
+                acq.encoding_space_ref = value
+            else:
+                setattr(acq.idx, name, value)
+        dataset.append_acquisition(acq)
+    dataset.close()
+
+
+@pytest.mark.parametrize(("mode", "gridded"), [("separate", False), ("external", False), ("embedded", True)])
+def test_reference_lines_of_a_separate_scan_stay_out_of_the_imaging_kspace(
+    tmp_path: Path, mode: str, gridded: bool
+) -> None:
+    imaging = np.arange(0, SIZE_Y, 2)
+    reference = {11, 13}  # centre lines the imaging scan skipped
+    path = tmp_path / "raw.h5"
+    write_ismrmrd(path, _coil_images(), lines=np.array(sorted({*imaging, *reference})), e1_center=12,
+                  calibration=reference)  # fmt: skip
+    _set_calibration_mode(path, mode)
+    if gridded:
+        volume = open_volume(path)
+    else:
+        with pytest.warns(
+            Notice, match=rf"2 calibration lines of a separate reference scan \(calibrationMode {mode}\)"
+        ):
+            volume = open_volume(path)
+    with volume:
+        assert volume.mask is not None
+        assert set(np.nonzero(volume.mask)[0]) == {*imaging, *(reference if gridded else ())}
+        kspace = volume.read_kspace(0)
+        assert (kspace[:, :, sorted(reference)] != 0).any() == gridded
+        assert ("separate reference scan left out" in volume.attrs["mrirecon_source"]) != gridded
+
+
+def test_readouts_of_another_encoding_are_left_out(tmp_path: Path) -> None:
+    path = tmp_path / "raw.h5"
+    write_ismrmrd(path, _coil_images(), lines=np.arange(0, SIZE_Y, 2), e1_center=12)
+    with open_volume(path) as alone:
+        expected, mask = alone.read_kspace(0), alone.mask
+    _append(path, 4, encoding_space_ref=1, kspace_encode_step_1=1)  # would land on line 1
+    with pytest.warns(Notice, match="4 readouts belong to another encoding"):
+        volume = open_volume(path)
+    with volume:
+        np.testing.assert_array_equal(volume.mask, mask)
+        np.testing.assert_array_equal(volume.read_kspace(0), expected)
+
+
+@pytest.mark.parametrize("center_sample", [0, SIZE_X - 1])
+def test_readouts_that_do_not_fit_the_matrix_are_refused(tmp_path: Path, center_sample: int) -> None:
+    path = tmp_path / "raw.h5"
+    write_ismrmrd(path, _coil_images(), lines=np.arange(SIZE_Y), e1_center=12)
+    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=False)
+    acq = dataset.read_acquisition(0)
+    acq.center_sample = center_sample  # the echo at the start (or end): half the samples fall outside
+    dataset.append_acquisition(acq)
+    dataset.close()
+    with pytest.raises(DataError, match=r"raw\.h5: acquisition 0 has 32 readout samples.*do not fit"):
+        open_volume(path)
+
+
+def test_frames_are_chosen_and_a_missing_one_names_those_present(tmp_path: Path) -> None:
+    path = tmp_path / "raw.h5"
+    write_ismrmrd(path, _coil_images(), lines=np.arange(SIZE_Y), e1_center=12)
+    with open_volume(path) as first:
+        expected = first.read_kspace(0)
+    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=False)
+    xml = dataset.read_xml_header()
+    moved = [dataset.read_acquisition(n) for n in range(dataset.number_of_acquisitions())]
+    dataset.close()
+    path.unlink()
+    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
+    dataset.write_xml_header(xml)
+    for acq in moved:  # every readout in set 1
+        acq.idx.set = 1
+        dataset.append_acquisition(acq)
+    dataset.close()
+    with pytest.raises(DataError, match=r"no imaging readouts of contrast 0, repetition 0, phase 0, set 0; "
+                       r"its frames are: contrast 0, repetition 0, phase 0, set 1") as caught:  # fmt: skip
+        open_volume(path)
+    assert "--frame set=1" in str(caught.value)
+    with open_volume(path, frame=Frame(set=1)) as chosen:
+        np.testing.assert_array_equal(chosen.read_kspace(0), expected)
+    convert_volume(path, tmp_path / "set1.h5", frame=parse_frame("set=1"))
+    with open_volume(tmp_path / "set1.h5") as converted:
+        np.testing.assert_array_equal(converted.read_kspace(0), expected)
+
+
+def test_the_frame_option_is_parsed_and_refused_in_one_line(tmp_path: Path) -> None:
+    assert parse_frame("contrast=1, set=2") == Frame(contrast=1, set=2)
+    for bad in ("sett=1", "contrast=-1", "contrast=1,contrast=2", "echo"):
+        result = CliRunner().invoke(cli, ["convert", str(tmp_path / "in.h5"), "-o", "x.h5", "--frame", bad])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("Error: --frame must be NAME=N") and result.output.count("\n") <= 2
+
+
+def test_a_slice_without_readouts_is_left_out(tmp_path: Path) -> None:
+    path = tmp_path / "raw.h5"
+    write_ismrmrd(path, _coil_images(), lines=np.arange(SIZE_Y), e1_center=12)
+    with open_volume(path) as single:
+        expected = single.read_kspace(0)
+    _append(path, SIZE_Y, slice=2)  # slices 0 and 2; slice 1 never measured
+    with pytest.warns(Notice, match=r"slice index\(es\) 1 hold no readouts.*the 2 slices that do"):
+        volume = open_volume(path)
+    with volume:
+        assert volume.num_slices == 2
+        np.testing.assert_array_equal(volume.read_kspace(1), expected)
+        assert volume.geometry is not None and volume.geometry["position"].shape == (2, 3)
+
+
+def test_the_acquired_columns_count_from_the_limits_minimum() -> None:
+    """The same partial-Fourier lines numbered 0…35 (centre 12) or 12…47 (centre 24)."""
+    for limits in (EncodingLimits(0, 35, 12), EncodingLimits(12, 47, 24)):
+        header = parse_ismrmrd_header(build_ismrmrd_header(encoded_matrix=(32, 48, 1), e1_limits=limits))
+        assert header.padding(48) == (12, 48)
+
+
+@pytest.mark.parametrize(("size", "keep"), [(150, 75), (64, 32), (75, 32), (63, 21)])
+def test_readout_crop_keeps_the_field_of_view_centre_where_the_geometry_puts_it(size: int, keep: int) -> None:
+    image = np.zeros((1, size, 4), dtype=np.complex64)
+    image[0, size // 2] = 1.0  # the centre of the field of view (centred FFT)
+    kspace = fftnc(torch.from_numpy(image).transpose(-1, -2).contiguous(), 1).transpose(-1, -2)
+    cropped = crop_readout(kspace.contiguous(), keep)
+    back = ifftnc(cropped.transpose(-1, -2).contiguous(), 1).transpose(-1, -2)
+    assert int(back[0, :, 0].abs().argmax()) == keep // 2
+
+
+def test_3d_with_an_asymmetric_echo_is_decoupled(tmp_path: Path) -> None:
+    coils, size_x, size_y, size_z, cut = 2, 32, 8, 6, 6
+    image = np.zeros((size_x, size_y, size_z), dtype=np.complex64)
+    image[size_x // 4 : 3 * size_x // 4] = np.stack(
+        [disc_image(1, size_y, size_z, seed=x)[0] for x in range(16)]
+    )
+    coil_images = smooth_maps(coils, size_y, size_z)[:, None] * image[None]
+    kspace = fftnc(torch.from_numpy(coil_images.astype(np.complex64)), 3).numpy()
+    xml = rewrite_encoding(
+        build_ismrmrd_header(encoded_matrix=(size_x, size_y, size_z)),
+        encoded_matrix=(size_x, size_y, size_z),
+        encoded_fov_mm=(320.0, 80.0, 60.0),
+        recon_matrix=(size_x // 2, size_y, size_z),
+        recon_fov_mm=(160.0, 80.0, 60.0),
+        e1_limits=EncodingLimits(0, size_y - 1, size_y // 2),
+        e2_limits=EncodingLimits(0, size_z - 1, size_z // 2),
+    )
+    path = tmp_path / "asym3d.h5"
+    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
+    dataset.write_xml_header(xml)
+    for y in range(size_y):
+        for z in range(size_z):
+            acq = ismrmrd.Acquisition.from_array(np.ascontiguousarray(kspace[:, cut:, y, z]))
+            acq.idx.kspace_encode_step_1, acq.idx.kspace_encode_step_2 = y, z
+            acq.center_sample = size_x // 2 - cut  # the echo is not the middle sample
+            dataset.append_acquisition(acq)
+    dataset.close()
+    with open_volume(path) as volume:
+        got = np.stack([volume.read_kspace(i) for i in range(volume.num_slices)])
+    partial = kspace.copy()
+    partial[:, :cut] = 0  # zero-filled before slicing along the readout
+    rows = ifftnc(torch.from_numpy(partial).permute(0, 2, 3, 1).contiguous(), 1).permute(3, 0, 1, 2).numpy()
+    expected = rows[size_x // 2 - size_x // 4 : size_x // 2 + size_x // 4]
+    np.testing.assert_allclose(got, expected, atol=1e-5 * np.abs(expected).max())
