@@ -146,8 +146,9 @@ def run_job(job: Job) -> dict[str, Any]:
 
     tune_allocator()  # a no-op unless the profile leaves it to mrirecon (see ALLOCATORS)
     configure_threads(job.threads)
-    _limit_memory(job.memory_limit_gb)
     device = torch.device(job.device)
+    if device.type == "cpu":  # a GPU run's memory is the device's; its driver maps host memory too
+        _limit_memory(job.memory_limit_gb)
     model, forward, estimates, fields = _build(job, device)
     row: dict[str, Any] = {**asdict(job), **fields}
     if job.mode != "inference" and not fields["trainable"]:
@@ -180,9 +181,11 @@ def run_job(job: Job) -> dict[str, Any]:
             cpu_times.append(time.process_time() - cpu_start)
             if sum(times) > 120:  # slow configurations: fewer calls
                 break
-    except (RuntimeError, MemoryError) as error:  # refused by the memory limit
+    except (RuntimeError, MemoryError) as error:  # refused by the memory limit, or the GPU's memory
         if not isinstance(error, MemoryError) and "allocate" not in str(error):
             raise
+        if device.type == "cuda":
+            return {**row, "skipped": "out of GPU memory"}
         return {**row, "skipped": f"over the {job.memory_limit_gb:g} GB memory limit"}
     row["seconds"] = statistics.median(times)
     row["cpu_seconds"] = statistics.median(cpu_times)  # all threads: shows the load of a busy machine

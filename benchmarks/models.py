@@ -131,10 +131,11 @@ def measure(payload: dict[str, Any], args: argparse.Namespace, allocator: str) -
     wall time); then it is run again, up to ``--retries`` times, and the least contended run kept.
     """
     best: dict[str, Any] | None = None
+    on_cpu = args.device == "cpu"  # a GPU run neither waits for idle CPUs nor spends a second probing
     for _ in range(1 + max(args.retries, 0)):
         waited = 0.0
-        idle = idle_fraction()
-        while args.wait_idle and idle < 0.9 and waited < args.max_wait:
+        idle = idle_fraction() if on_cpu else 1.0
+        while on_cpu and args.wait_idle and idle < 0.9 and waited < args.max_wait:
             time.sleep(5)
             waited += 6
             idle = idle_fraction()
@@ -283,6 +284,20 @@ def main(argv: list[str] | None = None) -> int:
     total = len(allocators) * (len(jobs) + len(real))
     rows: list[dict[str, Any]] = []
     started = datetime.now(UTC)
+    json_path = args.json or (RESULTS / ("models_quick.json" if args.quick else "models.json"))
+
+    def payload_now(complete: bool) -> dict[str, Any]:
+        return {
+            "benchmark": "models",
+            "command": "python -m benchmarks.models " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "date": f"{started:%Y-%m-%d %H:%M}–{datetime.now(UTC):%H:%M} UTC",
+            "machine": machine_info(torch.device(args.device)),
+            "threads": args.threads,
+            "allocators": {name: ALLOCATORS[name] for name in allocators},
+            "complete": complete,
+            "rows": rows,
+        }
+
     index = 0
     for allocator in allocators:
         for job in jobs:
@@ -293,21 +308,15 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             rows.append(measure(asdict(job), args, allocator))
+            write_json("models", payload_now(False), json_path)  # a run cut short keeps its rows
         for kind in real:
             index += 1
             print(f"[{index}/{total}] {allocator} {kind} on the real slice ...", file=sys.stderr, flush=True)
             rows.append(measure({"real_slice": kind, "threads": args.threads}, args, allocator))
+            write_json("models", payload_now(False), json_path)
 
     print_table(HEADERS, table(rows))
-    payload: dict[str, Any] = {
-        "benchmark": "models",
-        "command": "python -m benchmarks.models " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": f"{started:%Y-%m-%d %H:%M}–{datetime.now(UTC):%H:%M} UTC",
-        "machine": machine_info(torch.device(args.device)),
-        "threads": args.threads,
-        "allocators": {name: ALLOCATORS[name] for name in allocators},
-        "rows": rows,
-    }
+    payload = payload_now(True)
     if args.peers:
         sizes = sorted({job.size for job in jobs}, key=list(ALL_SIZES).index)
         payload["peers"] = {"dir": str(args.peers), "commits": peers.commits(args.peers)}
@@ -319,9 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             peers.write_docs_section(args.docs, peers.markdown(payload))
     else:
         print("No reference was timed in this run (--peers DIR): no ratio was measured.")
-    path = write_json(
-        "models", payload, args.json or (RESULTS / ("models_quick.json" if args.quick else "models.json"))
-    )
+    path = write_json("models", payload, json_path)
     print(f"wrote {path}")
     return 0
 
