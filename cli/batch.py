@@ -16,7 +16,10 @@ SOME_FAILED = 1
 
 @click.command("batch")
 @click.option(
-    "--checkpoint", type=click.Path(path_type=Path), help="Checkpoint of a learned model (.ckpt, .pt)."
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    help="Checkpoint of a learned model (.ckpt, .pt, .safetensors) or the name of a shipped pretrained "
+    "model (cirim-brain, rim-brain, recurrentvarnet-brain; see `mrirecon models`).",
 )
 @click.option(
     "--model", "model_name", help="Name of a classical baseline (zero_filled, sense, cs_l1wavelet)."

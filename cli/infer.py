@@ -26,8 +26,10 @@ def infer(
 ) -> None:
     """Reconstruct INPUT (a raw k-space file, a folder of them or a manifest .csv).
 
-    CHECKPOINT_OR_MODEL is a checkpoint (.ckpt from training, .pt model file) or the name of a
-    classical baseline (zero_filled, sense, cs_l1wavelet). Every input is reconstructed again;
+    CHECKPOINT_OR_MODEL is a checkpoint (.ckpt from training, .pt or .safetensors model file), the
+    name of a shipped pretrained model (cirim-brain, rim-brain, recurrentvarnet-brain: see
+    `mrirecon models`) or of a classical baseline (zero_filled, sense, cs_l1wavelet). Every input is
+    reconstructed again;
     for thousands of volumes, resuming and failure reports, use `mrirecon batch`.
     """
     from mrirecon.inference import load_reconstructor, run_inference

@@ -51,7 +51,8 @@ def train(config_file: str, overrides: tuple[str, ...], output_dir: Path | None,
             line += f"; best {result.best_val_ssim:.4f}"
         click.echo(line)
     if result.test_metrics.get("test_ssim") is not None:
-        click.echo(f"Test SSIM {result.test_metrics['test_ssim']:.4f}: {result.paths.test_metrics}")
+        where = f": {result.paths.test_metrics}" if result.paths.test_metrics.is_file() else ""
+        click.echo(f"Test SSIM {result.test_metrics['test_ssim']:.4f}{where}")
     if result.paths.best.is_file():
         click.echo(f"checkpoints: {result.paths.checkpoints}")
     if result.paths.model.is_file():

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mrirecon.data.bart import bart_pair
 from mrirecon.data.volume import SUPPORTED_SUFFIXES, is_supported
 from mrirecon.errors import ConfigError, DataError
 from mrirecon.export.deidentify import file_pseudonym
@@ -51,6 +52,8 @@ def list_inputs(source: str | os.PathLike[str], *, split: str | None = None) -> 
             raise DataError(
                 f"the manifest has no entry of split '{split}'", path=path, hint=f"its splits: {splits}"
             )
+    elif path.is_file() and path.suffix.lower() == ".hdr":  # a BART array named by its header
+        files = [bart_pair(path)[1]]
     elif path.is_file():
         if not is_supported(path):
             raise DataError(

@@ -41,6 +41,9 @@ def test_inputs_of_a_folder_skip_dot_files_and_other_types(tmp_path: Path, input
     (inputs / "scan.npy").write_bytes(b"x")
     assert [p.name for p in list_inputs(inputs)] == ["scan.npy", "vol_a.h5", "vol_b.h5", "vol_c.h5"]
     assert list_inputs(inputs / "vol_a.h5") == [inputs / "vol_a.h5"]
+    (inputs / "bart.hdr").write_text("# Dimensions\n4 4 1\n")
+    (inputs / "bart.cfl").write_bytes(b"x")
+    assert list_inputs(inputs / "bart.hdr") == [inputs / "bart.cfl"]  # a BART array by its header
     with pytest.raises(DataError, match=r"unsupported input type '\.txt'"):
         list_inputs(inputs / "notes.txt")
     with pytest.raises(DataError, match="no such input"):

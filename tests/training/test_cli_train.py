@@ -80,3 +80,11 @@ def test_missing_data_and_unknown_split_fail_before_training(tiny_registered: st
     assert result.exit_code == 2
     assert "the train data" in result.output and "does not exist" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_fast_dev_run_names_no_file_it_did_not_write(tiny_registered: str, tmp_path: Path) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(_config(tmp_path / "synthetic")))
+    result = _train("--config", str(config), "-o", str(tmp_path / "out"), "trainer.fast_dev_run=true")
+    assert "Test SSIM" in result.output and "test_metrics.csv" not in result.output
+    assert not (tmp_path / "out" / "test_metrics.csv").exists()
