@@ -53,6 +53,8 @@ class MaskFunc(abc.ABC):
 
     #: ``"1d"`` for Cartesian line masks along W, ``"2d"`` for masks over (H, W).
     kind = "1d"
+    #: Whether the pattern steps by whole lines, so that only whole accelerations are meaningful.
+    integer_accelerations = False
 
     def __init__(
         self,
@@ -73,6 +75,12 @@ class MaskFunc(abc.ABC):
         for r in accelerations:
             if r <= 1:
                 raise ConfigError(f"acceleration must be greater than 1, got {r}")
+            if self.integer_accelerations and float(r) != int(r):
+                # the pattern steps by int(R): 2.5 would sample as 2 while recorded as 2.5
+                raise ConfigError(
+                    f"{type(self).__name__} samples every R-th line, so R must be a whole number, got {r}",
+                    hint="use equispaced_fraction, magic_fraction or random for a fractional acceleration",
+                )
         for cf in center_fractions:
             if not 0 <= cf < 1:
                 raise ConfigError(f"centre fraction must lie in [0, 1), got {cf}")

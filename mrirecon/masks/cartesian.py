@@ -14,8 +14,9 @@ order so that the same seed gives the same mask:
 - ``magic``: Defazio's offset sampling that exploits conjugate symmetry (undershoots R);
 - ``magic_fraction``: ``magic`` with the acceleration adjusted to hit W/R lines.
 
-The one deliberate difference: fastMRI crashes in ``magic_fraction`` when the centre alone already
-reaches W/R lines; here the outer mask is then empty.
+The deliberate differences: fastMRI crashes in ``magic_fraction`` when the centre alone already
+reaches W/R lines; here the outer mask is then empty. ``equispaced`` and ``magic`` step by whole
+lines and refuse a fractional R (fastMRI fails on one with a TypeError).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class RandomMaskFunc(_LineMaskFunc):
 class EquispacedMaskFunc(_LineMaskFunc):
     """Every R-th column from an offset (random in [0, R) unless given): GRAPPA-style sampling."""
 
+    integer_accelerations = True
+
     def outer(self, num_cols: int, acceleration: float, offset: int | None, num_low: int) -> np.ndarray:
         if offset is None:
             offset = self.rng.randint(0, high=round(acceleration))
@@ -122,6 +125,8 @@ def _magic_outer(
 
 class MagicMaskFunc(_LineMaskFunc):
     """Offset sampling exploiting conjugate symmetry (Defazio 2019, arXiv:1912.01101)."""
+
+    integer_accelerations = True
 
     def outer(self, num_cols: int, acceleration: float, offset: int | None, num_low: int) -> np.ndarray:
         return _magic_outer(self.rng, num_cols, int(acceleration), offset)

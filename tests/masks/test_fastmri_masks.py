@@ -123,3 +123,13 @@ def test_equispaced_fraction_refuses_a_centre_that_already_reaches_the_accelerat
     func = create_mask_func("equispaced_fraction", [0.25], [4], seed=0)
     with pytest.raises(ConfigError, match="smaller centre fraction"):
         func((1, 256, 64))
+
+
+@pytest.mark.parametrize("name", ["equispaced", "magic"])
+def test_masks_that_step_by_whole_lines_refuse_a_fractional_acceleration(name: str) -> None:
+    with pytest.raises(ConfigError, match=r"R must be a whole number, got 2\.5"):
+        create_mask_func(name, [0.08], [2.5])
+    mask, _ = create_mask_func(name, [0.08], [4.0], seed=1)((1, 320, 2))  # 4.0 from YAML is whole
+    assert 320 / float(mask.sum()) > 3
+    for fractional in ("equispaced_fraction", "magic_fraction", "random"):
+        create_mask_func(fractional, [0.08], [2.5])
