@@ -12,6 +12,8 @@ series folder holds one file per slice. Outputs are written in the order DICOM s
   deleted folder) → only the DICOM series is exported again, from the HDF5;
 - HDF5 present with another model, checkpoint or undersampling → refused before anything runs,
   unless ``--overwrite`` (a run never mixes reconstructions of two models in one folder silently);
+  so is a DICOM series of another model or checkpoint whose HDF5 is gone (its DerivationDescription
+  names them);
 - a finished series identified where this run de-identifies (or the reverse) → refused likewise,
   unless ``--overwrite`` (then exported again from the HDF5): a resumed run never leaves
   identifying series behind when it was asked to de-identify.
@@ -20,6 +22,7 @@ series folder holds one file per slice. Outputs are written in the order DICOM s
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -110,6 +113,23 @@ def _deidentified(folder: Path) -> bool:
     except (OSError, ValueError, KeyError, InvalidDicomError):  # unreadable: not what this run writes
         return False
     return str(header.get("PatientIdentityRemoved", "")).upper() == "YES"
+
+
+_MADE_BY = re.compile(r"with model (\S+?)(?: \(checkpoint sha256 ([0-9a-f]{64})\))?[ .]")
+
+
+def _another_models_series(folder: Path, model: str, checkpoint_sha256: str) -> bool:
+    """Whether ``folder`` holds a DICOM series that another model or checkpoint made (its first
+    file's DerivationDescription names them); an empty, missing or unreadable folder is not."""
+    first = next(iter(sorted(folder.glob("IM_*.dcm"))), None) if folder.is_dir() else None
+    if first is None:
+        return False
+    try:
+        header = pydicom.dcmread(first, stop_before_pixels=True, specific_tags=["DerivationDescription"])
+    except (OSError, ValueError, KeyError, InvalidDicomError):  # damaged: replaced when written
+        return False
+    found = _MADE_BY.search(str(header.get("DerivationDescription", "")))
+    return found is not None and (found.group(1), found.group(2) or "") != (model, checkpoint_sha256)
 
 
 def _text(value: Any) -> str:
@@ -246,11 +266,14 @@ def make_plan(
             if attrs is not None and not overwrite:
                 conflicts.append(out.recon)
                 continue
+        if dicom and not overwrite and _another_models_series(out.dicom, model, checkpoint_sha256):
+            conflicts.append(out.dicom)  # its HDF5 is gone: found now, not after reconstructing
+            continue
         tasks.append(task)
     if conflicts:
         examples = ", ".join(p.name for p in conflicts[:3]) + (" ..." if len(conflicts) > 3 else "")
         raise ConfigError(
-            f"{len(conflicts)} reconstruction(s) in the output folder were made by another model, "
+            f"{len(conflicts)} output(s) in the output folder were made by another model, "
             f"checkpoint or undersampling ({examples})",
             path=conflicts[0].parent,
             hint="choose another output folder, or pass --overwrite to replace them",

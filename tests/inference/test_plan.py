@@ -101,9 +101,46 @@ def test_resume_skips_finished_exports_missing_dicom_and_refuses_foreign_outputs
     assert len(_plan(inputs, out, resume=False).tasks) == 3
     # an output of another checkpoint is in the way: refused, unless --overwrite
     _finish(out, "vol_c.h5", 4, checkpoint_sha256="cd" * 32)
-    with pytest.raises(ConfigError, match=r"1 reconstruction\(s\) .* another model.*vol_c.h5.*--overwrite"):
+    with pytest.raises(ConfigError, match=r"1 output\(s\) .* another model.*vol_c.h5.*--overwrite"):
         _plan(inputs, out)
     assert [t.input_path.name for t in _plan(inputs, out, overwrite=True).tasks] == ["vol_c.h5"]
+
+
+def _series_made_by(folder: Path, made_by: str) -> None:
+    """A one-file DICOM series whose DerivationDescription names the model that made it."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = MRImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.DerivationDescription = (
+        f"For research use. Reconstructed by mrirecon 1.0 with model {made_by}. Geometry."
+    )
+    ds.save_as(folder / "IM_0001.dcm", enforce_file_format=True)
+
+
+def test_a_dicom_series_of_another_model_without_its_hdf5_is_refused_up_front(
+    tmp_path: Path, inputs: Path
+) -> None:
+    out = tmp_path / "out"
+    _series_made_by(out / "dicom" / "vol_b", f"m (checkpoint sha256 {SHA})")  # this run's: a killed run
+    assert [t.input_path.name for t in _plan(inputs, out, dicom=True).tasks] == [
+        "vol_a.h5",
+        "vol_b.h5",
+        "vol_c.h5",
+    ]
+    _series_made_by(out / "dicom" / "vol_c", f"m (checkpoint sha256 {'cd' * 32})")
+    with pytest.raises(ConfigError, match=r"1 output\(s\) .* another model.*\(vol_c\).*--overwrite"):
+        _plan(inputs, out, dicom=True)
+    _series_made_by(out / "dicom" / "vol_c", "zero_filled")
+    with pytest.raises(ConfigError, match="another model"):
+        _plan(inputs, out, dicom=True, resume=False)
+    assert len(_plan(inputs, out, dicom=True, overwrite=True).tasks) == 3
+    assert len(_plan(inputs, out).tasks) == 3  # without --dicom the series is not this run's concern
 
 
 @pytest.mark.parametrize(
