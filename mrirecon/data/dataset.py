@@ -35,11 +35,22 @@ __all__ = ["SliceDataset", "VolumeFacts", "collate_samples", "resolve_sources", 
 
 
 class VolumeFacts(NamedTuple):
-    """What training must know of a volume before it starts: its k-space's FFT convention and
-    whether it has a fully sampled reference."""
+    """What training must know of a volume before it starts: its k-space's FFT convention, whether
+    it has a fully sampled reference, whether it stores its own undersampling mask, and the
+    ``(C, H, W)`` of its slices (None when unknown)."""
 
     centered: bool
     has_target: bool
+    own_mask: bool = False
+    slice_shape: tuple[int, int, int] | None = None
+
+    @classmethod
+    def of(cls, volume: RawVolume) -> VolumeFacts:
+        """The facts of an open volume."""
+        shape = tuple(int(n) for n in volume.kspace_shape)
+        return cls(
+            volume.centered, volume.has_target, volume.mask is not None, (shape[0], shape[1], shape[2])
+        )
 
 
 Source = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
@@ -197,7 +208,7 @@ class SliceDataset(Dataset[Any]):
                 try:
                     with self._open_volume(path) as volume:
                         slices = volume.num_slices
-                        self._facts[path] = VolumeFacts(volume.centered, volume.has_target)
+                        self._facts[path] = VolumeFacts.of(volume)
                 except DataError as error:
                     if not skip_bad:
                         raise
@@ -216,7 +227,7 @@ class SliceDataset(Dataset[Any]):
         return list(dict.fromkeys(path for path, _ in self.index))
 
     def file_facts(self) -> dict[Path, VolumeFacts]:
-        """Each volume's FFT convention and whether it has a reference, in file order.
+        """Each volume's :class:`VolumeFacts`, in file order.
 
         Volumes the scan did not open (a manifest gives the slice counts) are probed here: a fastMRI
         file by its structure (:func:`~mrirecon.data.fastmri.probe_conventions`, no k-space read),
@@ -234,7 +245,7 @@ class SliceDataset(Dataset[Any]):
                     self._facts[path] = VolumeFacts(*probed)
                     continue
                 with self._open_volume(path) as volume:
-                    self._facts[path] = VolumeFacts(volume.centered, volume.has_target)
+                    self._facts[path] = VolumeFacts.of(volume)
             except DataError:
                 if not self.skip_bad:
                     raise

@@ -184,12 +184,15 @@ def check_stored(dataset: h5py.Dataset, path: Path) -> None:
             )
 
 
-def probe_conventions(path: Path, centered: bool | None = None) -> tuple[bool, bool] | None:
-    """``(centered, has_target)`` of a fastMRI-layout file from its structure alone: what
-    :class:`FastMRIVolume` decides (the layout by the ``kspace`` dataset's dtype and rank, the
-    convention by ``mrirecon_fft_centered`` or the Calgary-Campinas layout, a reference by its
-    dataset), without reading any k-space (opening a volume reads a slice when it has no ``mask``).
-    None when the file is not one the rules apply to (no ``kspace``, another layout): open it.
+def probe_conventions(
+    path: Path, centered: bool | None = None
+) -> tuple[bool, bool, bool, tuple[int, int, int]] | None:
+    """``(centered, has_target, has_mask, (C, H, W))`` of a fastMRI-layout file from its structure
+    alone: what :class:`FastMRIVolume` decides (the layout by the ``kspace`` dataset's dtype and
+    rank, the convention by ``mrirecon_fft_centered`` or the Calgary-Campinas layout, a reference
+    and a mask by their datasets, the slice shape by the ``kspace`` dataset's), without reading any
+    k-space (opening a volume reads a slice when it has no ``mask``). None when the file is not one
+    the rules apply to (no ``kspace``, another layout): open it.
 
     Raises:
         DataError: the file cannot be opened as HDF5.
@@ -200,7 +203,19 @@ def probe_conventions(path: Path, centered: bool | None = None) -> tuple[bool, b
         if layout is None:
             return None
         has_target = any(key in handle for key in _TARGET_KEYS)
-        return _centered(plain_attrs(handle.attrs), layout, centered), has_target
+        shape = kspace.shape
+        if layout == "multi":
+            slice_shape = (int(shape[1]), int(shape[2]), int(shape[3]))
+        elif layout == "single":
+            slice_shape = (1, int(shape[1]), int(shape[2]))
+        else:  # calgary: (S, H, W, 2·C)
+            slice_shape = (int(shape[3]) // 2, int(shape[1]), int(shape[2]))
+        return (
+            _centered(plain_attrs(handle.attrs), layout, centered),
+            has_target,
+            "mask" in handle,
+            slice_shape,
+        )
 
 
 def _layout(kspace: h5py.Dataset) -> str | None:

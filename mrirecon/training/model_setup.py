@@ -1,7 +1,8 @@
 """The model a training config describes: its config dataclass, and the weights ``model.init`` names.
 
 ``model_config`` resolves ``model.name``, ``model.preset`` / ``model.init`` and ``model.params`` into
-the model's config dataclass; ``initial_model`` loads the weights a fine-tune starts from.
+the model's config dataclass (and checks that ``model.init``'s weights fit it); ``initial_model``
+loads the weights a fine-tune starts from; ``load_initial_weights`` puts them into a model.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from mrirecon.errors import ConfigError
 if TYPE_CHECKING:
     from mrirecon.training.config import ModelSection, TrainConfig
 
-__all__ = ["initial_model", "model_config"]
+__all__ = ["initial_model", "load_initial_weights", "model_config"]
 
 
 def model_config(config: TrainConfig) -> Any:
@@ -43,7 +44,59 @@ def model_config(config: TrainConfig) -> Any:
                 hint="choose a preset of the same model (mrirecon models lists them), or change model.name",
             )
         base = to_mapping(preset)
-    return from_mapping(entry.config_class, {**base, **section.params}, where="model.params")
+    config_: Any = from_mapping(entry.config_class, {**base, **section.params}, where="model.params")
+    if section.init is not None:  # refused now, not after the data are simulated or scanned
+        from mrirecon.models.registry import build_model
+
+        load_initial_weights(section, build_model(section.name, config_), base)
+    return config_
+
+
+def load_initial_weights(section: ModelSection, model: Any, base: dict[str, Any] | None = None) -> None:
+    """Load the weights ``model.init`` names into ``model``.
+
+    Args:
+        section: The model section (``init`` set).
+        model: The model built from the run's config.
+        base: The init model's config as a mapping (read again when None), to name the
+            ``model.params`` that change the weights' shapes.
+
+    Raises:
+        ConfigError: the weights do not fit the model (the params that differ are named).
+    """
+    assert section.init is not None
+    init = initial_model(section)[1]
+    try:
+        model.load_state_dict(init.state_dict())
+    except RuntimeError as error:  # load_state_dict's size and key mismatches
+        changed = _shaping_changes(section, to_mapping(init.config) if base is None else base, init)
+        what = "model.params changes " + ", ".join(changed) if changed else str(error).strip().splitlines()[0]
+        raise ConfigError(
+            f"the weights of 'model.init' {section.init!r} do not fit this model: {what}",
+            hint="leave the params that shape the weights (channels, cascades, steps) as they are",
+        ) from error
+
+
+def _shaping_changes(section: ModelSection, base: dict[str, Any], init: Any) -> list[str]:
+    """The ``model.params`` that alone change the shapes of the init model's weights, as
+    ``"name old → new"``."""
+    from mrirecon.models.registry import build_model, get_entry
+
+    shapes = {key: tuple(value.shape) for key, value in init.state_dict().items()}
+    config_class = get_entry(section.name).config_class
+    out = []
+    for key, value in section.params.items():
+        if key not in base or base[key] == value:
+            continue
+        try:
+            model = build_model(
+                section.name, from_mapping(config_class, {**base, key: value}, where="model.params")
+            )
+        except ConfigError:  # valid only with the other changes: not named alone
+            continue
+        if {k: tuple(v.shape) for k, v in model.state_dict().items()} != shapes:
+            out.append(f"{key} {base[key]!r} → {value!r}")
+    return out
 
 
 def initial_model(section: ModelSection) -> tuple[str, Any]:

@@ -4,7 +4,8 @@ refuses, in one line, a setting that would otherwise fail later with a traceback
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mrirecon.errors import ConfigError
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     from mrirecon.models.base import Reconstructor
     from mrirecon.training.config import TrainConfig
 
-__all__ = ["check_batches", "check_coil_maps", "check_split_sizes"]
+__all__ = ["check_batches", "check_coil_maps", "check_split_sizes", "check_volumes"]
 
 
 def check_split_sizes(datasets: Mapping[str, Any], world_size: int) -> None:
@@ -44,12 +45,62 @@ def check_coil_maps(config: TrainConfig, model: Reconstructor) -> None:
         )
 
 
-def check_batches(config: TrainConfig, slices: int) -> None:
-    """Refuse a ``limit_train_batches`` that leaves no training batch (Lightning raises a traceback)."""
+def check_batches(config: TrainConfig, slices: int, world_size: int = 1) -> None:
+    """Refuse a ``limit_train_batches`` that leaves no training batch on a process (Lightning
+    raises a traceback): each of ``world_size`` processes gets ``ceil(slices / world_size)`` slices."""
     limit = config.trainer.limit_train_batches
-    batches = math.ceil(slices / config.data.batch_size)
+    batches = math.ceil(math.ceil(slices / world_size) / config.data.batch_size)
     if isinstance(limit, float) and int(batches * limit) < 1:
         raise ConfigError(
             f"'trainer.limit_train_batches' {limit} of {batches} training batch(es) leaves none",
             hint=f"raise it to at least {1 / batches:.3g}, or give a number of batches",
         )
+
+
+def check_volumes(config: TrainConfig, datasets: Mapping[str, Any], say: Callable[[str], object]) -> None:
+    """What the files of each split must share before training (datasets that list files only):
+
+    - distinct file names: a volume is scored, and named in ``test_metrics.csv``, by its file name,
+      so two volumes of one name would be scored as one;
+    - with batches of several slices, one slice shape ``(C, H, W)``: slices of other shapes do not
+      stack (refused now, not in the middle of a run, where under DDP one rank would stop alone).
+
+    Files that store their own mask keep it (``data.mask`` undersamples the fully sampled ones):
+    said in one line per split.
+
+    Raises:
+        ConfigError: for repeated file names, or slice shapes that cannot share a batch.
+    """
+    for split, dataset in datasets.items():
+        if not hasattr(dataset, "file_facts"):
+            continue
+        facts = dataset.file_facts()
+        names = Counter(path.name for path in facts)
+        repeated = [name for name, count in names.items() if count > 1]
+        if repeated:
+            paths = [str(path) for path in facts if path.name == repeated[0]]
+            raise ConfigError(
+                f"the {split} data hold {len(repeated)} file name(s) more than once, e.g. "
+                f"{', '.join(paths[:2])}",
+                hint="volumes are scored by file name: rename the files so that each name is one volume",
+            )
+        batch = config.data.batch_size if split == "train" else config.data.val_batch_size
+        shapes: dict[tuple[int, int, int], Any] = {}
+        for path, fact in facts.items():
+            if fact.slice_shape is not None:
+                shapes.setdefault(fact.slice_shape, path)
+        if batch > 1 and len(shapes) > 1:
+            (shape_a, path_a), (shape_b, path_b) = list(shapes.items())[:2]
+            key = "batch_size" if split == "train" else "val_batch_size"
+            raise ConfigError(
+                f"the {split} slices differ in shape (coils, H, W): {shape_a} in {path_a}, {shape_b} in "
+                f"{path_b}; batches of {batch} slices need one shape",
+                hint=f"set data.{key}: 1, or give the split files of one matrix size and coil count",
+            )
+        own = [path for path, fact in facts.items() if fact.own_mask]
+        if own:
+            say(
+                f"Note: {len(own)} {split} file(s) store their own undersampling mask (e.g. {own[0].name}): "
+                "their slices keep it (a mask that samples every column leaves them fully sampled); "
+                "data.mask undersamples the others"
+            )

@@ -34,7 +34,7 @@ from mrirecon.config import from_mapping, load_yaml
 from mrirecon.errors import ConfigError
 from mrirecon.training.config import TrainConfig, TrainerSection
 from mrirecon.training.model_setup import model_config
-from mrirecon.training.preflight import check_batches, check_coil_maps, check_split_sizes
+from mrirecon.training.preflight import check_batches, check_coil_maps, check_split_sizes, check_volumes
 
 __all__ = ["RunPaths", "TrainResult", "optimizer_steps", "resolve_precision", "run_paths", "train"]
 
@@ -413,6 +413,7 @@ def train(
         if split not in datasets or len(datasets[split]) == 0:
             raise ConfigError(f"the {split} data hold no slices", hint=f"check data.{split} or data.manifest")
     centered = data_convention(config.data, datasets, getattr(model_cfg, "fft_centered", None))
+    check_volumes(config, datasets, say)
 
     pl.seed_everything(tcfg.seed, workers=True, verbose=False)
     module = ReconModule(
@@ -425,21 +426,13 @@ def train(
         record={"manifest_sha256": checksum, "training_config": config.to_mapping()},
     )
     if config.model.init is not None and not resume:
-        from mrirecon.training.model_setup import initial_model
+        from mrirecon.training.model_setup import load_initial_weights
 
-        try:
-            module.model.load_state_dict(initial_model(config.model)[1].state_dict())
-        except RuntimeError as error:  # load_state_dict's size and key mismatches
-            first = str(error).strip().splitlines()[0]
-            raise ConfigError(
-                f"the weights of 'model.init' {config.model.init!r} do not fit this model: {first}",
-                hint="leave the params that shape the weights (channels, cascades, steps) as they are",
-            ) from error
+        load_initial_weights(config.model, module.model)
         say(f"Starting from the weights of {config.model.init}")
     if parameter_count(module.model) == 0:
         raise ConfigError(f"model '{config.model.name}' has no trainable parameters with this config")
     check_coil_maps(config, module.model)
-    check_batches(config, len(datasets["train"]))
     datamodule = ReconDataModule(
         datasets,
         batch_size=config.data.batch_size,
@@ -463,6 +456,7 @@ def train(
         resume=resume,
     )
     check_split_sizes(datasets, trainer.world_size)
+    check_batches(config, len(datasets["train"]), trainer.world_size)
     module.total_steps = optimizer_steps(
         len(datasets["train"]),
         world_size=trainer.world_size,

@@ -130,6 +130,14 @@ def test_model_init_fine_tunes_from_a_pretrained_name(
     )
     assert model_config(config) == CIRIMConfig(cascades=1, time_steps=2, channels=4, sigma=0.5)
     assert initial_model(config.model)[0] == "cirim"
+    # params that shape the weights are named when the config is read, before any data are made
+    with pytest.raises(ConfigError, match=r"do not fit this model: model\.params changes channels 4 → 8 \("):
+        train_config_from_mapping(
+            {
+                "model": {"name": "cirim", "init": "cirim-brain", "params": {"channels": 8, "sigma": 0.5}},
+                "data": {"manifest": "m.csv"},
+            }
+        )
     with pytest.raises(ConfigError, match="holds model 'cirim', not 'rim'"):
         initial_model(ModelSection("rim", init="cirim-brain"))
     missing = tmp_path / "nowhere.ckpt"

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from mrirecon.data.dataset import VolumeFacts
 from mrirecon.errors import ConfigError
 from mrirecon.training.config import train_config_from_mapping
-from mrirecon.training.preflight import check_batches, check_coil_maps, check_split_sizes
+from mrirecon.training.preflight import check_batches, check_coil_maps, check_split_sizes, check_volumes
 from mrirecon.training.run import train
 from tests.training.conftest import base_mapping
 
@@ -51,6 +52,42 @@ def test_a_batch_limit_that_leaves_no_training_batch(tiny_registered: str) -> No
         check_batches(config, 8)
     check_batches(config, 10)  # one batch
     check_batches(train_config_from_mapping(base_mapping(limit_train_batches=1)), 1)
+    # each of two processes gets 5 of the 10 slices: 0.1 of 5 batches is none
+    with pytest.raises(ConfigError, match=r"0.1 of 5 training batch\(es\) leaves none"):
+        check_batches(config, 10, world_size=2)
+
+
+class _Files:
+    """A dataset that lists files, as SliceDataset does."""
+
+    def __init__(self, facts: dict[Path, VolumeFacts]) -> None:
+        self.facts = facts
+
+    def file_facts(self) -> dict[Path, VolumeFacts]:
+        return self.facts
+
+
+def test_volumes_of_a_split_need_distinct_names_and_one_shape_for_batches(tiny_registered: str) -> None:
+    said: list[str] = []
+    plain = VolumeFacts(True, True, False, (4, 32, 32))
+    config = train_config_from_mapping(_config(batch_size=2))
+    same_name = {Path("siteA/scan.h5"): plain, Path("siteB/scan.h5"): plain}
+    with pytest.raises(
+        ConfigError, match=r"the val data hold 1 file name\(s\) more than once, e\.g\. siteA/scan"
+    ):
+        check_volumes(config, {"val": _Files(same_name)}, said.append)
+    mixed = {Path("a.h5"): plain, Path("b.h5"): VolumeFacts(True, True, False, (4, 48, 32))}
+    with pytest.raises(
+        ConfigError, match=r"the train slices differ in shape .*\(4, 32, 32\) in a\.h5, \(4, 48, 32\)"
+    ):
+        check_volumes(config, {"train": _Files(mixed)}, said.append)
+    check_volumes(config, {"val": _Files(mixed), "sim": [0, 1]}, said.append)  # val batches of 1: fine
+    own = {Path("a.h5"): plain, Path("own.h5"): VolumeFacts(True, True, True, (4, 32, 32))}
+    check_volumes(config, {"train": _Files(own)}, said.append)
+    assert said == [
+        "Note: 1 train file(s) store their own undersampling mask (e.g. own.h5): their slices keep it "
+        "(a mask that samples every column leaves them fully sampled); data.mask undersamples the others"
+    ]
 
 
 def test_train_refuses_coil_maps_none_for_the_tiny_model_before_fitting(

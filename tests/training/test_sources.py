@@ -203,7 +203,13 @@ def test_manifest_files_are_probed_without_reading_kspace(
     from tests.data.helpers import multicoil_kspace, write_fastmri
 
     paths = _uncentred_files(tmp_path / "cc")
-    paths.append(write_fastmri(tmp_path / "cc" / "plain.h5", multicoil_kspace(2), reconstruction_rss=None))
+    mask = np.zeros(24, dtype=bool)
+    mask[::2] = True  # a prospectively undersampled file stores its mask
+    paths.append(
+        write_fastmri(
+            tmp_path / "cc" / "plain.h5", multicoil_kspace(2) * mask, reconstruction_rss=None, mask=mask
+        )
+    )
     manifest = tmp_path / "m.csv"
     build_manifest(paths, manifest, fractions=(1, 0, 0), progress=False)
     dataset = SliceDataset(manifest, split="train")
@@ -214,7 +220,7 @@ def test_manifest_files_are_probed_without_reading_kspace(
     monkeypatch.setattr(dataset_module, "open_volume", no_open)
     facts = dataset.file_facts()
     assert [facts[p] for p in sorted(facts)] == [
-        VolumeFacts(centered=False, has_target=True),
-        VolumeFacts(centered=False, has_target=True),
-        VolumeFacts(centered=True, has_target=False),
+        VolumeFacts(centered=False, has_target=True, own_mask=False, slice_shape=(2, 32, 24)),
+        VolumeFacts(centered=False, has_target=True, own_mask=False, slice_shape=(2, 32, 24)),
+        VolumeFacts(centered=True, has_target=False, own_mask=True, slice_shape=(4, 32, 24)),
     ]
