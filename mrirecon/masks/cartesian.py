@@ -85,6 +85,28 @@ class EquispacedMaskFunc(_LineMaskFunc):
 class EquispacedMaskFractionFunc(_LineMaskFunc):
     """Approximately equispaced columns with the spacing adjusted so that the total is W/R."""
 
+    def __init__(
+        self,
+        center_fractions: list[float] | tuple[float, ...],
+        accelerations: list[float] | tuple[float, ...],
+        allow_any_combination: bool = False,
+        seed: int | None = None,
+    ):
+        super().__init__(center_fractions, accelerations, allow_any_combination, seed)
+        pairs = (
+            [(cf, r) for cf in self.center_fractions for r in self.accelerations]
+            if allow_any_combination
+            else list(zip(self.center_fractions, self.accelerations, strict=True))
+        )
+        for fraction, acceleration in pairs:  # refused now, not when the first slice is drawn
+            if fraction * acceleration >= 1:
+                raise ConfigError(
+                    f"equispaced_fraction: a centre fraction of {fraction:g} alone samples "
+                    f"1/{1 / fraction:.3g} of the lines, so acceleration {acceleration:g} leaves none "
+                    "outside the centre",
+                    hint="choose a smaller centre fraction (centre fraction × acceleration must be below 1)",
+                )
+
     def outer(self, num_cols: int, acceleration: float, offset: int | None, num_low: int) -> np.ndarray:
         if num_low * acceleration >= num_cols:
             # fastMRI divides by zero (or spaces the lines by a negative step) here.

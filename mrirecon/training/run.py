@@ -272,34 +272,9 @@ def _quiet_lightning() -> Any:
         warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         # Lightning 2.6 on torch 2.13 warns about its own use of torch's pytree
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        # under DDP: every rank gathers every volume's scores and logs the same means (module._finish)
+        warnings.filterwarnings("ignore", message=r"It is recommended to use .* sync_dist=True")
         yield
-
-
-def _checkpoint_callbacks(paths: RunPaths) -> tuple[Any, Any]:
-    """``best.ckpt`` (highest validation SSIM) and ``last.ckpt`` (every epoch's end).
-
-    Two callbacks: Lightning's ``save_last`` only refreshes ``last.ckpt`` in epochs that also saved
-    a top-k checkpoint, so a run whose SSIM stopped improving would resume from a stale epoch.
-    """
-    from pytorch_lightning.callbacks import ModelCheckpoint
-
-    common: dict[str, Any] = {
-        "dirpath": paths.checkpoints,
-        "auto_insert_metric_name": False,
-        "enable_version_counter": False,
-    }
-    best = ModelCheckpoint(filename=paths.best.stem, monitor="val_ssim", mode="max", save_top_k=1, **common)
-    # at every epoch's end, validated or not (Lightning would wait for validation when
-    # check_val_every_n_epoch > 1, and a run stopped between validations would lose its last epochs)
-    last = ModelCheckpoint(
-        filename=paths.last.stem,
-        monitor=None,
-        save_top_k=1,
-        every_n_epochs=1,
-        save_on_train_epoch_end=True,
-        **common,
-    )
-    return best, last
 
 
 def _build_trainer(
@@ -375,6 +350,7 @@ def train(
 
     from mrirecon.models.registry import get_entry, parameter_count
     from mrirecon.runtime import configure_threads
+    from mrirecon.training.checkpoint_callbacks import checkpoint_callbacks
     from mrirecon.training.datamodule import ReconDataModule
     from mrirecon.training.module import ReconModule
     from mrirecon.training.sources import (
@@ -441,7 +417,7 @@ def train(
         pin_memory=config.data.pin_memory,
         seed=tcfg.seed,
     )
-    best_checkpoint, last_checkpoint = _checkpoint_callbacks(paths)
+    best_checkpoint, last_checkpoint = checkpoint_callbacks(paths)
     trainer = _build_trainer(
         config,
         paths,

@@ -120,9 +120,13 @@ def test_unknown_type_and_bad_arguments_are_config_errors() -> None:
 def test_equispaced_fraction_refuses_a_centre_that_already_reaches_the_acceleration() -> None:
     """fastMRI divides by zero when centre fraction × acceleration = 1; we name the fix instead."""
 
-    func = create_mask_func("equispaced_fraction", [0.25], [4], seed=0)
-    with pytest.raises(ConfigError, match="smaller centre fraction"):
-        func((1, 256, 64))
+    with pytest.raises(
+        ConfigError, match=r"a centre fraction of 0\.25 alone .* acceleration 4 .*smaller centre"
+    ):
+        create_mask_func("equispaced_fraction", [0.25], [4], seed=0)  # refused when made, not when drawn
+    with pytest.raises(ConfigError, match="acceleration 8 leaves none"):
+        create_mask_func("equispaced_fraction", [0.04, 0.2], [4, 8], allow_any_combination=True)
+    create_mask_func("equispaced_fraction", [0.08, 0.2], [8, 4])  # paired: 0.64 and 0.8
 
 
 @pytest.mark.parametrize("name", ["equispaced", "magic"])
