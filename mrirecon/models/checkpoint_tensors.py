@@ -25,7 +25,7 @@ import yaml
 
 from mrirecon.errors import CheckpointError
 
-__all__ = ["read_checkpoint_tensors"]
+__all__ = ["plain_values", "read_checkpoint_tensors"]
 
 #: The globals a state dict needs (the same ones torch's weights-only unpickler allows for them).
 _TENSOR_GLOBALS = {
@@ -37,13 +37,14 @@ _TENSOR_GLOBALS = {
 
 
 class _Inert:
-    """Stands in for any pickled object other than a tensor: built from nothing, holds nothing."""
+    """Stands in for any pickled object other than a tensor: built from nothing, runs nothing; it
+    keeps the plain data pickle hands it (its state), which :func:`plain_values` reads."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     def __setstate__(self, state: Any) -> None:
-        pass
+        self._state = state
 
     def __setitem__(self, key: Any, value: Any) -> None:
         pass
@@ -70,6 +71,28 @@ _TENSORS_ONLY.load = lambda f, **kw: _TensorsOnlyUnpickler(f, **kw).load()  # ty
 _TENSORS_ONLY.__dict__.update(
     {k: getattr(pickle, k) for k in ("UnpicklingError", "HIGHEST_PROTOCOL", "DEFAULT_PROTOCOL")}
 )
+
+
+def plain_values(value: Any) -> Any:
+    """Plain data (dicts, lists, numbers, text) from what the unpickler rebuilt: an OmegaConf
+    ``DictConfig``/``ListConfig`` placeholder gives its ``_content``, a value node its ``_val``
+    (nothing else of those objects is followed, so their parent links cannot loop)."""
+    state = getattr(value, "_state", None) if isinstance(value, _Inert) else None
+    if isinstance(state, tuple) and state and isinstance(state[0], dict):  # (__dict__, slots)
+        state = state[0]
+    if isinstance(state, dict):
+        if "_content" in state:
+            return plain_values(state["_content"])
+        if "_val" in state:
+            return plain_values(state["_val"])
+        return None
+    if isinstance(value, _Inert):
+        return None
+    if isinstance(value, Mapping):
+        return {key: plain_values(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_values(item) for item in value]
+    return value
 
 
 def _load_tensors(source: str | os.PathLike[str] | io.BytesIO, where: Path) -> Any:
@@ -117,21 +140,62 @@ def read_checkpoint_tensors(path: str | os.PathLike[str]) -> tuple[dict[str, Any
             if config_member is not None:
                 handle = archive.extractfile(config_member)
                 assert handle is not None
-                options = _options_from_yaml(handle.read())
+                options = _options_from_yaml(handle.read(), where)
         return {"state_dict": data}, options
     data = _load_tensors(where, where)
     if not isinstance(data, Mapping):
         raise CheckpointError(f"expected a checkpoint mapping, found {type(data).__name__}", path=where)
+    hyper = plain_values(data.get("hyper_parameters"))  # a Lightning .ckpt's config (ATOMMIC, mridc)
+    if isinstance(hyper, dict):
+        config = hyper.get("cfg", hyper)
+        if isinstance(config, dict):
+            options = _options_from_config(config, where)
     return dict(data), options
 
 
-def _options_from_yaml(text: bytes) -> dict[str, Any]:
+def _options_from_yaml(text: bytes, where: Path) -> dict[str, Any]:
     try:
         config = yaml.safe_load(text) or {}
     except yaml.YAMLError:
         return {}
-    model = config.get("model", config) if isinstance(config, dict) else {}
-    options: dict[str, Any] = {}
+    return _options_from_config(config, where) if isinstance(config, dict) else {}
+
+
+def _unsupported(model: Mapping[str, Any]) -> str | None:
+    """The first ATOMMIC / mridc RIM or CIRIM option set to what mrirecon's models do not implement,
+    in words (a config without the key is taken as the papers'); None when all fit."""
+    dilations = model.get("conv_dilations")
+    if isinstance(dilations, list) and (dilations[:2] != [1, 2] or any(d != 1 for d in dilations[2:])):
+        return f"conv_dilations {dilations} (mrirecon's RIM convolutions are dilated 1, 2 and 1)"
+    bias = model.get("conv_bias")
+    if isinstance(bias, list) and (bias[:2] != [True, True] or any(bias[2:])):
+        return f"conv_bias {bias} (mrirecon's first two convolutions have biases, the output one none)"
+    combination = model.get("coil_combination_method")
+    if isinstance(combination, str) and combination.upper() != "SENSE":
+        return f"coil_combination_method {combination} (mrirecon combines coils with their maps, SENSE)"
+    for key, wanted in (("dimensionality", 2), ("consecutive_slices", 1), ("conv_dim", 2)):
+        if key in model and model[key] not in (None, wanted):
+            return f"{key} {model[key]} (mrirecon reconstructs single 2-D slices: {wanted})"
+    return None
+
+
+def _options_from_config(config: Mapping[str, Any], where: Path) -> dict[str, Any]:
+    """The options an ATOMMIC / mridc model config gives (``time_steps``, ``fft_centered``,
+    ``fft_normalization``).
+
+    Raises:
+        CheckpointError: the config sets an option mrirecon's models do not implement.
+    """
+    model = config.get("model", config)
+    if not isinstance(model, Mapping):
+        return {}
+    unsupported = _unsupported(model)
+    if unsupported is not None:
+        raise CheckpointError(
+            f"the checkpoint's config sets {unsupported}: the converted model would compute another function",
+            path=where,
+        )
+    options: dict[str, Any] = {"config": True}
     if isinstance(model.get("time_steps"), int):
         options["time_steps"] = 8 * math.ceil(model["time_steps"] / 8)  # both repos round up to 8
     if isinstance(model.get("fft_centered"), bool):

@@ -91,7 +91,13 @@ def _model_state(
         state = _tensor_dict(checkpoint["state_dict"], "the checkpoint's 'state_dict'")
     else:
         state = _tensor_dict(checkpoint, "the checkpoint")
-    return _strip(state, ("module.", "model.")), sensitivity
+    state = _strip(state, ("module.",))  # DDP
+    # exponential moving averages of the weights, kept beside them by some trainers
+    state = {k: v for k, v in state.items() if not k.startswith(_EMA_PREFIXES)}
+    return _strip(state, ("model.", "_orig_mod.")), sensitivity  # Lightning's, torch.compile's
+
+
+_EMA_PREFIXES = ("ema_model.", "model_ema.", "ema.")
 
 
 def convert_state(
@@ -102,6 +108,7 @@ def convert_state(
     fft_centered: bool = True,
     sigma: float = 1.0,
     initializer_dilations: tuple[int, ...] = (1, 1, 2, 4),
+    known: frozenset[str] = frozenset(),
 ) -> ConvertedModel:
     """Convert an authors' checkpoint mapping (as :func:`read_checkpoint_tensors` returns it).
 
@@ -116,16 +123,19 @@ def convert_state(
         sigma: The authors' noise level σ (ATOMMIC divides the gradient by ``max(σ, 1)``, mridc by
             ``σ²``; the mrirecon σ is set to give the same gradient).
         initializer_dilations: Dilations of DIRECT's RSI convolutions (not in the weights).
+        known: The options the checkpoint's config or the user gave (``time_steps``,
+            ``fft_centered``, ``config``: a model config was read and checked), not assumed.
 
     Raises:
         CheckpointError: with a one-line reason, for anything that cannot be mapped.
     """
     state, sensitivity = _model_state(checkpoint)
-    first = next(iter(state))
-    if first.startswith("reconstruction_module."):
-        return convert_rim(state, "reconstruction_module.", "atommic", time_steps, fft_centered, sigma)
-    if first.startswith("cirim."):
-        return convert_rim(state, "cirim.", "mridc", time_steps, fft_centered, sigma)
+    first = next(iter(state), "")
+    # ATOMMIC registers its coil-map network before the reconstruction module: any key decides
+    if any(k.startswith("reconstruction_module.") for k in state):
+        return convert_rim(state, "reconstruction_module.", "atommic", time_steps, fft_centered, sigma, known)
+    if any(k.startswith("cirim.") for k in state):
+        return convert_rim(state, "cirim.", "mridc", time_steps, fft_centered, sigma, known)
     if any(k.startswith("block_list.") for k in state):
         return convert_rvn(state, sensitivity, steps, fft_centered, initializer_dilations)
     if any(k.startswith("cell_list.") for k in state):
@@ -159,6 +169,9 @@ def convert_checkpoint(
         CheckpointError: the file cannot be read or mapped (one line, with the file's path).
     """
     checkpoint, found = read_checkpoint_tensors(path)
+    known = {key for key in ("time_steps", "fft_centered", "config") if key in found}
+    known |= {"time_steps"} if time_steps is not None else set()
+    known |= {"fft_centered"} if fft_centered is not None else set()
     try:
         converted = convert_state(
             checkpoint,
@@ -167,6 +180,7 @@ def convert_checkpoint(
             fft_centered=fft_centered if fft_centered is not None else found.get("fft_centered", True),
             sigma=sigma,
             initializer_dilations=initializer_dilations,
+            known=frozenset(known),
         )
     except CheckpointError as error:
         raise CheckpointError(str(error), path=path, hint=error.hint) from error

@@ -74,7 +74,8 @@ class ConvertedModel:
             parts = [f"{c.time_steps} steps", c.cell, f"{c.channels} ch"]
         fft = "centred" if c.fft_centered else "uncentred"
         source = _SOURCE_NAMES[self.source]
-        return f"{self.model_name} ({', '.join(parts)}, {fft} FFT) from a {source} checkpoint"
+        article = "a" if self.source == "direct" else "an"
+        return f"{self.model_name} ({', '.join(parts)}, {fft} FFT) from {article} {source} checkpoint"
 
 
 _SOURCE_NAMES = {"atommic": "ATOMMIC", "mridc": "mridc", "direct": "DIRECT"}
@@ -114,6 +115,26 @@ class _Keys:
             raise refuse(f"{self.what}: {key!r} has no counterpart in mrirecon ({len(self.state)} such keys)")
 
 
+def _rim_steps_and_notes(
+    name: str, steps: int, fft_centered: bool, known: frozenset[str]
+) -> tuple[int, list[str]]:
+    """The time steps the authors' code runs (it rounds up to a multiple of 8), and what was assumed."""
+    notes = []
+    if steps % 8:
+        notes.append(f"{name} runs {steps} time steps as {8 * math.ceil(steps / 8)} (it rounds up to 8s)")
+        steps = 8 * math.ceil(steps / 8)
+    if "time_steps" not in known:
+        notes.append(f"{steps} time steps per cascade (not in the weights; --time-steps)")
+    if "config" not in known:
+        notes.append("conv dilations 1 and 2, as the papers' configs (not in the weights)")
+    if "fft_centered" not in known:
+        notes.append(
+            f"{'centred' if fft_centered else 'uncentred'} FFT (not in the weights; ATOMMIC's "
+            "Calgary-Campinas models are uncentred: --uncentered)"
+        )
+    return steps, notes
+
+
 def convert_rim(
     state: dict[str, torch.Tensor],
     prefix: str,
@@ -121,11 +142,19 @@ def convert_rim(
     time_steps: int | None,
     fft_centered: bool,
     sigma: float,
+    known: frozenset[str] = frozenset(),
 ) -> ConvertedModel:
+    """ATOMMIC's or mridc's RIM / CIRIM state dict (keys under ``prefix``) as mrirecon's.
+
+    ``known``: the options the checkpoint's config or the user gave (see
+    :func:`mrirecon.models.convert.convert_state`); the others are stated as assumed.
+    """
     name = _SOURCE_NAMES[source]
+    if source == "mridc" and sigma != 1.0:
+        raise refuse(f"mridc's CIRIM uses σ = 1 whatever its config says, not {sigma:g}: leave out --sigma")
     extra = sorted(k for k in state if not k.startswith(prefix))
     if extra:
-        if any("sensitivity" in k for k in extra):
+        if any("sensitivity" in k or k.startswith("sens_net.") for k in extra):
             raise refuse(
                 f"{name} checkpoint with a learned coil-map network ({extra[0]}): mrirecon's CIRIM takes "
                 "given coil maps"
@@ -144,6 +173,10 @@ def convert_rim(
             raise refuse(
                 f"{name} checkpoint with explicit data consistency (no_dc: false): its RIM blocks return "
                 "k-space, which mrirecon's CIRIM has no counterpart for"
+            )
+        if not keys.has(p + "layers.0.convs.conv_layer.bias"):
+            raise refuse(
+                f"{name} checkpoint: the first convolutions have no bias (conv_bias false); mrirecon's have"
             )
         w0 = keys.take(p + "layers.0.convs.conv_layer.weight", (None, 4, 5, 5))
         f = w0.shape[0]
@@ -180,11 +213,8 @@ def convert_rim(
         raise refuse(
             f"{name} checkpoint: cascades differ in cell ({sorted(cells)}) or width ({sorted(channels)})"
         )
-    cell, width, steps = cells.pop(), channels.pop(), time_steps or 8
-    notes = [
-        f"{steps} time steps per cascade (not in the weights)",
-        "conv dilations 1 and 2, as the papers' configs (not in the weights)",
-    ]
+    cell, width = cells.pop(), channels.pop()
+    steps, notes = _rim_steps_and_notes(name, time_steps or 8, fft_centered, known)
     # ATOMMIC divides the gradient by max(σ, 1), mridc by σ²; mrirecon by σ².
     mr_sigma = math.sqrt(max(sigma, 1.0)) if source == "atommic" else sigma
     config: RIMConfig | CIRIMConfig

@@ -1,0 +1,121 @@
+"""Checkpoints as the authors' trainers save them: a Lightning ``.ckpt``'s own config (read without
+running its classes), options mrirecon does not implement, key orders and prefixes, σ and time steps."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from mrirecon.errors import CheckpointError
+from mrirecon.models.convert import convert_checkpoint, convert_state
+from mrirecon.models.io import load_model
+from tests.models.test_parity import TOLERANCE, checkpoint, run_case
+
+ATOMMIC_RIM = "atommic_rim_gru_33x27_line"  # centred FFT, 8 time steps
+
+
+class DictConfig:
+    """Pickled as OmegaConf pickles its containers: a ``_content`` of value nodes (module level, so
+    that torch.save can pickle it by reference; the unpickler never imports it)."""
+
+    def __init__(self, content: dict[str, Any]) -> None:
+        self._content = {key: AnyNode(value) for key, value in content.items()}
+        self._metadata = {"ref_type": "Any"}
+        self._parent = None
+
+
+class ListConfig:
+    def __init__(self, content: list[Any]) -> None:
+        self._content = [AnyNode(value) for value in content]
+        self._parent = None
+
+
+class AnyNode:
+    def __init__(self, value: Any) -> None:
+        self._val = ListConfig(value) if isinstance(value, list) else value
+        self._parent = None
+
+
+def _lightning(tmp_path: Path, config: dict[str, Any], state: dict[str, torch.Tensor] | None = None) -> Path:
+    path = tmp_path / "model.ckpt"
+    weights = checkpoint(ATOMMIC_RIM)["state_dict"] if state is None else state
+    hyper = {"cfg": DictConfig(config)}
+    torch.save({"state_dict": {f"model.{k}": v for k, v in weights.items()}, "hyper_parameters": hyper}, path)
+    with pytest.raises(Exception, match=r"(?i)weights"):  # not a weights-only file
+        torch.load(path, weights_only=True)
+    return path
+
+
+def test_a_lightning_checkpoint_gives_its_own_config(tmp_path: Path) -> None:
+    config = {
+        "time_steps": 8,
+        "fft_centered": True,
+        "conv_dilations": [1, 2, 1],
+        "coil_combination_method": "SENSE",
+    }
+    source = _lightning(tmp_path, config)
+    lines: list[str] = []
+    converted = convert_checkpoint(source, tmp_path / "rim.pt", report=lines.append)
+    assert converted.config.fft_centered and converted.config.time_steps == 8  # type: ignore[union-attr]
+    assert lines == [f"wrote {tmp_path / 'rim.pt'}: {converted.describe()}"]  # nothing assumed
+    assert run_case(ATOMMIC_RIM, load_model(tmp_path / "rim.pt")[1]).steps <= TOLERANCE
+    # the config's values are the ones used (a Calgary-Campinas model is uncentred, 16 steps here)
+    uncentred = convert_checkpoint(
+        _lightning(tmp_path, {"time_steps": 16, "fft_centered": False}), tmp_path / "u.pt"
+    )
+    assert not uncentred.config.fft_centered and uncentred.config.time_steps == 16  # type: ignore[union-attr]
+    # without a config the same weights are taken as centred: said, not silent
+    bare = tmp_path / "bare.ckpt"
+    torch.save({"state_dict": checkpoint(ATOMMIC_RIM)["state_dict"]}, bare)
+    lines.clear()
+    convert_checkpoint(bare, tmp_path / "bare.pt", report=lines.append)
+    assert any("centred FFT (not in the weights" in line and "--uncentered" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [
+        ({"conv_dilations": [1, 4, 1]}, "conv_dilations [1, 4, 1]"),
+        ({"coil_combination_method": "RSS"}, "coil_combination_method RSS"),
+        ({"conv_bias": [False, False, False]}, "conv_bias [False, False, False]"),
+        ({"consecutive_slices": 3}, "consecutive_slices 3"),
+    ],
+)
+def test_options_mrirecon_does_not_implement_are_refused(
+    tmp_path: Path, option: dict[str, Any], said: str
+) -> None:
+    source = _lightning(tmp_path, {"time_steps": 8, **option})
+    with pytest.raises(CheckpointError, match=rf"config sets {re.escape(said)} .*another function"):
+        convert_checkpoint(source, tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_key_order_prefixes_and_ema_copies_do_not_change_the_model() -> None:
+    state = checkpoint(ATOMMIC_RIM)["state_dict"]
+    # ATOMMIC registers its coil-map network first: refused for what it is, not as unknown
+    with pytest.raises(CheckpointError, match="learned coil-map network"):
+        convert_state({"state_dict": {"coil_sensitivity_maps_nn.0.weight": torch.ones(1), **state}})
+    with pytest.raises(CheckpointError, match="learned coil-map network"):
+        convert_state({"state_dict": {**state, "sens_net.0.weight": torch.ones(1)}})
+    compiled = {f"model._orig_mod.{k}": v for k, v in state.items()}
+    ema = {f"ema_model.{k}": v + 1 for k, v in state.items()}
+    converted = convert_state({"state_dict": {**compiled, **ema}})
+    assert run_case(ATOMMIC_RIM, converted.build()).steps <= TOLERANCE
+    with pytest.raises(CheckpointError, match=r"first convolutions have no bias \(conv_bias false\)"):
+        convert_state(
+            {"state_dict": {k: v for k, v in state.items() if not k.endswith("0.convs.conv_layer.bias")}}
+        )
+
+
+def test_time_steps_are_rounded_as_the_authors_do_and_mridc_ignores_sigma() -> None:
+    state = {"state_dict": checkpoint(ATOMMIC_RIM)["state_dict"]}
+    converted = convert_state(state, time_steps=10, known=frozenset({"time_steps"}))
+    assert converted.config.time_steps == 16  # type: ignore[union-attr]
+    assert "ATOMMIC runs 10 time steps as 16 (it rounds up to 8s)" in converted.notes
+    mridc = {"state_dict": checkpoint("mridc_cirim_33x27_line")["state_dict"]}
+    with pytest.raises(CheckpointError, match="mridc's CIRIM uses σ = 1"):
+        convert_state(mridc, sigma=2.0)
