@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 
 
-def _dilations(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
+def _dilations(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
     try:
         values = tuple(int(v) for v in value.split(","))
     except ValueError:
@@ -37,24 +39,32 @@ def _dilations(_ctx: click.Context, _param: click.Parameter, value: str) -> tupl
     "--steps",
     type=click.IntRange(min=1),
     default=None,
-    help="RecurrentVarNet steps; needed when its weights are shared (one block in the file).",
+    help="RecurrentVarNet steps; needed when its weights are shared (one block in the file) and no "
+    "config.yaml of DIRECT beside the checkpoint says.",
 )
 @click.option(
     "--centered/--uncentered",
     "fft_centered",
     default=None,
-    help="FFT convention the model was trained with (DIRECT's Calgary-Campinas configs: --uncentered; "
-    "default: the archive's config, else centred).",
+    help="FFT convention the model was trained with (DIRECT's and ATOMMIC's Calgary-Campinas configs: "
+    "--uncentered; default: the checkpoint's config, else centred).",
 )
 @click.option(
     "--sigma", type=float, default=1.0, show_default=True, help="The authors' noise level σ (RIM/CIRIM)."
 )
 @click.option(
     "--initializer-dilations",
-    default="1,1,2,4",
-    show_default=True,
+    default=None,
     callback=_dilations,
-    help="Dilations of DIRECT's recurrent-state initialiser (not in its weights).",
+    help="Dilations of DIRECT's recurrent-state initialiser (not in its weights; default: its "
+    "config.yaml beside the checkpoint, else 1,1,2,4).",
+)
+@click.option(
+    "--initializer-input",
+    type=click.Choice(["sense", "zero_filled"]),
+    default=None,
+    help="What DIRECT's recurrent-state initialiser sees (initializer_initialization; default: its "
+    "config.yaml beside the checkpoint, else sense).",
 )
 def convert_checkpoint(
     checkpoint: Path,
@@ -63,7 +73,8 @@ def convert_checkpoint(
     steps: int | None,
     fft_centered: bool | None,
     sigma: float,
-    initializer_dilations: tuple[int, ...],
+    initializer_dilations: tuple[int, ...] | None,
+    initializer_input: str | None,
 ) -> None:
     """Convert CHECKPOINT (DIRECT RecurrentVarNet model_<it>.pt; ATOMMIC/mridc CIRIM or RIM .ckpt,
     .atommic, .mridc) to an mrirecon model file. Only tensors are read: nothing in the file is
@@ -78,5 +89,6 @@ def convert_checkpoint(
         fft_centered=fft_centered,
         sigma=sigma,
         initializer_dilations=initializer_dilations,
+        initializer_input=initializer_input,
         report=click.echo,
     )

@@ -145,12 +145,51 @@ def read_checkpoint_tensors(path: str | os.PathLike[str]) -> tuple[dict[str, Any
     data = _load_tensors(where, where)
     if not isinstance(data, Mapping):
         raise CheckpointError(f"expected a checkpoint mapping, found {type(data).__name__}", path=where)
+    if "model" in data:  # DIRECT writes its experiment's config.yaml beside model_<iteration>.pt
+        return dict(data), _direct_options(where.parent / "config.yaml")
     hyper = plain_values(data.get("hyper_parameters"))  # a Lightning .ckpt's config (ATOMMIC, mridc)
     if isinstance(hyper, dict):
         config = hyper.get("cfg", hyper)
         if isinstance(config, dict):
             options = _options_from_config(config, where)
     return dict(data), options
+
+
+def _direct_options(config_path: Path) -> dict[str, Any]:
+    """What a DIRECT experiment's ``config.yaml`` says of its RecurrentVarNet (``{}`` without one, or
+    for another model): the FFT convention, the steps, the initialiser's input and dilations.
+
+    Raises:
+        CheckpointError: an initialiser input mrirecon does not implement (``input_image``).
+    """
+    try:
+        config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    if not isinstance(config, dict):
+        return {}
+    model = config.get("model")
+    if not isinstance(model, dict) or "recurrentvarnet" not in str(model.get("model_name", "")).lower():
+        return {}
+    options: dict[str, Any] = {"config": True, "config_path": str(config_path)}
+    physics = config.get("physics")
+    operator = str(physics.get("forward_operator", "fft2")) if isinstance(physics, dict) else "fft2"
+    options["fft_centered"] = "centered=false" not in operator.replace(" ", "").lower()
+    if isinstance(model.get("num_steps"), int):
+        options["steps"] = model["num_steps"]
+    dilations = model.get("initializer_dilations")
+    if isinstance(dilations, list) and all(isinstance(d, int) for d in dilations):
+        options["initializer_dilations"] = tuple(dilations)
+    initializer = model.get("initializer_initialization")
+    if initializer not in (None, "sense", "zero_filled"):
+        raise CheckpointError(
+            f"its config.yaml sets initializer_initialization {initializer}: mrirecon's RSI takes the "
+            "SENSE image or the zero-filled one",
+            path=config_path,
+        )
+    if initializer is not None:
+        options["initializer_input"] = initializer
+    return options
 
 
 def _options_from_yaml(text: bytes, where: Path) -> dict[str, Any]:

@@ -108,6 +108,7 @@ def convert_state(
     fft_centered: bool = True,
     sigma: float = 1.0,
     initializer_dilations: tuple[int, ...] = (1, 1, 2, 4),
+    initializer_input: str = "sense",
     known: frozenset[str] = frozenset(),
 ) -> ConvertedModel:
     """Convert an authors' checkpoint mapping (as :func:`read_checkpoint_tensors` returns it).
@@ -123,6 +124,7 @@ def convert_state(
         sigma: The authors' noise level σ (ATOMMIC divides the gradient by ``max(σ, 1)``, mridc by
             ``σ²``; the mrirecon σ is set to give the same gradient).
         initializer_dilations: Dilations of DIRECT's RSI convolutions (not in the weights).
+        initializer_input: What DIRECT's RSI sees: ``sense`` or ``zero_filled``.
         known: The options the checkpoint's config or the user gave (``time_steps``,
             ``fft_centered``, ``config``: a model config was read and checked), not assumed.
 
@@ -137,7 +139,9 @@ def convert_state(
     if any(k.startswith("cirim.") for k in state):
         return convert_rim(state, "cirim.", "mridc", time_steps, fft_centered, sigma, known)
     if any(k.startswith("block_list.") for k in state):
-        return convert_rvn(state, sensitivity, steps, fft_centered, initializer_dilations)
+        return convert_rvn(
+            state, sensitivity, steps, fft_centered, initializer_dilations, initializer_input, known
+        )
     if any(k.startswith("cell_list.") for k in state):
         raise refuse(
             "DIRECT's RIM (cell_list.*) gates [x, h] with the reset before the projection, ReLUs between "
@@ -157,29 +161,42 @@ def convert_checkpoint(
     steps: int | None = None,
     fft_centered: bool | None = None,
     sigma: float = 1.0,
-    initializer_dilations: tuple[int, ...] = (1, 1, 2, 4),
+    initializer_dilations: tuple[int, ...] | None = None,
+    initializer_input: str | None = None,
     report: Callable[[str], None] | None = None,
 ) -> ConvertedModel:
     """Read an authors' checkpoint file, convert it and write an mrirecon model file (``.pt``).
 
-    Options as :func:`convert_state`; ``time_steps`` and ``fft_centered`` default to what an
-    ``.atommic``/``.mridc`` archive's config says, else to 8 and ``True``.
+    Options as :func:`convert_state`; those not given come from the checkpoint's own config (an
+    ``.atommic``/``.mridc`` archive's ``model_config.yaml``, a Lightning checkpoint's
+    hyper-parameters, the ``config.yaml`` DIRECT writes beside its checkpoints), else the papers'
+    (8 time steps, a centred FFT, dilations 1, 1, 2, 4, the SENSE image).
 
     Raises:
         CheckpointError: the file cannot be read or mapped (one line, with the file's path).
     """
     checkpoint, found = read_checkpoint_tensors(path)
-    known = {key for key in ("time_steps", "fft_centered", "config") if key in found}
-    known |= {"time_steps"} if time_steps is not None else set()
-    known |= {"fft_centered"} if fft_centered is not None else set()
+    given: dict[str, Any] = {
+        "time_steps": time_steps,
+        "steps": steps,
+        "fft_centered": fft_centered,
+        "initializer_dilations": initializer_dilations,
+        "initializer_input": initializer_input,
+    }
+    known = {key for key, value in given.items() if value is not None}
+    known |= {key for key in (*given, "config") if key in found}
+    chosen: dict[str, Any] = {
+        key: value if value is not None else found.get(key) for key, value in given.items()
+    }
     try:
         converted = convert_state(
             checkpoint,
-            time_steps=time_steps if time_steps is not None else found.get("time_steps"),
-            steps=steps,
-            fft_centered=fft_centered if fft_centered is not None else found.get("fft_centered", True),
+            time_steps=chosen["time_steps"],
+            steps=chosen["steps"],
+            fft_centered=True if chosen["fft_centered"] is None else chosen["fft_centered"],
             sigma=sigma,
-            initializer_dilations=initializer_dilations,
+            initializer_dilations=chosen["initializer_dilations"] or (1, 1, 2, 4),
+            initializer_input=chosen["initializer_input"] or "sense",
             known=frozenset(known),
         )
     except CheckpointError as error:
@@ -197,6 +214,8 @@ def convert_checkpoint(
     save_model(output, converted.model_name, converted.config, model)
     if report is not None:
         report(f"wrote {output}: {converted.describe()}")
+        if "config_path" in found:
+            report(f"  options not given were read from {found['config_path']}")
         for note in converted.notes:
             report(f"  assumed: {note}")
     return converted

@@ -269,12 +269,22 @@ def convert_rvn(
     steps: int | None,
     fft_centered: bool,
     dilations: tuple[int, ...],
+    initializer_input: str = "sense",
+    known: frozenset[str] = frozenset(),
 ) -> ConvertedModel:
+    """DIRECT's RecurrentVarNet state dict (and its U-Net sensitivity model's) as mrirecon's.
+
+    ``known``: the options the checkpoint's config or the user gave; the others are stated as assumed.
+    """
     blocks = sorted({int(m.group(1)) for k in state if (m := re.match(r"block_list\.(\d+)\.", k))})
     if blocks != list(range(len(blocks))):
         raise refuse(f"DIRECT checkpoint: blocks numbered {blocks}, expected 0…n−1")
-    if any(".regularizer.convgru." in k or ".regularizer.norm" in k for k in state):
-        raise refuse("DIRECT checkpoint with a normalised regulariser (normalized: true, NormConv2dGRU)")
+    if any(".regularizer.norm" in k for k in state):
+        raise refuse("DIRECT checkpoint with normalisation layers in the regulariser: no counterpart")
+    # normalized: true wraps the conv-GRU in NormConv2dGRU (.convgru.), which has no weights of its own
+    normalized = any(".regularizer.convgru." in k for k in state)
+    if normalized:
+        state = {k.replace(".regularizer.convgru.", ".regularizer."): v for k, v in state.items()}
     shared = len(blocks) == 1 and steps not in (None, 1)
     if len(blocks) == 1 and steps is None:
         raise refuse("DIRECT checkpoint with one RecurrentVarNet block: give the number of steps (--steps)")
@@ -289,11 +299,21 @@ def convert_rvn(
     for t in blocks:
         hidden = _convert_rvn_block(keys, t, layers, mapped)
     learned = any(k.startswith("initializer.") for k in state)
-    config_extra: dict[str, Any] = {}
-    notes = [f"FFT {'centred' if fft_centered else 'uncentred'} (not in the weights)"]
+    config_extra: dict[str, Any] = {"normalized": normalized}
+    notes = []
+    if "fft_centered" not in known:
+        notes.append(
+            f"FFT {'centred' if fft_centered else 'uncentred'} (not in the weights; --centered/--uncentered)"
+        )
     if learned:
         config_extra.update(_convert_rsi(keys, layers, hidden, dilations, mapped))
-        notes.append(f"RSI dilations {tuple(dilations)} and SENSE initialisation (not in the weights)")
+        config_extra["initializer_input"] = initializer_input
+        if "initializer_dilations" not in known:
+            notes.append(f"RSI dilations {tuple(dilations)} (not in the weights; --initializer-dilations)")
+        if "initializer_input" not in known:
+            notes.append(
+                f"the RSI sees the {initializer_input} image (not in the weights; --initializer-input)"
+            )
     keys.done()
     if sensitivity is not None:
         channels, pools = _convert_unet(sensitivity, mapped)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+import yaml
 
 from mrirecon.errors import CheckpointError
 from mrirecon.models.convert import convert_checkpoint, convert_state
@@ -119,3 +120,53 @@ def test_time_steps_are_rounded_as_the_authors_do_and_mridc_ignores_sigma() -> N
     mridc = {"state_dict": checkpoint("mridc_cirim_33x27_line")["state_dict"]}
     with pytest.raises(CheckpointError, match="mridc's CIRIM uses σ = 1"):
         convert_state(mridc, sigma=2.0)
+
+
+def _direct_experiment(folder: Path, name: str, model: dict[str, Any] | None, forward: str) -> Path:
+    """``model_<iteration>.pt`` with DIRECT's experiment ``config.yaml`` beside it (``model`` None:
+    no config)."""
+    folder.mkdir(parents=True)
+    path = folder / "model_500.pt"
+    torch.save({**checkpoint(name), "iteration": 500}, path)
+    if model is not None:
+        config = {"physics": {"forward_operator": forward, "backward_operator": "ifft2"}, "model": model}
+        (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_direct_reads_the_config_beside_its_checkpoint(tmp_path: Path) -> None:
+    name = "direct_rvn_shared_33x27_line"  # uncentred, 8 steps of one shared block
+    model = {"model_name": "recurrentvarnet.recurrentvarnet.RecurrentVarNet", "num_steps": 8}
+    model.update(initializer_initialization="sense", initializer_dilations=[1, 1, 2, 4])
+    source = _direct_experiment(tmp_path / "exp", name, model, "fft2(centered=False)")
+    lines: list[str] = []
+    converted = convert_checkpoint(source, tmp_path / "rvn.pt", report=lines.append)
+    assert not converted.config.fft_centered and converted.config.steps == 8  # type: ignore[union-attr]
+    assert lines[1:] == [f"  options not given were read from {tmp_path / 'exp' / 'config.yaml'}"]
+    errors = run_case(name, load_model(tmp_path / "rvn.pt")[1])
+    assert errors.steps <= TOLERANCE
+    # without the config: the steps are asked for, and the FFT said to be assumed
+    bare = _direct_experiment(tmp_path / "bare", name, None, "")
+    with pytest.raises(CheckpointError, match="give the number of steps"):
+        convert_checkpoint(bare, tmp_path / "x.pt")
+    lines.clear()
+    convert_checkpoint(bare, tmp_path / "x.pt", steps=8, fft_centered=False, report=lines.append)
+    assert any("RSI dilations" in line for line in lines)
+    assert not any("assumed: FFT" in line for line in lines)
+    refused = _direct_experiment(
+        tmp_path / "img", name, {**model, "initializer_initialization": "input_image"}, "fft2"
+    )
+    with pytest.raises(CheckpointError, match="initializer_initialization input_image"):
+        convert_checkpoint(refused, tmp_path / "y.pt")
+
+
+def test_direct_normalised_regulariser_and_zero_filled_initialiser_map_onto_the_options() -> None:
+    plain = checkpoint("direct_rvn_33x27_line")
+    wrapped = {k.replace(".regularizer.", ".regularizer.convgru."): v for k, v in plain["model"].items()}
+    options: dict[str, Any] = {"fft_centered": False, "initializer_input": "zero_filled"}
+    converted = convert_state({**plain, "model": wrapped}, **options)
+    reference = convert_state(plain, **options)
+    assert converted.config.normalized and not reference.config.normalized  # type: ignore[union-attr]
+    assert converted.config.initializer_input == "zero_filled"  # type: ignore[union-attr]
+    assert converted.state_dict.keys() == reference.state_dict.keys()
+    assert all(torch.equal(converted.state_dict[k], reference.state_dict[k]) for k in reference.state_dict)
