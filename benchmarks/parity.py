@@ -34,6 +34,13 @@ Usage (an interpreter with torch, numpy, omegaconf and h5py; not the project's e
     python -m benchmarks.parity --peers /tmp/peers            # every case
     python -m benchmarks.parity --peers /tmp/peers --cases atommic_rim_gru_33x27_line
 
+The default ``--out`` replaces the shipped goldens. To check mrirecon against another copy of the
+authors' code without touching them, write elsewhere and run the parity tests on that folder (in
+the project's environment)::
+
+    python -m benchmarks.parity --peers /tmp/peers --out /tmp/goldens
+    MRIRECON_PARITY_GOLDENS=/tmp/goldens pytest tests/models/test_parity.py
+
 ``--peers`` holds ``direct/``, ``atommic/`` and ``mridc/``: trees exported with ``git archive``, each
 with a ``.peer_commit`` file naming the commit.
 """

@@ -8,7 +8,9 @@ checkpoint importer (:mod:`mrirecon.models.convert`, so the importer is tested t
 and compares every step (float32) within 1e-5 of the reference's scale, and every gradient (mapped
 by the same importer): in float64 within 1e-6, and in float32 within 1e-5 or, where float32 itself
 cannot do better, three times the authors' own float32 error (see :func:`gradient_tolerance`).
-No authors' code is needed.
+No authors' code is needed. To check mrirecon against goldens written again from another copy
+of the authors' code (``python -m benchmarks.parity --peers DIR --out NEW``), point
+``MRIRECON_PARITY_GOLDENS`` at ``NEW`` and run this file.
 
 The mutation tests show that the comparison would catch a wrong dilation, padding mode or gate
 sign; the CLI tests convert checkpoint files laid out like the authors' (a DIRECT ``model_<it>.pt``
@@ -21,6 +23,7 @@ from __future__ import annotations
 import collections
 import io
 import json
+import os
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,7 +49,7 @@ from mrirecon.models.rim import CIRIM, RIMBlock, RIMConfig
 from mrirecon.physics import normalize_coil_maps
 from mrirecon_cli.main import cli
 
-GOLDENS = Path(__file__).resolve().parent / "goldens"
+GOLDENS = Path(os.environ.get("MRIRECON_PARITY_GOLDENS") or Path(__file__).resolve().parent / "goldens")
 #: float32 parity: every compared value within TOLERANCE × max(1, largest reference magnitude).
 TOLERANCE = 1e-5
 #: float64 parity of the gradients (the goldens store the float64 gradient rounded to float32).
