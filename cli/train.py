@@ -50,6 +50,8 @@ def train(config_file: str, overrides: tuple[str, ...], output_dir: Path | None,
         if result.best_val_ssim is not None:
             line += f"; best {result.best_val_ssim:.4f}"
         click.echo(line)
+    elif result.best_val_ssim is not None:  # nothing validated in this start (a finished run resumed)
+        click.echo(f"\nBest validation SSIM {result.best_val_ssim:.4f}")
     if result.test_metrics.get("test_ssim") is not None:
         where = f": {result.paths.test_metrics}" if result.paths.test_metrics.is_file() else ""
         click.echo(f"Test SSIM {result.test_metrics['test_ssim']:.4f}{where}")

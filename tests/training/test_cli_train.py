@@ -69,6 +69,9 @@ def test_train_simulates_trains_tests_and_resumes_exactly(tiny_registered: str, 
     assert a["global_step"] == b["global_step"] > 0
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
+    # resuming the finished run trains nothing and still says its best score
+    again = _train("--config", str(config), "-o", str(tmp_path / "parts"), "--resume")
+    assert "Best validation SSIM" in again.output
 
 
 def test_missing_data_and_unknown_split_fail_before_training(tiny_registered: str, tmp_path: Path) -> None:
