@@ -10,6 +10,7 @@ data are 3-D and are split into 2-D slices along the readout
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,7 @@ def read_cfl(path: str | Path) -> np.ndarray:
         if not part.is_file():
             raise DataError(f"the BART {part.suffix} file is missing", path=part)
     dims = _read_dims(header)
-    expected = int(np.prod(dims)) * 8
+    expected = math.prod(int(n) for n in dims) * 8  # Python ints: a huge header cannot wrap round
     size = data.stat().st_size
     if size != expected:
         raise DataError(

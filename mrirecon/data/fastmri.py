@@ -25,6 +25,7 @@ Writing is :mod:`mrirecon.data.fastmri_writer` (``write_volume``, the one writer
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -139,6 +140,62 @@ def _decode(value: Any) -> str:
 
 #: Largest k-space a file may declare (GiB), unless ``MRIRECON_MAX_KSPACE_GB`` allows more.
 MAX_KSPACE_GB = 64.0
+#: Largest slice (GiB) and HDF5 chunk (MiB) a file may declare: what one read allocates.
+MAX_SLICE_GB = 4.0
+MAX_CHUNK_MB = 512.0
+#: Largest fixed-length ISMRMRD header text a file may declare.
+MAX_HEADER_BYTES = 64 * 2**20
+
+
+def stored_dataset(handle: h5py.File | h5py.Group, key: str, path: Path) -> h5py.Dataset:
+    """The dataset ``key`` of an open file, refused unless its data are stored in the file itself.
+
+    An external link (to another HDF5 file), external raw storage (any file of the host, a named
+    pipe) or a virtual dataset would make a small file serve another file's data under this file's
+    name and header, or hang a read: mrirecon reads only datasets the file holds.
+
+    Raises:
+        DataError: a missing key, a group, a link other than a hard link along the key's path, or
+            a dataset whose data live outside the file.
+    """
+    where = handle
+    parts = [part for part in key.split("/") if part]
+    for depth, part in enumerate(parts):
+        link = where.get(part, getlink=True)
+        if link is None:
+            raise DataError(f"the file has no '{key}'", path=path)
+        if not isinstance(link, h5py.HardLink):
+            target = getattr(link, "filename", None) or getattr(link, "path", "")
+            raise DataError(
+                f"'{'/'.join(parts[: depth + 1])}' is a link ({type(link).__name__} to {target}): "
+                "mrirecon reads only data stored in the file itself",
+                path=path,
+                hint="copy the data into the file (h5copy, or h5py) and run again",
+            )
+        try:
+            where = where[part]
+        except (OSError, KeyError, RuntimeError) as error:
+            raise DataError(f"cannot read '{key}': {error}", path=path) from error
+    if not isinstance(where, h5py.Dataset):
+        raise DataError(f"'{key}' is a group, not a dataset", path=path)
+    if where.is_virtual or where.id.get_create_plist().get_external_count() > 0:
+        raise DataError(
+            f"'{key}' keeps its data outside the file (a virtual dataset or external storage)",
+            path=path,
+            hint="copy the data into the file (h5copy, or h5py) and run again",
+        )
+    return where
+
+
+def check_small(dataset: h5py.Dataset, elements: int, path: Path) -> None:
+    """Refuse an auxiliary dataset (mask, header, geometry) declaring more than ``elements``
+    elements, before it is read (a 10 KB file can declare a terabyte mask)."""
+    if math.prod(dataset.shape) > elements:
+        raise DataError(
+            f"'{dataset.name.lstrip('/')}' declares {dataset.shape}, more than the {elements:,} values "
+            "it can hold for this k-space",
+            path=path,
+        )
 
 
 def check_stored(dataset: h5py.Dataset, path: Path) -> None:
@@ -153,7 +210,7 @@ def check_stored(dataset: h5py.Dataset, path: Path) -> None:
     Raises:
         DataError: naming the declared shape and what is stored.
     """
-    declared = int(np.prod(dataset.shape, dtype=np.int64)) * dataset.dtype.itemsize
+    declared = math.prod(int(n) for n in dataset.shape) * dataset.dtype.itemsize  # Python ints: no overflow
     limit_gb = float(os.environ.get("MRIRECON_MAX_KSPACE_GB", MAX_KSPACE_GB))
     if declared > limit_gb * 2**30:
         raise DataError(
@@ -162,6 +219,21 @@ def check_stored(dataset: h5py.Dataset, path: Path) -> None:
             path=path,
             hint="set MRIRECON_MAX_KSPACE_GB to allow larger volumes",
         )
+    if dataset.ndim > 1 and dataset.shape[0] > 0 and declared // dataset.shape[0] > MAX_SLICE_GB * 2**30:
+        raise DataError(
+            f"'{dataset.name.lstrip('/')}' declares slices of {declared // dataset.shape[0] / 2**30:.0f} GiB "
+            f"(shape {dataset.shape}), more than the {MAX_SLICE_GB:g} GiB mrirecon reads at once",
+            path=path,
+        )
+    if dataset.chunks is not None:
+        chunk = math.prod(dataset.chunks) * dataset.dtype.itemsize
+        if chunk > MAX_CHUNK_MB * 2**20:
+            raise DataError(
+                f"'{dataset.name.lstrip('/')}' is stored in chunks of {chunk / 2**20:.0f} MiB "
+                f"(chunks {dataset.chunks}), more than the {MAX_CHUNK_MB:g} MiB mrirecon reads at once",
+                path=path,
+                hint="rewrite the file with smaller chunks (one slice per chunk, or none)",
+            )
     layout = dataset.id.get_create_plist().get_layout()
     if layout == h5py.h5d.CONTIGUOUS:
         stored = int(dataset.id.get_storage_size())
@@ -173,7 +245,7 @@ def check_stored(dataset: h5py.Dataset, path: Path) -> None:
                 hint="the file is truncated or was never completely written; copy or export it again",
             )
     elif layout == h5py.h5d.CHUNKED and dataset.chunks is not None:
-        expected = int(np.prod([-(-n // c) for n, c in zip(dataset.shape, dataset.chunks)], dtype=np.int64))
+        expected = math.prod(-(-int(n) // int(c)) for n, c in zip(dataset.shape, dataset.chunks))
         stored_chunks = int(dataset.id.get_num_chunks())
         if stored_chunks < expected:
             raise DataError(
@@ -273,13 +345,7 @@ class FastMRIVolume(RawVolume):
         return FastMRIVolume(path, centered=centered)
 
     def _dataset(self, handle: h5py.File, key: str) -> h5py.Dataset:
-        try:
-            node = handle[key]
-        except (OSError, KeyError, RuntimeError) as error:
-            raise DataError(f"cannot read '{key}': {error}", path=self.path) from error
-        if not isinstance(node, h5py.Dataset):
-            raise DataError(f"'{key}' is a group, not a dataset", path=self.path)
-        return node
+        return stored_dataset(handle, key, self.path)
 
     def _inspect(self, handle: h5py.File, centered: bool | None) -> None:
         path = self.path
@@ -317,15 +383,14 @@ class FastMRIVolume(RawVolume):
         self.attrs = plain_attrs(handle.attrs)
         self.centered = _centered(self.attrs, layout, centered)
 
-        self.header_xml = None
-        self.header = None
-        if "ismrmrd_header" in handle:
-            self.header_xml = _decode(self._dataset(handle, "ismrmrd_header")[()])
-            self.header = parse_ismrmrd_header(self.header_xml, source=path)
+        self.header_xml = self._read_header_xml(handle)
+        self.header = None if self.header_xml is None else parse_ismrmrd_header(self.header_xml, source=path)
 
         self.mask = None
         if "mask" in handle:
-            self.mask = normalize_mask(self._dataset(handle, "mask")[()], height, width, path)
+            mask = self._dataset(handle, "mask")
+            check_small(mask, height * width, path)
+            self.mask = normalize_mask(mask[()], height, width, path)
         else:
             self.mask = self._recover_mask()
 
@@ -409,6 +474,18 @@ class FastMRIVolume(RawVolume):
             )
         return data
 
+    def _read_header_xml(self, handle: h5py.File) -> str | None:
+        """The ``ismrmrd_header`` text (one string, checked before it is read), or None."""
+        if "ismrmrd_header" not in handle:
+            return None
+        header = self._dataset(handle, "ismrmrd_header")
+        check_small(header, 1, self.path)
+        if header.dtype.itemsize > MAX_HEADER_BYTES:
+            raise DataError(
+                f"'ismrmrd_header' declares {header.dtype.itemsize:,} bytes of text", path=self.path
+            )
+        return _decode(header[()])
+
     def _read_geometry(self, handle: h5py.File) -> dict[str, Any] | None:
         group = handle.get("geometry")
         if not isinstance(group, h5py.Group):
@@ -416,9 +493,8 @@ class FastMRIVolume(RawVolume):
         out: dict[str, Any] = {}
         for name in GEOMETRY_VECTORS:
             if name in group:
-                data = group[name]
-                if not isinstance(data, h5py.Dataset):
-                    raise DataError(f"geometry/{name} must be a dataset, found {data}", path=self.path)
+                data = stored_dataset(handle, f"geometry/{name}", self.path)
+                check_small(data, 3 * max(self.num_slices, 1), self.path)  # (S, 3)
                 out[name] = real_numbers(data[()], name, source=self.path)
         attrs = plain_attrs(group.attrs)
         for name, check in (("field_of_view_mm", field_of_view), ("slice_thickness_mm", slice_thickness)):

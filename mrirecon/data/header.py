@@ -8,6 +8,7 @@ settings, sequence parameters and the identifiers that the DICOM export carries 
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ __all__ = [
 
 NAMESPACE = "http://www.ismrm.org/ISMRMRD"
 _NS = {"m": NAMESPACE}
+#: Largest encoded or reconstructed matrix size per axis a header may state.
+MAX_MATRIX = 16384
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,10 @@ def _text(root: ET.Element, path: str) -> str:
 def _float(root: ET.Element, path: str) -> float | None:
     text = _text(root, path)
     try:
-        return float(text) if text else None
+        value = float(text) if text else None
     except ValueError:
         return None
+    return value if value is None or math.isfinite(value) else None  # nan, inf: not stated
 
 
 def _int(root: ET.Element, path: str, default: int | None = None) -> int | None:
@@ -178,6 +182,13 @@ def parse_ismrmrd_header(xml: str | bytes, *, source: str | Path | None = None) 
     encoded_matrix = _triple(root, f"{enc}/m:matrixSize", int)
     recon_matrix = _triple(root, f"{rec}/m:matrixSize", int)
     for name, matrix in (("encodedSpace", encoded_matrix), ("reconSpace", recon_matrix)):
+        if max(matrix) > MAX_MATRIX:
+            raise DataError(
+                f"the ISMRMRD header's {name}/matrixSize is {matrix}; mrirecon reads matrices up to "
+                f"{MAX_MATRIX} per axis",
+                path=source,
+                hint="fix the header (x, y, z of the matrix), or convert the raw data again",
+            )
         if min(matrix) < 1:
             raise DataError(
                 f"the ISMRMRD header's {name}/matrixSize is {matrix}; every size must be at least 1",

@@ -28,6 +28,7 @@ What the conversion does, in order:
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ import numpy as np
 import torch
 
 from mrirecon.data.cartesian import crop_readout, decouple_readout
+from mrirecon.data.fastmri import MAX_HEADER_BYTES, MAX_KSPACE_GB, check_stored, stored_dataset
 from mrirecon.data.header import AcquisitionHeader, EncodingLimits, parse_ismrmrd_header, rewrite_encoding
 from mrirecon.data.raw import ArrayVolume
 from mrirecon.errors import DataError, Notice
@@ -275,6 +277,16 @@ def _grid(lines: _Lines, path: Path) -> tuple[np.ndarray, np.ndarray]:
     Imaging lines first; calibration-only lines fill the positions no imaging line measured.
     """
     slices, size_x, size_y, size_z = lines.shape
+    declared = slices * lines.coils * size_x * size_y * size_z * 8
+    limit_gb = float(os.environ.get("MRIRECON_MAX_KSPACE_GB", MAX_KSPACE_GB))
+    if declared > limit_gb * 2**30:
+        raise DataError(
+            f"the header's encoded matrix {size_x}×{size_y}×{size_z} with {slices} slice(s) of "
+            f"{lines.coils} coils needs {declared / 2**30:.0f} GiB, more than the {limit_gb:g} GiB "
+            "mrirecon reads from one file",
+            path=path,
+            hint="check encodedSpace/matrixSize in the header; set MRIRECON_MAX_KSPACE_GB to allow more",
+        )
     kspace = np.zeros((slices, lines.coils, size_x, size_y, size_z), dtype=np.complex64)
     counts = np.zeros((slices, size_y, size_z), dtype=np.int32)
     for calibration in (False, True):
@@ -416,6 +428,15 @@ def _check_layout(path: Path, group: str) -> None:
     reader reports that)."""
     try:
         with h5py.File(path, "r") as handle:
+            for name in ("xml", "data"):  # held by the file itself: no links, no external storage
+                if f"{group}/{name}" in handle:
+                    dataset = stored_dataset(handle, f"{group}/{name}", path)
+                    if name == "data":
+                        check_stored(dataset, path)
+                    elif dataset.size > 1 or dataset.dtype.itemsize > MAX_HEADER_BYTES:
+                        raise DataError(
+                            f"'{group}/xml' declares {dataset.shape} × {dataset.dtype}", path=path
+                        )
             xml, data = handle.get(f"{group}/xml"), handle.get(f"{group}/data")
             if xml is not None and (
                 not isinstance(xml, h5py.Dataset)

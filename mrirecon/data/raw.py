@@ -136,6 +136,8 @@ def normalize_mask(mask: np.ndarray, height: int, width: int, path: Path | None)
         DataError: if the mask does not fit k-space of in-plane size ``(H, W)`` or samples nothing.
     """
     array = np.asarray(mask)
+    if array.dtype.kind not in "biuf":  # text would count every entry as sampled
+        raise DataError(f"the mask holds {array.dtype} values, not numbers", path=path)
     if array.ndim == 2 and array.shape[0] == 1:
         array = array[0]
     if array.shape not in ((width,), (height, width)):

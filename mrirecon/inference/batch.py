@@ -344,7 +344,10 @@ def _identified_outputs(inputs: list[Path], options: RunOptions) -> None:
             path=options.output_dir,
             hint="give a de-identified run its own --output-dir, or pass --overwrite to remove them first",
         )
+    root = Path(options.output_dir).resolve()
     for path in found:
+        if root not in path.resolve().parents:  # never anything outside the output folder
+            raise ConfigError(f"{path} is not inside the output folder {root}; nothing was removed")
         try:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         except OSError as error:

@@ -91,8 +91,11 @@ def output_paths(
 
     Raises:
         ConfigError: if two inputs would write the same output (same name in different folders of
-            a manifest, or ``a.h5`` beside ``a.npy``), or the output folder is an input's folder
-            (a reconstruction would replace its raw data, or be read as an input next time).
+            a manifest, ``a.h5`` beside ``a.npy``, or names that differ only in case, one file on
+            a case-insensitive share), or the output folder is an input's folder (a reconstruction
+            would replace its raw data, or be read as an input next time).
+        DataError: an input named so that its outputs would be hidden or leave their folder
+            (``...npy`` has the stem ``..``; a name starting with a dot).
     """
     root = Path(output_dir)
     folders = {p.resolve().parent for p in inputs}
@@ -105,12 +108,21 @@ def output_paths(
     seen: dict[str, Path] = {}
     out = []
     for path in inputs:
+        if not path.stem or path.stem.startswith("."):
+            raise DataError(
+                "an input whose name starts with a dot would write hidden outputs (or, named '...npy', "
+                "outside their folder)",
+                path=path,
+                hint="rename the file",
+            )
         stem = path.stem if pseudonym_salt is None else file_pseudonym(path.name, pseudonym_salt)
-        if stem in seen:
+        key = stem.casefold()
+        if key in seen:
             raise ConfigError(
-                f"two inputs would write the same output '{stem}.h5': {seen[stem]} and {path}",
+                f"two inputs would write the same output '{stem}.h5' (names compared regardless of "
+                f"case): {seen[key]} and {path}",
                 hint="rename one of them, or reconstruct them into different output folders",
             )
-        seen[stem] = path
+        seen[key] = path
         out.append(OutputPaths(recon=root / f"{stem}.h5", dicom=root / DICOM_FOLDER / stem))
     return out

@@ -69,6 +69,16 @@ class RunOptions:
                 "--deid-mapping writes the pseudonyms of a de-identified run, and this run is not one",
                 hint="add --deidentify, or leave out --deid-mapping",
             )
+        if (
+            self.deid_mapping is not None
+            and self.output_dir.resolve() in Path(self.deid_mapping).resolve().parents
+        ):
+            raise ConfigError(
+                "--deid-mapping inside the output folder would ship the re-identification key with "
+                "the de-identified data",
+                path=self.deid_mapping,
+                hint="write the mapping outside the output folder, where only you can read it",
+            )
         if self.coil_maps not in COIL_MAP_METHODS:
             raise ConfigError(
                 f"unknown coil-map method '{self.coil_maps}'",

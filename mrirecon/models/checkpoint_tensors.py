@@ -27,6 +27,9 @@ from mrirecon.errors import CheckpointError
 
 __all__ = ["plain_values", "read_checkpoint_tensors"]
 
+#: Largest ``model_weights.ckpt`` an archive may hold (it is read into memory).
+MAX_WEIGHTS_BYTES = 4 * 2**30
+
 #: The globals a state dict needs (the same ones torch's weights-only unpickler allows for them).
 _TENSOR_GLOBALS = {
     ("collections", "OrderedDict"),
@@ -133,7 +136,15 @@ def read_checkpoint_tensors(path: str | os.PathLike[str]) -> tuple[dict[str, Any
                 raise CheckpointError(
                     "an archive without model_weights.ckpt (not an .atommic/.mridc file)", path=where
                 )
-            weights = archive.extractfile(members["model_weights.ckpt"])
+            member = members["model_weights.ckpt"]
+            if member.issparse() or member.size > MAX_WEIGHTS_BYTES:  # read into memory: bounded
+                raise CheckpointError(
+                    f"the archive's model_weights.ckpt declares {member.size:,} bytes"
+                    + (" (a sparse member)" if member.issparse() else "")
+                    + f", more than the {MAX_WEIGHTS_BYTES // 2**30} GiB a model of these sizes has",
+                    path=where,
+                )
+            weights = archive.extractfile(member)
             assert weights is not None
             data = _load_tensors(io.BytesIO(weights.read()), where)
             config_member = members.get("model_config.yaml")

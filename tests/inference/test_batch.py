@@ -239,6 +239,10 @@ def test_a_resume_never_keeps_identified_series_when_asked_to_deidentify(
     assert not (out / "vol_a.h5").exists()
     with pytest.raises(ConfigError, match="--deid-mapping writes the pseudonyms of a de-identified run"):
         _options(tmp_path / "other", deid_mapping=tmp_path / "map.csv")
+    with pytest.raises(ConfigError, match="inside the output folder would ship the re-identification key"):
+        _options(
+            out, dicom=True, dicom_options=anonymous.dicom_options, deid_mapping=out / "keys" / "map.csv"
+        )
 
 
 def test_a_dicom_series_without_its_hdf5_is_redone_with_the_same_uids(tmp_path: Path, inputs: Path) -> None:

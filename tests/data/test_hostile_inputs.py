@@ -1,0 +1,109 @@
+"""Small files that declare what they do not hold, or point elsewhere: each is one DataError,
+before anything large is allocated or any other file is read."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from mrirecon.data.bart import read_cfl
+from mrirecon.data.header import build_ismrmrd_header, parse_ismrmrd_header
+from mrirecon.data.volume import open_volume
+from mrirecon.errors import ConfigError, DataError
+from mrirecon.inference.inputs import output_paths
+from tests.data.helpers import multicoil_kspace
+
+KSPACE = multicoil_kspace(2, coils=2, height=16, width=16)
+
+
+def _file(path: Path, **datasets: object) -> Path:
+    with h5py.File(path, "w") as f:
+        f["kspace"] = KSPACE
+        for name, value in datasets.items():
+            f[name] = value
+    return path
+
+
+def test_data_stored_outside_the_file_is_refused(tmp_path: Path) -> None:
+    other = _file(tmp_path / "patient_b.h5")
+    with h5py.File(tmp_path / "extlink.h5", "w") as f:  # another patient's k-space under this file
+        f["kspace"] = h5py.ExternalLink(str(other), "/kspace")
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"x" * 1024)
+    with h5py.File(tmp_path / "external.h5", "w") as f:  # any host file (or a pipe) as k-space
+        f.create_dataset("kspace", shape=(1, 1, 8, 16), dtype=np.complex64, external=[(str(secret), 0, 1024)])
+    layout = h5py.VirtualLayout(shape=(4, 2, 16, 16), dtype=np.complex64)
+    layout[0] = h5py.VirtualSource(str(other), "kspace", shape=(2, 2, 16, 16))[0]
+    with h5py.File(tmp_path / "virtual.h5", "w") as f:
+        f.create_virtual_dataset("kspace", layout, fillvalue=1 + 1j)
+    with h5py.File(tmp_path / "mask_link.h5", "w") as f:
+        f["kspace"] = KSPACE
+        f["mask"] = h5py.ExternalLink(str(other), "/kspace")
+    for name, said in [
+        ("extlink", r"'kspace' is a link \(ExternalLink"),
+        ("external", "keeps its data outside the file"),
+        ("virtual", "keeps its data outside the file"),
+        ("mask_link", r"'mask' is a link"),
+    ]:
+        with pytest.raises(DataError, match=said):
+            open_volume(tmp_path / f"{name}.h5")
+
+
+def test_declared_sizes_are_checked_before_anything_is_read(tmp_path: Path) -> None:
+    with h5py.File(tmp_path / "overflow.h5", "w") as f:  # 2³² × 2³² complex: int64 products wrap to 0
+        f.create_dataset("kspace", shape=(2**32, 2**32, 1), dtype=np.complex64, chunks=(1, 1, 1))
+    with h5py.File(tmp_path / "big_slice.h5", "w") as f:  # one 8 GiB slice, stored compressed
+        f.create_dataset("kspace", shape=(1, 512, 512, 4096), dtype=np.complex64, chunks=(1, 1, 512, 4096))
+    with h5py.File(tmp_path / "big_chunk.h5", "w") as f:  # 16 × 16 data in one 1 GiB chunk
+        unlimited = (None, None, None, None)
+        f.create_dataset(
+            "kspace", shape=(2, 2, 16, 16), maxshape=unlimited, dtype=np.complex64, chunks=(4, 64, 512, 1024)
+        )
+    _file(tmp_path / "mask_bomb.h5")
+    with h5py.File(tmp_path / "mask_bomb.h5", "a") as f:
+        f.create_dataset("mask", shape=(2**40,), dtype=np.uint8, chunks=(2**20,))
+    with h5py.File(_file(tmp_path / "header_bomb.h5"), "a") as f:
+        f.create_dataset("ismrmrd_header", shape=(2**36,), dtype="S1", chunks=(2**20,))
+    with h5py.File(_file(tmp_path / "geometry_bomb.h5"), "a") as f:
+        f.create_dataset("geometry/position", shape=(2**36, 3), dtype=np.float64, chunks=(2**16, 3))
+    _file(tmp_path / "text_mask.h5", mask=np.array([b"no"] * 16))
+    for name, said in [
+        ("overflow", "more than the 64 GiB"),
+        ("big_slice", "declares slices of 8 GiB"),
+        ("big_chunk", "chunks of 1024 MiB"),
+        ("mask_bomb", r"'mask' declares \(1099511627776,\)"),
+        ("header_bomb", r"'ismrmrd_header' declares \(68719476736,\)"),
+        ("geometry_bomb", r"'geometry/position' declares"),
+        ("text_mask", "the mask holds |S2 values, not numbers"),
+    ]:
+        with pytest.raises(DataError, match=said):
+            open_volume(tmp_path / f"{name}.h5")
+
+
+def test_header_sizes_and_bart_dimensions_that_cannot_be_allocated_are_refused(tmp_path: Path) -> None:
+    huge = build_ismrmrd_header(encoded_matrix=(100000, 100000, 1))
+    with pytest.raises(
+        DataError, match=r"matrixSize is \(100000, 100000, 1\); mrirecon reads matrices up to 16384"
+    ):
+        parse_ismrmrd_header(huge)
+    infinite = build_ismrmrd_header(encoded_matrix=(64, 64, 1)).replace("<x>64</x>", "<x>inf</x>", 1)
+    with pytest.raises(DataError, match="every size must be at least 1"):
+        parse_ismrmrd_header(infinite)
+    (tmp_path / "big.hdr").write_text("# Dimensions\n4294967296 4294967296 1 1 1\n")
+    (tmp_path / "big.cfl").write_bytes(b"")
+    with pytest.raises(DataError, match="need 147573952589676412928"):
+        read_cfl(tmp_path / "big.cfl")
+
+
+def test_output_names_stay_in_their_folder_and_differ_regardless_of_case(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="starts with a dot"):
+        output_paths([tmp_path / "in" / "...npy"], tmp_path / "out")  # stem '..': dicom/.. is out/
+    with pytest.raises(ConfigError, match="regardless of case"):
+        output_paths([tmp_path / "a" / "Scan01.h5", tmp_path / "b" / "scan01.h5"], tmp_path / "out")
+    paths = output_paths([tmp_path / "a" / "scan01.h5", tmp_path / "a" / "scan02.h5"], tmp_path / "out")
+    assert [p.recon.name for p in paths] == ["scan01.h5", "scan02.h5"]
+    assert all(os.path.commonpath([p.dicom, tmp_path / "out"]) == str(tmp_path / "out") for p in paths)
