@@ -112,12 +112,15 @@ def launched_rank() -> int:
     return 0
 
 
-def check_shared_memory(nbytes: int) -> None:
+def check_shared_memory(nbytes: int, largest: int | None = None) -> None:
     """Check that this process can hand ``nbytes`` to DataLoader workers through shared memory.
 
     DataLoader workers send their tensors through ``/dev/shm``. Where it is too small (Docker's
     default 64 MB) or a file-size limit applies, the workers fail and the main process waits for
-    them forever; probing first turns that into one clear error in milliseconds.
+    them forever; checking first turns that into one clear error in milliseconds: the free space
+    of ``/dev/shm`` against ``nbytes``, and one shared tensor of ``largest`` bytes (the largest a
+    worker sends; at most 256 MiB), which a file-size limit would refuse. Nothing of ``nbytes``
+    itself is allocated (that took seconds for gigabytes).
 
     Raises:
         ConfigError: naming the cause and the two fixes.
@@ -126,13 +129,28 @@ def check_shared_memory(nbytes: int) -> None:
 
     from mrirecon.errors import ConfigError
 
+    hint = (
+        "give it more shared memory (docker run --shm-size 8g; a larger /dev/shm), "
+        "or read in the main process with --num-workers 0"
+    )
     try:
-        probe = torch.empty(max(int(nbytes), 1), dtype=torch.uint8).share_memory_()
+        stat = os.statvfs("/dev/shm")
+    except OSError:  # no /dev/shm (not Linux): the probe below decides
+        stat = None
+    if stat is not None and stat.f_bavail * stat.f_frsize < nbytes:
+        free = stat.f_bavail * stat.f_frsize
+        raise ConfigError(
+            f"DataLoader workers cannot share {nbytes / 2**20:.0f} MB of memory with this process "
+            f"(/dev/shm has {free / 2**20:.0f} MB free)",
+            hint=hint,
+        )
+    size = max(1, min(int(nbytes), int(largest if largest is not None else nbytes), 256 * 2**20))
+    try:
+        probe = torch.empty(size, dtype=torch.uint8).share_memory_()
     except (RuntimeError, OSError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(
             f"DataLoader workers cannot share {nbytes / 2**20:.0f} MB of memory with this process ({reason})",
-            hint="give it more shared memory (docker run --shm-size 8g; a larger /dev/shm), "
-            "or read in the main process with --num-workers 0",
+            hint=hint,
         ) from error
     del probe

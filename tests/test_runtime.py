@@ -45,3 +45,23 @@ def test_configure_threads_sets_torch_and_blas(threads: int) -> None:
     finally:
         torch.set_num_threads(before_torch)
         threadpool_limits(before_blas, user_api="blas")
+
+
+def test_shared_memory_is_checked_from_its_free_space_without_allocating_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+    import time
+    from types import SimpleNamespace
+
+    from mrirecon.errors import ConfigError
+    from mrirecon.runtime import check_shared_memory
+
+    stat = os.statvfs("/dev/shm")
+    nbytes = min(2**30, stat.f_bavail * stat.f_frsize // 2)
+    start = time.perf_counter()
+    check_shared_memory(nbytes, largest=2**20)  # up to a gigabyte in flight: checked, not allocated
+    assert time.perf_counter() - start < 1.0
+    monkeypatch.setattr(os, "statvfs", lambda _path: SimpleNamespace(f_bavail=16, f_frsize=2**22))
+    with pytest.raises(ConfigError, match=r"cannot share 1024 MB .*\(/dev/shm has 64 MB free\)"):
+        check_shared_memory(2**30, largest=2**20)

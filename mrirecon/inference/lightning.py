@@ -123,7 +123,8 @@ class PredictionData(pl.LightningDataModule):
         assert self.items is not None and self.runner is not None and self.trainer is not None
         workers = self.job.options.workers
         if workers > 0:  # what the workers will have in flight at most: fail now, not hang later
-            check_shared_memory(self._in_flight_bytes(workers))
+            total, batch = self._in_flight_bytes(workers)
+            check_shared_memory(total, largest=batch)
         return DataLoader(
             self.items,
             batch_sampler=VolumeBatchSampler(self.items, self.job.options.batch_size, self.runner.stop),
@@ -134,12 +135,16 @@ class PredictionData(pl.LightningDataModule):
             prefetch_factor=4 if workers > 0 else None,
         )
 
-    def _in_flight_bytes(self, workers: int) -> int:
-        """An upper bound of the bytes workers queue: prefetched batches of the largest slices
-        (k-space and coil maps, complex64)."""
+    def _in_flight_bytes(self, workers: int) -> tuple[int, int]:
+        """``(total, batch)``: an upper bound of the bytes workers queue (prefetched batches of the
+        largest slices, k-space and coil maps, complex64; no more slices than the run has), and the
+        k-space of one batch (the largest tensor a worker sends)."""
         assert self.items is not None
         largest = max((int(np.prod(t.kspace_shape)) for t in self.items.tasks), default=0)
-        return 2 * 8 * largest * self.job.options.batch_size * 4 * workers
+        slices = sum(t.num_slices for t in self.items.tasks)
+        batch = 8 * largest * min(self.job.options.batch_size, max(slices, 1))
+        queued = min(self.job.options.batch_size * 4 * workers, max(slices, 1))
+        return 2 * 8 * largest * queued, batch
 
     def teardown(self, stage: str) -> None:
         if self.items is not None:

@@ -178,7 +178,7 @@ def test_workers_without_shared_memory_fail_at_once_with_the_fix(tmp_path: Path,
     import time
 
     inputs, out = tmp_path / "in", tmp_path / "out"
-    fakes.write_input(inputs / "vol_0.h5", slices=2, size=(64, 64))
+    fakes.write_input(inputs / "vol_0.h5", slices=2, size=(128, 128))  # a batch's k-space > 256 KB
     args = ("batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out)
     start = time.perf_counter()
     result = run_cli(*args, "--no-progress", "--num-workers", "1", "--device", "cpu", file_limit=256 * 1024)
