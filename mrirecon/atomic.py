@@ -57,15 +57,24 @@ def io_errno(error: BaseException) -> int | None:
     """The operating-system error number behind ``error``, or None if it is not an I/O error.
 
     ``OSError`` carries it as ``.errno``; HDF5 (through h5py) often raises ``RuntimeError`` or an
-    ``OSError`` without ``.errno`` and puts ``errno = N`` in the message.
+    ``OSError`` without ``.errno`` and puts ``errno = N`` in the message; pydicom re-raises a failed
+    write as an ``OSError`` without one, the original as its cause.
     """
-    if not isinstance(error, OSError | RuntimeError):
-        return None
-    number = getattr(error, "errno", None)
-    if isinstance(number, int):
-        return number
-    match = _ERRNO_IN_TEXT.search(str(error))
-    return int(match.group(1)) if match else None
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError | RuntimeError):
+            number = getattr(current, "errno", None)
+            if isinstance(number, int):
+                return number
+            match = _ERRNO_IN_TEXT.search(str(current))
+            if match:
+                return int(match.group(1))
+        # an explicit cause; or, for an OSError without a number (pydicom's re-raise), what it was
+        # raised while handling: never the context of another kind of error (that may be a bug)
+        current = current.__cause__ or (current.__context__ if isinstance(current, OSError) else None)
+    return None
 
 
 def export_error(error: BaseException, path: Path, what: str) -> ExportError:

@@ -74,6 +74,21 @@ def test_errno_from_hdf5_messages() -> None:
     assert io_errno(OSError(errno.EACCES, "denied")) == errno.EACCES
     assert io_errno(RuntimeError("no number here")) is None
     assert io_errno(ValueError("errno = 5")) is None
+    # pydicom re-raises a failed write as an OSError without a number, raised while handling it
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as inner:
+            raise OSError(f"{inner}\nfor data_element:\n(7FE0,0010) Pixel Data")  # noqa: B904 (as pydicom)
+    except OSError as outer:
+        assert outer.errno is None and io_errno(outer) == errno.ENOSPC
+    try:  # a bug while handling an I/O error stays a bug
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise TypeError("a bug")  # noqa: B904 (a bug in a handler)
+    except TypeError as bug:
+        assert io_errno(bug) is None
 
 
 @pytest.mark.parametrize(

@@ -171,6 +171,9 @@ class ReconTransform:
         centered: FFT convention; None takes the volume's (``False`` for Calgary-Campinas data).
         crop_size: ``(h, w)`` of target and labels; None takes the volume's ``crop_size``.
         espirit_cache_dir: Folder for ESPIRiT maps on disk (memory only when None).
+        with_reference: Read the reference (and lesion labels); False serves zeros (inference,
+            which never uses them: for NumPy, BART and ISMRMRD input the reference is an RSS
+            image computed from the k-space, about as costly as the rest of the slice).
 
     Call: ``transform(volume, index) -> ReconSample``; shapes in
     :class:`~mrirecon.data.sample.ReconSample`.
@@ -182,6 +185,7 @@ class ReconTransform:
     centered: bool | None = None
     crop_size: tuple[int, int] | None = None
     espirit_cache_dir: Path | None = None
+    with_reference: bool = True
     _espirit: EspiritCache = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -286,7 +290,7 @@ class ReconTransform:
             maps = self._espirit.maps(volume.path, index, masked, width, centered=centered)
         else:
             maps = torch.zeros((0, 0, 0), dtype=torch.complex64)
-        target, labels = self._reference(volume, index, crop)
+        target, labels = self._reference(volume, index, crop) if self.with_reference else (None, None)
         if target is None:
             target_t, max_value = torch.zeros(crop, dtype=torch.float32), 0.0
         else:

@@ -109,7 +109,10 @@ def make_transform(*, mask_func: MaskFunc | None, coil_maps: str) -> SliceTransf
     from mrirecon.data.transforms import ReconTransform
 
     transform: SliceTransform = ReconTransform(
-        mask_func=mask_func, deterministic_mask=True, coil_maps=cast(CoilMapMethod, coil_maps)
+        mask_func=mask_func,
+        deterministic_mask=True,
+        coil_maps=cast(CoilMapMethod, coil_maps),
+        with_reference=False,  # never used by a reconstruction
     )
     return transform
 

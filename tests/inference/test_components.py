@@ -66,3 +66,23 @@ def test_malformed_geometry_values_are_a_data_error_naming_the_file(changes: dic
     with pytest.raises(DataError, match=words) as info:
         _metadata(_Volume(_geometry(**changes)), source=source)
     assert info.value.path == source
+
+
+def test_the_inference_transform_reads_no_reference(tmp_path: Path) -> None:
+    """A reconstruction never uses the reference: for NumPy, BART and ISMRMRD input it is an RSS
+    image computed from the k-space, about as costly as the rest of the slice."""
+    from mrirecon.data.volume import open_volume
+    from mrirecon.inference.components import make_sample, make_transform
+    from tests.data.helpers import multicoil_kspace
+
+    path = tmp_path / "scan.npy"
+    np.save(path, multicoil_kspace(2, coils=2, height=16, width=16))
+    volume = open_volume(path, npy_axes="slices,coils,kx,ky")
+    assert volume.has_target
+
+    def no_reference(index: int) -> None:
+        raise AssertionError("the reference was read")
+
+    volume.read_target = no_reference  # type: ignore[method-assign]
+    sample = make_sample(make_transform(mask_func=None, coil_maps="acs"), volume, 0)
+    assert sample.masked_kspace.shape == (2, 16, 16) and float(sample.target.abs().max()) == 0.0
