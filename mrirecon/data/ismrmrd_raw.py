@@ -323,8 +323,20 @@ def _prewhiten(kspace: np.ndarray, lines: _Lines, path: Path) -> np.ndarray | No
     noise = np.concatenate(lines.noise, axis=1)
     scale = lines.noise_dwell_us / lines.dwell_us if lines.noise_dwell_us > 0 and lines.dwell_us > 0 else 1.0
     matrix = whitening_matrix(noise, scale=scale)
-    kspace[:] = np.einsum("dc,sc...->sd...", matrix, kspace)
+    for index in range(kspace.shape[0]):  # slice by slice: one slice's temporary, not the volume's
+        kspace[index] = np.einsum("dc,c...->d...", matrix, kspace[index])
     return matrix
+
+
+def _crop_slices(kspace: np.ndarray, keep: int) -> np.ndarray:
+    """:func:`crop_readout` of ``(S, C, X, Y)`` slice by slice into one new array (the volume-wide
+    call held several volume-sized temporaries)."""
+    if keep >= kspace.shape[-2]:
+        return kspace
+    out = np.empty((*kspace.shape[:-2], keep, kspace.shape[-1]), dtype=np.complex64)
+    for index in range(kspace.shape[0]):
+        out[index] = crop_readout(torch.from_numpy(kspace[index]), keep).numpy()
+    return out
 
 
 def _geometry_2d(lines: _Lines, header: AcquisitionHeader) -> dict[str, Any] | None:
@@ -500,6 +512,8 @@ def open_ismrmrd(path: str | Path, *, frame: Frame | None = None, group: str = "
     frame = frame or Frame()
     lines = _sort(rows, header, path, frame)
     kspace, measured = _grid(lines, path)
+    lines.rows = np.empty(0, dtype=rows.dtype)  # the raw table is gridded: free it
+    del rows
     _prewhiten(kspace, lines, path)
     keep = _readout_keep(header)
     enc_x, enc_y, enc_z = (max(n, 1) for n in header.encoded_matrix)
@@ -508,7 +522,8 @@ def open_ismrmrd(path: str | Path, *, frame: Frame | None = None, group: str = "
     if enc_z == 1:
         if not (measured == measured[:1]).all():
             raise DataError("slices were sampled with different lines; mrirecon needs one mask", path=path)
-        data = crop_readout(torch.from_numpy(kspace[..., 0]), keep).numpy()
+        data = _crop_slices(kspace[..., 0], keep)
+        del kspace
         sampled = np.broadcast_to(measured[0, :, 0][None, :], data.shape[-2:])
         mask, _ = reduce_mask(sampled)
         xml_out = rewrite_encoding(
