@@ -112,7 +112,9 @@ def convert_volume(
             "the output would overwrite the input", path=output, hint="choose another output name"
         )
     with open_volume(input_path, npy_axes=npy_axes, centered=centered, frame=frame) as volume:
-        kspace = np.stack([volume.read_kspace(i) for i in range(volume.num_slices)])
+        kspace = np.empty((volume.num_slices, *volume.kspace_shape), dtype=np.complex64)
+        for index in range(volume.num_slices):  # one copy of the volume, filled slice by slice
+            kspace[index] = volume.read_kspace(index)
         target = None
         if volume.has_target:
             target = np.stack([np.asarray(volume.read_target(i)) for i in range(volume.num_slices)])
