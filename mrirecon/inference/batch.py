@@ -461,6 +461,7 @@ def _write_run_json(
             "slices_per_s": round(result.slices / predict_seconds, 3) if predict_seconds > 0 else None,
             "compute_s": round(sum(r.compute_seconds for r in ranks), 3),
             "loader_wait_s": round(sum(r.loader_wait_seconds for r in ranks), 3),
+            "first_batch_s": round(max((r.first_batch_seconds for r in ranks), default=0.0), 3),
             "write_s": round(sum(r.write_seconds for r in ranks), 3),
         },
         "world_size": result.world_size,

@@ -14,6 +14,7 @@ device) or joins an existing launch (``torchrun``, SLURM ``srun``).
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,7 @@ class PredictionData(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader[Any]:
         assert self.items is not None and self.runner is not None and self.trainer is not None
         workers = self.job.options.workers
+        self.runner.requested = time.perf_counter()  # the run's clock starts at the first request
         if workers > 0:  # what the workers will have in flight at most: fail now, not hang later
             total, batch = self._in_flight_bytes(workers)
             check_shared_memory(total, largest=batch)

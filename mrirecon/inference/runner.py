@@ -42,9 +42,11 @@ class RankReport:
         exported: Input files whose DICOM series was exported from the finished HDF5.
         failures: Inputs that failed on this rank.
         slices: Slices that went through the model.
-        seconds: Wall time from the first batch's request to the last write.
+        seconds: Wall time from the first batch's request (the DataLoader made) to the last write.
         compute_seconds: Time in the model (and the copies to and from the device).
-        loader_wait_seconds: Time the model loop waited for the DataLoader.
+        loader_wait_seconds: Time the model loop waited for the DataLoader, the first batch's
+            latency included.
+        first_batch_seconds: The first batch's latency (worker start-up, reading, coil maps).
         write_seconds: Time the writer thread spent writing.
         fatal: The error that stopped this rank (disk full, no permission, ...), one line; "" if none.
         fatal_kind: Its class name.
@@ -59,6 +61,7 @@ class RankReport:
     seconds: float = 0.0
     compute_seconds: float = 0.0
     loader_wait_seconds: float = 0.0
+    first_batch_seconds: float = 0.0
     write_seconds: float = 0.0
     fatal: str = ""
     fatal_kind: str = ""
@@ -106,6 +109,8 @@ class RankRunner:
         self._progress: Progress | None = None
         self._exports_submitted = False
         self._start = 0.0
+        #: When the DataLoader was made (the first batch's request); set by the data module.
+        self.requested: float | None = None
         self._last = 0.0
         #: Set on a fatal write error: the batch sampler stops handing out batches.
         self.stop = threading.Event()
@@ -128,7 +133,9 @@ class RankRunner:
             label="reconstructing" if self.rank == 0 else f"rank {self.rank}",
         )
         self._writer = VolumeWriter(self.settings, max_pending=self.max_pending_writes, on_done=self._written)
-        self._start = self._last = time.perf_counter()
+        now = time.perf_counter()
+        self._start = self._last = self.requested if self.requested is not None else now
+        self.report.first_batch_seconds = now - self._start
 
     def _submit_exports(self) -> None:
         """Queue the DICOM-only tasks (after the loader's workers have started: no fork mid-write)."""
