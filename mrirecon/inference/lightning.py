@@ -38,6 +38,9 @@ from mrirecon.runtime import check_shared_memory, single_threaded_worker
 
 __all__ = ["PredictionData", "PredictionJob", "PredictionModule"]
 
+#: What one DataLoader worker of inference keeps prepared ahead, about (see ``_prefetch_factor``).
+PREFETCH_BYTES = 1 << 30
+
 
 @dataclass(frozen=True, eq=False)
 class PredictionJob:
@@ -124,8 +127,9 @@ class PredictionData(pl.LightningDataModule):
         assert self.items is not None and self.runner is not None and self.trainer is not None
         workers = self.job.options.workers
         self.runner.requested = time.perf_counter()  # the run's clock starts at the first request
-        if workers > 0:  # what the workers will have in flight at most: fail now, not hang later
-            total, batch = self._in_flight_bytes(workers)
+        prefetch = self._prefetch_factor() if workers > 0 else None
+        if workers > 0 and prefetch is not None:  # what workers will have in flight: fail now, not hang
+            total, batch = self._in_flight_bytes(workers, prefetch)
             check_shared_memory(total, largest=batch)
         return DataLoader(
             self.items,
@@ -134,18 +138,29 @@ class PredictionData(pl.LightningDataModule):
             num_workers=workers,
             worker_init_fn=single_threaded_worker,
             pin_memory=self.trainer.strategy.root_device.type == "cuda",
-            prefetch_factor=4 if workers > 0 else None,
+            prefetch_factor=prefetch,
         )
 
-    def _in_flight_bytes(self, workers: int) -> tuple[int, int]:
-        """``(total, batch)``: an upper bound of the bytes workers queue (prefetched batches of the
-        largest slices, k-space and coil maps, complex64; no more slices than the run has), and the
-        k-space of one batch (the largest tensor a worker sends)."""
+    def _largest_slice(self) -> int:
+        """Complex values of the largest slice's k-space."""
         assert self.items is not None
-        largest = max((int(np.prod(t.kspace_shape)) for t in self.items.tasks), default=0)
+        return max((int(np.prod(t.kspace_shape)) for t in self.items.tasks), default=0)
+
+    def _prefetch_factor(self) -> int:
+        """Batches each worker prepares ahead: 4, fewer when a batch (k-space and coil maps) is
+        large, so that a worker keeps about :data:`PREFETCH_BYTES` in flight (at least one batch)."""
+        batch = 2 * 8 * self._largest_slice() * self.job.options.batch_size
+        return max(1, min(4, PREFETCH_BYTES // max(batch, 1)))
+
+    def _in_flight_bytes(self, workers: int, prefetch: int) -> tuple[int, int]:
+        """``(total, batch)``: an upper bound of the bytes workers queue (``prefetch`` batches of the
+        largest slices per worker, k-space and coil maps, complex64; no more slices than the run
+        has), and the k-space of one batch (the largest tensor a worker sends)."""
+        assert self.items is not None
+        largest = self._largest_slice()
         slices = sum(t.num_slices for t in self.items.tasks)
         batch = 8 * largest * min(self.job.options.batch_size, max(slices, 1))
-        queued = min(self.job.options.batch_size * 4 * workers, max(slices, 1))
+        queued = min(self.job.options.batch_size * prefetch * workers, max(slices, 1))
         return 2 * 8 * largest * queued, batch
 
     def teardown(self, stage: str) -> None:

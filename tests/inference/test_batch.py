@@ -514,3 +514,25 @@ def test_a_missing_input_leaves_no_output_folder_and_an_unknown_split_names_the_
     with pytest.raises(DataError, match="no entry of split 'tset'") as error:
         run_batch(model, manifest, _options(tmp_path / "out2", split="tset"))
     assert error.value.hint == "its splits: train"
+
+
+def test_workers_prefetch_fewer_batches_when_batches_are_large(
+    tmp_path: Path, inputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mrirecon.inference import lightning
+
+    made: list[int | None] = []
+
+    class Recording(lightning.DataLoader):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            made.append(kwargs.get("prefetch_factor"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(lightning, "DataLoader", Recording)
+    zero_filled = load_reconstructor("zero_filled")
+    run_batch(zero_filled, inputs, _options(tmp_path / "small", workers=1, batch_size=2))
+    assert made and set(made) == {4}  # small batches: 4 ahead (Lightning may ask for the loader twice)
+    made.clear()
+    monkeypatch.setattr(lightning, "PREFETCH_BYTES", 1)  # every batch is "large"
+    result = run_batch(zero_filled, inputs, _options(tmp_path / "large", workers=1, batch_size=2))
+    assert made and set(made) == {1} and result.reconstructed == 3 and not result.failures
