@@ -46,7 +46,7 @@ from mrirecon.data.raw import ArrayVolume
 from mrirecon.errors import DataError, Notice
 from mrirecon.masks import describe_mask, reduce_mask
 
-__all__ = ["Frame", "is_ismrmrd_file", "open_ismrmrd", "whitening_matrix"]
+__all__ = ["Frame", "IsmrmrdProbe", "is_ismrmrd_file", "open_ismrmrd", "probe_ismrmrd", "whitening_matrix"]
 
 _DROP = (
     ismrmrd.ACQ_IS_NAVIGATION_DATA,
@@ -132,6 +132,7 @@ class _Lines:
     separate_calibration: int = 0
     other_encodings: int = 0
     empty_slices: tuple[int, ...] = ()
+    gridded: np.ndarray | None = None  # (S, C, X, Y, Z) once gridded, until the volume is made
 
 
 def _samples(row: np.void, channels: int, samples: int, scan: int, path: Path) -> np.ndarray:
@@ -175,17 +176,27 @@ def _place_readout(samples: np.ndarray, readout: _Readout, size_x: int, path: Pa
 _SEPARATE_CALIBRATION = ("separate", "external", "other")
 
 
-def _sort(rows: np.ndarray, header: AcquisitionHeader, path: Path, frame: Frame) -> _Lines:
+def _sort(
+    rows: np.ndarray,
+    header: AcquisitionHeader,
+    path: Path,
+    frame: Frame,
+    *,
+    heads_only: bool = False,
+) -> _Lines:
+    """Sort the acquisitions (``rows`` of the table, or with ``heads_only`` their ``head`` column
+    alone: noise readouts are then counted, not read)."""
     size_x, size_y, size_z = (max(n, 1) for n in header.encoded_matrix)
     off_y = size_y // 2 - header.e1_limits.center if header.e1_limits else 0
     off_z = size_z // 2 - header.e2_limits.center if header.e2_limits and size_z > 1 else 0
     separate = header.calibration_mode.strip().lower() in _SEPARATE_CALIBRATION
     lines = _Lines(rows=rows, coils=0, shape=(0, size_x, size_y, size_z), readouts=[])
     for number, row in enumerate(rows):
-        acq = ismrmrd.Acquisition(row["head"])
+        acq = ismrmrd.Acquisition(row if heads_only else row["head"])
         channels, samples = int(acq.active_channels), int(acq.number_of_samples)
         if acq.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
-            lines.noise.append(_samples(row, channels, samples, acq.scan_counter, path))
+            if not heads_only:
+                lines.noise.append(_samples(row, channels, samples, acq.scan_counter, path))
             lines.noise_dwell_us = float(acq.sample_time_us)
             continue
         if any(acq.is_flag_set(flag) for flag in _DROP):
@@ -489,6 +500,76 @@ def open_ismrmrd(path: str | Path, *, frame: Frame | None = None, group: str = "
             readout of ``frame``.
     """
     path = Path(path)
+    xml_text, header = _read_header(path, group)
+    try:
+        with h5py.File(path, "r") as handle:
+            rows = handle[f"{group}/data"][()]
+    except (OSError, KeyError) as error:
+        raise DataError(f"cannot read the acquisitions: {error}", path=path) from error
+    frame = frame or Frame()
+    lines = _sort(rows, header, path, frame)
+    lines.gridded, measured = _grid(lines, path)  # held by lines alone: _volume lets it go
+    lines.rows = np.empty(0, dtype=rows.dtype)  # the raw table is gridded: free it
+    del rows
+    return _volume(path, xml_text, header, lines, measured, frame)
+
+
+@dataclass
+class IsmrmrdProbe:
+    """What planning needs of an ISMRMRD raw file, read from its header and the acquisitions'
+    headers alone (no sample is read: a 1 GB file is probed in a second, not converted in 20).
+
+    The fields are those of the volume :func:`open_ismrmrd` serves (``tests`` check them equal).
+    """
+
+    path: Path
+    num_slices: int
+    kspace_shape: tuple[int, int, int]
+    crop_size: tuple[int, int]
+    mask: np.ndarray | None
+    centered: bool = True
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Nothing is held open."""
+
+
+def probe_ismrmrd(path: str | Path, *, frame: Frame | None = None, group: str = "dataset") -> IsmrmrdProbe:
+    """The shape, crop and mask of what :func:`open_ismrmrd` would serve, without converting.
+
+    Raises:
+        DataError: as :func:`open_ismrmrd` for the header and the acquisitions' headers.
+    """
+    path = Path(path)
+    _, header = _read_header(path, group)
+    try:
+        with h5py.File(path, "r") as handle:
+            heads = handle[f"{group}/data"]["head"]  # the head column alone: no samples read
+    except (OSError, KeyError, ValueError) as error:
+        raise DataError(f"cannot read the acquisitions: {error}", path=path) from error
+    lines = _sort(heads, header, path, frame or Frame(), heads_only=True)
+    slices, _, size_y, size_z = lines.shape
+    measured = np.zeros((slices, size_y, size_z), dtype=bool)
+    for readout in lines.readouts:
+        measured[readout.slice, readout.y, readout.z] = True
+    keep = _readout_keep(header)
+    enc_y, enc_z = (max(n, 1) for n in header.encoded_matrix[1:])
+    rec_x, rec_y, rec_z = (max(n, 1) for n in header.recon_matrix)
+    if enc_z == 1:
+        if not (measured == measured[:1]).all():
+            raise DataError("slices were sampled with different lines; mrirecon needs one mask", path=path)
+        mask, _ = reduce_mask(np.broadcast_to(measured[0, :, 0][None, :], (keep, enc_y)))
+        num_slices, shape, crop = slices, (lines.coils, keep, enc_y), (rec_x, rec_y)
+    else:
+        if slices > 1:
+            raise DataError("3-D data with several slabs is not supported", path=path)
+        mask, _ = reduce_mask(measured[0])
+        num_slices, shape, crop = keep, (lines.coils, enc_y, enc_z), (rec_y, rec_z)
+    return IsmrmrdProbe(path, num_slices, shape, (min(crop[0], shape[1]), min(crop[1], shape[2])), mask)
+
+
+def _read_header(path: Path, group: str) -> tuple[str, AcquisitionHeader]:
+    """The checked layout, the XML text and the parsed header of a Cartesian ISMRMRD file."""
     _check_layout(path, group)
     try:
         with ismrmrd.Dataset(str(path), group, create_if_needed=False, mode="r") as dataset:
@@ -504,16 +585,21 @@ def open_ismrmrd(path: str | Path, *, frame: Frame | None = None, group: str = "
         raise DataError(
             f"the trajectory is {header.trajectory}; mrirecon converts Cartesian data only", path=path
         )
-    try:
-        with h5py.File(path, "r") as handle:
-            rows = handle[f"{group}/data"][()]
-    except (OSError, KeyError) as error:
-        raise DataError(f"cannot read the acquisitions: {error}", path=path) from error
-    frame = frame or Frame()
-    lines = _sort(rows, header, path, frame)
-    kspace, measured = _grid(lines, path)
-    lines.rows = np.empty(0, dtype=rows.dtype)  # the raw table is gridded: free it
-    del rows
+    return xml_text, header
+
+
+def _volume(
+    path: Path,
+    xml_text: str,
+    header: AcquisitionHeader,
+    lines: _Lines,
+    measured: np.ndarray,
+    frame: Frame,
+) -> ArrayVolume:
+    """The gridded k-space (``lines.gridded``, taken from it) as the volume :func:`open_ismrmrd`
+    serves (steps 4-7 of the module docstring)."""
+    kspace, lines.gridded = lines.gridded, None
+    assert kspace is not None
     _prewhiten(kspace, lines, path)
     keep = _readout_keep(header)
     enc_x, enc_y, enc_z = (max(n, 1) for n in header.encoded_matrix)

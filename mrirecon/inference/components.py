@@ -43,8 +43,8 @@ __all__ = [
 ]
 
 
-class RawVolumeLike(Protocol):
-    """What inference uses of ``mrirecon.data.volume.RawVolume`` (docs/interfaces.md, raw inputs).
+class PlannedInput(Protocol):
+    """What planning uses of an input (:func:`probe_input`).
 
     Attributes:
         num_slices: Slices in the volume.
@@ -52,9 +52,6 @@ class RawVolumeLike(Protocol):
         mask: bool ``(W,)`` or ``(H, W)`` for prospectively undersampled input, else None.
         crop_size: ``(h, w)``, the reconstruction size.
         centered: FFT convention of the stored k-space.
-        header_xml: The ISMRMRD header as text, or None.
-        geometry: The ``geometry/`` arrays (``position``, ``read_dir``, ... ``(S, 3)``) and their
-            attributes (``field_of_view_mm``, ``slice_thickness_mm``), or None.
         attrs: File attributes (``acquisition``, ``patient_id``, ...).
     """
 
@@ -74,15 +71,26 @@ class RawVolumeLike(Protocol):
     def centered(self) -> bool: ...
 
     @property
+    def attrs(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class RawVolumeLike(PlannedInput, Protocol):
+    """What inference uses of ``mrirecon.data.volume.RawVolume`` (docs/interfaces.md, raw inputs):
+    :class:`PlannedInput`'s attributes and
+
+    Attributes:
+        header_xml: The ISMRMRD header as text, or None.
+        geometry: The ``geometry/`` arrays (``position``, ``read_dir``, ... ``(S, 3)``) and their
+            attributes (``field_of_view_mm``, ``slice_thickness_mm``), or None.
+    """
+
+    @property
     def header_xml(self) -> str | None: ...
 
     @property
     def geometry(self) -> dict[str, Any] | None: ...
-
-    @property
-    def attrs(self) -> dict[str, Any]: ...
-
-    def close(self) -> None: ...
 
 
 CoilMapMethod = Literal["acs", "espirit", "none"]
@@ -100,6 +108,28 @@ def open_input(path: str | os.PathLike[str], *, npy_axes: str | None = None) -> 
 
     volume: RawVolumeLike = open_volume(Path(path), npy_axes=npy_axes)
     return volume
+
+
+def probe_input(path: str | os.PathLike[str], *, npy_axes: str | None = None) -> PlannedInput:
+    """What planning needs of one input: an ISMRMRD raw file from its headers alone
+    (:func:`~mrirecon.data.ismrmrd_raw.probe_ismrmrd`: converting it takes seconds per GB, and a
+    resumed run would convert every finished input again), any other input opened lazily.
+
+    Raises:
+        DataError: if the file is missing, unreadable or inconsistent.
+    """
+    from mrirecon.data.fastmri import open_hdf5
+    from mrirecon.data.ismrmrd_raw import is_ismrmrd_file, probe_ismrmrd
+    from mrirecon.data.volume import HDF5_SUFFIXES
+
+    path = Path(path)
+    if path.suffix.lower() in HDF5_SUFFIXES and path.is_file():
+        with open_hdf5(path) as handle:
+            raw = "kspace" not in handle and is_ismrmrd_file(handle)
+        if raw:
+            probe: PlannedInput = probe_ismrmrd(path)
+            return probe
+    return open_input(path, npy_axes=npy_axes)
 
 
 def make_transform(*, mask_func: MaskFunc | None, coil_maps: str) -> SliceTransform:

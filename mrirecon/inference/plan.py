@@ -222,7 +222,7 @@ def make_plan(
     privacy: list[Path] = []
     for index, (path, out) in enumerate(zip(inputs, outputs, strict=True)):
         try:
-            volume = components.open_input(path, npy_axes=npy_axes)
+            volume = components.probe_input(path, npy_axes=npy_axes)
             try:
                 shape = tuple(int(n) for n in volume.kspace_shape)
                 crop = tuple(int(n) for n in volume.crop_size)

@@ -3,6 +3,7 @@ encodings, readouts that do not fit, missing slices, asymmetric echoes in 3-D, o
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import h5py
@@ -211,3 +212,38 @@ def test_3d_with_an_asymmetric_echo_is_decoupled(tmp_path: Path) -> None:
     rows = ifftnc(torch.from_numpy(partial).permute(0, 2, 3, 1).contiguous(), 1).permute(3, 0, 1, 2).numpy()
     expected = rows[size_x // 2 - size_x // 4 : size_x // 2 + size_x // 4]
     np.testing.assert_allclose(got, expected, atol=1e-5 * np.abs(expected).max())
+    _probed_like_opened(path)  # 3-D: slices along the readout, the 2-D mask of the partitions
+
+
+def _probed_like_opened(path: Path) -> None:
+    from mrirecon.data.ismrmrd_raw import probe_ismrmrd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        volume = open_volume(path)
+        probe = probe_ismrmrd(path)
+    assert (probe.num_slices, probe.kspace_shape, probe.crop_size) == (
+        volume.num_slices,
+        tuple(volume.kspace_shape),
+        tuple(volume.crop_size),
+    )
+    assert (probe.mask is None) == (volume.mask is None)
+    if volume.mask is not None:
+        np.testing.assert_array_equal(probe.mask, volume.mask)
+
+
+def test_the_probe_gives_what_the_conversion_serves(tmp_path: Path) -> None:
+    """Planning probes raw files from their headers; the probe must equal the converted volume."""
+    undersampled = tmp_path / "r2.h5"
+    write_ismrmrd(undersampled, _coil_images(), lines=np.array(sorted({*range(0, SIZE_Y, 2), 11, 13})),
+                  e1_center=12, calibration={11, 13})  # fmt: skip
+    _probed_like_opened(undersampled)
+    _set_calibration_mode(undersampled, "separate")
+    _probed_like_opened(undersampled)
+    partial = tmp_path / "pf.h5"  # partial Fourier: lines 0..17 of a 24-line matrix centred at 12
+    write_ismrmrd(partial, _coil_images(), lines=np.arange(18), e1_center=12)
+    _probed_like_opened(partial)
+    gap = tmp_path / "gap.h5"
+    write_ismrmrd(gap, _coil_images(), lines=np.arange(SIZE_Y), e1_center=12)
+    _append(gap, SIZE_Y, slice=2)
+    _probed_like_opened(gap)

@@ -245,3 +245,27 @@ def test_shard_gives_every_volume_to_exactly_one_rank_balanced(world: int) -> No
     loads = [sum(t.num_slices if t.action == RECONSTRUCT else 1 for t in s) for s in shards]
     assert max(loads) - min(loads) <= 40  # greedy: within the largest volume
     assert shard(tasks, world) == shards  # deterministic: every rank computes the same
+
+
+def test_raw_ismrmrd_inputs_are_planned_from_their_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Converting a raw file takes seconds per GB: the plan (and a resumed run's check of finished
+    outputs) reads only the acquisitions' headers."""
+    from mrirecon.data import ismrmrd_raw
+    from tests.data.helpers import disc_image, smooth_maps, write_ismrmrd
+
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    images = smooth_maps(2, 32, 24) * disc_image(1, 32, 24)[0][None]
+    write_ismrmrd(folder / "scan.h5", images, lines=np.arange(0, 24, 2), e1_center=12)
+
+    def no_conversion(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the plan converted a raw file")
+
+    monkeypatch.setattr(ismrmrd_raw, "open_ismrmrd", no_conversion)
+    monkeypatch.setattr("mrirecon.data.volume.open_ismrmrd", no_conversion)
+    plan = _plan(folder, tmp_path / "out")
+    (task,) = plan.tasks
+    assert (task.num_slices, task.kspace_shape, task.crop_size) == (1, (2, 16, 24), (16, 24))
+    assert task.sampling.undersampling == "prospective"
