@@ -147,6 +147,12 @@ MAX_CHUNK_MB = 512.0
 MAX_HEADER_BYTES = 64 * 2**20
 
 
+def max_kspace_gb() -> float:
+    """The most k-space (GiB) mrirecon reads from one file: ``MRIRECON_MAX_KSPACE_GB``, else
+    :data:`MAX_KSPACE_GB`."""
+    return float(os.environ.get("MRIRECON_MAX_KSPACE_GB", MAX_KSPACE_GB))
+
+
 def stored_dataset(handle: h5py.File | h5py.Group, key: str, path: Path) -> h5py.Dataset:
     """The dataset ``key`` of an open file, refused unless its data are stored in the file itself.
 
@@ -211,7 +217,7 @@ def check_stored(dataset: h5py.Dataset, path: Path) -> None:
         DataError: naming the declared shape and what is stored.
     """
     declared = math.prod(int(n) for n in dataset.shape) * dataset.dtype.itemsize  # Python ints: no overflow
-    limit_gb = float(os.environ.get("MRIRECON_MAX_KSPACE_GB", MAX_KSPACE_GB))
+    limit_gb = max_kspace_gb()
     if declared > limit_gb * 2**30:
         raise DataError(
             f"'{dataset.name.lstrip('/')}' declares {dataset.shape} ({declared / 2**30:.0f} GiB), "

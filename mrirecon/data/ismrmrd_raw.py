@@ -28,7 +28,6 @@ What the conversion does, in order:
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 
 from mrirecon.data.cartesian import crop_readout, decouple_readout
-from mrirecon.data.fastmri import MAX_HEADER_BYTES, MAX_KSPACE_GB, check_stored, stored_dataset
+from mrirecon.data.fastmri import MAX_HEADER_BYTES, check_stored, max_kspace_gb, stored_dataset
 from mrirecon.data.header import AcquisitionHeader, EncodingLimits, parse_ismrmrd_header, rewrite_encoding
 from mrirecon.data.raw import ArrayVolume
 from mrirecon.errors import DataError, Notice
@@ -289,7 +288,7 @@ def _grid(lines: _Lines, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """
     slices, size_x, size_y, size_z = lines.shape
     declared = slices * lines.coils * size_x * size_y * size_z * 8
-    limit_gb = float(os.environ.get("MRIRECON_MAX_KSPACE_GB", MAX_KSPACE_GB))
+    limit_gb = max_kspace_gb()
     if declared > limit_gb * 2**30:
         raise DataError(
             f"the header's encoded matrix {size_x}×{size_y}×{size_z} with {slices} slice(s) of "
@@ -337,6 +336,29 @@ def _prewhiten(kspace: np.ndarray, lines: _Lines, path: Path) -> np.ndarray | No
     for index in range(kspace.shape[0]):  # slice by slice: one slice's temporary, not the volume's
         kspace[index] = np.einsum("dc,c...->d...", matrix, kspace[index])
     return matrix
+
+
+def _line_mask(measured: np.ndarray, keep: int, size_y: int, path: Path) -> np.ndarray | None:
+    """The line mask of 2-D data (``measured`` ``(S, Y, 1)``) on the ``(keep, Y)`` grid served, or
+    None when fully sampled.
+
+    Raises:
+        DataError: if the slices were sampled with different lines.
+    """
+    if not (measured == measured[:1]).all():
+        raise DataError("slices were sampled with different lines; mrirecon needs one mask", path=path)
+    mask, _ = reduce_mask(np.broadcast_to(measured[0, :, 0][None, :], (keep, size_y)))
+    return mask
+
+
+def _one_slab(lines: _Lines, path: Path) -> None:
+    """3-D data are served from one slab.
+
+    Raises:
+        DataError: for several.
+    """
+    if lines.shape[0] > 1:
+        raise DataError("3-D data with several slabs is not supported", path=path)
 
 
 def _crop_slices(kspace: np.ndarray, keep: int) -> np.ndarray:
@@ -556,13 +578,10 @@ def probe_ismrmrd(path: str | Path, *, frame: Frame | None = None, group: str = 
     enc_y, enc_z = (max(n, 1) for n in header.encoded_matrix[1:])
     rec_x, rec_y, rec_z = (max(n, 1) for n in header.recon_matrix)
     if enc_z == 1:
-        if not (measured == measured[:1]).all():
-            raise DataError("slices were sampled with different lines; mrirecon needs one mask", path=path)
-        mask, _ = reduce_mask(np.broadcast_to(measured[0, :, 0][None, :], (keep, enc_y)))
+        mask = _line_mask(measured, keep, enc_y, path)
         num_slices, shape, crop = slices, (lines.coils, keep, enc_y), (rec_x, rec_y)
     else:
-        if slices > 1:
-            raise DataError("3-D data with several slabs is not supported", path=path)
+        _one_slab(lines, path)
         mask, _ = reduce_mask(measured[0])
         num_slices, shape, crop = keep, (lines.coils, enc_y, enc_z), (rec_y, rec_z)
     return IsmrmrdProbe(path, num_slices, shape, (min(crop[0], shape[1]), min(crop[1], shape[2])), mask)
@@ -606,12 +625,9 @@ def _volume(
     rec_x, rec_y, rec_z = (max(n, 1) for n in header.recon_matrix)
     enc_fov, rec_fov = header.encoded_fov_mm, header.recon_fov_mm
     if enc_z == 1:
-        if not (measured == measured[:1]).all():
-            raise DataError("slices were sampled with different lines; mrirecon needs one mask", path=path)
+        mask = _line_mask(measured, keep, enc_y, path)
         data = _crop_slices(kspace[..., 0], keep)
         del kspace
-        sampled = np.broadcast_to(measured[0, :, 0][None, :], data.shape[-2:])
-        mask, _ = reduce_mask(sampled)
         xml_out = rewrite_encoding(
             xml_text,
             encoded_matrix=(keep, enc_y, enc_z),
@@ -622,8 +638,7 @@ def _volume(
         )
         geometry = _geometry_2d(lines, header)
     else:
-        if lines.shape[0] > 1:
-            raise DataError("3-D data with several slabs is not supported", path=path)
+        _one_slab(lines, path)
         slabs, sampled = decouple_readout(kspace[0], path=path, partial_readout=True)
         start = enc_x // 2 - keep // 2  # the centre sample enc_x // 2 lands on keep // 2
         data = np.ascontiguousarray(slabs[start : start + keep])

@@ -21,7 +21,7 @@ from mrirecon.data.ismrmrd_raw import Frame, is_ismrmrd_file, open_ismrmrd
 from mrirecon.data.raw import RawVolume
 from mrirecon.errors import DataError
 
-__all__ = ["HDF5_SUFFIXES", "SUPPORTED_SUFFIXES", "is_supported", "open_volume"]
+__all__ = ["HDF5_SUFFIXES", "SUPPORTED_SUFFIXES", "is_ismrmrd_raw", "is_supported", "open_volume"]
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
 #: File suffixes :func:`open_volume` reads (a BART array is listed by its ``.cfl``).
@@ -31,6 +31,17 @@ SUPPORTED_SUFFIXES = (*HDF5_SUFFIXES, ".cfl", ".npy")
 def is_supported(path: Path) -> bool:
     """Whether a path names a file :func:`open_volume` may read (by suffix; hidden files are not)."""
     return path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith(".")
+
+
+def is_ismrmrd_raw(path: Path) -> bool:
+    """Whether an HDF5 file holds ISMRMRD raw data (and no fastMRI ``kspace``): what
+    :func:`open_volume` converts.
+
+    Raises:
+        DataError: if it cannot be opened as HDF5.
+    """
+    with open_hdf5(path) as handle:
+        return "kspace" not in handle and is_ismrmrd_file(handle)
 
 
 def _reopen(path: str, npy_axes: str | None, centered: bool | None, frame: Frame | None = None) -> RawVolume:
@@ -68,9 +79,7 @@ def open_volume(
     elif suffix == ".npy":
         volume = open_npy(path, npy_axes=npy_axes, centered=True if centered is None else centered)
     elif suffix in HDF5_SUFFIXES:
-        with open_hdf5(path) as handle:
-            ismrmrd_raw = "kspace" not in handle and is_ismrmrd_file(handle)
-        if ismrmrd_raw:
+        if is_ismrmrd_raw(path):
             if centered is False:
                 raise DataError(
                     "ISMRMRD raw data are placed centred by the converter; centered=False does not apply",

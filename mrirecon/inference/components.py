@@ -118,17 +118,13 @@ def probe_input(path: str | os.PathLike[str], *, npy_axes: str | None = None) ->
     Raises:
         DataError: if the file is missing, unreadable or inconsistent.
     """
-    from mrirecon.data.fastmri import open_hdf5
-    from mrirecon.data.ismrmrd_raw import is_ismrmrd_file, probe_ismrmrd
-    from mrirecon.data.volume import HDF5_SUFFIXES
+    from mrirecon.data.ismrmrd_raw import probe_ismrmrd
+    from mrirecon.data.volume import HDF5_SUFFIXES, is_ismrmrd_raw
 
     path = Path(path)
-    if path.suffix.lower() in HDF5_SUFFIXES and path.is_file():
-        with open_hdf5(path) as handle:
-            raw = "kspace" not in handle and is_ismrmrd_file(handle)
-        if raw:
-            probe: PlannedInput = probe_ismrmrd(path)
-            return probe
+    if path.suffix.lower() in HDF5_SUFFIXES and path.is_file() and is_ismrmrd_raw(path):
+        probe: PlannedInput = probe_ismrmrd(path)
+        return probe
     return open_input(path, npy_axes=npy_axes)
 
 

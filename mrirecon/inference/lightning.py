@@ -128,7 +128,7 @@ class PredictionData(pl.LightningDataModule):
         workers = self.job.options.workers
         self.runner.requested = time.perf_counter()  # the run's clock starts at the first request
         prefetch = self._prefetch_factor() if workers > 0 else None
-        if workers > 0 and prefetch is not None:  # what workers will have in flight: fail now, not hang
+        if prefetch is not None:  # what the workers will have in flight: fail now, not hang later
             total, batch = self._in_flight_bytes(workers, prefetch)
             check_shared_memory(total, largest=batch)
         return DataLoader(

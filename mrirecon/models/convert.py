@@ -185,18 +185,13 @@ def convert_checkpoint(
     }
     known = {key for key, value in given.items() if value is not None}
     known |= {key for key in (*given, "config") if key in found}
-    chosen: dict[str, Any] = {
-        key: value if value is not None else found.get(key) for key, value in given.items()
-    }
+    # given, else the checkpoint's config; what neither says takes convert_state's default
+    chosen = {key: value if value is not None else found.get(key) for key, value in given.items()}
     try:
         converted = convert_state(
             checkpoint,
-            time_steps=chosen["time_steps"],
-            steps=chosen["steps"],
-            fft_centered=True if chosen["fft_centered"] is None else chosen["fft_centered"],
+            **{key: value for key, value in chosen.items() if value is not None},
             sigma=sigma,
-            initializer_dilations=chosen["initializer_dilations"] or (1, 1, 2, 4),
-            initializer_input=chosen["initializer_input"] or "sense",
             known=frozenset(known),
         )
     except CheckpointError as error:
