@@ -40,6 +40,7 @@ __all__ = [
     "make_sample",
     "make_transform",
     "open_input",
+    "opens_whole",
 ]
 
 
@@ -126,6 +127,20 @@ def probe_input(path: str | os.PathLike[str], *, npy_axes: str | None = None) ->
         probe: PlannedInput = probe_ismrmrd(path)
         return probe
     return open_input(path, npy_axes=npy_axes)
+
+
+def opens_whole(path: str | os.PathLike[str], planned: PlannedInput) -> bool:
+    """Whether :func:`open_input` reads or converts all of ``path`` before its first slice: an
+    ISMRMRD raw file is converted, and a NumPy or BART array is read into memory when memory maps
+    are off (batch inference turns them off); a fastMRI HDF5 file is read slice by slice.
+    ``planned`` is what :func:`probe_input` returned for it."""
+    from mrirecon.data.ismrmrd_raw import IsmrmrdProbe
+    from mrirecon.data.raw import memory_maps_enabled
+    from mrirecon.data.volume import HDF5_SUFFIXES
+
+    if isinstance(planned, IsmrmrdProbe):
+        return True
+    return Path(path).suffix.lower() not in HDF5_SUFFIXES and not memory_maps_enabled()
 
 
 def make_transform(*, mask_func: MaskFunc | None, coil_maps: str) -> SliceTransform:

@@ -133,7 +133,9 @@ class PredictionData(pl.LightningDataModule):
             check_shared_memory(total, largest=batch)
         return DataLoader(
             self.items,
-            batch_sampler=VolumeBatchSampler(self.items, self.job.options.batch_size, self.runner.stop),
+            batch_sampler=VolumeBatchSampler(
+                self.items, self.job.options.batch_size, self.runner.stop, workers=workers
+            ),
             collate_fn=collate_slices,
             num_workers=workers,
             worker_init_fn=single_threaded_worker,

@@ -62,6 +62,9 @@ class VolumeTask:
         centered: FFT convention of the input's k-space.
         sampling: What the outputs record about the undersampling.
         action: :data:`RECONSTRUCT`, or :data:`EXPORT` (DICOM only, from the finished HDF5).
+        opens_whole: Opening the input reads or converts all of it
+            (:func:`~mrirecon.inference.components.opens_whole`), so one DataLoader worker should
+            read all its slices.
     """
 
     index: int
@@ -73,6 +76,7 @@ class VolumeTask:
     centered: bool
     sampling: VolumeSampling
     action: str = RECONSTRUCT
+    opens_whole: bool = False
 
 
 @dataclass(frozen=True)
@@ -239,6 +243,7 @@ def make_plan(
                         recovered=bool(volume.attrs.get("mrirecon_mask_recovered")),
                         name=Path(path).name,
                     ),
+                    opens_whole=components.opens_whole(path, volume),
                 )
             finally:
                 volume.close()

@@ -13,7 +13,7 @@ stacked onto the device in one piece.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,42 +184,92 @@ class VolumeBatchSampler(Sampler[list[int]]):
     """Batches of up to ``batch_size`` consecutive slices with the same k-space shape and FFT
     convention (a batch may hold the end of one volume and the start of the next).
 
+    With ``workers`` DataLoader workers the loader hands batch ``k`` to worker ``k mod workers``.
+    The slices of an input that is read whole when opened (:attr:`VolumeTask.opens_whole`: an
+    ISMRMRD raw file is converted, a NumPy or BART array read into memory) are placed so that one
+    worker gets all of them and opens the input once, instead of every worker converting it; its
+    batches hold slices of that volume only. A worker with nothing left of its own takes the
+    second half of the largest remaining volume (the last volumes of a run, or a run of one
+    volume, are still read by several workers), and gets an empty batch when no volume has two
+    batches left.
+
     The sampler runs in the main process; once ``stop`` is set it yields nothing more, so the
     DataLoader ends after the batches already requested (a run stopping on a fatal error does not
     read the rest of the archive).
     """
 
-    def __init__(self, items: SliceItems, batch_size: int, stop: threading.Event | None = None):
+    def __init__(
+        self,
+        items: SliceItems,
+        batch_size: int,
+        stop: threading.Event | None = None,
+        *,
+        workers: int = 0,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.items = items
         self.batch_size = batch_size
         self.stop = stop
+        self.workers = workers
+        self._schedule: list[list[int]] | None = None
 
     def _group(self, key: int) -> tuple[Any, ...]:
         task = self.items.tasks[self.items.keys[key][0]]
         return (task.kspace_shape, task.centered)
 
+    def _batches(self, keys: Sequence[int]) -> list[list[int]]:
+        batches: list[list[int]] = []
+        for key in keys:
+            batch = batches[-1] if batches else None
+            if batch is None or len(batch) == self.batch_size or self._group(key) != self._group(batch[0]):
+                batches.append([key])
+            else:
+                batch.append(key)
+        return batches
+
+    def schedule(self) -> list[list[int]]:
+        """Every batch in the order the loader requests them."""
+        if self._schedule is None:
+            self._schedule = self._make_schedule()
+        return self._schedule
+
+    def _make_schedule(self) -> list[list[int]]:
+        tasks, keys = self.items.tasks, self.items.keys
+        whole = [p for p in dict.fromkeys(p for p, _ in keys) if tasks[p].opens_whole]
+        if self.workers < 2 or not whole:
+            return self._batches(range(len(keys)))
+        keys_of: dict[int, list[int]] = {p: [] for p in whole}
+        shared_keys: list[int] = []
+        for key, (position, _) in enumerate(keys):
+            keys_of.get(position, shared_keys).append(key)
+        shared = deque(self._batches(shared_keys))
+        waiting = deque(deque(self._batches(keys_of[p])) for p in whole)
+        lanes: list[deque[list[int]]] = [deque() for _ in range(self.workers)]
+        schedule: list[list[int]] = []
+        while shared or waiting or any(lanes):
+            lane = lanes[len(schedule) % self.workers]
+            if not lane and waiting:
+                lane.extend(waiting.popleft())
+            if not lane and not shared:
+                largest = max(lanes, key=len)
+                lane.extend(reversed([largest.pop() for _ in range(len(largest) // 2)]))
+            if lane:
+                schedule.append(lane.popleft())
+            elif shared:
+                schedule.append(shared.popleft())
+            else:  # nothing this worker can take without opening a volume for one batch
+                schedule.append([])
+        return schedule
+
     def __iter__(self) -> Iterator[list[int]]:
-        batch: list[int] = []
-        for key in range(len(self.items)):
+        for batch in self.schedule():
             if self.stop is not None and self.stop.is_set():
                 return
-            if batch and (len(batch) == self.batch_size or self._group(key) != self._group(batch[0])):
-                yield batch
-                batch = []
-            batch.append(key)
-        if batch:
             yield batch
 
     def __len__(self) -> int:
-        count, previous, size = 0, None, 0
-        for key in range(len(self.items)):
-            group = self._group(key)
-            if previous is None or size == self.batch_size or group != previous:
-                count, previous, size = count + 1, group, 0
-            size += 1
-        return count
+        return len(self.schedule())
 
 
 def collate_slices(items: list[SliceItem]) -> SliceBatch:

@@ -536,3 +536,41 @@ def test_workers_prefetch_fewer_batches_when_batches_are_large(
     monkeypatch.setattr(lightning, "PREFETCH_BYTES", 1)  # every batch is "large"
     result = run_batch(zero_filled, inputs, _options(tmp_path / "large", workers=1, batch_size=2))
     assert made and set(made) == {1} and result.reconstructed == 3 and not result.failures
+
+
+def test_each_volume_read_whole_is_opened_by_one_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """NumPy inputs are read whole in a batch run (as ISMRMRD raw files are converted): each goes to
+    one DataLoader worker, which opens it once, instead of every worker reading every input; the
+    last volume is shared by the two workers. Outputs equal those of a run without workers."""
+    import os
+
+    from mrirecon.inference import components
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        np.save(folder / f"scan{i}.npy", fakes.phantom_kspace(4, 2, (16, 12), seed=i))
+    log = tmp_path / "opens.log"
+    original = components.open_input
+
+    def counted(path: Any, **kwargs: Any) -> Any:
+        if os.getpid() != main:  # DataLoader workers are forked: they write here too
+            with log.open("a") as handle:
+                handle.write(f"{Path(path).name}\n")
+        return original(path, **kwargs)
+
+    main = os.getpid()
+    monkeypatch.setattr(components, "open_input", counted)
+    zero_filled = load_reconstructor("zero_filled")
+    axes = "slices,coils,kx,ky"
+    two = _options(tmp_path / "two", workers=2, batch_size=1, npy_axes=axes)
+    result = run_batch(zero_filled, folder, two)
+    assert result.reconstructed == 3 and not result.failures
+    opens = log.read_text().split()
+    assert sorted(opens) == ["scan0.npy", "scan1.npy", "scan2.npy", "scan2.npy"]  # round robin: 6
+    run_batch(zero_filled, folder, _options(tmp_path / "none", batch_size=1, npy_axes=axes))
+    for i in range(3):
+        np.testing.assert_array_equal(
+            read_reconstruction(tmp_path / "two" / f"scan{i}.h5").reconstruction,
+            read_reconstruction(tmp_path / "none" / f"scan{i}.h5").reconstruction,
+        )

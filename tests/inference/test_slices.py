@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +136,57 @@ def test_a_model_that_cannot_take_the_input_is_a_model_error() -> None:
     nan = fakes.FakeNan(fakes.NanConfig())
     with pytest.raises(ModelError, match="returned NaN or infinite values"):
         forward(nan, "fake_nan", kspace, torch.ones(2, 1, 1, 8), kspace)
+
+
+def _schedule_workers(sampler: VolumeBatchSampler) -> dict[int, set[int]]:
+    """Volume position → the workers its batches go to (batch k goes to worker k mod workers)."""
+    readers: dict[int, set[int]] = {}
+    for k, batch in enumerate(sampler.schedule()):
+        for key in batch:
+            readers.setdefault(sampler.items.keys[key][0], set()).add(k % sampler.workers)
+    return readers
+
+
+@pytest.mark.parametrize("workers", [2, 3, 4])
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_a_volume_read_whole_goes_to_one_worker_until_the_last_ones(workers: int, size: int) -> None:
+    """A raw ISMRMRD file is converted, a NumPy array read whole, by each worker that reads one of its
+    slices: all its slices go to one worker; only the last volumes (no other work left) are shared."""
+    rng = random.Random(workers * 10 + size)
+    tasks = [
+        replace(_task(i, rng.randint(1, 9), shape=rng.choice([(4, 8, 8), (4, 8, 6)])), opens_whole=i % 4 != 3)
+        for i in range(14)
+    ]
+    items = SliceItems(tasks, transform=None)  # type: ignore[arg-type]
+    sampler = VolumeBatchSampler(items, size, workers=workers)
+    batches = list(sampler)
+    assert len(sampler) == len(batches)
+    assert sorted(k for b in batches for k in b) == list(range(len(items)))  # every slice once
+    for batch in batches:
+        assert len(batch) <= size and len({tasks[items.keys[k][0]].kspace_shape for k in batch}) <= 1
+        volumes = {items.keys[k][0] for k in batch}
+        assert len(volumes) <= 1 or not any(tasks[p].opens_whole for p in volumes)
+    whole = [i for i, t in enumerate(tasks) if t.opens_whole]
+    readers = _schedule_workers(sampler)
+    assert all(len(readers[p]) == 1 for p in whole[:-workers])
+    assert sum(len(readers[p]) for p in whole) <= len(whole) + 2 * workers
+    for p in range(len(tasks)):  # the slices of a volume still arrive in order on each worker
+        mine = [k for b in batches for k in b if items.keys[k][0] == p]
+        for w in readers[p]:
+            ordered = [k for i, b in enumerate(batches) if i % workers == w for k in b if k in mine]
+            assert ordered == sorted(ordered) and set(ordered) <= set(mine)
+
+
+def test_one_volume_read_whole_is_still_shared_by_every_worker() -> None:
+    items = SliceItems([replace(_task(0, 12), opens_whole=True)], transform=None)  # type: ignore[arg-type]
+    sampler = VolumeBatchSampler(items, 1, workers=3)
+    assert _schedule_workers(sampler) == {0: {0, 1, 2}}
+    assert sorted(k for b in sampler for k in b) == list(range(12))
+
+
+def test_without_workers_or_whole_reads_the_batches_are_consecutive() -> None:
+    tasks = [replace(_task(i, 3), opens_whole=True) for i in range(3)]
+    items = SliceItems(tasks, transform=None)  # type: ignore[arg-type]
+    assert list(VolumeBatchSampler(items, 2, workers=0)) == [[0, 1], [2, 3], [4, 5], [6, 7], [8]]
+    plain = SliceItems([_task(i, 3) for i in range(3)], transform=None)  # type: ignore[arg-type]
+    assert list(VolumeBatchSampler(plain, 2, workers=3)) == [[0, 1], [2, 3], [4, 5], [6, 7], [8]]
