@@ -38,8 +38,10 @@ import click
 @click.option("--patient-birth-date", help="PatientBirthDate, YYYYMMDD.")
 @click.option("--patient-sex", type=click.Choice(["M", "F", "O"], case_sensitive=False), help="PatientSex.")
 @click.option("--study-description", help="StudyDescription.")
-@click.option("--study-id", help="StudyID (at most 16 characters).")
-@click.option("--accession-number", help="AccessionNumber (at most 16 characters).")
+@click.option("--study-id", help="StudyID (at most 16 characters; refused, never cut, when longer).")
+@click.option(
+    "--accession-number", help="AccessionNumber (at most 16 characters; refused, never cut, when longer)."
+)
 @click.option("--referring-physician", help="ReferringPhysicianName, FAMILY^GIVEN.")
 @click.option("--institution", help="InstitutionName.")
 @click.option("--body-part", help="BodyPartExamined (DICOM defined term: BRAIN, KNEE, ...).")

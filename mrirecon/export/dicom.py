@@ -18,6 +18,7 @@ What is written and why is in docs/dicom.md. In short:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -131,23 +132,34 @@ def _code(value: str, scheme: str, meaning: str) -> Dataset:
     return item
 
 
-def series_description(volume: ReconVolume, planes: ImagePlanes, override: str | None) -> str:
-    """SeriesDescription (≤ 64 characters): model, mrirecon version, checkpoint hash, geometry flag."""
+def series_description(
+    volume: ReconVolume, planes: ImagePlanes, override: str | None, protocol: str | None = None
+) -> str:
+    """SeriesDescription (≤ 64 characters): model, mrirecon version, checkpoint hash, geometry flag.
+
+    With the acquisition's protocol (when it is written): the protocol first, so that the series
+    of a study differ in a series list, and no version (SoftwareVersions and DerivationDescription
+    have it); the model name is cut before the protocol is.
+    """
     flag = "synthetic geometry" if planes.synthetic else ""
     if override is not None:
         text = clean_text(override, 64)
         if flag and flag not in text.lower():
             text = f"{text[: 64 - len(flag) - 2].rstrip()}; {flag}"
         return text
-    tail = [f"mrirecon {volume.mrirecon_version or __version__}"]
+    tail = [] if protocol else [f"mrirecon {volume.mrirecon_version or __version__}"]
     if volume.checkpoint_sha256:
         tail.append(f"ckpt {volume.checkpoint_sha256[:8]}")
     if flag:
         tail.append(flag)
-    rest = ", " + ", ".join(tail)
+    rest = ", " + ", ".join(tail) if tail else ""
     model = clean_text(volume.model or "unknown model", 64)
     room = 64 - len(rest) - len(" recon")
-    return f"{model[:room]} recon{rest}"
+    prefix = ""
+    if protocol:
+        length = min(32, room - 2 - min(len(model), 16))
+        prefix = f"{clean_text(protocol, length)}: " if length >= 4 else ""
+    return f"{prefix}{model[: room - len(prefix)]} recon{rest}"
 
 
 def derivation_description(volume: ReconVolume, planes: ImagePlanes, q: Quantised) -> str:
@@ -256,10 +268,24 @@ def _mr_attributes(ds_: Dataset, header: AcquisitionHeader | None, *, three_d: b
 _RECON_SETTINGS = ("model_config", "coil_maps", "center_fraction")
 
 
-def _series_uids(volume: ReconVolume, identity: Identity, planes: ImagePlanes, root: str) -> tuple[str, str]:
+def _acquisition_digest(volume: ReconVolume, planes: ImagePlanes) -> str:
+    """What tells two acquisitions of one file name apart (another folder, another scan): the
+    header's text, the slice planes as written, the volume's size."""
+    digest = hashlib.sha256((volume.ismrmrd_header or "").encode("utf-8"))
+    digest.update(repr(volume.shape).encode())
+    digest.update(np.round(planes.position, 6).astype(np.float64).tobytes())
+    digest.update(np.round(planes.orientation, 10).astype(np.float64).tobytes())
+    return digest.hexdigest()
+
+
+def _series_uids(
+    volume: ReconVolume, identity: Identity, planes: ImagePlanes, root: str, bits_stored: int
+) -> tuple[str, str]:
     series_uid = derive_uid(
         root,
         "series",
+        _acquisition_digest(volume, planes),
+        f"bits={bits_stored}",  # other pixels, another series (an export option that changes them)
         identity.study_instance_uid,
         identity.uid_key,
         volume.model,
@@ -350,10 +376,10 @@ def _build(
         recorded_study_uid=_uid_attr(extra.get("study_instance_uid")),
         recorded_frame_uid=_uid_attr(extra.get("frame_of_reference_uid")),
     )
-    series_uid, frame_uid = _series_uids(volume, identity, planes, root)
+    series_uid, frame_uid = _series_uids(volume, identity, planes, root, options.bits_stored)
     q = quantise(volume.reconstruction, options.bits_stored)
     centre, width = window_from_percentiles(q.stored, *options.window_percentiles)
-    description = series_description(volume, planes, options.series_description)
+    description = series_description(volume, planes, options.series_description, identity.protocol_name)
     derivation = derivation_description(volume, planes, q)
     rwv = Dataset()
     rwv.RealWorldValueFirstValueMapped = 0
@@ -363,13 +389,11 @@ def _build(
     rwv.LUTExplanation = "reconstructed magnitude, input intensity scale"
     rwv.LUTLabel = "MAGNITUDE"
     rwv.MeasurementUnitsCodeSequence = Sequence([_code("[arb'U]", "UCUM", "arbitrary unit")])
-    texts = [identity.patient_name, identity.patient_id, identity.institution_name or "", description]
-    charset = "ISO_IR 100" if all(_latin1(t) for t in texts) else "ISO_IR 192"
     content_date, content_time = identity.study_date, identity.study_time
+    numbers = _instance_numbers(planes)
     datasets = []
     for index in range(volume.shape[0]):
         d = Dataset()
-        d.SpecificCharacterSet = charset
         d.ImageType = ["DERIVED", "SECONDARY", "OTHER"]
         d.SOPClassUID = MRImageStorage
         d.SOPInstanceUID = derive_uid(root, "instance", series_uid, str(index))
@@ -384,7 +408,7 @@ def _build(
         d.SoftwareVersions = f"mrirecon {__version__}"
         d.FrameOfReferenceUID = frame_uid
         d.PositionReferenceIndicator = ""
-        d.InstanceNumber = index + 1
+        d.InstanceNumber = numbers[index]
         if content_date:
             d.ContentDate = content_date
             d.ContentTime = content_time
@@ -406,7 +430,26 @@ def _build(
         )
         d.RealWorldValueMappingSequence = Sequence([rwv])
         datasets.append(d)
+    charset = _character_set(datasets[0])  # every slice has the same texts
+    for d in datasets:
+        d.SpecificCharacterSet = charset
     return datasets, planes
+
+
+#: Value representations of text a character set applies to.
+_TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
+
+
+def _character_set(dataset: Dataset) -> str:
+    """``ISO_IR 100`` (Latin-1) when every text value of ``dataset`` (sequences included) is
+    Latin-1, else ``ISO_IR 192`` (UTF-8): any other name, description or protocol would be
+    written as ``?``."""
+    for element in dataset.iterall():
+        if element.VR in _TEXT_VRS and element.value is not None:
+            values = element.value if element.VM > 1 else [element.value]
+            if not all(_latin1(str(value)) for value in values):
+                return "ISO_IR 192"
+    return "ISO_IR 100"
 
 
 def _latin1(text: str) -> bool:
@@ -415,6 +458,20 @@ def _latin1(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _instance_numbers(planes: ImagePlanes) -> list[int]:
+    """InstanceNumber of each slice: 1…S in the stored order when that order runs through space
+    (one way or the other), else in the order of the planes along the normal, so that a viewer
+    stacking by InstanceNumber shows the slices as they lie (interleaved slice counters)."""
+    location = np.asarray(planes.slice_location, dtype=np.float64)
+    steps = np.diff(location)
+    if np.all(steps >= 0) or np.all(steps <= 0):
+        return list(range(1, len(location) + 1))
+    order = np.argsort(location if location[-1] >= location[0] else -location, kind="stable")
+    numbers = np.empty(len(location), dtype=np.int64)
+    numbers[order] = np.arange(1, len(location) + 1)
+    return [int(n) for n in numbers]
 
 
 def _save(dataset: Dataset, path: Path) -> None:

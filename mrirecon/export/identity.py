@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import PurePath
 
 from pydicom.uid import PYDICOM_ROOT_UID, generate_uid
 
 from mrirecon.data.header import AcquisitionHeader
-from mrirecon.errors import ConfigError
+from mrirecon.errors import ConfigError, Notice
 
 __all__ = ["Identity", "IdentityOverrides", "derive_uid", "resolve_identity", "study_patient_id"]
 
@@ -140,9 +141,49 @@ def dicom_sex(text: str) -> str:
 
 
 def clean_text(text: str, limit: int) -> str:
-    """Printable text without backslashes (the DICOM value separator), at most ``limit`` characters."""
+    """Printable text without backslashes (the DICOM value separator), at most ``limit`` characters
+    and, written in UTF-8 (``ISO_IR 192``, which a non-Latin-1 value makes the series use), at most
+    ``limit`` bytes: validators and receivers count a value's length in bytes."""
     text = "".join(ch for ch in text if ch.isprintable()).replace("\\", "/").strip()
-    return text[:limit].rstrip()
+    text = text[:limit]
+    while len(text.encode("utf-8")) > limit:
+        text = text[:-1]
+    return text.rstrip()
+
+
+#: The identifiers a receiver matches on, with their DICOM names and length limits.
+_IDENTIFIERS = {
+    "patient_id": ("PatientID", 64),
+    "study_id": ("StudyID", 16),
+    "accession_number": ("AccessionNumber", 16),
+}
+
+
+def _identifier(value: str, name: str, *, given: bool) -> str:
+    """An identifier as written, never cut: cut, it could name another patient, study or order.
+
+    A value given on the command line that does not fit is refused; one from the input's header is
+    left out (the attribute is written empty) with a notice.
+    """
+    value = "".join(ch for ch in value if ch.isprintable()).replace("\\", "/").strip()
+    keyword, limit = _IDENTIFIERS[name]
+    if len(value.encode("utf-8")) <= limit:
+        return value
+    option = "--" + name.replace("_", "-")
+    if given:
+        raise ConfigError(
+            f"{option} is {len(value)} characters long; DICOM's {keyword} holds at most {limit}",
+            hint=f"give {option} in at most {limit} characters (it is never shortened: a cut identifier "
+            "can name another record)",
+        )
+    warnings.warn(
+        Notice(
+            f"the input's {keyword} is longer than DICOM's {limit} characters and is left out "
+            f"(a cut one could name another record); give it with {option}"
+        ),
+        stacklevel=3,
+    )
+    return ""
 
 
 def clean_code_string(text: str) -> str:
@@ -271,7 +312,7 @@ def resolve_identity(
         sex = dicom_sex(o.patient_sex or "")
         weight = None
         study_date = study_time = ""
-        accession = clean_text(o.accession_number or "", 16)
+        accession = _identifier(o.accession_number or "", "accession_number", given=True)
         referring = o.referring_physician or ""
         study_description = o.study_description
         institution = o.institution_name
@@ -284,7 +325,9 @@ def resolve_identity(
         weight = None if h.patient_weight_kg is None else f"{h.patient_weight_kg:.6g}"
         study_date = dicom_date(h.study_date)
         study_time = dicom_time(h.study_time) if study_date else ""
-        accession = clean_text(_pick(o.accession_number, h.accession_number), 16)
+        accession = _identifier(
+            _pick(o.accession_number, h.accession_number), "accession_number", given=bool(o.accession_number)
+        )
         referring = _pick(o.referring_physician, h.referring_physician)
         study_description = o.study_description or h.study_description or None
         institution = o.institution_name or h.institution or None
@@ -295,6 +338,8 @@ def resolve_identity(
         study_id = _pick(o.study_id, "MR" + _short_hash(study_uid, length=8))
     else:
         study_id = _pick(o.study_id, h.study_id)
+    study_id = _identifier(study_id, "study_id", given=bool(o.study_id))
+    patient_id = _identifier(patient_id, "patient_id", given=bool(o.patient_id))
     body_part = clean_code_string(
         _pick(o.body_part, h.body_part, _FASTMRI_BODY_PARTS.get(acquisition.upper()))
     )
@@ -306,14 +351,14 @@ def resolve_identity(
     position = clean_code_string(h.patient_position)
     return Identity(
         patient_name=clean_text(patient_name, 64),
-        patient_id=clean_text(patient_id, 64),
+        patient_id=patient_id,
         patient_birth_date=birth_date,
         patient_sex=sex,
         patient_weight_kg=weight,
         study_instance_uid=study_uid,
         study_date=study_date,
         study_time=study_time,
-        study_id=clean_text(study_id, 16),
+        study_id=study_id,
         accession_number=accession,
         referring_physician=clean_text(referring, 64),
         study_description=None if study_description is None else clean_text(study_description, 64),

@@ -16,6 +16,7 @@ from mrirecon.atomic import partial_name
 from mrirecon.errors import ConfigError, DataError, ExportError
 from mrirecon.export import dicom
 from mrirecon.export.dicom import DicomOptions, export_dicom, export_volume_dicom
+from mrirecon.export.geometry import SliceGeometry
 from mrirecon.export.identity import IdentityOverrides
 from mrirecon.export.recon_h5 import write_reconstruction
 from tests.export.tools import (
@@ -497,3 +498,83 @@ def test_the_recorded_kspace_grid_places_an_odd_crop(tmp_path: Path) -> None:
         ipp = np.array([float(v) for v in ds.ImagePositionPatient])
         centre = ipp + col * dc * iop[:3] + row * dr * iop[3:]
         np.testing.assert_allclose(centre, geometry.position[0], atol=1e-4)
+
+
+def test_two_acquisitions_of_one_file_name_are_two_series(tmp_path: Path) -> None:
+    """T1/meas.h5 and T2/meas.h5 of one study: the file name alone made one series UID for both, so
+    a PACS kept one of them. The header, the planes and the pixel depth make another series."""
+    t1 = volume(ismrmrd_header=rich_header(), input_file="meas.h5", geometry=oblique_geometry())
+    t2_header = rich_header().replace(IDENTIFIERS["protocol"], "t1_se_ax").replace("_349<", "_350<")
+    t2 = volume(ismrmrd_header=t2_header, input_file="meas.h5", geometry=oblique_geometry())
+    moved = volume(ismrmrd_header=rich_header(), input_file="meas.h5", geometry=oblique_geometry(spacing=6.0))
+    uids = {
+        export_volume_dicom(v, tmp_path / name).series_instance_uid
+        for name, v in (("t1", t1), ("t2", t2), ("moved", moved))
+    }
+    assert len(uids) == 3
+    again = export_volume_dicom(t1, tmp_path / "t1")  # the same acquisition: the same series
+    assert again.series_instance_uid in uids
+    eight = export_volume_dicom(t1, tmp_path / "t1_8bit", DicomOptions(bits_stored=8))
+    assert eight.series_instance_uid not in uids  # other pixels: not the same instances
+    with pytest.raises(ExportError, match="another series"):  # nor silently replacing them
+        export_volume_dicom(t1, tmp_path / "t1", DicomOptions(bits_stored=8))
+
+
+def test_every_text_attribute_decides_the_character_set(tmp_path: Path) -> None:
+    """A Latin-1 patient name with a Japanese referring physician or a Greek study description wrote
+    ISO_IR 100, and the other names became '?'."""
+    names = IdentityOverrides(
+        patient_name="Müller^Jörg", referring_physician="佐藤^花子", study_description="Γόνατο δεξί"
+    )
+    cyrillic = rich_header().replace(IDENTIFIERS["protocol"], "т2_тсе_акс")
+    export_volume_dicom(volume(ismrmrd_header=cyrillic), tmp_path / "s", DicomOptions(identity=names))
+    ds = read_series(tmp_path / "s")[0]
+    assert ds.SpecificCharacterSet == "ISO_IR 192"
+    assert (str(ds.PatientName), str(ds.ReferringPhysicianName)) == ("Müller^Jörg", "佐藤^花子")
+    assert (ds.StudyDescription, ds.ProtocolName) == ("Γόνατο δεξί", "т2_тсе_акс")
+    assert ds.SeriesDescription.startswith("т2_тсе_") and ": cirim recon" in ds.SeriesDescription
+    assert len(ds.SeriesDescription.encode("utf-8")) <= 64
+    export_volume_dicom(volume(), tmp_path / "latin", DicomOptions(identity=IdentityOverrides("Müller^Jörg")))
+    assert read_series(tmp_path / "latin")[0].SpecificCharacterSet == "ISO_IR 100"
+
+
+def test_texts_fit_their_length_in_bytes(tmp_path: Path) -> None:
+    """A 64-character CJK institution is 192 bytes in UTF-8: dciodvfy rejects it (LO: 64)."""
+    names = IdentityOverrides(institution_name="山" * 70, study_description="Ø" * 70)
+    export_volume_dicom(volume(), tmp_path / "s", DicomOptions(identity=names))
+    ds = read_series(tmp_path / "s")[0]
+    assert ds.InstitutionName == "山" * 21 and len(ds.StudyDescription.encode("utf-8")) <= 64
+    assert ds.StudyDescription == "Ø" * 32
+
+
+def test_identifiers_are_never_cut(tmp_path: Path) -> None:
+    """An accession number cut to 16 characters can be another order's."""
+    with pytest.raises(ConfigError, match=r"--accession-number is 18 characters.*at most 16"):
+        accession = IdentityOverrides(accession_number="ACC-2024-000123456")
+        export_volume_dicom(volume(), tmp_path / "a", DicomOptions(identity=accession))
+    with pytest.raises(ConfigError, match="--patient-id"):
+        patient = IdentityOverrides(patient_id="P" * 65)
+        export_volume_dicom(volume(), tmp_path / "b", DicomOptions(identity=patient))
+    long_number = rich_header().replace(IDENTIFIERS["accession"], "20240115000123456")
+    with pytest.warns(UserWarning, match="AccessionNumber is longer than DICOM's 16 characters"):
+        export_volume_dicom(volume(ismrmrd_header=long_number), tmp_path / "c")
+    assert read_series(tmp_path / "c")[0].AccessionNumber == ""
+
+
+def test_instances_are_numbered_through_space(tmp_path: Path) -> None:
+    """Slice counters interleaved in space (−10, 0, 10, −5, 5 mm): a viewer stacking by InstanceNumber
+    scrolled back and forth. Numbers follow the planes; a stack in order (either way) keeps its order."""
+    geometry = oblique_geometry(slices=5)
+    normal = geometry.slice_dir[0]
+    centre = geometry.position[2]
+    offsets = np.array([-10.0, 0.0, 10.0, -5.0, 5.0])
+    interleaved = SliceGeometry(**{**geometry.__dict__, "position": centre + offsets[:, None] * normal})
+    export_volume_dicom(volume(reconstruction=phantom(slices=5), geometry=interleaved), tmp_path / "i")
+    files = read_series(tmp_path / "i")  # sorted by file name, i.e. by InstanceNumber
+    steps = np.diff([float(f.SliceLocation) for f in files]).round(3)
+    assert set(np.abs(steps)) == {5.0} and len(set(np.sign(steps))) == 1
+    reverse = SliceGeometry(**{**geometry.__dict__, "position": geometry.position[::-1].copy()})
+    export_volume_dicom(volume(reconstruction=phantom(slices=5), geometry=reverse), tmp_path / "r")
+    files = read_series(tmp_path / "r")  # a stack in order (here the other way): numbered as stored
+    positions = np.array([[float(v) for v in f.ImagePositionPatient] for f in files])
+    np.testing.assert_allclose(np.diff(positions, axis=0), np.diff(reverse.position, axis=0), atol=1e-4)

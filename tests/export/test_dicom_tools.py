@@ -14,6 +14,7 @@ import pytest
 from matplotlib.image import imread
 
 from mrirecon.export.dicom import DicomOptions, export_volume_dicom
+from mrirecon.export.identity import IdentityOverrides
 from tests.export.tools import (
     dciodvfy,
     need,
@@ -47,6 +48,16 @@ CASES = {
         lambda: volume(ismrmrd_header=rich_header(), geometry=oblique_geometry()),
         DicomOptions(deidentify=True, salt="x", bits_stored=12),
         NO_STUDY_DATE,
+    ),
+    # UTF-8 texts at their length limits in bytes (a 64-character CJK name is 192 bytes)
+    "utf8": (
+        lambda: volume(ismrmrd_header=rich_header().replace("t2_tse_Zyxwvut", "т2_тсе_" * 8)),
+        DicomOptions(
+            identity=IdentityOverrides(
+                patient_name="山田^太郎", institution_name="山" * 64, referring_physician="Γεώργιος^Ø"
+            )
+        ),
+        set(),
     ),
 }
 
