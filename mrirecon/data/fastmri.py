@@ -46,6 +46,7 @@ __all__ = [
     "open_hdf5",
     "plain_attrs",
     "probe_conventions",
+    "reference_key",
 ]
 
 _TARGET_KEYS = ("reconstruction_rss", "reconstruction_esc")
@@ -305,6 +306,15 @@ def _layout(kspace: h5py.Dataset) -> str | None:
     if np.issubdtype(kspace.dtype, np.floating) and kspace.ndim == 4 and kspace.shape[-1] % 2 == 0:
         return "calgary"
     return None
+
+
+def reference_key(handle: h5py.File) -> str | None:
+    """The dataset holding a file's fully sampled reference, as fastMRI reads it:
+    ``reconstruction_esc`` for single-coil k-space (its image is the emulated single coil's),
+    ``reconstruction_rss`` otherwise (each falling back on the other); None without either."""
+    kspace = handle.get("kspace")
+    single = isinstance(kspace, h5py.Dataset) and _layout(kspace) == "single"
+    return next((k for k in (_SINGLE_COIL_TARGET_KEYS if single else _TARGET_KEYS) if k in handle), None)
 
 
 def _centered(attrs: dict[str, Any], layout: str, override: bool | None) -> bool:

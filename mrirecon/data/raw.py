@@ -98,6 +98,11 @@ def check_slice_energy(energy: float, kspace: np.ndarray, path: Path | None, ind
         )
 
 
+#: Below this largest energy (a column's or location's), :func:`kspace_energy` recomputes in float64:
+#: float32 squares of values under about 1e-19 are subnormal or zero.
+_SMALL_ENERGY = 1e-28
+
+
 def kspace_energy(kspace: np.ndarray, *, per_column: bool) -> np.ndarray:
     """``Σ|y|²`` of a k-space slice per column or per location, in one pass without temporaries.
 
@@ -108,7 +113,8 @@ def kspace_energy(kspace: np.ndarray, *, per_column: bool) -> np.ndarray:
 
     Returns:
         float32 ``(W,)`` or ``(H, W)``; its sum is the slice's squared norm (NaN/Inf if a value
-        is; computed in float64 when float32 would overflow).
+        is; computed and returned in float64 when float32 would overflow, or when every value is so
+        small (below about 1e-14) that float32 squares would lose precision or underflow to 0).
     """
     if kspace.ndim != 3 or kspace.dtype != np.complex64 or not kspace.flags.c_contiguous:
         raise ValueError(
@@ -120,7 +126,9 @@ def kspace_energy(kspace: np.ndarray, *, per_column: bool) -> np.ndarray:
     rows = kspace.view(np.float32).reshape((coils * height, 2 * width) if per_column else (coils, -1))
     with np.errstate(over="ignore"):
         energy = np.einsum("ij,ij->j", rows, rows)
-    if np.isinf(energy).any() and np.isfinite(rows).all():  # overflow of large finite values
+    overflow = np.isinf(energy).any() and np.isfinite(rows).all()  # of large finite values
+    tiny = energy.max(initial=0.0) < _SMALL_ENERGY  # squares of tiny values lose precision, or vanish
+    if overflow or tiny:
         energy = np.einsum("ij,ij->j", rows, rows, dtype=np.float64)
     pairs = energy.reshape(-1, 2)
     summed = pairs[:, 0] + pairs[:, 1]

@@ -1,6 +1,7 @@
 """Reading what ``mrirecon evaluate`` compares: reference volumes and reconstruction files.
 
-- Targets are fastMRI files (``reconstruction_rss`` ``(S, h, w)``, optional ``lesion_labels`` on the
+- Targets are fastMRI files (``reconstruction_rss`` ``(S, h, w)``; of single-coil files,
+  ``reconstruction_esc``, :func:`mrirecon.data.fastmri.reference_key`; optional ``lesion_labels`` on the
   same grid, attrs ``acquisition``, ``acceleration``) listed by a folder (every ``*.h5``) or a
   manifest CSV (:func:`mrirecon.data.manifest.read_manifest`).
 - Reconstructions are files of the same name in a reconstruction folder, with ``reconstruction``
@@ -23,7 +24,7 @@ import h5py
 import numpy as np
 
 from mrirecon import shapes
-from mrirecon.data.fastmri import plain_attrs
+from mrirecon.data.fastmri import plain_attrs, reference_key
 from mrirecon.errors import DataError
 from mrirecon.export import ReconVolume, read_reconstruction
 
@@ -115,9 +116,10 @@ class TargetVolume:
 
     Attributes:
         path: The file.
-        image: ``(S, h, w)`` reference magnitudes (``reconstruction_rss``, cropped; the file's dtype,
+        image: ``(S, h, w)`` reference magnitudes (``reconstruction_rss``; ``reconstruction_esc`` of
+            single-coil k-space, as fastMRI's ``evaluate.py``; cropped; the file's dtype,
             float32 for fastMRI, as ``evaluate.py`` uses it).
-        full_shape: ``(S, H, W)`` of ``reconstruction_rss`` before the crop (fastMRI+ boxes live there).
+        full_shape: ``(S, H, W)`` of the reference before the crop (fastMRI+ boxes live there).
         labels: ``(S, h, w)`` int lesion labels (cropped), or ``None``.
         attrs: The file's attributes.
     """
@@ -163,29 +165,30 @@ def read_target(path: str | Path) -> TargetVolume:
     """Read and crop a reference volume (and its lesion labels, if any).
 
     Raises:
-        DataError: missing file, no ``reconstruction_rss``, labels of another shape.
+        DataError: missing file, no reference dataset, labels of another shape.
     """
     path = Path(path)
     with _open(path, "target") as handle:
-        if "reconstruction_rss" not in handle:
+        key = reference_key(handle)
+        if key is None:
             raise DataError(
-                "target file has no 'reconstruction_rss' dataset",
+                "target file has no 'reconstruction_rss' (or, single-coil, 'reconstruction_esc') dataset",
                 path=path,
                 hint="evaluation needs a fully sampled reference; prospective data has none",
             )
-        image = _volume(handle, "reconstruction_rss", path, "target")
+        image = _volume(handle, key, path, "target")
         labels = None
         if "lesion_labels" in handle:
             labels = np.asarray(handle["lesion_labels"][()])
             if labels.shape != image.shape:
                 raise DataError(
-                    f"lesion_labels {labels.shape} and reconstruction_rss {image.shape} differ in shape",
+                    f"lesion_labels {labels.shape} and {key} {image.shape} differ in shape",
                     path=path,
                 )
         attrs = read_attrs(handle)
     crop = fastmri_crop_size(image.shape)
     full_shape = (int(image.shape[0]), int(image.shape[1]), int(image.shape[2]))
-    image = np.ascontiguousarray(center_crop(image, crop, path=path, what="reconstruction_rss"))
+    image = np.ascontiguousarray(center_crop(image, crop, path=path, what=key))
     if labels is not None:
         labels = np.ascontiguousarray(center_crop(labels, crop, path=path, what="lesion_labels"))
     return TargetVolume(path=path, image=image, full_shape=full_shape, labels=labels, attrs=attrs)

@@ -16,6 +16,12 @@ def test_kspace_energy_per_column_and_per_location() -> None:
     np.testing.assert_allclose(kspace_energy(kspace, per_column=False), power.sum(0), rtol=1e-5)
     huge = np.full((2, 3, 4), 1e30 + 1e30j, dtype=np.complex64)  # finite, Σ|y|² overflows float32
     assert kspace_energy(huge, per_column=True) == pytest.approx(np.full(4, 12e60), rel=1e-6)
+    for tiny in (1e-21, 1e-24, 1e-30):  # float32 squares are subnormal or 0: computed in float64
+        small = (kspace * np.float32(tiny)).astype(np.complex64)
+        exact = np.abs(small.astype(np.complex128)) ** 2
+        for per_column, axes in ((True, (0, 1)), (False, 0)):
+            energy = kspace_energy(small, per_column=per_column)
+            np.testing.assert_allclose(energy, exact.sum(axes), rtol=1e-5)
     for bad in (np.nan, np.inf):
         broken = kspace.copy()
         broken[1, 2, 3] = bad

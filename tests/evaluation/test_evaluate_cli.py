@@ -367,3 +367,27 @@ def test_the_atommic_convention_is_a_named_option(lesion_dataset: Dataset, tmp_p
     assert set(summary["conventions"]) == {"fastmri", "atommic"}
     assert summary["metrics"] == ["ssim", "psnr", "nmse", "ssim_atommic", "psnr_atommic", "nmse_atommic"]
     assert "SSIM (ATOMMIC)" in result.report_html.read_text()
+
+
+def test_single_coil_targets_are_scored_against_their_esc_reference(tmp_path: Path) -> None:
+    """fastMRI's single-coil files: k-space (S, H, W), the reference in reconstruction_esc (fastMRI's
+    evaluate.py scores the single-coil challenge against it); their RSS, when present, is not it."""
+    rng = np.random.default_rng(0)
+    targets, recons = tmp_path / "targets", tmp_path / "recons"
+    targets.mkdir()
+    recons.mkdir()
+    esc = rng.random((2, 40, 40)).astype(np.float32) + 0.5
+    with h5py.File(targets / "file1000001.h5", "w") as f:
+        f.create_dataset("kspace", data=np.ones((2, 64, 40), dtype=np.complex64))
+        f.create_dataset("reconstruction_esc", data=esc)
+        f.create_dataset("reconstruction_rss", data=2 * esc)
+    write_recon(recons / "file1000001.h5", esc, None, "model")
+    result = evaluate(
+        [recons], targets, tmp_path / "out", EvaluationOptions(progress=False, report_volumes=0)
+    )
+    assert all(r["nmse"] == 0.0 for r in result.rows)
+    with h5py.File(targets / "file1000001.h5", "a") as f:
+        del f["reconstruction_esc"]
+        del f["reconstruction_rss"]
+    with pytest.raises(DataError, match="reconstruction_esc"):
+        evaluate([recons], targets, tmp_path / "out2", EvaluationOptions(progress=False, report_volumes=0))
