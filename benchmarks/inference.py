@@ -75,7 +75,7 @@ def compute_only(
         dicom=False,
         resume=False,
     )
-    transform = make_transform(mask_func=options.undersampling.mask_func(), coil_maps=options.coil_maps)
+    transform = make_transform(mask_func=options.undersampling.mask_func(), coil_maps=options.coil_map_method)
     items = SliceItems(plan.tasks, transform)
     groups = []
     for keys in VolumeBatchSampler(items, options.batch_size):

@@ -40,6 +40,10 @@ surface arrays, correlated noise, hypo- and hyperintense lesions; see docs/data.
 real anatomy is measured below on scans the models never saw, against compressed sensing tuned on
 a separate validation set.
 
+The models learned from ACS coil maps (`coil_maps: acs` in their recipes), and inference gives them
+ACS maps by default; `--coil-maps espirit` is refused for them (ESPIRiT's maps, zero outside the
+object and with another phase reference, are inputs they never saw).
+
 How to read the tables: *real* is the real-anatomy set of `benchmarks/quality.py` (dipy's real
 single-subject T1 slice in eight acquisitions with inserted lesions, and six real b0 slices; coils
 and noise simulated; anatomy from another source than the training template); *simulated* is a

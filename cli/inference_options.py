@@ -64,9 +64,9 @@ _OPTIONS = [
     click.option(
         "--coil-maps",
         type=click.Choice(["acs", "espirit", "none"]),
-        default="acs",
-        show_default=True,
-        help="Coil-sensitivity estimation (none: for models that estimate their own, e.g. e2e_varnet).",
+        help="Coil-sensitivity estimation (none: for models that estimate their own, e.g. e2e_varnet) "
+        "[default: the method the model was trained with (acs for the pretrained models), else acs; "
+        "another than a model's own is refused].",
     ),
     click.option(
         "--model-config",

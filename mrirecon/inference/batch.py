@@ -37,6 +37,7 @@ from mrirecon.inference.inputs import DICOM_FOLDER, OutputPaths, list_inputs, ou
 from mrirecon.inference.loading import LoadedModel
 from mrirecon.inference.options import RunOptions, resolve_device
 from mrirecon.inference.runner import RankReport, error_from_failure
+from mrirecon.models.pretrained import is_pretrained
 from mrirecon.runtime import launched_rank, lightning_info_silenced
 from mrirecon.tables import write_csv
 
@@ -128,6 +129,10 @@ def run_batch(loaded: LoadedModel, source: str | os.PathLike[str], options: RunO
     """
     started = datetime.datetime.now(datetime.UTC)
     t0 = time.perf_counter()
+    label = loaded.name if loaded.checkpoint is None else loaded.checkpoint.name
+    if loaded.checkpoint is not None and is_pretrained(loaded.checkpoint.stem):
+        label = loaded.checkpoint.stem  # the shipped model's name
+    options = options.for_model(label, loaded.coil_maps)
     if not Path(source).exists():
         list_inputs(source)  # says there is no such input, before an output folder is made
     # one writer per output folder: a second run is refused (the ranks of one DDP run share it;

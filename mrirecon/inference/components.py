@@ -41,6 +41,7 @@ __all__ = [
     "make_transform",
     "open_input",
     "opens_whole",
+    "trained_coil_maps",
 ]
 
 
@@ -214,3 +215,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[str, Reconstructor]:
     from mrirecon.models.checkpoints import load_checkpoint_model
 
     return load_checkpoint_model(path)  # a str may name a pretrained model, a Path is a file
+
+
+def trained_coil_maps(path: str | os.PathLike[str]) -> str | None:
+    """The coil-map method a checkpoint's model was trained with, when the file records it
+    (``mrirecon.models.checkpoints.trained_coil_maps``)."""
+    from mrirecon.models.checkpoints import trained_coil_maps as read
+
+    return read(path)

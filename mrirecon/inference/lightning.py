@@ -60,7 +60,7 @@ class PredictionJob:
             model=self.loaded.name,
             checkpoint_sha256=self.loaded.checkpoint_sha256,
             model_config=self.loaded.config_json,
-            coil_maps=o.coil_maps,
+            coil_maps=o.coil_map_method,
             deidentify=o.dicom_options.deidentify,
             undersampling=o.undersampling,
             dicom=o.dicom,
@@ -72,7 +72,7 @@ class PredictionJob:
     def settings(self) -> WriteSettings:
         """What the writer writes."""
         o = self.options
-        extra: dict[str, str | float | int | bool] = {"coil_maps": o.coil_maps}
+        extra: dict[str, str | float | int | bool] = {"coil_maps": o.coil_map_method}
         if self.loaded.config_json:
             extra["model_config"] = self.loaded.config_json
         return WriteSettings(
@@ -119,7 +119,7 @@ class PredictionData(pl.LightningDataModule):
             progress=options.progress and trainer.global_rank == 0,
         )
         transform = components.make_transform(
-            mask_func=options.undersampling.mask_func(), coil_maps=options.coil_maps
+            mask_func=options.undersampling.mask_func(), coil_maps=options.coil_map_method
         )
         self.items = SliceItems(tasks, transform, npy_axes=options.npy_axes)
 

@@ -37,6 +37,9 @@ class LoadedModel:
         checkpoint: The checkpoint file, or None for a baseline built by name.
         checkpoint_sha256: sha256 of the checkpoint file ("" for a baseline built by name).
         config: The model's config as plain data (for run.json), if the model exposes it.
+        coil_maps: The coil-map method of the data the model was trained on, when its checkpoint
+            records it (:func:`~mrirecon.inference.components.trained_coil_maps`); a run uses it
+            unless told otherwise, and refuses another.
     """
 
     name: str
@@ -44,6 +47,7 @@ class LoadedModel:
     checkpoint: Path | None = None
     checkpoint_sha256: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    coil_maps: str | None = None
 
     @property
     def config_json(self) -> str:
@@ -117,7 +121,8 @@ def load_reconstructor(
             )
         weights = PRETRAINED[text].path
         name, model = components.load_checkpoint(text)
-        return LoadedModel(name, model.eval(), weights, file_sha256(weights), _config_of(model))
+        maps = components.trained_coil_maps(text)
+        return LoadedModel(name, model.eval(), weights, file_sha256(weights), _config_of(model), maps)
     if kind == "checkpoint" and not path.exists():
         raise CheckpointError(
             "no such checkpoint file",
@@ -141,7 +146,8 @@ def load_reconstructor(
         except OSError as error:
             raise CheckpointError(f"cannot read the checkpoint: {error.strerror}", path=path) from error
         name, model = components.load_checkpoint(path)
-        return LoadedModel(name, model.eval(), path.resolve(), sha, _config_of(model))
+        maps = components.trained_coil_maps(path)
+        return LoadedModel(name, model.eval(), path.resolve(), sha, _config_of(model), maps)
     if text not in model_names() and _looks_like_path(text):
         raise CheckpointError("no such checkpoint file", path=path, hint="check the path")
     return _baseline(text, model_config)

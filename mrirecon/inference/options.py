@@ -28,7 +28,8 @@ class RunOptions:
         dicom_options: Identifiers, de-identification, UID root of the DICOM export.
         undersampling: Retrospective undersampling of fully sampled input (none by default).
         coil_maps: Coil-map estimation of the data layer: ``acs``, ``espirit``, or ``none`` for
-            models that estimate their own maps (E2E-VarNet).
+            models that estimate their own maps (E2E-VarNet); None: the method the model was
+            trained with when its checkpoint records it, else ``acs`` (:meth:`for_model`).
         batch_size: Slices per forward pass.
         workers: DataLoader worker processes reading and preparing slices (0: in the main process).
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
@@ -48,7 +49,7 @@ class RunOptions:
     dicom: bool = False
     dicom_options: DicomOptions = field(default_factory=DicomOptions)
     undersampling: Undersampling = field(default_factory=Undersampling)
-    coil_maps: str = "acs"
+    coil_maps: str | None = None
     batch_size: int = 8
     workers: int = 2
     device: str = "auto"
@@ -79,7 +80,7 @@ class RunOptions:
                 path=self.deid_mapping,
                 hint="write the mapping outside the output folder, where only you can read it",
             )
-        if self.coil_maps not in COIL_MAP_METHODS:
+        if self.coil_maps is not None and self.coil_maps not in COIL_MAP_METHODS:
             raise ConfigError(
                 f"unknown coil-map method '{self.coil_maps}'",
                 hint=f"choose one of {', '.join(COIL_MAP_METHODS)}",
@@ -117,6 +118,30 @@ class RunOptions:
             "npy_axes": self.npy_axes,
             "split": self.split,
         }
+
+    @property
+    def coil_map_method(self) -> str:
+        """The coil-map method to run: ``coil_maps`` as :meth:`for_model` settled it (``acs`` for
+        options not settled for a model)."""
+        return self.coil_maps or "acs"
+
+    def for_model(self, name: str, trained: str | None) -> RunOptions:
+        """The options with the coil-map method settled for model ``name`` trained on ``trained``
+        maps (None: not recorded): the model's own unless given; another than its own is refused.
+
+        Raises:
+            ConfigError: ``coil_maps`` differs from the method the model was trained with.
+        """
+        if self.coil_maps is None:
+            return self.replace(coil_maps=trained or self.coil_map_method)
+        if trained is not None and self.coil_maps != trained:
+            raise ConfigError(
+                f"{name} was trained on {trained} coil maps; --coil-maps {self.coil_maps} gives it inputs "
+                "unlike those it learned from, and its images degrade (below zero-filled for some models)",
+                hint=f"leave out --coil-maps (or pass --coil-maps {trained}); other maps suit the classical "
+                "baselines (sense, cs_l1wavelet), or a model trained with them",
+            )
+        return self
 
     def replace(self, **changes: Any) -> RunOptions:
         """A copy with ``changes``."""

@@ -20,7 +20,14 @@ from mrirecon.errors import CheckpointError
 from mrirecon.models.base import Reconstructor
 from mrirecon.models.io import model_from_payload, read_weights_file
 
-__all__ = ["CHECKPOINT_KEY", "MODEL_PREFIX", "load_checkpoint_model", "read_checkpoint", "training_record"]
+__all__ = [
+    "CHECKPOINT_KEY",
+    "MODEL_PREFIX",
+    "load_checkpoint_model",
+    "read_checkpoint",
+    "trained_coil_maps",
+    "training_record",
+]
 
 #: The top-level key of a training checkpoint that holds mrirecon's record.
 CHECKPOINT_KEY = "mrirecon"
@@ -114,3 +121,37 @@ def load_checkpoint_model(
         path=path,
         hint="give a .ckpt written by `mrirecon train` or a .pt model file",
     )
+
+
+def trained_coil_maps(path: str | os.PathLike[str]) -> str | None:
+    """The coil-map method (``acs``, ``espirit``, ``none``) of the data a model was trained on, as
+    its file records it: the training config in a shipped or safetensors model's card, or in a
+    training checkpoint's record; None when the file does not say (a ``.pt`` payload, an older
+    file). Only the header is read for safetensors files.
+
+    Raises:
+        CheckpointError: if the file cannot be read (see :func:`load_checkpoint_model`).
+    """
+    import json
+
+    from mrirecon.models import pretrained
+
+    if isinstance(path, str) and pretrained.is_pretrained(path) and not Path(path).exists():
+        path = pretrained.PRETRAINED[path].path
+    path = Path(path)
+    config: Any = None
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                card = json.loads((handle.metadata() or {}).get("card", "{}"))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise CheckpointError(f"cannot read it as a safetensors model: {error}", path=path) from error
+        config = card.get("training_config") if isinstance(card, dict) else None
+    elif path.suffix == ".ckpt":
+        record = read_checkpoint(path).get(CHECKPOINT_KEY)
+        config = record.get("training_config") if isinstance(record, dict) else None
+    data = config.get("data") if isinstance(config, dict) else None
+    method = data.get("coil_maps") if isinstance(data, dict) else None
+    return method if isinstance(method, str) else None

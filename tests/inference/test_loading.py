@@ -125,3 +125,33 @@ def test_names_and_paths_that_are_not_models(tmp_path: Path) -> None:
         load_reconstructor("fake_learned")
     with pytest.raises(ConfigError, match="carries its own model config"):
         load_reconstructor(_checkpoint(tmp_path / "m.pt"), model_config=tmp_path / "x.yaml")
+
+
+def test_a_run_takes_the_coil_maps_the_model_was_trained_with(tmp_path: Path) -> None:
+    """The shipped models learned from ACS maps: ESPIRiT's (zero outside their support, another
+    phase) gave images worse than zero-filled, without a word. A model's own method is the default;
+    another is refused; a checkpoint trained on ESPIRiT maps gets ESPIRiT maps."""
+    from mrirecon.inference import RunOptions, run_batch
+
+    for name in ("cirim-brain", "rim-brain", "recurrentvarnet-brain"):
+        assert load_reconstructor(name).coil_maps == "acs"
+    loaded = load_reconstructor("cirim-brain")
+    options = RunOptions(output_dir=tmp_path / "out", progress=False, device="cpu")
+    assert options.for_model("cirim-brain", loaded.coil_maps).coil_maps == "acs"
+    with pytest.raises(ConfigError, match="cirim-brain was trained on acs coil maps") as error:
+        run_batch(loaded, tmp_path / "missing.h5", options.replace(coil_maps="espirit"))
+    assert error.value.hint is not None and "leave out --coil-maps" in error.value.hint
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+    assert load_reconstructor("sense").coil_maps is None  # a baseline takes what it is given
+    assert options.replace(coil_maps="espirit").for_model("sense", None).coil_maps == "espirit"
+    assert options.for_model("sense", None).coil_maps == "acs"
+
+    model = FakeLearned(LearnedConfig(coils=3))
+    ckpt = tmp_path / "espirit.ckpt"
+    record = model_payload("fake_learned", LearnedConfig(coils=3))
+    record["training_config"] = {"data": {"coil_maps": "espirit"}}
+    torch.save(
+        {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "mrirecon": record}, ckpt
+    )
+    assert load_reconstructor(ckpt).coil_maps == "espirit"
+    assert options.for_model("espirit.ckpt", "espirit").coil_maps == "espirit"
