@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from mrirecon.data.arrays import open_npy
 from mrirecon.data.bart import bart_pair, open_cfl
 from mrirecon.data.fastmri import FastMRIVolume, open_hdf5
 from mrirecon.data.ismrmrd_raw import Frame, is_ismrmrd_file, open_ismrmrd
-from mrirecon.data.raw import RawVolume
+from mrirecon.data.raw import RawVolume, kspace_energy
 from mrirecon.errors import DataError
 
 __all__ = ["HDF5_SUFFIXES", "SUPPORTED_SUFFIXES", "is_ismrmrd_raw", "is_supported", "open_volume"]
@@ -74,10 +76,11 @@ def open_volume(
     path = Path(path)
     suffix = path.suffix.lower()
     volume: RawVolume
+    arrays_centred = True if centered is None else centered  # NumPy and BART say nothing themselves
     if suffix in (".cfl", ".hdr"):
-        volume = open_cfl(path, centered=True if centered is None else centered)
+        volume = _stated(open_cfl(path, centered=arrays_centred), centered)
     elif suffix == ".npy":
-        volume = open_npy(path, npy_axes=npy_axes, centered=True if centered is None else centered)
+        volume = _stated(open_npy(path, npy_axes=npy_axes, centered=arrays_centred), centered)
     elif suffix in HDF5_SUFFIXES:
         if is_ismrmrd_raw(path):
             if centered is False:
@@ -91,7 +94,7 @@ def open_volume(
     elif not path.exists() and not bart_pair(path)[1].exists():
         raise DataError("no such file", path=path)
     elif not path.suffix and bart_pair(path)[1].exists():
-        volume = open_cfl(path, centered=True if centered is None else centered)
+        volume = _stated(open_cfl(path, centered=arrays_centred), centered)
     else:
         raise DataError(
             f"unsupported file type '{path.suffix}'",
@@ -99,4 +102,43 @@ def open_volume(
             hint=f"mrirecon reads {', '.join(SUPPORTED_SUFFIXES)} (fastMRI/ISMRMRD HDF5, BART, NumPy)",
         )
     volume._reopen = (_reopen, (str(path), npy_axes, centered, frame))
+    return volume
+
+
+#: How much more energy the corners of a slice's k-space must hold than its centre to look uncentred.
+_UNCENTRED_RATIO = 10.0
+
+
+def _stated(volume: RawVolume, centered: bool | None) -> RawVolume:
+    """``volume`` (a NumPy or BART array, taken as centred unless ``centered`` says otherwise),
+    refused when its convention was not given and its k-space looks uncentred.
+
+    Real k-space holds its energy around the zero frequency: stored centred, in the middle of the
+    array; stored uncentred (``np.fft.fft2`` without ``fftshift``, Calgary-Campinas), in the
+    corners. Taken as centred, uncentred k-space gives a scrambled image, masks whose "centre"
+    samples the highest frequencies, and garbage coil maps. The middle slice is checked: its
+    corners (the quarter of the array that ``fftshift`` brings to the middle) holding ten times the
+    energy of its middle is never centred MR data.
+
+    Raises:
+        DataError: the k-space looks uncentred (the hint converts it as such).
+    """
+    if centered is not None:
+        return volume
+    kspace = np.ascontiguousarray(volume.kspace_slice(volume.num_slices // 2), dtype=np.complex64)
+    energy = kspace_energy(kspace, per_column=False).astype(np.float64)
+    height, width = energy.shape
+    rows, cols = slice(height // 4, height - height // 4), slice(width // 4, width - width // 4)
+    middle = float(energy[rows, cols].sum())
+    corners = float(np.fft.fftshift(energy)[rows, cols].sum())
+    if corners > _UNCENTRED_RATIO * middle:
+        volume.close()
+        raise DataError(
+            f"the k-space looks uncentred: its corners hold {corners / max(middle, 1e-300):.0f}× the "
+            "energy of its middle (the zero frequency at the first sample, as np.fft.fft2 stores it), "
+            "and NumPy and BART arrays are taken as centred",
+            path=volume.path,
+            hint=f"convert it as uncentred (`mrirecon convert {volume.path.name} -o "
+            f"{volume.path.stem}.h5 --uncentered`) and reconstruct the .h5",
+        )
     return volume

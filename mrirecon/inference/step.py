@@ -22,7 +22,7 @@ import torch
 from mrirecon.errors import ModelError
 from mrirecon.inference.slices import SampleGroup
 from mrirecon.models.base import Reconstructor
-from mrirecon.physics import ifftnc, rss
+from mrirecon.physics import change_convention, ifftnc, rss
 from mrirecon.shapes import center_crop, check_shape
 
 __all__ = ["SliceResult", "forward", "reconstruct_group"]
@@ -108,35 +108,25 @@ def reconstruct_group(
         source: The input file (for messages) when the group holds one volume.
 
     Raises:
-        ModelError: see :func:`forward`; and when the model's FFT convention (``fft_centered``,
-            centred for models without one) is not the k-space's.
+        ModelError: see :func:`forward`.
     """
-    # a model transforms with one FFT convention (the baselines: centred); the other gives garbage
-    model_centered = bool(getattr(getattr(model, "config", None), "fft_centered", True))
-    if model_centered != group.centered:
-        raise ModelError(
-            f"the k-space is stored {_convention(group.centered)} (DC at the "
-            f"{'centre' if group.centered else 'first sample'}), and model '{name}' transforms "
-            f"{_convention(model_centered)} k-space",
-            path=source,
-            hint="use a model of the data's FFT convention (model.params.fft_centered), or store the "
-            "k-space centred (fastMRI's layout)",
-        )
+    # a model transforms with one FFT convention (the baselines: centred): k-space stored in the
+    # other is handed over in the model's, the same image (the coil maps are images: unchanged)
+    centered = bool(getattr(getattr(model, "config", None), "fft_centered", True))
     kspace = group.masked_kspace.to(device, non_blocking=True)
     mask = group.mask.to(device, non_blocking=True)
+    if centered != group.centered:
+        kspace = change_convention(kspace, to_centered=centered)
+        mask = change_convention(mask, to_centered=centered, phase=False)
     maps = group.coil_maps.to(device, non_blocking=True)
     image = forward(model, name, kspace, mask, maps, source=source)
     scale = group.scale.to(device=device, dtype=torch.float32).view(-1, 1, 1)
     magnitude = (image.abs() * scale).float().cpu().numpy()
-    zero_filled = (rss(ifftnc(kspace, 2, centered=group.centered), dim=1) * scale).float().cpu().numpy()
+    zero_filled = (rss(ifftnc(kspace, 2, centered=centered), dim=1) * scale).float().cpu().numpy()
     return [
         SliceResult(task, index, _crop(magnitude[i], crop_sizes[i]), _crop(zero_filled[i], crop_sizes[i]))
         for i, (task, index) in enumerate(zip(group.tasks, group.slices))
     ]
-
-
-def _convention(centered: bool) -> str:
-    return "centred" if centered else "uncentred"
 
 
 def _crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -20,7 +20,16 @@ from mrirecon.physics.consistency import (
     hard_data_consistency,
     log_likelihood_gradient,
 )
-from mrirecon.physics.fft import centering_phases, fft2c, fft3c, fftnc, ifft2c, ifft3c, ifftnc
+from mrirecon.physics.fft import (
+    centering_phases,
+    change_convention,
+    fft2c,
+    fft3c,
+    fftnc,
+    ifft2c,
+    ifft3c,
+    ifftnc,
+)
 from mrirecon.physics.operators import (
     AdjointOperator,
     ComposedOperator,
@@ -43,6 +52,7 @@ __all__ = [
     "SenseOperator",
     "SoftDataConsistency",
     "centering_phases",
+    "change_convention",
     "channels_to_complex",
     "complex_to_channels",
     "conjugate_gradient",

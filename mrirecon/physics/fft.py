@@ -31,6 +31,7 @@ from mrirecon.shapes import check_complex
 
 __all__ = [
     "centering_phases",
+    "change_convention",
     "fft2c",
     "fft3c",
     "fftnc",
@@ -202,3 +203,36 @@ def fft3c(x: torch.Tensor) -> torch.Tensor:
 def ifft3c(x: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal inverse 3-D FFT over the last three axes ``(..., S, H, W)``."""
     return ifftnc(x, 3)
+
+
+def change_convention(
+    kspace: torch.Tensor, *, to_centered: bool, ndim: int = 2, phase: bool = True
+) -> torch.Tensor:
+    """The same k-space in the other FFT convention (exact, any size; the image stays the same).
+
+    From the module docstring, the centred k-space of an image is its uncentred k-space times
+    ``φ`` and cyclically shifted by ``s = N // 2``: ``Kc = roll(φ · Ku, s)``, and back
+    ``Ku = conj(φ) · roll(Kc, −s)``. So ``ifftnc(change_convention(fftnc(x, centered=False),
+    to_centered=True)) == x``.
+
+    Args:
+        kspace: ``(..., H, W)`` complex k-space (or a real mask with ``phase=False``) stored
+            uncentred (``to_centered=True``) or centred (``to_centered=False``); axes of size 1
+            (a line mask's H) are left as they are.
+        to_centered: The convention to return.
+        ndim: Spatial axes (the last ``ndim``).
+        phase: Apply the phase ramp (k-space); False only shifts (a sampling mask).
+
+    Returns:
+        A new tensor of the same shape and dtype.
+    """
+    dims = tuple(range(-ndim, 0))
+    sizes = tuple(int(n) for n in kspace.shape[-ndim:])
+    shifts = [n // 2 for n in sizes]
+    if not phase:
+        return torch.roll(kspace, shifts=shifts if to_centered else [-s for s in shifts], dims=dims)
+    kspace = _prepare(kspace, ndim)
+    ramp = _shift_phase(sizes, kspace.device, inverse=False, double=kspace.dtype == torch.complex128)
+    if to_centered:
+        return torch.roll(kspace * ramp, shifts=shifts, dims=dims)
+    return torch.roll(kspace, shifts=[-s for s in shifts], dims=dims) * ramp.conj()

@@ -320,3 +320,32 @@ def test_a_manifest_promising_more_slices_than_the_file_has(tmp_path: Path) -> N
     dataset = SliceDataset(tmp_path / "m.csv", ReconTransform(coil_maps="none"), split="train")
     with pytest.raises(DataError, match=r"the file has 1 slice\(s\), the manifest 2 or more"):
         dataset[1]
+
+
+def test_arrays_that_look_uncentred_are_refused_unless_stated(tmp_path: Path) -> None:
+    """np.fft.fft2 without fftshift puts the zero frequency in the corners: taken as centred, the image
+    was scrambled and the coil maps garbage, without a word. Stated uncentred, it is the same image."""
+    import torch
+
+    from mrirecon.physics import change_convention
+
+    centred = multicoil_kspace()
+    uncentred = change_convention(torch.from_numpy(centred), to_centered=False).numpy()
+    np.save(tmp_path / "centred.npy", centred)
+    np.save(tmp_path / "scan.npy", uncentred)
+    message = _error(tmp_path / "scan.npy", npy_axes="slices,coils,kx,ky")
+    assert (
+        "the k-space looks uncentred" in message
+        and "mrirecon convert scan.npy -o scan.h5 --uncentered" in message
+    )
+    axes = "slices,coils,kx,ky"
+    with (
+        open_volume(tmp_path / "scan.npy", npy_axes=axes, centered=False) as stated,
+        open_volume(tmp_path / "centred.npy", npy_axes=axes) as reference,
+    ):
+        got, want = stated.read_target(1), reference.read_target(1)
+        assert got is not None and want is not None
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    noise = np.random.default_rng(0).standard_normal((2, 4, 32, 24)).astype(np.complex64)  # no peak: taken
+    np.save(tmp_path / "noise.npy", noise)
+    open_volume(tmp_path / "noise.npy", npy_axes=axes).close()

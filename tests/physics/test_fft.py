@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from mrirecon.physics import MultiCoilOperator, centering_phases, fft2c, fft3c, fftnc, ifft2c, ifft3c, ifftnc
+from mrirecon.physics import (
+    MultiCoilOperator,
+    centering_phases,
+    change_convention,
+    fft2c,
+    fft3c,
+    fftnc,
+    ifft2c,
+    ifft3c,
+    ifftnc,
+)
 from tests.helpers import complex_randn
 
 SHAPES_2D = [(4, 6), (5, 7), (3, 2, 9, 8), (2, 15, 33, 20), (1, 1), (1, 2, 3, 1)]
@@ -109,3 +119,21 @@ def test_cache_filled_under_inference_mode_still_serves_autograd() -> None:
     op.adjoint(op.forward(x)).abs().sum().backward()
     assert x.grad is not None and learned_maps.grad is not None
     fft2c(x).abs().sum().backward()
+
+
+@pytest.mark.parametrize("size", [(8, 6), (7, 5), (9, 10), (1, 6)])
+def test_change_convention_is_the_same_image_in_the_other_convention(size: tuple[int, int]) -> None:
+    """NumPy oracle: centred k-space is fftshift(fft2(ifftshift(x))), uncentred fft2(x)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, *size)) + 1j * rng.standard_normal((3, *size))
+    centred = numpy_centred(x, (-2, -1))
+    uncentred = np.fft.fft2(x, norm="ortho")
+    to_centred = change_convention(torch.from_numpy(uncentred), to_centered=True).numpy()
+    to_uncentred = change_convention(torch.from_numpy(centred), to_centered=False).numpy()
+    np.testing.assert_allclose(to_centred, centred, atol=1e-12)
+    np.testing.assert_allclose(to_uncentred, uncentred, atol=1e-12)
+    mask = (np.random.default_rng(2).random(size) < 0.4).astype(np.float32)
+    moved = change_convention(torch.from_numpy(mask), to_centered=True, phase=False).numpy()
+    np.testing.assert_array_equal(moved, np.fft.fftshift(mask))
+    back = change_convention(torch.from_numpy(moved), to_centered=False, phase=False).numpy()
+    np.testing.assert_array_equal(back, mask)
