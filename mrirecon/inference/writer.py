@@ -194,7 +194,6 @@ class VolumeWriter:
     ):
         self.settings = settings
         self.on_done = on_done
-        self.outcomes: list[WriteOutcome] = []
         self.busy_seconds = 0.0
         self._queue: queue.Queue[FinishedVolume | None] = queue.Queue(maxsize=max(1, max_pending))
         self._fatal: BaseException | None = None
@@ -223,10 +222,9 @@ class VolumeWriter:
                 continue
             seconds = time.perf_counter() - start
             self.busy_seconds += seconds
-            outcome = WriteOutcome(item, failure, seconds)
-            self.outcomes.append(outcome)
-            if self.on_done is not None:
-                self.on_done(outcome)
+            if self.on_done is not None:  # nothing keeps the volume: a long run's memory stays flat
+                self.on_done(WriteOutcome(item, failure, seconds))
+            item = None
 
     def raise_if_failed(self) -> None:
         """Raise the fatal write error, if one happened."""

@@ -574,3 +574,30 @@ def test_each_volume_read_whole_is_opened_by_one_worker(tmp_path: Path, monkeypa
             read_reconstruction(tmp_path / "two" / f"scan{i}.h5").reconstruction,
             read_reconstruction(tmp_path / "none" / f"scan{i}.h5").reconstruction,
         )
+
+
+def test_written_volumes_are_not_kept_while_the_run_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The writer kept every finished volume (its images) until the run ended: a long run's memory grew
+    by each volume's size (29 MB per knee volume). Once written, a volume is freed."""
+    import gc
+    import weakref
+
+    from mrirecon.inference import writer
+
+    folder = tmp_path / "in"
+    for i in range(8):
+        fakes.write_input(folder / f"v{i}.h5", slices=2, seed=i)
+    written: list[weakref.ref[Any]] = []
+    alive: list[int] = []
+    original = writer.write_volume
+
+    def write(volume: Any, settings: Any) -> Any:
+        gc.collect()
+        alive.append(sum(ref() is not None for ref in written))  # earlier volumes still held
+        written.append(weakref.ref(volume))
+        return original(volume, settings)
+
+    monkeypatch.setattr(writer, "write_volume", write)
+    result = run_batch(load_reconstructor("zero_filled"), folder, _options(tmp_path / "out", batch_size=1))
+    assert result.reconstructed == 8 and len(alive) == 8
+    assert max(alive) <= 1, alive  # the one just written, at most (it was 0, 1, 2, ..., 7)
