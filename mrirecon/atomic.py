@@ -216,12 +216,30 @@ def atomic_directory(final: Path, *, what: str) -> Iterator[Path]:
 LOCK_NAME = ".mrirecon.lock"
 
 
+#: Descriptors of the folder locks this process holds (see :func:`exclusive_folder`).
+_HELD_LOCKS: set[int] = set()
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child (a DataLoader worker): close the inherited lock descriptors. A ``flock``
+    belongs to the open file, which a fork shares: a worker outliving a killed run would otherwise
+    hold the folder for seconds, refusing the restart in the name of a dead process."""
+    for fd in _HELD_LOCKS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
+
+
 @contextlib.contextmanager
 def exclusive_folder(folder: Path, *, what: str) -> Iterator[Path]:
     """Hold an exclusive lock on an output folder for the block (one writer per folder).
 
     The lock is ``FOLDER/.mrirecon.lock``, taken with ``flock`` (released by the kernel when the
-    process ends, killed or not, so a crashed run never blocks the next one); the file records
+    process ends, killed or not, so a crashed run never blocks the next one; processes forked
+    while it is held close their copy at once); the file records
     who holds it (process id, host, start time), which a refused second writer quotes, and is
     removed when the block ends.
 
@@ -258,6 +276,7 @@ def exclusive_folder(folder: Path, *, what: str) -> Iterator[Path]:
         except FileNotFoundError:
             pass
         os.close(fd)
+    _HELD_LOCKS.add(fd)
     try:
         stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         text = f"process {os.getpid()} on {socket.gethostname()}, since {stamp}"
@@ -271,4 +290,5 @@ def exclusive_folder(folder: Path, *, what: str) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):
             lock.unlink()
+        _HELD_LOCKS.discard(fd)
         os.close(fd)  # closing the descriptor releases the lock

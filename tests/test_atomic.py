@@ -154,3 +154,40 @@ def test_a_full_disk_leaves_the_lock_unsigned_not_a_traceback(
     monkeypatch.setattr(os, "pwrite", broken)
     with pytest.raises(ExportError), exclusive_folder(tmp_path, what="reconstructions"):
         pass
+
+
+def test_a_killed_run_leaves_no_lock_behind_in_its_forked_workers(tmp_path: Path) -> None:
+    """The lock is a flock on the open file, which forked DataLoader workers shared: for seconds after a
+    kill -9 they held it, and the restart was refused in the name of the dead process."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    from mrirecon.atomic import exclusive_folder
+
+    script = textwrap.dedent(
+        f"""
+        import os, sys, time
+        from pathlib import Path
+        from mrirecon.atomic import exclusive_folder
+        with exclusive_folder(Path({str(tmp_path)!r}), what="reconstructions"):
+            child = os.fork()
+            if child == 0:  # a worker that outlives its run
+                time.sleep(60)
+                os._exit(0)
+            print(child, flush=True)
+            time.sleep(60)
+        """
+    )
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert run.stdout is not None
+    worker = int(run.stdout.readline())
+    try:
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait()
+        with exclusive_folder(tmp_path, what="reconstructions"):  # at once, the worker still alive
+            os.kill(worker, 0)
+    finally:
+        os.kill(worker, signal.SIGKILL)
