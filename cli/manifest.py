@@ -41,6 +41,7 @@ def create(
 ) -> None:
     """List every supported file below DATA_DIR with its checksum, shape and split."""
     from mrirecon.data.manifest import create_manifest
+    from mrirecon.errors import path_text
 
     entries, bad = create_manifest(
         data_dir,
@@ -57,7 +58,8 @@ def create(
         f"(train {counts['train']}, val {counts['val']}, test {counts['test']})"
     )
     for path, reason in bad:
-        click.echo(f"left out: {reason}" if str(path) in reason else f"left out: {path}: {reason}")
+        shown = path_text(path)
+        click.echo(f"left out: {reason}" if shown in reason else f"left out: {shown}: {reason}")
 
 
 @manifest.command()

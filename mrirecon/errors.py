@@ -26,7 +26,15 @@ __all__ = [
     "ModelError",
     "MriReconError",
     "Notice",
+    "path_text",
 ]
+
+
+def path_text(path: str | os.PathLike[str]) -> str:
+    """``path`` as text that can be printed and written anywhere (UTF-8): the bytes of a name the
+    file system holds in another encoding (Latin-1 from an SMB share) are shown as ``\\xNN``
+    instead of the surrogates Python decodes them to, which no UTF-8 writer accepts."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 class MriReconError(Exception):
@@ -49,7 +57,7 @@ class MriReconError(Exception):
         an error that wraps this one and carries the hint itself)."""
         text = self.message.strip().replace("\n", " ")
         if self.path is not None:
-            text = f"{self.path}: {text}"
+            text = f"{path_text(self.path)}: {text}"
         if hint and self.hint:
             text = f"{text} ({self.hint.strip()})"
         return text

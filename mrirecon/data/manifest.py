@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from mrirecon.atomic import atomic_file
 from mrirecon.data.bart import bart_pair
-from mrirecon.data.volume import is_supported, open_volume
+from mrirecon.data.volume import check_file_name, is_supported, open_volume
 from mrirecon.errors import ConfigError, DataError
 
 __all__ = [
@@ -183,6 +183,7 @@ def describe_file(
     Raises:
         DataError: if the file cannot be read as a volume.
     """
+    check_file_name(path)  # the manifest names it in a UTF-8 CSV
     with open_volume(path, npy_axes=npy_axes) as volume:
         shape = (volume.num_slices, *volume.kspace_shape)
         acquisition = volume.acquisition

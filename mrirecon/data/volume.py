@@ -12,6 +12,7 @@ Inference, training and the converters read inputs only through :func:`open_volu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,16 @@ from mrirecon.data.bart import bart_pair, open_cfl
 from mrirecon.data.fastmri import FastMRIVolume, open_hdf5
 from mrirecon.data.ismrmrd_raw import Frame, is_ismrmrd_file, open_ismrmrd
 from mrirecon.data.raw import RawVolume, kspace_energy
-from mrirecon.errors import DataError
+from mrirecon.errors import DataError, path_text
 
-__all__ = ["HDF5_SUFFIXES", "SUPPORTED_SUFFIXES", "is_ismrmrd_raw", "is_supported", "open_volume"]
+__all__ = [
+    "HDF5_SUFFIXES",
+    "SUPPORTED_SUFFIXES",
+    "check_file_name",
+    "is_ismrmrd_raw",
+    "is_supported",
+    "open_volume",
+]
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
 #: File suffixes :func:`open_volume` reads (a BART array is listed by its ``.cfl``).
@@ -33,6 +41,22 @@ SUPPORTED_SUFFIXES = (*HDF5_SUFFIXES, ".cfl", ".npy")
 def is_supported(path: Path) -> bool:
     """Whether a path names a file :func:`open_volume` may read (by suffix; hidden files are not)."""
     return path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith(".")
+
+
+def check_file_name(path: str | os.PathLike[str]) -> None:
+    """Refuse a file whose name is not valid UTF-8 (written in another encoding, e.g. Latin-1 on an
+    SMB share): its outputs, reports, manifests and DICOM identifiers are text that must name it.
+
+    Raises:
+        DataError: naming the file with its undecodable bytes as ``\\xNN``.
+    """
+    if path_text(path) != os.fspath(path):
+        raise DataError(
+            "the file name is not valid UTF-8 (another encoding, e.g. Latin-1 from an SMB share): the "
+            "outputs, reports and DICOM identifiers that name it cannot be written",
+            path=path,
+            hint="rename it in UTF-8 (e.g. `convmv -f latin1 -t utf8 --notest FILE`)",
+        )
 
 
 def is_ismrmrd_raw(path: Path) -> bool:

@@ -29,10 +29,11 @@ import torch
 from mrirecon._version import __version__
 from mrirecon.atomic import atomic_file, exclusive_folder, export_error, prepare_output_folder
 from mrirecon.data.raw import NO_MMAP_ENV
-from mrirecon.errors import ConfigError, DataError, ExportError, MriReconError, Notice
-from mrirecon.export.deidentify import scrub
+from mrirecon.errors import ConfigError, DataError, ExportError, MriReconError, Notice, path_text
+from mrirecon.export import DicomOptions
+from mrirecon.export.deidentify import file_pseudonym, scrub
 from mrirecon.export.series_record import record_path
-from mrirecon.inference.failures import FAILURES_CSV, Failure, write_failures
+from mrirecon.inference.failures import FAILURES_CSV, Failure, error_text, write_failures
 from mrirecon.inference.inputs import DICOM_FOLDER, OutputPaths, list_inputs, output_paths
 from mrirecon.inference.loading import LoadedModel
 from mrirecon.inference.options import RunOptions, resolve_device
@@ -201,12 +202,40 @@ def _run_batch(
     started: datetime.datetime,
     t0: float,
 ) -> RunResult:
-    inputs = list_inputs(source, split=options.split)
     deid = options.dicom_options
+    inputs, unnamed = _named_inputs(list_inputs(source, split=options.split), deid)
     outputs = output_paths(inputs, options.output_dir, pseudonym_salt=deid.salt if deid.deidentify else None)
     pseudonyms = {os.fspath(i): o.recon.stem for i, o in zip(inputs, outputs)} if deid.deidentify else {}
     with _warnings_by_pseudonym(pseudonyms):
-        return _run_listed(loaded, source, options, started, t0, inputs, outputs, pseudonyms)
+        return _run_listed(loaded, source, options, started, t0, inputs, outputs, pseudonyms, unnamed)
+
+
+def _named_inputs(listed: list[Path], deid: DicomOptions) -> tuple[list[Path], list[Failure]]:
+    """The inputs whose names can be written as text, and a failure for each of the others (a name
+    in another encoding than UTF-8: :func:`~mrirecon.data.volume.check_file_name`), named by its
+    pseudonym in a de-identified run. Refused when no input is left.
+
+    Raises:
+        DataError: every input has such a name.
+    """
+    from mrirecon.data.volume import check_file_name
+
+    inputs: list[Path] = []
+    failures: list[Failure] = []
+    for path in listed:
+        try:
+            check_file_name(path)
+        except DataError as error:
+            if deid.deidentify:  # the name may be the patient's: said by its pseudonym only
+                name = file_pseudonym(path_text(path.name), deid.salt)
+                failures.append(Failure(name, error.one_line().replace(path_text(path), name), "DataError"))
+            else:
+                failures.append(Failure(path_text(path), error_text(error), "DataError"))
+            continue
+        inputs.append(path)
+    if not inputs and failures:
+        raise DataError(failures[0].error)
+    return inputs, failures
 
 
 def _run_listed(
@@ -218,6 +247,7 @@ def _run_listed(
     inputs: list[Path],
     outputs: list[OutputPaths],
     pseudonyms: dict[str, str],
+    unnamed: list[Failure],
 ) -> RunResult:
     if pseudonyms:
         _identified_outputs(inputs, options)
@@ -263,7 +293,7 @@ def _run_listed(
     if not runner.started:  # no batch at all on this rank (everything finished, or DICOM only)
         runner.start(trainer.strategy.root_device)
     reports = _gather(runner.finish(), trainer.world_size)
-    failures = list(plan.failures) + [f for r in reports for f in r.failures]
+    failures = unnamed + list(plan.failures) + [f for r in reports for f in r.failures]
     if pseudonyms:  # a de-identified run names no input, not even in its failure reports
         failures = [
             Failure(pseudonyms.get(f.file, scrub(f.file, pseudonyms)), scrub(f.error, pseudonyms), f.kind)
@@ -271,7 +301,7 @@ def _run_listed(
         ]
         reports = [_scrubbed(r, pseudonyms) for r in reports]
     result = RunResult(
-        inputs=plan.total_inputs,
+        inputs=plan.total_inputs + len(unnamed),
         skipped=len(plan.finished),
         reconstructed=sum(len(r.reconstructed) for r in reports),
         exported=sum(len(r.exported) for r in reports),

@@ -601,3 +601,33 @@ def test_written_volumes_are_not_kept_while_the_run_goes_on(tmp_path: Path, monk
     result = run_batch(load_reconstructor("zero_filled"), folder, _options(tmp_path / "out", batch_size=1))
     assert result.reconstructed == 8 and len(alive) == 8
     assert max(alive) <= 1, alive  # the one just written, at most (it was 0, 1, 2, ..., 7)
+
+
+def test_a_name_in_another_encoding_fails_that_input_only(tmp_path: Path) -> None:
+    """A Latin-1 name (an SMB share) decodes to surrogates no UTF-8 writer takes: the run crashed as a
+    bug at that file, again on every rerun. It is one failure, named with its bytes as \\xNN (by its
+    pseudonym when de-identifying), and the other inputs are reconstructed."""
+    import os
+
+    from mrirecon.data.manifest import create_manifest
+    from mrirecon.errors import path_text
+
+    folder = tmp_path / "in"
+    fakes.write_input(folder / "good.h5", slices=2)
+    odd = Path(os.fsdecode(os.fsencode(folder) + b"/M\xfcller.h5"))
+    fakes.write_input(odd, slices=2, seed=1)
+    model = load_reconstructor("zero_filled")
+    result = run_batch(model, folder, _options(tmp_path / "out", dicom=True))
+    assert (result.inputs, result.reconstructed) == (2, 1)
+    (failure,) = result.failures
+    assert failure.file == path_text(odd) and failure.file.endswith("M\\xfcller.h5")
+    assert "not valid UTF-8" in failure.error and "rename it" in failure.error
+    assert "M\\xfcller.h5" in (tmp_path / "out" / "failures.csv").read_text(encoding="utf-8")
+    deid = DicomOptions(deidentify=True, salt="s")
+    hidden = run_batch(model, folder, _options(tmp_path / "anon", dicom=True, dicom_options=deid))
+    (failure,) = hidden.failures
+    assert failure.file.startswith("ANON") and "ller" not in failure.error
+    with pytest.raises(DataError, match=r"M\\xfcller.h5: the file name is not valid UTF-8"):
+        run_inference(model, odd, _options(tmp_path / "one"))
+    entries, bad = create_manifest(folder, tmp_path / "m.csv", skip_bad=True, progress=False)
+    assert [e.path.name for e in entries] == ["good.h5"] and [p for p, _ in bad] == [odd]
