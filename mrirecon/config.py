@@ -76,6 +76,9 @@ def find_config(name_or_path: str | os.PathLike[str], sub: str = "", *, what: st
     text = os.fspath(name_or_path)
     looks_like_path = text.endswith((".yaml", ".yml")) and ("/" in text or os.sep in text)
     if looks_like_path:
+        shipped = _shipped_by_path(path, sub)
+        if shipped is not None:
+            return shipped
         raise ConfigError(
             "config file not found", path=path, hint=f"check the path, or give a config's name ({what})"
         )
@@ -92,6 +95,30 @@ def find_config(name_or_path: str | os.PathLike[str], sub: str = "", *, what: st
         + f"searched {', '.join(str(f) for f in folders) or 'no config folder'}; "
         f"or set {CONFIGS_ENV} to a folder of configs",
     )
+
+
+def _shipped_by_path(path: Path, sub: str) -> Path | None:
+    """The config a path into a checkout's ``configs/`` folder names, found by name where that path
+    does not exist (``configs/cirim_synthetic.yaml``, as the docs write it, after a wheel install),
+    with a notice saying which file is used; None when the path is not of that form or no config of
+    that name exists."""
+    import warnings
+
+    from mrirecon.errors import Notice
+
+    parts = path.parts
+    if "configs" not in parts or path.is_absolute():
+        return None
+    rest = list(parts[len(parts) - parts[::-1].index("configs") :])
+    if sub and rest[:1] == [sub]:
+        rest = rest[1:]
+    if not rest:
+        return None
+    name = str(Path(*rest).with_suffix(""))
+    found = next((f / f"{name}.yaml" for f in config_dirs(sub) if (f / f"{name}.yaml").is_file()), None)
+    if found is not None:
+        warnings.warn(Notice(f"{path} is not here: using the config '{name}' ({found})"), stacklevel=3)
+    return found
 
 
 T = TypeVar("T")

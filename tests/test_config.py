@@ -94,3 +94,26 @@ def test_fixed_length_tuples_convert_each_entry_with_its_type() -> None:
         from_mapping(Pair, {"betas": [0.5, 2.5]})
     with pytest.raises(ConfigError, match="must have 2 entries"):
         from_mapping(Pair, {"betas": [0.5]})
+
+
+def test_a_checkout_path_to_a_shipped_config_works_outside_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The docs write `mrirecon train --config configs/cirim_synthetic.yaml`; after a wheel install there
+    is no configs/ folder: the shipped config of that name is used, and said."""
+    from mrirecon.config import find_config
+    from mrirecon.errors import ConfigError, Notice
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MRIRECON_CONFIGS", raising=False)
+    with pytest.warns(
+        Notice, match="configs/cirim_synthetic.yaml is not here: using the config 'cirim_synthetic'"
+    ):
+        found = find_config("configs/cirim_synthetic.yaml")
+    assert found == find_config("cirim_synthetic") and found.is_file()
+    with pytest.warns(Notice):
+        assert find_config("configs/models/sense.yaml", "models") == find_config("sense", "models")
+    with pytest.raises(ConfigError, match="config file not found"):
+        find_config("configs/no_such_recipe.yaml")
+    with pytest.raises(ConfigError, match="config file not found"):
+        find_config("elsewhere/cirim_synthetic.yaml")  # only a path into configs/ is looked up by name
