@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from mrirecon.errors import MriReconError, Notice
+from mrirecon.runtime import Terminated
 
 #: Exit code for errors the user can fix (bad file, bad option, bad config).
 USER_ERROR = 2
@@ -19,6 +20,8 @@ USER_ERROR = 2
 INTERNAL_ERROR = 3
 #: Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED = 130
+#: Exit code of a run stopped by SIGTERM (128 + SIGTERM).
+TERMINATED = 143
 
 
 def debug_enabled(ctx: click.Context | None) -> bool:
@@ -56,11 +59,13 @@ class ErrorReportingGroup(click.Group):
                 click.echo(f"Error: {error.one_line()}", err=True)
                 click.echo("(run with --debug for the traceback)", err=True)
             sys.exit(USER_ERROR)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interruption:
             if debug_enabled(ctx):
                 traceback.print_exc()
-            click.echo("Interrupted (a batch run continues where it stopped when run again).", err=True)
-            sys.exit(INTERRUPTED)
+            stopped = isinstance(interruption, Terminated)
+            what = "Stopped by SIGTERM" if stopped else "Interrupted"
+            click.echo(f"{what} (a batch run continues where it stopped when run again).", err=True)
+            sys.exit(TERMINATED if stopped else INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception:  # noqa: BLE001 (reported in full and exit 3: nothing is swallowed)

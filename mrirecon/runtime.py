@@ -14,13 +14,18 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 
 __all__ = [
+    "TERMINATED",
+    "Terminated",
     "check_shared_memory",
     "configure_threads",
     "launched_rank",
     "lightning_info_silenced",
+    "sigterm_stops",
     "single_threaded_worker",
     "tune_allocator",
 ]
@@ -154,3 +159,34 @@ def check_shared_memory(nbytes: int, largest: int | None = None) -> None:
             hint=hint,
         ) from error
     del probe
+
+
+class Terminated(KeyboardInterrupt):
+    """The run was stopped from outside with SIGTERM (``docker stop``, systemd, SLURM, ``timeout``,
+    ``kill``): an interruption like Ctrl-C, not a failure; a batch run continues when run again."""
+
+
+#: Set while a run handles SIGTERM and one has arrived (Lightning turns the interruption into
+#: ``SystemExit(1)``, and a DataLoader worker the signal reached dies of it: both are read by this).
+TERMINATED = threading.Event()
+
+
+@contextlib.contextmanager
+def sigterm_stops() -> Iterator[None]:
+    """Within the block, SIGTERM stops the run as Ctrl-C does (raising :class:`Terminated` in the
+    main thread), instead of being ignored (Lightning only records it) or killing the DataLoader
+    workers into an error that reads as the machine's memory. A no-op outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:  # noqa: ARG001 (the signal module passes them)
+        TERMINATED.set()
+        raise Terminated()
+
+    TERMINATED.clear()
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -39,7 +39,7 @@ from mrirecon.inference.loading import LoadedModel
 from mrirecon.inference.options import RunOptions, resolve_device
 from mrirecon.inference.runner import RankReport, error_from_failure
 from mrirecon.models.pretrained import is_pretrained
-from mrirecon.runtime import launched_rank, lightning_info_silenced
+from mrirecon.runtime import TERMINATED, Terminated, launched_rank, lightning_info_silenced, sigterm_stops
 from mrirecon.tables import write_csv
 
 __all__ = ["RUN_JSON", "RunResult", "run_batch", "run_inference"]
@@ -143,7 +143,7 @@ def run_batch(loaded: LoadedModel, source: str | os.PathLike[str], options: RunO
         if launched_rank() == 0
         else contextlib.nullcontext()
     )
-    with lock, _inputs_read_into_memory():
+    with lock, _inputs_read_into_memory(), sigterm_stops():
         return _run_batch(loaded, source, options, started, t0)
 
 
@@ -399,7 +399,7 @@ def _stopped_by(
     """What a run that ``error`` stopped raises instead (None: the error itself); a bug leaves a
     crash record in run.json."""
     if isinstance(error, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1): an interruption
-        return KeyboardInterrupt()
+        return Terminated() if TERMINATED.is_set() else KeyboardInterrupt()
     if isinstance(error, MriReconError | KeyboardInterrupt):
         return None
     killed = _killed_worker(error)
@@ -410,12 +410,16 @@ def _stopped_by(
     return None
 
 
-def _killed_worker(error: BaseException) -> ConfigError | None:
+def _killed_worker(error: BaseException) -> BaseException | None:
     """A DataLoader worker killed from outside (the out-of-memory killer, most often) is the
-    machine's limit, not a bug: said in one line with what to lower (None for any other error)."""
+    machine's limit, not a bug: said in one line with what to lower (None for any other error);
+    one killed by SIGTERM (sent to the run's process group: systemd, SLURM, ``timeout``) stopped
+    the run as SIGTERM does."""
     match = re.search(r"DataLoader worker \(pid \d+\) is killed by signal: (\w+)", str(error))
     if not isinstance(error, RuntimeError) or match is None:
         return None
+    if TERMINATED.is_set() or match.group(1) == "Terminated":
+        return Terminated()
     return ConfigError(
         f"a DataLoader worker was killed ({match.group(1)}; most often the system ran out of memory)",
         hint="lower --workers or --batch-size; in Docker, give the container more --shm-size; "

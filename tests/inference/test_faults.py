@@ -228,3 +228,42 @@ def test_a_killed_dataloader_worker_is_the_machines_limit_not_a_bug() -> None:
     assert error.hint is not None and "--workers" in error.hint
     assert _killed_worker(RuntimeError("bug")) is None
     assert _killed_worker(ValueError("DataLoader worker (pid 1) is killed by signal: Killed.")) is None
+
+
+@pytest.mark.parametrize("whole_group", [False, True])
+def test_sigterm_stops_a_batch_as_an_interruption(tmp_path: Path, installed, whole_group: bool) -> None:
+    """docker stop / kill send SIGTERM to the run: Lightning only recorded it and the run went on to
+    the end. systemd, SLURM and timeout send it to the process group: the killed DataLoader workers
+    read as the machine running out of memory (or a bug). Both stop the run: exit 143, one line, no
+    crash record, and the run continues when started again."""
+    import os
+    import signal
+    import time
+
+    from tests.inference.processes import start_cli
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    for k in range(3):
+        fakes.write_input(inputs / f"vol_{k}.h5", slices=2, size=(16, 16))
+    config = tmp_path / "slow.yaml"
+    config.write_text("seconds: 1.5\n")
+    args = ("batch", "--model", "fake_slow", "--model-config", config, "--input-dir", inputs, "-o", out)
+    process = start_cli(*args, "--batch-size", 1, "--workers", 2, "--device", "cpu", log=tmp_path / "log")
+    deadline = time.monotonic() + 120
+    while not (out / ".mrirecon.lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3.5)  # inside the predict loop, with workers
+    if whole_group:
+        os.killpg(process.pid, signal.SIGTERM)
+    else:
+        process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 143, (tmp_path / "log").read_text()
+    log = (tmp_path / "log").read_text()
+    assert "Stopped by SIGTERM" in log
+    assert "internal error" not in log and "ran out of memory" not in log and "Reconstructed 3" not in log
+    assert (
+        not (out / "run.json").exists() or json.loads((out / "run.json").read_text())["status"] != "crashed"
+    )
+    again = run_cli(*args, *QUIET)
+    assert again.returncode == 0, again.stderr
+    assert len(list(out.glob("vol_*.h5"))) == 3
