@@ -292,7 +292,14 @@ def _run_listed(
     assert runner is not None and plan is not None
     if not runner.started:  # no batch at all on this rank (everything finished, or DICOM only)
         runner.start(trainer.strategy.root_device)
-    reports = _gather(runner.finish(), trainer.world_size)
+    try:  # the last volumes are written here: an error of theirs is judged as one during the run
+        finished = runner.finish()
+    except BaseException as error:
+        replacement = _stopped_by(error, loaded, source, options, started)
+        if replacement is not None:
+            raise replacement from error
+        raise
+    reports = _gather(finished, trainer.world_size)
     failures = unnamed + list(plan.failures) + [f for r in reports for f in r.failures]
     if pseudonyms:  # a de-identified run names no input, not even in its failure reports
         failures = [

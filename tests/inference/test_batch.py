@@ -631,3 +631,21 @@ def test_a_name_in_another_encoding_fails_that_input_only(tmp_path: Path) -> Non
         run_inference(model, odd, _options(tmp_path / "one"))
     entries, bad = create_manifest(folder, tmp_path / "m.csv", skip_bad=True, progress=False)
     assert [e.path.name for e in entries] == ["good.h5"] and [p for p, _ in bad] == [odd]
+
+
+def test_a_bug_while_writing_the_last_volume_leaves_a_crash_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The last volumes are written after the predict loop, where a bug left no crash record."""
+    from mrirecon.inference import writer
+
+    def broken(volume: Any, settings: Any) -> None:
+        raise RuntimeError("a bug in the writer")
+
+    folder = tmp_path / "in"
+    fakes.write_input(folder / "only.h5", slices=1)
+    monkeypatch.setattr(writer, "write_volume", broken)
+    with pytest.raises(RuntimeError, match="a bug in the writer"):
+        run_batch(load_reconstructor("zero_filled"), folder, _options(tmp_path / "out"))
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["status"] == "crashed" and "a bug in the writer" in json.dumps(record)
