@@ -105,7 +105,8 @@ class SliceItems(Dataset[SliceItem]):
         tasks: The rank's volumes.
         transform: The slice transform (:func:`mrirecon.inference.components.make_transform`).
         npy_axes: Axis order of ``.npy`` inputs.
-        open_volumes: Volumes each worker keeps open (consecutive slices of a volume reuse it).
+        open_volumes: Volumes each worker keeps open (consecutive slices of a volume reuse it); of
+            the volumes read whole when opened, one.
     """
 
     def __init__(
@@ -140,6 +141,11 @@ class SliceItems(Dataset[SliceItem]):
         if position in self._volumes:
             self._volumes.move_to_end(position)
             return self._volumes[position]
+        if self.tasks[position].opens_whole:
+            # the sampler gives a worker the next volume read whole once it is done with the last
+            # one (VolumeBatchSampler): that one, in memory whole, goes before this one is read
+            for other in [p for p in self._volumes if self.tasks[p].opens_whole]:
+                self._volumes.pop(other).close()
         volume = components.open_input(self.tasks[position].input_path, npy_axes=self.npy_axes)
         self._volumes[position] = volume
         while len(self._volumes) > self.open_volumes:

@@ -190,3 +190,33 @@ def test_without_workers_or_whole_reads_the_batches_are_consecutive() -> None:
     assert list(VolumeBatchSampler(items, 2, workers=0)) == [[0, 1], [2, 3], [4, 5], [6, 7], [8]]
     plain = SliceItems([_task(i, 3) for i in range(3)], transform=None)  # type: ignore[arg-type]
     assert list(VolumeBatchSampler(plain, 2, workers=3)) == [[0, 1], [2, 3], [4, 5], [6, 7], [8]]
+
+
+def test_a_worker_holds_one_volume_read_whole_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A converted raw file is the whole volume in memory: the one a worker is done with is closed
+    before the next is read (it kept two, 1 GB each for a raw knee); volumes read slice by slice stay
+    open as before."""
+    from mrirecon.inference import components
+
+    class Opened:
+        def __init__(self, path: Path) -> None:
+            self.path, self.closed = path, False
+
+        def close(self) -> None:
+            self.closed = True
+
+    opened: dict[str, Opened] = {}
+
+    def open_input(path: Path, **kwargs: object) -> Opened:
+        opened[path.name] = Opened(path)
+        return opened[path.name]
+
+    monkeypatch.setattr(components, "open_input", open_input)
+    tasks = [replace(_task(i, 2), opens_whole=i < 2) for i in range(4)]
+    items = SliceItems(tasks, transform=None)  # type: ignore[arg-type]
+    items._volume(0)
+    items._volume(2)
+    items._volume(1)
+    assert opened["v0.h5"].closed and set(items._volumes) == {2, 1}  # v0 closed before v1 was read
+    items._volume(3)  # then the least recently used, as for any volume
+    assert opened["v2.h5"].closed and set(items._volumes) == {1, 3}
