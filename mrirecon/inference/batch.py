@@ -19,10 +19,10 @@ import re
 import shutil
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -133,7 +133,8 @@ def run_batch(loaded: LoadedModel, source: str | os.PathLike[str], options: RunO
     label = loaded.name if loaded.checkpoint is None else loaded.checkpoint.name
     if loaded.checkpoint is not None and is_pretrained(loaded.checkpoint.stem):
         label = loaded.checkpoint.stem  # the shipped model's name
-    options = options.for_model(label, loaded.coil_maps)
+    # a model that estimates its own maps (E2E-VarNet's learned ones) takes whatever it is given
+    options = options.for_model(label, loaded.coil_maps if loaded.model.needs_coil_maps() else None)
     if not Path(source).exists():
         list_inputs(source)  # says there is no such input, before an output folder is made
     # one writer per output folder: a second run is refused (the ranks of one DDP run share it;
@@ -292,13 +293,8 @@ def _run_listed(
     assert runner is not None and plan is not None
     if not runner.started:  # no batch at all on this rank (everything finished, or DICOM only)
         runner.start(trainer.strategy.root_device)
-    try:  # the last volumes are written here: an error of theirs is judged as one during the run
-        finished = runner.finish()
-    except BaseException as error:
-        replacement = _stopped_by(error, loaded, source, options, started)
-        if replacement is not None:
-            raise replacement from error
-        raise
+    # the last volumes are written here: an error of theirs is judged as one during the run
+    finished = _judged(runner.finish, loaded, source, options, started)
     reports = _gather(finished, trainer.world_size)
     failures = unnamed + list(plan.failures) + [f for r in reports for f in r.failures]
     if pseudonyms:  # a de-identified run names no input, not even in its failure reports
@@ -394,6 +390,26 @@ def _identified_outputs(inputs: list[Path], options: RunOptions) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         except OSError as error:
             raise export_error(error, path, "identified output") from error
+
+
+T = TypeVar("T")
+
+
+def _judged(
+    step: Callable[[], T],
+    loaded: LoadedModel,
+    source: str | os.PathLike[str],
+    options: RunOptions,
+    started: datetime.datetime,
+) -> T:
+    """``step()``, with what stops it raised as :func:`_stopped_by` says."""
+    try:
+        return step()
+    except BaseException as error:
+        replacement = _stopped_by(error, loaded, source, options, started)
+        if replacement is not None:
+            raise replacement from error
+        raise
 
 
 def _stopped_by(

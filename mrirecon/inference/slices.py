@@ -192,12 +192,12 @@ class VolumeBatchSampler(Sampler[list[int]]):
 
     With ``workers`` DataLoader workers the loader hands batch ``k`` to worker ``k mod workers``.
     The slices of an input that is read whole when opened (:attr:`VolumeTask.opens_whole`: an
-    ISMRMRD raw file is converted, a NumPy or BART array read into memory) are placed so that one
-    worker gets all of them and opens the input once, instead of every worker converting it; its
-    batches hold slices of that volume only. A worker with nothing left of its own takes the
-    second half of the largest remaining volume (the last volumes of a run, or a run of one
-    volume, are still read by several workers), and gets an empty batch when no volume has two
-    batches left.
+    ISMRMRD raw file is converted, a NumPy or BART array read into memory) and has more slices than
+    a batch are placed so that one worker gets all of them and opens the input once, instead of
+    every worker converting it; its batches hold slices of that volume only. A worker with nothing
+    left of its own takes the second half of the largest remaining volume (the last volumes of a
+    run, or a run of one volume, are still read by several workers), and gets an empty batch when
+    no volume has two batches left.
 
     The sampler runs in the main process; once ``stop`` is set it yields nothing more, so the
     DataLoader ends after the batches already requested (a run stopping on a fatal error does not
@@ -242,7 +242,13 @@ class VolumeBatchSampler(Sampler[list[int]]):
 
     def _make_schedule(self) -> list[list[int]]:
         tasks, keys = self.items.tasks, self.items.keys
-        whole = [p for p in dict.fromkeys(p for p, _ in keys) if tasks[p].opens_whole]
+        # a volume that fits one batch is opened once anyway (twice at most, by the two workers of
+        # the batches it straddles): it stays in the shared stream, batched with its neighbours
+        whole = [
+            p
+            for p in dict.fromkeys(p for p, _ in keys)
+            if tasks[p].opens_whole and tasks[p].num_slices > self.batch_size
+        ]
         if self.workers < 2 or not whole:
             return self._batches(range(len(keys)))
         keys_of: dict[int, list[int]] = {p: [] for p in whole}

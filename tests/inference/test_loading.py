@@ -155,3 +155,30 @@ def test_a_run_takes_the_coil_maps_the_model_was_trained_with(tmp_path: Path) ->
     )
     assert load_reconstructor(ckpt).coil_maps == "espirit"
     assert options.for_model("espirit.ckpt", "espirit").coil_maps == "espirit"
+
+
+def test_a_model_that_estimates_its_own_maps_takes_any_coil_map_method(tmp_path: Path) -> None:
+    """E2E-VarNet with learned maps ignores the maps it is given: `--coil-maps none` (as the docs say
+    for it) is not refused for having been trained on ACS maps."""
+    import dataclasses
+
+    from mrirecon.inference import RunOptions, run_batch
+    from mrirecon.models.registry import build_model, default_config
+    from tests.inference import fakes
+
+    config = dataclasses.replace(
+        default_config("e2e_varnet"), num_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1
+    )
+    model = build_model("e2e_varnet", config)
+    record = model_payload("e2e_varnet", config)
+    record["training_config"] = {"data": {"coil_maps": "acs"}}
+    ckpt = tmp_path / "e2e.ckpt"
+    torch.save(
+        {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "mrirecon": record}, ckpt
+    )
+    fakes.write_input(tmp_path / "in" / "v.h5", slices=1)
+    options = RunOptions(
+        output_dir=tmp_path / "out", coil_maps="none", workers=0, progress=False, device="cpu"
+    )
+    result = run_batch(load_reconstructor(ckpt), tmp_path / "in", options)
+    assert result.reconstructed == 1 and not result.failures

@@ -162,14 +162,17 @@ def test_a_volume_read_whole_goes_to_one_worker_until_the_last_ones(workers: int
     batches = list(sampler)
     assert len(sampler) == len(batches)
     assert sorted(k for b in batches for k in b) == list(range(len(items)))  # every slice once
+    # a volume read whole with more slices than a batch is pinned; one that fits a batch is batched
+    # with its neighbours (opened by the workers of the one or two batches it spans)
+    pinned = [i for i, t in enumerate(tasks) if t.opens_whole and t.num_slices > size]
     for batch in batches:
         assert len(batch) <= size and len({tasks[items.keys[k][0]].kspace_shape for k in batch}) <= 1
         volumes = {items.keys[k][0] for k in batch}
-        assert len(volumes) <= 1 or not any(tasks[p].opens_whole for p in volumes)
-    whole = [i for i, t in enumerate(tasks) if t.opens_whole]
+        assert len(volumes) <= 1 or not volumes & set(pinned)
     readers = _schedule_workers(sampler)
-    assert all(len(readers[p]) == 1 for p in whole[:-workers])
-    assert sum(len(readers[p]) for p in whole) <= len(whole) + 2 * workers
+    assert all(len(readers[p]) == 1 for p in pinned[:-workers])
+    assert sum(len(readers[p]) for p in pinned) <= len(pinned) + 2 * workers
+    assert all(len(readers[p]) <= 2 for p, t in enumerate(tasks) if t.opens_whole and p not in pinned)
     for p in range(len(tasks)):  # the slices of a volume still arrive in order on each worker
         mine = [k for b in batches for k in b if items.keys[k][0] == p]
         for w in readers[p]:
@@ -190,6 +193,9 @@ def test_without_workers_or_whole_reads_the_batches_are_consecutive() -> None:
     assert list(VolumeBatchSampler(items, 2, workers=0)) == [[0, 1], [2, 3], [4, 5], [6, 7], [8]]
     plain = SliceItems([_task(i, 3) for i in range(3)], transform=None)  # type: ignore[arg-type]
     assert list(VolumeBatchSampler(plain, 2, workers=3)) == [[0, 1], [2, 3], [4, 5], [6, 7], [8]]
+    # single-slice files read whole are batched together as before (one slice per batch was 8× slower)
+    single = SliceItems([replace(_task(i, 1), opens_whole=True) for i in range(16)], transform=None)  # type: ignore[arg-type]
+    assert list(VolumeBatchSampler(single, 8, workers=2)) == [list(range(8)), list(range(8, 16))]
 
 
 def test_a_worker_holds_one_volume_read_whole_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
