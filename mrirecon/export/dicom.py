@@ -145,7 +145,7 @@ def series_description(
     if override is not None:
         text = clean_text(override, 64)
         if flag and flag not in text.lower():
-            text = f"{text[: 64 - len(flag) - 2].rstrip()}; {flag}"
+            text = f"{clean_text(text, 64 - len(flag) - 2)}; {flag}"
         return text
     tail = [] if protocol else [f"mrirecon {volume.mrirecon_version or __version__}"]
     if volume.checkpoint_sha256:
@@ -156,10 +156,10 @@ def series_description(
     model = clean_text(volume.model or "unknown model", 64)
     room = 64 - len(rest) - len(" recon")
     prefix = ""
-    if protocol:
-        length = min(32, room - 2 - min(len(model), 16))
+    if protocol:  # lengths in UTF-8 bytes, as clean_text cuts (the series may be written in UTF-8)
+        length = min(32, room - 2 - min(len(model.encode()), 8))  # the model keeps 8 bytes or more
         prefix = f"{clean_text(protocol, length)}: " if length >= 4 else ""
-    return f"{prefix}{model[: room - len(prefix)]} recon{rest}"
+    return f"{prefix}{clean_text(model, room - len(prefix.encode()))} recon{rest}"
 
 
 def derivation_description(volume: ReconVolume, planes: ImagePlanes, q: Quantised) -> str:
@@ -270,9 +270,13 @@ _RECON_SETTINGS = ("model_config", "coil_maps", "center_fraction")
 
 def _acquisition_digest(volume: ReconVolume, planes: ImagePlanes) -> str:
     """What tells two acquisitions of one file name apart (another folder, another scan): the
-    header's text, the slice planes as written, the volume's size."""
+    header's text, the slice planes as written, the volume's size, and its content: the zero-filled
+    image (the measured data, whatever the model; the reconstruction when the file has none), as
+    the reconstruction's HDF5 stores it, so that any export of that file derives the same UIDs."""
     digest = hashlib.sha256((volume.ismrmrd_header or "").encode("utf-8"))
     digest.update(repr(volume.shape).encode())
+    content = volume.zero_filled if volume.zero_filled is not None else volume.reconstruction
+    digest.update(np.ascontiguousarray(content, dtype=np.float32).tobytes())
     digest.update(np.round(planes.position, 6).astype(np.float64).tobytes())
     digest.update(np.round(planes.orientation, 10).astype(np.float64).tobytes())
     return digest.hexdigest()

@@ -159,27 +159,31 @@ _IDENTIFIERS = {
 }
 
 
-def _identifier(value: str, name: str, *, given: bool) -> str:
+def _identifier(value: str, name: str, *, given: bool, source: str = "") -> str:
     """An identifier as written, never cut: cut, it could name another patient, study or order.
 
     A value given on the command line that does not fit is refused; one from the input's header is
-    left out (the attribute is written empty) with a notice.
+    left out (the attribute is written empty) with a notice naming the input file ``source``.
     """
     value = "".join(ch for ch in value if ch.isprintable()).replace("\\", "/").strip()
     keyword, limit = _IDENTIFIERS[name]
     if len(value.encode("utf-8")) <= limit:
         return value
     option = "--" + name.replace("_", "-")
+    size = len(value.encode("utf-8"))
+    length = f"{len(value)} characters" if size == len(value) else f"{size} bytes in UTF-8"
     if given:
         raise ConfigError(
-            f"{option} is {len(value)} characters long; DICOM's {keyword} holds at most {limit}",
+            f"{option} is {length} long; DICOM's {keyword} holds at most {limit}",
             hint=f"give {option} in at most {limit} characters (it is never shortened: a cut identifier "
             "can name another record)",
         )
+    where = f"{source}: " if source else ""
     warnings.warn(
         Notice(
-            f"the input's {keyword} is longer than DICOM's {limit} characters and is left out "
-            f"(a cut one could name another record); give it with {option}"
+            f"{where}the input's {keyword} ({length}) is longer than DICOM's {limit} and is left out "
+            f"of the DICOM series (a cut one could name another record); to write one, export the "
+            f"reconstruction with `mrirecon export-dicom RECON.h5 {option} VALUE`"
         ),
         stacklevel=3,
     )
@@ -326,7 +330,10 @@ def resolve_identity(
         study_date = dicom_date(h.study_date)
         study_time = dicom_time(h.study_time) if study_date else ""
         accession = _identifier(
-            _pick(o.accession_number, h.accession_number), "accession_number", given=bool(o.accession_number)
+            _pick(o.accession_number, h.accession_number),
+            "accession_number",
+            given=bool(o.accession_number),
+            source=input_file,
         )
         referring = _pick(o.referring_physician, h.referring_physician)
         study_description = o.study_description or h.study_description or None
@@ -338,8 +345,8 @@ def resolve_identity(
         study_id = _pick(o.study_id, "MR" + _short_hash(study_uid, length=8))
     else:
         study_id = _pick(o.study_id, h.study_id)
-    study_id = _identifier(study_id, "study_id", given=bool(o.study_id))
-    patient_id = _identifier(patient_id, "patient_id", given=bool(o.patient_id))
+    study_id = _identifier(study_id, "study_id", given=bool(o.study_id), source=input_file)
+    patient_id = _identifier(patient_id, "patient_id", given=bool(o.patient_id), source=input_file)
     body_part = clean_code_string(
         _pick(o.body_part, h.body_part, _FASTMRI_BODY_PARTS.get(acquisition.upper()))
     )

@@ -518,6 +518,13 @@ def test_two_acquisitions_of_one_file_name_are_two_series(tmp_path: Path) -> Non
     assert eight.series_instance_uid not in uids  # other pixels: not the same instances
     with pytest.raises(ExportError, match="another series"):  # nor silently replacing them
         export_volume_dicom(t1, tmp_path / "t1", DicomOptions(bits_stored=8))
+    # without a header to tell them apart (NumPy inputs, a generated header): the content does
+    first = volume(input_file="scan.npy", reconstruction=phantom(seed=1), zero_filled=phantom(seed=1))
+    second = volume(input_file="scan.npy", reconstruction=phantom(seed=2), zero_filled=phantom(seed=2))
+    assert (
+        export_volume_dicom(first, tmp_path / "a").series_instance_uid
+        != export_volume_dicom(second, tmp_path / "b").series_instance_uid
+    )
 
 
 def test_every_text_attribute_decides_the_character_set(tmp_path: Path) -> None:
@@ -545,6 +552,17 @@ def test_texts_fit_their_length_in_bytes(tmp_path: Path) -> None:
     ds = read_series(tmp_path / "s")[0]
     assert ds.InstitutionName == "山" * 21 and len(ds.StudyDescription.encode("utf-8")) <= 64
     assert ds.StudyDescription == "Ø" * 32
+    japanese = rich_header().replace(IDENTIFIERS["protocol"], "頭部_T2強調_横断像_高分解能")
+    long_model = volume(
+        ismrmrd_header=japanese, model="recurrentvarnet_calgary_campinas", geometry=oblique_geometry()
+    )
+    export_volume_dicom(long_model, tmp_path / "j")
+    description = read_series(tmp_path / "j")[0].SeriesDescription
+    assert len(description.encode("utf-8")) <= 64 and description.startswith("頭部_T2")
+    own = DicomOptions(series_description="脳 " * 30)  # synthetic geometry: the flag is appended
+    export_volume_dicom(volume(), tmp_path / "o", own)
+    description = read_series(tmp_path / "o")[0].SeriesDescription
+    assert len(description.encode("utf-8")) <= 64 and description.endswith("; synthetic geometry")
 
 
 def test_identifiers_are_never_cut(tmp_path: Path) -> None:
@@ -556,7 +574,9 @@ def test_identifiers_are_never_cut(tmp_path: Path) -> None:
         patient = IdentityOverrides(patient_id="P" * 65)
         export_volume_dicom(volume(), tmp_path / "b", DicomOptions(identity=patient))
     long_number = rich_header().replace(IDENTIFIERS["accession"], "20240115000123456")
-    with pytest.warns(UserWarning, match="AccessionNumber is longer than DICOM's 16 characters"):
+    with pytest.warns(
+        UserWarning, match=r"AccessionNumber \(17 characters\) is longer than DICOM.s 16.*export-dicom"
+    ):
         export_volume_dicom(volume(ismrmrd_header=long_number), tmp_path / "c")
     assert read_series(tmp_path / "c")[0].AccessionNumber == ""
 
