@@ -125,9 +125,10 @@ def load_checkpoint_model(
 
 def trained_coil_maps(path: str | os.PathLike[str]) -> str | None:
     """The coil-map method (``acs``, ``espirit``, ``none``) of the data a model was trained on, as
-    its file records it: the training config in a shipped or safetensors model's card, or in a
-    training checkpoint's record; None when the file does not say (a ``.pt`` payload, an older
-    file). Only the header is read for safetensors files.
+    its file records it: the training config in a shipped or safetensors model's card, in a
+    training checkpoint's record, or beside a model payload (``model.pt`` of ``mrirecon train``);
+    None when the file does not say (an older file, a payload saved without it). Only the header is
+    read for safetensors files.
 
     Raises:
         CheckpointError: if the file cannot be read (see :func:`load_checkpoint_model`).
@@ -149,8 +150,10 @@ def trained_coil_maps(path: str | os.PathLike[str]) -> str | None:
         except (SafetensorError, OSError, ValueError) as error:
             raise CheckpointError(f"cannot read it as a safetensors model: {error}", path=path) from error
         config = card.get("training_config") if isinstance(card, dict) else None
-    elif path.suffix == ".ckpt":
-        record = read_checkpoint(path).get(CHECKPOINT_KEY)
+    elif path.suffix in (".ckpt", ".pt"):
+        data: Any = read_checkpoint(path)
+        # a training checkpoint records it under "mrirecon"; a model payload (model.pt) beside its own
+        record = data.get(CHECKPOINT_KEY) if "model_name" not in data else data
         config = record.get("training_config") if isinstance(record, dict) else None
     data = config.get("data") if isinstance(config, dict) else None
     method = data.get("coil_maps") if isinstance(data, dict) else None

@@ -149,10 +149,22 @@ def weights_sha256(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def save_model(path: str | os.PathLike[str], name: str, config: Any, model: Reconstructor) -> Path:
-    """Write a model payload to ``path`` atomically (``.pt``); returns the path."""
+def save_model(
+    path: str | os.PathLike[str],
+    name: str,
+    config: Any,
+    model: Reconstructor,
+    *,
+    record: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a model payload to ``path`` atomically (``.pt``); returns the path.
+
+    ``record`` adds plain entries beside the payload's own: ``mrirecon train`` records its
+    ``manifest_sha256`` and ``training_config`` (whose ``data.coil_maps`` inference follows), as in
+    its checkpoints.
+    """
     path = Path(path)
-    payload = model_payload(name, config, model.state_dict())
+    payload = {**(record or {}), **model_payload(name, config, model.state_dict())}
     with atomic_file(path, what="model file") as tmp:
         torch.save(payload, tmp)
     return path

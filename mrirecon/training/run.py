@@ -31,7 +31,7 @@ import yaml
 
 from mrirecon.atomic import atomic_file
 from mrirecon.config import from_mapping, load_yaml
-from mrirecon.errors import ConfigError
+from mrirecon.errors import ConfigError, Notice
 from mrirecon.training.config import TrainConfig, TrainerSection
 from mrirecon.training.model_setup import model_config
 from mrirecon.training.preflight import check_batches, check_coil_maps, check_split_sizes, check_volumes
@@ -392,6 +392,8 @@ def train(
     check_volumes(config, datasets, say)
 
     pl.seed_everything(tcfg.seed, workers=True, verbose=False)
+    # what the checkpoints and model.pt record beside the model (inference reads data.coil_maps)
+    record = {"manifest_sha256": checksum, "training_config": config.to_mapping()}
     module = ReconModule(
         config.model.name,
         model_cfg,
@@ -399,13 +401,14 @@ def train(
         optim=config.optim,
         centered=centered,
         gradient_checkpointing=tcfg.gradient_checkpointing,
-        record={"manifest_sha256": checksum, "training_config": config.to_mapping()},
+        record=record,
     )
     if config.model.init is not None and not resume:
         from mrirecon.training.model_setup import load_initial_weights
 
         load_initial_weights(config.model, module.model)
         say(f"Starting from the weights of {config.model.init}")
+        _say_other_coil_maps(config, module.model)
     if parameter_count(module.model) == 0:
         raise ConfigError(f"model '{config.model.name}' has no trainable parameters with this config")
     check_coil_maps(config, module.model)
@@ -478,7 +481,7 @@ def train(
         from mrirecon.models.io import save_model
 
         name, best_model = load_checkpoint_model(paths.best)
-        save_model(paths.model, name, model_cfg, best_model)
+        save_model(paths.model, name, model_cfg, best_model, record=record)
     return TrainResult(
         paths=paths,
         best_val_ssim=best_ssim,
@@ -486,3 +489,22 @@ def train(
         test_metrics=test_metrics,
         is_global_zero=rank_zero,
     )
+
+
+def _say_other_coil_maps(config: TrainConfig, model: Any) -> None:
+    """A notice when ``model.init`` learned from other coil maps than this run gives it (a model
+    trained on ACS maps, fine-tuned on ESPIRiT's: it starts from inputs it never saw, and inference
+    refuses the same mismatch)."""
+    from mrirecon.models.checkpoints import trained_coil_maps
+
+    assert config.model.init is not None
+    trained = trained_coil_maps(config.model.init)
+    if trained is not None and trained != config.data.coil_maps and model.needs_coil_maps():
+        warnings.warn(
+            Notice(
+                f"model.init {config.model.init} learned from {trained} coil maps and this run gives it "
+                f"{config.data.coil_maps} maps, inputs unlike those it learned from (its first "
+                f"validation scores may fall below zero-filled); data.coil_maps={trained} keeps them"
+            ),
+            stacklevel=2,
+        )

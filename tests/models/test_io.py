@@ -95,3 +95,17 @@ def test_a_file_with_pickled_objects_is_refused_without_unsafe_advice(tmp_path: 
 
 class _Payload:
     """An arbitrary object: what a malicious or foreign checkpoint carries."""
+
+
+def test_a_payload_keeps_its_training_record_and_its_coil_map_method(tmp_path: Path) -> None:
+    """model.pt of a training run lost the training config, so inference gave a model fine-tuned on
+    ESPIRiT maps ACS maps without a word."""
+    from mrirecon.models.checkpoints import trained_coil_maps
+
+    name, config = TINY["rim_gru"]
+    model = build_tiny("rim_gru", seed=1)
+    record = {"manifest_sha256": "0" * 64, "training_config": {"data": {"coil_maps": "espirit"}}}
+    path = save_model(tmp_path / "model.pt", name, config, model, record=record)
+    assert trained_coil_maps(path) == "espirit"
+    assert load_model(path)[0] == name
+    assert trained_coil_maps(save_model(tmp_path / "plain.pt", name, config, model)) is None

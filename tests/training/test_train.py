@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import default_collate
 
 from mrirecon.errors import CheckpointError, ConfigError
-from mrirecon.models.checkpoints import load_checkpoint_model, read_checkpoint
+from mrirecon.models.checkpoints import load_checkpoint_model, read_checkpoint, trained_coil_maps
 from mrirecon.training.config import train_config_from_mapping
 from mrirecon.training.module import ReconModule
 from mrirecon.training.run import train
@@ -89,6 +89,9 @@ def test_checkpoints_record_the_model_and_load_without_unpickling(
     inputs = (sample.masked_kspace[None], sample.mask[None], sample.coil_maps[None])
     name_a, model_a = load_checkpoint_model(paths.best)
     name_b, model_b = load_checkpoint_model(paths.model)
+    # model.pt records the training config too: inference takes its coil-map method from it
+    assert torch.load(paths.model, weights_only=True)["training_config"] == config.to_mapping()
+    assert trained_coil_maps(paths.model) == trained_coil_maps(paths.best) == config.data.coil_maps
     assert name_a == name_b == "tiny"
     with torch.no_grad():
         assert torch.equal(model_a(*inputs).image, model_b(*inputs).image)
@@ -289,3 +292,36 @@ def test_resuming_on_other_data_says_so(tiny_registered: str, tmp_path: Path) ->
     mapping["trainer"]["max_epochs"] = 3
     train(train_config_from_mapping(mapping), output_dir=tmp_path, resume=True, echo=said.append)
     assert any(line.startswith("Resuming with changed data: its checksum was ") for line in said)
+
+
+def test_a_fine_tune_on_other_coil_maps_than_its_init_is_said(tiny_registered: str, tmp_path: Path) -> None:
+    """cirim-brain learned from ACS maps; fine-tuned on ESPIRiT's it started below zero-filled, and
+    nothing said why (inference refuses the same mismatch)."""
+    import warnings
+
+    from mrirecon.errors import Notice
+    from mrirecon.models.io import save_model
+    from mrirecon.models.registry import build_model
+    from mrirecon.training.run import _say_other_coil_maps
+
+    record = {"training_config": {"data": {"coil_maps": "acs"}}}
+    init = save_model(
+        tmp_path / "init.pt",
+        "tiny",
+        TinyConfig(channels=8),
+        build_model("tiny", TinyConfig(channels=8)),
+        record=record,
+    )
+    for maps, said in (("espirit", True), ("acs", False)):
+        mapping = base_mapping()
+        mapping["model"]["init"] = str(init)
+        mapping["data"]["coil_maps"] = maps
+        config = train_config_from_mapping(mapping)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _say_other_coil_maps(config, build_model("tiny", TinyConfig(channels=8)))
+        notes = [str(w.message) for w in caught if issubclass(w.category, Notice)]
+        assert bool(notes) == said, notes
+        if said:
+            assert "learned from acs coil maps and this run gives it espirit maps" in notes[0]
+            assert "data.coil_maps=acs" in notes[0]
