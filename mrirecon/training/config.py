@@ -253,10 +253,18 @@ class DataSection:
                 )
 
     def source(self, split: Literal["train", "val", "test"]) -> str | list[str] | None:
-        """The source of ``split``: its own entry, else the shared manifest (``None`` for no test set)."""
+        """The source of ``split``: its own entry, else the shared manifest (``None`` for no test set).
+
+        The test split falls back on the manifest only while training or validation data come from
+        it: a run given its own ``train`` and ``val`` (overriding a recipe's) is not tested on the
+        recipe's manifest, which holds other data (a fine-tune of ``cirim_synthetic`` on one's own
+        files was scored on the simulated phantom); it names ``data.test`` for a test set.
+        """
         own = getattr(self, split)
         if own is not None:
             return own
+        if split == "test" and self.train is not None and self.val is not None:
+            return None
         return self.manifest
 
 

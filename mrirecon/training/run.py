@@ -383,6 +383,8 @@ def train(
         ensure_synthetic(config.data, say)
         datasets = build_datasets(config.data)
         checksum = data_checksum(config.data)
+        if "test" not in datasets:
+            say("No test set (set data.test to score the best model on held-out data)")
         if resume and rank_zero and checksum is not None:
             _say_if_data_changed(paths, checksum, say)
     for split in ("train", "val"):

@@ -218,10 +218,13 @@ def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -
     """Simulate ``data.synthetic`` into the manifest's folder if that manifest does not exist.
 
     Returns:
-        The manifest path when a simulation was configured, else ``None``.
+        The manifest path when a simulation was configured and a split reads the manifest, else
+        ``None``.
     """
     if data.synthetic is None or data.manifest is None:
         return None
+    if all(data.source(split) != data.manifest for split in ("train", "val", "test")):
+        return None  # every split has its own source: the recipe's data are not needed
     manifest = Path(data.manifest)
     if manifest.exists():
         return manifest

@@ -189,3 +189,26 @@ def test_model_presets_and_the_fft_convention() -> None:
         config({"name": "cirim", "preset": "cirim_cc"}, centered=True)
     with pytest.raises(ConfigError, match="no model config named 'cirim_nowhere'"):
         config({"name": "cirim", "preset": "cirim_nowhere"})
+
+
+def test_own_train_and_val_data_are_not_tested_on_the_recipes_manifest() -> None:
+    """A fine-tune of cirim_synthetic on one's own files simulated the recipe's phantom and reported
+    its test scores as if they were the user's data."""
+    from mrirecon.training.config import train_config_from_mapping
+    from mrirecon.training.sources import ensure_synthetic
+
+    recipe = {
+        "model": {"name": "cirim"},
+        "data": {
+            "manifest": "data/never_made/manifest.csv",
+            "synthetic": {"volumes": 4},
+        },
+    }
+    own = {**recipe, "data": {**recipe["data"], "train": "mine/train", "val": "mine/val"}}
+    config = train_config_from_mapping(own)
+    assert config.data.source("test") is None and config.data.source("train") == "mine/train"
+    assert ensure_synthetic(config.data, echo=lambda _: None) is None  # nothing simulated
+    tested = {**own, "data": {**own["data"], "test": "mine/test"}}
+    assert train_config_from_mapping(tested).data.source("test") == "mine/test"
+    shared = train_config_from_mapping(recipe).data
+    assert shared.source("test") == shared.source("train") == "data/never_made/manifest.csv"
