@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import math
 import os
 import warnings
@@ -363,6 +364,9 @@ def train(
     from mrirecon.training.stopping import stopping_callbacks
 
     paths = run_paths(output_dir if output_dir is not None else config.output_dir)
+    # the folder the run writes, as its config.yaml, checkpoints and model.pt record it (a recipe's
+    # output_dir would send a rerun of that config.yaml elsewhere)
+    config = dataclasses.replace(config, output_dir=os.fspath(paths.root))
     tcfg = config.trainer
     model_cfg = model_config(config)
     if not getattr(get_entry(config.model.name).model_class, "trainable", True):

@@ -54,9 +54,9 @@ def test_train_simulates_trains_tests_and_resumes_exactly(tiny_registered: str, 
         assert (run / name).is_file(), name
     record = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["mrirecon"]
     assert record["manifest_sha256"] == hashlib.sha256((data / "manifest.csv").read_bytes()).hexdigest()
-    assert yaml.safe_load((run / "checkpoints" / "config.yaml").read_text())["data"]["manifest"] == str(
-        data / "manifest.csv"
-    )
+    saved = yaml.safe_load((run / "checkpoints" / "config.yaml").read_text())
+    assert saved["data"]["manifest"] == str(data / "manifest.csv")
+    assert saved["output_dir"] == str(run)  # the -o folder, not the recipe's: a rerun of it stays here
     if "test" in (data / "manifest.csv").read_text():
         assert (run / "test_metrics.csv").is_file()
 

@@ -197,14 +197,14 @@ def test_own_train_and_val_data_are_not_tested_on_the_recipes_manifest() -> None
     from mrirecon.training.config import train_config_from_mapping
     from mrirecon.training.sources import ensure_synthetic
 
-    recipe = {
+    recipe: dict[str, Any] = {
         "model": {"name": "cirim"},
         "data": {
             "manifest": "data/never_made/manifest.csv",
             "synthetic": {"volumes": 4},
         },
     }
-    own = {**recipe, "data": {**recipe["data"], "train": "mine/train", "val": "mine/val"}}
+    own: dict[str, Any] = {**recipe, "data": {**recipe["data"], "train": "mine/train", "val": "mine/val"}}
     config = train_config_from_mapping(own)
     assert config.data.source("test") is None and config.data.source("train") == "mine/train"
     assert ensure_synthetic(config.data, echo=lambda _: None) is None  # nothing simulated
