@@ -80,7 +80,8 @@ def test_checkpoints_record_the_model_and_load_without_unpickling(
     assert record["model_name"] == "tiny"
     assert record["model_config"] == {"cascades": 2, "time_steps": 2, "channels": 8}
     assert record["format"] == 1 and record["mrirecon_version"]
-    assert "manifest_sha256" in record and record["training_config"] == config.to_mapping()
+    recorded = {**config.to_mapping(), "output_dir": str(tmp_path)}  # the folder the run wrote
+    assert "manifest_sha256" in record and record["training_config"] == recorded
     assert result.best_val_ssim == pytest.approx(
         float(ckpt["callbacks"][next(iter(ckpt["callbacks"]))]["best_model_score"])
     )
@@ -90,7 +91,7 @@ def test_checkpoints_record_the_model_and_load_without_unpickling(
     name_a, model_a = load_checkpoint_model(paths.best)
     name_b, model_b = load_checkpoint_model(paths.model)
     # model.pt records the training config too: inference takes its coil-map method from it
-    assert torch.load(paths.model, weights_only=True)["training_config"] == config.to_mapping()
+    assert torch.load(paths.model, weights_only=True)["training_config"] == recorded
     assert trained_coil_maps(paths.model) == trained_coil_maps(paths.best) == config.data.coil_maps
     assert name_a == name_b == "tiny"
     with torch.no_grad():
