@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -188,10 +189,9 @@ def test_workers_without_shared_memory_fail_at_once_with_the_fix(tmp_path: Path,
     assert time.perf_counter() - start < 120
 
 
-def test_ctrl_c_stops_a_batch_as_an_interruption_not_a_crash(tmp_path: Path, installed) -> None:
-    """Lightning turns Ctrl-C into SystemExit(1): that was exit 1 ("some inputs failed") with a
-    crash record; it is exit 130, one line, and no crash record, and the run resumes."""
-    import signal
+def _slow_batch_in_its_loop(tmp_path: Path, *, seconds: float, workers: int) -> tuple[Any, tuple[Any, ...]]:
+    """A `batch` of 3 volumes of 2 slices with a model taking ``seconds`` per slice, started in its own
+    process group and waited for until it is inside its predict loop; ``(process, its batch args)``."""
     import time
 
     from tests.inference.processes import start_cli
@@ -200,13 +200,25 @@ def test_ctrl_c_stops_a_batch_as_an_interruption_not_a_crash(tmp_path: Path, ins
     for k in range(3):
         fakes.write_input(inputs / f"vol_{k}.h5", slices=2, size=(16, 16))
     config = tmp_path / "slow.yaml"
-    config.write_text("seconds: 2.0\n")
+    config.write_text(f"seconds: {seconds}\n")
     args = ("batch", "--model", "fake_slow", "--model-config", config, "--input-dir", inputs, "-o", out)
-    process = start_cli(*args, "--batch-size", 1, "--workers", 0, "--device", "cpu", log=tmp_path / "log")
+    process = start_cli(
+        *args, "--batch-size", 1, "--workers", workers, "--device", "cpu", log=tmp_path / "log"
+    )
     deadline = time.monotonic() + 120
     while not (out / ".mrirecon.lock").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(4.0)  # inside the predict loop
+    time.sleep(2 * seconds + 0.5)  # inside the predict loop
+    return process, args
+
+
+def test_ctrl_c_stops_a_batch_as_an_interruption_not_a_crash(tmp_path: Path, installed) -> None:
+    """Lightning turns Ctrl-C into SystemExit(1): that was exit 1 ("some inputs failed") with a
+    crash record; it is exit 130, one line, and no crash record, and the run resumes."""
+    import signal
+
+    out = tmp_path / "out"
+    process, _ = _slow_batch_in_its_loop(tmp_path, seconds=2.0, workers=0)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 130, (tmp_path / "log").read_text()
     log = (tmp_path / "log").read_text()
@@ -238,21 +250,9 @@ def test_sigterm_stops_a_batch_as_an_interruption(tmp_path: Path, installed, who
     crash record, and the run continues when started again."""
     import os
     import signal
-    import time
 
-    from tests.inference.processes import start_cli
-
-    inputs, out = tmp_path / "in", tmp_path / "out"
-    for k in range(3):
-        fakes.write_input(inputs / f"vol_{k}.h5", slices=2, size=(16, 16))
-    config = tmp_path / "slow.yaml"
-    config.write_text("seconds: 1.5\n")
-    args = ("batch", "--model", "fake_slow", "--model-config", config, "--input-dir", inputs, "-o", out)
-    process = start_cli(*args, "--batch-size", 1, "--workers", 2, "--device", "cpu", log=tmp_path / "log")
-    deadline = time.monotonic() + 120
-    while not (out / ".mrirecon.lock").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(3.5)  # inside the predict loop, with workers
+    out = tmp_path / "out"
+    process, args = _slow_batch_in_its_loop(tmp_path, seconds=1.5, workers=2)
     if whole_group:
         os.killpg(process.pid, signal.SIGTERM)
     else:
