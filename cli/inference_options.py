@@ -90,6 +90,12 @@ _OPTIONS = [
         "--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N."
     ),
     click.option("--npy-axes", help='Axis order of .npy inputs, e.g. "slices,coils,kx,ky".'),
+    click.option(
+        "--frame",
+        help="Of ISMRMRD raw inputs with several contrasts (echoes), repetitions, phases or sets: the one "
+        "to reconstruct, NAME=N,... (e.g. contrast=1 or set=1,repetition=2; others 0) [default: the "
+        "first of each].",
+    ),
     click.option("--no-progress", is_flag=True, help="No progress bar."),
 ]
 
@@ -105,6 +111,7 @@ def run_options(output_dir: Path, **kwargs: Any) -> Any:
     """Build :class:`mrirecon.inference.RunOptions` from the shared options (and any extra ones)."""
     from mrirecon.export import DicomOptions
     from mrirecon.inference import RunOptions, Undersampling
+    from mrirecon_cli.options import parse_frame
 
     return RunOptions(
         output_dir=output_dir,
@@ -123,6 +130,7 @@ def run_options(output_dir: Path, **kwargs: Any) -> Any:
         workers=kwargs.pop("workers"),
         device=kwargs.pop("device"),
         npy_axes=kwargs.pop("npy_axes"),
+        frame=None if (frame := kwargs.pop("frame")) is None else parse_frame(frame),
         progress=not kwargs.pop("no_progress"),
         **kwargs,
     )

@@ -259,9 +259,9 @@ def _sort(
             raise DataError(
                 f"the file holds no imaging readouts of {frame.describe()}; its frames are: {present}{more}",
                 path=path,
-                hint=f"convert one frame with `mrirecon convert {path.name} -o out.h5 --frame "
-                f"{first or 'contrast=0'}` (NAME=N for contrast, repetition, phase, set), then "
-                "reconstruct out.h5",
+                hint=f"choose one with --frame {first or 'contrast=0'} (NAME=N for contrast, repetition, "
+                f"phase, set) of `mrirecon infer`/`batch`, or convert it: `mrirecon convert {path.name} "
+                f"-o out.h5 --frame {first or 'contrast=0'}`",
             )
         raise DataError("the file holds no imaging readouts", path=path)
     _drop_empty_slices(lines)
@@ -427,7 +427,7 @@ def _attrs(
         said.append(
             f"{lines.other_frames} readouts belong to other frames ({len(lines.frames)} in the file); "
             f"only {frame.describe()} is reconstructed ({len(lines.readouts)} readouts; choose another "
-            "with `mrirecon convert --frame`)"
+            "with --frame of convert, infer or batch)"
         )
     if lines.separate_calibration:
         note += f", {lines.separate_calibration} lines of a separate reference scan left out"

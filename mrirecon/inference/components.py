@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol, cast
 import numpy as np
 
 from mrirecon.data.geometry_values import GEOMETRY_DIRECTIONS, field_of_view, slice_thickness
+from mrirecon.data.ismrmrd_raw import Frame
 from mrirecon.data.sample import ReconSample
 from mrirecon.errors import DataError
 from mrirecon.export import InputMetadata
@@ -100,7 +101,9 @@ CoilMapMethod = Literal["acs", "espirit", "none"]
 SliceTransform = Callable[..., ReconSample]
 
 
-def open_input(path: str | os.PathLike[str], *, npy_axes: str | None = None) -> RawVolumeLike:
+def open_input(
+    path: str | os.PathLike[str], *, npy_axes: str | None = None, frame: Frame | None = None
+) -> RawVolumeLike:
     """Open one input volume lazily (fastMRI/ISMRMRD HDF5, BART cfl, npy).
 
     Raises:
@@ -108,11 +111,13 @@ def open_input(path: str | os.PathLike[str], *, npy_axes: str | None = None) -> 
     """
     from mrirecon.data.volume import open_volume
 
-    volume: RawVolumeLike = open_volume(Path(path), npy_axes=npy_axes)
+    volume: RawVolumeLike = open_volume(Path(path), npy_axes=npy_axes, frame=frame)
     return volume
 
 
-def probe_input(path: str | os.PathLike[str], *, npy_axes: str | None = None) -> PlannedInput:
+def probe_input(
+    path: str | os.PathLike[str], *, npy_axes: str | None = None, frame: Frame | None = None
+) -> PlannedInput:
     """What planning needs of one input: an ISMRMRD raw file from its headers alone
     (:func:`~mrirecon.data.ismrmrd_raw.probe_ismrmrd`: converting it takes seconds per GB, and a
     resumed run would convert every finished input again), any other input opened lazily.
@@ -125,9 +130,9 @@ def probe_input(path: str | os.PathLike[str], *, npy_axes: str | None = None) ->
 
     path = Path(path)
     if path.suffix.lower() in HDF5_SUFFIXES and path.is_file() and is_ismrmrd_raw(path):
-        probe: PlannedInput = probe_ismrmrd(path)
+        probe: PlannedInput = probe_ismrmrd(path, frame=frame)
         return probe
-    return open_input(path, npy_axes=npy_axes)
+    return open_input(path, npy_axes=npy_axes, frame=frame)
 
 
 def opens_whole(path: str | os.PathLike[str], planned: PlannedInput) -> bool:

@@ -67,12 +67,16 @@ class PredictionJob:
             resume=o.resume,
             overwrite=o.overwrite,
             npy_axes=o.npy_axes,
+            frame=o.frame,
+            frame_text=o.frame_text,
         )
 
     def settings(self) -> WriteSettings:
         """What the writer writes."""
         o = self.options
         extra: dict[str, str | float | int | bool] = {"coil_maps": o.coil_map_method}
+        if o.frame_text:
+            extra["frame"] = o.frame_text
         if self.loaded.config_json:
             extra["model_config"] = self.loaded.config_json
         return WriteSettings(
@@ -121,7 +125,7 @@ class PredictionData(pl.LightningDataModule):
         transform = components.make_transform(
             mask_func=options.undersampling.mask_func(), coil_maps=options.coil_map_method
         )
-        self.items = SliceItems(tasks, transform, npy_axes=options.npy_axes)
+        self.items = SliceItems(tasks, transform, npy_axes=options.npy_axes, frame=options.frame)
 
     def predict_dataloader(self) -> DataLoader[Any]:
         assert self.items is not None and self.runner is not None and self.trainer is not None

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from mrirecon.data.ismrmrd_raw import Frame
 from mrirecon.data.transforms import COIL_MAP_METHODS
 from mrirecon.errors import ConfigError
 from mrirecon.export import DicomOptions
@@ -38,6 +39,8 @@ class RunOptions:
         resume: Skip volumes whose outputs are finished (``batch``); False redoes every input.
         overwrite: Replace outputs of another model, checkpoint or undersampling.
         npy_axes: Axis order of ``.npy`` inputs (the data layer's ``npy_axes``).
+        frame: The contrast (echo), repetition, phase and set to reconstruct of ISMRMRD raw inputs
+            that hold several (None: the first of each); other inputs have one.
         split: With a manifest, only this split.
         progress: Show the progress bar.
         reports: Write ``failures.csv`` and ``run.json`` in ``output_dir``.
@@ -58,6 +61,7 @@ class RunOptions:
     resume: bool = True
     overwrite: bool = False
     npy_axes: str | None = None
+    frame: Frame | None = None
     split: str | None = None
     progress: bool = True
     reports: bool = True
@@ -116,8 +120,14 @@ class RunOptions:
             "resume": self.resume,
             "overwrite": self.overwrite,
             "npy_axes": self.npy_axes,
+            "frame": self.frame_text,
             "split": self.split,
         }
+
+    @property
+    def frame_text(self) -> str:
+        """``frame`` as the outputs record it (attribute ``frame``): "" for the first of each."""
+        return "" if self.frame is None or self.frame == type(self.frame)() else self.frame.describe()
 
     @property
     def coil_map_method(self) -> str:

@@ -10,10 +10,10 @@ series folder holds one file per slice. Outputs are written in the order DICOM s
   rewritten file by file);
 - HDF5 present but the DICOM series missing or incomplete (an earlier run without ``--dicom``, or a
   deleted folder) → only the DICOM series is exported again, from the HDF5;
-- HDF5 present with another model, checkpoint or undersampling → refused before anything runs,
-  unless ``--overwrite`` (a run never mixes reconstructions of two models in one folder silently);
-  so is a DICOM series of another model or checkpoint whose HDF5 is gone (its DerivationDescription
-  names them);
+- HDF5 present with another model, checkpoint, undersampling, coil maps or frame → refused before
+  anything runs, unless ``--overwrite`` (a run never mixes reconstructions of two models in one
+  folder silently); so is a DICOM series of another model or checkpoint whose HDF5 is gone (its
+  DerivationDescription names them);
 - a finished series identified where this run de-identifies (or the reverse) → refused likewise,
   unless ``--overwrite`` (then exported again from the HDF5): a resumed run never leaves
   identifying series behind when it was asked to de-identify.
@@ -34,6 +34,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from mrirecon.atomic import partial_name
+from mrirecon.data.ismrmrd_raw import Frame
 from mrirecon.errors import ConfigError, MriReconError
 from mrirecon.export.dicom import FILE_PATTERN
 from mrirecon.export.series_record import series_intact
@@ -161,14 +162,15 @@ def _same_number(saved: Any, wanted: float | None) -> bool:
 
 def _matches(
     attrs: dict[str, Any],
-    identity: tuple[str, str, str, str],
+    identity: tuple[str, str, str, str, str],
     sampling: VolumeSampling,
     slices: int,
 ) -> bool:
-    """Whether a finished output was made by this run's model, settings and undersampling."""
-    model, checkpoint_sha256, model_config, coil_maps = identity
+    """Whether a finished output was made by this run's model, settings, frame and undersampling."""
+    model, checkpoint_sha256, model_config, coil_maps, frame = identity
     return (
         _text(attrs.get("model", "")) == model
+        and _text(attrs.get("frame", "")) == frame
         and _text(attrs.get("checkpoint_sha256", "")) == checkpoint_sha256
         and _text(attrs.get("model_config", "")) == model_config
         and (not coil_maps or _text(attrs.get("coil_maps", "")) == coil_maps)
@@ -194,6 +196,8 @@ def make_plan(
     resume: bool = True,
     overwrite: bool = False,
     npy_axes: str | None = None,
+    frame: Frame | None = None,
+    frame_text: str = "",
     fail_fast: bool = False,
 ) -> RunPlan:
     """Open every input (metadata only) and decide what to do with it.
@@ -212,6 +216,8 @@ def make_plan(
         resume: Skip finished volumes (``batch``); False reconstructs every input (``infer``).
         overwrite: Replace outputs of another model/checkpoint/undersampling instead of refusing.
         npy_axes: Axis order of ``.npy`` inputs.
+        frame: The frame of ISMRMRD raw inputs to reconstruct (None: the first of each).
+        frame_text: How the outputs record it (attribute ``frame``; "" for the first of each).
         fail_fast: Raise the first input error instead of recording it.
 
     Raises:
@@ -226,7 +232,7 @@ def make_plan(
     privacy: list[Path] = []
     for index, (path, out) in enumerate(zip(inputs, outputs, strict=True)):
         try:
-            volume = components.probe_input(path, npy_axes=npy_axes)
+            volume = components.probe_input(path, npy_axes=npy_axes, frame=frame)
             try:
                 shape = tuple(int(n) for n in volume.kspace_shape)
                 crop = tuple(int(n) for n in volume.crop_size)
@@ -255,7 +261,10 @@ def make_plan(
         if resume and out.recon.exists():
             attrs = _existing(out.recon)
             if attrs is not None and _matches(
-                attrs, (model, checkpoint_sha256, model_config, coil_maps), task.sampling, task.num_slices
+                attrs,
+                (model, checkpoint_sha256, model_config, coil_maps, frame_text),
+                task.sampling,
+                task.num_slices,
             ):
                 if not dicom or dicom_complete(out.dicom, task.num_slices):
                     if dicom and _deidentified(out.dicom) != deidentify:
@@ -279,7 +288,7 @@ def make_plan(
         examples = ", ".join(p.name for p in conflicts[:3]) + (" ..." if len(conflicts) > 3 else "")
         raise ConfigError(
             f"{len(conflicts)} output(s) in the output folder were made by another model, "
-            f"checkpoint or undersampling ({examples})",
+            f"checkpoint, undersampling, coil-map method or frame ({examples})",
             path=conflicts[0].parent,
             hint="choose another output folder, or pass --overwrite to replace them",
         )

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from mrirecon.data.ismrmrd_raw import Frame
 from mrirecon.errors import MriReconError
 from mrirecon.export import InputMetadata
 from mrirecon.inference import components
@@ -105,6 +106,7 @@ class SliceItems(Dataset[SliceItem]):
         tasks: The rank's volumes.
         transform: The slice transform (:func:`mrirecon.inference.components.make_transform`).
         npy_axes: Axis order of ``.npy`` inputs.
+        frame: The frame of ISMRMRD raw inputs to read (None: the first of each).
         open_volumes: Volumes each worker keeps open (consecutive slices of a volume reuse it); of
             the volumes read whole when opened, one.
     """
@@ -116,10 +118,12 @@ class SliceItems(Dataset[SliceItem]):
         *,
         npy_axes: str | None = None,
         open_volumes: int = 2,
+        frame: Frame | None = None,
     ):
         self.tasks = list(tasks)
         self.transform = transform
         self.npy_axes = npy_axes
+        self.frame = frame
         self.open_volumes = max(1, open_volumes)
         self.keys = [
             (position, index)
@@ -146,7 +150,9 @@ class SliceItems(Dataset[SliceItem]):
             # one (VolumeBatchSampler): that one, in memory whole, goes before this one is read
             for other in [p for p in self._volumes if self.tasks[p].opens_whole]:
                 self._volumes.pop(other).close()
-        volume = components.open_input(self.tasks[position].input_path, npy_axes=self.npy_axes)
+        volume = components.open_input(
+            self.tasks[position].input_path, npy_axes=self.npy_axes, frame=self.frame
+        )
         self._volumes[position] = volume
         while len(self._volumes) > self.open_volumes:
             _, old = self._volumes.popitem(last=False)

@@ -649,3 +649,46 @@ def test_a_bug_while_writing_the_last_volume_leaves_a_crash_record(
         run_batch(load_reconstructor("zero_filled"), folder, _options(tmp_path / "out"))
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert record["status"] == "crashed" and "a bug in the writer" in json.dumps(record)
+
+
+def test_a_frame_of_a_multi_set_raw_file_is_chosen_and_recorded(tmp_path: Path) -> None:
+    """ISMRMRD raw files with several sets (echoes, repetitions, phases) could only be reconstructed
+    frame by frame through `mrirecon convert --frame`: infer and batch take --frame; the outputs record
+    it, and a run of another frame into the same folder is not taken as finished."""
+    import ismrmrd
+
+    from mrirecon.data.ismrmrd_raw import Frame
+    from tests.data.helpers import disc_image, smooth_maps, write_ismrmrd
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    path = folder / "raw.h5"
+    write_ismrmrd(
+        path, smooth_maps(2, 32, 24) * disc_image(1, 32, 24)[0][None], lines=np.arange(24), e1_center=12
+    )
+    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=False)
+    xml = dataset.read_xml_header()
+    readouts = [dataset.read_acquisition(n) for n in range(dataset.number_of_acquisitions())]
+    dataset.close()
+    path.unlink()
+    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
+    dataset.write_xml_header(xml)
+    for frame_set, factor in ((0, 1.0), (1, 2.0)):  # set 1: the same object, twice as bright
+        for acq in readouts:
+            copy = ismrmrd.Acquisition.from_array(acq.data * np.complex64(factor))
+            copy.setHead(acq.getHead())
+            copy.idx.set = frame_set
+            dataset.append_acquisition(copy)
+    dataset.close()
+    model = load_reconstructor("zero_filled")
+    with pytest.warns(UserWarning, match="belong to other frames"):
+        run_inference(model, path, _options(tmp_path / "first"))
+    second = run_inference(model, path, _options(tmp_path / "second", frame=Frame(set=1)))
+    assert second.reconstructed == 1
+    first = read_reconstruction(tmp_path / "first" / "raw.h5")
+    chosen = read_reconstruction(tmp_path / "second" / "raw.h5")
+    np.testing.assert_allclose(chosen.reconstruction, 2 * first.reconstruction, rtol=1e-4)
+    assert chosen.extra_attrs["frame"] == "contrast 0, repetition 0, phase 0, set 1"
+    assert "frame" not in first.extra_attrs
+    with pytest.raises(ConfigError, match="another model"):  # set 0's outputs are not set 1's
+        run_batch(model, folder, _options(tmp_path / "first", frame=Frame(set=1)))
