@@ -162,6 +162,27 @@ def series_description(
     return f"{prefix}{clean_text(model, room - len(prefix.encode()))} recon{rest}"
 
 
+def _frame(volume: ReconVolume) -> str:
+    """The ISMRMRD frame the reconstruction took (attribute ``frame``: ``contrast 0, repetition 0,
+    phase 0, set 1``) as its counters other than 0 (``set 1``); "" for the first of each."""
+    text = volume.extra_attrs.get("frame", "")
+    if isinstance(text, bytes | np.bytes_):
+        text = bytes(text).decode("utf-8", "replace")
+    if not isinstance(text, str):
+        return ""
+    return ", ".join(part for part in text.split(", ") if part and not part.endswith(" 0"))
+
+
+def _acquisition_label(volume: ReconVolume, identity: Identity) -> str | None:
+    """What leads the series description: the protocol (when written) and the frame (when not the
+    first), so that the series of a study, and the echoes of one acquisition, differ."""
+    frame = _frame(volume)
+    protocol = identity.protocol_name
+    if protocol and frame:
+        return f"{protocol} ({frame})"
+    return protocol or frame or None
+
+
 def derivation_description(volume: ReconVolume, planes: ImagePlanes, q: Quantised) -> str:
     """DerivationDescription (≤ 1024 characters): how the pixels were made and what they mean."""
     version = volume.mrirecon_version or __version__
@@ -181,6 +202,8 @@ def derivation_description(volume: ReconVolume, planes: ImagePlanes, q: Quantise
         f". Magnitude image in the input's intensity scale: value = stored x {ds(q.slope)} + "
         f"{ds(q.intercept)} (RealWorldValueMappingSequence)."
     )
+    if _frame(volume):
+        text += f" ISMRMRD frame: {_frame(volume)}."
     text += " Geometry: " + (
         "synthetic (documented default)" if planes.synthetic else "from the acquisition headers"
     )
@@ -265,7 +288,7 @@ def _mr_attributes(ds_: Dataset, header: AcquisitionHeader | None, *, three_d: b
 
 
 # reconstruction settings recorded in extra_attrs that change the pixels: part of the series' identity
-_RECON_SETTINGS = ("model_config", "coil_maps", "center_fraction")
+_RECON_SETTINGS = ("model_config", "coil_maps", "center_fraction", "frame")
 
 
 def _acquisition_digest(volume: ReconVolume, planes: ImagePlanes) -> str:
@@ -383,7 +406,9 @@ def _build(
     series_uid, frame_uid = _series_uids(volume, identity, planes, root, options.bits_stored)
     q = quantise(volume.reconstruction, options.bits_stored)
     centre, width = window_from_percentiles(q.stored, *options.window_percentiles)
-    description = series_description(volume, planes, options.series_description, identity.protocol_name)
+    description = series_description(
+        volume, planes, options.series_description, _acquisition_label(volume, identity)
+    )
     derivation = derivation_description(volume, planes, q)
     rwv = Dataset()
     rwv.RealWorldValueFirstValueMapped = 0

@@ -175,8 +175,8 @@ def _identifier(value: str, name: str, *, given: bool, source: str = "") -> str:
     if given:
         raise ConfigError(
             f"{option} is {length} long; DICOM's {keyword} holds at most {limit}",
-            hint=f"give {option} in at most {limit} characters (it is never shortened: a cut identifier "
-            "can name another record)",
+            hint=f"give {option} in at most {limit} bytes in UTF-8 ({limit} ASCII characters; it is never "
+            "shortened: a cut identifier can name another record)",
         )
     where = f"{source}: " if source else ""
     warnings.warn(

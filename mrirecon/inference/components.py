@@ -135,16 +135,23 @@ def probe_input(
     return open_input(path, npy_axes=npy_axes, frame=frame)
 
 
+def has_frames(planned: PlannedInput) -> bool:
+    """Whether the input :func:`probe_input` planned is an ISMRMRD raw file, whose contrast,
+    repetition, phase and set are chosen with ``frame`` (other inputs hold one frame)."""
+    from mrirecon.data.ismrmrd_raw import IsmrmrdProbe
+
+    return isinstance(planned, IsmrmrdProbe)
+
+
 def opens_whole(path: str | os.PathLike[str], planned: PlannedInput) -> bool:
     """Whether :func:`open_input` reads or converts all of ``path`` before its first slice: an
     ISMRMRD raw file is converted, and a NumPy or BART array is read into memory when memory maps
     are off (batch inference turns them off); a fastMRI HDF5 file is read slice by slice.
     ``planned`` is what :func:`probe_input` returned for it."""
-    from mrirecon.data.ismrmrd_raw import IsmrmrdProbe
     from mrirecon.data.raw import memory_maps_enabled
     from mrirecon.data.volume import HDF5_SUFFIXES
 
-    if isinstance(planned, IsmrmrdProbe):
+    if has_frames(planned):  # converted when opened
         return True
     return Path(path).suffix.lower() not in HDF5_SUFFIXES and not memory_maps_enabled()
 

@@ -75,8 +75,6 @@ class PredictionJob:
         """What the writer writes."""
         o = self.options
         extra: dict[str, str | float | int | bool] = {"coil_maps": o.coil_map_method}
-        if o.frame_text:
-            extra["frame"] = o.frame_text
         if self.loaded.config_json:
             extra["model_config"] = self.loaded.config_json
         return WriteSettings(
@@ -86,6 +84,7 @@ class PredictionJob:
             extra_attrs=extra,
             deidentify=o.dicom_options.deidentify,
             salt=o.dicom_options.salt,
+            frame=o.frame_text,
         )
 
 

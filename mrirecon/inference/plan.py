@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from pydicom.errors import InvalidDicomError
 
 from mrirecon.atomic import partial_name
 from mrirecon.data.ismrmrd_raw import Frame
-from mrirecon.errors import ConfigError, MriReconError
+from mrirecon.errors import ConfigError, MriReconError, Notice
 from mrirecon.export.dicom import FILE_PATTERN
 from mrirecon.export.series_record import series_intact
 from mrirecon.inference import components
@@ -66,6 +67,7 @@ class VolumeTask:
         opens_whole: Opening the input reads or converts all of it
             (:func:`~mrirecon.inference.components.opens_whole`), so one DataLoader worker should
             read all its slices.
+        frames: The input is an ISMRMRD raw file, whose frame a run chooses (``--frame``).
     """
 
     index: int
@@ -78,6 +80,7 @@ class VolumeTask:
     sampling: VolumeSampling
     action: str = RECONSTRUCT
     opens_whole: bool = False
+    frames: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,7 @@ def make_plan(
                         name=Path(path).name,
                     ),
                     opens_whole=components.opens_whole(path, volume),
+                    frames=components.has_frames(volume),
                 )
             finally:
                 volume.close()
@@ -262,7 +266,7 @@ def make_plan(
             attrs = _existing(out.recon)
             if attrs is not None and _matches(
                 attrs,
-                (model, checkpoint_sha256, model_config, coil_maps, frame_text),
+                (model, checkpoint_sha256, model_config, coil_maps, frame_text if task.frames else ""),
                 task.sampling,
                 task.num_slices,
             ):
@@ -284,6 +288,15 @@ def make_plan(
             conflicts.append(out.dicom)  # its HDF5 is gone: found now, not after reconstructing
             continue
         tasks.append(task)
+    unframed = sum(not t.frames for t in tasks)
+    if frame_text and unframed:
+        warnings.warn(
+            Notice(
+                f"--frame applies to ISMRMRD raw files; {unframed} input(s) of other formats hold one frame "
+                "and are reconstructed as they are"
+            ),
+            stacklevel=2,
+        )
     if conflicts:
         examples = ", ".join(p.name for p in conflicts[:3]) + (" ..." if len(conflicts) > 3 else "")
         raise ConfigError(

@@ -55,6 +55,8 @@ class WriteSettings:
         extra_attrs: More attributes for every reconstruction HDF5 (e.g. ``coil_maps``).
         deidentify: De-identify the HDF5 too (header, patient ID, input name; :func:`_deidentified`).
         salt: The de-identification secret.
+        frame: The ISMRMRD frame chosen (``--frame``), recorded as attribute ``frame`` of the
+            outputs of ISMRMRD raw inputs; "" for the first of each.
     """
 
     model: str
@@ -63,6 +65,7 @@ class WriteSettings:
     extra_attrs: dict[str, str | float | int | bool] = field(default_factory=dict)
     deidentify: bool = False
     salt: str = ""
+    frame: str = ""
 
 
 def recon_volume(volume: FinishedVolume, settings: WriteSettings) -> ReconVolume:
@@ -80,6 +83,8 @@ def recon_volume(volume: FinishedVolume, settings: WriteSettings) -> ReconVolume
     extra["kspace_matrix"] = np.asarray([height, width], dtype=np.int64)
     if meta.decoupled_3d:  # a 3-D acquisition (its header now says one partition per slice)
         extra["mrirecon_decoupled_3d"] = True
+    if settings.frame and volume.task.frames:  # the frame of an ISMRMRD raw input (other inputs have one)
+        extra["frame"] = settings.frame
     recon = ReconVolume(
         reconstruction=volume.reconstruction,
         zero_filled=volume.zero_filled,

@@ -170,7 +170,7 @@ def _check_output(paths: RunPaths, config: TrainConfig, resume: bool, echo: Call
             changed = [
                 f"{k} ({old.get(k)!r} → {new.get(k)!r})"
                 for k in sorted(set(old) | set(new))
-                if old.get(k) != new.get(k)
+                if old.get(k) != new.get(k) and k != "output_dir"  # the folder being resumed
             ]
             optim = [change for change in changed if change.startswith("optim.")]
             if optim:  # Lightning restores the optimiser and its schedule from last.ckpt

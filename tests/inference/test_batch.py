@@ -692,3 +692,21 @@ def test_a_frame_of_a_multi_set_raw_file_is_chosen_and_recorded(tmp_path: Path) 
     assert "frame" not in first.extra_attrs
     with pytest.raises(ConfigError, match="another model"):  # set 0's outputs are not set 1's
         run_batch(model, folder, _options(tmp_path / "first", frame=Frame(set=1)))
+    # the DICOM series say which frame they are (and are other series)
+    dicom = _options(tmp_path / "d1", dicom=True, frame=Frame(set=1))
+    run_inference(model, path, dicom)
+    series = pydicom.dcmread(next((tmp_path / "d1" / "dicom" / "raw").glob("*.dcm")))
+    assert series.SeriesDescription.startswith("TESTRAW (set 1): zero_filled recon")
+    assert "ISMRMRD frame: set 1." in series.DerivationDescription
+    # other inputs hold one frame: --frame does not apply to them, is said, and is not recorded
+    np.save(folder / "other.npy", fakes.phantom_kspace(2, 2, (16, 12), seed=3))
+    with pytest.warns(UserWarning, match="1 input.s. of other formats hold one frame"):
+        run_batch(
+            model, folder, _options(tmp_path / "mixed", frame=Frame(set=1), npy_axes="slices,coils,kx,ky")
+        )
+    assert "frame" not in read_reconstruction(tmp_path / "mixed" / "other.h5").extra_attrs
+    assert read_reconstruction(tmp_path / "mixed" / "raw.h5").extra_attrs["frame"].endswith("set 1")
+    again = run_batch(
+        model, folder, _options(tmp_path / "mixed", npy_axes="slices,coils,kx,ky", overwrite=True)
+    )
+    assert again.reconstructed == 1 and again.skipped == 1  # the raw file's frame differs; the array's not

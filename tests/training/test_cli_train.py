@@ -62,7 +62,8 @@ def test_train_simulates_trains_tests_and_resumes_exactly(tiny_registered: str, 
 
     # the same run in two parts: one epoch, then --resume with the config's two epochs
     _train("--config", str(config), "-o", str(tmp_path / "parts"), "trainer.max_epochs=1")
-    resumed = _train("--config", str(config), "-o", str(tmp_path / "parts"), "--resume")
+    (tmp_path / "sub").mkdir()  # the same folder spelt otherwise: not a changed setting
+    resumed = _train("--config", str(config), "-o", str(tmp_path / "sub" / ".." / "parts"), "--resume")
     assert "Resuming with changed settings: trainer.max_epochs (1 → 2)" in resumed.output
     a = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     b = torch.load(tmp_path / "parts" / "checkpoints" / "last.ckpt", weights_only=True)
