@@ -308,13 +308,19 @@ def _layout(kspace: h5py.Dataset) -> str | None:
     return None
 
 
+def _reference_keys(layout: str | None) -> tuple[str, ...]:
+    """The datasets that may hold the reference of k-space of ``layout``, in the order fastMRI
+    reads them: ``reconstruction_esc`` first for single-coil k-space (its image is the emulated
+    single coil's), ``reconstruction_rss`` first otherwise."""
+    return _SINGLE_COIL_TARGET_KEYS if layout == "single" else _TARGET_KEYS
+
+
 def reference_key(handle: h5py.File) -> str | None:
-    """The dataset holding a file's fully sampled reference, as fastMRI reads it:
-    ``reconstruction_esc`` for single-coil k-space (its image is the emulated single coil's),
-    ``reconstruction_rss`` otherwise (each falling back on the other); None without either."""
+    """The dataset holding a file's fully sampled reference, as fastMRI reads it
+    (:func:`_reference_keys`); None without either."""
     kspace = handle.get("kspace")
-    single = isinstance(kspace, h5py.Dataset) and _layout(kspace) == "single"
-    return next((k for k in (_SINGLE_COIL_TARGET_KEYS if single else _TARGET_KEYS) if k in handle), None)
+    layout = _layout(kspace) if isinstance(kspace, h5py.Dataset) else None
+    return next((k for k in _reference_keys(layout) if k in handle), None)
 
 
 def _centered(attrs: dict[str, Any], layout: str, override: bool | None) -> bool:
@@ -529,7 +535,7 @@ class FastMRIVolume(RawVolume):
 
     @property
     def _target_keys(self) -> tuple[str, ...]:
-        return _SINGLE_COIL_TARGET_KEYS if self._layout == "single" else _TARGET_KEYS
+        return _reference_keys(self._layout)
 
     def _handle(self) -> h5py.File:
         if self._file is None:

@@ -97,6 +97,11 @@ class Frame(NamedTuple):
     def describe(self) -> str:
         return ", ".join(f"{name} {value}" for name, value in zip(self._fields, self, strict=True))
 
+    def recorded(self) -> str:
+        """The frame as reconstructions record it (attribute ``frame``): "" for the first of each
+        (what a file of one frame gives), else :meth:`describe`."""
+        return "" if self == Frame() else self.describe()
+
 
 class _Readout(NamedTuple):
     """Where one imaging readout goes, and how to unpack it."""

@@ -202,8 +202,9 @@ def derivation_description(volume: ReconVolume, planes: ImagePlanes, q: Quantise
         f". Magnitude image in the input's intensity scale: value = stored x {ds(q.slope)} + "
         f"{ds(q.intercept)} (RealWorldValueMappingSequence)."
     )
-    if _frame(volume):
-        text += f" ISMRMRD frame: {_frame(volume)}."
+    frame = _frame(volume)
+    if frame:
+        text += f" ISMRMRD frame: {frame}."
     text += " Geometry: " + (
         "synthetic (documented default)" if planes.synthetic else "from the acquisition headers"
     )

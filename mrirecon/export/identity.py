@@ -167,10 +167,10 @@ def _identifier(value: str, name: str, *, given: bool, source: str = "") -> str:
     """
     value = "".join(ch for ch in value if ch.isprintable()).replace("\\", "/").strip()
     keyword, limit = _IDENTIFIERS[name]
-    if len(value.encode("utf-8")) <= limit:
+    size = len(value.encode("utf-8"))
+    if size <= limit:
         return value
     option = "--" + name.replace("_", "-")
-    size = len(value.encode("utf-8"))
     length = f"{len(value)} characters" if size == len(value) else f"{size} bytes in UTF-8"
     if given:
         raise ConfigError(

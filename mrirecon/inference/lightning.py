@@ -68,7 +68,6 @@ class PredictionJob:
             overwrite=o.overwrite,
             npy_axes=o.npy_axes,
             frame=o.frame,
-            frame_text=o.frame_text,
         )
 
     def settings(self) -> WriteSettings:

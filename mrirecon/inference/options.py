@@ -127,7 +127,7 @@ class RunOptions:
     @property
     def frame_text(self) -> str:
         """``frame`` as the outputs record it (attribute ``frame``): "" for the first of each."""
-        return "" if self.frame is None or self.frame == type(self.frame)() else self.frame.describe()
+        return "" if self.frame is None else self.frame.recorded()
 
     @property
     def coil_map_method(self) -> str:

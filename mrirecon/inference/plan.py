@@ -200,7 +200,6 @@ def make_plan(
     overwrite: bool = False,
     npy_axes: str | None = None,
     frame: Frame | None = None,
-    frame_text: str = "",
     fail_fast: bool = False,
 ) -> RunPlan:
     """Open every input (metadata only) and decide what to do with it.
@@ -219,8 +218,8 @@ def make_plan(
         resume: Skip finished volumes (``batch``); False reconstructs every input (``infer``).
         overwrite: Replace outputs of another model/checkpoint/undersampling instead of refusing.
         npy_axes: Axis order of ``.npy`` inputs.
-        frame: The frame of ISMRMRD raw inputs to reconstruct (None: the first of each).
-        frame_text: How the outputs record it (attribute ``frame``; "" for the first of each).
+        frame: The frame of ISMRMRD raw inputs to reconstruct (None: the first of each); their
+            outputs record it (attribute ``frame``, :meth:`Frame.recorded`).
         fail_fast: Raise the first input error instead of recording it.
 
     Raises:
@@ -228,6 +227,7 @@ def make_plan(
         DataError: the first input that cannot be opened, with ``fail_fast`` (without it, every
             such input is recorded in :attr:`RunPlan.failures`, whatever the exception).
     """
+    frame_text = "" if frame is None else frame.recorded()
     tasks: list[VolumeTask] = []
     finished: list[Path] = []
     failures: list[Failure] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -161,6 +162,23 @@ def write_ismrmrd(
 
 
 # ------------------------------------------------------------------ images
+
+
+def rewrite_acquisitions(
+    path: Path, rewrite: Callable[[list[ismrmrd.Acquisition]], list[ismrmrd.Acquisition]]
+) -> None:
+    """Write the ISMRMRD file ``path`` again: its header, and the acquisitions ``rewrite`` makes of
+    its own (moved to other frames, duplicated, changed)."""
+    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=False)
+    xml = dataset.read_xml_header()
+    acquisitions = [dataset.read_acquisition(n) for n in range(dataset.number_of_acquisitions())]
+    dataset.close()
+    path.unlink()
+    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
+    dataset.write_xml_header(xml)
+    for acq in rewrite(acquisitions):
+        dataset.append_acquisition(acq)
+    dataset.close()
 
 
 def save_png(path: Path, image: np.ndarray) -> Path:

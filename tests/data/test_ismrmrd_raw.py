@@ -22,7 +22,7 @@ from mrirecon.errors import DataError, Notice
 from mrirecon.physics import fftnc, ifftnc
 from mrirecon_cli.main import cli
 from mrirecon_cli.options import parse_frame
-from tests.data.helpers import disc_image, smooth_maps, write_ismrmrd
+from tests.data.helpers import disc_image, rewrite_acquisitions, smooth_maps, write_ismrmrd
 
 COILS, SIZE_X, SIZE_Y = 3, 32, 24
 
@@ -117,17 +117,13 @@ def test_frames_are_chosen_and_a_missing_one_names_those_present(tmp_path: Path)
     write_ismrmrd(path, _coil_images(), lines=np.arange(SIZE_Y), e1_center=12)
     with open_volume(path) as first:
         expected = first.read_kspace(0)
-    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=False)
-    xml = dataset.read_xml_header()
-    moved = [dataset.read_acquisition(n) for n in range(dataset.number_of_acquisitions())]
-    dataset.close()
-    path.unlink()
-    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
-    dataset.write_xml_header(xml)
-    for acq in moved:  # every readout in set 1
-        acq.idx.set = 1
-        dataset.append_acquisition(acq)
-    dataset.close()
+
+    def to_set_1(acquisitions: list[ismrmrd.Acquisition]) -> list[ismrmrd.Acquisition]:
+        for acq in acquisitions:  # every readout in set 1
+            acq.idx.set = 1
+        return acquisitions
+
+    rewrite_acquisitions(path, to_set_1)
     with pytest.raises(DataError, match=r"no imaging readouts of contrast 0, repetition 0, phase 0, set 0; "
                        r"its frames are: contrast 0, repetition 0, phase 0, set 1") as caught:  # fmt: skip
         open_volume(path)

@@ -658,7 +658,7 @@ def test_a_frame_of_a_multi_set_raw_file_is_chosen_and_recorded(tmp_path: Path) 
     import ismrmrd
 
     from mrirecon.data.ismrmrd_raw import Frame
-    from tests.data.helpers import disc_image, smooth_maps, write_ismrmrd
+    from tests.data.helpers import disc_image, rewrite_acquisitions, smooth_maps, write_ismrmrd
 
     folder = tmp_path / "in"
     folder.mkdir()
@@ -666,20 +666,18 @@ def test_a_frame_of_a_multi_set_raw_file_is_chosen_and_recorded(tmp_path: Path) 
     write_ismrmrd(
         path, smooth_maps(2, 32, 24) * disc_image(1, 32, 24)[0][None], lines=np.arange(24), e1_center=12
     )
-    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=False)
-    xml = dataset.read_xml_header()
-    readouts = [dataset.read_acquisition(n) for n in range(dataset.number_of_acquisitions())]
-    dataset.close()
-    path.unlink()
-    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
-    dataset.write_xml_header(xml)
-    for frame_set, factor in ((0, 1.0), (1, 2.0)):  # set 1: the same object, twice as bright
-        for acq in readouts:
-            copy = ismrmrd.Acquisition.from_array(acq.data * np.complex64(factor))
-            copy.setHead(acq.getHead())
-            copy.idx.set = frame_set
-            dataset.append_acquisition(copy)
-    dataset.close()
+
+    def two_sets(readouts: list[ismrmrd.Acquisition]) -> list[ismrmrd.Acquisition]:
+        copies = []
+        for frame_set, factor in ((0, 1.0), (1, 2.0)):  # set 1: the same object, twice as bright
+            for acq in readouts:
+                copy = ismrmrd.Acquisition.from_array(acq.data * np.complex64(factor))
+                copy.setHead(acq.getHead())
+                copy.idx.set = frame_set
+                copies.append(copy)
+        return copies
+
+    rewrite_acquisitions(path, two_sets)
     model = load_reconstructor("zero_filled")
     with pytest.warns(UserWarning, match="belong to other frames"):
         run_inference(model, path, _options(tmp_path / "first"))
