@@ -18,7 +18,7 @@ from typing import NamedTuple
 import ismrmrd
 import numpy as np
 
-from mrirecon.data.fastmri import max_kspace_gb
+from mrirecon.data.hdf5_inputs import max_kspace_gb
 from mrirecon.data.header import AcquisitionHeader
 from mrirecon.errors import DataError
 

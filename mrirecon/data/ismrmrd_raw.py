@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from mrirecon.data.cartesian import crop_readout, decouple_readout
-from mrirecon.data.fastmri import MAX_HEADER_BYTES, check_stored, stored_dataset
+from mrirecon.data.hdf5_inputs import MAX_HEADER_BYTES, check_stored, stored_dataset
 from mrirecon.data.header import AcquisitionHeader, EncodingLimits, parse_ismrmrd_header, rewrite_encoding
 from mrirecon.data.ismrmrd_acquisitions import (
     GEOMETRY,

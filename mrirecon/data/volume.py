@@ -19,7 +19,8 @@ import numpy as np
 
 from mrirecon.data.arrays import open_npy
 from mrirecon.data.bart import bart_pair, open_cfl
-from mrirecon.data.fastmri import FastMRIVolume, open_hdf5
+from mrirecon.data.fastmri import FastMRIVolume
+from mrirecon.data.hdf5_inputs import open_hdf5
 from mrirecon.data.ismrmrd_raw import Frame, is_ismrmrd_file, open_ismrmrd
 from mrirecon.data.raw import RawVolume, kspace_energy
 from mrirecon.errors import DataError, path_text

@@ -24,7 +24,8 @@ import h5py
 import numpy as np
 
 from mrirecon import shapes
-from mrirecon.data.fastmri import plain_attrs, reference_key
+from mrirecon.data.fastmri import reference_key
+from mrirecon.data.hdf5_inputs import plain_attrs
 from mrirecon.errors import DataError
 from mrirecon.export import ReconVolume, read_reconstruction
 

@@ -11,8 +11,8 @@ What is written and why is in docs/dicom.md. In short:
   or a documented synthetic default, then marked in the series description;
 - identifiers from the header or the command line, or removed (:mod:`mrirecon.export.identity`);
 - provenance (model, checkpoint sha256, mrirecon version) in SeriesDescription and
-  DerivationDescription (the texts: :mod:`mrirecon.export.dicom_text`); deterministic UIDs, so exporting the same reconstruction again writes the
-  same UIDs (idempotent batch runs);
+  DerivationDescription (the texts: :mod:`mrirecon.export.dicom_text`); deterministic UIDs, so
+  exporting the same reconstruction again writes the same UIDs (idempotent batch runs);
 - every decimal string formatted to at most 16 characters; every file written atomically.
 """
 

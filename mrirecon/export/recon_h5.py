@@ -26,7 +26,7 @@ import numpy as np
 
 from mrirecon._version import __version__
 from mrirecon.atomic import PARTIAL_SUFFIX, atomic_file
-from mrirecon.data.fastmri import plain_attrs
+from mrirecon.data.hdf5_inputs import plain_attrs
 from mrirecon.data.header import AcquisitionHeader, parse_ismrmrd_header
 from mrirecon.errors import DataError
 from mrirecon.export.geometry import SliceGeometry
