@@ -11,12 +11,10 @@ and any failure is an error.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import json
 import os
 import re
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -27,12 +25,19 @@ from typing import Any, TypeVar
 import torch
 
 from mrirecon._version import __version__
-from mrirecon.atomic import atomic_file, exclusive_folder, export_error, prepare_output_folder
+from mrirecon.atomic import atomic_file, exclusive_folder, prepare_output_folder
 from mrirecon.data.raw import NO_MMAP_ENV
 from mrirecon.errors import ConfigError, DataError, ExportError, MriReconError, Notice, path_text
 from mrirecon.export import DicomOptions
-from mrirecon.export.deidentify import file_pseudonym, scrub
-from mrirecon.export.series_record import record_path
+from mrirecon.export.deidentify import file_pseudonym
+from mrirecon.inference.deidentified import (
+    refuse_deidentified_folder,
+    refuse_identified_outputs,
+    scrubbed_failures,
+    scrubbed_report,
+    warnings_by_pseudonym,
+    write_mapping,
+)
 from mrirecon.inference.failures import FAILURES_CSV, Failure, error_text, write_failures
 from mrirecon.inference.inputs import DICOM_FOLDER, OutputPaths, list_inputs, output_paths
 from mrirecon.inference.loading import LoadedModel
@@ -40,7 +45,6 @@ from mrirecon.inference.options import RunOptions, resolve_device
 from mrirecon.inference.runner import RankReport, error_from_failure
 from mrirecon.models.pretrained import is_pretrained
 from mrirecon.runtime import TERMINATED, Terminated, launched_rank, lightning_info_silenced, sigterm_stops
-from mrirecon.tables import write_csv
 
 __all__ = ["RUN_JSON", "RunResult", "run_batch", "run_inference"]
 
@@ -149,38 +153,6 @@ def run_batch(loaded: LoadedModel, source: str | os.PathLike[str], options: RunO
 
 
 @contextlib.contextmanager
-def _warnings_by_pseudonym(pseudonyms: dict[str, str]) -> Iterator[None]:
-    """In a de-identified run, warnings and notices (``Note: ...``) name an input by its pseudonym.
-
-    The data layer names the file it reads in its notices; their text is rewritten here, where they
-    are shown (:func:`warnings.showwarning`, which the CLI prints as ``Note: ...``), for the whole
-    run, DataLoader workers included (they are forked with it).
-    """
-    if not pseudonyms:
-        yield
-        return
-    shown = warnings.showwarning
-
-    def show(
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        file: Any = None,
-        line: str | None = None,
-    ) -> None:
-        text = scrub(str(message), pseudonyms)
-        scrubbed = category(text) if issubclass(category, Notice) else text
-        shown(scrubbed, category, filename, lineno, file, line)
-
-    warnings.showwarning = show
-    try:
-        yield
-    finally:
-        warnings.showwarning = shown
-
-
-@contextlib.contextmanager
 def _inputs_read_into_memory() -> Iterator[None]:
     """Inputs are read, not memory-mapped, for the run (here and in the DataLoader workers, which
     inherit the environment): an input truncated or replaced while it is read is then a failure of
@@ -207,7 +179,7 @@ def _run_batch(
     inputs, unnamed = _named_inputs(list_inputs(source, split=options.split), deid)
     outputs = output_paths(inputs, options.output_dir, pseudonym_salt=deid.salt if deid.deidentify else None)
     pseudonyms = {os.fspath(i): o.recon.stem for i, o in zip(inputs, outputs)} if deid.deidentify else {}
-    with _warnings_by_pseudonym(pseudonyms):
+    with warnings_by_pseudonym(pseudonyms):
         return _run_listed(loaded, source, options, started, t0, inputs, outputs, pseudonyms, unnamed)
 
 
@@ -251,11 +223,11 @@ def _run_listed(
     unnamed: list[Failure],
 ) -> RunResult:
     if pseudonyms:
-        _identified_outputs(inputs, options)
+        refuse_identified_outputs(inputs, options)
         if options.deid_mapping is not None:
-            _write_mapping(options.deid_mapping, pseudonyms)
+            write_mapping(options.deid_mapping, pseudonyms)
     elif options.reports:
-        _deidentified_folder(options)
+        refuse_deidentified_folder(options.output_dir / RUN_JSON, options)
     prepare_output_folder(options.output_dir, "reconstructions")
     if options.dicom:
         prepare_output_folder(options.output_dir / DICOM_FOLDER, "DICOM series")
@@ -298,11 +270,8 @@ def _run_listed(
     reports = _gather(finished, trainer.world_size)
     failures = unnamed + list(plan.failures) + [f for r in reports for f in r.failures]
     if pseudonyms:  # a de-identified run names no input, not even in its failure reports
-        failures = [
-            Failure(pseudonyms.get(f.file, scrub(f.file, pseudonyms)), scrub(f.error, pseudonyms), f.kind)
-            for f in failures
-        ]
-        reports = [_scrubbed(r, pseudonyms) for r in reports]
+        failures = scrubbed_failures(failures, pseudonyms)
+        reports = [scrubbed_report(r, pseudonyms) for r in reports]
     result = RunResult(
         inputs=plan.total_inputs + len(unnamed),
         skipped=len(plan.finished),
@@ -362,36 +331,6 @@ def _record_crash(
         temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 
-def _identified_outputs(inputs: list[Path], options: RunOptions) -> None:
-    """A de-identified run refuses a folder that holds identified outputs of its inputs (named after
-    them, from a run without --deidentify): it would leave them beside the pseudonymous ones. With
-    ``--overwrite`` they are removed first.
-
-    Raises:
-        ConfigError: naming how many and the fix.
-    """
-    found: list[Path] = []
-    for out in output_paths(inputs, options.output_dir):
-        found += [p for p in (out.recon, out.dicom, record_path(out.dicom)) if p.exists()]
-    if not found:
-        return
-    if not options.overwrite:
-        raise ConfigError(
-            f"the output folder holds {len(found)} identified output(s) of these inputs (named after them, "
-            "from a run without --deidentify)",
-            path=options.output_dir,
-            hint="give a de-identified run its own --output-dir, or pass --overwrite to remove them first",
-        )
-    root = Path(options.output_dir).resolve()
-    for path in found:
-        if root not in path.resolve().parents:  # never anything outside the output folder
-            raise ConfigError(f"{path} is not inside the output folder {root}; nothing was removed")
-        try:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        except OSError as error:
-            raise export_error(error, path, "identified output") from error
-
-
 T = TypeVar("T")
 
 
@@ -448,44 +387,6 @@ def _killed_worker(error: BaseException) -> BaseException | None:
         hint="lower --workers or --batch-size; in Docker, give the container more --shm-size; "
         "run again to continue where it stopped",
     )
-
-
-def _deidentified_folder(options: RunOptions) -> None:
-    """A run without --deidentify refuses a folder a de-identified run wrote (its run.json says so):
-    identified outputs beside the pseudonymous ones would link the two, and run.json would name
-    the inputs.
-
-    Raises:
-        ConfigError: naming the folder and the fix.
-    """
-    record = options.output_dir / RUN_JSON
-    try:
-        previous = json.loads(record.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return  # no record (or not one of ours): nothing says the folder is de-identified
-    run = ((previous.get("config") or {}).get("run") or {}) if isinstance(previous, dict) else {}
-    if isinstance(run, dict) and run.get("deidentify") is True:
-        raise ConfigError(
-            "the output folder holds a de-identified run's outputs, and this run is not de-identified",
-            path=options.output_dir,
-            hint="add --deidentify (with the same salt), or give this run its own --output-dir",
-        )
-
-
-def _scrubbed(report: RankReport, pseudonyms: dict[str, str]) -> RankReport:
-    """A rank's report with its inputs named by their pseudonyms."""
-    return dataclasses.replace(
-        report,
-        reconstructed=[pseudonyms.get(p, scrub(p, pseudonyms)) for p in report.reconstructed],
-        exported=[pseudonyms.get(p, scrub(p, pseudonyms)) for p in report.exported],
-        fatal=scrub(report.fatal, pseudonyms),
-    )
-
-
-def _write_mapping(path: Path, pseudonyms: dict[str, str]) -> None:
-    """The mapping from inputs to their pseudonyms, only where the user asked for it."""
-    rows = [{"input": name, "pseudonym": pseudonym} for name, pseudonym in sorted(pseudonyms.items())]
-    write_csv(path, rows, fields=["input", "pseudonym"], what="de-identification mapping")
 
 
 def _write_run_json(
