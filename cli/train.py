@@ -37,7 +37,8 @@ def train(config_file: str, overrides: tuple[str, ...], output_dir: Path | None,
     from mrirecon.training.config import load_train_config
     from mrirecon.training.run import train as run_training
 
-    config = load_train_config(config_file, overrides)
+    resume_dir = (output_dir if output_dir is not None else "") if resume else None
+    config = load_train_config(config_file, overrides, resume_dir=resume_dir)
     result = run_training(config, output_dir=output_dir, resume=resume, echo=click.echo)
     if not result.is_global_zero:
         return

@@ -473,16 +473,29 @@ class TrainConfig:
 
 
 def train_config_from_mapping(
-    data: Mapping[str, Any], *, source: str | os.PathLike[str] | None = None
+    data: Mapping[str, Any],
+    *,
+    source: str | os.PathLike[str] | None = None,
+    resume_dir: str | os.PathLike[str] | None = None,
 ) -> TrainConfig:
     """Build and check a :class:`TrainConfig`, including the model's parameters.
+
+    ``resume_dir``: the config resumes the run in this folder (``""``: its ``output_dir``); a
+    ``model.init`` it started from is then not read again when that run has a checkpoint
+    (:func:`~mrirecon.training.model_setup.model_config`).
 
     Raises:
         ConfigError: naming the key and the allowed keys or values (and ``source``, if given).
     """
     try:
         config = from_mapping(TrainConfig, data)
-        model = model_config(config)  # checks model.name, model.preset and model.params
+        resume_from = None
+        if resume_dir is not None:
+            from mrirecon.training.run import run_paths
+
+            last = run_paths(os.fspath(resume_dir) or config.output_dir).last
+            resume_from = last if last.is_file() else None
+        model = model_config(config, resume_from=resume_from)  # checks model.name, preset and params
         centered = getattr(model, "fft_centered", None)
         if config.data.centered is not None and centered is not None and centered != config.data.centered:
             raise ConfigError(
@@ -497,13 +510,20 @@ def train_config_from_mapping(
     return config
 
 
-def load_train_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> TrainConfig:
+def load_train_config(
+    path: str | os.PathLike[str],
+    overrides: Sequence[str] = (),
+    *,
+    resume_dir: str | os.PathLike[str] | None = None,
+) -> TrainConfig:
     """Read a training config from YAML and apply ``key.sub=value`` overrides.
 
     Args:
         path: The YAML file, or a config's name (``cirim_synthetic``, ``pretrained/cirim_brain``)
             looked up in ``$MRIRECON_CONFIGS``, ``./configs`` and the configs installed with mrirecon.
         overrides: Strings like ``optim.lr=3e-4`` or ``trainer.max_epochs=2``.
+        resume_dir: The config resumes the run in this folder (``""``: the config's
+            ``output_dir``): see :func:`train_config_from_mapping`.
 
     Returns:
         The checked config.
@@ -514,4 +534,4 @@ def load_train_config(path: str | os.PathLike[str], overrides: Sequence[str] = (
     """
     path = find_config(path, what="training config")
     data = apply_overrides(load_yaml(path), overrides)
-    return train_config_from_mapping(data, source=path)
+    return train_config_from_mapping(data, source=path, resume_dir=resume_dir)

@@ -13,13 +13,19 @@ from mrirecon.config import from_mapping, to_mapping
 from mrirecon.errors import ConfigError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mrirecon.training.config import ModelSection, TrainConfig
 
 __all__ = ["initial_model", "load_initial_weights", "model_config"]
 
 
-def model_config(config: TrainConfig) -> Any:
+def model_config(config: TrainConfig, *, resume_from: Path | None = None) -> Any:
     """The model's config dataclass: its defaults (or ``model.preset``) with ``model.params`` applied.
+
+    A run resumed from ``resume_from`` (its ``last.ckpt``) that started from ``model.init`` takes
+    the init model's config from that checkpoint: the run no longer needs the file it started from
+    (its weights are in the checkpoint), which may have been moved or deleted since.
 
     Raises:
         ConfigError: for an unknown model name (the known ones are listed), a preset of another
@@ -33,7 +39,12 @@ def model_config(config: TrainConfig) -> Any:
     if section.init is not None:
         if section.preset is not None:
             raise ConfigError("'model.init' and 'model.preset' both give the base config: keep one")
-        base = to_mapping(initial_model(section)[1].config)
+        if resume_from is not None:
+            from mrirecon.models.checkpoints import load_checkpoint_model
+
+            base = to_mapping(load_checkpoint_model(resume_from)[1].config)
+        else:
+            base = to_mapping(initial_model(section)[1].config)
     elif section.preset is not None:
         from mrirecon.models.config_files import load_model_config
 
@@ -45,7 +56,7 @@ def model_config(config: TrainConfig) -> Any:
             )
         base = to_mapping(preset)
     config_: Any = from_mapping(entry.config_class, {**base, **section.params}, where="model.params")
-    if section.init is not None:  # refused now, not after the data are simulated or scanned
+    if section.init is not None and resume_from is None:  # refused now, not after the data are simulated
         from mrirecon.models.registry import build_model
 
         load_initial_weights(section, build_model(section.name, config_), base)

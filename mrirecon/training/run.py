@@ -368,7 +368,7 @@ def train(
     # output_dir would send a rerun of that config.yaml elsewhere)
     config = dataclasses.replace(config, output_dir=os.fspath(paths.root))
     tcfg = config.trainer
-    model_cfg = model_config(config)
+    model_cfg = model_config(config, resume_from=paths.last if resume and paths.last.is_file() else None)
     if not getattr(get_entry(config.model.name).model_class, "trainable", True):
         raise ConfigError(
             f"model '{config.model.name}' has nothing to train",

@@ -92,3 +92,25 @@ def test_a_fast_dev_run_names_no_file_it_did_not_write(tiny_registered: str, tmp
     result = _train("--config", str(config), "-o", str(tmp_path / "out"), "trainer.fast_dev_run=true")
     assert "Test SSIM" in result.output and "test_metrics.csv" not in result.output
     assert not (tmp_path / "out" / "test_metrics.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_fine_tune_resumes_after_its_init_file_is_gone(tiny_registered: str, tmp_path: Path) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(_config(tmp_path / "synthetic")))
+    _train("--config", str(config), "-o", str(tmp_path / "base"), "trainer.max_epochs=1")
+    init = tmp_path / "init.pt"
+    (tmp_path / "base" / "model.pt").rename(init)
+    tune = tmp_path / "tune"
+    first = _train("--config", str(config), "-o", str(tune), "trainer.max_epochs=1", f"model.init={init}")
+    assert f"Starting from the weights of {init}" in first.output
+    steps = torch.load(tune / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    init.unlink()  # the run's checkpoint holds its weights: resuming needs nothing else
+    resumed = _train("--config", str(config), "-o", str(tune), f"model.init={init}", "--resume")
+    assert "Starting from the weights" not in resumed.output
+    assert torch.load(tune / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2 * steps
+    # a new run from the missing file is still refused in one line
+    result = CliRunner().invoke(
+        cli, ["train", "--config", str(config), "-o", str(tmp_path / "new"), f"model.init={init}"]
+    )
+    assert result.exit_code != 0 and "model.init" in result.output
