@@ -138,6 +138,7 @@ def convert_volume(
             attrs=attrs,
             centered=volume.centered,
             source=source,
+            calibration=volume.calibration,
         )
         mask = volume.mask
         acceleration = float(attrs.get("acceleration", 1.0)) if mask is not None else 1.0

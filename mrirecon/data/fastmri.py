@@ -43,7 +43,7 @@ from mrirecon.data.hdf5_inputs import (
     stored_dataset,
 )
 from mrirecon.data.header import parse_ismrmrd_header
-from mrirecon.data.raw import RawVolume, normalize_mask
+from mrirecon.data.raw import Calibration, RawVolume, normalize_mask
 from mrirecon.errors import DataError, Notice
 from mrirecon.masks import describe_mask, reduce_mask
 
@@ -238,6 +238,8 @@ class FastMRIVolume(RawVolume):
         else:
             self.crop_size = (height, width)
         self.geometry = self._read_geometry(handle)
+        self._has_calibration = self._check_calibration(handle)
+        self._calibration: Calibration | None = None
 
     def _recover_mask(self) -> np.ndarray | None:
         """The mask of k-space undersampled before it was written without a ``mask`` dataset.
@@ -293,6 +295,56 @@ class FastMRIVolume(RawVolume):
                 path=self.path,
             )
         return data
+
+    def _check_calibration(self, handle: h5py.File) -> bool:
+        """Whether the file holds a separate calibration scan (``calibration/``: ``kspace``
+        ``(S, C, H, L)``, ``columns`` ``(L,)``, ``measured`` ``(S, L)``), its shapes checked
+        (nothing read but the columns)."""
+        if "calibration" not in handle:
+            return False
+        coils, height, width = self.kspace_shape
+        kspace = self._dataset(handle, "calibration/kspace")
+        columns = self._dataset(handle, "calibration/columns")
+        measured = self._dataset(handle, "calibration/measured")
+        lines = int(columns.shape[0]) if columns.ndim == 1 else -1
+        if (
+            lines < 1
+            or lines > width
+            or kspace.shape != (self.num_slices, coils, height, lines)
+            or not np.issubdtype(kspace.dtype, np.complexfloating)
+            or measured.shape != (self.num_slices, lines)
+            or not np.issubdtype(columns.dtype, np.integer)
+        ):
+            raise DataError(
+                f"'calibration/' holds kspace {kspace.shape} {kspace.dtype}, columns {columns.shape} "
+                f"{columns.dtype} and measured {measured.shape}; expected ({self.num_slices}, {coils}, "
+                f"{height}, L) complex, (L,) integers and ({self.num_slices}, L) for the k-space "
+                f"{(self.num_slices, coils, height, width)}",
+                path=self.path,
+            )
+        check_stored(kspace, self.path)
+        values = columns[()]
+        if values.min() < 0 or values.max() >= width or len(set(values.tolist())) != lines:
+            raise DataError(
+                f"'calibration/columns' must be distinct columns in 0 … {width - 1}", path=self.path
+            )
+        return True
+
+    @property
+    def calibration(self) -> Calibration | None:
+        if not self._has_calibration:
+            return None
+        if self._calibration is None:  # read once, when first asked for
+            handle = self._handle()
+            try:
+                self._calibration = Calibration(
+                    np.asarray(handle["calibration/kspace"][()], dtype=np.complex64),
+                    np.asarray(handle["calibration/columns"][()], dtype=np.int64),
+                    np.asarray(handle["calibration/measured"][()], dtype=bool),
+                )
+            except OSError as error:
+                raise DataError(f"cannot read 'calibration/': {error}", path=self.path) from error
+        return self._calibration
 
     def _read_header_xml(self, handle: h5py.File) -> str | None:
         """The ``ismrmrd_header`` text (one string, checked before it is read), or None."""

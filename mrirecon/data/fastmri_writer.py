@@ -20,7 +20,7 @@ from mrirecon._version import __version__
 from mrirecon.atomic import atomic_file
 from mrirecon.data.geometry_values import GEOMETRY_VECTORS
 from mrirecon.data.lesions import Lesion
-from mrirecon.data.raw import normalize_mask
+from mrirecon.data.raw import Calibration, normalize_mask
 from mrirecon.errors import DataError
 
 __all__ = ["lesion_table_text", "write_volume"]
@@ -85,6 +85,7 @@ def write_volume(
     attrs: Mapping[str, Any] | None = None,
     centered: bool = True,
     source: str = "",
+    calibration: Calibration | None = None,
 ) -> Path:
     """Write one volume in the fastMRI layout of docs/interfaces.md §1, atomically.
 
@@ -105,6 +106,8 @@ def write_volume(
             ``num_low_frequency``... (str, numbers).
         centered: FFT convention of ``kspace`` (attribute ``mrirecon_fft_centered``).
         source: What the volume was made from (attribute ``mrirecon_source``).
+        calibration: The lines of a separate calibration scan (coil maps): the ``calibration/``
+            group (``kspace`` ``(S, C, H, L)``, ``columns`` ``(L,)``, ``measured`` ``(S, L)``).
 
     Returns:
         ``path``.
@@ -145,6 +148,11 @@ def write_volume(
                 group.attrs["field_of_view_mm"] = np.asarray(geometry["field_of_view_mm"], dtype=np.float64)
             if geometry.get("slice_thickness_mm") is not None:
                 group.attrs["slice_thickness_mm"] = float(geometry["slice_thickness_mm"])
+        if calibration is not None:
+            group = f.create_group("calibration")
+            group.create_dataset("kspace", data=np.asarray(calibration.kspace, dtype=np.complex64))
+            group.create_dataset("columns", data=np.asarray(calibration.columns, dtype=np.int64))
+            group.create_dataset("measured", data=np.asarray(calibration.measured, dtype=bool))
         for name, value in file_attrs.items():
             f.attrs[name] = value
     return path

@@ -22,7 +22,17 @@ from mrirecon.data.hdf5_inputs import max_kspace_gb
 from mrirecon.data.header import AcquisitionHeader
 from mrirecon.errors import DataError
 
-__all__ = ["GEOMETRY", "Frame", "Lines", "Readout", "grid", "prewhiten", "sort_readouts", "whitening_matrix"]
+__all__ = [
+    "GEOMETRY",
+    "Frame",
+    "Lines",
+    "Readout",
+    "grid",
+    "grid_reference",
+    "prewhiten",
+    "sort_readouts",
+    "whitening_matrix",
+]
 
 _DROP = (
     ismrmrd.ACQ_IS_NAVIGATION_DATA,
@@ -105,9 +115,13 @@ class Lines:
     other_frames: int = 0
     frames: set[Frame] = field(default_factory=set)
     separate_calibration: int = 0
+    #: the separate reference scan's readouts (of the frame taken, else of any): coil maps only
+    reference: list[Readout] = field(default_factory=list)
     other_encodings: int = 0
     empty_slices: tuple[int, ...] = ()
     gridded: np.ndarray | None = None  # (S, C, X, Y, Z) once gridded, until the volume is made
+    #: :func:`grid_reference`'s result once gridded, until the volume is made
+    reference_gridded: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def _samples(row: np.void, channels: int, samples: int, scan: int, path: Path) -> np.ndarray:
@@ -166,6 +180,7 @@ def sort_readouts(
     off_z = size_z // 2 - header.e2_limits.center if header.e2_limits and size_z > 1 else 0
     separate = header.calibration_mode.strip().lower() in _SEPARATE_CALIBRATION
     lines = Lines(rows=rows, coils=0, shape=(0, size_x, size_y, size_z), readouts=[])
+    references: list[tuple[Frame, Readout]] = []
     for number, row in enumerate(rows):
         acq = ismrmrd.Acquisition(row if heads_only else row["head"])
         channels, samples = int(acq.active_channels), int(acq.number_of_samples)
@@ -183,11 +198,12 @@ def sort_readouts(
         calibration_only = acq.is_flag_set(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION) and not acq.is_flag_set(
             ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING
         )
-        if calibration_only and separate:
-            lines.separate_calibration += 1
-            continue
         idx = acq.idx
         this = Frame(int(idx.contrast), int(idx.repetition), int(idx.phase), int(idx.set))
+        if calibration_only and separate:
+            lines.separate_calibration += 1
+            references.append((this, _readout(acq, number, off_y, off_z, (size_y, size_z), path)))
+            continue
         lines.frames.add(this)
         if this != frame:
             lines.other_frames += 1
@@ -199,29 +215,7 @@ def sort_readouts(
                 f"acquisition {acq.scan_counter} has {channels} channels, earlier ones {lines.coils}",
                 path=path,
             )
-        y = int(idx.kspace_encode_step_1) + off_y
-        z = int(idx.kspace_encode_step_2) + off_z if size_z > 1 else 0
-        if not (0 <= y < size_y and 0 <= z < size_z):
-            raise DataError(
-                f"acquisition {acq.scan_counter} (line {idx.kspace_encode_step_1}, partition "
-                f"{idx.kspace_encode_step_2}) falls outside the encoded matrix {size_y}×{size_z}",
-                path=path,
-                hint="the header's encoding limits do not match the data",
-            )
-        lines.readouts.append(
-            Readout(
-                row=number,
-                slice=int(idx.slice),
-                y=y,
-                z=z,
-                calibration_only=calibration_only,
-                reverse=acq.is_flag_set(ismrmrd.ACQ_IS_REVERSE),
-                discard_pre=int(acq.discard_pre),
-                discard_post=int(acq.discard_post),
-                center_sample=int(acq.center_sample),
-                scan=int(acq.scan_counter),
-            )
-        )
+        lines.readouts.append(_readout(acq, number, off_y, off_z, (size_y, size_z), path))
         if int(idx.slice) not in lines.geometry:
             lines.geometry[int(idx.slice)] = {
                 name: np.asarray(getattr(acq, name), dtype=np.float64) for name in GEOMETRY
@@ -240,8 +234,43 @@ def sort_readouts(
                 f"-o out.h5 --frame {first or 'contrast=0'}`",
             )
         raise DataError("the file holds no imaging readouts", path=path)
+    # a reference scan of the frame taken, else of whatever frame it was recorded with
+    lines.reference = [r for f, r in references if f == frame] or [r for _, r in references]
     _drop_empty_slices(lines)
     return lines
+
+
+def _readout(
+    acq: ismrmrd.Acquisition, row: int, off_y: int, off_z: int, size: tuple[int, int], path: Path
+) -> Readout:
+    """Where the acquisition in ``row`` goes in the encoded ``(Y, Z)`` matrix.
+
+    Raises:
+        DataError: if it falls outside.
+    """
+    idx = acq.idx
+    y = int(idx.kspace_encode_step_1) + off_y
+    z = int(idx.kspace_encode_step_2) + off_z if size[1] > 1 else 0
+    if not (0 <= y < size[0] and 0 <= z < size[1]):
+        raise DataError(
+            f"acquisition {acq.scan_counter} (line {idx.kspace_encode_step_1}, partition "
+            f"{idx.kspace_encode_step_2}) falls outside the encoded matrix {size[0]}×{size[1]}",
+            path=path,
+            hint="the header's encoding limits do not match the data",
+        )
+    return Readout(
+        row=row,
+        slice=int(idx.slice),
+        y=y,
+        z=z,
+        calibration_only=acq.is_flag_set(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION)
+        and not acq.is_flag_set(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING),
+        reverse=acq.is_flag_set(ismrmrd.ACQ_IS_REVERSE),
+        discard_pre=int(acq.discard_pre),
+        discard_post=int(acq.discard_post),
+        center_sample=int(acq.center_sample),
+        scan=int(acq.scan_counter),
+    )
 
 
 def _drop_empty_slices(lines: Lines) -> None:
@@ -249,8 +278,9 @@ def _drop_empty_slices(lines: Lines) -> None:
     filtered export) is left out, and said so (:attr:`Lines.empty_slices`)."""
     present = sorted({r.slice for r in lines.readouts})
     lines.empty_slices = tuple(s for s in range(present[-1] + 1) if s not in set(present))
+    index = {s: i for i, s in enumerate(present)}
+    lines.reference = [r._replace(slice=index[r.slice]) for r in lines.reference if r.slice in index]
     if lines.empty_slices:
-        index = {s: i for i, s in enumerate(present)}
         lines.readouts = [r._replace(slice=index[r.slice]) for r in lines.readouts]
         lines.geometry = {index[s]: g for s, g in lines.geometry.items() if s in index}
     _, size_x, size_y, size_z = lines.shape
@@ -295,6 +325,28 @@ def grid(lines: Lines, path: Path) -> tuple[np.ndarray, np.ndarray]:
         scale = np.where(repeated, 1.0 / np.maximum(counts, 1), 1.0).astype(np.float32)
         kspace *= scale[:, None, None]
     return kspace, counts > 0
+
+
+def grid_reference(lines: Lines, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The separate reference scan's lines of 2-D data, compactly: ``(S, C, X, L)`` k-space of its
+    ``L`` distinct phase-encode lines (averages averaged), their positions ``(L,)`` on the encoded
+    ``y`` grid, and which slice measured which ``(S, L)``; None without such lines or for 3-D data.
+    """
+    slices, size_x, _, size_z = lines.shape
+    if not lines.reference or size_z > 1:
+        return None
+    positions = np.array(sorted({r.y for r in lines.reference}), dtype=np.int64)
+    column = {int(y): i for i, y in enumerate(positions)}
+    kspace = np.zeros((slices, lines.coils, size_x, len(positions)), dtype=np.complex64)
+    counts = np.zeros((slices, len(positions)), dtype=np.int32)
+    for readout in lines.reference:
+        row = lines.rows[readout.row]
+        samples = _samples(row, lines.coils, int(row["head"]["number_of_samples"]), readout.row, path)
+        where = (readout.slice, column[readout.y])
+        kspace[readout.slice, :, :, where[1]] += _place_readout(samples, readout, size_x, path)
+        counts[where] += 1
+    kspace /= np.maximum(counts, 1).astype(np.float32)[:, None, None, :]
+    return kspace, positions, counts > 0
 
 
 def prewhiten(kspace: np.ndarray, lines: Lines, path: Path) -> np.ndarray | None:

@@ -49,11 +49,12 @@ from mrirecon.data.ismrmrd_acquisitions import (
     Frame,
     Lines,
     grid,
+    grid_reference,
     prewhiten,
     sort_readouts,
     whitening_matrix,
 )
-from mrirecon.data.raw import ArrayVolume
+from mrirecon.data.raw import ArrayVolume, Calibration
 from mrirecon.errors import DataError, Notice
 from mrirecon.masks import describe_mask, reduce_mask
 
@@ -142,7 +143,12 @@ def _readout_keep(header: AcquisitionHeader) -> int:
 
 
 def _attrs(
-    header: AcquisitionHeader, path: Path, lines: Lines, mask: np.ndarray | None, frame: Frame
+    header: AcquisitionHeader,
+    path: Path,
+    lines: Lines,
+    mask: np.ndarray | None,
+    frame: Frame,
+    calibration: bool,
 ) -> dict[str, Any]:
     note = f"ISMRMRD {path.name}: {len(lines.readouts)} readouts"
     if lines.noise:
@@ -157,12 +163,17 @@ def _attrs(
             f"only {frame.describe()} is reconstructed ({len(lines.readouts)} readouts; choose another "
             "with --frame of convert, infer or batch)"
         )
-    if lines.separate_calibration:
+    if lines.separate_calibration and calibration:
+        note += (
+            f", {lines.separate_calibration} lines of a separate reference scan kept for coil maps "
+            "(not gridded: another contrast)"
+        )
+    elif lines.separate_calibration:
         note += f", {lines.separate_calibration} lines of a separate reference scan left out"
         said.append(
             f"{lines.separate_calibration} calibration lines of a separate reference scan "
-            f"(calibrationMode {header.calibration_mode}) are left out: their contrast is not the "
-            "imaging data's; coil maps come from the imaging data"
+            f"(calibrationMode {header.calibration_mode}) are left out (3-D data): their contrast is "
+            "not the imaging data's; coil maps come from the imaging data"
         )
     if lines.other_encodings:
         note += f", {lines.other_encodings} readouts of other encodings left out"
@@ -259,6 +270,7 @@ def open_ismrmrd(path: str | Path, *, frame: Frame | None = None, group: str = "
     frame = frame or Frame()
     lines = sort_readouts(rows, header, path, frame)
     lines.gridded, measured = grid(lines, path)  # held by lines alone: _volume lets it go
+    lines.reference_gridded = grid_reference(lines, path)
     lines.rows = np.empty(0, dtype=rows.dtype)  # the raw table is gridded: free it
     del rows
     return _volume(path, xml_text, header, lines, measured, frame)
@@ -348,14 +360,19 @@ def _volume(
     kspace, lines.gridded = lines.gridded, None
     assert kspace is not None
     prewhiten(kspace, lines, path)
+    reference, lines.reference_gridded = lines.reference_gridded, None
     keep = _readout_keep(header)
     enc_x, enc_y, enc_z = (max(n, 1) for n in header.encoded_matrix)
     rec_x, rec_y, rec_z = (max(n, 1) for n in header.recon_matrix)
     enc_fov, rec_fov = header.encoded_fov_mm, header.recon_fov_mm
+    calibration = None
     if enc_z == 1:
         mask = _line_mask(measured, keep, enc_y, path)
         data = _crop_slices(kspace[..., 0], keep)
         del kspace
+        if reference is not None:  # the same whitening and readout crop as the imaging lines
+            prewhiten(reference[0], lines, path)
+            calibration = Calibration(_crop_slices(reference[0], keep), reference[1], reference[2])
         xml_out = rewrite_encoding(
             xml_text,
             encoded_matrix=(keep, enc_y, enc_z),
@@ -385,7 +402,7 @@ def _volume(
         )
         geometry = _geometry_3d(lines, header, keep)
     new_header = parse_ismrmrd_header(xml_out, source=path)
-    attrs = _attrs(header, path, lines, mask, frame)
+    attrs = _attrs(header, path, lines, mask, frame, calibration is not None)
     if enc_z > 1:
         attrs["mrirecon_decoupled_3d"] = True
     return ArrayVolume(
@@ -397,4 +414,5 @@ def _volume(
         centered=True,
         attrs=attrs,
         geometry=geometry,
+        calibration=calibration,
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import abc
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -30,6 +31,7 @@ from mrirecon.shapes import center_crop
 __all__ = [
     "NO_MMAP_ENV",
     "ArrayVolume",
+    "Calibration",
     "RawVolume",
     "check_kspace_slice",
     "check_slice_energy",
@@ -277,6 +279,20 @@ class RawVolume(abc.ABC):
         return None
 
     @property
+    def calibration(self) -> Calibration | None:
+        """The lines of a separate calibration (reference) scan, or None (most inputs)."""
+        return None
+
+    def read_calibration(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The separate calibration (reference) scan of slice ``index``, for coil maps only: its
+        k-space ``(C, H, W)`` complex64 on the slice's grid (zero where it measured nothing) and
+        its bool line mask ``(W,)``; None when the input has none (the coil maps then come from the
+        fully sampled centre of the imaging data)."""
+        self._check_index(index)
+        calibration = self.calibration
+        return None if calibration is None else calibration.slice(index, self.kspace_shape[2])
+
+    @property
     def target_max(self) -> float | None:
         """The reference volume's maximum (attribute ``max``), or ``None`` without a reference."""
         if not self.has_target:
@@ -315,6 +331,30 @@ class RawVolume(abc.ABC):
         )
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """The lines of a separate calibration (reference) scan, for coil maps: k-space
+    ``(S, C, H, L)`` of ``L`` phase-encode lines, the columns ``(L,)`` they lie on in the volume's
+    ``W``, and which slice measured which line, bool ``(S, L)``."""
+
+    kspace: np.ndarray
+    columns: np.ndarray
+    measured: np.ndarray
+
+    def slice(self, index: int, width: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(k-space (C, H, W), line mask (W,))`` of slice ``index``, or None if it measured none."""
+        measured = self.measured[index]
+        if not measured.any():
+            return None
+        coils, height, _ = self.kspace[index].shape
+        kspace = np.zeros((coils, height, width), dtype=np.complex64)
+        columns = self.columns[measured]
+        kspace[..., columns] = self.kspace[index][..., measured]
+        mask = np.zeros(width, dtype=bool)
+        mask[columns] = True
+        return kspace, mask
+
+
 class ArrayVolume(RawVolume):
     """A volume held as an array ``(S, C, H, W)`` (in memory or memory-mapped).
 
@@ -333,6 +373,7 @@ class ArrayVolume(RawVolume):
         attrs: Attributes to expose.
         geometry: Slice geometry arrays, or ``None``.
         padding: Acquired column range ``[left, right)``; default from the header, or all columns.
+        calibration: The lines of a separate calibration scan (coil maps), or ``None``.
     """
 
     def __init__(
@@ -348,9 +389,11 @@ class ArrayVolume(RawVolume):
         attrs: dict[str, Any] | None = None,
         geometry: dict[str, Any] | None = None,
         padding: tuple[int, int] | None = None,
+        calibration: Calibration | None = None,
     ):
         self.path = Path(path)
         self._padding = padding
+        self._calibration = calibration
         if kspace.ndim != 4 or not np.iscomplexobj(kspace):
             raise DataError(
                 f"internal layout must be complex (slices, coils, H, W), got {kspace.dtype} {kspace.shape}",
@@ -398,6 +441,10 @@ class ArrayVolume(RawVolume):
             return None
         images = ifftnc(torch.from_numpy(self.read_kspace(index)), 2, centered=self.centered)
         return np.ascontiguousarray(center_crop(rss(images, dim=0).numpy(), self.crop_size))
+
+    @property
+    def calibration(self) -> Calibration | None:
+        return self._calibration
 
     def kspace_array(self) -> np.ndarray:
         """The whole k-space ``(S, C, H, W)`` (converters write it out)."""

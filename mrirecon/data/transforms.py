@@ -32,7 +32,10 @@ Steps, in order:
 4. Coil maps: ``"acs"`` from the fully sampled centre of the mask (a tapered low-resolution
    estimate, cheap), ``"espirit"`` (SigPy ESPIRiT on the calibration region, cached per volume),
    or ``"none"`` (an empty ``(0, 0, 0)`` tensor, for models that estimate their own maps and for
-   loader benchmarks).
+   loader benchmarks). An input with a separate calibration scan (ISMRMRD raw data whose
+   reference lines are a scan of their own: :meth:`~mrirecon.data.raw.RawVolume.read_calibration`)
+   gives the maps from that scan's lines instead, as GRAPPA and SENSE do: the imaging data may
+   then have no fully sampled centre.
 5. Target, ``max_value`` and lesion labels, centre-cropped to ``crop_size`` (the header's
    reconstruction size unless given); a zero target and ``max_value`` 0 without a reference.
 
@@ -267,6 +270,29 @@ class ReconTransform:
         labels = None if labels is None else np.ascontiguousarray(center_crop(labels, crop))
         return target, labels
 
+    def _coil_maps(
+        self, volume: RawVolume, index: int, masked: torch.Tensor, mask: torch.Tensor, centered: bool
+    ) -> torch.Tensor:
+        """Step 4 of the module docstring: ``(C, H, W)`` maps (``(0, 0, 0)`` for ``"none"``)."""
+        if self.coil_maps == "none":
+            return torch.zeros((0, 0, 0), dtype=torch.complex64)
+        calibration = volume.read_calibration(index)
+        if calibration is not None:  # a separate calibration scan: its lines, unit-free maps
+            masked, mask = torch.from_numpy(calibration[0]), _mask_tensor(calibration[1])
+        if self.coil_maps == "acs":
+            # unit-free: scaling changes nothing
+            return acs_coil_maps(masked, mask, centered=centered, path=volume.path, index=index)
+        info = describe_mask(_to_centred(mask, centered))
+        width = espirit_calibration_width(info.acs_slices, (masked.shape[-2], masked.shape[-1]))
+        if espirit_kernel_width(width) == 0:
+            raise DataError(
+                f"slice {index}: the mask's fully sampled centre ({info.acs_shape}) is too small for "
+                "ESPIRiT (at least 4 × 4 samples)",
+                path=volume.path,
+                hint="use coil_maps: acs, or a mask with a larger fully sampled centre",
+            )
+        return self._espirit.maps(volume.path, index, masked, width, centered=centered)
+
     def __call__(self, volume: RawVolume, index: int) -> ReconSample:
         """One slice as a sample (see the module docstring for the steps)."""
         centered = volume.centered if self.centered is None else self.centered
@@ -274,22 +300,7 @@ class ReconTransform:
         kspace = volume.kspace_slice(index)  # unchecked, maybe a view of the file: normalize_slice checks
         mask, num_low, acceleration = self._sampling(volume, kspace.shape, centered)
         masked, scale = normalize_slice(kspace, mask, volume.path, index)
-        if self.coil_maps == "acs":
-            # unit-free: scaling changes nothing
-            maps = acs_coil_maps(masked, mask, centered=centered, path=volume.path, index=index)
-        elif self.coil_maps == "espirit":
-            info = describe_mask(_to_centred(mask, centered))
-            width = espirit_calibration_width(info.acs_slices, (kspace.shape[-2], kspace.shape[-1]))
-            if espirit_kernel_width(width) == 0:
-                raise DataError(
-                    f"slice {index}: the mask's fully sampled centre ({info.acs_shape}) is too small for "
-                    "ESPIRiT (at least 4 × 4 samples)",
-                    path=volume.path,
-                    hint="use coil_maps: acs, or a mask with a larger fully sampled centre",
-                )
-            maps = self._espirit.maps(volume.path, index, masked, width, centered=centered)
-        else:
-            maps = torch.zeros((0, 0, 0), dtype=torch.complex64)
+        maps = self._coil_maps(volume, index, masked, mask, centered)
         target, labels = self._reference(volume, index, crop) if self.with_reference else (None, None)
         if target is None:
             target_t, max_value = torch.zeros(crop, dtype=torch.float32), 0.0

@@ -71,19 +71,116 @@ def test_reference_lines_of_a_separate_scan_stay_out_of_the_imaging_kspace(
     write_ismrmrd(path, _coil_images(), lines=np.array(sorted({*imaging, *reference})), e1_center=12,
                   calibration=reference)  # fmt: skip
     _set_calibration_mode(path, mode)
-    if gridded:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Notice)  # kept for the coil maps: nothing to say
         volume = open_volume(path)
-    else:
-        with pytest.warns(
-            Notice, match=rf"2 calibration lines of a separate reference scan \(calibrationMode {mode}\)"
-        ):
-            volume = open_volume(path)
     with volume:
         assert volume.mask is not None
         assert set(np.nonzero(volume.mask)[0]) == {*imaging, *(reference if gridded else ())}
         kspace = volume.read_kspace(0)
         assert (kspace[:, :, sorted(reference)] != 0).any() == gridded
-        assert ("separate reference scan left out" in volume.attrs["mrirecon_source"]) != gridded
+        assert ("separate reference scan kept for coil maps" in volume.attrs["mrirecon_source"]) != gridded
+        calibration = volume.read_calibration(0)
+        assert (calibration is None) == gridded
+        if calibration is not None:
+            assert set(np.nonzero(calibration[1])[0]) == reference
+
+
+def _separate_reference_file(tmp_path: Path) -> tuple[Path, Path, Path, np.ndarray, np.ndarray]:
+    """A 2× undersampled scan without a fully sampled centre whose coil maps come from a separate
+    reference scan of another contrast (8 centre lines), with correlated coil noise; and the fully
+    sampled imaging and reference scans it was cut from."""
+    maps, disc = smooth_maps(COILS, SIZE_X, SIZE_Y), disc_image(1, SIZE_X, SIZE_Y)[0]
+    other = disc * (0.4 + 0.6 * np.mgrid[:SIZE_X, :SIZE_Y][1] / SIZE_Y)  # another contrast
+    covariance = np.eye(COILS) * 1e-4 + 2e-5
+    full, reference_scan, path = tmp_path / "full.h5", tmp_path / "reference.h5", tmp_path / "scan.h5"
+    write_ismrmrd(full, maps * disc[None], lines=np.arange(SIZE_Y), e1_center=12, noise_covariance=covariance)
+    write_ismrmrd(reference_scan, maps * other[None], lines=np.arange(SIZE_Y), e1_center=12,
+                  noise_covariance=covariance)  # fmt: skip
+    imaging, reference = np.arange(1, SIZE_Y, 2), np.arange(8, 16)  # odd lines: the centre 12 is not
+    dataset = ismrmrd.Dataset(str(reference_scan), "dataset", create_if_needed=False)
+    lines = [dataset.read_acquisition(n) for n in range(dataset.number_of_acquisitions())]
+    dataset.close()
+    calibration = [
+        a
+        for a in lines
+        if int(a.idx.kspace_encode_step_1) in reference
+        and not a.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
+    ]
+    for acq in calibration:
+        acq.set_flag(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION)
+    path.write_bytes(full.read_bytes())
+
+    def cut(acquisitions: list[ismrmrd.Acquisition]) -> list[ismrmrd.Acquisition]:
+        noise = [a for a in acquisitions if a.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)]
+        kept = [a for a in acquisitions if a not in noise and int(a.idx.kspace_encode_step_1) in imaging]
+        return noise + calibration + kept
+
+    rewrite_acquisitions(path, cut)
+    _set_calibration_mode(path, "separate")
+    return path, full, reference_scan, imaging, reference
+
+
+def test_a_separate_reference_scan_gives_the_coil_maps(tmp_path: Path) -> None:
+    """GRAPPA and SENSE protocols with a separate reference scan measure no fully sampled centre
+    in the imaging data: the reference scan's lines, whitened and cropped as the imaging lines,
+    give the coil maps (the imaging k-space stays without them); such a scan was refused."""
+    from mrirecon.data.coilmaps import acs_coil_maps
+    from mrirecon.data.transforms import ReconTransform
+
+    path, full, reference_scan, imaging, reference = _separate_reference_file(tmp_path)
+    with open_volume(path) as volume, open_volume(reference_scan) as ref, open_volume(full) as whole:
+        assert volume.mask is not None and set(np.nonzero(volume.mask)[0]) == set(imaging)
+        np.testing.assert_array_equal(volume.read_kspace(0)[..., imaging], whole.read_kspace(0)[..., imaging])
+        calibration = volume.read_calibration(0)
+        assert calibration is not None
+        kspace, mask = calibration
+        assert set(np.nonzero(mask)[0]) == set(reference)
+        expected = ref.read_kspace(0)  # the reference scan as a file of its own: same whitening and crop
+        np.testing.assert_allclose(
+            kspace[..., mask], expected[..., mask], rtol=0, atol=1e-6 * np.abs(expected).max()
+        )
+        assert not kspace[..., ~mask].any()
+        lines = torch.from_numpy(mask.astype(np.float32)).reshape(1, 1, -1)
+        maps = acs_coil_maps(torch.from_numpy(expected) * lines, lines, centered=True)
+        for method in ("acs", "espirit"):
+            sample = ReconTransform(coil_maps=method)(volume, 0)
+            assert sample.coil_maps.shape == (COILS, *volume.kspace_shape[1:])
+            if method == "acs":
+                torch.testing.assert_close(sample.coil_maps, maps)
+        truth = whole.read_target(0)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["infer", "sense", str(path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with h5py.File(out / "scan.h5") as f:
+        image, zero_filled = f["reconstruction"][0], f["zero_filled"][0]
+    error = np.linalg.norm(image - truth) / np.linalg.norm(truth)
+    assert error < 0.4 * np.linalg.norm(zero_filled - truth) / np.linalg.norm(truth)
+
+
+def test_convert_keeps_the_separate_reference_scan(tmp_path: Path) -> None:
+    """The fastMRI file `mrirecon convert` writes holds the reference scan (group `calibration/`),
+    so the converted scan gives the same coil maps; a group that does not fit is refused."""
+    from mrirecon.data.transforms import ReconTransform
+
+    path, *_ = _separate_reference_file(tmp_path)
+    converted = tmp_path / "converted.h5"
+    convert_volume(path, converted)
+    with open_volume(path) as raw, open_volume(converted) as volume:
+        expected, got = raw.read_calibration(0), volume.read_calibration(0)
+        assert expected is not None and got is not None
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+        torch.testing.assert_close(
+            ReconTransform(coil_maps="acs")(volume, 0).coil_maps,
+            ReconTransform(coil_maps="acs")(raw, 0).coil_maps,
+        )
+    with h5py.File(converted, "r+") as f:
+        columns = f["calibration/columns"][()]
+        del f["calibration/columns"]
+        f["calibration/columns"] = columns[:-1]
+    with pytest.raises(DataError, match="'calibration/' holds kspace"):
+        open_volume(converted)
 
 
 def test_readouts_of_another_encoding_are_left_out(tmp_path: Path) -> None:
