@@ -149,6 +149,7 @@ def test_a_separate_reference_scan_gives_the_coil_maps(tmp_path: Path) -> None:
             if method == "acs":
                 torch.testing.assert_close(sample.coil_maps, maps)
         truth = whole.read_target(0)
+        assert truth is not None
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["infer", "sense", str(path), "-o", str(out)])
     assert result.exit_code == 0, result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,3 +213,42 @@ def test_the_head_mask_rises_above_a_high_noise_floor() -> None:
     clean = head_mask(head.astype(np.float32))  # without noise: 10 % of the maximum
     assert mask.mean() < 0.35 and clean[:, 24:72, 28:68].all()  # the head and its rim, not the image
     assert (mask != clean).mean() < 0.03  # a pixel at the rim here and there
+
+
+def test_masked_metrics_against_skimages_ssim_map_and_numpy() -> None:
+    """Inside an irregular region: SSIM is the mean of scikit-image's fastMRI-style SSIM map over
+    the region's pixels (its valid part, aligned), PSNR and NMSE NumPy's over the same pixels."""
+    from mrirecon.evaluation.metrics import masked_metrics
+
+    rng = np.random.default_rng(4)
+    gt = rng.random((2, 40, 36)).astype(np.float32)
+    pred = (gt + 0.2 * rng.standard_normal(gt.shape)).astype(np.float32)
+    yy, xx = np.mgrid[:40, :36]
+    region = np.stack([(yy - 18) ** 2 + (xx - 14) ** 2 < 120, (yy > 25) & (xx > 8)])
+    got = masked_metrics(gt, pred, region)
+    maxval, pad = float(gt.max()), 3
+    pooled = []
+    for g, p, m in zip(gt, pred, region, strict=True):
+        _, full = structural_similarity(g, p, data_range=maxval, full=True)
+        pooled.append(full[pad:-pad, pad:-pad][m[pad:-pad, pad:-pad]])
+    assert got["ssim"] == pytest.approx(float(np.concatenate(pooled).mean()), rel=1e-5)
+    a, b = gt[region].astype(np.float64), pred[region].astype(np.float64)
+    assert got["nmse"] == pytest.approx(float(np.sum((a - b) ** 2) / np.sum(a**2)), rel=1e-9)
+    assert got["psnr"] == pytest.approx(float(10 * np.log10(maxval**2 / np.mean((a - b) ** 2))), rel=1e-9)
+
+
+def test_a_tall_target_is_scored_on_fastmris_width_by_width_crop(tmp_path: Path) -> None:
+    """fastMRI's evaluate.py crops a target (S, H, W) to its centre W × W: rows outside it (the
+    readout oversampling band of knee data) are not scored."""
+    import h5py
+
+    from mrirecon.evaluation.volumes import read_target
+
+    rng = np.random.default_rng(5)
+    volume = rng.random((2, 100, 80)).astype(np.float32)
+    path = tmp_path / "tall.h5"
+    with h5py.File(path, "w") as f:
+        f["reconstruction_rss"] = volume
+    target = read_target(path)
+    assert target.image.shape == (2, 80, 80) and target.full_shape == (2, 100, 80)
+    np.testing.assert_array_equal(target.image, volume[:, 10:90])

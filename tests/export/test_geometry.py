@@ -113,10 +113,10 @@ def test_geometry_fov_without_header() -> None:
         geometry.read_dir,
         geometry.phase_dir,
         geometry.slice_dir,
-        field_of_view_mm=(200.0, 160.0, 3.0),
+        field_of_view_mm=(200.0, 120.0, 3.0),  # rows along the readout's 200 mm, columns 120 mm
     )
     planes = image_planes((2, 100, 80), None, geometry)
-    assert planes.pixel_spacing == (2.0, 2.0) and any("thickness unknown" in n for n in planes.notes)
+    assert planes.pixel_spacing == (2.0, 1.5) and any("thickness unknown" in n for n in planes.notes)
 
 
 def test_slice_count_mismatch_and_bad_vectors() -> None:

@@ -89,3 +89,34 @@ def test_the_mixed_mask_draws_every_family_acceleration_and_a_realistic_calibrat
     )
     with pytest.raises(ConfigError, match="unknown mixed mask families"):
         create_mask_func("mixed", [0], [4], families=["spiral"])
+
+
+def test_gaussian1d_density_has_the_stated_full_width_at_half_maximum() -> None:
+    """``fwhm`` is the density's full width at half maximum on [−1, 1]: columns half a width from
+    the centre are drawn about half as often as those near it (σ = FWHM/√(8 ln 2))."""
+    import numpy as np
+
+    func = create_mask_func("gaussian1d", [0.04], [12], seed=0, fwhm=0.5)
+    hits = torch.stack([func((1, 400))[0].reshape(-1) for _ in range(400)]).mean(0).numpy()
+    distance = np.abs(np.linspace(-1.0, 1.0, 400))
+    near = hits[(distance >= 0.05) & (distance < 0.12)].mean()
+    half_width = hits[(distance >= 0.22) & (distance < 0.28)].mean()
+    sigma = 0.5 / np.sqrt(8 * np.log(2))
+    expected = np.exp(-0.5 * (0.25 / sigma) ** 2) / np.exp(-0.5 * (0.085 / sigma) ** 2)  # 0.54
+    assert half_width / near == pytest.approx(expected, abs=0.1)
+
+
+@pytest.mark.parametrize("size", [10, 11])
+def test_the_2d_centre_block_sits_where_fastmri_puts_centre_lines(size: int) -> None:
+    """A block of odd or even width covers the columns (and rows) fastMRI's centre lines do, so
+    the zero frequency at ``size // 2`` is inside it, with the extra sample on the same side."""
+    import numpy as np
+
+    from mrirecon.masks.cartesian import center_line_mask
+    from mrirecon.masks.variable_density import center_block_mask
+
+    for block in (3, 4):
+        mask, width = center_block_mask(size, size, 0.0, size=block)
+        lines = center_line_mask(size, block).astype(bool)
+        assert width == block
+        np.testing.assert_array_equal(mask, np.outer(lines, lines))

@@ -13,7 +13,7 @@ from torch import nn
 from mrirecon.models.baselines import E2EVarNet, NormUNet, UNet, UNetConfig, UNetRecon, VarNetConfig
 from mrirecon.models.baselines.varnet import SensitivityNet, VarNetCascade
 from mrirecon.models.registry import build_model, parameter_count
-from mrirecon.physics import MultiCoilOperator, ifft2c, rss
+from mrirecon.physics import MultiCoilOperator, channels_to_complex, ifft2c, rss
 from tests.helpers import complex_randn
 from tests.models.baselines_scenes import birdcage_maps, measure, project_mask, smooth_phantom, sparse_phantom
 
@@ -264,3 +264,32 @@ def test_learned_baselines_run_under_torch_compile(name: str) -> None:
         compiled = torch.compile(model)(kspace, mask, maps).image
         eager = model(kspace, mask, maps).image
     assert torch.allclose(compiled, eager, atol=1e-5)
+
+
+def test_norm_unet_normalises_pads_and_undoes_both_as_fastmri() -> None:
+    """With the U-Net replaced by the identity, NormUNet returns its input (the normalisation is
+    undone, the mean added back); the U-Net sees the normalised input zero-padded to a multiple of
+    2^pools, the smaller half of the padding before (fastMRI: floor before, ceil after)."""
+    seen: list[torch.Tensor] = []
+
+    class Identity(torch.nn.Module):
+        def forward(self, channels: torch.Tensor) -> torch.Tensor:
+            seen.append(channels)
+            return channels
+
+    model = NormUNet(2, 4, 4)
+    model.unet = Identity()  # type: ignore[assignment]
+    g = torch.Generator().manual_seed(0)
+    x = torch.complex(
+        torch.randn(1, 2, 21, 19, generator=g) + 3.0, torch.randn(1, 2, 21, 19, generator=g) - 1.0
+    )
+    torch.testing.assert_close(model(x), x, rtol=1e-5, atol=1e-5)
+    padded = seen[0]
+    assert padded.shape == (1, 4, 32, 32)
+    rows = padded.abs().sum(dim=(0, 1, 3)) > 0
+    cols = padded.abs().sum(dim=(0, 1, 2)) > 0
+    assert rows.nonzero().flatten().tolist() == list(range(5, 26))  # 11 rows of padding: 5 before
+    assert cols.nonzero().flatten().tolist() == list(range(6, 25))  # 13 columns: 6 before
+    normed = channels_to_complex(padded)[0, :, 5:26, 6:25]
+    torch.testing.assert_close(normed.real.mean(), torch.tensor(0.0), rtol=0, atol=1e-5)
+    torch.testing.assert_close(normed.imag.std(), torch.tensor(1.0), rtol=1e-4, atol=1e-4)

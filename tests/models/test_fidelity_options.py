@@ -13,7 +13,7 @@ mrirecon physics), so that a wrong sign, a missing term or a wrong order fails:
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Literal, cast
 
 import pytest
 import torch
@@ -223,3 +223,26 @@ def test_the_coil_refinement_must_pool_at_least_once() -> None:
     with pytest.raises(ConfigError, match="coil_refinement_pools must be ≥ 1, got 0"):
         RecurrentVarNetConfig(coil_refinement_pools=0)
     assert RecurrentVarNetConfig(coil_refinement_pools=1).coil_refinement_pools == 1
+
+
+@pytest.mark.parametrize("data_consistency", ["implicit", "soft", "soft_per_step"])
+def test_without_cascade_gradients_a_loss_on_the_last_image_trains_only_the_last_cascade(
+    data_consistency: Literal["implicit", "soft", "soft_per_step"],
+) -> None:
+    """``cascade_gradients=False`` (mridc, ATOMMIC): each cascade starts from a detached estimate,
+    k-space and state, so the final image's loss reaches no parameter of an earlier cascade,
+    whatever the data consistency (per step, the k-space a cascade starts from carries it)."""
+    data = acquisition(batch=1, coils=2, height=9, width=8, acceleration=3, seed=2)
+    config = CIRIMConfig(
+        cascades=2, time_steps=2, channels=4, data_consistency=data_consistency, cascade_gradients=False
+    )
+    torch.manual_seed(0)
+    model = CIRIM(config)
+    perturb(model)
+    model(*data.inputs).image.abs().sum().backward()
+    first = [p.grad for p in model.cascades[0].parameters()]
+    if model.data_consistency is not None:
+        first += [p.grad for p in model.data_consistency[0].parameters()]
+    assert all(g is None or float(g.abs().max()) == 0.0 for g in first)
+    last = [p.grad for p in model.cascades[1].parameters()]
+    assert any(g is not None and float(g.abs().max()) > 0.0 for g in last)

@@ -118,3 +118,15 @@ def test_espirit_kernel_width_is_half_the_calibration_and_never_below_two() -> N
     assert espirit_kernel_width(4) == 2
     assert espirit_kernel_width(3) == 0
     assert espirit_kernel_width(24, limit=4) == 4
+
+
+def test_the_acs_taper_is_a_hann_window_that_keeps_every_measured_line() -> None:
+    """The taper over a 7-line centre is Hann(9) without its two zero ends: every measured
+    calibration line keeps a weight above 0 (a narrow 8× centre has no line to spare)."""
+    from mrirecon.physics.coils import _acs_window
+
+    acs = torch.zeros(1, 1, 1, 32, dtype=torch.bool)
+    acs[..., 12:19] = True
+    window = _acs_window(acs, 2)[0, 0, 0]
+    np.testing.assert_allclose(window[12:19].numpy(), np.hanning(9)[1:-1], rtol=1e-6, atol=1e-7)
+    assert bool((window[12:19] > 0).all()) and not window[:12].any() and not window[19:].any()

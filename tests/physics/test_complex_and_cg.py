@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -55,3 +56,21 @@ def test_cg_reduces_residual_per_sample_with_damping() -> None:
     sol = conjugate_gradient(op.normal, rhs, damping=0.1, max_iter=100, tol=1e-8)
     residual = (op.normal(sol) + 0.1 * sol - rhs).flatten(1).norm(dim=1) / rhs.flatten(1).norm(dim=1)
     assert torch.all(residual < 1e-4)
+
+
+def test_cg_from_a_starting_point_solves_the_same_system() -> None:
+    """A warm start changes where CG starts, not what it solves: the NumPy solution from a start
+    near it, and the solution itself returned unchanged from the solution."""
+    g = torch.Generator().manual_seed(3)
+    a = complex_randn(2, 7, 5, generator=g).to(torch.complex128)
+    normal_matrix = a.mH @ a + 0.5 * torch.eye(5, dtype=torch.complex128)  # Hermitian positive definite
+    rhs = complex_randn(2, 5, generator=g).to(torch.complex128)
+    expected = torch.from_numpy(np.linalg.solve(normal_matrix.numpy(), rhs.numpy()[..., None])[..., 0])
+
+    def normal(v: torch.Tensor) -> torch.Tensor:
+        return (normal_matrix @ v[..., None])[..., 0]
+
+    start = expected + 0.3 * complex_randn(2, 5, generator=g).to(torch.complex128)
+    solution = conjugate_gradient(normal, rhs, x0=start, max_iter=50, tol=1e-13)
+    torch.testing.assert_close(solution, expected, rtol=0, atol=1e-9)
+    torch.testing.assert_close(conjugate_gradient(normal, rhs, x0=expected), expected, rtol=0, atol=1e-12)

@@ -288,3 +288,21 @@ def test_the_consistency_term_sees_the_phase_that_the_image_losses_do_not() -> N
     assert float(with_dc(steps, target, 1.0, data=(operator, measured))) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="measured k-space"):
         with_dc(steps, target, 1.0)
+
+
+def test_lesion_rings_of_a_batch_are_each_slices_own() -> None:
+    """The ring's air threshold is each slice's (``background_fraction`` of its own maximum): a
+    dim slice batched with a ten times brighter one keeps the ring it has alone."""
+    from mrirecon.training.losses import lesion_ring_weights
+
+    yy, xx = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+    head = (((yy - 24) ** 2 + (xx - 24) ** 2) < 20**2).float()
+    dim = head * (0.2 + 0.02 * xx / 48)  # tissue well above air, with a little texture
+    labels = torch.zeros(48, 48, dtype=torch.int64)
+    labels[((yy - 24) ** 2 + (xx - 30) ** 2) < 9] = 1
+    alone = lesion_ring_weights(dim[None], labels[None])
+    batched = lesion_ring_weights(torch.stack([dim, 10 * dim]), torch.stack([labels, labels]))
+    for one, both in zip(alone, batched, strict=True):
+        torch.testing.assert_close(both[:1], one)
+        torch.testing.assert_close(both[1:], one)
+    assert float(alone[1].sum()) > 0
