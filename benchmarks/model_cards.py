@@ -30,7 +30,7 @@ mrirecon train -c my.yaml model.init=cirim-brain  # fine-tune on your own data
 ```
 
 The files are safetensors (tensors and a JSON header; nothing is unpickled when they are read), each
-with the card below in its header. All of them together stay under 25 MB.
+with the card below in its header. All of them together take {total_mb:.1f} MB.
 
 **For research use only, not for diagnosis.** The models never saw a real scan in training: they
 learned from slices mrirecon simulates from real brain anatomy (the MNI152 template shipped with
@@ -156,7 +156,8 @@ def card_markdown(name: str, card: dict[str, Any], size_mb: float) -> str:
 
 
 def render() -> str:
-    parts = [INTRO]
+    total_mb = sum(entry.path.stat().st_size for entry in PRETRAINED.values() if entry.path.is_file()) / 1e6
+    parts = [INTRO.replace("{total_mb:.1f}", f"{total_mb:.1f}")]
     for name, entry in PRETRAINED.items():
         if not entry.path.is_file():
             parts.append(f"## `{name}`\n\nNot shipped in this version.\n")

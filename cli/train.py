@@ -12,9 +12,11 @@ import click
     "--config",
     "-c",
     "config_file",
-    required=True,
+    default=None,
     type=str,
-    help="Training config: a YAML file or a shipped config's name (cirim_synthetic, pretrained/cirim_brain).",
+    help="Training config: a YAML file or a shipped config's name (cirim_synthetic, pretrained/cirim_brain). "
+    "With --resume it may be left out: the run's own config (checkpoints/config.yaml, with the overrides "
+    "it was started with) is continued.",
 )
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option(
@@ -25,18 +27,35 @@ import click
     help="Run folder for checkpoints, logs and the resolved config [default: the config's output_dir].",
 )
 @click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its last checkpoint.")
-def train(config_file: str, overrides: tuple[str, ...], output_dir: Path | None, resume: bool) -> None:
+def train(config_file: str | None, overrides: tuple[str, ...], output_dir: Path | None, resume: bool) -> None:
     """Train the model a config describes; KEY=VALUE pairs override config fields.
 
     \b
     Examples:
       mrirecon train --config configs/cirim_synthetic.yaml
       mrirecon train -c configs/rim_synthetic.yaml trainer.max_epochs=2 optim.lr=3e-4 -o runs/rim
-      mrirecon train -c configs/rim_synthetic.yaml -o runs/rim --resume
+      mrirecon train -o runs/rim --resume
     """
+    from mrirecon.errors import ConfigError
     from mrirecon.training.config import load_train_config
+    from mrirecon.training.run import run_paths
     from mrirecon.training.run import train as run_training
 
+    if config_file is None:
+        if not resume or output_dir is None:
+            raise ConfigError(
+                "no training config given",
+                hint="pass --config FILE (or a shipped config's name); to continue a run with its own "
+                "config, pass --output-dir RUN --resume",
+            )
+        saved = run_paths(output_dir).config
+        if not saved.is_file():
+            raise ConfigError(
+                f"nothing to resume: no {saved}",
+                path=output_dir,
+                hint="give the --output-dir of a run `mrirecon train` wrote, or pass --config",
+            )
+        config_file = str(saved)
     resume_dir = (output_dir if output_dir is not None else "") if resume else None
     config = load_train_config(config_file, overrides, resume_dir=resume_dir)
     result = run_training(config, output_dir=output_dir, resume=resume, echo=click.echo)

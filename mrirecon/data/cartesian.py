@@ -94,7 +94,8 @@ def decouple_readout(
         )
     out = np.empty((size_x, coils, size_y, size_z), dtype=np.complex64)
     for coil in range(coils):
-        block = torch.from_numpy(np.ascontiguousarray(kspace[coil], dtype=np.complex64))
+        # a copy: the input may be a read-only memory map, which torch will not wrap
+        block = torch.from_numpy(np.array(kspace[coil], dtype=np.complex64, order="C"))
         # readout last for the 1-D inverse FFT, then back to (X, Y, Z)
         images = ifftnc(block.permute(1, 2, 0).contiguous(), 1, centered=centered)
         out[:, coil] = images.permute(2, 0, 1).numpy()

@@ -114,3 +114,23 @@ def test_a_fine_tune_resumes_after_its_init_file_is_gone(tiny_registered: str, t
         cli, ["train", "--config", str(config), "-o", str(tmp_path / "new"), f"model.init={init}"]
     )
     assert result.exit_code != 0 and "model.init" in result.output
+
+
+@pytest.mark.slow
+def test_resume_without_a_config_continues_the_run_with_its_own(tiny_registered: str, tmp_path: Path) -> None:
+    """`train -o RUN --resume` continues with the config the run recorded, the overrides it was
+    started with included (with `-c` the YAML is read again: its optim.lr would be refused)."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(_config(tmp_path / "synthetic")))
+    run = tmp_path / "run"
+    _train("--config", str(config), "-o", str(run), "trainer.max_epochs=1", "optim.lr=2e-3")
+    resumed = _train("-o", str(run), "--resume", "trainer.max_epochs=2")
+    assert "Resuming with changed settings: trainer.max_epochs (1 → 2)" in resumed.output
+    assert "optim" not in resumed.output
+    assert yaml.safe_load((run / "checkpoints" / "config.yaml").read_text())["optim"]["lr"] == 2e-3
+    for args, message in (
+        (["--resume"], "no training config given"),
+        (["-o", str(tmp_path / "none"), "--resume"], "nothing to resume"),
+    ):
+        result = CliRunner().invoke(cli, ["train", *args])
+        assert result.exit_code == 2 and message in result.output, result.output

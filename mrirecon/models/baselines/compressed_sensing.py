@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mrirecon.errors import ModelError
+from mrirecon.errors import ModelError, Notice
 from mrirecon.masks import describe_mask
 from mrirecon.models.base import ReconOutput, Reconstructor
 from mrirecon.models.baselines.inputs import check_inputs
@@ -169,7 +169,7 @@ class L1WaveletCS(Reconstructor):
                 reason,
                 hint="lower espirit_crop, use a mask with a larger fully sampled centre, or give coil maps",
             )
-        warnings.warn(f"CS: {reason}; using the data layer's coil maps instead", UserWarning, stacklevel=3)
+        warnings.warn(Notice(f"CS: {reason}; using the data layer's coil maps instead"), stacklevel=3)
         return given
 
     @torch.no_grad()
