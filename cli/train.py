@@ -38,8 +38,8 @@ def train(config_file: str | None, overrides: tuple[str, ...], output_dir: Path 
     """
     from mrirecon.errors import ConfigError
     from mrirecon.training.config import load_train_config
-    from mrirecon.training.run import run_paths
     from mrirecon.training.run import train as run_training
+    from mrirecon.training.run_folder import run_paths
 
     if config_file is None:
         if not resume or output_dir is None:

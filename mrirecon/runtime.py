@@ -14,19 +14,26 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import re
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 __all__ = [
     "TERMINATED",
     "Terminated",
     "check_shared_memory",
     "configure_threads",
+    "interruption",
+    "killed_worker",
     "launched_rank",
     "lightning_info_silenced",
+    "lightning_leaves_sigterm",
+    "lost_peer",
     "sigterm_stops",
     "single_threaded_worker",
+    "stoppable",
     "tune_allocator",
 ]
 
@@ -190,3 +197,84 @@ def sigterm_stops() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def lightning_leaves_sigterm(trainer: Any) -> None:
+    """Keep Lightning from installing its SIGTERM handler on ``trainer`` (SIGUSR1 for SLURM's
+    requeue is still its own): that handler broadcasts to the other processes from inside the
+    signal handler, so a distributed run whose processes are in another collective when the signal
+    arrives waits there for ever. :func:`sigterm_stops` handles SIGTERM instead."""
+    connector = getattr(trainer, "_signal_connector", None)
+    if connector is None:
+        return
+    register = connector.register_signal_handlers
+
+    def register_all_but_sigterm() -> None:
+        previous = signal.getsignal(signal.SIGTERM)
+        register()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+
+    connector.register_signal_handlers = register_all_but_sigterm
+
+
+def killed_worker(error: BaseException, hint: str) -> BaseException | None:
+    """A DataLoader worker killed from outside (the out-of-memory killer, most often) is the
+    machine's limit, not a bug: a ``ConfigError`` with ``hint`` (what to lower); one killed by
+    SIGTERM (sent to the run's process group: systemd, SLURM, ``timeout``) stopped the run as
+    SIGTERM does (:class:`Terminated`). None for any other error."""
+    from mrirecon.errors import ConfigError
+
+    match = re.search(r"DataLoader worker \(pid \d+\) is killed by signal: (\w+)", str(error))
+    if not isinstance(error, RuntimeError) or match is None:
+        return None
+    if TERMINATED.is_set() or match.group(1) == "Terminated":
+        return Terminated()
+    return ConfigError(
+        f"a DataLoader worker was killed ({match.group(1)}; most often the system ran out of memory)",
+        hint=hint,
+    )
+
+
+def interruption(error: BaseException, worker_hint: str) -> BaseException | None:
+    """What a Lightning run stopped by ``error`` raises instead, when ``error`` is how Lightning or
+    the DataLoader report an interruption (None: the error itself). Lightning turns Ctrl-C and its
+    own SIGTERM stop into ``SystemExit(1)``: :class:`Terminated` after a SIGTERM, else
+    ``KeyboardInterrupt`` (the CLI exits 143 or 130, not 1 or 0); a killed DataLoader worker is
+    :func:`killed_worker`'s."""
+    if isinstance(error, SystemExit):
+        return Terminated() if TERMINATED.is_set() else KeyboardInterrupt()
+    return killed_worker(error, worker_hint)
+
+
+def lost_peer(error: BaseException) -> BaseException | None:
+    """In a distributed run, another process stopped (its own error printed by it) and this one's
+    collective failed: a one-line ``ConfigError`` saying so, not a bug's traceback. None for any
+    other error."""
+    from mrirecon.errors import ConfigError
+
+    text = str(error)
+    if not isinstance(error, RuntimeError) or not re.search(
+        r"[Cc]onnection (closed|reset) by peer|[Bb]roken pipe|NCCL communicator was aborted", text
+    ):
+        return None
+    first = text.strip().splitlines()[0][:200] if text.strip() else type(error).__name__
+    return ConfigError(
+        f"another process of this distributed run stopped, and this one with it ({first})",
+        hint="its error is printed above; fix it and start the run again (--resume continues it)",
+    )
+
+
+T = TypeVar("T")
+
+
+def stoppable(step: Callable[[], T], *, worker_hint: str, distributed: bool = False) -> T:
+    """``step()`` (a Lightning fit, test or predict), with the interruptions it reports raised as
+    :func:`interruption` says, and in a distributed run a lost peer as :func:`lost_peer` says."""
+    try:
+        return step()
+    except BaseException as error:
+        replacement = interruption(error, worker_hint) or (lost_peer(error) if distributed else None)
+        if replacement is not None:
+            raise replacement from error
+        raise

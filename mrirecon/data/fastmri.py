@@ -115,9 +115,10 @@ def _reference_keys(layout: str | None) -> tuple[str, ...]:
 
 def reference_key(handle: h5py.File) -> str | None:
     """The dataset holding a file's fully sampled reference, as fastMRI reads it
-    (:func:`_reference_keys`); None without either."""
+    (:func:`_reference_keys`); None without either. A file without k-space (targets only) is read
+    as single-coil: only fastMRI's single-coil files hold ``reconstruction_esc``."""
     kspace = handle.get("kspace")
-    layout = _layout(kspace) if isinstance(kspace, h5py.Dataset) else None
+    layout = _layout(kspace) if isinstance(kspace, h5py.Dataset) else "single"
     return next((k for k in _reference_keys(layout) if k in handle), None)
 
 

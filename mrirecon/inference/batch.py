@@ -14,7 +14,6 @@ import contextlib
 import datetime
 import json
 import os
-import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ import torch
 from mrirecon._version import __version__
 from mrirecon.atomic import atomic_file, exclusive_folder, prepare_output_folder
 from mrirecon.data.raw import NO_MMAP_ENV
-from mrirecon.errors import ConfigError, DataError, ExportError, MriReconError, Notice, path_text
+from mrirecon.errors import DataError, ExportError, MriReconError, Notice, path_text
 from mrirecon.export import DicomOptions
 from mrirecon.export.deidentify import file_pseudonym
 from mrirecon.inference.deidentified import (
@@ -44,9 +43,21 @@ from mrirecon.inference.loading import LoadedModel
 from mrirecon.inference.options import RunOptions, resolve_device
 from mrirecon.inference.runner import RankReport, error_from_failure
 from mrirecon.models.pretrained import is_pretrained
-from mrirecon.runtime import TERMINATED, Terminated, launched_rank, lightning_info_silenced, sigterm_stops
+from mrirecon.runtime import (
+    interruption,
+    launched_rank,
+    lightning_info_silenced,
+    lightning_leaves_sigterm,
+    sigterm_stops,
+)
 
 __all__ = ["RUN_JSON", "RunResult", "run_batch", "run_inference"]
+
+#: What to lower when a DataLoader worker is killed (most often for memory).
+WORKER_HINT = (
+    "lower --workers or --batch-size; in Docker, give the container more --shm-size; "
+    "run again to continue where it stopped"
+)
 
 RUN_JSON = "run.json"
 
@@ -250,6 +261,7 @@ def _run_listed(
             inference_mode=True,
             default_root_dir=options.output_dir,
         )
+        lightning_leaves_sigterm(trainer)
         data = PredictionData(PredictionJob(loaded, inputs, outputs, options))
         module = PredictionModule(loaded.model, data)
         try:
@@ -360,33 +372,14 @@ def _stopped_by(
 ) -> BaseException | None:
     """What a run that ``error`` stopped raises instead (None: the error itself); a bug leaves a
     crash record in run.json."""
-    if isinstance(error, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1): an interruption
-        return Terminated() if TERMINATED.is_set() else KeyboardInterrupt()
     if isinstance(error, MriReconError | KeyboardInterrupt):
         return None
-    killed = _killed_worker(error)
-    if killed is not None:
-        return killed
+    stopped = interruption(error, WORKER_HINT)
+    if stopped is not None:
+        return stopped
     if options.reports:
         _record_crash(options.output_dir / RUN_JSON, loaded, source, options, started, error)
     return None
-
-
-def _killed_worker(error: BaseException) -> BaseException | None:
-    """A DataLoader worker killed from outside (the out-of-memory killer, most often) is the
-    machine's limit, not a bug: said in one line with what to lower (None for any other error);
-    one killed by SIGTERM (sent to the run's process group: systemd, SLURM, ``timeout``) stopped
-    the run as SIGTERM does."""
-    match = re.search(r"DataLoader worker \(pid \d+\) is killed by signal: (\w+)", str(error))
-    if not isinstance(error, RuntimeError) or match is None:
-        return None
-    if TERMINATED.is_set() or match.group(1) == "Terminated":
-        return Terminated()
-    return ConfigError(
-        f"a DataLoader worker was killed ({match.group(1)}; most often the system ran out of memory)",
-        hint="lower --workers or --batch-size; in Docker, give the container more --shm-size; "
-        "run again to continue where it stopped",
-    )
 
 
 def _write_run_json(

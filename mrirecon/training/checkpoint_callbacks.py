@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 if TYPE_CHECKING:
-    from mrirecon.training.run import RunPaths
+    from mrirecon.training.run_folder import RunPaths
 
 __all__ = ["RunFolderCheckpoint", "checkpoint_callbacks"]
 

@@ -491,7 +491,7 @@ def train_config_from_mapping(
         config = from_mapping(TrainConfig, data)
         resume_from = None
         if resume_dir is not None:
-            from mrirecon.training.run import run_paths
+            from mrirecon.training.run_folder import run_paths
 
             last = run_paths(os.fspath(resume_dir) or config.output_dir).last
             resume_from = last if last.is_file() else None

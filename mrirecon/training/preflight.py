@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mrirecon.errors import ConfigError
@@ -104,3 +105,34 @@ def check_volumes(config: TrainConfig, datasets: Mapping[str, Any], say: Callabl
                 "their slices keep it (a mask that samples every column leaves them fully sampled); "
                 "data.mask undersamples the others"
             )
+
+
+def check_resumable(last: Path, *, world_size: int, max_epochs: int | None) -> None:
+    """A run resumes on as many processes as it trained on (its checkpoint records them): on
+    another count its data order differs, and its learning-rate schedule, whose length counts the
+    optimiser steps of the first count, ends early (a cosine schedule reaches 0 and trains on at
+    0). And ``trainer.max_epochs`` may not be below the epochs it has trained (Lightning stops on
+    that with an internal error).
+
+    Raises:
+        ConfigError: naming the counts and the fix.
+    """
+    from mrirecon.models.checkpoints import CHECKPOINT_KEY, read_checkpoint
+
+    checkpoint = read_checkpoint(last)
+    record = checkpoint.get(CHECKPOINT_KEY) or {}
+    trained = record.get("world_size") if isinstance(record, dict) else None
+    if isinstance(trained, int) and trained != world_size:
+        raise ConfigError(
+            f"the run trained on {trained} process(es) and this start has {world_size}",
+            path=last,
+            hint="resume with the run's trainer.devices and trainer.num_nodes, or train on from its weights "
+            f"in a new run with model.init={last}",
+        )
+    epoch = checkpoint.get("epoch")
+    if isinstance(epoch, int) and max_epochs is not None and max_epochs >= 0 and epoch > max_epochs:
+        raise ConfigError(
+            f"the run has trained {epoch} epochs already, more than trainer.max_epochs {max_epochs}",
+            path=last,
+            hint=f"raise trainer.max_epochs above {epoch} to train on; the run's best model is its model.pt",
+        )

@@ -18,66 +18,41 @@ read), the output folder against ``--resume``, the data sources, the model, the 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import math
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mrirecon.atomic import atomic_file
-from mrirecon.config import from_mapping, load_yaml
 from mrirecon.errors import ConfigError, Notice
+from mrirecon.runtime import lightning_leaves_sigterm, sigterm_stops, stoppable
 from mrirecon.training.config import TrainConfig, TrainerSection
 from mrirecon.training.model_setup import model_config
-from mrirecon.training.preflight import check_batches, check_coil_maps, check_split_sizes, check_volumes
+from mrirecon.training.preflight import (
+    check_batches,
+    check_coil_maps,
+    check_resumable,
+    check_split_sizes,
+    check_volumes,
+)
+from mrirecon.training.run_folder import (
+    RunPaths,
+    check_output,
+    run_paths,
+    say_if_data_changed,
+    write_config,
+    write_test_metrics,
+)
 
 __all__ = ["RunPaths", "TrainResult", "optimizer_steps", "resolve_precision", "run_paths", "train"]
 
-
-@dataclass(frozen=True)
-class RunPaths:
-    """Where a run writes (see the module docstring)."""
-
-    root: Path
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def config(self) -> Path:
-        return self.checkpoints / "config.yaml"
-
-    @property
-    def best(self) -> Path:
-        return self.checkpoints / "best.ckpt"
-
-    @property
-    def last(self) -> Path:
-        return self.checkpoints / "last.ckpt"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def model(self) -> Path:
-        return self.root / "model.pt"
-
-    @property
-    def test_metrics(self) -> Path:
-        return self.root / "test_metrics.csv"
-
-
-def run_paths(output_dir: str | os.PathLike[str]) -> RunPaths:
-    """The paths of a run in ``output_dir``."""
-    return RunPaths(Path(output_dir))
+#: What to lower when a DataLoader worker is killed (most often for memory).
+WORKER_HINT = (
+    "lower data.num_workers or data.batch_size; in Docker, give the container more --shm-size; "
+    "--resume continues the run from its last checkpoint"
+)
 
 
 @dataclass(frozen=True)
@@ -139,72 +114,6 @@ def _uses_gpu(trainer: TrainerSection) -> bool:
     return available
 
 
-def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value and key != "params" and key != "terms":
-            out.update(_flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
-
-
-def _check_output(paths: RunPaths, config: TrainConfig, resume: bool, echo: Callable[[str], object]) -> None:
-    if resume:
-        if not paths.last.is_file():
-            raise ConfigError(
-                f"nothing to resume: no {paths.last}",
-                path=paths.root,
-                hint="start the run without --resume, or give the --output-dir of the run to continue",
-            )
-        if paths.config.is_file():
-            saved = from_mapping(TrainConfig, load_yaml(paths.config))
-            if saved.model != config.model:
-                raise ConfigError(
-                    "the config's model section differs from the run being resumed",
-                    path=paths.config,
-                    hint="resume with the same model settings, or start a new run in another --output-dir",
-                )
-            old, new = _flatten(saved.to_mapping()), _flatten(config.to_mapping())
-            changed = [
-                f"{k} ({old.get(k)!r} → {new.get(k)!r})"
-                for k in sorted(set(old) | set(new))
-                if old.get(k) != new.get(k) and k != "output_dir"  # the folder being resumed
-            ]
-            optim = [change for change in changed if change.startswith("optim.")]
-            if optim:  # Lightning restores the optimiser and its schedule from last.ckpt
-                raise ConfigError(
-                    f"the optim settings differ from the run being resumed ({', '.join(optim)}), and a "
-                    "resumed run goes on with the optimiser and schedule saved in its checkpoint",
-                    path=paths.config,
-                    hint="resume with the run's optim settings, or train on from its weights in a new run "
-                    f"with model.init={paths.last}",
-                )
-            if changed:
-                echo(f"Resuming with changed settings: {', '.join(changed)}")
-    elif paths.last.exists() or paths.best.exists():
-        raise ConfigError(
-            "this folder already holds a training run",
-            path=paths.root,
-            hint="pass --resume to continue it, or choose another --output-dir",
-        )
-
-
-def _say_if_data_changed(paths: RunPaths, checksum: str, echo: Callable[[str], object]) -> None:
-    """On resume: say so when the training data's checksum differs from the one the run recorded."""
-    from mrirecon.models.checkpoints import CHECKPOINT_KEY, read_checkpoint
-
-    record = read_checkpoint(paths.last).get(CHECKPOINT_KEY) or {}
-    saved = record.get("manifest_sha256")
-    if saved is not None and saved != checksum:
-        echo(
-            f"Resuming with changed data: its checksum was {saved[:12]}, is {checksum[:12]} "
-            "(manifest, source folders or data.simulation); the result will differ from the "
-            "uninterrupted run's"
-        )
-
-
 def _loggers(paths: RunPaths) -> list[Any]:
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
@@ -212,22 +121,6 @@ def _loggers(paths: RunPaths) -> list[Any]:
     with contextlib.suppress(ModuleNotFoundError):  # neither tensorboard nor tensorboardX: CSV only
         loggers.append(TensorBoardLogger(paths.logs, name="tensorboard", default_hp_metric=False))
     return loggers
-
-
-def _write_config(paths: RunPaths, config: TrainConfig) -> None:
-    text = yaml.safe_dump(config.to_mapping(), sort_keys=False)
-    with atomic_file(paths.config, what="training config") as tmp:
-        tmp.write_text(text)
-
-
-def _write_test_metrics(paths: RunPaths, volumes: Sequence[Any]) -> None:
-    with atomic_file(paths.test_metrics, what="test metrics") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["fname", "slices", "ssim", "psnr", "nmse", "loss"])
-        for v in volumes:
-            writer.writerow(
-                [v.fname, v.slices, f"{v.ssim:.6f}", f"{v.psnr:.4f}", f"{v.nmse:.6f}", f"{v.loss:.6f}"]
-            )
 
 
 def _scalars(metrics: Mapping[str, Any], prefix: str) -> dict[str, float]:
@@ -292,7 +185,7 @@ def _build_trainer(
     from pytorch_lightning.callbacks import LearningRateMonitor
 
     tcfg = config.trainer
-    return pl.Trainer(
+    trainer = pl.Trainer(
         default_root_dir=paths.root,
         accelerator="gpu" if on_gpu else "cpu",
         devices=tcfg.devices,
@@ -318,6 +211,8 @@ def _build_trainer(
         use_distributed_sampler=False,
         num_sanity_val_steps=0 if resume else 1,
     )
+    lightning_leaves_sigterm(trainer)  # SIGTERM stops the run as Ctrl-C does (train's sigterm_stops)
+    return trainer
 
 
 def train(
@@ -355,10 +250,7 @@ def train(
     from mrirecon.training.datamodule import ReconDataModule
     from mrirecon.training.module import ReconModule
     from mrirecon.training.sources import (
-        build_datasets,
-        data_checksum,
         data_convention,
-        ensure_synthetic,
         launched_rank,
     )
     from mrirecon.training.stopping import stopping_callbacks
@@ -377,23 +269,12 @@ def train(
     # before fit Lightning knows no ranks yet (its DDP children rerun this function from the start)
     rank_zero = launched_rank() == 0
     say = echo if rank_zero else (lambda _message: None)
-    _check_output(paths, config, resume, say)
+    check_output(paths, config, resume, say)
     on_gpu = _uses_gpu(tcfg)
     precision = resolve_precision(tcfg, on_gpu)
     configure_threads(tcfg.threads)
 
-    checksum = None
-    if datasets is None:
-        ensure_synthetic(config.data, say)
-        datasets = build_datasets(config.data)
-        checksum = data_checksum(config.data)
-        if "test" not in datasets:
-            say("No test set (set data.test to score the best model on held-out data)")
-        if resume and rank_zero and checksum is not None:
-            _say_if_data_changed(paths, checksum, say)
-    for split in ("train", "val"):
-        if split not in datasets or len(datasets[split]) == 0:
-            raise ConfigError(f"the {split} data hold no slices", hint=f"check data.{split} or data.manifest")
+    datasets, checksum = _datasets(config, datasets, paths if resume else None, say)
     centered = data_convention(config.data, datasets, getattr(model_cfg, "fft_centered", None))
     check_volumes(config, datasets, say)
 
@@ -410,11 +291,7 @@ def train(
         record=record,
     )
     if config.model.init is not None and not resume:
-        from mrirecon.training.model_setup import load_initial_weights
-
-        load_initial_weights(config.model, module.model)
-        say(f"Starting from the weights of {config.model.init}")
-        _say_other_coil_maps(config, module.model)
+        _start_from_init(config, module.model, say, rank_zero)
     if parameter_count(module.model) == 0:
         raise ConfigError(f"model '{config.model.name}' has no trainable parameters with this config")
     check_coil_maps(config, module.model)
@@ -442,6 +319,9 @@ def train(
     )
     check_split_sizes(datasets, trainer.world_size)
     check_batches(config, len(datasets["train"]), trainer.world_size)
+    if resume:
+        check_resumable(paths.last, world_size=trainer.world_size, max_epochs=tcfg.max_epochs)
+    record["world_size"] = module.record["world_size"] = trainer.world_size
     module.total_steps = optimizer_steps(
         len(datasets["train"]),
         world_size=trainer.world_size,
@@ -458,10 +338,15 @@ def train(
             f"{trainer.world_size} process(es), precision {precision}; output {paths.root}"
         )
         if not tcfg.fast_dev_run:
-            _write_config(paths, config)
-    with _quiet_lightning():
-        trainer.fit(
-            module, datamodule=datamodule, ckpt_path=paths.last if resume else None, weights_only=True
+            write_config(paths, config)
+    distributed = trainer.world_size > 1
+    with _quiet_lightning(), sigterm_stops():
+        stoppable(
+            lambda: trainer.fit(
+                module, datamodule=datamodule, ckpt_path=paths.last if resume else None, weights_only=True
+            ),
+            worker_hint=WORKER_HINT,
+            distributed=distributed,
         )
     if module.fit_global_rank is not None:
         rank_zero = module.fit_global_rank == 0
@@ -472,16 +357,20 @@ def train(
     test_metrics: dict[str, float] = {}
     has_best = not tcfg.fast_dev_run and paths.best.is_file()
     if "test" in datasets and len(datasets["test"]) > 0:
-        with _quiet_lightning():
-            trainer.test(
-                module,
-                datamodule=datamodule,
-                ckpt_path=str(paths.best) if has_best else None,
-                weights_only=True,
+        with _quiet_lightning(), sigterm_stops():
+            stoppable(
+                lambda: trainer.test(
+                    module,
+                    datamodule=datamodule,
+                    ckpt_path=str(paths.best) if has_best else None,
+                    weights_only=True,
+                ),
+                worker_hint=WORKER_HINT,
+                distributed=distributed,
             )
         test_metrics = _scalars(trainer.callback_metrics, "test_")
         if rank_zero and not tcfg.fast_dev_run:
-            _write_test_metrics(paths, module.volume_results.get("test", []))
+            write_test_metrics(paths, module.volume_results.get("test", []))
     if rank_zero and has_best:
         from mrirecon.models.checkpoints import load_checkpoint_model
         from mrirecon.models.io import save_model
@@ -495,6 +384,48 @@ def train(
         test_metrics=test_metrics,
         is_global_zero=rank_zero,
     )
+
+
+def _datasets(
+    config: TrainConfig,
+    given: Mapping[str, Any] | None,
+    resumed: RunPaths | None,
+    say: Callable[[str], object],
+) -> tuple[Mapping[str, Any], str | None]:
+    """The datasets by split (``given``, or the config's sources, simulated first when they need
+    it) and the training data's checksum (None for given datasets); a resumed run (``resumed``)
+    says when its data changed.
+
+    Raises:
+        ConfigError: no train or val slices.
+    """
+    from mrirecon.training.sources import build_datasets, data_checksum, ensure_synthetic
+
+    checksum = None
+    datasets = given
+    if datasets is None:
+        ensure_synthetic(config.data, say)
+        datasets = build_datasets(config.data)
+        checksum = data_checksum(config.data)
+        if "test" not in datasets:
+            say("No test set (set data.test to score the best model on held-out data)")
+        if resumed is not None and checksum is not None:
+            say_if_data_changed(resumed, checksum, say)
+    for split in ("train", "val"):
+        if split not in datasets or len(datasets[split]) == 0:
+            raise ConfigError(f"the {split} data hold no slices", hint=f"check data.{split} or data.manifest")
+    return datasets, checksum
+
+
+def _start_from_init(config: TrainConfig, model: Any, say: Callable[[str], object], rank_zero: bool) -> None:
+    """Load ``model.init``'s weights into ``model`` and say so (and, once, when they learned from
+    other coil maps)."""
+    from mrirecon.training.model_setup import load_initial_weights
+
+    load_initial_weights(config.model, model)
+    say(f"Starting from the weights of {config.model.init}")
+    if rank_zero:
+        _say_other_coil_maps(config, model)
 
 
 def _say_other_coil_maps(config: TrainConfig, model: Any) -> None:

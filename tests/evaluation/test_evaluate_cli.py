@@ -386,6 +386,12 @@ def test_single_coil_targets_are_scored_against_their_esc_reference(tmp_path: Pa
         [recons], targets, tmp_path / "out", EvaluationOptions(progress=False, report_volumes=0)
     )
     assert all(r["nmse"] == 0.0 for r in result.rows)
+    with h5py.File(targets / "file1000001.h5", "a") as f:  # a targets-only copy: only single-coil
+        del f["kspace"]  # files hold an ESC reference, so it is still the one scored
+    result = evaluate(
+        [recons], targets, tmp_path / "out1", EvaluationOptions(progress=False, report_volumes=0)
+    )
+    assert all(r["nmse"] == 0.0 for r in result.rows)
     with h5py.File(targets / "file1000001.h5", "a") as f:
         del f["reconstruction_esc"]
         del f["reconstruction_rss"]

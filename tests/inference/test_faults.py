@@ -230,16 +230,22 @@ def test_ctrl_c_stops_a_batch_as_an_interruption_not_a_crash(tmp_path: Path, ins
 
 def test_a_killed_dataloader_worker_is_the_machines_limit_not_a_bug() -> None:
     from mrirecon.errors import ConfigError
-    from mrirecon.inference.batch import _killed_worker
+    from mrirecon.inference.batch import WORKER_HINT
+    from mrirecon.runtime import killed_worker
 
-    error = _killed_worker(RuntimeError("DataLoader worker (pid 11812) is killed by signal: Killed. "))
+    error = killed_worker(
+        RuntimeError("DataLoader worker (pid 11812) is killed by signal: Killed. "), WORKER_HINT
+    )
     assert (
         isinstance(error, ConfigError)
         and "(Killed; most often the system ran out of memory)" in error.message
     )
     assert error.hint is not None and "--workers" in error.hint
-    assert _killed_worker(RuntimeError("bug")) is None
-    assert _killed_worker(ValueError("DataLoader worker (pid 1) is killed by signal: Killed.")) is None
+    assert killed_worker(RuntimeError("bug"), WORKER_HINT) is None
+    assert (
+        killed_worker(ValueError("DataLoader worker (pid 1) is killed by signal: Killed."), WORKER_HINT)
+        is None
+    )
 
 
 @pytest.mark.parametrize("whole_group", [False, True])

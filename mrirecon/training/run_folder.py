@@ -1,0 +1,150 @@
+"""A training run's folder: where it writes (:class:`RunPaths`), what it refuses or says about the
+folder before training (a finished run started again, a resume with other settings or data), and
+the config and test scores it writes there (layout in :mod:`mrirecon.training.run`)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mrirecon.atomic import atomic_file
+from mrirecon.config import from_mapping, load_yaml
+from mrirecon.errors import ConfigError
+from mrirecon.training.config import TrainConfig
+
+__all__ = [
+    "RunPaths",
+    "check_output",
+    "run_paths",
+    "say_if_data_changed",
+    "write_config",
+    "write_test_metrics",
+]
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run writes (see the module docstring)."""
+
+    root: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def config(self) -> Path:
+        return self.checkpoints / "config.yaml"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.ckpt"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model.pt"
+
+    @property
+    def test_metrics(self) -> Path:
+        return self.root / "test_metrics.csv"
+
+
+def run_paths(output_dir: str | os.PathLike[str]) -> RunPaths:
+    """The paths of a run in ``output_dir``."""
+    return RunPaths(Path(output_dir))
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value and key != "params" and key != "terms":
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def check_output(paths: RunPaths, config: TrainConfig, resume: bool, echo: Callable[[str], object]) -> None:
+    if resume:
+        if not paths.last.is_file():
+            raise ConfigError(
+                f"nothing to resume: no {paths.last}",
+                path=paths.root,
+                hint="start the run without --resume, or give the --output-dir of the run to continue",
+            )
+        if paths.config.is_file():
+            saved = from_mapping(TrainConfig, load_yaml(paths.config))
+            if saved.model != config.model:
+                raise ConfigError(
+                    "the config's model section differs from the run being resumed",
+                    path=paths.config,
+                    hint="resume with the same model settings, or start a new run in another --output-dir",
+                )
+            old, new = _flatten(saved.to_mapping()), _flatten(config.to_mapping())
+            changed = [
+                f"{k} ({old.get(k)!r} → {new.get(k)!r})"
+                for k in sorted(set(old) | set(new))
+                if old.get(k) != new.get(k) and k != "output_dir"  # the folder being resumed
+            ]
+            optim = [change for change in changed if change.startswith("optim.")]
+            if optim:  # Lightning restores the optimiser and its schedule from last.ckpt
+                raise ConfigError(
+                    f"the optim settings differ from the run being resumed ({', '.join(optim)}), and a "
+                    "resumed run goes on with the optimiser and schedule saved in its checkpoint",
+                    path=paths.config,
+                    hint="resume with the run's optim settings, or train on from its weights in a new run "
+                    f"with model.init={paths.last}",
+                )
+            if changed:
+                echo(f"Resuming with changed settings: {', '.join(changed)}")
+    elif paths.last.exists() or paths.best.exists():
+        raise ConfigError(
+            "this folder already holds a training run",
+            path=paths.root,
+            hint="pass --resume to continue it, or choose another --output-dir",
+        )
+
+
+def say_if_data_changed(paths: RunPaths, checksum: str, echo: Callable[[str], object]) -> None:
+    """On resume: say so when the training data's checksum differs from the one the run recorded."""
+    from mrirecon.models.checkpoints import CHECKPOINT_KEY, read_checkpoint
+
+    record = read_checkpoint(paths.last).get(CHECKPOINT_KEY) or {}
+    saved = record.get("manifest_sha256")
+    if saved is not None and saved != checksum:
+        echo(
+            f"Resuming with changed data: its checksum was {saved[:12]}, is {checksum[:12]} "
+            "(manifest, source folders or data.simulation); the result will differ from the "
+            "uninterrupted run's"
+        )
+
+
+def write_config(paths: RunPaths, config: TrainConfig) -> None:
+    text = yaml.safe_dump(config.to_mapping(), sort_keys=False)
+    with atomic_file(paths.config, what="training config") as tmp:
+        tmp.write_text(text)
+
+
+def write_test_metrics(paths: RunPaths, volumes: Sequence[Any]) -> None:
+    with atomic_file(paths.test_metrics, what="test metrics") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["fname", "slices", "ssim", "psnr", "nmse", "loss"])
+        for v in volumes:
+            writer.writerow(
+                [v.fname, v.slices, f"{v.ssim:.6f}", f"{v.psnr:.4f}", f"{v.nmse:.6f}", f"{v.loss:.6f}"]
+            )
