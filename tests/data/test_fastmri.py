@@ -253,6 +253,28 @@ def test_prospective_kspace_without_a_mask_dataset_gets_its_mask_recovered(tmp_p
         assert volume.header is None and volume.mask is None and volume.padding == (4, 36)
 
 
+def test_the_recovered_mask_of_uncentred_kspace_is_where_its_samples_are(tmp_path: Path) -> None:
+    """An uncentred file (DC at column 0) without a 'mask': the mask served is the measured
+    columns as stored (its centre block split over both ends), not a shifted copy of them."""
+    rng = np.random.default_rng(0)
+    centred = np.zeros(24, dtype=bool)
+    centred[10:14] = True
+    centred[[1, 4, 7, 17, 20, 22]] = True
+    stored = np.fft.ifftshift(centred)
+    kspace = (rng.standard_normal((2, 2, 32, 24)) + 1j * rng.standard_normal((2, 2, 32, 24))).astype(
+        np.complex64
+    )
+    with h5py.File(tmp_path / "uncentred.h5", "w") as f:
+        f["kspace"] = kspace * stored
+        f.attrs["mrirecon_fft_centered"] = False
+    with (
+        pytest.warns(UserWarning, match="recovered from its zeros"),
+        open_volume(tmp_path / "uncentred.h5") as volume,
+    ):
+        assert not volume.centered
+        np.testing.assert_array_equal(volume.mask, stored)
+
+
 def test_slices_sampled_with_other_patterns_than_the_recovered_mask_are_refused(tmp_path: Path) -> None:
     """Without a 'mask' dataset the mask comes from one slice's zeros: a slice sampled otherwise would
     be reconstructed with the wrong mask (its own lines dropped, unmeasured ones taken as zeros)."""

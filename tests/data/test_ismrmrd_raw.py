@@ -341,3 +341,24 @@ def test_the_probe_gives_what_the_conversion_serves(tmp_path: Path) -> None:
     write_ismrmrd(gap, _coil_images(), lines=np.arange(SIZE_Y), e1_center=12)
     _append(gap, SIZE_Y, slice=2)
     _probed_like_opened(gap)
+
+
+def test_averages_are_averaged_not_summed(tmp_path: Path) -> None:
+    """Every line measured twice (``idx.average`` 0 and 1): the k-space served is the mean of the
+    two measurements (summed, it would be twice as bright as either)."""
+    once, other = tmp_path / "once.h5", tmp_path / "other.h5"
+    write_ismrmrd(once, _coil_images(), lines=np.arange(SIZE_Y), e1_center=12)
+    write_ismrmrd(other, 3 * _coil_images(), lines=np.arange(SIZE_Y), e1_center=12)
+    dataset = ismrmrd.Dataset(str(other), "dataset", create_if_needed=False)
+    second = [dataset.read_acquisition(n) for n in range(dataset.number_of_acquisitions())]
+    dataset.close()
+    for acq in second:
+        acq.idx.average = 1
+    twice = tmp_path / "twice.h5"
+    twice.write_bytes(once.read_bytes())
+    rewrite_acquisitions(twice, lambda acquisitions: [*acquisitions, *second])
+    with open_volume(once) as single, open_volume(twice) as averaged:
+        expected = 2 * single.read_kspace(0)  # (1 + 3) / 2
+        np.testing.assert_allclose(
+            averaged.read_kspace(0), expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max()
+        )

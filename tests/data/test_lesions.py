@@ -43,6 +43,19 @@ def test_depth_spreads_the_lesion_over_slices() -> None:
     assert areas[2] > areas[1] > 0 and areas[1] == pytest.approx(areas[3], abs=2) and areas[0] == 0
 
 
+def test_a_label_covers_the_pixels_the_lesion_fills_at_least_half() -> None:
+    """Labels are the pixels whose partial-volume fraction is at least 0.5: a round lesion's label
+    has about the area of its circle, not the ring of edge pixels it grazes."""
+    lesion = Lesion((0, 32, 32), radius=8, contrast=2.0, irregularity=0.3, seed=4)
+    _, labels = apply_lesions(np.ones((1, 64, 64), dtype=np.float32), [lesion])
+    fraction = lesion_fraction(lesion, (64, 64), 0)
+    np.testing.assert_array_equal(labels[0] == 1, fraction >= 0.5)
+    _, round_labels = apply_lesions(
+        np.ones((1, 64, 64), dtype=np.float32), [Lesion((0, 32, 32), 8, 2.0, 0.0)]
+    )
+    assert (round_labels == 1).sum() == pytest.approx(np.pi * 64, rel=0.05)
+
+
 def test_labels_number_the_lesions_and_bad_parameters_raise() -> None:
     volume = np.ones((1, 50, 50), dtype=np.float32)
     _, labels = apply_lesions(volume, [Lesion((0, 12, 12), 4, 2.0), Lesion((0, 36, 36), 4, 2.0)])

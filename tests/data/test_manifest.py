@@ -181,3 +181,30 @@ def test_evaluation_lists_targets_from_a_real_manifest(sim_dataset: list[Path]) 
     entries = read_manifest(manifest)
     for split in ("train", "val", "test"):
         assert list_targets(manifest, split=split) == [e.path for e in entries if e.split == split]
+
+
+def test_a_patients_files_share_one_split(tmp_path: Path) -> None:
+    """`build_manifest` draws splits per patient (the files' `patient_id`), so no patient is in two
+    splits, whatever the seed: four patients of three files each."""
+    from mrirecon.data.fastmri_writer import write_volume
+    from mrirecon.data.header import build_ismrmrd_header
+    from mrirecon.data.manifest import build_manifest
+
+    header = build_ismrmrd_header(encoded_matrix=(16, 12, 1))
+    files = []
+    for index in range(12):
+        kspace = multicoil_kspace(slices=1, coils=2, height=16, width=12, seed=index)
+        attrs = {"patient_id": f"P{index % 4}"}
+        files.append(
+            write_volume(tmp_path / f"scan{index:02d}.h5", kspace=kspace, header_xml=header, attrs=attrs)
+        )
+    for seed in range(4):
+        entries, _ = build_manifest(
+            files, tmp_path / f"m{seed}.csv", fractions=(0.5, 0.25, 0.25), seed=seed, progress=False
+        )
+        splits: dict[str, set[str]] = {}
+        for entry in entries:
+            patient = f"P{int(entry.path.stem[4:]) % 4}"
+            splits.setdefault(patient, set()).add(entry.split)
+        assert all(len(s) == 1 for s in splits.values()), splits
+        assert {next(iter(s)) for s in splits.values()} == {"train", "val", "test"}

@@ -231,6 +231,25 @@ def test_the_stream_gives_new_slices_each_epoch_and_the_same_for_the_same_key() 
     assert dataset[2].fname == "sim_s7_000002.h5"
 
 
+def test_the_training_loader_asks_the_stream_for_each_epochs_slices() -> None:
+    """Through the training wrapper (:class:`SeededDataset`) item ``(epoch, index)`` is the
+    stream's: new slices every epoch, not epoch 0's again and again."""
+    from mrirecon.training.samplers import SeededDataset
+
+    mask = create_mask_func("equispaced_fraction", [0.08], [4], seed=0)
+    stream = SimulatedSliceDataset(4, 7, SMALL, ReconTransform(mask, deterministic_mask=True))
+    loader = SeededDataset(stream, seed=3)
+    assert not torch.equal(loader[(0, 1)].target, loader[(1, 1)].target)
+    assert torch.equal(loader[(1, 1)].target, stream[(1, 1)].target)
+
+
+def test_the_simulated_noise_gives_the_snr_asked_for() -> None:
+    """``snr``: the mean magnitude inside the brain over the noise's standard deviation per coil."""
+    sim = simulate_realistic_slice(replace(SMALL, snr=(8.0, 8.0)), 4)
+    assert sim.snr == pytest.approx(8.0)
+    assert float(np.abs(sim.image)[sim.brain > 0.5].mean()) / sim.noise_std == pytest.approx(8.0, rel=1e-5)
+
+
 def test_the_expected_target_is_the_noisy_references_level_without_its_noise() -> None:
     sim = simulate_realistic_slice(replace(SMALL, snr=(8.0, 8.0)), 4)
     expected = expected_target(sim)

@@ -48,3 +48,67 @@ def test_only_fixed_acquisition_codes_survive() -> None:
         assert deidentified_acquisition(code) == code
     for text in (IDENTIFIERS["protocol"], "SNR_R3", "t1_mprage_DOE", ""):
         assert deidentified_acquisition(text) == ""
+
+
+def test_every_identifying_element_and_user_string_is_removed_and_the_rest_kept() -> None:
+    """A header with a planted value in each element the list names (and a user parameter string,
+    free text a scanner may fill with anything): none survives; patientID is the pseudonym; the
+    acquisition's own description (vendor, position, encoding, numeric user parameters) stays."""
+    from mrirecon.export.deidentify import IDENTIFYING_ELEMENTS
+
+    # what PS3.15's basic profile removes, named here (not taken from the list under test)
+    required = [
+        ("subjectInformation", name)
+        for name in (
+            "patientName",
+            "patientBirthdate",
+            "patientWeight_kg",
+            "patientHeight_m",
+            "patientGender",
+        )
+    ]
+    required += [
+        ("studyInformation", name)
+        for name in (
+            "studyDate",
+            "studyTime",
+            "studyID",
+            "accessionNumber",
+            "referringPhysicianName",
+            "studyInstanceUID",
+        )
+    ]
+    required += [
+        ("acquisitionSystemInformation", name)
+        for name in ("institutionName", "stationName", "deviceSerialNumber")
+    ]
+    required += [
+        ("measurementInformation", name) for name in ("measurementID", "frameOfReferenceUID", "protocolName")
+    ]
+    sections: dict[str, str] = {}
+    for section, element in dict.fromkeys([*required, *IDENTIFYING_ELEMENTS]):
+        sections[section] = sections.get(section, "") + f"<{element}>PLANTED_{element}</{element}>"
+    sections["subjectInformation"] += "<patientID>MRN42</patientID>"
+    sections["measurementInformation"] += "<patientPosition>HFS</patientPosition>"
+    sections["acquisitionSystemInformation"] += "<systemVendor>SIEMENS</systemVendor>"
+    body = "".join(f"<{name}>{content}</{name}>" for name, content in sections.items())
+    user = (
+        "<userParameters><userParameterLong><name>EmbeddedRefLinesE1</name><value>24</value></userParameterLong>"
+        "<userParameterString><name>Comment</name><value>PLANTED_user_string</value></userParameterString>"
+        "</userParameters>"
+    )
+    xml = f'<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">{body}{user}</ismrmrdHeader>'
+    scrubbed = deidentify_header(xml, "ANON0000000007")
+    assert "PLANTED" not in scrubbed and "MRN42" not in scrubbed
+    for kept in ("ANON0000000007", "HFS", "SIEMENS", "EmbeddedRefLinesE1"):
+        assert kept in scrubbed, kept
+
+
+def test_file_pseudonyms_need_the_salt_and_scrub_replaces_every_form_of_a_name() -> None:
+    from mrirecon.export.deidentify import file_pseudonym, scrub
+
+    assert file_pseudonym("Jane_Doe.h5", "a") != file_pseudonym("Jane_Doe.h5", "b")
+    assert file_pseudonym("Jane_Doe.h5", "a") == file_pseudonym("Jane_Doe.h5", "a")
+    text = "/in/Jane_Doe.h5: slice 3; wrote out/Jane_Doe_sl3.png for Jane_Doe.h5"
+    scrubbed = scrub(text, {"/in/Jane_Doe.h5": "ANON1"})
+    assert "Jane_Doe" not in scrubbed and scrubbed.count("ANON1") == 3

@@ -167,6 +167,8 @@ def test_outputs_of_other_coil_maps_or_centre_fraction_are_not_finished(tmp_path
         _plan(inputs, out, undersampling=lines, coil_maps="espirit")
     with pytest.raises(ConfigError, match="another model"):  # another fully sampled centre
         _plan(inputs, out, undersampling=Undersampling("equispaced_fraction", 4.0, 0.1), coil_maps="acs")
+    with pytest.raises(ConfigError, match="another model"):  # the same mask at another acceleration
+        _plan(inputs, out, undersampling=Undersampling("equispaced_fraction", 8.0, 0.08), coil_maps="acs")
 
 
 def test_wrong_slice_counts_are_foreign_unreadable_outputs_redone(tmp_path: Path, inputs: Path) -> None:

@@ -63,3 +63,40 @@ def test_volumes_without_reference_are_left_out_and_empty_means_are_nan() -> Non
     assert math.isnan(mean_scores([])["ssim"])
     with pytest.raises(ValueError, match="file names"):
         slice_scores(torch.rand(2, 8, 8), torch.rand(2, 8, 8), torch.ones(2), ["x"], [0])
+
+
+def test_the_modules_validation_scores_are_fastmris_on_the_input_scale(tiny_registered: str) -> None:
+    """What a run logs as val_ssim/psnr/nmse (and their zero-filled twins) is fastMRI's
+    volume_metrics of its reconstructions against the reference, both in the input's intensity
+    scale: each slice has its own normalisation scale here, so a score taken on the normalised
+    images, or with a data range not scaled back, differs."""
+    from mrirecon.data.dataset import collate_samples
+    from mrirecon.physics import ifft2c, rss
+    from mrirecon.training.config import train_config_from_mapping
+    from mrirecon.training.model_setup import model_config
+    from mrirecon.training.module import ReconModule
+    from tests.training.conftest import base_mapping
+    from tests.training.phantoms import PhantomSlices
+
+    config = train_config_from_mapping(base_mapping())
+    torch.manual_seed(0)
+    module = ReconModule("tiny", model_config(config), loss=config.loss, optim=config.optim).eval()
+    data = PhantomSlices(volumes=2, slices=3, train=False, seed=2, prefix="val")
+    samples = [data[i] for i in range(len(data))]
+    assert len({round(s.scale, 6) for s in samples}) == len(samples)  # a scale per slice
+    with torch.no_grad():
+        module._score("val", collate_samples(samples))
+        images = [
+            module.model(s.masked_kspace[None], s.mask[None], s.coil_maps[None]).image.abs()[0] * s.scale
+            for s in samples
+        ]
+    zero_filled = [rss(ifft2c(s.masked_kspace[None]))[0] * s.scale for s in samples]
+    for key, recons in (("val", images), ("val_zero_filled", zero_filled)):
+        got = {v.fname: v for v in volume_scores(module._scores[key])}
+        for name in ("val000.h5", "val001.h5"):
+            rows = [i for i, s in enumerate(samples) if s.fname == name]
+            target = np.stack([(samples[i].target * samples[i].scale).numpy() for i in rows])
+            expected = volume_metrics(target, np.stack([recons[i].numpy() for i in rows]))
+            assert got[name].ssim == pytest.approx(expected["ssim"], rel=1e-4), key
+            assert got[name].psnr == pytest.approx(expected["psnr"], abs=1e-3), key
+            assert got[name].nmse == pytest.approx(expected["nmse"], rel=1e-4), key
