@@ -65,3 +65,23 @@ def test_shared_memory_is_checked_from_its_free_space_without_allocating_it(
     monkeypatch.setattr(os, "statvfs", lambda _path: SimpleNamespace(f_bavail=16, f_frsize=2**22))
     with pytest.raises(ConfigError, match=r"cannot share 1024 MB .*\(/dev/shm has 64 MB free\)"):
         check_shared_memory(2**30, largest=2**20)
+
+
+def test_a_lost_distributed_peer_is_one_line_not_a_bug() -> None:
+    """When one process of a DDP run stops on an error, the others' collectives fail with gloo's
+    or NCCL's connection error: said in one line (exit 2), not reported as a bug."""
+    from mrirecon.errors import ConfigError
+    from mrirecon.runtime import lost_peer
+
+    for text in (
+        "[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:41011",
+        "Connection reset by peer",
+        "NCCL communicator was aborted on rank 1",
+    ):
+        error = lost_peer(RuntimeError(text))
+        assert (
+            isinstance(error, ConfigError)
+            and "another process of this distributed run stopped" in error.message
+        )
+    assert lost_peer(RuntimeError("shape mismatch")) is None
+    assert lost_peer(ValueError("Connection closed by peer")) is None
