@@ -37,9 +37,8 @@ def train(config_file: str | None, overrides: tuple[str, ...], output_dir: Path 
       mrirecon train -o runs/rim --resume
     """
     from mrirecon.errors import ConfigError
-    from mrirecon.training.config import load_train_config
+    from mrirecon.training.config import load_train_config, resumed_run_config
     from mrirecon.training.run import train as run_training
-    from mrirecon.training.run_folder import run_paths
 
     if config_file is None:
         if not resume or output_dir is None:
@@ -48,16 +47,10 @@ def train(config_file: str | None, overrides: tuple[str, ...], output_dir: Path 
                 hint="pass --config FILE (or a shipped config's name); to continue a run with its own "
                 "config, pass --output-dir RUN --resume",
             )
-        saved = run_paths(output_dir).config
-        if not saved.is_file():
-            raise ConfigError(
-                f"nothing to resume: no {saved}",
-                path=output_dir,
-                hint="give the --output-dir of a run `mrirecon train` wrote, or pass --config",
-            )
-        config_file = str(saved)
-    resume_dir = (output_dir if output_dir is not None else "") if resume else None
-    config = load_train_config(config_file, overrides, resume_dir=resume_dir)
+        config = resumed_run_config(output_dir, overrides)
+    else:
+        resume_dir = (output_dir if output_dir is not None else "") if resume else None
+        config = load_train_config(config_file, overrides, resume_dir=resume_dir)
     result = run_training(config, output_dir=output_dir, resume=resume, echo=click.echo)
     if not result.is_global_zero:
         return

@@ -197,6 +197,7 @@ def sigterm_stops() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        TERMINATED.clear()  # what the block's SIGTERM explained is said; nothing after it is
 
 
 def lightning_leaves_sigterm(trainer: Any) -> None:
@@ -242,9 +243,20 @@ def interruption(error: BaseException, worker_hint: str) -> BaseException | None
     own SIGTERM stop into ``SystemExit(1)``: :class:`Terminated` after a SIGTERM, else
     ``KeyboardInterrupt`` (the CLI exits 143 or 130, not 1 or 0); a killed DataLoader worker is
     :func:`killed_worker`'s."""
-    if isinstance(error, SystemExit):
+    if isinstance(error, SystemExit) and _lightning_interrupted(error):
         return Terminated() if TERMINATED.is_set() else KeyboardInterrupt()
     return killed_worker(error, worker_hint)
+
+
+def _lightning_interrupted(error: SystemExit) -> bool:
+    """Lightning's exit after an interruption: ``sys.exit(1)`` while handling a KeyboardInterrupt
+    (Ctrl-C, or :class:`Terminated`), its own ``SIGTERMException``, or any exit after a SIGTERM;
+    not another ``sys.exit`` (a callback's ``sys.exit(0)`` stays one)."""
+    return (
+        TERMINATED.is_set()
+        or isinstance(error.__context__, KeyboardInterrupt)
+        or type(error).__name__ == "SIGTERMException"
+    )
 
 
 def lost_peer(error: BaseException) -> BaseException | None:
@@ -254,8 +266,12 @@ def lost_peer(error: BaseException) -> BaseException | None:
     from mrirecon.errors import ConfigError
 
     text = str(error)
-    if not isinstance(error, RuntimeError) or not re.search(
-        r"[Cc]onnection (closed|reset) by peer|[Bb]roken pipe|NCCL communicator was aborted", text
+    if (
+        not isinstance(error, RuntimeError)
+        or not re.search(
+            r"[Cc]onnection (closed|reset) by peer|[Bb]roken pipe|NCCL communicator was aborted", text
+        )
+        or "Watchdog caught collective operation timeout" in text  # a hang, not a stopped peer
     ):
         return None
     first = text.strip().splitlines()[0][:200] if text.strip() else type(error).__name__
@@ -274,7 +290,10 @@ def stoppable(step: Callable[[], T], *, worker_hint: str, distributed: bool = Fa
     try:
         return step()
     except BaseException as error:
-        replacement = interruption(error, worker_hint) or (lost_peer(error) if distributed else None)
+        replacement = interruption(error, worker_hint)
+        if replacement is None and distributed and isinstance(error, RuntimeError):
+            # after a SIGTERM a collective fails because the others stopped too: the same stop
+            replacement = Terminated() if TERMINATED.is_set() else lost_peer(error)
         if replacement is not None:
             raise replacement from error
         raise

@@ -85,3 +85,40 @@ def test_a_lost_distributed_peer_is_one_line_not_a_bug() -> None:
         )
     assert lost_peer(RuntimeError("shape mismatch")) is None
     assert lost_peer(ValueError("Connection closed by peer")) is None
+
+
+def test_only_lightnings_exit_after_an_interruption_is_an_interruption() -> None:
+    """Lightning ends a Ctrl-C with ``sys.exit(1)`` inside its KeyboardInterrupt handler: that is
+    an interruption (exit 130); a plain ``sys.exit(0)`` of a callback stays an exit."""
+    import sys
+
+    from mrirecon.runtime import stoppable
+
+    def lightning_after_ctrl_c() -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            sys.exit(1)
+
+    with pytest.raises(KeyboardInterrupt):
+        stoppable(lightning_after_ctrl_c, worker_hint="x")
+    with pytest.raises(SystemExit) as exited:
+        stoppable(lambda: sys.exit(0), worker_hint="x")
+    assert exited.value.code == 0 and not isinstance(exited.value, KeyboardInterrupt)
+
+
+def test_a_sigterm_is_forgotten_when_its_block_ends_and_a_watchdog_timeout_is_no_lost_peer() -> None:
+    import os
+    import signal
+    import time
+
+    from mrirecon.runtime import TERMINATED, Terminated, lost_peer, sigterm_stops
+
+    with pytest.raises(Terminated), sigterm_stops():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1.0)  # the handler raises here at the latest
+    assert not TERMINATED.is_set()
+    hang = RuntimeError(
+        "NCCL communicator was aborted on rank 0. Watchdog caught collective operation timeout"
+    )
+    assert lost_peer(hang) is None

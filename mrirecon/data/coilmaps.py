@@ -79,7 +79,7 @@ class EspiritCache:
     def __init__(self, folder: Path | None = None, volumes_in_memory: int = 4):
         self.folder = Path(folder) if folder is not None else None
         self.volumes_in_memory = volumes_in_memory
-        self._memory: OrderedDict[str, dict[tuple[int, int], torch.Tensor]] = OrderedDict()
+        self._memory: OrderedDict[str, dict[tuple[int, int, str], torch.Tensor]] = OrderedDict()
 
     def __getstate__(self) -> dict[str, object]:
         return {"folder": self.folder, "volumes_in_memory": self.volumes_in_memory}
@@ -95,22 +95,28 @@ class EspiritCache:
         calib_width: int,
         *,
         centered: bool,
+        source: str = "",
     ) -> torch.Tensor:
-        """The maps ``(C, H, W)`` of one slice, computed from ``masked_kspace`` on a miss."""
+        """The maps ``(C, H, W)`` of one slice, computed from ``masked_kspace`` on a miss.
+
+        ``source``: what ``masked_kspace`` is when it is not the slice's own measured k-space
+        (``"reference"``: a separate calibration scan), part of the key.
+        """
         try:
             volume = _volume_key(path)
-        except OSError:
-            volume = str(path)
+        except OSError:  # no such file (an in-memory volume): its name, hashed (never a path on disk)
+            volume = hashlib.sha1(str(path).encode()).hexdigest()[:20]
         slices = self._memory.get(volume)
         if slices is None:
             slices = self._memory[volume] = {}
             while len(self._memory) > self.volumes_in_memory:
                 self._memory.popitem(last=False)
         self._memory.move_to_end(volume)
-        key = (slice_index, calib_width)
+        key = (slice_index, calib_width, source)
         if key in slices:
             return slices[key]
-        file = None if self.folder is None else self.folder / volume / f"{slice_index:05d}_{calib_width}.npy"
+        name = f"{slice_index:05d}_{calib_width}" + (f"_{source}" if source else "")
+        file = None if self.folder is None else self.folder / volume / f"{name}.npy"
         maps = None
         if file is not None and file.is_file():
             with contextlib.suppress(OSError, ValueError):

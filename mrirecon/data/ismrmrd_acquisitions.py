@@ -117,6 +117,8 @@ class Lines:
     separate_calibration: int = 0
     #: the separate reference scan's readouts (of the frame taken, else of any): coil maps only
     reference: list[Readout] = field(default_factory=list)
+    #: lines of that scan that do not fit the imaging data (matrix, channels, samples): left out
+    reference_unfit: int = 0
     other_encodings: int = 0
     empty_slices: tuple[int, ...] = ()
     gridded: np.ndarray | None = None  # (S, C, X, Y, Z) once gridded, until the volume is made
@@ -180,7 +182,7 @@ def sort_readouts(
     off_z = size_z // 2 - header.e2_limits.center if header.e2_limits and size_z > 1 else 0
     separate = header.calibration_mode.strip().lower() in _SEPARATE_CALIBRATION
     lines = Lines(rows=rows, coils=0, shape=(0, size_x, size_y, size_z), readouts=[])
-    references: list[tuple[Frame, Readout]] = []
+    references: list[tuple[Frame, Readout, int]] = []
     for number, row in enumerate(rows):
         acq = ismrmrd.Acquisition(row if heads_only else row["head"])
         channels, samples = int(acq.active_channels), int(acq.number_of_samples)
@@ -202,7 +204,12 @@ def sort_readouts(
         this = Frame(int(idx.contrast), int(idx.repetition), int(idx.phase), int(idx.set))
         if calibration_only and separate:
             lines.separate_calibration += 1
-            references.append((this, _readout(acq, number, off_y, off_z, (size_y, size_z), path)))
+            try:  # only for coil maps: a line that does not fit is left out, not fatal
+                references.append(
+                    (this, _readout(acq, number, off_y, off_z, (size_y, size_z), path), channels)
+                )
+            except DataError:
+                lines.reference_unfit += 1
             continue
         lines.frames.add(this)
         if this != frame:
@@ -235,7 +242,9 @@ def sort_readouts(
             )
         raise DataError("the file holds no imaging readouts", path=path)
     # a reference scan of the frame taken, else of whatever frame it was recorded with
-    lines.reference = [r for f, r in references if f == frame] or [r for _, r in references]
+    fitting = [(f, r) for f, r, channels in references if channels == lines.coils]
+    lines.reference_unfit += len(references) - len(fitting)
+    lines.reference = [r for f, r in fitting if f == frame] or [r for _, r in fitting]
     _drop_empty_slices(lines)
     return lines
 
@@ -341,10 +350,17 @@ def grid_reference(lines: Lines, path: Path) -> tuple[np.ndarray, np.ndarray, np
     counts = np.zeros((slices, len(positions)), dtype=np.int32)
     for readout in lines.reference:
         row = lines.rows[readout.row]
-        samples = _samples(row, lines.coils, int(row["head"]["number_of_samples"]), readout.row, path)
+        try:
+            samples = _samples(row, lines.coils, int(row["head"]["number_of_samples"]), readout.scan, path)
+            line = _place_readout(samples, readout, size_x, path)
+        except DataError:  # only for coil maps: left out, and said
+            lines.reference_unfit += 1
+            continue
         where = (readout.slice, column[readout.y])
-        kspace[readout.slice, :, :, where[1]] += _place_readout(samples, readout, size_x, path)
+        kspace[readout.slice, :, :, where[1]] += line
         counts[where] += 1
+    if not counts.any():
+        return None
     kspace /= np.maximum(counts, 1).astype(np.float32)[:, None, None, :]
     return kspace, positions, counts > 0
 

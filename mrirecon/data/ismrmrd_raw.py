@@ -168,12 +168,24 @@ def _attrs(
             f", {lines.separate_calibration} lines of a separate reference scan kept for coil maps "
             "(not gridded: another contrast)"
         )
+        if lines.reference_unfit:
+            said.append(
+                f"{lines.reference_unfit} of the {lines.separate_calibration} lines of its separate "
+                "reference scan do not fit the imaging data (matrix, channels or samples) and are left "
+                "out; the others give the coil maps"
+            )
     elif lines.separate_calibration:
         note += f", {lines.separate_calibration} lines of a separate reference scan left out"
+        if lines.shape[3] > 1:
+            why = "3-D data"
+        elif lines.reference_unfit:
+            why = "they do not fit the imaging data: matrix, channels or samples"
+        else:
+            why = "none lies on a slice of the imaging data"
         said.append(
             f"{lines.separate_calibration} calibration lines of a separate reference scan "
-            f"(calibrationMode {header.calibration_mode}) are left out (3-D data): their contrast is "
-            "not the imaging data's; coil maps come from the imaging data"
+            f"(calibrationMode {header.calibration_mode}) are left out ({why}); coil maps come from "
+            "the imaging data"
         )
     if lines.other_encodings:
         note += f", {lines.other_encodings} readouts of other encodings left out"

@@ -279,6 +279,7 @@ class ReconTransform:
         calibration = volume.read_calibration(index)
         if calibration is not None:  # a separate calibration scan: its lines, unit-free maps
             masked, mask = torch.from_numpy(calibration[0]), _mask_tensor(calibration[1])
+        source = "" if calibration is None else "reference"
         if self.coil_maps == "acs":
             # unit-free: scaling changes nothing
             return acs_coil_maps(masked, mask, centered=centered, path=volume.path, index=index)
@@ -291,7 +292,7 @@ class ReconTransform:
                 path=volume.path,
                 hint="use coil_maps: acs, or a mask with a larger fully sampled centre",
             )
-        return self._espirit.maps(volume.path, index, masked, width, centered=centered)
+        return self._espirit.maps(volume.path, index, masked, width, centered=centered, source=source)
 
     def __call__(self, volume: RawVolume, index: int) -> ReconSample:
         """One slice as a sample (see the module docstring for the steps)."""

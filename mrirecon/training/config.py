@@ -34,6 +34,7 @@ __all__ = [
     "TrainerSection",
     "Weighting",
     "load_train_config",
+    "resumed_run_config",
     "train_config_from_mapping",
 ]
 
@@ -337,3 +338,36 @@ def load_train_config(
     path = find_config(path, what="training config")
     data = apply_overrides(load_yaml(path), overrides)
     return train_config_from_mapping(data, source=path, resume_dir=resume_dir)
+
+
+def resumed_run_config(output_dir: str | os.PathLike[str], overrides: Sequence[str] = ()) -> TrainConfig:
+    """The config of the run in ``output_dir`` to resume, with ``overrides`` applied: its
+    ``checkpoints/config.yaml`` (the resolved config it was started with), or, when that file is
+    gone, the training config its ``last.ckpt`` records.
+
+    Raises:
+        ConfigError: neither is there, or the result does not check.
+    """
+    from mrirecon.models.checkpoints import CHECKPOINT_KEY, read_checkpoint
+    from mrirecon.training.run_folder import run_paths
+
+    paths = run_paths(output_dir)
+    if paths.config.is_file():
+        return load_train_config(paths.config, overrides, resume_dir=output_dir)
+    if not paths.last.is_file():
+        raise ConfigError(
+            f"nothing to resume: no {paths.last}",
+            path=output_dir,
+            hint="give the --output-dir of a run `mrirecon train` wrote, or pass --config",
+        )
+    record = read_checkpoint(paths.last).get(CHECKPOINT_KEY) or {}
+    recorded = record.get("training_config") if isinstance(record, dict) else None
+    if not isinstance(recorded, Mapping):
+        raise ConfigError(
+            f"the run's {paths.config.name} is missing and its checkpoint records no training config",
+            path=paths.last,
+            hint="pass the run's config with --config",
+        )
+    return train_config_from_mapping(
+        apply_overrides(dict(recorded), overrides), source=paths.last, resume_dir=output_dir
+    )

@@ -362,3 +362,30 @@ def test_averages_are_averaged_not_summed(tmp_path: Path) -> None:
         np.testing.assert_allclose(
             averaged.read_kspace(0), expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max()
         )
+
+
+def test_reference_lines_that_do_not_fit_are_left_out_not_fatal(tmp_path: Path) -> None:
+    """A reference line outside the encoded matrix, or of another channel count, only lessens the
+    coil maps' data: it is left out with a note, and the scan opens (the reference scan was never
+    a reason to refuse it)."""
+    path, *_ = _separate_reference_file(tmp_path)
+    with open_volume(path) as volume:
+        calibration = volume.read_calibration(0)
+        assert calibration is not None
+        columns = set(np.nonzero(calibration[1])[0])
+
+    def spoil(acquisitions: list[ismrmrd.Acquisition]) -> list[ismrmrd.Acquisition]:
+        references = [a for a in acquisitions if a.is_flag_set(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION)]
+        references[0].idx.kspace_encode_step_1 = 40  # outside the 24-line matrix
+        narrow = ismrmrd.Acquisition.from_array(references[1].data[:2].copy(), references[1].traj.copy())
+        narrow.setHead(references[1].getHead())
+        narrow.resize(references[1].number_of_samples, 2, references[1].trajectory_dimensions)
+        narrow.data[:] = references[1].data[:2]
+        return [a if a is not references[1] else narrow for a in acquisitions]
+
+    rewrite_acquisitions(path, spoil)
+    with pytest.warns(Notice, match="2 of the 8 lines of its separate reference scan do not fit"):
+        volume = open_volume(path)
+    with volume:
+        calibration = volume.read_calibration(0)
+        assert calibration is not None and len(set(np.nonzero(calibration[1])[0])) == len(columns) - 2

@@ -339,3 +339,27 @@ def test_the_transform_never_writes_into_the_volume(tmp_path: Path, monkeypatch:
         assert (
             torch.equal(sample.masked_kspace, samples[0].masked_kspace) and sample.scale == samples[0].scale
         )
+
+
+def test_the_espirit_cache_keeps_maps_of_a_reference_scan_apart(tmp_path: Path) -> None:
+    """Maps estimated from a separate reference scan and from the slice's own k-space are cached
+    under different keys (a cache written before a file's reference scan was used never serves
+    them for it)."""
+    from mrirecon.data.coilmaps import EspiritCache
+
+    kspace = torch.zeros(2, 24, 24, dtype=torch.complex64)
+    kspace[0, 8:16, 8:16] = 1.0
+    kspace[1, 8:16, 8:16] = torch.tensor(1j)
+    other = kspace.roll(3, dims=-1)
+    cache = EspiritCache(tmp_path / "cache")
+    (tmp_path / "vol.h5").write_bytes(b"")
+    own = cache.maps(tmp_path / "vol.h5", 0, kspace, 8, centered=True)
+    reference = cache.maps(tmp_path / "vol.h5", 0, other, 8, centered=True, source="reference")
+    assert not torch.equal(own, reference)
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("*.npy")) == [
+        "00000_8.npy",
+        "00000_8_reference.npy",
+    ]
+    # a volume without a file (simulated in memory) is cached inside the cache folder too
+    cache.maps(tmp_path / "nowhere" / "sim.h5", 0, kspace, 8, centered=True)
+    assert not (tmp_path / "nowhere").exists() and len(list((tmp_path / "cache").rglob("*.npy"))) == 3

@@ -128,6 +128,11 @@ def test_resume_without_a_config_continues_the_run_with_its_own(tiny_registered:
     assert "Resuming with changed settings: trainer.max_epochs (1 → 2)" in resumed.output
     assert "optim" not in resumed.output
     assert yaml.safe_load((run / "checkpoints" / "config.yaml").read_text())["optim"]["lr"] == 2e-3
+    (run / "checkpoints" / "config.yaml").unlink()  # gone: the checkpoint's recorded config serves
+    _train("-o", str(run), "--resume", "trainer.max_epochs=3")
+    saved = yaml.safe_load((run / "checkpoints" / "config.yaml").read_text())
+    assert saved["optim"]["lr"] == 2e-3 and saved["trainer"]["max_epochs"] == 3
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
     for args, message in (
         (["--resume"], "no training config given"),
         (["-o", str(tmp_path / "none"), "--resume"], "nothing to resume"),
