@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mrirecon.errors import ConfigError
+from mrirecon.errors import ConfigError, MriReconError, Notice
 from mrirecon.runtime import launched_rank
 from mrirecon.training.config import DataSection
 
@@ -214,6 +215,29 @@ def data_checksum(data: DataSection) -> str | None:
     return digest.hexdigest()
 
 
+def _say_if_other_than_synthetic(manifest: Path, synthetic: Any) -> None:
+    """A manifest that exists is used as it is: say so when it lists other data than the
+    ``data.synthetic`` set the config describes (another simulation into the same folder)."""
+    from mrirecon.data.manifest import read_manifest
+
+    try:
+        entries = read_manifest(manifest)
+    except MriReconError:
+        return  # reading it for training reports what is wrong with it
+    described = (synthetic.slices, synthetic.coils, synthetic.size, synthetic.size)
+    shapes = sorted({tuple(e.shape) for e in entries})
+    if len(entries) != synthetic.volumes or shapes != [described]:
+        listed = ", ".join("×".join(map(str, s)) for s in shapes[:3]) + (" ..." if len(shapes) > 3 else "")
+        warnings.warn(
+            Notice(
+                f"{manifest} exists and lists {len(entries)} volume(s) of {listed}, not the "
+                f"{synthetic.volumes} of {'×'.join(map(str, described))} data.synthetic describes; "
+                "training uses it as it is (delete its folder to simulate the configured set)"
+            ),
+            stacklevel=3,
+        )
+
+
 def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -> Path | None:
     """Simulate ``data.synthetic`` into the manifest's folder if that manifest does not exist.
 
@@ -227,6 +251,8 @@ def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -
         return None  # every split has its own source: the recipe's data are not needed
     manifest = Path(data.manifest)
     if manifest.exists():
+        if launched_rank() == 0:
+            _say_if_other_than_synthetic(manifest, data.synthetic)
         return manifest
     if manifest.name != "manifest.csv":
         raise ConfigError(

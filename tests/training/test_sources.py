@@ -224,3 +224,21 @@ def test_manifest_files_are_probed_without_reading_kspace(
         VolumeFacts(centered=False, has_target=True, own_mask=False, slice_shape=(2, 32, 24)),
         VolumeFacts(centered=True, has_target=False, own_mask=True, slice_shape=(4, 32, 24)),
     ]
+
+
+def test_an_existing_manifest_of_other_data_than_data_synthetic_is_said(tmp_path: Path) -> None:
+    """The folder of a synthetic recipe already holding another simulation (the README's own
+    `mrirecon simulate data/synthetic ...`, say): it is used as it is, and a note says so."""
+    import warnings
+
+    from mrirecon.errors import Notice
+
+    manifest = tmp_path / "synthetic" / "manifest.csv"
+    small = SyntheticSection(volumes=3, slices=1, size=16, coils=2, seed=1)
+    ensure_synthetic(DataSection(manifest=str(manifest), synthetic=small), echo=lambda _: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Notice)
+        assert ensure_synthetic(DataSection(manifest=str(manifest), synthetic=small)) == manifest
+    larger = dataclasses.replace(small, volumes=5, size=24)
+    with pytest.warns(Notice, match=r"lists 3 volume\(s\) of 1×2×16×16, not the 5 of 1×2×24×24"):
+        ensure_synthetic(DataSection(manifest=str(manifest), synthetic=larger))
