@@ -51,6 +51,18 @@ def test_npy_axis_orders(tmp_path: Path, axes: str, order: tuple[int, ...]) -> N
     assert volume.mask is None and volume.has_target  # fully sampled: a reference is computed
 
 
+@pytest.mark.parametrize(("axes", "order"), [("slices,kx,ky", (0, 1, 2)), ("kx,ky,slices", (1, 2, 0))])
+def test_single_coil_slices_of_numpy_are_slices_not_coils(
+    tmp_path: Path, axes: str, order: tuple[int, ...]
+) -> None:
+    """A single-coil multi-slice array: S slices of one coil (not one slice of S coils)."""
+    kspace = multicoil_kspace(slices=3, coils=1)[:, 0]  # (S, H, W)
+    np.save(tmp_path / "k.npy", np.transpose(kspace, order))
+    data, volume = _all_slices(tmp_path / "k.npy", npy_axes=axes)
+    assert volume.num_slices == 3 and volume.kspace_shape == (1, *kspace.shape[1:])
+    np.testing.assert_array_equal(data, kspace[:, None])
+
+
 def test_npy_defaults_by_rank(tmp_path: Path) -> None:
     kspace = multicoil_kspace(slices=1, coils=3)[0]
     np.save(tmp_path / "c.npy", kspace)  # coils,kx,ky
@@ -85,17 +97,18 @@ def test_prospective_2d_mask_is_recovered(tmp_path: Path) -> None:
     assert volume.attrs["num_low_frequency"] == 8
 
 
-def test_zero_padded_columns_count_as_fully_sampled(tmp_path: Path) -> None:
+@pytest.mark.parametrize("columns", [(3, 21), (6, 22)], ids=["even", "uneven"])
+def test_zero_padded_columns_count_as_fully_sampled(tmp_path: Path, columns: tuple[int, int]) -> None:
     kspace = multicoil_kspace(slices=1, coils=2)
-    kspace[..., :3] = 0
-    kspace[..., 21:] = 0
+    kspace[..., : columns[0]] = 0
+    kspace[..., columns[1] :] = 0
     np.save(tmp_path / "pad.npy", kspace)
     _, volume = _all_slices(tmp_path / "pad.npy", npy_axes="slices,coils,kx,ky")
-    assert volume.mask is None and volume.padding == (3, 21)
+    assert volume.mask is None and volume.padding == columns
     out = convert_volume(tmp_path / "pad.npy", tmp_path / "pad.h5", npy_axes="slices,coils,kx,ky")
     assert not out.undersampled
     with open_volume(out.output) as converted:  # the header written keeps the acquired columns
-        assert converted.padding == (3, 21) and converted.mask is None
+        assert converted.padding == columns and converted.mask is None
 
 
 def test_slices_sampled_differently_are_refused(tmp_path: Path) -> None:
@@ -121,6 +134,23 @@ def test_bart_round_trip_2d(tmp_path: Path) -> None:
     np.zeros(32, np.complex64).tofile(tmp_path / "bad.cfl")
     with pytest.raises(DataError, match=r"axes mrirecon does not serve: maps \(2\)"):
         open_volume(tmp_path / "bad.cfl")
+
+
+@pytest.mark.parametrize("maps", ["1", ""], ids=["read", "memory-mapped"])
+def test_bart_arrays_are_read_in_barts_own_column_major_order(
+    tmp_path: Path, maps: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A .cfl written the way BART writes it (the header's dimensions, then the samples with the
+    first axis fastest), read with memory maps (infer) and without (batch runs turn them off)."""
+    monkeypatch.setenv("MRIRECON_NO_MMAP", maps)
+    kspace = multicoil_kspace(slices=2, coils=3, height=20, width=14)  # (S, C, H, W)
+    dims = (20, 14, 1, 3) + (1,) * 9 + (2,)
+    bart = np.zeros(dims, dtype=np.complex64)
+    bart[:, :, 0, :, *([0] * 9), :] = np.transpose(kspace, (2, 3, 1, 0))  # type: ignore[index]
+    (tmp_path / "k.hdr").write_text("# Dimensions\n" + " ".join(map(str, dims)) + "\n")
+    np.ravel(bart, order="F").astype("<c8").tofile(tmp_path / "k.cfl")
+    data, _ = _all_slices(tmp_path / "k.cfl")
+    np.testing.assert_array_equal(data, kspace)
 
 
 def _volume_3d(coils: int = 3, size: tuple[int, int, int] = (20, 16, 12)) -> tuple[np.ndarray, np.ndarray]:

@@ -49,6 +49,17 @@ def test_round_trip_of_a_written_header() -> None:
     assert header.tr_ms == 9000.0 and header.sequence_type == "FLAIR"
 
 
+def test_padding_of_an_odd_matrix_puts_the_limits_centre_on_the_zero_frequency() -> None:
+    """Line e1 sits at column e1 + W // 2 − centre (fastMRI's formula): with an odd W of 15 and
+    limits 2 … 14 centred on 7, the acquired columns are 2 … 14."""
+    from mrirecon.data.header import EncodingLimits
+
+    header = parse_ismrmrd_header(
+        build_ismrmrd_header(encoded_matrix=(32, 15, 1), e1_limits=EncodingLimits(2, 14, 7))
+    )
+    assert header.padding(15) == (2, 15)
+
+
 def test_fastmri_style_padding_default() -> None:
     header = parse_ismrmrd_header(
         build_ismrmrd_header(encoded_matrix=(640, 368, 1), recon_matrix=(320, 320, 1))

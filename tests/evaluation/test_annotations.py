@@ -74,3 +74,6 @@ def test_malformed_files_raise_data_errors_naming_the_file(tmp_path: Path) -> No
         read_fastmri_plus(binary)
     with pytest.raises(DataError, match="line 2: slice, x, y, width and height must be integers"):
         read_fastmri_plus(_write(tmp_path / "huge.csv", HEADER + "f,0,No,1,2,1e400,4,x\n"))
+    # a box with some of its coordinates blank is a broken row, not a row without a box
+    with pytest.raises(DataError, match="line 2: slice, x, y, width and height must be integers"):
+        read_fastmri_plus(_write(tmp_path / "blank.csv", HEADER + "f,0,No,1,2,,4,x\n"))

@@ -271,3 +271,14 @@ def test_raw_ismrmrd_inputs_are_planned_from_their_headers(
     (task,) = plan.tasks
     assert (task.num_slices, task.kspace_shape, task.crop_size) == (1, (2, 16, 24), (16, 24))
     assert task.sampling.undersampling == "prospective"
+
+
+def test_the_default_centre_fraction_is_fastmris_pairing_for_any_acceleration() -> None:
+    """Without --center-fraction the centre is fastMRI's 0.32 / R: 8 % at 4×, 4 % at 8× (both the
+    mask drawn and the fraction the outputs record)."""
+    for acceleration, fraction in ((4.0, 0.08), (8.0, 0.04)):
+        sampling = Undersampling("equispaced_fraction", acceleration)
+        assert sampling.effective_center_fraction == pytest.approx(fraction)
+        assert sampling.for_volume(None).center_fraction == pytest.approx(fraction)
+        func = sampling.mask_func()
+        assert func is not None and func((1, 64, 200), seed=0)[1] == round(200 * fraction)

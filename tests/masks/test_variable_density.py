@@ -120,3 +120,19 @@ def test_the_2d_centre_block_sits_where_fastmri_puts_centre_lines(size: int) -> 
         lines = center_line_mask(size, block).astype(bool)
         assert width == block
         np.testing.assert_array_equal(mask, np.outer(lines, lines))
+
+
+def test_gaussian2d_density_is_centred_on_a_non_square_grid() -> None:
+    """On a 160 × 96 grid the sampling density is exp(−(ky² + kx²)/2σ²) over both axes: the hit
+    rate outside the centre block follows it and is symmetric about the centre along each axis."""
+    import numpy as np
+
+    func = create_mask_func("gaussian2d", [0.08], [6], seed=0)
+    hits = np.mean([func((1, 160, 96))[0].reshape(160, 96).numpy() for _ in range(200)], axis=0)
+    sigma = 0.7 / np.sqrt(8 * np.log(2))
+    ky, kx = np.meshgrid(np.linspace(-1, 1, 160), np.linspace(-1, 1, 96), indexing="ij")
+    density = np.exp(-0.5 * (ky**2 + kx**2) / sigma**2)
+    outside = hits < 1.0  # the fully sampled block is sampled every time
+    assert np.corrcoef(hits[outside], density[outside])[0, 1] > 0.9
+    rows, cols = hits.mean(axis=1), hits.mean(axis=0)
+    assert np.abs(rows - rows[::-1]).max() < 0.08 and np.abs(cols - cols[::-1]).max() < 0.08

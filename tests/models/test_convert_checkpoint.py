@@ -69,6 +69,14 @@ def test_a_lightning_checkpoint_gives_its_own_config(tmp_path: Path) -> None:
         _lightning(tmp_path, {"time_steps": 16, "fft_centered": False}), tmp_path / "u.pt"
     )
     assert not uncentred.config.fft_centered and uncentred.config.time_steps == 16  # type: ignore[union-attr]
+    # options given on the command line win over the checkpoint's config
+    forced = convert_checkpoint(
+        _lightning(tmp_path, {"time_steps": 8, "fft_centered": True}),
+        tmp_path / "f.pt",
+        time_steps=16,
+        fft_centered=False,
+    )
+    assert not forced.config.fft_centered and forced.config.time_steps == 16  # type: ignore[union-attr]
     # without a config the same weights are taken as centred: said, not silent
     bare = tmp_path / "bare.ckpt"
     torch.save({"state_dict": checkpoint(ATOMMIC_RIM)["state_dict"]}, bare)
@@ -120,6 +128,10 @@ def test_time_steps_are_rounded_as_the_authors_do_and_mridc_ignores_sigma() -> N
     mridc = {"state_dict": checkpoint("mridc_cirim_33x27_line")["state_dict"]}
     with pytest.raises(CheckpointError, match="mridc's CIRIM uses σ = 1"):
         convert_state(mridc, sigma=2.0)
+    # ATOMMIC divides the log-likelihood gradient by max(σ, 1), mrirecon by σ²: the same gradient
+    # takes mrirecon's σ = √max(σ, 1)
+    for sigma, expected in ((4.0, 2.0), (0.5, 1.0), (1.0, 1.0)):
+        assert convert_state(state, sigma=sigma).config.sigma == pytest.approx(expected)  # type: ignore[union-attr]
 
 
 def _direct_experiment(folder: Path, name: str, model: dict[str, Any] | None, forward: str) -> Path:
