@@ -178,6 +178,23 @@ class Terminated(KeyboardInterrupt):
 TERMINATED = threading.Event()
 
 
+def _stop(signum: int, frame: object) -> None:  # noqa: ARG001 (the signal module passes them)
+    """:func:`sigterm_stops`'s handler: the run stops as on Ctrl-C."""
+    TERMINATED.set()
+    raise Terminated()
+
+
+def _default_sigterm_in_child() -> None:
+    """A process forked while :func:`_stop` handles SIGTERM (a DataLoader worker) dies of SIGTERM
+    as processes do, quietly: raising in it would print a traceback from wherever it is (its exit
+    handlers, say), and its parent reports the stop."""
+    if signal.getsignal(signal.SIGTERM) is _stop:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_default_sigterm_in_child)
+
+
 @contextlib.contextmanager
 def sigterm_stops() -> Iterator[None]:
     """Within the block, SIGTERM stops the run as Ctrl-C does (raising :class:`Terminated` in the
@@ -187,12 +204,8 @@ def sigterm_stops() -> Iterator[None]:
         yield
         return
 
-    def stop(signum: int, frame: object) -> None:  # noqa: ARG001 (the signal module passes them)
-        TERMINATED.set()
-        raise Terminated()
-
     TERMINATED.clear()
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         yield
     finally:

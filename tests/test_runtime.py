@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -122,3 +123,27 @@ def test_a_sigterm_is_forgotten_when_its_block_ends_and_a_watchdog_timeout_is_no
         "NCCL communicator was aborted on rank 0. Watchdog caught collective operation timeout"
     )
     assert lost_peer(hang) is None
+
+
+def test_a_process_forked_while_sigterm_stops_the_run_dies_of_sigterm_quietly() -> None:
+    """DataLoader workers are forked while the run handles SIGTERM: they get the default action
+    back, so SIGTERM to the process group kills them silently (raising in them printed a
+    traceback from their exit handlers); the parent reports the stop."""
+    import os
+    import signal
+
+    from mrirecon.runtime import sigterm_stops
+
+    with sigterm_stops():
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # the child: report its handler and wait to be killed
+            os.write(write, b"default" if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else b"other")
+            time.sleep(30)
+            os._exit(0)
+        assert os.read(read, 16) == b"default"
+        os.kill(child, signal.SIGTERM)
+        _, status = os.waitpid(child, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+        os.close(read)
+        os.close(write)
