@@ -4,7 +4,9 @@ and notices (:class:`mrirecon.errors.Notice`) as one line each, ``Note: ...``.""
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from typing import Any
@@ -60,6 +62,11 @@ class ErrorReportingGroup(click.Group):
                 click.echo("(run with --debug for the traceback)", err=True)
             sys.exit(USER_ERROR)
         except KeyboardInterrupt as interruption:
+            # DataLoader workers the signal also reached may die while this process exits: torch's
+            # SIGCHLD handler would raise about them from the exit handlers (a traceback after the
+            # one line below); the run is stopping anyway
+            if hasattr(signal, "SIGCHLD") and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             if debug_enabled(ctx):
                 traceback.print_exc()
             stopped = isinstance(interruption, Terminated)
