@@ -93,6 +93,12 @@ class AcquisitionHeader:
     patient_weight_kg: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def separate_reference(self) -> bool:
+        """Whether the parallel-imaging reference lines are a scan of their own (``calibrationMode``
+        separate, external or other: another contrast or timing), not lines of the imaging data."""
+        return self.calibration_mode.strip().lower() in ("separate", "external", "other")
+
     def padding(self, num_cols: int) -> tuple[int, int]:
         """fastMRI's acquired column range ``[left, right)`` along W (= encoding step 1).
 

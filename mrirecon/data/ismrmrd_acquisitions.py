@@ -162,11 +162,6 @@ def _place_readout(samples: np.ndarray, readout: Readout, size_x: int, path: Pat
     return line
 
 
-#: Calibration modes whose reference lines are a scan of their own (another contrast or timing):
-#: never gridded into the imaging k-space.
-_SEPARATE_CALIBRATION = ("separate", "external", "other")
-
-
 def sort_readouts(
     rows: np.ndarray,
     header: AcquisitionHeader,
@@ -180,7 +175,7 @@ def sort_readouts(
     size_x, size_y, size_z = (max(n, 1) for n in header.encoded_matrix)
     off_y = size_y // 2 - header.e1_limits.center if header.e1_limits else 0
     off_z = size_z // 2 - header.e2_limits.center if header.e2_limits and size_z > 1 else 0
-    separate = header.calibration_mode.strip().lower() in _SEPARATE_CALIBRATION
+    separate = header.separate_reference
     lines = Lines(rows=rows, coils=0, shape=(0, size_x, size_y, size_z), readouts=[])
     references: list[tuple[Frame, Readout, int]] = []
     for number, row in enumerate(rows):

@@ -148,7 +148,7 @@ def _attrs(
     lines: Lines,
     mask: np.ndarray | None,
     frame: Frame,
-    calibration: bool,
+    calibration: Calibration | None,
 ) -> dict[str, Any]:
     note = f"ISMRMRD {path.name}: {len(lines.readouts)} readouts"
     if lines.noise:
@@ -168,6 +168,13 @@ def _attrs(
             f", {lines.separate_calibration} lines of a separate reference scan kept for coil maps "
             "(not gridded: another contrast)"
         )
+        without = [s for s in range(lines.shape[0]) if not calibration.measured[s].any()]
+        if without:
+            shown = ", ".join(str(s) for s in without[:8]) + (" ..." if len(without) > 8 else "")
+            said.append(
+                f"slice(s) {shown} have no line of its separate reference scan: their coil maps come "
+                "from the imaging data's fully sampled centre, if it has one"
+            )
         if lines.reference_unfit:
             said.append(
                 f"{lines.reference_unfit} of the {lines.separate_calibration} lines of its separate "
@@ -414,7 +421,7 @@ def _volume(
         )
         geometry = _geometry_3d(lines, header, keep)
     new_header = parse_ismrmrd_header(xml_out, source=path)
-    attrs = _attrs(header, path, lines, mask, frame, calibration is not None)
+    attrs = _attrs(header, path, lines, mask, frame, calibration)
     if enc_z > 1:
         attrs["mrirecon_decoupled_3d"] = True
     return ArrayVolume(

@@ -162,6 +162,26 @@ def _mask_tensor(mask: np.ndarray) -> torch.Tensor:
     return out.reshape(1, 1, -1) if out.ndim == 1 else out.unsqueeze(0)
 
 
+def _no_calibration(volume: RawVolume, index: int) -> DataError:
+    """The error for a measured (prospective) slice that holds no calibration data for coil maps:
+    no fully sampled centre, and no line of a separate reference scan (said why)."""
+    separate = volume.header is not None and volume.header.separate_reference
+    if volume.calibration is not None:
+        why = "; its separate reference scan has no line on this slice"
+    elif separate and volume.attrs.get("mrirecon_decoupled_3d"):
+        why = "; its separate reference scan is not used for 3-D data"
+    elif separate:
+        why = "; the header names a separate reference scan, but the file holds no reference line that fits"
+    else:
+        why = ""
+    return DataError(
+        f"slice {index}: the scan measured no fully sampled centre to estimate coil maps from{why}",
+        path=volume.path,
+        hint="reconstruct it with a model that estimates its own coil maps (e2e_varnet with --coil-maps "
+        "none), or give the scan's calibration lines in the file",
+    )
+
+
 @dataclass(frozen=True)
 class ReconTransform:
     """Turn slice ``index`` of a volume into a :class:`~mrirecon.data.sample.ReconSample`.
@@ -281,8 +301,12 @@ class ReconTransform:
             masked, mask = torch.from_numpy(calibration[0]), _mask_tensor(calibration[1])
         source = "" if calibration is None else "reference"
         if self.coil_maps == "acs":
-            # unit-free: scaling changes nothing
-            return acs_coil_maps(masked, mask, centered=centered, path=volume.path, index=index)
+            try:  # unit-free: scaling changes nothing
+                return acs_coil_maps(masked, mask, centered=centered, path=volume.path, index=index)
+            except DataError as error:
+                if volume.mask is None:  # a retrospective mask: its centre fraction is the fix
+                    raise
+                raise _no_calibration(volume, index) from error
         info = describe_mask(_to_centred(mask, centered))
         width = espirit_calibration_width(info.acs_slices, (masked.shape[-2], masked.shape[-1]))
         if espirit_kernel_width(width) == 0:

@@ -389,3 +389,41 @@ def test_reference_lines_that_do_not_fit_are_left_out_not_fatal(tmp_path: Path) 
     with volume:
         calibration = volume.read_calibration(0)
         assert calibration is not None and len(set(np.nonzero(calibration[1])[0])) == len(columns) - 2
+
+
+def test_slices_without_reference_lines_are_named_and_their_error_says_why(tmp_path: Path) -> None:
+    """A reference scan that covers only some slices: opening names the others (their maps come
+    from the imaging data); one of them without a fully sampled centre is refused saying so, with
+    a fix that applies to measured data (not a retrospective mask's centre fraction)."""
+    from mrirecon.data.transforms import ReconTransform
+
+    path, *_ = _separate_reference_file(tmp_path)
+
+    def second_slice(acquisitions: list[ismrmrd.Acquisition]) -> list[ismrmrd.Acquisition]:
+        imaging = [
+            a
+            for a in acquisitions
+            if not a.is_flag_set(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION)
+            and not a.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
+        ]
+        copies = []
+        for acq in imaging:
+            copy = ismrmrd.Acquisition.from_array(acq.data.copy(), acq.traj.copy())
+            copy.setHead(acq.getHead())
+            copy.idx.slice = 1
+            copies.append(copy)
+        return [*acquisitions, *copies]
+
+    rewrite_acquisitions(path, second_slice)
+    with pytest.warns(Notice, match=r"slice\(s\) 1 have no line of its separate reference scan"):
+        volume = open_volume(path)
+    with volume:
+        assert ReconTransform(coil_maps="acs")(volume, 0).coil_maps.abs().amax() > 0
+        with pytest.raises(DataError, match="its separate reference scan has no line on this slice") as error:
+            ReconTransform(coil_maps="acs")(volume, 1)
+        assert error.value.hint is not None and "e2e_varnet" in error.value.hint
+    bare = tmp_path / "bare.h5"  # the header names a separate scan the file does not hold
+    write_ismrmrd(bare, _coil_images(), lines=np.arange(1, SIZE_Y, 2), e1_center=12)
+    _set_calibration_mode(bare, "separate")
+    with open_volume(bare) as volume, pytest.raises(DataError, match="holds no reference line that fits"):
+        ReconTransform(coil_maps="acs")(volume, 0)

@@ -129,11 +129,22 @@ def test_acs_maps_of_a_mask_without_a_centre_are_a_data_error(tmp_path: Path) ->
     mask = np.zeros(24, dtype=bool)
     mask[1::4] = True  # every fourth line, none at the centre
     path = raw_h5(tmp_path / "no_acs.h5", kspace=kspace * mask, mask=mask)
-    with (
+    with (  # measured data: a retrospective mask's centre fraction is no fix for it
         open_volume(path) as volume,
-        pytest.raises(DataError, match=r"no_acs\.h5: slice 0: the mask samples no"),
+        pytest.raises(
+            DataError, match=r"no_acs\.h5: slice 0: the scan measured no fully sampled centre"
+        ) as error,
     ):
         ReconTransform(coil_maps="acs")(volume, 0)
+    assert error.value.hint is not None and "center_fractions" not in error.value.hint
+    full = raw_h5(tmp_path / "full.h5", kspace=kspace)  # a retrospective mask without a centre: its fix
+    no_centre = create_mask_func("equispaced", [0.0], [4])
+    with (
+        open_volume(full) as volume,
+        pytest.raises(DataError, match=r"slice 0: the mask samples no fully sampled centre") as error,
+    ):
+        ReconTransform(mask_func=no_centre, coil_maps="acs")(volume, 0)
+    assert error.value.hint is not None and "center_fractions" in error.value.hint
 
 
 def test_crop_and_lesion_labels(sim_dataset: list[Path]) -> None:
