@@ -292,13 +292,13 @@ def train_config_from_mapping(
     """
     try:
         config = from_mapping(TrainConfig, data)
-        resume_from = None
+        resumed = None
         if resume_dir is not None:
-            from mrirecon.training.run_folder import run_paths
+            from mrirecon.training.run_folder import read_resumed, run_paths
 
             last = run_paths(os.fspath(resume_dir) or config.output_dir).last
-            resume_from = last if last.is_file() else None
-        model = model_config(config, resume_from=resume_from)  # checks model.name, preset and params
+            resumed = read_resumed(last).record if last.is_file() else None
+        model = model_config(config, resumed=resumed)  # checks model.name, preset and params
         centered = getattr(model, "fft_centered", None)
         if config.data.centered is not None and centered is not None and centered != config.data.centered:
             raise ConfigError(
@@ -348,8 +348,7 @@ def resumed_run_config(output_dir: str | os.PathLike[str], overrides: Sequence[s
     Raises:
         ConfigError: neither is there, or the result does not check.
     """
-    from mrirecon.models.checkpoints import CHECKPOINT_KEY, read_checkpoint
-    from mrirecon.training.run_folder import run_paths
+    from mrirecon.training.run_folder import read_resumed, run_paths
 
     paths = run_paths(output_dir)
     if paths.config.is_file():
@@ -360,8 +359,7 @@ def resumed_run_config(output_dir: str | os.PathLike[str], overrides: Sequence[s
             path=output_dir,
             hint="give the --output-dir of a run `mrirecon train` wrote, or pass --config",
         )
-    record = read_checkpoint(paths.last).get(CHECKPOINT_KEY) or {}
-    recorded = record.get("training_config") if isinstance(record, dict) else None
+    recorded = read_resumed(paths.last).record.get("training_config")
     if not isinstance(recorded, Mapping):
         raise ConfigError(
             f"the run's {paths.config.name} is missing and its checkpoint records no training config",

@@ -7,25 +7,25 @@ loads the weights a fine-tune starts from; ``load_initial_weights`` puts them in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mrirecon.config import from_mapping, to_mapping
 from mrirecon.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from mrirecon.training.config import ModelSection, TrainConfig
 
 __all__ = ["initial_model", "load_initial_weights", "model_config"]
 
 
-def model_config(config: TrainConfig, *, resume_from: Path | None = None) -> Any:
+def model_config(config: TrainConfig, *, resumed: Mapping[str, Any] | None = None) -> Any:
     """The model's config dataclass: its defaults (or ``model.preset``) with ``model.params`` applied.
 
-    A run resumed from ``resume_from`` (its ``last.ckpt``) that started from ``model.init`` takes
-    the init model's config from that checkpoint: the run no longer needs the file it started from
-    (its weights are in the checkpoint), which may have been moved or deleted since.
+    A resumed run that started from ``model.init`` takes the init model's config from ``resumed``,
+    the mrirecon record of the checkpoint it resumes from
+    (:func:`~mrirecon.training.run_folder.read_resumed`): the run no longer needs the file it
+    started from (its weights are in the checkpoint), which may have been moved or deleted since.
 
     Raises:
         ConfigError: for an unknown model name (the known ones are listed), a preset of another
@@ -39,10 +39,14 @@ def model_config(config: TrainConfig, *, resume_from: Path | None = None) -> Any
     if section.init is not None:
         if section.preset is not None:
             raise ConfigError("'model.init' and 'model.preset' both give the base config: keep one")
-        if resume_from is not None:
-            from mrirecon.models.checkpoints import load_checkpoint_model
-
-            base = to_mapping(load_checkpoint_model(resume_from)[1].config)
+        if resumed is not None:
+            recorded = resumed.get("model_config")
+            if not isinstance(recorded, Mapping):
+                raise ConfigError(
+                    "the checkpoint the run resumes from records no model config",
+                    hint="resume it with the mrirecon that wrote it, or start a new run",
+                )
+            base = dict(recorded)
         else:
             base = to_mapping(initial_model(section)[1].config)
     elif section.preset is not None:
@@ -56,7 +60,7 @@ def model_config(config: TrainConfig, *, resume_from: Path | None = None) -> Any
             )
         base = to_mapping(preset)
     config_: Any = from_mapping(entry.config_class, {**base, **section.params}, where="model.params")
-    if section.init is not None and resume_from is None:  # refused now, not after the data are simulated
+    if section.init is not None and resumed is None:  # refused now, not after the data are simulated
         from mrirecon.models.registry import build_model
 
         load_initial_weights(section, build_model(section.name, config_), base)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mrirecon.errors import ConfigError
@@ -14,6 +13,7 @@ from mrirecon.errors import ConfigError
 if TYPE_CHECKING:
     from mrirecon.models.base import Reconstructor
     from mrirecon.training.config import TrainConfig
+    from mrirecon.training.run_folder import Resumed
 
 __all__ = ["check_batches", "check_coil_maps", "check_split_sizes", "check_volumes"]
 
@@ -107,7 +107,7 @@ def check_volumes(config: TrainConfig, datasets: Mapping[str, Any], say: Callabl
             )
 
 
-def check_resumable(last: Path, *, world_size: int, max_epochs: int | None) -> None:
+def check_resumable(resumed: Resumed, *, world_size: int, max_epochs: int | None) -> None:
     """A run resumes on as many processes as it trained on (its checkpoint records them): on
     another count its data order differs, and its learning-rate schedule, whose length counts the
     optimiser steps of the first count, ends early (a cosine schedule reaches 0 and trains on at
@@ -117,11 +117,7 @@ def check_resumable(last: Path, *, world_size: int, max_epochs: int | None) -> N
     Raises:
         ConfigError: naming the counts and the fix.
     """
-    from mrirecon.models.checkpoints import CHECKPOINT_KEY, read_checkpoint
-
-    checkpoint = read_checkpoint(last)
-    record = checkpoint.get(CHECKPOINT_KEY) or {}
-    trained = record.get("world_size") if isinstance(record, dict) else None
+    last, trained, epoch = resumed.path, resumed.record.get("world_size"), resumed.epoch
     if isinstance(trained, int) and trained != world_size:
         raise ConfigError(
             f"the run trained on {trained} process(es) and this start has {world_size}",
@@ -129,8 +125,7 @@ def check_resumable(last: Path, *, world_size: int, max_epochs: int | None) -> N
             hint="resume with the run's trainer.devices and trainer.num_nodes, or train on from its weights "
             f"in a new run with model.init={last}",
         )
-    epoch = checkpoint.get("epoch")
-    if isinstance(epoch, int) and max_epochs is not None and max_epochs >= 0 and epoch > max_epochs:
+    if epoch is not None and max_epochs is not None and max_epochs >= 0 and epoch > max_epochs:
         raise ConfigError(
             f"the run has trained {epoch} epochs already, more than trainer.max_epochs {max_epochs}",
             path=last,

@@ -38,8 +38,10 @@ from mrirecon.training.preflight import (
     check_volumes,
 )
 from mrirecon.training.run_folder import (
+    Resumed,
     RunPaths,
     check_output,
+    read_resumed,
     run_paths,
     say_if_data_changed,
     write_config,
@@ -260,7 +262,8 @@ def train(
     # output_dir would send a rerun of that config.yaml elsewhere)
     config = dataclasses.replace(config, output_dir=os.fspath(paths.root))
     tcfg = config.trainer
-    model_cfg = model_config(config, resume_from=paths.last if resume and paths.last.is_file() else None)
+    resumed = read_resumed(paths.last) if resume and paths.last.is_file() else None  # read once
+    model_cfg = model_config(config, resumed=None if resumed is None else resumed.record)
     if not getattr(get_entry(config.model.name).model_class, "trainable", True):
         raise ConfigError(
             f"model '{config.model.name}' has nothing to train",
@@ -274,7 +277,7 @@ def train(
     precision = resolve_precision(tcfg, on_gpu)
     configure_threads(tcfg.threads)
 
-    datasets, checksum = _datasets(config, datasets, paths if resume else None, say)
+    datasets, checksum = _datasets(config, datasets, resumed, say)
     centered = data_convention(config.data, datasets, getattr(model_cfg, "fft_centered", None))
     check_volumes(config, datasets, say)
 
@@ -319,8 +322,8 @@ def train(
     )
     check_split_sizes(datasets, trainer.world_size)
     check_batches(config, len(datasets["train"]), trainer.world_size)
-    if resume:
-        check_resumable(paths.last, world_size=trainer.world_size, max_epochs=tcfg.max_epochs)
+    if resumed is not None:
+        check_resumable(resumed, world_size=trainer.world_size, max_epochs=tcfg.max_epochs)
     record["world_size"] = module.record["world_size"] = trainer.world_size
     module.total_steps = optimizer_steps(
         len(datasets["train"]),
@@ -389,7 +392,7 @@ def train(
 def _datasets(
     config: TrainConfig,
     given: Mapping[str, Any] | None,
-    resumed: RunPaths | None,
+    resumed: Resumed | None,
     say: Callable[[str], object],
 ) -> tuple[Mapping[str, Any], str | None]:
     """The datasets by split (``given``, or the config's sources, simulated first when they need

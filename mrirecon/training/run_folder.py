@@ -19,8 +19,10 @@ from mrirecon.errors import ConfigError
 from mrirecon.training.config import TrainConfig
 
 __all__ = [
+    "Resumed",
     "RunPaths",
     "check_output",
+    "read_resumed",
     "run_paths",
     "say_if_data_changed",
     "write_config",
@@ -120,12 +122,34 @@ def check_output(paths: RunPaths, config: TrainConfig, resume: bool, echo: Calla
         )
 
 
-def say_if_data_changed(paths: RunPaths, checksum: str, echo: Callable[[str], object]) -> None:
-    """On resume: say so when the training data's checksum differs from the one the run recorded."""
+@dataclass(frozen=True)
+class Resumed:
+    """What a resumed run needs of its last checkpoint, read once: the file, mrirecon's record in
+    it (model config, manifest checksum, world size; empty if it has none) and its epoch."""
+
+    path: Path
+    record: Mapping[str, Any]
+    epoch: int | None
+
+
+def read_resumed(last: Path) -> Resumed:
+    """The :class:`Resumed` of ``last`` (``checkpoints/last.ckpt``).
+
+    Raises:
+        CheckpointError: the file cannot be read safely.
+    """
     from mrirecon.models.checkpoints import CHECKPOINT_KEY, read_checkpoint
 
-    record = read_checkpoint(paths.last).get(CHECKPOINT_KEY) or {}
-    saved = record.get("manifest_sha256")
+    checkpoint = read_checkpoint(last)
+    record, epoch = checkpoint.get(CHECKPOINT_KEY), checkpoint.get("epoch")
+    return Resumed(
+        last, record if isinstance(record, dict) else {}, epoch if isinstance(epoch, int) else None
+    )
+
+
+def say_if_data_changed(resumed: Resumed, checksum: str, echo: Callable[[str], object]) -> None:
+    """On resume: say so when the training data's checksum differs from the one the run recorded."""
+    saved = resumed.record.get("manifest_sha256")
     if saved is not None and saved != checksum:
         echo(
             f"Resuming with changed data: its checksum was {saved[:12]}, is {checksum[:12]} "
