@@ -360,18 +360,23 @@ def grid_reference(lines: Lines, path: Path) -> tuple[np.ndarray, np.ndarray, np
     return kspace, positions, counts > 0
 
 
-def prewhiten(kspace: np.ndarray, lines: Lines, path: Path) -> np.ndarray | None:
+def prewhiten(
+    kspace: np.ndarray, lines: Lines, path: Path, matrix: np.ndarray | None = None
+) -> np.ndarray | None:
+    """Whiten the coils of ``kspace`` ``(S, C, ...)`` in place with the noise readouts' matrix
+    (``matrix`` when a first call returned it); returns the matrix, None without noise readouts."""
     if not lines.noise:
         return None
-    if len({n.shape[0] for n in lines.noise}) != 1 or lines.noise[0].shape[0] != lines.coils:
-        raise DataError(
-            f"the noise readouts have {sorted({n.shape[0] for n in lines.noise})} channels, "
-            f"the imaging data {lines.coils}",
-            path=path,
-        )
-    noise = np.concatenate(lines.noise, axis=1)
-    scale = lines.noise_dwell_us / lines.dwell_us if lines.noise_dwell_us > 0 and lines.dwell_us > 0 else 1.0
-    matrix = whitening_matrix(noise, scale=scale)
+    if matrix is None:
+        if len({n.shape[0] for n in lines.noise}) != 1 or lines.noise[0].shape[0] != lines.coils:
+            raise DataError(
+                f"the noise readouts have {sorted({n.shape[0] for n in lines.noise})} channels, "
+                f"the imaging data {lines.coils}",
+                path=path,
+            )
+        noise = np.concatenate(lines.noise, axis=1)
+        dwell = lines.noise_dwell_us > 0 and lines.dwell_us > 0
+        matrix = whitening_matrix(noise, scale=lines.noise_dwell_us / lines.dwell_us if dwell else 1.0)
     for index in range(kspace.shape[0]):  # slice by slice: one slice's temporary, not the volume's
         kspace[index] = np.einsum("dc,c...->d...", matrix, kspace[index])
     return matrix

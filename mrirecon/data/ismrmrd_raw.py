@@ -378,7 +378,7 @@ def _volume(
     serves (steps 4-7 of the module docstring)."""
     kspace, lines.gridded = lines.gridded, None
     assert kspace is not None
-    prewhiten(kspace, lines, path)
+    whitening = prewhiten(kspace, lines, path)
     reference, lines.reference_gridded = lines.reference_gridded, None
     keep = _readout_keep(header)
     enc_x, enc_y, enc_z = (max(n, 1) for n in header.encoded_matrix)
@@ -390,7 +390,7 @@ def _volume(
         data = _crop_slices(kspace[..., 0], keep)
         del kspace
         if reference is not None:  # the same whitening and readout crop as the imaging lines
-            prewhiten(reference[0], lines, path)
+            prewhiten(reference[0], lines, path, whitening)
             calibration = Calibration(_crop_slices(reference[0], keep), reference[1], reference[2])
         xml_out = rewrite_encoding(
             xml_text,
