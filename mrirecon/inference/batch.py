@@ -44,11 +44,11 @@ from mrirecon.inference.options import RunOptions, resolve_device
 from mrirecon.inference.runner import RankReport, error_from_failure
 from mrirecon.models.pretrained import is_pretrained
 from mrirecon.runtime import (
-    interruption,
     launched_rank,
     lightning_info_silenced,
     lightning_leaves_sigterm,
     sigterm_stops,
+    stoppable,
 )
 
 __all__ = ["RUN_JSON", "RunResult", "run_batch", "run_inference"]
@@ -264,15 +264,16 @@ def _run_listed(
         lightning_leaves_sigterm(trainer)
         data = PredictionData(PredictionJob(loaded, inputs, outputs, options))
         module = PredictionModule(loaded.model, data)
-        try:
-            trainer.predict(module, datamodule=data, return_predictions=False)
-        except BaseException as error:
-            if data.runner is not None:
-                data.runner.abort()
-            replacement = _stopped_by(error, loaded, source, options, started)
-            if replacement is not None:
-                raise replacement from error
-            raise
+
+        def predict() -> None:
+            try:
+                trainer.predict(module, datamodule=data, return_predictions=False)
+            except BaseException:
+                if data.runner is not None:
+                    data.runner.abort()
+                raise
+
+        _judged(predict, loaded, source, options, started)
     runner, plan = data.runner, data.plan
     assert runner is not None and plan is not None
     if not runner.started:  # no batch at all on this rank (everything finished, or DICOM only)
@@ -353,33 +354,14 @@ def _judged(
     options: RunOptions,
     started: datetime.datetime,
 ) -> T:
-    """``step()``, with what stops it raised as :func:`_stopped_by` says."""
+    """``step()``, with the interruptions it reports raised as :func:`~mrirecon.runtime.stoppable`
+    says; a bug (an error no input explains) leaves a crash record in run.json."""
     try:
-        return step()
+        return stoppable(step, worker_hint=WORKER_HINT)
     except BaseException as error:
-        replacement = _stopped_by(error, loaded, source, options, started)
-        if replacement is not None:
-            raise replacement from error
+        if options.reports and not isinstance(error, MriReconError | KeyboardInterrupt):
+            _record_crash(options.output_dir / RUN_JSON, loaded, source, options, started, error)
         raise
-
-
-def _stopped_by(
-    error: BaseException,
-    loaded: LoadedModel,
-    source: str | os.PathLike[str],
-    options: RunOptions,
-    started: datetime.datetime,
-) -> BaseException | None:
-    """What a run that ``error`` stopped raises instead (None: the error itself); a bug leaves a
-    crash record in run.json."""
-    if isinstance(error, MriReconError | KeyboardInterrupt):
-        return None
-    stopped = interruption(error, WORKER_HINT)
-    if stopped is not None:
-        return stopped
-    if options.reports:
-        _record_crash(options.output_dir / RUN_JSON, loaded, source, options, started, error)
-    return None
 
 
 def _write_run_json(
