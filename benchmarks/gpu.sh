@@ -40,23 +40,27 @@
 # be told to carry it; Python 3.12 there):
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
 #       -d .whl sigpy pywavelets monai nilearn nibabel pydicom ismrmrd xsdata
-# this script installs them into /tmp/site first, and stops at once when a package the steps import
-# is missing. The package itself is used from the checkout.
+# this script installs them into its scratch folder first, and stops at once when a package the
+# steps import is missing. The package itself is used from the checkout. Scratch (the wheels, the
+# training run) goes to a fresh folder under $TMPDIR (default /tmp), removed at the end, so that
+# two runs on one machine do not share it.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT="${OUT:-gpu-results}"
 RESULTS="${RESULTS:-$OUT}"
 DEADLINE="${DEADLINE:-560}"
 mkdir -p "$OUT" "$RESULTS"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/mrirecon-gpu.XXXXXX")" || exit 1
+trap 'rm -rf "$WORK"' EXIT
 PY="${PYTHON:-python3}"
 if compgen -G ".whl/*.whl" >/dev/null; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" \
         .whl/*.whl || { echo "installing the wheels of .whl/ failed"; exit 1; }
-    export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
+    export PYTHONPATH="$WORK/site:${PYTHONPATH:-}"
 fi
 # the CLI installs as mrirecon_cli from cli/: the same name from the checkout
-mkdir -p /tmp/mrirecon_cli_path && ln -sfn "$PWD/cli" /tmp/mrirecon_cli_path/mrirecon_cli
-export PYTHONPATH="$PWD:/tmp/mrirecon_cli_path:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
+mkdir -p "$WORK/cli_path" && ln -sfn "$PWD/cli" "$WORK/cli_path/mrirecon_cli"
+export PYTHONPATH="$PWD:$WORK/cli_path:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 STEPS="${STEPS:-tests physics models training training_bf16 inference}"
 
 pack() {  # $RESULTS → $OUT/gpu-results.tgz, when the results are not written into $OUT itself
@@ -124,7 +128,7 @@ step training_bf16 90 "$PY" -m benchmarks.training --device cuda --coils 8 --hei
 step inference 60 "$PY" -m benchmarks.inference --device cuda --no-dicom --output "$RESULTS/inference_cuda.json"
 
 export PY MINUTES="${MINUTES:-7}" PRETRAIN_ARGS="${PRETRAIN_ARGS:-}"
-export PRETRAIN_RUN=/tmp/pretrain_run CARRIED=gpu-runs/cirim_brain_gpu
+export PRETRAIN_RUN="$WORK/pretrain_run" CARRIED=gpu-runs/cirim_brain_gpu
 pretrain() {  # train (or resume) the GPU recipe for $MINUTES, fewer when the step's limit is nearer
     local resume=() minutes
     rm -rf "$PRETRAIN_RUN"

@@ -29,6 +29,7 @@ def _pretrain(repo: Path, out: Path) -> subprocess.CompletedProcess[str]:
         "OUT": str(out),
         "PRETRAIN_ARGS": TINY,
         "OMP_NUM_THREADS": "1",
+        "TMPDIR": str(out.parent),  # the script's scratch folder goes here, and is removed
     }
     return subprocess.run(
         ["bash", "benchmarks/gpu.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=600
@@ -58,6 +59,7 @@ def test_the_pretrain_step_starts_then_resumes_the_carried_run(tmp_path: Path) -
     assert second.returncode == 0, second.stdout + second.stderr
     log = (tmp_path / "out2" / "pretrain.log").read_text()
     assert "resuming the carried run in gpu-runs/cirim_brain_gpu" in log
+    assert not list(tmp_path.glob("mrirecon-gpu.*"))  # each run's own scratch, removed at its end
     assert "Stopping after epoch 2 (step 4)" in log
     checkpoint = torch.load(tmp_path / "out2" / "pretrain" / "last.ckpt", weights_only=True)
     assert (checkpoint["global_step"], checkpoint["epoch"]) == (4, 1)
