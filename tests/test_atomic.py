@@ -173,11 +173,11 @@ def test_a_killed_run_leaves_no_lock_behind_in_its_forked_workers(tmp_path: Path
         from pathlib import Path
         from mrirecon.atomic import exclusive_folder
         with exclusive_folder(Path({str(tmp_path)!r}), what="reconstructions"):
-            child = os.fork()
-            if child == 0:  # a worker that outlives its run
+            if os.fork() == 0:  # a worker that outlives its run
+                # says it runs once its fork handlers have (a worker forked long before the kill)
+                print(os.getpid(), flush=True)
                 time.sleep(60)
                 os._exit(0)
-            print(child, flush=True)
             time.sleep(60)
         """
     )
