@@ -47,7 +47,8 @@ from mrirecon.data.simulate import simulate_dataset
 from mrirecon.data.transforms import ReconTransform
 from mrirecon.data.volume import open_volume
 from mrirecon.masks import create_mask_func
-from mrirecon.runtime import single_threaded_worker, tune_allocator
+from mrirecon.runtime import init_worker as init_mrirecon_worker
+from mrirecon.runtime import tune_allocator
 
 #: (label, volumes, slices, coils, H, W, crop)
 SHAPES = (
@@ -92,7 +93,7 @@ def init_worker(worker_id: int) -> None:
     threads = torch.get_num_threads()
     if threads != 1:
         raise RuntimeError(f"DataLoader worker {worker_id} runs {threads} torch threads; expected 1")
-    single_threaded_worker(worker_id)  # as training's loaders do
+    init_mrirecon_worker(worker_id)  # as training's loaders do
     seed_mask_worker(worker_id)
 
 

@@ -16,8 +16,11 @@ import logging
 import os
 import re
 import signal
+import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
+from types import TracebackType
 from typing import Any, TypeVar
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "Terminated",
     "check_shared_memory",
     "configure_threads",
+    "init_worker",
     "interruption",
     "killed_worker",
     "launched_rank",
@@ -32,7 +36,6 @@ __all__ = [
     "lightning_leaves_sigterm",
     "lost_peer",
     "sigterm_stops",
-    "single_threaded_worker",
     "stoppable",
     "tune_allocator",
 ]
@@ -78,16 +81,38 @@ def configure_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
-def single_threaded_worker(worker_id: int) -> None:  # noqa: ARG001 (the DataLoader passes it)
-    """``worker_init_fn`` of mrirecon's DataLoaders: one BLAS thread in each worker.
+def init_worker(worker_id: int) -> None:  # noqa: ARG001 (the DataLoader passes it)
+    """``worker_init_fn`` of mrirecon's DataLoaders: one BLAS thread, and no traceback for a lost
+    main process, in each worker.
 
     PyTorch gives each worker one torch thread but leaves NumPy's OpenBLAS with one thread per
     core. The workers' NumPy work is small matrix products (the simulator's resampling and
     smooth fields, coil combinations), for which a second thread gains nothing and, while the
     other cores are busy (training, other workers), waits on a descheduled thread: a 384 × 9 ×
     384 product took 22 ms instead of 0.14 ms on a busy two-core machine.
+
+    A worker hands the main process each batch's shared memory through a thread of
+    ``multiprocessing.resource_sharer``; when the main process stops (SIGTERM, Ctrl-C) while it
+    fetches one, that thread printed a ``ConnectionResetError`` traceback into the user's log
+    after "Stopped by SIGTERM". Those connection errors are dropped; every other exception in the
+    worker is printed as before.
     """
     _limit_blas(1)
+    sys.excepthook = _QuietLostPeer(sys.excepthook)
+
+
+class _QuietLostPeer:
+    """A ``sys.excepthook`` that drops connection errors of the resource sharer's thread."""
+
+    def __init__(self, hook: Callable[..., Any]) -> None:
+        self.hook = hook
+
+    def __call__(self, kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        lost = issubclass(kind, ConnectionError) and any(
+            frame.f_code.co_filename.endswith("resource_sharer.py") for frame, _ in traceback.walk_tb(tb)
+        )
+        if not lost:
+            self.hook(kind, value, tb)
 
 
 def _limit_blas(threads: int) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import multiprocessing.resource_sharer
+import sys
 import time
 from typing import Any
 
@@ -10,7 +14,7 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 from torch.utils.data import DataLoader, Dataset
 
-from mrirecon.runtime import configure_threads, single_threaded_worker
+from mrirecon.runtime import configure_threads, init_worker
 from mrirecon.training.datamodule import ReconDataModule
 
 
@@ -28,13 +32,48 @@ class _Report(Dataset[Any]):
 
 def test_workers_run_one_blas_thread() -> None:
     assert _blas_threads(), "NumPy's BLAS is not visible to threadpoolctl"
-    loader = DataLoader(_Report(), batch_size=None, num_workers=1, worker_init_fn=single_threaded_worker)
+    loader = DataLoader(_Report(), batch_size=None, num_workers=1, worker_init_fn=init_worker)
     assert next(iter(loader)) == [1] * len(_blas_threads())
+
+
+def _printed(error: BaseException, filename: str) -> str:
+    """What the worker's ``sys.excepthook`` prints for ``error`` raised in code of ``filename``."""
+    try:
+        exec(compile("raise error", filename, "exec"), {"error": error})
+    except BaseException:  # any exception is handed to the hook, as a thread hands it
+        info = sys.exc_info()
+    with contextlib.redirect_stderr(io.StringIO()) as stderr:
+        sys.excepthook(*info)
+    return stderr.getvalue()
+
+
+class _Hooked(Dataset[Any]):
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> Any:
+        sharer = multiprocessing.resource_sharer.__file__
+        return [
+            _printed(ConnectionResetError(104, "Connection reset by peer"), sharer),
+            _printed(BrokenPipeError(32, "Broken pipe"), sharer),
+            _printed(ConnectionResetError(104, "Connection reset by peer"), __file__),
+            _printed(ValueError("a bug"), sharer),
+        ]
+
+
+def test_workers_print_no_traceback_for_a_main_process_that_stopped() -> None:
+    """A worker's resource-sharer thread printed ConnectionResetError after "Stopped by SIGTERM"
+    when the main process stopped while it fetched a batch; other errors are still printed."""
+    loader = DataLoader(_Hooked(), batch_size=None, num_workers=1, worker_init_fn=init_worker)
+    sharer_reset, sharer_pipe, elsewhere, bug = next(iter(loader))
+    assert sharer_reset == "" and sharer_pipe == ""
+    assert "Traceback" in elsewhere and "ConnectionResetError" in elsewhere
+    assert "Traceback" in bug and "ValueError: a bug" in bug
 
 
 def test_training_loaders_use_it() -> None:
     module = ReconDataModule({"train": _Report()}, batch_size=1, val_batch_size=1, num_workers=1)
-    assert module.train_dataloader().worker_init_fn is single_threaded_worker
+    assert module.train_dataloader().worker_init_fn is init_worker
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -34,7 +34,7 @@ from mrirecon.inference.runner import RankRunner
 from mrirecon.inference.slices import SliceBatch, SliceItems, VolumeBatchSampler, collate_slices
 from mrirecon.inference.writer import WriteSettings
 from mrirecon.models.base import Reconstructor
-from mrirecon.runtime import check_shared_memory, single_threaded_worker
+from mrirecon.runtime import check_shared_memory, init_worker
 
 __all__ = ["PredictionData", "PredictionJob", "PredictionModule"]
 
@@ -140,7 +140,7 @@ class PredictionData(pl.LightningDataModule):
             ),
             collate_fn=collate_slices,
             num_workers=workers,
-            worker_init_fn=single_threaded_worker,
+            worker_init_fn=init_worker,
             pin_memory=self.trainer.strategy.root_device.type == "cuda",
             prefetch_factor=prefetch,
         )

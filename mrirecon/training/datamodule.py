@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from mrirecon.data.dataset import collate_samples
-from mrirecon.runtime import single_threaded_worker
+from mrirecon.runtime import init_worker
 from mrirecon.training.samplers import EpochShuffleSampler, SeededDataset, ShardSampler
 
 __all__ = ["ReconDataModule"]
@@ -81,7 +81,7 @@ class ReconDataModule(pl.LightningDataModule):
             # one-number tensors to pass from the workers (docs/data.md)
             collate_fn=collate_samples,
             num_workers=self.num_workers,
-            worker_init_fn=single_threaded_worker,
+            worker_init_fn=init_worker,
             pin_memory=self._pin(),
             persistent_workers=self.num_workers > 0,
         )
