@@ -1,4 +1,5 @@
-"""Shared fixtures: the device list (CPU always, CUDA when present) and paths to real data.
+"""Shared fixtures: the device list (CPU always, CUDA when present), paths to real data, and a
+per-test seed of the global random generators.
 
 With ``MRIRECON_STRICT_TESTS=1`` (CI sets it) a test that would skip for a missing tool, missing
 real data or a missing permission-dropping helper fails instead (:func:`skip_or_fail`); tests that
@@ -8,9 +9,12 @@ need a CUDA device keep skipping without one.
 from __future__ import annotations
 
 import os
+import random
+import zlib
 from pathlib import Path
 from typing import NoReturn
 
+import numpy as np
 import pytest
 import torch
 
@@ -34,6 +38,17 @@ DEVICES = [
 def device(request: pytest.FixtureRequest) -> torch.device:
     """Runs the test on the CPU, and again on CUDA when a GPU is present (skipped otherwise)."""
     return torch.device(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_per_test(request: pytest.FixtureRequest) -> None:
+    """Seeds torch's, NumPy's and ``random``'s global generators from the test's id before it runs:
+    what a test draws without a seed of its own (model weights, a DataLoader's worker seeds) is the
+    same in every run, whichever tests ran before it or were selected with it."""
+    seed = zlib.crc32(request.node.nodeid.encode())
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (the legacy global generator is the one to seed)
+    torch.manual_seed(seed)
 
 
 STRICT = os.environ.get("MRIRECON_STRICT_TESTS", "") not in ("", "0")
