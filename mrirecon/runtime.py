@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import re
@@ -27,6 +28,7 @@ __all__ = [
     "TERMINATED",
     "Terminated",
     "check_shared_memory",
+    "check_terminated",
     "configure_threads",
     "init_worker",
     "interruption",
@@ -233,16 +235,32 @@ def sigterm_stops() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         yield
+        check_terminated()  # a SIGTERM whose exception was lost still stops the run
     finally:
         signal.signal(signal.SIGTERM, previous)
         TERMINATED.clear()  # what the block's SIGTERM explained is said; nothing after it is
+
+
+def check_terminated() -> None:
+    """Raise :class:`Terminated` if a SIGTERM arrived in a :func:`sigterm_stops` block.
+
+    The handler raises where the main thread happens to be, and Python drops an exception raised
+    in a fork handler or a finaliser ("Exception ignored in ..."): a SIGTERM that arrived while a
+    DataLoader forked its workers was lost, and the batch ran to its end and exited 0. The block
+    calls this at its end, and Lightning runs call it before every batch
+    (:func:`lightning_leaves_sigterm`), so such a run stops at its next batch.
+    """
+    if TERMINATED.is_set():
+        raise Terminated()
 
 
 def lightning_leaves_sigterm(trainer: Any) -> None:
     """Keep Lightning from installing its SIGTERM handler on ``trainer`` (SIGUSR1 for SLURM's
     requeue is still its own): that handler broadcasts to the other processes from inside the
     signal handler, so a distributed run whose processes are in another collective when the signal
-    arrives waits there for ever. :func:`sigterm_stops` handles SIGTERM instead."""
+    arrives waits there for ever. :func:`sigterm_stops` handles SIGTERM instead, and a callback
+    added to ``trainer`` calls :func:`check_terminated` before every batch."""
+    trainer.callbacks.append(_sigterm_check_class()())
     connector = getattr(trainer, "_signal_connector", None)
     if connector is None:
         return
@@ -255,6 +273,30 @@ def lightning_leaves_sigterm(trainer: Any) -> None:
             signal.signal(signal.SIGTERM, previous)
 
     connector.register_signal_handlers = register_all_but_sigterm
+
+
+@functools.cache
+def _sigterm_check_class() -> type:
+    """A Lightning callback that calls :func:`check_terminated` before every batch of every loop
+    (made on first use: this module does not import Lightning)."""
+    from pytorch_lightning.callbacks import Callback
+
+    class SigtermCheck(Callback):
+        """Stops the run at its next batch after a SIGTERM whose exception was lost."""
+
+        def on_train_batch_start(self, *args: Any, **kwargs: Any) -> None:
+            check_terminated()
+
+        def on_validation_batch_start(self, *args: Any, **kwargs: Any) -> None:
+            check_terminated()
+
+        def on_test_batch_start(self, *args: Any, **kwargs: Any) -> None:
+            check_terminated()
+
+        def on_predict_batch_start(self, *args: Any, **kwargs: Any) -> None:
+            check_terminated()
+
+    return SigtermCheck
 
 
 def killed_worker(error: BaseException, hint: str) -> BaseException | None:

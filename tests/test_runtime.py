@@ -164,6 +164,25 @@ def test_a_sigterm_is_forgotten_when_its_block_ends_and_a_watchdog_timeout_is_no
     assert lost_peer(hang) is None
 
 
+class _SignalledWhileFinalised:
+    def __del__(self) -> None:
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1.0)  # the handler raises here, in a finaliser: Python drops the exception
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped one
+def test_a_sigterm_whose_exception_python_dropped_still_stops_the_block() -> None:
+    from mrirecon.runtime import TERMINATED, Terminated, sigterm_stops
+
+    with pytest.raises(Terminated), sigterm_stops():
+        _SignalledWhileFinalised()  # made and finalised at once
+        assert TERMINATED.is_set()  # the signal arrived; its exception did not get here
+    assert not TERMINATED.is_set()
+
+
 def test_a_process_forked_while_sigterm_stops_the_run_dies_of_sigterm_quietly() -> None:
     """DataLoader workers are forked while the run handles SIGTERM: they get the default action
     back, so SIGTERM to the process group kills them silently (raising in them printed a

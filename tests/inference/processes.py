@@ -26,9 +26,14 @@ def environment() -> dict[str, str]:
 
 
 def run_cli(
-    *args: object, file_limit: int | None = None, prefix: list[str] | None = None, timeout: float = 240
+    *args: object,
+    file_limit: int | None = None,
+    prefix: list[str] | None = None,
+    timeout: float = 240,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the CLI to the end; ``file_limit`` caps the size of every file it writes (EFBIG)."""
+    """Run the CLI to the end; ``file_limit`` caps the size of every file it writes (EFBIG);
+    ``env``: variables added to :func:`environment`."""
 
     def limit() -> None:
         if file_limit is not None:
@@ -42,7 +47,7 @@ def run_cli(
         timeout=timeout,
         preexec_fn=limit,
         cwd=REPO,
-        env=environment(),
+        env={**environment(), **(env or {})},
     )
 
 

@@ -6,6 +6,7 @@ launcher re-runs the same command line for the other ranks, so they get the fake
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,8 +14,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.inference import fakes
 
+
+def _sigterm_while_forking() -> None:
+    """``MRIRECON_TEST_SIGTERM_AT_FORK=1``: SIGTERM arrives while the run forks its first process
+    (a DataLoader worker) after its SIGTERM handler is in place; the handler then raises inside a
+    fork handler, where Python drops the exception ("Exception ignored in ...")."""
+    import os
+    import signal
+
+    from mrirecon import runtime
+
+    fired: list[bool] = []
+
+    def after_fork_in_parent() -> None:
+        if not fired and signal.getsignal(signal.SIGTERM) is runtime._stop:
+            fired.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    os.register_at_fork(after_in_parent=after_fork_in_parent)
+
+
 if __name__ == "__main__":
     fakes.install()
+    if os.environ.get("MRIRECON_TEST_SIGTERM_AT_FORK") == "1":
+        _sigterm_while_forking()
     from mrirecon_cli.main import main
 
     sys.argv[0] = __file__
