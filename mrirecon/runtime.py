@@ -25,19 +25,20 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 __all__ = [
+    "INTERRUPTED",
     "TERMINATED",
     "Terminated",
+    "check_interrupted",
     "check_shared_memory",
-    "check_terminated",
     "configure_threads",
     "init_worker",
+    "interruptible",
     "interruption",
     "killed_worker",
     "launched_rank",
     "lightning_info_silenced",
     "lightning_leaves_sigterm",
     "lost_peer",
-    "sigterm_stops",
     "stoppable",
     "tune_allocator",
 ]
@@ -203,63 +204,87 @@ class Terminated(KeyboardInterrupt):
 #: Set while a run handles SIGTERM and one has arrived (Lightning turns the interruption into
 #: ``SystemExit(1)``, and a DataLoader worker the signal reached dies of it: both are read by this).
 TERMINATED = threading.Event()
+#: Set while a run handles Ctrl-C (SIGINT) and one has arrived.
+INTERRUPTED = threading.Event()
 
 
 def _stop(signum: int, frame: object) -> None:  # noqa: ARG001 (the signal module passes them)
-    """:func:`sigterm_stops`'s handler: the run stops as on Ctrl-C."""
+    """:func:`interruptible`'s SIGTERM handler: the run stops as on Ctrl-C."""
     TERMINATED.set()
     raise Terminated()
 
 
-def _default_sigterm_in_child() -> None:
-    """A process forked while :func:`_stop` handles SIGTERM (a DataLoader worker) dies of SIGTERM
-    as processes do, quietly: raising in it would print a traceback from wherever it is (its exit
-    handlers, say), and its parent reports the stop."""
+def _interrupt(signum: int, frame: object) -> None:  # noqa: ARG001 (the signal module passes them)
+    """:func:`interruptible`'s SIGINT handler: Python's own (KeyboardInterrupt), remembered."""
+    INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+def _default_handlers_in_child() -> None:
+    """A process forked while :func:`interruptible` handles the signals (a DataLoader worker) gets
+    the defaults back: it dies of SIGTERM as processes do, quietly (raising in it would print a
+    traceback from wherever it is, its exit handlers, say), and its parent reports the stop."""
     if signal.getsignal(signal.SIGTERM) is _stop:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if signal.getsignal(signal.SIGINT) is _interrupt:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-os.register_at_fork(after_in_child=_default_sigterm_in_child)
+os.register_at_fork(after_in_child=_default_handlers_in_child)
 
 
 @contextlib.contextmanager
-def sigterm_stops() -> Iterator[None]:
+def interruptible() -> Iterator[None]:
     """Within the block, SIGTERM stops the run as Ctrl-C does (raising :class:`Terminated` in the
     main thread), instead of being ignored (Lightning only records it) or killing the DataLoader
-    workers into an error that reads as the machine's memory. A no-op outside the main thread."""
+    workers into an error that reads as the machine's memory; and a SIGTERM or Ctrl-C whose
+    exception Python dropped still stops it (:func:`check_interrupted`). Ctrl-C keeps Python's
+    behaviour otherwise, and is left alone where it is ignored (a job started in the background).
+    A no-op outside the main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     TERMINATED.clear()
+    INTERRUPTED.clear()
     previous = signal.signal(signal.SIGTERM, _stop)
+    previous_int = signal.getsignal(signal.SIGINT)
+    ctrl_c = previous_int is signal.default_int_handler
+    if ctrl_c:
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         yield
-        check_terminated()  # a SIGTERM whose exception was lost still stops the run
+        check_interrupted()  # a signal whose exception was lost still stops the run
     finally:
         signal.signal(signal.SIGTERM, previous)
-        TERMINATED.clear()  # what the block's SIGTERM explained is said; nothing after it is
+        if ctrl_c:  # (Lightning ignores Ctrl-C while it shuts down after one)
+            signal.signal(signal.SIGINT, previous_int)
+        TERMINATED.clear()  # what the block's signals explained is said; nothing after them is
+        INTERRUPTED.clear()
 
 
-def check_terminated() -> None:
-    """Raise :class:`Terminated` if a SIGTERM arrived in a :func:`sigterm_stops` block.
+def check_interrupted() -> None:
+    """Raise :class:`Terminated` if a SIGTERM, or ``KeyboardInterrupt`` if a Ctrl-C, arrived in an
+    :func:`interruptible` block.
 
-    The handler raises where the main thread happens to be, and Python drops an exception raised
-    in a fork handler or a finaliser ("Exception ignored in ..."): a SIGTERM that arrived while a
+    A handler raises where the main thread happens to be, and Python drops an exception raised in a
+    fork handler or a finaliser ("Exception ignored in ..."): a SIGTERM that arrived while a
     DataLoader forked its workers was lost, and the batch ran to its end and exited 0. The block
     calls this at its end, and Lightning runs call it before every batch
     (:func:`lightning_leaves_sigterm`), so such a run stops at its next batch.
     """
     if TERMINATED.is_set():
         raise Terminated()
+    if INTERRUPTED.is_set():
+        raise KeyboardInterrupt
 
 
 def lightning_leaves_sigterm(trainer: Any) -> None:
     """Keep Lightning from installing its SIGTERM handler on ``trainer`` (SIGUSR1 for SLURM's
     requeue is still its own): that handler broadcasts to the other processes from inside the
     signal handler, so a distributed run whose processes are in another collective when the signal
-    arrives waits there for ever. :func:`sigterm_stops` handles SIGTERM instead, and a callback
-    added to ``trainer`` calls :func:`check_terminated` before every batch."""
+    arrives waits there for ever. :func:`interruptible` handles SIGTERM instead, and a callback
+    added to ``trainer`` calls :func:`check_interrupted` before every batch."""
     trainer.callbacks.append(_sigterm_check_class()())
     connector = getattr(trainer, "_signal_connector", None)
     if connector is None:
@@ -277,7 +302,7 @@ def lightning_leaves_sigterm(trainer: Any) -> None:
 
 @functools.cache
 def _sigterm_check_class() -> type:
-    """A Lightning callback that calls :func:`check_terminated` before every batch of every loop
+    """A Lightning callback that calls :func:`check_interrupted` before every batch of every loop
     (made on first use: this module does not import Lightning)."""
     from pytorch_lightning.callbacks import Callback
 
@@ -285,16 +310,16 @@ def _sigterm_check_class() -> type:
         """Stops the run at its next batch after a SIGTERM whose exception was lost."""
 
         def on_train_batch_start(self, *args: Any, **kwargs: Any) -> None:
-            check_terminated()
+            check_interrupted()
 
         def on_validation_batch_start(self, *args: Any, **kwargs: Any) -> None:
-            check_terminated()
+            check_interrupted()
 
         def on_test_batch_start(self, *args: Any, **kwargs: Any) -> None:
-            check_terminated()
+            check_interrupted()
 
         def on_predict_batch_start(self, *args: Any, **kwargs: Any) -> None:
-            check_terminated()
+            check_interrupted()
 
     return SigtermCheck
 
@@ -330,10 +355,11 @@ def interruption(error: BaseException, worker_hint: str) -> BaseException | None
 
 def _lightning_interrupted(error: SystemExit) -> bool:
     """Lightning's exit after an interruption: ``sys.exit(1)`` while handling a KeyboardInterrupt
-    (Ctrl-C, or :class:`Terminated`), its own ``SIGTERMException``, or any exit after a SIGTERM;
-    not another ``sys.exit`` (a callback's ``sys.exit(0)`` stays one)."""
+    (Ctrl-C, or :class:`Terminated`), its own ``SIGTERMException``, or any exit after a SIGTERM or
+    a Ctrl-C; not another ``sys.exit`` (a callback's ``sys.exit(0)`` stays one)."""
     return (
         TERMINATED.is_set()
+        or INTERRUPTED.is_set()
         or isinstance(error.__context__, KeyboardInterrupt)
         or type(error).__name__ == "SIGTERMException"
     )

@@ -152,9 +152,9 @@ def test_a_sigterm_is_forgotten_when_its_block_ends_and_a_watchdog_timeout_is_no
     import signal
     import time
 
-    from mrirecon.runtime import TERMINATED, Terminated, lost_peer, sigterm_stops
+    from mrirecon.runtime import TERMINATED, Terminated, interruptible, lost_peer
 
-    with pytest.raises(Terminated), sigterm_stops():
+    with pytest.raises(Terminated), interruptible():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(1.0)  # the handler raises here at the latest
     assert not TERMINATED.is_set()
@@ -175,24 +175,24 @@ class _SignalledWhileFinalised:
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped one
 def test_a_sigterm_whose_exception_python_dropped_still_stops_the_block() -> None:
-    from mrirecon.runtime import TERMINATED, Terminated, sigterm_stops
+    from mrirecon.runtime import TERMINATED, Terminated, interruptible
 
-    with pytest.raises(Terminated), sigterm_stops():
+    with pytest.raises(Terminated), interruptible():
         _SignalledWhileFinalised()  # made and finalised at once
         assert TERMINATED.is_set()  # the signal arrived; its exception did not get here
     assert not TERMINATED.is_set()
 
 
-def test_a_process_forked_while_sigterm_stops_the_run_dies_of_sigterm_quietly() -> None:
+def test_a_process_forked_while_interruptible_the_run_dies_of_sigterm_quietly() -> None:
     """DataLoader workers are forked while the run handles SIGTERM: they get the default action
     back, so SIGTERM to the process group kills them silently (raising in them printed a
     traceback from their exit handlers); the parent reports the stop."""
     import os
     import signal
 
-    from mrirecon.runtime import sigterm_stops
+    from mrirecon.runtime import interruptible
 
-    with sigterm_stops():
+    with interruptible():
         read, write = os.pipe()
         child = os.fork()
         if child == 0:  # the child: report its handler and wait to be killed

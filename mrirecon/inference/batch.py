@@ -44,10 +44,10 @@ from mrirecon.inference.options import RunOptions, resolve_device
 from mrirecon.inference.runner import RankReport, error_from_failure
 from mrirecon.models.pretrained import is_pretrained
 from mrirecon.runtime import (
+    interruptible,
     launched_rank,
     lightning_info_silenced,
     lightning_leaves_sigterm,
-    sigterm_stops,
     stoppable,
 )
 
@@ -159,7 +159,7 @@ def run_batch(loaded: LoadedModel, source: str | os.PathLike[str], options: RunO
         if launched_rank() == 0
         else contextlib.nullcontext()
     )
-    with lock, _inputs_read_into_memory(), sigterm_stops():
+    with lock, _inputs_read_into_memory(), interruptible():
         return _run_batch(loaded, source, options, started, t0)
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mrirecon.errors import ConfigError, Notice
-from mrirecon.runtime import lightning_leaves_sigterm, sigterm_stops, stoppable
+from mrirecon.runtime import interruptible, lightning_leaves_sigterm, stoppable
 from mrirecon.training.config import TrainConfig, TrainerSection
 from mrirecon.training.model_setup import model_config
 from mrirecon.training.preflight import (
@@ -213,7 +213,7 @@ def _build_trainer(
         use_distributed_sampler=False,
         num_sanity_val_steps=0 if resume else 1,
     )
-    lightning_leaves_sigterm(trainer)  # SIGTERM stops the run as Ctrl-C does (train's sigterm_stops)
+    lightning_leaves_sigterm(trainer)  # SIGTERM stops the run as Ctrl-C does (train's interruptible block)
     return trainer
 
 
@@ -343,7 +343,7 @@ def train(
         if not tcfg.fast_dev_run:
             write_config(paths, config)
     distributed = trainer.world_size > 1
-    with _quiet_lightning(), sigterm_stops():
+    with _quiet_lightning(), interruptible():
         stoppable(
             lambda: trainer.fit(
                 module, datamodule=datamodule, ckpt_path=paths.last if resume else None, weights_only=True
@@ -360,7 +360,7 @@ def train(
     test_metrics: dict[str, float] = {}
     has_best = not tcfg.fast_dev_run and paths.best.is_file()
     if "test" in datasets and len(datasets["test"]) > 0:
-        with _quiet_lightning(), sigterm_stops():
+        with _quiet_lightning(), interruptible():
             stoppable(
                 lambda: trainer.test(
                     module,

@@ -15,10 +15,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.inference import fakes
 
 
-def _sigterm_while_forking() -> None:
-    """``MRIRECON_TEST_SIGTERM_AT_FORK=1``: SIGTERM arrives while the run forks its first process
-    (a DataLoader worker) after its SIGTERM handler is in place; the handler then raises inside a
-    fork handler, where Python drops the exception ("Exception ignored in ...")."""
+def _signal_while_forking(name: str) -> None:
+    """``MRIRECON_TEST_SIGNAL_AT_FORK=TERM`` (or ``INT``): the signal arrives while the run forks
+    its first process (a DataLoader worker) after its handlers are in place; the handler then raises
+    inside a fork handler, where Python drops the exception ("Exception ignored in ...")."""
     import os
     import signal
 
@@ -29,15 +29,15 @@ def _sigterm_while_forking() -> None:
     def after_fork_in_parent() -> None:
         if not fired and signal.getsignal(signal.SIGTERM) is runtime._stop:
             fired.append(True)
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), getattr(signal, f"SIG{name}"))
 
     os.register_at_fork(after_in_parent=after_fork_in_parent)
 
 
 if __name__ == "__main__":
     fakes.install()
-    if os.environ.get("MRIRECON_TEST_SIGTERM_AT_FORK") == "1":
-        _sigterm_while_forking()
+    if os.environ.get("MRIRECON_TEST_SIGNAL_AT_FORK"):
+        _signal_while_forking(os.environ["MRIRECON_TEST_SIGNAL_AT_FORK"])
     from mrirecon_cli.main import main
 
     sys.argv[0] = __file__

@@ -228,21 +228,26 @@ def test_ctrl_c_stops_a_batch_as_an_interruption_not_a_crash(tmp_path: Path, ins
     )
 
 
-def test_a_sigterm_lost_in_a_fork_handler_still_stops_the_batch(tmp_path: Path, installed) -> None:
-    """A SIGTERM that arrived while the DataLoader forked its workers raised inside a fork handler,
-    where Python drops exceptions: the batch ran to its end and exited 0. It stops at the next
-    batch, exit 143."""
+@pytest.mark.parametrize(
+    ("name", "code", "said"), [("TERM", 143, "Stopped by SIGTERM"), ("INT", 130, "Interrupted")]
+)
+def test_a_signal_lost_in_a_fork_handler_still_stops_the_batch(
+    tmp_path: Path, installed, name: str, code: int, said: str
+) -> None:
+    """A SIGTERM (or Ctrl-C) that arrived while the DataLoader forked its workers raised inside a
+    fork handler, where Python drops exceptions: the batch ran to its end and exited 0. It stops at
+    the next batch, exit 143 (130)."""
     inputs, out = tmp_path / "in", tmp_path / "out"
     for k in range(3):
         fakes.write_input(inputs / f"vol_{k}.h5", slices=2, size=(16, 16))
     config = tmp_path / "slow.yaml"
     config.write_text("seconds: 0.2\n")
     args = ("batch", "--model", "fake_slow", "--model-config", config, "--input-dir", inputs, "-o", out)
-    env = {"MRIRECON_TEST_SIGTERM_AT_FORK": "1"}
+    env = {"MRIRECON_TEST_SIGNAL_AT_FORK": name}
     result = run_cli(*args, "--batch-size", 1, "--workers", 2, "--device", "cpu", "--no-progress", env=env)
-    assert result.returncode == 143, result.stdout + result.stderr
+    assert result.returncode == code, result.stdout + result.stderr
     assert "Exception ignored" in result.stderr  # the signal did arrive inside the fork handler
-    assert "Stopped by SIGTERM" in result.stderr and "Reconstructed 3" not in result.stdout + result.stderr
+    assert said in result.stderr and "Reconstructed 3" not in result.stdout + result.stderr
     assert not list(out.glob("vol_*.h5"))  # stopped at its first batch
 
 
