@@ -127,7 +127,9 @@ step training_bf16 90 "$PY" -m benchmarks.training --device cuda --coils 8 --hei
     --precision bf16-mixed --output "$RESULTS/training_cuda_bf16.json"
 step inference 60 "$PY" -m benchmarks.inference --device cuda --no-dicom --output "$RESULTS/inference_cuda.json"
 
-export PY MINUTES="${MINUTES:-7}" PRETRAIN_ARGS="${PRETRAIN_ARGS:-}"
+# PRETRAIN_SLACK: seconds of the step beyond its training minutes, for start-up (CUDA, workers,
+# the template) and the last epoch's checkpoint
+export PY MINUTES="${MINUTES:-7}" PRETRAIN_ARGS="${PRETRAIN_ARGS:-}" PRETRAIN_SLACK="${PRETRAIN_SLACK:-150}"
 export PRETRAIN_RUN="$WORK/pretrain_run" CARRIED=gpu-runs/cirim_brain_gpu
 pretrain() {  # train (or resume) the GPU recipe for $MINUTES, fewer when the step's limit is nearer
     local resume=() minutes
@@ -136,8 +138,8 @@ pretrain() {  # train (or resume) the GPU recipe for $MINUTES, fewer when the st
         mkdir -p "$PRETRAIN_RUN" && cp -r "$CARRIED/checkpoints" "$PRETRAIN_RUN/" && resume=(--resume)
         echo "resuming the carried run in $CARRIED"
     fi
-    # start-up (CUDA, workers, the template) and the last epoch's checkpoint fit in 150 s
-    minutes=$("$PY" -c "print(round(max(min(float('$MINUTES'), ($STEP_LIMIT - 150) / 60), 0.001), 3))")
+    # start-up and the last epoch's checkpoint fit in PRETRAIN_SLACK seconds
+    minutes=$("$PY" -c "print(round(max(min(float('$MINUTES'), ($STEP_LIMIT - $PRETRAIN_SLACK) / 60), 0.001), 3))")
     echo "training for at most $minutes minutes"
     # shellcheck disable=SC2086  # PRETRAIN_ARGS: extra overrides, split on spaces
     "$PY" -m mrirecon_cli train -c configs/pretrained/cirim_brain_gpu.yaml -o "$PRETRAIN_RUN" "${resume[@]}" \
@@ -170,6 +172,6 @@ MERGE
 }
 export -f pretrain
 # the time budget ends the run on an epoch boundary; the step's limit only catches a hang
-step pretrain "$("$PY" -c "print(int(float('$MINUTES') * 60) + 150)")" bash -c pretrain
+step pretrain "$("$PY" -c "print(int(float('$MINUTES') * 60) + $PRETRAIN_SLACK)")" bash -c pretrain
 case " $STEPS " in *" pretrain "*) collect_pretrain; pack ;; esac
 exit $status
