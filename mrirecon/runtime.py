@@ -252,10 +252,13 @@ def interruptible() -> Iterator[None]:
     ctrl_c = previous_int is signal.default_int_handler
     if ctrl_c:
         signal.signal(signal.SIGINT, _interrupt)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _QuietDroppedStop(previous_hook)
     try:
         yield
         check_interrupted()  # a signal whose exception was lost still stops the run
     finally:
+        sys.unraisablehook = previous_hook
         signal.signal(signal.SIGTERM, previous)
         if ctrl_c:  # (Lightning ignores Ctrl-C while it shuts down after one)
             signal.signal(signal.SIGINT, previous_int)
@@ -263,15 +266,30 @@ def interruptible() -> Iterator[None]:
         INTERRUPTED.clear()
 
 
+class _QuietDroppedStop:
+    """A ``sys.unraisablehook`` that says nothing of the stop a signal handler raised where Python
+    drops exceptions (its "Exception ignored in ..." traceback read as a bug): the signal is
+    remembered, and :func:`check_interrupted` raises it again. Anything else goes to ``hook``."""
+
+    def __init__(self, hook: Callable[[Any], object]) -> None:
+        self.hook = hook
+
+    def __call__(self, unraisable: Any) -> None:
+        stop = isinstance(unraisable.exc_value, KeyboardInterrupt)
+        if not (stop and (TERMINATED.is_set() or INTERRUPTED.is_set())):
+            self.hook(unraisable)
+
+
 def check_interrupted() -> None:
     """Raise :class:`Terminated` if a SIGTERM, or ``KeyboardInterrupt`` if a Ctrl-C, arrived in an
     :func:`interruptible` block.
 
     A handler raises where the main thread happens to be, and Python drops an exception raised in a
-    fork handler or a finaliser ("Exception ignored in ..."): a SIGTERM that arrived while a
-    DataLoader forked its workers was lost, and the batch ran to its end and exited 0. The block
+    fork handler or a finaliser (printing "Exception ignored in ..."): a SIGTERM that arrived while
+    a DataLoader forked its workers was lost, and the batch ran to its end and exited 0. The block
     calls this at its end, and Lightning runs call it before every batch
-    (:func:`lightning_leaves_sigterm`), so such a run stops at its next batch.
+    (:func:`lightning_leaves_sigterm`), so such a run stops at its next batch; the block does not
+    print the dropped exception.
     """
     if TERMINATED.is_set():
         raise Terminated()

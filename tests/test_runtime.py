@@ -173,7 +173,7 @@ class _SignalledWhileFinalised:
         time.sleep(1.0)  # the handler raises here, in a finaliser: Python drops the exception
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped one
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # not printed either
 def test_a_sigterm_whose_exception_python_dropped_still_stops_the_block() -> None:
     from mrirecon.runtime import TERMINATED, Terminated, interruptible
 
@@ -183,7 +183,21 @@ def test_a_sigterm_whose_exception_python_dropped_still_stops_the_block() -> Non
     assert not TERMINATED.is_set()
 
 
-def test_a_process_forked_while_interruptible_the_run_dies_of_sigterm_quietly() -> None:
+def test_only_a_dropped_stop_is_kept_from_the_unraisable_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from mrirecon.runtime import interruptible
+
+    seen: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", seen.append)
+    with interruptible():  # no signal has arrived: an interrupt from elsewhere is reported
+        sys.unraisablehook(SimpleNamespace(exc_value=KeyboardInterrupt()))
+        sys.unraisablehook(SimpleNamespace(exc_value=ValueError("a finaliser's bug")))
+    assert [type(u.exc_value) for u in seen] == [KeyboardInterrupt, ValueError]
+    assert sys.unraisablehook == seen.append  # given back
+
+
+def test_a_process_forked_in_an_interruptible_block_dies_of_sigterm_quietly() -> None:
     """DataLoader workers are forked while the run handles SIGTERM: they get the default action
     back, so SIGTERM to the process group kills them silently (raising in them printed a
     traceback from their exit handlers); the parent reports the stop."""

@@ -18,7 +18,7 @@ from tests.inference import fakes
 def _signal_while_forking(name: str) -> None:
     """``MRIRECON_TEST_SIGNAL_AT_FORK=TERM`` (or ``INT``): the signal arrives while the run forks
     its first process (a DataLoader worker) after its handlers are in place; the handler then raises
-    inside a fork handler, where Python drops the exception ("Exception ignored in ...")."""
+    inside a fork handler, where Python drops the exception (printing "Exception ignored in ...")."""
     import os
     import signal
 
@@ -29,6 +29,7 @@ def _signal_while_forking(name: str) -> None:
     def after_fork_in_parent() -> None:
         if not fired and signal.getsignal(signal.SIGTERM) is runtime._stop:
             fired.append(True)
+            print(f"(test) SIG{name} inside a fork handler", file=sys.stderr, flush=True)
             os.kill(os.getpid(), getattr(signal, f"SIG{name}"))
 
     os.register_at_fork(after_in_parent=after_fork_in_parent)
