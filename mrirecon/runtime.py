@@ -275,9 +275,13 @@ class _QuietDroppedStop:
         self.hook = hook
 
     def __call__(self, unraisable: Any) -> None:
-        stop = isinstance(unraisable.exc_value, KeyboardInterrupt)
-        if not (stop and (TERMINATED.is_set() or INTERRUPTED.is_set())):
+        if not (isinstance(unraisable.exc_value, KeyboardInterrupt) and _stop_pending()):
             self.hook(unraisable)
+
+
+def _stop_pending() -> bool:
+    """Whether a SIGTERM or a Ctrl-C arrived in the :func:`interruptible` block."""
+    return TERMINATED.is_set() or INTERRUPTED.is_set()
 
 
 def check_interrupted() -> None:
@@ -303,7 +307,7 @@ def lightning_leaves_sigterm(trainer: Any) -> None:
     signal handler, so a distributed run whose processes are in another collective when the signal
     arrives waits there for ever. :func:`interruptible` handles SIGTERM instead, and a callback
     added to ``trainer`` calls :func:`check_interrupted` before every batch."""
-    trainer.callbacks.append(_sigterm_check_class()())
+    trainer.callbacks.append(_stop_check_class()())
     connector = getattr(trainer, "_signal_connector", None)
     if connector is None:
         return
@@ -319,13 +323,13 @@ def lightning_leaves_sigterm(trainer: Any) -> None:
 
 
 @functools.cache
-def _sigterm_check_class() -> type:
+def _stop_check_class() -> type:
     """A Lightning callback that calls :func:`check_interrupted` before every batch of every loop
     (made on first use: this module does not import Lightning)."""
     from pytorch_lightning.callbacks import Callback
 
-    class SigtermCheck(Callback):
-        """Stops the run at its next batch after a SIGTERM whose exception was lost."""
+    class StopCheck(Callback):
+        """Stops the run at its next batch after a SIGTERM or Ctrl-C whose exception was lost."""
 
         def on_train_batch_start(self, *args: Any, **kwargs: Any) -> None:
             check_interrupted()
@@ -339,7 +343,7 @@ def _sigterm_check_class() -> type:
         def on_predict_batch_start(self, *args: Any, **kwargs: Any) -> None:
             check_interrupted()
 
-    return SigtermCheck
+    return StopCheck
 
 
 def killed_worker(error: BaseException, hint: str) -> BaseException | None:
@@ -376,8 +380,7 @@ def _lightning_interrupted(error: SystemExit) -> bool:
     (Ctrl-C, or :class:`Terminated`), its own ``SIGTERMException``, or any exit after a SIGTERM or
     a Ctrl-C; not another ``sys.exit`` (a callback's ``sys.exit(0)`` stays one)."""
     return (
-        TERMINATED.is_set()
-        or INTERRUPTED.is_set()
+        _stop_pending()
         or isinstance(error.__context__, KeyboardInterrupt)
         or type(error).__name__ == "SIGTERMException"
     )

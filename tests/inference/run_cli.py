@@ -19,7 +19,6 @@ def _signal_while_forking(name: str) -> None:
     """``MRIRECON_TEST_SIGNAL_AT_FORK=TERM`` (or ``INT``): the signal arrives while the run forks
     its first process (a DataLoader worker) after its handlers are in place; the handler then raises
     inside a fork handler, where Python drops the exception (printing "Exception ignored in ...")."""
-    import os
     import signal
 
     from mrirecon import runtime
