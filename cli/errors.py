@@ -4,9 +4,7 @@ and notices (:class:`mrirecon.errors.Notice`) as one line each, ``Note: ...``.""
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 import traceback
 import warnings
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 import click
 
 from mrirecon.errors import MriReconError, Notice
-from mrirecon.runtime import Terminated
+from mrirecon.runtime import Terminated, leave_dying_workers
 
 #: Exit code for errors the user can fix (bad file, bad option, bad config).
 USER_ERROR = 2
@@ -62,11 +60,7 @@ class ErrorReportingGroup(click.Group):
                 click.echo("(run with --debug for the traceback)", err=True)
             sys.exit(USER_ERROR)
         except KeyboardInterrupt as interruption:
-            # DataLoader workers the signal also reached may die while this process exits: torch's
-            # SIGCHLD handler would raise about them from the exit handlers (a traceback after the
-            # one line below); the run is stopping anyway
-            if hasattr(signal, "SIGCHLD") and threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            leave_dying_workers()  # (a traceback after the one line below, from the exit handlers)
             if debug_enabled(ctx):
                 traceback.print_exc()
             stopped = isinstance(interruption, Terminated)

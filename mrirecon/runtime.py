@@ -36,6 +36,7 @@ __all__ = [
     "interruption",
     "killed_worker",
     "launched_rank",
+    "leave_dying_workers",
     "lightning_info_silenced",
     "lightning_leaves_sigterm",
     "lost_peer",
@@ -421,6 +422,17 @@ def stoppable(step: Callable[[], T], *, worker_hint: str, distributed: bool = Fa
         if replacement is None and distributed and isinstance(error, RuntimeError):
             # after a SIGTERM a collective fails because the others stopped too: the same stop
             replacement = Terminated() if TERMINATED.is_set() else lost_peer(error)
+        if isinstance(replacement or error, KeyboardInterrupt):
+            leave_dying_workers()  # the next one's death would raise on the way out
         if replacement is not None:
             raise replacement from error
         raise
+
+
+def leave_dying_workers() -> None:
+    """Set torch's SIGCHLD handler aside once a run stops: DataLoader workers the signal also
+    reached die while this process exits, and that handler raises about each of them from wherever
+    the main thread is (click's exit, the exit handlers): a traceback, and exit 3, after the stop
+    was decided. Main thread only; the process is ending."""
+    if hasattr(signal, "SIGCHLD") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)

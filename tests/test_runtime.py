@@ -127,6 +127,35 @@ def test_a_lost_distributed_peer_is_one_line_not_a_bug() -> None:
     assert lost_peer(ValueError("Connection closed by peer")) is None
 
 
+def test_a_stopped_run_sets_torchs_sigchld_handler_aside_before_it_raises() -> None:
+    """Workers the SIGTERM also reached died while the stop travelled up through click: torch's
+    SIGCHLD handler raised "DataLoader worker killed" there, and the CLI said "internal error"
+    (exit 3) instead of "Stopped by SIGTERM". A failure that is no stop leaves the handler alone."""
+    import signal
+
+    from mrirecon.runtime import stoppable
+
+    def torchs(signum: int, frame: object) -> None:
+        raise RuntimeError("DataLoader worker (pid 1) is killed by signal: Terminated.")
+
+    def stopped() -> None:
+        raise KeyboardInterrupt
+
+    def failed() -> None:
+        raise ValueError("a bug")
+
+    previous = signal.signal(signal.SIGCHLD, torchs)
+    try:
+        with pytest.raises(ValueError):
+            stoppable(failed, worker_hint="x")
+        assert signal.getsignal(signal.SIGCHLD) is torchs
+        with pytest.raises(KeyboardInterrupt):
+            stoppable(stopped, worker_hint="x")
+        assert signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
 def test_only_lightnings_exit_after_an_interruption_is_an_interruption() -> None:
     """Lightning ends a Ctrl-C with ``sys.exit(1)`` inside its KeyboardInterrupt handler: that is
     an interruption (exit 130); a plain ``sys.exit(0)`` of a callback stays an exit."""
