@@ -24,6 +24,13 @@ INTERRUPTED = 130
 TERMINATED = 143
 
 
+#: What continues a stopped run, after "Stopped by SIGTERM" or "Interrupted".
+_AGAIN = {
+    "batch": " (a batch run continues where it stopped when run again).",
+    "train": " (mrirecon train -o <its output folder> --resume continues it from its last checkpoint).",
+}
+
+
 def debug_enabled(ctx: click.Context | None) -> bool:
     """Whether ``--debug`` was given (or ``MRIRECON_DEBUG=1`` is set)."""
     if os.environ.get("MRIRECON_DEBUG", "") not in ("", "0"):
@@ -65,7 +72,7 @@ class ErrorReportingGroup(click.Group):
                 traceback.print_exc()
             stopped = isinstance(interruption, Terminated)
             what = "Stopped by SIGTERM" if stopped else "Interrupted"
-            click.echo(f"{what} (a batch run continues where it stopped when run again).", err=True)
+            click.echo(f"{what}{_AGAIN.get(ctx.invoked_subcommand or '', '.')}", err=True)
             sys.exit(TERMINATED if stopped else INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise

@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import functools
 import logging
+import multiprocessing
 import os
 import re
 import signal
@@ -42,6 +43,7 @@ __all__ = [
     "lost_peer",
     "stoppable",
     "tune_allocator",
+    "worker_context",
 ]
 
 _M_TRIM_THRESHOLD = -1
@@ -117,6 +119,51 @@ class _QuietLostPeer:
         )
         if not lost:
             self.hook(kind, value, tb)
+
+
+# CPython before 3.11.10 (gh-112275): a process forked while another thread adds a Python thread
+# state (native code entering Python without one) inherits the interpreter's thread-list lock held,
+# and its PyOS_AfterFork_Child waits for it for ever. In a DDP process gloo's threads do so each
+# time they drop the last reference to a tensor of a finished collective: a 2-process CPU run hung
+# at a DataLoader worker's start about 1 run in 12.
+FORK_CAN_HANG = sys.version_info < (3, 11, 10)
+
+
+def worker_context(processes: int, workers: int) -> multiprocessing.context.SpawnContext | None:
+    """How a DataLoader of a run over ``processes`` processes starts its ``workers``.
+
+    ``None`` (PyTorch's default: a fork of the loading process) except in a distributed run on a
+    Python whose fork can hang there (:data:`FORK_CAN_HANG`): there the workers are spawned, fresh
+    interpreters that import what the dataset needs (a few seconds per worker, once per run: the
+    workers persist) and receive the dataset pickled. A spawned worker is still the loading
+    process's child, so it exits when that process dies (PyTorch's watchdog), as a forked one does.
+    """
+    if workers > 0 and processes > 1 and FORK_CAN_HANG:
+        _quiet_resource_tracker()
+        return multiprocessing.get_context("spawn")
+    return None
+
+
+def _quiet_resource_tracker() -> None:
+    """Start ``multiprocessing``'s resource tracker without its warning about leaked semaphores.
+
+    Spawned workers' queues use named semaphores, which the tracker unlinks when the process that
+    made them dies without doing so. Lightning ends a stopped DDP run's other processes with
+    SIGKILL, after which the tracker printed "There appear to be 22 leaked semaphore objects to
+    clean up at shutdown" in the user's log below "Stopped by SIGTERM", while it cleaned them up.
+    """
+    from multiprocessing import resource_tracker
+
+    saved = os.environ.get("PYTHONWARNINGS")
+    quiet = "ignore:resource_tracker:UserWarning"  # the tracker reads it when it starts
+    os.environ["PYTHONWARNINGS"] = f"{saved},{quiet}" if saved else quiet
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        if saved is None:
+            del os.environ["PYTHONWARNINGS"]
+        else:
+            os.environ["PYTHONWARNINGS"] = saved
 
 
 def _limit_blas(threads: int) -> None:

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from mrirecon.data.dataset import collate_samples
-from mrirecon.runtime import init_worker
+from mrirecon.runtime import init_worker, worker_context
 from mrirecon.training.samplers import EpochShuffleSampler, SeededDataset, ShardSampler
 
 __all__ = ["ReconDataModule"]
@@ -82,6 +82,7 @@ class ReconDataModule(pl.LightningDataModule):
             collate_fn=collate_samples,
             num_workers=self.num_workers,
             worker_init_fn=init_worker,
+            multiprocessing_context=worker_context(self._ranks()[0], self.num_workers),
             pin_memory=self._pin(),
             persistent_workers=self.num_workers > 0,
         )

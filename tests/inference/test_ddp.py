@@ -16,7 +16,8 @@ from tests.inference.processes import run_cli
 pytestmark = pytest.mark.slow
 
 
-def test_two_cpu_processes_share_the_volumes_exactly_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 1])
+def test_two_cpu_processes_share_the_volumes_exactly_once(tmp_path: Path, workers: int) -> None:
     inputs, out = tmp_path / "in", tmp_path / "out"
     names = []
     for i in range(5):
@@ -24,7 +25,7 @@ def test_two_cpu_processes_share_the_volumes_exactly_once(tmp_path: Path) -> Non
     (inputs / "vol_9_corrupt.h5").write_bytes(b"not hdf5")
     result = run_cli(
         "batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out, "--devices", 2,
-        "--device", "cpu", "--workers", 0, "--no-progress", "--dicom",
+        "--device", "cpu", "--workers", workers, "--no-progress", "--dicom",
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr  # the corrupt input failed
     run = json.loads((out / "run.json").read_text())

@@ -289,7 +289,7 @@ def test_sigterm_stops_a_batch_as_an_interruption(tmp_path: Path, installed, who
         process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=120) == 143, (tmp_path / "log").read_text()
     log = (tmp_path / "log").read_text()
-    assert "Stopped by SIGTERM" in log
+    assert "Stopped by SIGTERM (a batch run continues where it stopped when run again)" in log
     assert "internal error" not in log and "ran out of memory" not in log and "Reconstructed 3" not in log
     assert (
         not (out / "run.json").exists() or json.loads((out / "run.json").read_text())["status"] != "crashed"
