@@ -5,8 +5,9 @@ Inference never reads k-space, builds samples or unpickles checkpoints itself: i
 - :func:`open_input` → ``mrirecon.data.volume.open_volume`` (every input ``mrirecon convert`` reads);
 - :func:`make_transform` / :func:`make_sample` → ``mrirecon.data.transforms.ReconTransform`` (one
   slice → :class:`~mrirecon.data.sample.ReconSample`, normalised by ``scale``);
-- :func:`load_checkpoint` → ``mrirecon.models.checkpoints.load_checkpoint_model`` (pretrained
-  names, ``.safetensors``, Lightning ``.ckpt`` and model payload ``.pt``; nothing unpickled);
+- :func:`load_checkpoint` → ``mrirecon.models.checkpoints.load_trained_model`` (pretrained
+  names, ``.safetensors``, Lightning ``.ckpt`` and model payload ``.pt``, with the coil-map method
+  they were trained with; nothing unpickled);
 - :func:`input_metadata`: what a reconstruction copies from its input (header, geometry,
   ``acquisition``, ``patient_id``), from the open volume, whatever its file format.
 
@@ -42,7 +43,6 @@ __all__ = [
     "make_transform",
     "open_input",
     "opens_whole",
-    "trained_coil_maps",
 ]
 
 
@@ -218,20 +218,14 @@ def input_metadata(volume: RawVolumeLike, *, source: str | os.PathLike[str] | No
     )
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> tuple[str, Reconstructor]:
-    """``(model name, model in eval mode)`` from a Lightning ``.ckpt`` or a model payload ``.pt``.
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[str, Reconstructor, str | None]:
+    """``(model name, model in eval mode, coil-map method it was trained with or None)`` from a
+    Lightning ``.ckpt``, a model payload ``.pt``, a ``.safetensors`` model or a pretrained name,
+    read once (``mrirecon.models.checkpoints.load_trained_model``).
 
     Raises:
         CheckpointError: unreadable file, unknown model, weights that do not fit the model.
     """
-    from mrirecon.models.checkpoints import load_checkpoint_model
+    from mrirecon.models.checkpoints import load_trained_model
 
-    return load_checkpoint_model(path)  # a str may name a pretrained model, a Path is a file
-
-
-def trained_coil_maps(path: str | os.PathLike[str]) -> str | None:
-    """The coil-map method a checkpoint's model was trained with, when the file records it
-    (``mrirecon.models.checkpoints.trained_coil_maps``)."""
-    from mrirecon.models.checkpoints import trained_coil_maps as read
-
-    return read(path)
+    return load_trained_model(path)  # a str may name a pretrained model, a Path is a file

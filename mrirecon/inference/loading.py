@@ -38,7 +38,7 @@ class LoadedModel:
         checkpoint_sha256: sha256 of the checkpoint file ("" for a baseline built by name).
         config: The model's config as plain data (for run.json), if the model exposes it.
         coil_maps: The coil-map method of the data the model was trained on, when its checkpoint
-            records it (:func:`~mrirecon.inference.components.trained_coil_maps`); a run uses it
+            records it (:func:`~mrirecon.models.checkpoints.trained_coil_maps`); a run uses it
             unless told otherwise, and refuses another.
     """
 
@@ -120,8 +120,7 @@ def load_reconstructor(
                 f"'{text}' is a pretrained learned model", hint=f"pass it as --checkpoint {text}"
             )
         weights = PRETRAINED[text].path
-        name, model = components.load_checkpoint(text)
-        maps = components.trained_coil_maps(text)
+        name, model, maps = components.load_checkpoint(text)
         return LoadedModel(name, model.eval(), weights, file_sha256(weights), _config_of(model), maps)
     if kind == "checkpoint" and not path.exists():
         raise CheckpointError(
@@ -145,8 +144,7 @@ def load_reconstructor(
             sha = file_sha256(path)
         except OSError as error:
             raise CheckpointError(f"cannot read the checkpoint: {error.strerror}", path=path) from error
-        name, model = components.load_checkpoint(path)
-        maps = components.trained_coil_maps(path)
+        name, model, maps = components.load_checkpoint(path)
         return LoadedModel(name, model.eval(), path.resolve(), sha, _config_of(model), maps)
     if text not in model_names() and _looks_like_path(text):
         raise CheckpointError("no such checkpoint file", path=path, hint="check the path")

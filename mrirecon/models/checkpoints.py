@@ -24,6 +24,7 @@ __all__ = [
     "CHECKPOINT_KEY",
     "MODEL_PREFIX",
     "load_checkpoint_model",
+    "load_trained_model",
     "read_checkpoint",
     "trained_coil_maps",
     "training_record",
@@ -96,16 +97,29 @@ def load_checkpoint_model(
         CheckpointError: if the file cannot be read safely, is neither kind of file, names a model
             that is not registered, or holds weights that do not fit the model its config builds.
     """
+    name, model, _ = load_trained_model(path, map_location=map_location)
+    return name, model
+
+
+def load_trained_model(
+    path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
+) -> tuple[str, Reconstructor, str | None]:
+    """:func:`load_checkpoint_model` and :func:`trained_coil_maps` from one read of the file:
+    ``(model name, model in eval mode, coil-map method or None)``.
+
+    Raises:
+        CheckpointError: as :func:`load_checkpoint_model`.
+    """
     from mrirecon.models import pretrained
 
     # a name, not a file of that name in the working directory (loading.load_reconstructor's rule)
     if isinstance(path, str) and pretrained.is_pretrained(path) and not Path(path).exists():
-        name, model, _ = pretrained.load_pretrained(path, map_location=map_location)
-        return name, model
+        name, model, card = pretrained.load_pretrained(path, map_location=map_location)
+        return name, model, _coil_maps(card.get("training_config"))
     path = Path(path)
     if path.suffix == ".safetensors":
-        name, model, _ = pretrained.read_safetensors_model(path, map_location=map_location)
-        return name, model
+        name, model, card = pretrained.read_safetensors_model(path, map_location=map_location)
+        return name, model, _coil_maps(card.get("training_config"))
     data = read_checkpoint(path, map_location=map_location)
     if "state_dict" in data and "model_name" not in data:
         record = training_record(data, source=path)
@@ -113,14 +127,21 @@ def load_checkpoint_model(
         if not isinstance(state, dict):
             raise CheckpointError("the checkpoint's state_dict is not a mapping", path=path)
         weights = {k[len(MODEL_PREFIX) :]: v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
-        return model_from_payload(record, weights, source=path)
+        return (*model_from_payload(record, weights, source=path), _coil_maps(record.get("training_config")))
     if "model_name" in data:
-        return model_from_payload(data, source=path)
+        return (*model_from_payload(data, source=path), _coil_maps(data.get("training_config")))
     raise CheckpointError(
         "neither a training checkpoint nor a model file (no 'state_dict' or 'model_name')",
         path=path,
         hint="give a .ckpt written by `mrirecon train` or a .pt model file",
     )
+
+
+def _coil_maps(training_config: Any) -> str | None:
+    """The coil-map method (``data.coil_maps``) of a recorded training config, if it names one."""
+    data = training_config.get("data") if isinstance(training_config, dict) else None
+    method = data.get("coil_maps") if isinstance(data, dict) else None
+    return method if isinstance(method, str) else None
 
 
 def trained_coil_maps(path: str | os.PathLike[str]) -> str | None:
@@ -155,6 +176,4 @@ def trained_coil_maps(path: str | os.PathLike[str]) -> str | None:
         # a training checkpoint records it under "mrirecon"; a model payload (model.pt) beside its own
         record = data.get(CHECKPOINT_KEY) if "model_name" not in data else data
         config = record.get("training_config") if isinstance(record, dict) else None
-    data = config.get("data") if isinstance(config, dict) else None
-    method = data.get("coil_maps") if isinstance(data, dict) else None
-    return method if isinstance(method, str) else None
+    return _coil_maps(config)

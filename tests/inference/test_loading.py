@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 import torch
@@ -155,6 +155,28 @@ def test_a_run_takes_the_coil_maps_the_model_was_trained_with(tmp_path: Path) ->
     )
     assert load_reconstructor(ckpt).coil_maps == "espirit"
     assert options.for_model("espirit.ckpt", "espirit").coil_maps == "espirit"
+
+
+def test_a_checkpoint_is_unpacked_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model and the coil-map method it was trained with came from two reads of the file."""
+    model = FakeLearned(LearnedConfig(coils=3))
+    record = model_payload("fake_learned", LearnedConfig(coils=3))
+    record["training_config"] = {"data": {"coil_maps": "espirit"}}
+    ckpt = tmp_path / "run.ckpt"
+    torch.save(
+        {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "mrirecon": record}, ckpt
+    )
+    loads: list[object] = []
+    real = torch.load
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        loads.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted)
+    loaded = load_reconstructor(ckpt)
+    assert (loaded.name, loaded.coil_maps) == ("fake_learned", "espirit")
+    assert loads == [ckpt]
 
 
 def test_a_model_that_estimates_its_own_maps_takes_any_coil_map_method(tmp_path: Path) -> None:

@@ -100,12 +100,13 @@ class _Payload:
 def test_a_payload_keeps_its_training_record_and_its_coil_map_method(tmp_path: Path) -> None:
     """model.pt of a training run lost the training config, so inference gave a model fine-tuned on
     ESPIRiT maps ACS maps without a word."""
-    from mrirecon.models.checkpoints import trained_coil_maps
+    from mrirecon.models.checkpoints import load_trained_model, trained_coil_maps
 
     name, config = TINY["rim_gru"]
     model = build_tiny("rim_gru", seed=1)
     record = {"manifest_sha256": "0" * 64, "training_config": {"data": {"coil_maps": "espirit"}}}
     path = save_model(tmp_path / "model.pt", name, config, model, record=record)
-    assert trained_coil_maps(path) == "espirit"
+    assert trained_coil_maps(path) == "espirit" == load_trained_model(path)[2]
     assert load_model(path)[0] == name
-    assert trained_coil_maps(save_model(tmp_path / "plain.pt", name, config, model)) is None
+    plain = save_model(tmp_path / "plain.pt", name, config, model)
+    assert trained_coil_maps(plain) is None and load_trained_model(plain)[2] is None

@@ -13,7 +13,12 @@ from torch import nn
 from torch.utils.data import default_collate
 
 from mrirecon.errors import CheckpointError, ConfigError
-from mrirecon.models.checkpoints import load_checkpoint_model, read_checkpoint, trained_coil_maps
+from mrirecon.models.checkpoints import (
+    load_checkpoint_model,
+    load_trained_model,
+    read_checkpoint,
+    trained_coil_maps,
+)
 from mrirecon.training.config import train_config_from_mapping
 from mrirecon.training.module import ReconModule
 from mrirecon.training.run import train
@@ -93,6 +98,7 @@ def test_checkpoints_record_the_model_and_load_without_unpickling(
     # model.pt records the training config too: inference takes its coil-map method from it
     assert torch.load(paths.model, weights_only=True)["training_config"] == recorded
     assert trained_coil_maps(paths.model) == trained_coil_maps(paths.best) == config.data.coil_maps
+    assert load_trained_model(paths.model)[2] == load_trained_model(paths.best)[2] == config.data.coil_maps
     assert name_a == name_b == "tiny"
     with torch.no_grad():
         assert torch.equal(model_a(*inputs).image, model_b(*inputs).image)
