@@ -452,7 +452,8 @@ def lost_peer(error: BaseException) -> BaseException | None:
     first = text.strip().splitlines()[0][:200] if text.strip() else type(error).__name__
     return ConfigError(
         f"another process of this distributed run stopped, and this one with it ({first})",
-        hint="its error is printed above; fix it and start the run again (--resume continues it)",
+        hint="its error is printed above; fix it and start the run again (a training run continues with "
+        "--resume, a batch run where it stopped)",
     )
 
 

@@ -273,14 +273,23 @@ def _run_listed(
                     data.runner.abort()
                 raise
 
-        _judged(predict, loaded, source, options, started)
+        _judged(predict, loaded, source, options, started, distributed=trainer.world_size > 1)
     runner, plan = data.runner, data.plan
     assert runner is not None and plan is not None
     if not runner.started:  # no batch at all on this rank (everything finished, or DICOM only)
         runner.start(trainer.strategy.root_device)
     # the last volumes are written here: an error of theirs is judged as one during the run
-    finished = _judged(runner.finish, loaded, source, options, started)
-    reports = _gather(finished, trainer.world_size)
+    distributed = trainer.world_size > 1
+    finished = _judged(runner.finish, loaded, source, options, started, distributed=distributed)
+    # a peer that died (out of memory, a lost node) fails the gather: said in one line, not a bug's
+    reports = _judged(
+        lambda: _gather(finished, trainer.world_size),
+        loaded,
+        source,
+        options,
+        started,
+        distributed=distributed,
+    )
     failures = unnamed + list(plan.failures) + [f for r in reports for f in r.failures]
     if pseudonyms:  # a de-identified run names no input, not even in its failure reports
         failures = scrubbed_failures(failures, pseudonyms)
@@ -308,7 +317,7 @@ def _run_listed(
                 raise
             # the run stops for another error (reported next); say that the reports are missing too
             warnings.warn(Notice(f"{error.one_line()}; the run's reports were not written"), stacklevel=2)
-    _barrier(trainer.world_size)
+    _judged(lambda: _barrier(trainer.world_size), loaded, source, options, started, distributed=distributed)
     if fatal is not None:
         raise error_from_failure(Failure("", fatal.fatal, fatal.fatal_kind))
     return result
@@ -353,11 +362,14 @@ def _judged(
     source: str | os.PathLike[str],
     options: RunOptions,
     started: datetime.datetime,
+    *,
+    distributed: bool,
 ) -> T:
-    """``step()``, with the interruptions it reports raised as :func:`~mrirecon.runtime.stoppable`
-    says; a bug (an error no input explains) leaves a crash record in run.json."""
+    """``step()``, with the interruptions it reports (and, in a distributed run, a lost peer)
+    raised as :func:`~mrirecon.runtime.stoppable` says; a bug (an error no input explains) leaves a
+    crash record in run.json."""
     try:
-        return stoppable(step, worker_hint=WORKER_HINT)
+        return stoppable(step, worker_hint=WORKER_HINT, distributed=distributed)
     except BaseException as error:
         if options.reports and not isinstance(error, MriReconError | KeyboardInterrupt):
             _record_crash(options.output_dir / RUN_JSON, loaded, source, options, started, error)

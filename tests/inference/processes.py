@@ -7,6 +7,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,3 +66,17 @@ def start_cli(*args: object, log: Path) -> subprocess.Popen[bytes]:
         # inherit that: restore the default, so that Python turns SIGINT into KeyboardInterrupt
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def left_behind(group: int, seconds: float) -> bool:
+    """Whether a process of the run's process ``group`` (another rank, workers, multiprocessing's
+    helpers) is still alive ``seconds`` after the run's main process ended; they are killed then."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.2)
+    os.killpg(group, signal.SIGKILL)
+    return True

@@ -11,7 +11,7 @@ import pytest
 from mrirecon.export import read_reconstruction
 from mrirecon.inference.failures import read_failures
 from tests.inference import fakes
-from tests.inference.processes import run_cli
+from tests.inference.processes import left_behind, run_cli, start_cli
 
 pytestmark = pytest.mark.slow
 
@@ -39,3 +39,29 @@ def test_two_cpu_processes_share_the_volumes_exactly_once(tmp_path: Path, worker
         assert read_reconstruction(out / name).shape[0] == 1 + i % 3
         assert len(list((out / "dicom" / Path(name).stem).glob("IM_*.dcm"))) == 1 + i % 3
     assert "Initializing distributed" not in result.stdout + result.stderr
+
+
+def test_a_process_whose_peer_died_says_so_in_one_line(tmp_path: Path) -> None:
+    """Rank 0 killed (SIGKILL: the kernel's OOM killer, a lost node) while rank 1 reconstructed:
+    rank 1's gather of the reports failed and it printed a traceback as a bug (exit 3)."""
+    import time
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    for k in range(4):
+        fakes.write_input(inputs / f"vol_{k}.h5", slices=6, size=(16, 16))
+    config = tmp_path / "slow.yaml"
+    config.write_text("seconds: 1.0\n")
+    process = start_cli(
+        "batch", "--model", "fake_slow", "--model-config", config, "--input-dir", inputs, "-o", out,
+        "--devices", 2, "--device", "cpu", "--workers", 0, "--no-progress", log=tmp_path / "log",
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list(out.glob("vol_*.h5")) and time.monotonic() < deadline:  # inside the loop
+        assert process.poll() is None, (tmp_path / "log").read_text()
+        time.sleep(0.2)
+    process.kill()  # rank 0 alone; rank 1 reconstructs its volumes, then fails to gather
+    process.wait()
+    assert not left_behind(process.pid, seconds=90)
+    log = (tmp_path / "log").read_text()
+    assert "Error: another process of this distributed run stopped, and this one with it" in log, log
+    assert "Traceback" not in log and "internal error" not in log, log

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from tests.inference.processes import run_cli, start_cli
+from tests.inference.processes import left_behind, run_cli, start_cli
 
 
 def _config(folder: Path, workers: int = 1, **trainer: Any) -> Path:
@@ -52,20 +52,6 @@ def _started(folder: Path, config: Path) -> Any:
     return process
 
 
-def _left_behind(group: int, seconds: float) -> bool:
-    """Whether a process of the run's group (its other rank, workers, multiprocessing's helpers)
-    is still alive ``seconds`` after the run ended; they are killed then."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return False
-        time.sleep(0.2)
-    os.killpg(group, signal.SIGKILL)
-    return True
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("devices", "whole_group"),
@@ -89,7 +75,7 @@ def test_sigterm_stops_training_with_143_and_the_run_resumes(
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    left = _left_behind(process.pid, seconds=30)
+    left = left_behind(process.pid, seconds=30)
     log = (tmp_path / "log").read_text()
     assert code == 143, log
     assert not left, f"processes of the run still alive: {left}\n{log}"
