@@ -2,4 +2,5 @@
 
 from mrirecon_cli.main import main
 
-main()
+if __name__ == "__main__":  # (not when a spawned DataLoader worker imports the main module)
+    main()

@@ -207,8 +207,10 @@ def test_uncentred_kspace_is_reconstructed_by_a_centred_model(tmp_path: Path, mo
             assert result.exit_code == 0, result.output
             with h5py.File(out / "vol_b.h5") as f:
                 outputs.append((f["reconstruction"][()], f["zero_filled"][()]))
+        # float32 rounding: 4e-7 of the maximum, up to 3e-5 once SENSE's conjugate gradients
+        # amplify it on undersampled data (the CPU's FFT kernels decide); a wrong convention: tenths
         for one, other in zip(*outputs, strict=True):
-            np.testing.assert_allclose(other, one, rtol=0, atol=2e-5 * float(one.max()))
+            np.testing.assert_allclose(other, one, rtol=0, atol=1e-4 * float(one.max()))
 
 
 def test_a_deidentified_run_names_inputs_by_their_pseudonyms_in_its_notes(tmp_path: Path) -> None:
