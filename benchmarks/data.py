@@ -47,8 +47,8 @@ from mrirecon.data.simulate import simulate_dataset
 from mrirecon.data.transforms import ReconTransform
 from mrirecon.data.volume import open_volume
 from mrirecon.masks import create_mask_func
-from mrirecon.runtime import init_worker as init_mrirecon_worker
 from mrirecon.runtime import tune_allocator
+from mrirecon.workers import init_worker as init_mrirecon_worker
 
 #: (label, volumes, slices, coils, H, W, crop)
 SHAPES = (

@@ -2,5 +2,5 @@
 
 from mrirecon_cli.main import main
 
-if __name__ == "__main__":  # (not when a spawned DataLoader worker imports the main module)
+if __name__ == "__main__":  # (only when run, never on import)
     main()

@@ -13,6 +13,7 @@ import click
 
 from mrirecon.errors import MriReconError, Notice
 from mrirecon.runtime import Terminated, leave_dying_workers
+from mrirecon.workers import shown_in_workers
 
 #: Exit code for errors the user can fix (bad file, bad option, bad config).
 USER_ERROR = 2
@@ -27,7 +28,8 @@ TERMINATED = 143
 #: What continues a stopped run, after "Stopped by SIGTERM" or "Interrupted".
 _AGAIN = {
     "batch": " (a batch run continues where it stopped when run again).",
-    "train": " (mrirecon train -o <its output folder> --resume continues it from its last checkpoint).",
+    "train": " (mrirecon train -o <its output folder> --resume continues it from its last checkpoint, if "
+    "it wrote one).",
 }
 
 
@@ -58,7 +60,8 @@ class ErrorReportingGroup(click.Group):
                         default(message, category, *args, **kwargs)
 
                 warnings.showwarning = show
-                return super().invoke(ctx)
+                with shown_in_workers(notes=True):  # (a spawned DataLoader worker shows them so too)
+                    return super().invoke(ctx)
         except MriReconError as error:
             if debug_enabled(ctx):
                 traceback.print_exc()  # the traceback, and still the user-error exit code

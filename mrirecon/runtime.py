@@ -14,25 +14,22 @@ import ctypes
 import ctypes.util
 import functools
 import logging
-import multiprocessing
 import os
 import re
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Iterator
-from types import TracebackType
 from typing import Any, TypeVar
 
 __all__ = [
     "INTERRUPTED",
     "TERMINATED",
     "Terminated",
+    "allocator_tuned",
     "check_interrupted",
     "check_shared_memory",
     "configure_threads",
-    "init_worker",
     "interruptible",
     "interruption",
     "killed_worker",
@@ -40,10 +37,10 @@ __all__ = [
     "leave_dying_workers",
     "lightning_info_silenced",
     "lightning_leaves_sigterm",
+    "limit_blas",
     "lost_peer",
     "stoppable",
     "tune_allocator",
-    "worker_context",
 ]
 
 _M_TRIM_THRESHOLD = -1
@@ -76,6 +73,11 @@ def tune_allocator() -> bool:
     return ok
 
 
+def allocator_tuned() -> bool:
+    """Whether :func:`tune_allocator` applied its setting in this process."""
+    return _tuned
+
+
 def configure_threads(threads: int | None) -> int:
     """Set torch's intra-op threads and NumPy's/SciPy's BLAS threads (``None`` keeps the
     defaults); returns torch's number in use."""
@@ -83,90 +85,12 @@ def configure_threads(threads: int | None) -> int:
 
     if threads is not None and threads > 0:
         torch.set_num_threads(threads)
-        _limit_blas(threads)
+        limit_blas(threads)
     return torch.get_num_threads()
 
 
-def init_worker(worker_id: int) -> None:  # noqa: ARG001 (the DataLoader passes it)
-    """``worker_init_fn`` of mrirecon's DataLoaders: one BLAS thread, and no traceback for a lost
-    main process, in each worker.
-
-    PyTorch gives each worker one torch thread but leaves NumPy's OpenBLAS with one thread per
-    core. The workers' NumPy work is small matrix products (the simulator's resampling and
-    smooth fields, coil combinations), for which a second thread gains nothing and, while the
-    other cores are busy (training, other workers), waits on a descheduled thread: a 384 × 9 ×
-    384 product took 22 ms instead of 0.14 ms on a busy two-core machine.
-
-    A worker hands the main process each batch's shared memory through a thread of
-    ``multiprocessing.resource_sharer``; when the main process stops (SIGTERM, Ctrl-C) while it
-    fetches one, that thread printed a ``ConnectionResetError`` traceback into the user's log
-    after "Stopped by SIGTERM". Those connection errors are dropped; every other exception in the
-    worker is printed as before.
-    """
-    _limit_blas(1)
-    sys.excepthook = _QuietLostPeer(sys.excepthook)
-
-
-class _QuietLostPeer:
-    """A ``sys.excepthook`` that drops connection errors of the resource sharer's thread."""
-
-    def __init__(self, hook: Callable[..., Any]) -> None:
-        self.hook = hook
-
-    def __call__(self, kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
-        lost = issubclass(kind, ConnectionError) and any(
-            frame.f_code.co_filename.endswith("resource_sharer.py") for frame, _ in traceback.walk_tb(tb)
-        )
-        if not lost:
-            self.hook(kind, value, tb)
-
-
-# CPython before 3.11.10 (gh-112275): a process forked while another thread adds a Python thread
-# state (native code entering Python without one) inherits the interpreter's thread-list lock held,
-# and its PyOS_AfterFork_Child waits for it for ever. In a DDP process gloo's threads do so each
-# time they drop the last reference to a tensor of a finished collective: a 2-process CPU run hung
-# at a DataLoader worker's start about 1 run in 12.
-FORK_CAN_HANG = sys.version_info < (3, 11, 10)
-
-
-def worker_context(processes: int, workers: int) -> multiprocessing.context.SpawnContext | None:
-    """How a DataLoader of a run over ``processes`` processes starts its ``workers``.
-
-    ``None`` (PyTorch's default: a fork of the loading process) except in a distributed run on a
-    Python whose fork can hang there (:data:`FORK_CAN_HANG`): there the workers are spawned, fresh
-    interpreters that import what the dataset needs (a few seconds per worker, once per run: the
-    workers persist) and receive the dataset pickled. A spawned worker is still the loading
-    process's child, so it exits when that process dies (PyTorch's watchdog), as a forked one does.
-    """
-    if workers > 0 and processes > 1 and FORK_CAN_HANG:
-        _quiet_resource_tracker()
-        return multiprocessing.get_context("spawn")
-    return None
-
-
-def _quiet_resource_tracker() -> None:
-    """Start ``multiprocessing``'s resource tracker without its warning about leaked semaphores.
-
-    Spawned workers' queues use named semaphores, which the tracker unlinks when the process that
-    made them dies without doing so. Lightning ends a stopped DDP run's other processes with
-    SIGKILL, after which the tracker printed "There appear to be 22 leaked semaphore objects to
-    clean up at shutdown" in the user's log below "Stopped by SIGTERM", while it cleaned them up.
-    """
-    from multiprocessing import resource_tracker
-
-    saved = os.environ.get("PYTHONWARNINGS")
-    quiet = "ignore:resource_tracker:UserWarning"  # the tracker reads it when it starts
-    os.environ["PYTHONWARNINGS"] = f"{saved},{quiet}" if saved else quiet
-    try:
-        resource_tracker.ensure_running()
-    finally:
-        if saved is None:
-            del os.environ["PYTHONWARNINGS"]
-        else:
-            os.environ["PYTHONWARNINGS"] = saved
-
-
-def _limit_blas(threads: int) -> None:
+def limit_blas(threads: int) -> None:
+    """At most ``threads`` threads for NumPy's and SciPy's BLAS in this process."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(threads, user_api="blas")

@@ -14,12 +14,12 @@ import multiprocessing
 import os
 import sys
 
-from mrirecon.runtime import worker_context
+from mrirecon.workers import loader_workers
 
 _LIBC = ctypes.CDLL(None)
 _BODY_TYPE = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
 _LIBC.pthread_create.argtypes = [ctypes.POINTER(ctypes.c_ulong), ctypes.c_void_p, _BODY_TYPE, ctypes.c_void_p]
-_LIBC.pthread_detach.argtypes = [ctypes.c_ulong]
+_LIBC.pthread_join.argtypes = [ctypes.c_ulong, ctypes.c_void_p]
 
 
 @_BODY_TYPE
@@ -27,25 +27,30 @@ def _enter_python(argument: int | None) -> None:  # (pthread_create passes the a
     return None
 
 
-def _native_threads(count: int) -> None:
+def _native_threads(count: int) -> list[int]:
+    """Start ``count`` native threads that enter Python once each; their ids."""
+    threads = []
     for _ in range(count):
         thread = ctypes.c_ulong()
         if _LIBC.pthread_create(ctypes.byref(thread), None, _enter_python, None) == 0:
-            _LIBC.pthread_detach(thread)
+            threads.append(thread.value)
+    return threads
 
 
 def main(starts: int) -> None:
-    context = worker_context(2, 1) or multiprocessing.get_context("fork")
+    context = loader_workers(2, 1).get("multiprocessing_context") or multiprocessing.get_context("fork")
     hung = 0
     for _ in range(starts):
-        _native_threads(20)
+        threads = _native_threads(20)
         process = context.Process(target=os.getpid)
         process.start()
-        process.join(5.0)
+        process.join(20.0)  # a start takes well under a second; a hung one never ends
         if process.is_alive():
             hung += 1
             process.kill()
             process.join()
+        for thread in threads:  # (none may still enter Python when this interpreter exits)
+            _LIBC.pthread_join(thread, None)
     print(f"{context.get_start_method()} started {starts} hung {hung}", flush=True)
 
 

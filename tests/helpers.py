@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from threadpoolctl import threadpool_info
 
 from mrirecon.physics.operators import LinearOperator
 
@@ -35,3 +36,8 @@ def assert_adjoint(op: LinearOperator, x: torch.Tensor, y: torch.Tensor, rtol: f
     rhs = inner(x, ahy)
     scale = max(abs(lhs), abs(rhs), 1e-12)
     assert abs(lhs - rhs) <= rtol * scale, f"⟨Ax, y⟩ = {lhs} but ⟨x, Aᴴy⟩ = {rhs}"
+
+
+def blas_threads() -> list[int]:
+    """The thread count of each BLAS library threadpoolctl sees in this process."""
+    return [int(pool["num_threads"]) for pool in threadpool_info() if pool["user_api"] == "blas"]

@@ -1,113 +1,25 @@
-"""Process settings: BLAS threads in DataLoader workers and with configure_threads."""
+"""Process settings: BLAS threads (configure_threads), signals and interruptions."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import multiprocessing.resource_sharer
-import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from threadpoolctl import threadpool_info, threadpool_limits
-from torch.utils.data import DataLoader, Dataset
+from threadpoolctl import threadpool_limits
 
-from mrirecon import runtime
-from mrirecon.runtime import configure_threads, init_worker
-from mrirecon.training.datamodule import ReconDataModule
-
-
-def _blas_threads() -> list[int]:
-    return [int(pool["num_threads"]) for pool in threadpool_info() if pool["user_api"] == "blas"]
-
-
-class _Report(Dataset[Any]):
-    def __len__(self) -> int:
-        return 1
-
-    def __getitem__(self, index: int) -> Any:
-        return _blas_threads()
-
-
-def test_workers_run_one_blas_thread() -> None:
-    assert _blas_threads(), "NumPy's BLAS is not visible to threadpoolctl"
-    loader = DataLoader(_Report(), batch_size=None, num_workers=1, worker_init_fn=init_worker)
-    assert next(iter(loader)) == [1] * len(_blas_threads())
-
-
-def test_a_distributed_run_spawns_its_workers_where_a_fork_can_hang(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(runtime, "FORK_CAN_HANG", True)
-    context = runtime.worker_context(2, 1)
-    assert context is not None and context.get_start_method() == "spawn"
-    assert runtime.worker_context(1, 4) is None  # one process: PyTorch's fork
-    assert runtime.worker_context(2, 0) is None  # no workers (the DataLoader refuses a context)
-    monkeypatch.setattr(runtime, "FORK_CAN_HANG", False)
-    assert runtime.worker_context(2, 1) is None
-
-
-def test_workers_start_while_native_threads_enter_python() -> None:
-    """Before CPython 3.11.10 a fork while a native thread entered Python hung the child (a DDP
-    run at a worker's start, about 1 run in 12): 11 of 150 forks here hung on Python 3.11.7."""
-    script = Path(__file__).with_name("fork_churn.py")
-    result = subprocess.run(
-        [sys.executable, str(script), "150"], capture_output=True, text=True, timeout=240, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().endswith("started 150 hung 0"), result.stdout + result.stderr
-
-
-def _printed(error: BaseException, filename: str) -> str:
-    """What the worker's ``sys.excepthook`` prints for ``error`` raised in code of ``filename``."""
-    try:
-        exec(compile("raise error", filename, "exec"), {"error": error})
-    except BaseException:  # any exception is handed to the hook, as a thread hands it
-        info = sys.exc_info()
-    with contextlib.redirect_stderr(io.StringIO()) as stderr:
-        sys.excepthook(*info)
-    return stderr.getvalue()
-
-
-class _Hooked(Dataset[Any]):
-    def __len__(self) -> int:
-        return 1
-
-    def __getitem__(self, index: int) -> Any:
-        sharer = multiprocessing.resource_sharer.__file__
-        return [
-            _printed(ConnectionResetError(104, "Connection reset by peer"), sharer),
-            _printed(BrokenPipeError(32, "Broken pipe"), sharer),
-            _printed(ConnectionResetError(104, "Connection reset by peer"), __file__),
-            _printed(ValueError("a bug"), sharer),
-        ]
-
-
-def test_workers_print_no_traceback_for_a_main_process_that_stopped() -> None:
-    """A worker's resource-sharer thread printed ConnectionResetError after "Stopped by SIGTERM"
-    when the main process stopped while it fetched a batch; other errors are still printed."""
-    loader = DataLoader(_Hooked(), batch_size=None, num_workers=1, worker_init_fn=init_worker)
-    sharer_reset, sharer_pipe, elsewhere, bug = next(iter(loader))
-    assert sharer_reset == "" and sharer_pipe == ""
-    assert "Traceback" in elsewhere and "ConnectionResetError" in elsewhere
-    assert "Traceback" in bug and "ValueError: a bug" in bug
-
-
-def test_training_loaders_use_it() -> None:
-    module = ReconDataModule({"train": _Report()}, batch_size=1, val_batch_size=1, num_workers=1)
-    assert module.train_dataloader().worker_init_fn is init_worker
+from mrirecon.runtime import configure_threads
+from tests.helpers import blas_threads
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_configure_threads_sets_torch_and_blas(threads: int) -> None:
-    before_torch, before_blas = torch.get_num_threads(), max(_blas_threads())
+    before_torch, before_blas = torch.get_num_threads(), max(blas_threads())
     try:
         assert configure_threads(threads) == threads
-        assert set(_blas_threads()) == {threads}
+        assert set(blas_threads()) == {threads}
     finally:
         torch.set_num_threads(before_torch)
         threadpool_limits(before_blas, user_api="blas")

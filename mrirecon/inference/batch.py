@@ -317,7 +317,8 @@ def _run_listed(
                 raise
             # the run stops for another error (reported next); say that the reports are missing too
             warnings.warn(Notice(f"{error.one_line()}; the run's reports were not written"), stacklevel=2)
-    _judged(lambda: _barrier(trainer.world_size), loaded, source, options, started, distributed=distributed)
+    # (after the reports are written: a failure here is not recorded over them)
+    stoppable(lambda: _barrier(trainer.world_size), worker_hint=WORKER_HINT, distributed=distributed)
     if fatal is not None:
         raise error_from_failure(Failure("", fatal.fatal, fatal.fatal_kind))
     return result

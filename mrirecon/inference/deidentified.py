@@ -15,10 +15,9 @@ import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from mrirecon.atomic import export_error
-from mrirecon.errors import ConfigError, Notice
+from mrirecon.errors import ConfigError
 from mrirecon.export.deidentify import scrub
 from mrirecon.export.series_record import record_path
 from mrirecon.inference.failures import Failure
@@ -26,6 +25,7 @@ from mrirecon.inference.inputs import output_paths
 from mrirecon.inference.options import RunOptions
 from mrirecon.inference.runner import RankReport
 from mrirecon.tables import write_csv
+from mrirecon.workers import WarningDisplay, WorkerSettings, shown_in_workers
 
 __all__ = [
     "refuse_deidentified_folder",
@@ -43,28 +43,17 @@ def warnings_by_pseudonym(pseudonyms: dict[str, str]) -> Iterator[None]:
 
     The data layer names the file it reads in its notices; their text is rewritten here, where they
     are shown (:func:`warnings.showwarning`, which the CLI prints as ``Note: ...``), for the whole
-    run, DataLoader workers included (they are forked with it).
+    run, DataLoader workers included (forked with it, or spawned with the pseudonyms:
+    :func:`mrirecon.workers.shown_in_workers`).
     """
     if not pseudonyms:
         yield
         return
     shown = warnings.showwarning
-
-    def show(
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        file: Any = None,
-        line: str | None = None,
-    ) -> None:
-        text = scrub(str(message), pseudonyms)
-        scrubbed = category(text) if issubclass(category, Notice) else text
-        shown(scrubbed, category, filename, lineno, file, line)
-
-    warnings.showwarning = show
+    warnings.showwarning = WarningDisplay(WorkerSettings(pseudonyms=pseudonyms), shown)
     try:
-        yield
+        with shown_in_workers(pseudonyms=pseudonyms):
+            yield
     finally:
         warnings.showwarning = shown
 

@@ -34,7 +34,8 @@ from mrirecon.inference.runner import RankRunner
 from mrirecon.inference.slices import SliceBatch, SliceItems, VolumeBatchSampler, collate_slices
 from mrirecon.inference.writer import WriteSettings
 from mrirecon.models.base import Reconstructor
-from mrirecon.runtime import check_shared_memory, init_worker, worker_context
+from mrirecon.runtime import check_shared_memory
+from mrirecon.workers import loader_workers
 
 __all__ = ["PredictionData", "PredictionJob", "PredictionModule"]
 
@@ -140,8 +141,7 @@ class PredictionData(pl.LightningDataModule):
             ),
             collate_fn=collate_slices,
             num_workers=workers,
-            worker_init_fn=init_worker,
-            multiprocessing_context=worker_context(self.trainer.world_size, workers),
+            **loader_workers(self.trainer.world_size, workers),
             pin_memory=self.trainer.strategy.root_device.type == "cuda",
             prefetch_factor=prefetch,
         )

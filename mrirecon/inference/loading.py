@@ -38,7 +38,7 @@ class LoadedModel:
         checkpoint_sha256: sha256 of the checkpoint file ("" for a baseline built by name).
         config: The model's config as plain data (for run.json), if the model exposes it.
         coil_maps: The coil-map method of the data the model was trained on, when its checkpoint
-            records it (:func:`~mrirecon.models.checkpoints.trained_coil_maps`); a run uses it
+            records it (:func:`~mrirecon.models.checkpoints.load_trained_model`); a run uses it
             unless told otherwise, and refuses another.
     """
 

@@ -115,11 +115,11 @@ def load_trained_model(
     # a name, not a file of that name in the working directory (loading.load_reconstructor's rule)
     if isinstance(path, str) and pretrained.is_pretrained(path) and not Path(path).exists():
         name, model, card = pretrained.load_pretrained(path, map_location=map_location)
-        return name, model, _coil_maps(card.get("training_config"))
+        return name, model, _coil_maps(card.get("training_config") if isinstance(card, dict) else None)
     path = Path(path)
     if path.suffix == ".safetensors":
         name, model, card = pretrained.read_safetensors_model(path, map_location=map_location)
-        return name, model, _coil_maps(card.get("training_config"))
+        return name, model, _coil_maps(card.get("training_config") if isinstance(card, dict) else None)
     data = read_checkpoint(path, map_location=map_location)
     if "state_dict" in data and "model_name" not in data:
         record = training_record(data, source=path)

@@ -1,8 +1,9 @@
 """The LightningDataModule: train/val/test datasets of ReconSample slices and their loaders.
 
 Any map-style datasets of :class:`~mrirecon.data.sample.ReconSample` will do (tests use in-memory
-ones); :func:`mrirecon.training.sources.build_datasets` makes them from a config's folders or
-manifests. The loaders choose their own samplers (Lightning's ``use_distributed_sampler`` is off):
+ones; they must pickle where a distributed run spawns its workers, :mod:`mrirecon.workers`);
+:func:`mrirecon.training.sources.build_datasets` makes them from a config's folders or manifests.
+The loaders choose their own samplers (Lightning's ``use_distributed_sampler`` is off):
 
 - training: :class:`~mrirecon.training.samplers.EpochShuffleSampler` over a
   :class:`~mrirecon.training.samplers.SeededDataset`: order and training masks follow from
@@ -21,8 +22,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from mrirecon.data.dataset import collate_samples
-from mrirecon.runtime import init_worker, worker_context
 from mrirecon.training.samplers import EpochShuffleSampler, SeededDataset, ShardSampler
+from mrirecon.workers import loader_workers
 
 __all__ = ["ReconDataModule"]
 
@@ -81,8 +82,7 @@ class ReconDataModule(pl.LightningDataModule):
             # one-number tensors to pass from the workers (docs/data.md)
             collate_fn=collate_samples,
             num_workers=self.num_workers,
-            worker_init_fn=init_worker,
-            multiprocessing_context=worker_context(self._ranks()[0], self.num_workers),
+            **loader_workers(self._ranks()[0], self.num_workers),
             pin_memory=self._pin(),
             persistent_workers=self.num_workers > 0,
         )

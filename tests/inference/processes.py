@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -68,15 +69,31 @@ def start_cli(*args: object, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def left_behind(group: int, seconds: float) -> bool:
-    """Whether a process of the run's process ``group`` (another rank, workers, multiprocessing's
-    helpers) is still alive ``seconds`` after the run's main process ended; they are killed then."""
+def left_behind(group: int, seconds: float) -> list[str]:
+    """The processes of the run's process ``group`` (another rank, workers, multiprocessing's
+    helpers) still alive ``seconds`` after the run's main process ended, as ``"pid command"``;
+    they are killed then. Zombies (dead, waiting for a parent to reap them) do not count."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return False
+    while True:
+        alive = _group_members(group)
+        if not alive or time.monotonic() > deadline:
+            break
         time.sleep(0.2)
-    os.killpg(group, signal.SIGKILL)
-    return True
+    for line in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(line.split()[0]), signal.SIGKILL)
+    return alive
+
+
+def _group_members(group: int) -> list[str]:
+    """``"pid command"`` of each live (not zombie) process in process group ``group``."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        command, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        if int(fields[2]) == group and fields[0] != "Z":  # fields: state, parent, process group, ...
+            members.append(f"{stat.parent.name} {command}")
+    return members

@@ -61,7 +61,36 @@ def test_a_process_whose_peer_died_says_so_in_one_line(tmp_path: Path) -> None:
         time.sleep(0.2)
     process.kill()  # rank 0 alone; rank 1 reconstructs its volumes, then fails to gather
     process.wait()
-    assert not left_behind(process.pid, seconds=90)
+    assert not (left := left_behind(process.pid, seconds=90)), left
     log = (tmp_path / "log").read_text()
     assert "Error: another process of this distributed run stopped, and this one with it" in log, log
     assert "Traceback" not in log and "internal error" not in log, log
+
+
+def test_a_deidentified_run_names_no_input_in_its_workers_notes(tmp_path: Path) -> None:
+    """Each worker opens its volumes again and says what it finds; a spawned worker (a distributed
+    run on Python < 3.11.10) printed it in Python's own format, with the input's real name."""
+    import h5py
+    import numpy as np
+
+    from mrirecon.export.deidentify import file_pseudonym
+
+    mask = np.zeros(24, bool)
+    mask[::3] = mask[10:14] = True
+    names = [f"DOE_JANE_MRN1234{k}.h5" for k in range(2)]
+    for name in names:
+        path = fakes.write_input(tmp_path / "in" / name, mask=mask, slices=2)
+        with h5py.File(path, "a") as f:  # undersampled, without saying how: each reader notes it
+            del f["mask"]
+    result = run_cli(
+        "batch", "--model", "zero_filled", "--input-dir", tmp_path / "in", "-o", tmp_path / "out",
+        "--devices", 2, "--device", "cpu", "--workers", 1, "--no-progress",
+        "--deidentify", "--deid-salt", "k",
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    notes = [line for line in output.splitlines() if "no 'mask' dataset" in line]
+    assert notes and all(line.startswith("Note: ") for line in notes), output
+    assert {file_pseudonym(name, "k") for name in names} <= {line.split()[1].rstrip(":") for line in notes}
+    for needle in ("DOE", "JANE", "MRN1234"):
+        assert needle not in output, output

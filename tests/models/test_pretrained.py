@@ -34,6 +34,21 @@ def test_a_safetensors_model_round_trips_with_its_config_and_card(tmp_path: Path
     assert load_checkpoint_model(path)[1].config == TINY  # a path works wherever a checkpoint does
 
 
+def test_a_safetensors_card_that_is_no_mapping_gives_no_coil_map_method(tmp_path: Path) -> None:
+    """Another writer's card may be any JSON: loading read ``card.get`` and stopped as on a bug."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from mrirecon.models.checkpoints import load_trained_model
+
+    path, _ = _tiny_file(tmp_path / "tiny.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = dict(handle.metadata())
+    save_file(load_file(str(path)), str(path), metadata=metadata | {"card": "null"})  # same tensors
+    name, _, maps = load_trained_model(path)
+    assert (name, maps) == ("cirim", None)
+
+
 def test_loading_a_safetensors_model_unpickles_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
