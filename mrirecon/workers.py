@@ -19,7 +19,7 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -49,25 +49,26 @@ class WorkerSettings:
 
     Attributes:
         notes: Show :class:`~mrirecon.errors.Notice` warnings as ``Note: ...`` lines (the CLI's way).
-        pseudonyms: Input name → pseudonym, applied to every warning's text (``--deidentify``).
+        rewrite: Applied to every warning's text (a de-identified run's pseudonyms for its input
+            names); it must pickle (a module-level function, or a ``functools.partial`` of one).
         allocator: Apply :func:`~mrirecon.runtime.tune_allocator`.
     """
 
     notes: bool = False
-    pseudonyms: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    rewrite: Callable[[str], str] | None = None
     allocator: bool = False
 
     def apply(self) -> None:
         """Make this process show warnings and use its allocator as described."""
         if self.allocator:
             tune_allocator()
-        if self.notes or self.pseudonyms:
+        if self.notes or self.rewrite is not None:
             warnings.showwarning = WarningDisplay(self, warnings.showwarning)
 
 
 class WarningDisplay:
-    """A ``warnings.showwarning`` that shows warnings as ``settings`` say (names replaced by their
-    pseudonyms; notices as ``Note: ...`` lines), handing the others to ``shown``."""
+    """A ``warnings.showwarning`` that shows warnings as ``settings`` say (their text rewritten;
+    notices as ``Note: ...`` lines), handing the others to ``shown``."""
 
     def __init__(self, settings: WorkerSettings, shown: Callable[..., Any]) -> None:
         self.settings = settings
@@ -82,11 +83,7 @@ class WarningDisplay:
         file: Any = None,
         line: str | None = None,
     ) -> None:
-        text = str(message)
-        if self.settings.pseudonyms:
-            from mrirecon.export.deidentify import scrub
-
-            text = scrub(text, dict(self.settings.pseudonyms))
+        text = str(message) if self.settings.rewrite is None else self.settings.rewrite(str(message))
         if self.settings.notes and issubclass(category, Notice):
             sys.stderr.write(f"Note: {text}\n")  # as the CLI prints them
             sys.stderr.flush()
@@ -99,7 +96,7 @@ _SETTINGS = WorkerSettings()
 
 @contextlib.contextmanager
 def shown_in_workers(
-    *, notes: bool | None = None, pseudonyms: Mapping[str, str] | None = None
+    *, notes: bool | None = None, rewrite: Callable[[str], str] | None = None
 ) -> Iterator[None]:
     """Record, for the block, how this process shows warnings, for workers spawned within it."""
     global _SETTINGS
@@ -107,8 +104,8 @@ def shown_in_workers(
     changes: dict[str, Any] = {}
     if notes is not None:
         changes["notes"] = notes
-    if pseudonyms is not None:
-        changes["pseudonyms"] = dict(pseudonyms)
+    if rewrite is not None:
+        changes["rewrite"] = rewrite
     _SETTINGS = dataclasses.replace(saved, **changes)
     try:
         yield

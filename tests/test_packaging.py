@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 #: What each layer may import from mrirecon (besides its own package and the base modules).
-BASE = {"errors", "shapes", "config", "_version", "atomic", "runtime", "tables"}
+BASE = {"errors", "shapes", "config", "_version", "atomic", "runtime", "tables", "workers"}
 ALLOWED = {
     "physics": set(),
     "masks": set(),

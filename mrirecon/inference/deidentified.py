@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import shutil
 import warnings
@@ -50,9 +51,10 @@ def warnings_by_pseudonym(pseudonyms: dict[str, str]) -> Iterator[None]:
         yield
         return
     shown = warnings.showwarning
-    warnings.showwarning = WarningDisplay(WorkerSettings(pseudonyms=pseudonyms), shown)
+    rewrite = functools.partial(scrub, names=dict(pseudonyms))  # (it pickles, for spawned workers)
+    warnings.showwarning = WarningDisplay(WorkerSettings(rewrite=rewrite), shown)
     try:
-        with shown_in_workers(pseudonyms=pseudonyms):
+        with shown_in_workers(rewrite=rewrite):
             yield
     finally:
         warnings.showwarning = shown
