@@ -7,7 +7,8 @@ fixed loss with respect to every parameter. Each test loads the state dict into 
 checkpoint importer (:mod:`mrirecon.models.convert`, so the importer is tested too), runs mrirecon
 and compares every step (float32) within 1e-5 of the reference's scale, and every gradient (mapped
 by the same importer): in float64 within 1e-6, and in float32 within 1e-5 or, where float32 itself
-cannot do better, three times the authors' own float32 error (see :func:`gradient_tolerance`).
+cannot do better, three times the authors' own float32 error (see :func:`gradient_tolerance`) or
+three times mrirecon's own on this machine's kernels (see :func:`own_roundoff`).
 No authors' code is needed. To check mrirecon against goldens written again from another copy
 of the authors' code (``python -m benchmarks.parity --peers DIR --out NEW``), point
 ``MRIRECON_PARITY_GOLDENS`` at ``NEW`` and run this file.
@@ -56,6 +57,8 @@ TOLERANCE = 1e-5
 FLOAT64_TOLERANCE = 1e-6
 #: A float32 gradient may be this many times as far from the exact one as the authors' own is.
 ROUNDOFF_FACTOR = 3.0
+#: The most mrirecon's float32 gradient may be from its own float64 one (scaled), on any kernels.
+OWN_ROUNDOFF_LIMIT = 5e-5
 
 
 @cache
@@ -128,15 +131,34 @@ class Errors(NamedTuple):
     loss: float
 
 
-def run_case(name: str, model: Reconstructor | None = None, dtype: torch.dtype = torch.float32) -> Errors:
-    """mrirecon (the golden's weights, or ``model``) run in ``dtype`` against the golden ``name``."""
-    entry, arrays = manifest()["cases"][name], golden(name)
+def _run(
+    name: str, model: Reconstructor | None, dtype: torch.dtype
+) -> tuple[Any, torch.Tensor, dict[str, torch.Tensor]]:
+    """mrirecon (the golden's weights, or ``model``) on the case's inputs in ``dtype``: its output,
+    the fixed loss (the sum of every estimate's mean magnitude) and every parameter's gradient."""
     model = (model or convert(name).build()).to(dtype)
     inputs = case_inputs(name)
     cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
     model.zero_grad()
     with torch.enable_grad():
         out = model(inputs["masked_kspace"].to(cdtype), inputs["mask"], inputs["coil_maps"].to(cdtype))
+    loss = sum(x.abs().mean() for cascade in out.steps for x in cascade)
+    assert isinstance(loss, torch.Tensor)
+    loss.backward()
+    grads = {k: torch.zeros_like(p) if p.grad is None else p.grad for k, p in model.named_parameters()}
+    return out, loss.detach(), grads
+
+
+def _gradient_error(ours: dict[str, torch.Tensor], reference: dict[str, torch.Tensor], scale: float) -> float:
+    """The largest gradient difference, over ``max(1, scale)``."""
+    worst = max(float((ours[k].double() - reference[k].double()).abs().max()) for k in ours)
+    return worst / max(1.0, scale)
+
+
+def run_case(name: str, model: Reconstructor | None = None, dtype: torch.dtype = torch.float32) -> Errors:
+    """mrirecon (the golden's weights, or ``model``) run in ``dtype`` against the golden ``name``."""
+    entry, arrays = manifest()["cases"][name], golden(name)
+    out, loss, grads = _run(name, model, dtype)
     reference = torch.from_numpy(arrays["output/steps"])
     assert (
         (len(out.steps), len(out.steps[0])) == reference.shape[:2] == (entry["cascades"], entry["time_steps"])
@@ -148,19 +170,24 @@ def run_case(name: str, model: Reconstructor | None = None, dtype: torch.dtype =
         for c, cascade in enumerate(out.steps)
         for t, x in enumerate(cascade)
     )
-    loss = sum(x.abs().mean() for cascade in out.steps for x in cascade)
-    assert isinstance(loss, torch.Tensor)
     expected_loss = entry["loss_float64" if dtype == torch.float64 else "loss"]
-    loss_error = abs(float(loss.detach()) - expected_loss) / max(1.0, abs(expected_loss))
-    loss.backward()
+    loss_error = abs(float(loss) - expected_loss) / max(1.0, abs(expected_loss))
+    expected = convert(name, "grad").state_dict
+    grad_error = _gradient_error(grads, expected, max(float(g.abs().max()) for g in expected.values()))
+    return Errors(step_error, grad_error, loss_error)
+
+
+def own_roundoff(name: str) -> float:
+    """How far mrirecon's float32 gradient is from its own float64 one (scaled as the errors).
+
+    The float32 gradients differ from the exact ones by round-off that depends on the machine's
+    kernels: a convolution's bias gradient sums over every pixel, in an order MKL-DNN picks for the
+    CPU. In atommic_cirim_218x170_line it is 4.4e-6 with AVX-512 kernels and 1.3e-5 with AVX2
+    kernels, while the float64 gradient equals the golden to 1.4e-8 on both (the float64 test).
+    """
     expected = convert(name, "grad").state_dict
     scale = max(float(g.abs().max()) for g in expected.values())
-    grad_error = 0.0
-    for key, p in model.named_parameters():
-        ours = torch.zeros_like(p) if p.grad is None else p.grad
-        error = float((ours.double() - expected[key].double()).abs().max())
-        grad_error = max(grad_error, error / max(1.0, scale))
-    return Errors(step_error, grad_error, loss_error)
+    return _gradient_error(_run(name, None, torch.float32)[2], _run(name, None, torch.float64)[2], scale)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -169,16 +196,19 @@ def test_matches_the_authors(name: str) -> None:
     assert errors.steps <= TOLERANCE, f"{name}: estimates differ by {errors.steps:.2e} (scaled)"
     assert errors.loss <= TOLERANCE, f"{name}: losses differ by {errors.loss:.2e} (scaled)"
     tolerance = gradient_tolerance(name)
+    if errors.gradient > tolerance:  # this machine's kernels may round more than the recording one's
+        own = own_roundoff(name)
+        assert own <= OWN_ROUNDOFF_LIMIT, f"{name}: float32 round-off {own:.2e} > {OWN_ROUNDOFF_LIMIT:.0e}"
+        tolerance = max(tolerance, ROUNDOFF_FACTOR * own)
     assert errors.gradient <= tolerance, (
         f"{name}: gradients differ by {errors.gradient:.2e} > {tolerance:.1e}"
     )
 
 
-@pytest.mark.parametrize("name", sorted(n for n in CASES if n.endswith(("33x27_line", "33x27_2d"))))
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_gradients_match_the_authors_in_float64(name: str) -> None:
     """In float64 (the goldens' gradients are the authors' float64 ones) no round-off hides a
-    difference: a detach or a changed backward would show far above 1e-6. (The small cases cover
-    every model and option; the 218 × 170 ones are checked in float32 only, to keep the suite fast.)"""
+    difference: a detach or a changed backward would show far above 1e-6."""
     errors = run_case(name, dtype=torch.float64)
     assert errors.loss <= FLOAT64_TOLERANCE, f"{name}: float64 losses differ by {errors.loss:.2e}"
     assert errors.gradient <= FLOAT64_TOLERANCE, f"{name}: float64 gradients differ by {errors.gradient:.2e}"
