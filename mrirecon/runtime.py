@@ -181,7 +181,11 @@ INTERRUPTED = threading.Event()
 
 
 def _stop(signum: int, frame: object) -> None:  # noqa: ARG001 (the signal module passes them)
-    """:func:`interruptible`'s SIGTERM handler: the run stops as on Ctrl-C."""
+    """:func:`interruptible`'s SIGTERM handler: the run stops as on Ctrl-C. Workers a SIGTERM to
+    the process group reached die at once: torch's SIGCHLD handler is set aside here, before
+    Lightning's shutdown, where it raised about them inside a weakref callback ("Exception ignored
+    in ... RuntimeError: DataLoader worker (pid 31072) is killed by signal: Terminated" in the log)."""
+    leave_dying_workers()
     TERMINATED.set()
     raise Terminated()
 

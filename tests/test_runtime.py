@@ -94,6 +94,30 @@ def test_a_stopped_run_sets_torchs_sigchld_handler_aside_before_it_raises() -> N
         signal.signal(signal.SIGCHLD, previous)
 
 
+def test_a_sigterm_sets_torchs_sigchld_handler_aside_at_once() -> None:
+    """Workers a SIGTERM to the process group reached died during Lightning's shutdown, before the
+    stop reached stoppable: torch's SIGCHLD handler raised inside a weakref callback and its
+    traceback ("Exception ignored in ...") came after "Detected KeyboardInterrupt" in the log."""
+    import os
+    import signal
+
+    from mrirecon.runtime import TERMINATED, Terminated, interruptible
+
+    def torchs(signum: int, frame: object) -> None:
+        raise RuntimeError("DataLoader worker (pid 1) is killed by signal: Terminated.")
+
+    previous = signal.signal(signal.SIGCHLD, torchs)
+    try:
+        with pytest.raises(Terminated), interruptible():
+            assert signal.getsignal(signal.SIGCHLD) is torchs  # a run keeps it until a stop
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # (the handler raises before)
+        assert signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+        TERMINATED.clear()
+
+
 def test_only_lightnings_exit_after_an_interruption_is_an_interruption() -> None:
     """Lightning ends a Ctrl-C with ``sys.exit(1)`` inside its KeyboardInterrupt handler: that is
     an interruption (exit 130); a plain ``sys.exit(0)`` of a callback stays an exit."""
