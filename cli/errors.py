@@ -13,7 +13,7 @@ import click
 
 from mrirecon.errors import MriReconError, Notice
 from mrirecon.runtime import Terminated, leave_dying_workers
-from mrirecon.workers import shown_in_workers
+from mrirecon.workers import Display, WarningDisplay
 
 #: Exit code for errors the user can fix (bad file, bad option, bad config).
 USER_ERROR = 2
@@ -51,17 +51,8 @@ class ErrorReportingGroup(click.Group):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("default", Notice)
-                default = warnings.showwarning
-
-                def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-                    if issubclass(category, Notice):
-                        click.echo(f"Note: {message}", err=True)
-                    else:
-                        default(message, category, *args, **kwargs)
-
-                warnings.showwarning = show
-                with shown_in_workers(notes=True):  # (a spawned DataLoader worker shows them so too)
-                    return super().invoke(ctx)
+                warnings.showwarning = WarningDisplay(Display(notes=True), warnings.showwarning)
+                return super().invoke(ctx)
         except MriReconError as error:
             if debug_enabled(ctx):
                 traceback.print_exc()  # the traceback, and still the user-error exit code

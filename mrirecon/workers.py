@@ -2,16 +2,15 @@
 DataLoader its ``worker_init_fn`` (:func:`init_worker`) and, where a fork can hang, a spawn context.
 
 A forked worker inherits its process's settings: the allocator tuning
-(:func:`mrirecon.runtime.tune_allocator`), the way warnings are shown (the CLI's ``Note: ...``
-lines, a de-identified run's pseudonyms). A spawned worker starts from a fresh interpreter, so
-:func:`loader_workers` hands it those settings as plain data (:class:`WorkerSettings`); the
-context managers that change how warnings are shown record themselves with
-:func:`shown_in_workers`.
+(:func:`mrirecon.runtime.tune_allocator`) and the way warnings are shown, the
+:class:`WarningDisplay` hooks installed as ``warnings.showwarning`` (the CLI's ``Note: ...`` lines,
+a de-identified run's pseudonyms). A spawned worker starts from a fresh interpreter, so
+:func:`loader_workers` reads those settings off the process and hands them over as plain data
+(:class:`WorkerSettings`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import multiprocessing
@@ -19,7 +18,7 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -28,11 +27,11 @@ from mrirecon.runtime import allocator_tuned, limit_blas, tune_allocator
 
 __all__ = [
     "FORK_CAN_HANG",
+    "Display",
     "WarningDisplay",
     "WorkerSettings",
     "init_worker",
     "loader_workers",
-    "shown_in_workers",
 ]
 
 # CPython before 3.11.10 (gh-112275): a process forked while another thread adds a Python thread
@@ -44,34 +43,25 @@ FORK_CAN_HANG = sys.version_info < (3, 11, 10)
 
 
 @dataclasses.dataclass(frozen=True)
-class WorkerSettings:
-    """What a spawned worker takes over from the process that loads through it.
+class Display:
+    """How a :class:`WarningDisplay` shows warnings.
 
     Attributes:
         notes: Show :class:`~mrirecon.errors.Notice` warnings as ``Note: ...`` lines (the CLI's way).
         rewrite: Applied to every warning's text (a de-identified run's pseudonyms for its input
             names); it must pickle (a module-level function, or a ``functools.partial`` of one).
-        allocator: Apply :func:`~mrirecon.runtime.tune_allocator`.
     """
 
     notes: bool = False
     rewrite: Callable[[str], str] | None = None
-    allocator: bool = False
-
-    def apply(self) -> None:
-        """Make this process show warnings and use its allocator as described."""
-        if self.allocator:
-            tune_allocator()
-        if self.notes or self.rewrite is not None:
-            warnings.showwarning = WarningDisplay(self, warnings.showwarning)
 
 
 class WarningDisplay:
-    """A ``warnings.showwarning`` that shows warnings as ``settings`` say (their text rewritten;
+    """A ``warnings.showwarning`` that shows warnings as ``display`` says (their text rewritten;
     notices as ``Note: ...`` lines), handing the others to ``shown``."""
 
-    def __init__(self, settings: WorkerSettings, shown: Callable[..., Any]) -> None:
-        self.settings = settings
+    def __init__(self, display: Display, shown: Callable[..., Any]) -> None:
+        self.display = display
         self.shown = shown
 
     def __call__(
@@ -83,34 +73,42 @@ class WarningDisplay:
         file: Any = None,
         line: str | None = None,
     ) -> None:
-        text = str(message) if self.settings.rewrite is None else self.settings.rewrite(str(message))
-        if self.settings.notes and issubclass(category, Notice):
-            sys.stderr.write(f"Note: {text}\n")  # as the CLI prints them
+        text = str(message) if self.display.rewrite is None else self.display.rewrite(str(message))
+        if self.display.notes and issubclass(category, Notice):
+            sys.stderr.write(f"Note: {text}\n")
             sys.stderr.flush()
         else:
             self.shown(text, category, filename, lineno, file, line)
 
 
-_SETTINGS = WorkerSettings()
+@dataclasses.dataclass(frozen=True)
+class WorkerSettings:
+    """What a spawned worker takes over from the process that loads through it.
 
+    Attributes:
+        displays: The process's :class:`WarningDisplay` hooks, outermost first.
+        allocator: Apply :func:`~mrirecon.runtime.tune_allocator`.
+    """
 
-@contextlib.contextmanager
-def shown_in_workers(
-    *, notes: bool | None = None, rewrite: Callable[[str], str] | None = None
-) -> Iterator[None]:
-    """Record, for the block, how this process shows warnings, for workers spawned within it."""
-    global _SETTINGS
-    saved = _SETTINGS
-    changes: dict[str, Any] = {}
-    if notes is not None:
-        changes["notes"] = notes
-    if rewrite is not None:
-        changes["rewrite"] = rewrite
-    _SETTINGS = dataclasses.replace(saved, **changes)
-    try:
-        yield
-    finally:
-        _SETTINGS = saved
+    displays: tuple[Display, ...] = ()
+    allocator: bool = False
+
+    @classmethod
+    def of_this_process(cls) -> WorkerSettings:
+        """The settings this process runs with."""
+        displays = []
+        show = warnings.showwarning
+        while isinstance(show, WarningDisplay):
+            displays.append(show.display)
+            show = show.shown
+        return cls(tuple(displays), allocator_tuned())
+
+    def apply(self) -> None:
+        """Make this process show warnings and use its allocator as described."""
+        if self.allocator:
+            tune_allocator()
+        for display in reversed(self.displays):
+            warnings.showwarning = WarningDisplay(display, warnings.showwarning)
 
 
 def loader_workers(processes: int, workers: int) -> dict[str, Any]:
@@ -126,9 +124,8 @@ def loader_workers(processes: int, workers: int) -> dict[str, Any]:
     """
     if workers > 0 and processes > 1 and FORK_CAN_HANG:
         _quiet_resource_tracker()
-        settings = dataclasses.replace(_SETTINGS, allocator=allocator_tuned())
         return {
-            "worker_init_fn": functools.partial(init_worker, settings=settings),
+            "worker_init_fn": functools.partial(init_worker, settings=WorkerSettings.of_this_process()),
             "multiprocessing_context": multiprocessing.get_context("spawn"),
         }
     return {"worker_init_fn": init_worker}

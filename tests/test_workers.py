@@ -20,7 +20,7 @@ from mrirecon import runtime, workers
 from mrirecon.errors import Notice
 from mrirecon.export.deidentify import scrub
 from mrirecon.training.datamodule import ReconDataModule
-from mrirecon.workers import init_worker, loader_workers, shown_in_workers
+from mrirecon.workers import Display, WarningDisplay, init_worker, loader_workers
 from tests.helpers import blas_threads
 
 
@@ -84,8 +84,10 @@ def test_a_spawned_worker_shows_warnings_and_tunes_memory_as_its_process_does(
     monkeypatch.setattr(workers, "FORK_CAN_HANG", True)
     monkeypatch.setattr(runtime, "_tuned", True)  # as after tune_allocator
     monkeypatch.delenv("MRIRECON_NO_MALLOC_TUNING", raising=False)
-    with shown_in_workers(notes=True, rewrite=functools.partial(scrub, names={_SCAN: "anon-7f3a"})):
-        options = loader_workers(2, 1)
+    shown = WarningDisplay(Display(notes=True), warnings.showwarning)  # as the CLI and --deidentify
+    rewrite = functools.partial(scrub, names={_SCAN: "anon-7f3a"})
+    monkeypatch.setattr(warnings, "showwarning", WarningDisplay(Display(rewrite=rewrite), shown))
+    options = loader_workers(2, 1)
     assert next(iter(DataLoader(_Warns(), batch_size=None, num_workers=1, **options))) is True
     printed = capfd.readouterr().err
     assert "Note: anon-7f3a: no 'mask' dataset\n" in printed, printed

@@ -26,7 +26,7 @@ from mrirecon.inference.inputs import output_paths
 from mrirecon.inference.options import RunOptions
 from mrirecon.inference.runner import RankReport
 from mrirecon.tables import write_csv
-from mrirecon.workers import WarningDisplay, WorkerSettings, shown_in_workers
+from mrirecon.workers import Display, WarningDisplay
 
 __all__ = [
     "refuse_deidentified_folder",
@@ -44,18 +44,17 @@ def warnings_by_pseudonym(pseudonyms: dict[str, str]) -> Iterator[None]:
 
     The data layer names the file it reads in its notices; their text is rewritten here, where they
     are shown (:func:`warnings.showwarning`, which the CLI prints as ``Note: ...``), for the whole
-    run, DataLoader workers included (forked with it, or spawned with the pseudonyms:
-    :func:`mrirecon.workers.shown_in_workers`).
+    run, DataLoader workers included (forked with it, or spawned with the same display:
+    :class:`mrirecon.workers.WorkerSettings`).
     """
     if not pseudonyms:
         yield
         return
     shown = warnings.showwarning
     rewrite = functools.partial(scrub, names=dict(pseudonyms))  # (it pickles, for spawned workers)
-    warnings.showwarning = WarningDisplay(WorkerSettings(rewrite=rewrite), shown)
+    warnings.showwarning = WarningDisplay(Display(rewrite=rewrite), shown)
     try:
-        with shown_in_workers(rewrite=rewrite):
-            yield
+        yield
     finally:
         warnings.showwarning = shown
 
