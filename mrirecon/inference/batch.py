@@ -262,6 +262,7 @@ def _run_listed(
             default_root_dir=options.output_dir,
         )
         lightning_leaves_sigterm(trainer)
+        distributed = trainer.world_size > 1
         data = PredictionData(PredictionJob(loaded, inputs, outputs, options))
         module = PredictionModule(loaded.model, data)
 
@@ -273,13 +274,12 @@ def _run_listed(
                     data.runner.abort()
                 raise
 
-        _judged(predict, loaded, source, options, started, distributed=trainer.world_size > 1)
+        _judged(predict, loaded, source, options, started, distributed=distributed)
     runner, plan = data.runner, data.plan
     assert runner is not None and plan is not None
     if not runner.started:  # no batch at all on this rank (everything finished, or DICOM only)
         runner.start(trainer.strategy.root_device)
     # the last volumes are written here: an error of theirs is judged as one during the run
-    distributed = trainer.world_size > 1
     finished = _judged(runner.finish, loaded, source, options, started, distributed=distributed)
     # a peer that died (out of memory, a lost node) fails the gather: said in one line, not a bug's
     reports = _judged(

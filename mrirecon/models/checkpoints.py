@@ -115,11 +115,11 @@ def load_trained_model(
     # a name, not a file of that name in the working directory (loading.load_reconstructor's rule)
     if isinstance(path, str) and pretrained.is_pretrained(path) and not Path(path).exists():
         name, model, card = pretrained.load_pretrained(path, map_location=map_location)
-        return name, model, _coil_maps(card.get("training_config") if isinstance(card, dict) else None)
+        return name, model, _coil_maps(card)
     path = Path(path)
     if path.suffix == ".safetensors":
         name, model, card = pretrained.read_safetensors_model(path, map_location=map_location)
-        return name, model, _coil_maps(card.get("training_config") if isinstance(card, dict) else None)
+        return name, model, _coil_maps(card)
     data = read_checkpoint(path, map_location=map_location)
     if "state_dict" in data and "model_name" not in data:
         record = training_record(data, source=path)
@@ -127,9 +127,9 @@ def load_trained_model(
         if not isinstance(state, dict):
             raise CheckpointError("the checkpoint's state_dict is not a mapping", path=path)
         weights = {k[len(MODEL_PREFIX) :]: v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
-        return (*model_from_payload(record, weights, source=path), _coil_maps(record.get("training_config")))
+        return (*model_from_payload(record, weights, source=path), _coil_maps(record))
     if "model_name" in data:
-        return (*model_from_payload(data, source=path), _coil_maps(data.get("training_config")))
+        return (*model_from_payload(data, source=path), _coil_maps(data))
     raise CheckpointError(
         "neither a training checkpoint nor a model file (no 'state_dict' or 'model_name')",
         path=path,
@@ -137,9 +137,11 @@ def load_trained_model(
     )
 
 
-def _coil_maps(training_config: Any) -> str | None:
-    """The coil-map method (``data.coil_maps``) of a recorded training config, if it names one."""
-    data = training_config.get("data") if isinstance(training_config, dict) else None
+def _coil_maps(record: Any) -> str | None:
+    """The coil-map method (``data.coil_maps``) of the training config a model's record (a card, a
+    checkpoint's record, a payload) holds, if it names one."""
+    config = record.get("training_config") if isinstance(record, dict) else None
+    data = config.get("data") if isinstance(config, dict) else None
     method = data.get("coil_maps") if isinstance(data, dict) else None
     return method if isinstance(method, str) else None
 
@@ -161,19 +163,17 @@ def trained_coil_maps(path: str | os.PathLike[str]) -> str | None:
     if isinstance(path, str) and pretrained.is_pretrained(path) and not Path(path).exists():
         path = pretrained.PRETRAINED[path].path
     path = Path(path)
-    config: Any = None
+    record: Any = None
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError, safe_open
 
         try:
             with safe_open(str(path), framework="pt") as handle:
-                card = json.loads((handle.metadata() or {}).get("card", "{}"))
+                record = json.loads((handle.metadata() or {}).get("card", "{}"))
         except (SafetensorError, OSError, ValueError) as error:
             raise CheckpointError(f"cannot read it as a safetensors model: {error}", path=path) from error
-        config = card.get("training_config") if isinstance(card, dict) else None
     elif path.suffix in (".ckpt", ".pt"):
         data: Any = read_checkpoint(path)
         # a training checkpoint records it under "mrirecon"; a model payload (model.pt) beside its own
         record = data.get(CHECKPOINT_KEY) if "model_name" not in data else data
-        config = record.get("training_config") if isinstance(record, dict) else None
-    return _coil_maps(config)
+    return _coil_maps(record)
