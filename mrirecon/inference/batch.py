@@ -281,7 +281,7 @@ def _run_listed(
         runner.start(trainer.strategy.root_device)
     # the last volumes are written here: an error of theirs is judged as one during the run
     finished = _judged(runner.finish, loaded, source, options, started, distributed=distributed)
-    # a peer that died (out of memory, a lost node) fails the gather: said in one line, not a bug's
+    # a peer that was killed (out of memory, say) fails the gather: said in one line, not a bug's
     reports = _judged(
         lambda: _gather(finished, trainer.world_size),
         loaded,

@@ -42,7 +42,7 @@ def test_two_cpu_processes_share_the_volumes_exactly_once(tmp_path: Path, worker
 
 
 def test_a_process_whose_peer_died_says_so_in_one_line(tmp_path: Path) -> None:
-    """Rank 0 killed (SIGKILL: the kernel's OOM killer, a lost node) while rank 1 reconstructed:
+    """Rank 0 killed (SIGKILL, as the kernel's OOM killer does) while rank 1 reconstructed:
     rank 1's gather of the reports failed and it printed a traceback as a bug (exit 3)."""
     import time
 
