@@ -61,7 +61,7 @@ fi
 # the CLI installs as mrirecon_cli from cli/: the same name from the checkout
 mkdir -p "$WORK/cli_path" && ln -sfn "$PWD/cli" "$WORK/cli_path/mrirecon_cli"
 export PYTHONPATH="$PWD:$WORK/cli_path:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
-STEPS="${STEPS:-tests physics models training training_bf16 inference}"
+STEPS="${STEPS:-tests physics models training training_bf16 inference inference_bf16}"
 
 pack() {  # $RESULTS → $OUT/gpu-results.tgz, when the results are not written into $OUT itself
     [ "$RESULTS" -ef "$OUT" ] && return 0
@@ -126,6 +126,8 @@ step training 90 "$PY" -m benchmarks.training --device cuda --coils 8 --height 2
 step training_bf16 90 "$PY" -m benchmarks.training --device cuda --coils 8 --height 218 --width 170 \
     --precision bf16-mixed --output "$RESULTS/training_cuda_bf16.json"
 step inference 60 "$PY" -m benchmarks.inference --device cuda --no-dicom --output "$RESULTS/inference_cuda.json"
+step inference_bf16 45 "$PY" -m benchmarks.inference --device cuda --no-dicom --precision bf16-mixed \
+    --output "$RESULTS/inference_cuda_bf16.json"
 
 # PRETRAIN_SLACK: seconds of the step beyond its training minutes, for start-up (CUDA, workers,
 # the template) and the last epoch's checkpoint

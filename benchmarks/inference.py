@@ -17,12 +17,16 @@ machine are still provisional.
 
     python -m benchmarks.inference [--model cirim] [--model-config FILE] [--volumes 4] [--slices 8]
         [--coils 8] [--size 128 128] [--batch-size 4] [--workers 2] [--device auto] [--no-dicom]
-        [--repeats 2] [--quick]
+        [--repeats 2] [--precision 32|bf16-mixed] [--quick]
+
+``--precision bf16-mixed`` runs both measurements with the model's convolutions under bfloat16
+autocast, as ``mrirecon batch --precision bf16-mixed`` does.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +39,7 @@ from mrirecon.inference import RunOptions, Undersampling, run_batch
 from mrirecon.inference.components import make_transform
 from mrirecon.inference.inputs import list_inputs, output_paths
 from mrirecon.inference.loading import LoadedModel
+from mrirecon.inference.options import PRECISIONS
 from mrirecon.inference.plan import make_plan
 from mrirecon.inference.slices import SliceItems, VolumeBatchSampler, collate_slices
 from mrirecon.inference.step import forward
@@ -83,7 +88,11 @@ def compute_only(
             groups.append((group.masked_kspace.to(device), group.mask.to(device), group.coil_maps.to(device)))
     items.close()
     model = loaded.model.to(device)
-    with torch.inference_mode():
+    half = options.precision == "bf16-mixed"
+    with (
+        torch.inference_mode(),
+        torch.autocast(device.type, dtype=torch.bfloat16) if half else contextlib.nullcontext(),
+    ):
         forward(model, loaded.name, *groups[0]).abs().cpu()  # warm-up (allocations, kernels)
         sync(device)
         start = time.perf_counter()
@@ -107,6 +116,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--no-dicom", action="store_true")
+    parser.add_argument("--precision", choices=PRECISIONS, default="32")
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each; the best counts")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and a small model (a test)")
     parser.add_argument("--work", type=Path, help="folder for the data and outputs (default: temporary)")
@@ -144,6 +154,7 @@ def main() -> None:
             batch_size=args.batch_size,
             workers=args.workers,
             device=str(device),
+            precision=args.precision,
             progress=False,
             resume=False,
             overwrite=True,
@@ -170,6 +181,7 @@ def main() -> None:
         "slices": slices,
         "shape": [args.coils, *args.size],
         "batch_size": args.batch_size,
+        "precision": args.precision,
         "workers": args.workers,
         "dicom": not args.no_dicom,
         "compute_only_slices_per_s": compute_rate,
@@ -183,9 +195,10 @@ def main() -> None:
         "compute_only_runs_s": compute_runs,
         "end_to_end_runs_s": e2e_runs,
     }
-    headers = ["model", "device", "slices", "C×H×W", "batch", "compute-only slices/s", "end-to-end slices/s"]
+    headers = ["model", "device", "precision", "slices", "C×H×W", "batch"]
+    headers += ["compute-only slices/s", "end-to-end slices/s"]
     shape = "×".join(map(str, row["shape"]))
-    cells = [args.model, str(device), slices, shape, args.batch_size, compute_rate, e2e_rate]
+    cells = [args.model, str(device), args.precision, slices, shape, args.batch_size, compute_rate, e2e_rate]
     print_table([*headers, "ratio"], [[*cells, f"{row['ratio']:.0%}"]])
     print(
         f"end to end {e2e_s:.1f} s: loop {rank.seconds:.1f} s (waiting for the loader "

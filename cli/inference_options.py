@@ -89,6 +89,14 @@ _OPTIONS = [
     click.option(
         "--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N."
     ),
+    click.option(
+        "--precision",
+        type=click.Choice(["32", "bf16-mixed"]),
+        default="32",
+        show_default=True,
+        help="bf16-mixed: a learned model's convolutions in bfloat16 (the physics stays complex64), for "
+        "GPUs and CPUs with bfloat16 instructions (CIRIM 1.8x as fast on an AMX Xeon; PSNR within 0.01 dB).",
+    ),
     click.option("--npy-axes", help='Axis order of .npy inputs, e.g. "slices,coils,kx,ky".'),
     click.option(
         "--frame",
@@ -129,6 +137,7 @@ def run_options(output_dir: Path, **kwargs: Any) -> Any:
         batch_size=kwargs.pop("batch_size"),
         workers=kwargs.pop("workers"),
         device=kwargs.pop("device"),
+        precision=kwargs.pop("precision"),
         npy_axes=kwargs.pop("npy_axes"),
         frame=None if (frame := kwargs.pop("frame")) is None else parse_frame(frame),
         progress=not kwargs.pop("no_progress"),

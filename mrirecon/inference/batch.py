@@ -150,6 +150,7 @@ def run_batch(loaded: LoadedModel, source: str | os.PathLike[str], options: RunO
         label = loaded.checkpoint.stem  # the shipped model's name
     # a model that estimates its own maps (E2E-VarNet's learned ones) takes whatever it is given
     options = options.for_model(label, loaded.coil_maps if loaded.model.needs_coil_maps() else None)
+    options.check_precision(label, learned=loaded.model.trainable)
     if not Path(source).exists():
         list_inputs(source)  # says there is no such input, before an output folder is made
     # one writer per output folder: a second run is refused (the ranks of one DDP run share it;
@@ -259,6 +260,7 @@ def _run_listed(
             enable_model_summary=False,
             use_distributed_sampler=False,
             inference_mode=True,
+            precision=options.precision,  # bf16-mixed: predict_step under autocast
             default_root_dir=options.output_dir,
         )
         lightning_leaves_sigterm(trainer)

@@ -62,6 +62,7 @@ class PredictionJob:
             checkpoint_sha256=self.loaded.checkpoint_sha256,
             model_config=self.loaded.config_json,
             coil_maps=o.coil_map_method,
+            precision=o.precision,
             deidentify=o.dicom_options.deidentify,
             undersampling=o.undersampling,
             dicom=o.dicom,
@@ -74,7 +75,10 @@ class PredictionJob:
     def settings(self) -> WriteSettings:
         """What the writer writes."""
         o = self.options
-        extra: dict[str, str | float | int | bool] = {"coil_maps": o.coil_map_method}
+        extra: dict[str, str | float | int | bool] = {
+            "coil_maps": o.coil_map_method,
+            "precision": o.precision,
+        }
         if self.loaded.config_json:
             extra["model_config"] = self.loaded.config_json
         return WriteSettings(

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from mrirecon.data.ismrmrd_raw import Frame
 from mrirecon.data.transforms import COIL_MAP_METHODS
-from mrirecon.errors import ConfigError
+from mrirecon.errors import ConfigError, Notice
 from mrirecon.export import DicomOptions
 from mrirecon.inference.undersampling import Undersampling
 
-__all__ = ["COIL_MAP_METHODS", "RunOptions", "resolve_device"]
+__all__ = ["COIL_MAP_METHODS", "PRECISIONS", "RunOptions", "resolve_device"]
+
+#: ``--precision`` choices: float32, or a learned model's CNNs under bfloat16 autocast.
+PRECISIONS = ("32", "bf16-mixed")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class RunOptions:
         batch_size: Slices per forward pass.
         workers: DataLoader worker processes reading and preparing slices (0: in the main process).
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``32``, or ``bf16-mixed``: a learned model's convolutions in bfloat16 (autocast;
+            the physics stays complex64), for GPUs and CPUs with bfloat16 instructions.
         devices: Processes (GPUs, or CPU processes) per node; more than one runs DDP.
         num_nodes: Machines; more than one runs DDP across nodes (launched by SLURM or torchrun).
         resume: Skip volumes whose outputs are finished (``batch``); False redoes every input.
@@ -56,6 +62,7 @@ class RunOptions:
     batch_size: int = 8
     workers: int = 2
     device: str = "auto"
+    precision: Literal["32", "bf16-mixed"] = "32"
     devices: int = 1
     num_nodes: int = 1
     resume: bool = True
@@ -89,6 +96,10 @@ class RunOptions:
                 f"unknown coil-map method '{self.coil_maps}'",
                 hint=f"choose one of {', '.join(COIL_MAP_METHODS)}",
             )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"unknown precision '{self.precision}'", hint=f"choose one of {', '.join(PRECISIONS)}"
+            )
         for name, least in (("batch_size", 1), ("workers", 0), ("devices", 1), ("num_nodes", 1)):
             if int(getattr(self, name)) < least:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least {least}")
@@ -115,6 +126,7 @@ class RunOptions:
             "batch_size": self.batch_size,
             "workers": self.workers,
             "device": self.device,
+            "precision": self.precision,
             "devices": self.devices,
             "num_nodes": self.num_nodes,
             "resume": self.resume,
@@ -152,6 +164,37 @@ class RunOptions:
                 "baselines (sense, cs_l1wavelet), or a model trained with them",
             )
         return self
+
+    def check_precision(self, name: str, learned: bool) -> None:
+        """Refuse a reduced precision for a classical method, or where the device has no bfloat16;
+        a CPU without bfloat16 instructions gets a :class:`~mrirecon.errors.Notice` (it is slower).
+
+        Raises:
+            ConfigError: ``bf16-mixed`` for a model without learned weights, or on a GPU without
+                bfloat16.
+        """
+        if self.precision == "32":
+            return
+        if not learned:
+            raise ConfigError(
+                f"--precision {self.precision} runs a learned model's convolutions in bfloat16; {name} is "
+                "a classical method and runs in float32",
+                hint="leave out --precision",
+            )
+        accelerator, _ = resolve_device(self.device, self.devices)
+        if accelerator == "gpu" and not torch.cuda.is_bf16_supported():
+            raise ConfigError(
+                f"--precision {self.precision}: this GPU has no bfloat16", hint="leave out --precision"
+            )
+        if accelerator == "cpu" and not (
+            torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        ):
+            warnings.warn(
+                f"--precision {self.precision} on a CPU without bfloat16 instructions (AVX512-BF16, AMX) "
+                "is slower than float32",
+                Notice,
+                stacklevel=2,
+            )
 
     def replace(self, **changes: Any) -> RunOptions:
         """A copy with ``changes``."""

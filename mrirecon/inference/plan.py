@@ -10,7 +10,7 @@ series folder holds one file per slice. Outputs are written in the order DICOM s
   rewritten file by file);
 - HDF5 present but the DICOM series missing or incomplete (an earlier run without ``--dicom``, or a
   deleted folder) → only the DICOM series is exported again, from the HDF5;
-- HDF5 present with another model, checkpoint, undersampling, coil maps or frame → refused before
+- HDF5 present with another model, checkpoint, undersampling, coil maps, frame or precision → refused before
   anything runs, unless ``--overwrite`` (a run never mixes reconstructions of two models in one
   folder silently); so is a DICOM series of another model or checkpoint whose HDF5 is gone (its
   DerivationDescription names them);
@@ -165,14 +165,16 @@ def _same_number(saved: Any, wanted: float | None) -> bool:
 
 def _matches(
     attrs: dict[str, Any],
-    identity: tuple[str, str, str, str, str],
+    identity: tuple[str, str, str, str, str, str],
     sampling: VolumeSampling,
     slices: int,
 ) -> bool:
-    """Whether a finished output was made by this run's model, settings, frame and undersampling."""
-    model, checkpoint_sha256, model_config, coil_maps, frame = identity
+    """Whether a finished output was made by this run's model, settings, frame and undersampling
+    (an output without a ``precision`` attribute was made in float32)."""
+    model, checkpoint_sha256, model_config, coil_maps, frame, precision = identity
     return (
         _text(attrs.get("model", "")) == model
+        and _text(attrs.get("precision", "32")) == precision
         and _text(attrs.get("frame", "")) == frame
         and _text(attrs.get("checkpoint_sha256", "")) == checkpoint_sha256
         and _text(attrs.get("model_config", "")) == model_config
@@ -195,6 +197,7 @@ def make_plan(
     dicom: bool,
     model_config: str = "",
     coil_maps: str = "",
+    precision: str = "32",
     deidentify: bool = False,
     resume: bool = True,
     overwrite: bool = False,
@@ -211,6 +214,7 @@ def make_plan(
         checkpoint_sha256: sha256 of its checkpoint ("" for a baseline by name).
         model_config: The model's config as canonical JSON (attribute ``model_config``).
         coil_maps: The coil-map method of this run (attribute ``coil_maps``; "" leaves it unchecked).
+        precision: The run's ``--precision`` (attribute ``precision``).
         deidentify: Whether this run's DICOM series are de-identified: a finished series that is
             not (or the reverse) is never taken as finished.
         undersampling: Retrospective undersampling asked for.
@@ -266,7 +270,14 @@ def make_plan(
             attrs = _existing(out.recon)
             if attrs is not None and _matches(
                 attrs,
-                (model, checkpoint_sha256, model_config, coil_maps, frame_text if task.frames else ""),
+                (
+                    model,
+                    checkpoint_sha256,
+                    model_config,
+                    coil_maps,
+                    frame_text if task.frames else "",
+                    precision,
+                ),
                 task.sampling,
                 task.num_slices,
             ):
@@ -301,7 +312,7 @@ def make_plan(
         examples = ", ".join(p.name for p in conflicts[:3]) + (" ..." if len(conflicts) > 3 else "")
         raise ConfigError(
             f"{len(conflicts)} output(s) in the output folder were made by another model, "
-            f"checkpoint, undersampling, coil-map method or frame ({examples})",
+            f"checkpoint, undersampling, coil-map method, frame or precision ({examples})",
             path=conflicts[0].parent,
             hint="choose another output folder, or pass --overwrite to replace them",
         )

@@ -16,7 +16,7 @@ import torch
 
 from mrirecon.data.fastmri_writer import write_volume
 from mrirecon.data.header import EncodingLimits, build_ismrmrd_header, rewrite_encoding
-from mrirecon.errors import ConfigError, DataError, ModelError
+from mrirecon.errors import ConfigError, DataError, ModelError, Notice
 from mrirecon.export import DicomOptions, export_dicom, read_reconstruction
 from mrirecon.inference import RunOptions, Undersampling, load_reconstructor, run_batch, run_inference
 from mrirecon.inference.failures import read_failures
@@ -328,6 +328,7 @@ def test_options_are_checked_before_anything_runs(tmp_path: Path) -> None:
         ({"batch_size": 0}, "--batch-size must be at least 1"),
         ({"coil_maps": "walsh"}, "unknown coil-map method 'walsh'"),
         ({"device": "tpu"}, "unknown device 'tpu'"),
+        ({"precision": "16-mixed"}, "unknown precision .16-mixed."),
     ]:
         with pytest.raises(ConfigError, match=match):
             RunOptions(output_dir=tmp_path, **cast(dict[str, Any], kwargs))
@@ -348,6 +349,35 @@ def test_a_model_without_the_coil_maps_it_needs_says_so(tmp_path: Path, inputs: 
     assert failure.kind == "ModelError" and "needs coil maps" in failure.error
     assert "run without --coil-maps none" in failure.error
     assert "coil count" not in failure.error
+
+
+def test_bf16_mixed_runs_the_convolutions_in_bfloat16_and_is_recorded(
+    tmp_path: Path, inputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mrirecon.models.rim import CIRIMConfig
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)  # any CPU runs it, slower
+    config = CIRIMConfig(cascades=2, time_steps=2, channels=8)
+    torch.manual_seed(0)
+    loaded = load_reconstructor(save_model(tmp_path / "m.pt", "cirim", config, build_model("cirim", config)))
+    full, half = tmp_path / "full", tmp_path / "half"
+    run_batch(loaded, inputs / "vol_b.h5", _options(full))
+    run_batch(loaded, inputs / "vol_b.h5", _options(half, precision="bf16-mixed"))
+    a, b = read_reconstruction(full / "vol_b.h5"), read_reconstruction(half / "vol_b.h5")
+    assert (a.extra_attrs["precision"], b.extra_attrs["precision"]) == ("32", "bf16-mixed")
+    assert json.loads((half / "run.json").read_text())["config"]["run"]["precision"] == "bf16-mixed"
+    difference = float(np.abs(a.reconstruction - b.reconstruction).max() / a.reconstruction.max())
+    assert 1e-5 < difference < 0.02  # bfloat16's rounding in the CNN, the same image
+    # a resumed run at the other precision does not take these outputs for its own
+    with pytest.raises(ConfigError, match="precision"):
+        run_batch(loaded, inputs / "vol_b.h5", _options(full, precision="bf16-mixed"))
+    with pytest.raises(ConfigError, match="zero_filled is a classical method and runs in float32"):
+        run_batch(load_reconstructor("zero_filled"), inputs, _options(tmp_path / "z", precision="bf16-mixed"))
+    assert not (tmp_path / "z").exists()
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    with pytest.warns(Notice, match="without bfloat16 instructions .* is slower than float32"):
+        run_batch(loaded, inputs / "vol_b.h5", _options(tmp_path / "slow", precision="bf16-mixed"))
 
 
 def _first_slice(folder: Path) -> pydicom.Dataset:

@@ -100,6 +100,10 @@ def test_infer_a_folder_with_dicom(tmp_path: Path, inputs: Path) -> None:
         ),
         (["batch", "--model", "zero_filled", "--input-dir", "{in}", "-o", "{in}/vol_a.h5"], "is a file"),
         (["infer", "zero_filled", "{in}", "-o", "{in}"], "output folder is the folder of the inputs"),
+        (
+            ["infer", "zero_filled", "{in}", "-o", "{out}", "--precision", "bf16-mixed"],
+            "zero_filled is a classical method and runs in float32",
+        ),
     ],
     ids=[
         "unknown-model",
@@ -112,6 +116,7 @@ def test_infer_a_folder_with_dicom(tmp_path: Path, inputs: Path) -> None:
         "missing-checkpoint",
         "output-is-file",
         "output-is-input",
+        "bf16-classical",
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path: Path, inputs: Path, args, message) -> None:
