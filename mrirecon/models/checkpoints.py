@@ -25,6 +25,7 @@ __all__ = [
     "MODEL_PREFIX",
     "load_checkpoint_model",
     "load_trained_model",
+    "pretrained_name",
     "read_checkpoint",
     "trained_coil_maps",
     "training_record",
@@ -112,9 +113,8 @@ def load_trained_model(
     """
     from mrirecon.models import pretrained
 
-    # a name, not a file of that name in the working directory (loading.load_reconstructor's rule)
-    if isinstance(path, str) and pretrained.is_pretrained(path) and not Path(path).exists():
-        name, model, card = pretrained.load_pretrained(path, map_location=map_location)
+    if (shipped := pretrained_name(path)) is not None:
+        name, model, card = pretrained.load_pretrained(shipped, map_location=map_location)
         return name, model, _coil_maps(card)
     path = Path(path)
     if path.suffix == ".safetensors":
@@ -135,6 +135,16 @@ def load_trained_model(
         path=path,
         hint="give a .ckpt written by `mrirecon train` or a .pt model file",
     )
+
+
+def pretrained_name(path: str | os.PathLike[str]) -> str | None:
+    """The shipped model ``path`` names, or None: a pretrained name given as a string where no file
+    of that name exists (a file in the working directory wins; loading.load_reconstructor's rule)."""
+    from mrirecon.models import pretrained
+
+    if isinstance(path, str) and pretrained.is_pretrained(path) and not Path(path).exists():
+        return path
+    return None
 
 
 def _coil_maps(record: Any) -> str | None:
@@ -160,9 +170,8 @@ def trained_coil_maps(path: str | os.PathLike[str]) -> str | None:
 
     from mrirecon.models import pretrained
 
-    if isinstance(path, str) and pretrained.is_pretrained(path) and not Path(path).exists():
-        path = pretrained.PRETRAINED[path].path
-    path = Path(path)
+    shipped = pretrained_name(path)
+    path = pretrained.PRETRAINED[shipped].path if shipped is not None else Path(path)
     record: Any = None
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError, safe_open

@@ -2,12 +2,15 @@
 
 ``model_config`` resolves ``model.name``, ``model.preset`` / ``model.init`` and ``model.params`` into
 the model's config dataclass (and checks that ``model.init``'s weights fit it); ``initial_model``
-loads the weights a fine-tune starts from; ``load_initial_weights`` puts them into a model.
+loads the weights a fine-tune starts from; ``load_initial_weights`` puts them into a model;
+``initial_coil_maps`` is the coil-map method they learned from. The file is read once per process
+while it is unchanged (the config check, the run's set-up and its start each ask for it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mrirecon.config import from_mapping, to_mapping
@@ -16,7 +19,10 @@ from mrirecon.errors import ConfigError
 if TYPE_CHECKING:
     from mrirecon.training.config import ModelSection, TrainConfig
 
-__all__ = ["initial_model", "load_initial_weights", "model_config"]
+__all__ = ["initial_coil_maps", "initial_model", "load_initial_weights", "model_config"]
+
+#: The last ``model.init`` read: ``(its file's identity, (name, model, coil-map method))``.
+_LAST_INIT: list[tuple[tuple[Any, ...], tuple[str, Any, str | None]]] = []
 
 
 def model_config(config: TrainConfig, *, resumed: Mapping[str, Any] | None = None) -> Any:
@@ -120,17 +126,47 @@ def initial_model(section: ModelSection) -> tuple[str, Any]:
     Raises:
         ConfigError: it is a model other than ``model.name``, or cannot be read.
     """
-    from mrirecon.errors import CheckpointError
-    from mrirecon.models.checkpoints import load_checkpoint_model
-
     assert section.init is not None
-    try:
-        name, model = load_checkpoint_model(section.init)
-    except CheckpointError as error:
-        raise ConfigError(f"'model.init': {error.one_line(hint=False)}", hint=error.hint) from error
+    name, model, _ = _read_init(section.init)
     if name != section.name:
         raise ConfigError(
             f"'model.init' {section.init!r} holds model '{name}', not '{section.name}'",
             hint=f"set model.name={name}, or start from weights of a '{section.name}'",
         )
     return name, model
+
+
+def initial_coil_maps(section: ModelSection) -> str | None:
+    """The coil-map method ``model.init``'s weights learned from, as its file records it (None when
+    it does not say).
+
+    Raises:
+        ConfigError: the file cannot be read.
+    """
+    assert section.init is not None
+    return _read_init(section.init)[2]
+
+
+def _read_init(init: str) -> tuple[str, Any, str | None]:
+    """``(model name, model, coil-map method)`` of the file (or shipped model) ``init``, read again
+    only when the file changed since the last call."""
+    from mrirecon.errors import CheckpointError
+    from mrirecon.models import pretrained
+    from mrirecon.models.checkpoints import load_trained_model, pretrained_name
+
+    shipped = pretrained_name(init)
+    file = pretrained.PRETRAINED[shipped].path if shipped is not None else Path(init)
+    try:
+        stat = file.stat()
+        key: tuple[Any, ...] | None = (init, str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+    except OSError:  # missing: load_trained_model says so
+        key = None
+    if key is not None and _LAST_INIT and _LAST_INIT[0][0] == key:
+        return _LAST_INIT[0][1]
+    try:
+        read = load_trained_model(init)
+    except CheckpointError as error:
+        raise ConfigError(f"'model.init': {error.one_line(hint=False)}", hint=error.hint) from error
+    if key is not None:
+        _LAST_INIT[:] = [(key, read)]
+    return read

@@ -435,10 +435,10 @@ def _say_other_coil_maps(config: TrainConfig, model: Any) -> None:
     """A notice when ``model.init`` learned from other coil maps than this run gives it (a model
     trained on ACS maps, fine-tuned on ESPIRiT's: it starts from inputs it never saw, and inference
     refuses the same mismatch)."""
-    from mrirecon.models.checkpoints import trained_coil_maps
+    from mrirecon.training.model_setup import initial_coil_maps
 
     assert config.model.init is not None
-    trained = trained_coil_maps(config.model.init)
+    trained = initial_coil_maps(config.model)
     if trained is not None and trained != config.data.coil_maps and model.needs_coil_maps():
         warnings.warn(
             Notice(

@@ -301,6 +301,45 @@ def test_resuming_on_other_data_says_so(tiny_registered: str, tmp_path: Path) ->
     assert any(line.startswith("Resuming with changed data: its checksum was ") for line in said)
 
 
+def test_a_fine_tune_reads_its_init_once_while_it_is_unchanged(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The config check, the run's set-up and its start read model.init six times."""
+    from mrirecon.models.io import save_model
+    from mrirecon.models.registry import build_model
+
+    def save(seed: int) -> Path:
+        torch.manual_seed(seed)
+        model = build_model("tiny", TinyConfig(channels=8))
+        record = {"training_config": {"data": {"coil_maps": "acs"}}}
+        return save_model(tmp_path / "init.pt", "tiny", TinyConfig(channels=8), model, record=record)
+
+    init = save(0)
+    reads: list[Path] = []
+    real = torch.load
+
+    def counted(source: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(Path(source))
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted)
+    mapping = base_mapping(fast_dev_run=True)
+    mapping["model"]["init"] = str(init)
+    for run, expected in (("a", 1), ("b", 1)):
+        config = train_config_from_mapping(mapping)
+        train(config, output_dir=tmp_path / run, datasets=phantom_data, echo=lambda _: None)
+        assert reads.count(init) == expected
+    first = dict(load_trained_model(init)[1].state_dict())
+    reads.clear()
+    save(1)  # rewritten: read again, and the run starts from the new weights
+    config = train_config_from_mapping(mapping)
+    from mrirecon.training.model_setup import initial_model
+
+    again = initial_model(config.model)[1].state_dict()
+    assert not all(torch.equal(again[key], value) for key, value in first.items())
+    assert reads.count(init) == 1
+
+
 def test_a_fine_tune_on_other_coil_maps_than_its_init_is_said(tiny_registered: str, tmp_path: Path) -> None:
     """cirim-brain learned from ACS maps; fine-tuned on ESPIRiT's it started below zero-filled, and
     nothing said why (inference refuses the same mismatch)."""
