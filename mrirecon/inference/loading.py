@@ -19,7 +19,8 @@ from mrirecon.config import find_config, load_yaml
 from mrirecon.errors import CheckpointError, ConfigError
 from mrirecon.inference import components
 from mrirecon.models.base import Reconstructor
-from mrirecon.models.pretrained import PRETRAINED, is_pretrained
+from mrirecon.models.checkpoints import pretrained_name
+from mrirecon.models.pretrained import PRETRAINED
 from mrirecon.models.registry import build_model_from_mapping, config_mapping, get_entry, model_names
 
 __all__ = ["LoadedModel", "file_sha256", "load_reconstructor"]
@@ -109,7 +110,7 @@ def load_reconstructor(
     path = Path(text)
     if kind not in ("any", "checkpoint", "model"):
         raise ValueError(f"kind must be 'any', 'checkpoint' or 'model', got {kind!r}")
-    if is_pretrained(text) and not path.exists():
+    if pretrained_name(text) is not None:
         if model_config is not None:
             raise ConfigError(
                 "a pretrained model carries its own config: --model-config applies to a model given by name",
