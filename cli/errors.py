@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from mrirecon.errors import MriReconError, Notice
-from mrirecon.runtime import Terminated, leave_dying_workers
+from mrirecon.runtime import CONTINUES, Terminated, leave_dying_workers
 from mrirecon.workers import Display, WarningDisplay
 
 #: Exit code for errors the user can fix (bad file, bad option, bad config).
@@ -23,14 +23,6 @@ INTERNAL_ERROR = 3
 INTERRUPTED = 130
 #: Exit code of a run stopped by SIGTERM (128 + SIGTERM).
 TERMINATED = 143
-
-
-#: What continues a stopped run, after "Stopped by SIGTERM" or "Interrupted".
-_AGAIN = {
-    "batch": " (a batch run continues where it stopped when run again).",
-    "train": " (mrirecon train -o <its output folder> --resume continues it from its last checkpoint, if "
-    "it wrote one).",
-}
 
 
 def debug_enabled(ctx: click.Context | None) -> bool:
@@ -66,7 +58,8 @@ class ErrorReportingGroup(click.Group):
                 traceback.print_exc()
             stopped = isinstance(interruption, Terminated)
             what = "Stopped by SIGTERM" if stopped else "Interrupted"
-            click.echo(f"{what}{_AGAIN.get(ctx.invoked_subcommand or '', '.')}", err=True)
+            again = CONTINUES.get(ctx.invoked_subcommand or "")  # what continues the stopped run
+            click.echo(f"{what} ({again})." if again else f"{what}.", err=True)
             sys.exit(TERMINATED if stopped else INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise

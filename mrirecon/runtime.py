@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 __all__ = [
+    "CONTINUES",
     "INTERRUPTED",
     "TERMINATED",
     "Terminated",
@@ -362,6 +363,14 @@ def _lightning_interrupted(error: SystemExit) -> bool:
     )
 
 
+#: How each kind of run continues after it stopped (the CLI's stop message, the lost-peer hint).
+CONTINUES = {
+    "train": "mrirecon train -o <its output folder> --resume continues it from its last checkpoint, if it "
+    "wrote one",
+    "batch": "a batch run continues where it stopped when run again",
+}
+
+
 def lost_peer(error: BaseException) -> BaseException | None:
     """In a distributed run, another process stopped (its own error printed by it) and this one's
     collective failed: a one-line ``ConfigError`` saying so, not a bug's traceback. None for any
@@ -380,8 +389,7 @@ def lost_peer(error: BaseException) -> BaseException | None:
     first = text.strip().splitlines()[0][:200] if text.strip() else type(error).__name__
     return ConfigError(
         f"another process of this distributed run stopped, and this one with it ({first})",
-        hint="its error is printed above; fix it and start the run again (a training run continues with "
-        "--resume, a batch run where it stopped)",
+        hint=f"its error is printed above; fix it and start the run again: {'; '.join(CONTINUES.values())}",
     )
 
 
