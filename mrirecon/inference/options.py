@@ -181,14 +181,16 @@ class RunOptions:
                 "a classical method and runs in float32",
                 hint="leave out --precision",
             )
-        accelerator, _ = resolve_device(self.device, self.devices)
-        if accelerator == "gpu" and not torch.cuda.is_bf16_supported():
-            raise ConfigError(
-                f"--precision {self.precision}: this GPU has no bfloat16", hint="leave out --precision"
-            )
-        if accelerator == "cpu" and not (
-            torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-        ):
+        accelerator, devices = resolve_device(self.device, self.devices)
+        if accelerator == "gpu":
+            indices = devices if isinstance(devices, list) else [torch.cuda.current_device()]
+            if any(torch.cuda.get_device_capability(i) < (8, 0) for i in indices):  # emulated before Ampere
+                raise ConfigError(
+                    f"--precision {self.precision}: this GPU has no bfloat16 arithmetic (it came with "
+                    "compute capability 8.0, Ampere)",
+                    hint="leave out --precision",
+                )
+        if accelerator == "cpu" and not _cpu_has_bf16():
             warnings.warn(
                 f"--precision {self.precision} on a CPU without bfloat16 instructions (AVX512-BF16, AMX) "
                 "is slower than float32",
@@ -199,6 +201,13 @@ class RunOptions:
     def replace(self, **changes: Any) -> RunOptions:
         """A copy with ``changes``."""
         return dataclasses.replace(self, **changes)
+
+
+def _cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (x86: AVX512-BF16 or AMX; Arm: BF16), as torch's
+    CPU capabilities list them (none listed on a torch without ``torch.cpu.get_capabilities``)."""
+    listed: dict[str, Any] = getattr(torch.cpu, "get_capabilities", dict)()
+    return any(bool(listed.get(key)) for key in ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16"))
 
 
 def resolve_device(device: str, devices: int = 1) -> tuple[str, int | list[int]]:

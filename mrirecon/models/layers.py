@@ -101,7 +101,8 @@ class ReplicationConv2d(nn.Conv2d):
         stacked = weight.permute(2, 3, 0, 1).reshape(k * k * out, weight.shape[1])
         taps = F.linear(x.permute(0, 2, 3, 1), stacked).permute(0, 3, 1, 2)  # (B, k²·out, H, W), NHWC memory
         taps = F.pad(taps, (p, p, p, p), mode="replicate")
-        result = taps[:, :out, :h, :w] if bias is None else taps[:, :out, :h, :w] + bias.view(1, -1, 1, 1)
+        first = taps[:, :out, :h, :w]  # the bias in the taps' dtype (bfloat16 under autocast)
+        result = first if bias is None else first + bias.to(taps.dtype).view(1, -1, 1, 1)
         for t in range(1, k * k):
             i, j = divmod(t, k)
             result = result + taps[:, t * out : (t + 1) * out, i * d : i * d + h, j * d : j * d + w]

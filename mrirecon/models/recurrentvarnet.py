@@ -210,7 +210,7 @@ class RecurrentVarNetBlock(nn.Module):
             x = (x - mean) / std
         w, new_states = self.regularizer(x, states, checkpointed=checkpointed)
         if self.normalized:
-            w = w * std + mean
+            w = w.to(std.dtype) * std + mean  # in float32 (a bfloat16 CNN output under autocast)
         new_kspace = self.data_consistency(kspace, measured, mask) + operator.expand(channels_image(w))
         return new_kspace, list(new_states)
 

@@ -445,14 +445,18 @@ def test_other_reconstruction_settings_give_another_series(tmp_path: Path) -> No
         "espirit": {**base, "coil_maps": "espirit"},
         "centre": {**base, "center_fraction": 0.1},
         "config": {**base, "model_config": '{"lambda": 0.2}'},
+        "bf16": {**base, "precision": "bf16-mixed"},
     }
     uids = {}
     for name, attrs in variants.items():
         series = export_volume_dicom(volume(extra_attrs=attrs), tmp_path / name)
         files = read_series(tmp_path / name)
         uids[name] = (series.series_instance_uid, files[0].SOPInstanceUID)
-    assert len({series for series, _ in uids.values()}) == 4  # a PACS keeps each as its own series
-    assert len({sop for _, sop in uids.values()}) == 4
+    assert len({series for series, _ in uids.values()}) == 5  # a PACS keeps each as its own series
+    assert len({sop for _, sop in uids.values()}) == 5
+    # float32 recorded (--precision 32) is the series it was before precision was recorded
+    float32 = export_volume_dicom(volume(extra_attrs={**base, "precision": "32"}), tmp_path / "float32")
+    assert float32.series_instance_uid == uids["base"][0]
     # the same settings read back from the reconstruction's HDF5 give the same series
     write_reconstruction(tmp_path / "r.h5", volume(extra_attrs=base))
     again = export_volume_dicom(read_reconstruction(tmp_path / "r.h5"), tmp_path / "again")

@@ -337,6 +337,29 @@ def test_options_are_checked_before_anything_runs(tmp_path: Path) -> None:
             RunOptions(output_dir=tmp_path, device="cuda")
 
 
+def test_bf16_mixed_is_refused_on_a_gpu_before_ampere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.cuda.is_bf16_supported() is True on a V100 or T4 (emulated, slow): the compute
+    capability decides, of the GPU --device names."""
+    from mrirecon.inference import options as module
+
+    options = _options(tmp_path, precision="bf16-mixed")
+    monkeypatch.setattr(module, "resolve_device", lambda device, devices: ("gpu", [1]))
+    asked: list[int] = []
+
+    def capability(index: int) -> tuple[int, int]:
+        asked.append(index)
+        return (7, 0)
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", capability)
+    with pytest.raises(ConfigError, match="this GPU has no bfloat16 arithmetic"):
+        options.check_precision("cirim", learned=True)
+    assert asked == [1]
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: (8, 0))
+    options.check_precision("cirim", learned=True)  # Ampere and later: accepted
+
+
 def test_a_model_without_the_coil_maps_it_needs_says_so(tmp_path: Path, inputs: Path) -> None:
     from mrirecon.models.rim import CIRIMConfig
 
@@ -356,7 +379,7 @@ def test_bf16_mixed_runs_the_convolutions_in_bfloat16_and_is_recorded(
 ) -> None:
     from mrirecon.models.rim import CIRIMConfig
 
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)  # any CPU runs it, slower
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True})  # any CPU runs it
     config = CIRIMConfig(cascades=2, time_steps=2, channels=8)
     torch.manual_seed(0)
     loaded = load_reconstructor(save_model(tmp_path / "m.pt", "cirim", config, build_model("cirim", config)))
@@ -374,8 +397,7 @@ def test_bf16_mixed_runs_the_convolutions_in_bfloat16_and_is_recorded(
     with pytest.raises(ConfigError, match="zero_filled is a classical method and runs in float32"):
         run_batch(load_reconstructor("zero_filled"), inputs, _options(tmp_path / "z", precision="bf16-mixed"))
     assert not (tmp_path / "z").exists()
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_f": True, "avx2": True})
     with pytest.warns(Notice, match="without bfloat16 instructions .* is slower than float32"):
         run_batch(loaded, inputs / "vol_b.h5", _options(tmp_path / "slow", precision="bf16-mixed"))
 

@@ -93,10 +93,10 @@ class _MixedPrecisionOps(TorchDispatchMode):
 
 
 def test_bf16_autocast_on_the_cpu_mixes_no_dtypes_in_an_operation(tiny) -> None:
-    """trainer.precision: bf16-mixed on a CPU: no operation of a training step takes float32 and
-    bfloat16 operands together. Such an operation runs on PyTorch's type-converting path: the
-    IndRNN update with its float32 recurrent weight took 30× the time of the convolution before it
-    (a CIRIM step in bf16-mixed slower than in float32)."""
+    """trainer.precision: bf16-mixed and --precision bf16-mixed on a CPU: no operation of a training
+    step or of an inference takes float32 and bfloat16 operands together. Such an operation runs on
+    PyTorch's type-converting path: the IndRNN update with its float32 recurrent weight took 30×
+    the time of the convolution before it (a CIRIM step in bf16-mixed slower than in float32)."""
     variant, _ = tiny
     model = build_tiny(variant).train()
     data = acquisition(batch=2, coils=3, height=12, width=10, seed=3)
@@ -106,6 +106,10 @@ def test_bf16_autocast_on_the_cpu_mixes_no_dtypes_in_an_operation(tiny) -> None:
             out = model(*data.inputs)
         loss = sum((step - data.truth).abs().mean() for cascade in out.steps for step in cascade)
         loss.backward()
+    assert recorder.mixed == []
+    model.eval()
+    with recorder, torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        model(*data.inputs)
     assert recorder.mixed == []
 
 
