@@ -47,6 +47,7 @@ from mrirecon.export.dicom_text import (
     code_item,
     derivation_description,
     mr_attributes,
+    precision_text,
     series_description,
     text_attributes,
 )
@@ -159,21 +160,14 @@ def _series_uids(
         repr(volume.acceleration),
         # what else makes another reconstruction of the same input (absent: as before)
         *(f"{key}={volume.extra_attrs[key]!r}" for key in _RECON_SETTINGS if key in volume.extra_attrs),
-        *_precision(volume),
+        # --precision bf16-mixed gives other pixels; float32's series keep the UIDs they had
+        *([f"precision={precision}"] if (precision := precision_text(volume)) != "32" else []),
     )
     if planes.synthetic:
         frame_uid = derive_uid(root, "synthetic frame of reference", series_uid)
     else:  # the header's (or derived from it: shared by the series of a study), see resolve_identity
         frame_uid = identity.frame_of_reference_uid
     return series_uid, frame_uid
-
-
-def _precision(volume: ReconVolume) -> list[str]:
-    """The precision a reconstruction was made in, for its series UID when it is not float32
-    (``--precision bf16-mixed`` gives other pixels; float32's series keep the UIDs they had)."""
-    value = volume.extra_attrs.get("precision", "32")
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return [] if text == "32" else [f"precision={text}"]
 
 
 def _flag(value: Any) -> bool:

@@ -94,6 +94,15 @@ def frame_text(volume: ReconVolume) -> str:
     return ", ".join(part for part in text.split(", ") if part and not part.endswith(" 0"))
 
 
+def precision_text(volume: ReconVolume) -> str:
+    """The precision the reconstruction ran in (attribute ``precision``, ``--precision``): ``32``
+    (also for a file that does not record it) or ``bf16-mixed``."""
+    text = volume.extra_attrs.get("precision", "32")
+    if isinstance(text, bytes | np.bytes_):
+        text = bytes(text).decode("utf-8", "replace")
+    return text if isinstance(text, str) else "32"
+
+
 def acquisition_label(volume: ReconVolume, identity: Identity) -> str | None:
     """What leads the series description: the protocol (when written) and the frame (when not the
     first), so that the series of a study, and the echoes of one acquisition, differ."""
@@ -126,6 +135,8 @@ def derivation_description(volume: ReconVolume, planes: ImagePlanes, q: Quantise
     frame = frame_text(volume)
     if frame:
         text += f" ISMRMRD frame: {frame}."
+    if precision_text(volume) != "32":
+        text += f" Convolutions in bfloat16 ({precision_text(volume)})."
     text += " Geometry: " + (
         "synthetic (documented default)" if planes.synthetic else "from the acquisition headers"
     )

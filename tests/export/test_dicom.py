@@ -452,6 +452,8 @@ def test_other_reconstruction_settings_give_another_series(tmp_path: Path) -> No
         series = export_volume_dicom(volume(extra_attrs=attrs), tmp_path / name)
         files = read_series(tmp_path / name)
         uids[name] = (series.series_instance_uid, files[0].SOPInstanceUID)
+        said = "Convolutions in bfloat16 (bf16-mixed)." in files[0].DerivationDescription
+        assert said == (name == "bf16")  # the series says how its pixels were made
     assert len({series for series, _ in uids.values()}) == 5  # a PACS keeps each as its own series
     assert len({sop for _, sop in uids.values()}) == 5
     # float32 recorded (--precision 32) is the series it was before precision was recorded
