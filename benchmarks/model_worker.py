@@ -7,6 +7,7 @@ on the real slice. ``python -m benchmarks.models --worker JSON`` runs one of the
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import statistics
 import time
@@ -42,6 +43,7 @@ class Job:
     peer: str = ""  # key of benchmarks.peers.PEERS; config is then "peer:<key>"
     peers_dir: str = ""
     loss: str = "all"  # "all" returned estimates, or the "last" one
+    precision: str = "32"  # or "bf16-mixed": the forward pass under bfloat16 autocast (both sides)
 
 
 def _limit_memory(gigabytes: float) -> None:
@@ -159,15 +161,21 @@ def run_job(job: Job) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
+    def autocast() -> Any:
+        half = job.precision == "bf16-mixed"
+        return torch.autocast(device.type, dtype=torch.bfloat16) if half else contextlib.nullcontext()
+
     def call() -> None:
         if job.mode == "inference":
             model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 forward()
         else:
             model.train()
             model.zero_grad(set_to_none=True)
-            _loss(estimates(forward())).backward()
+            with autocast():
+                out = forward()
+            _loss(estimates(out)).backward()  # the loss in float32, as training computes it
         sync(device)
 
     try:

@@ -22,11 +22,13 @@ CIRIM and RIM; :mod:`benchmarks.peers`) built from exported source trees under `
 alternately with mrirecon's configuration of equal parameter count in the same run, under each
 allocator profile of ``--allocators`` (default: glibc untouched, then tuned, on both sides). Only
 then are ratios printed; the JSON records each ratio against the goals of :data:`peers.GOALS`.
-Without ``--peers`` no ratio is measured and none is printed.
+Without ``--peers`` no ratio is measured and none is printed. ``--precision bf16-mixed`` runs every
+model's forward pass (both sides) under bfloat16 autocast; the training loss stays float32.
 
     python -m benchmarks.models [--quick] [--models rim cirim ...] [--sizes brain knee]
         [--modes inference train train_ckpt] [--threads 2] [--device cpu|cuda]
-        [--allocators untouched tuned] [--peers DIR] [--docs docs/benchmarks.md] [--json PATH]
+        [--precision 32|bf16-mixed] [--allocators untouched tuned] [--peers DIR]
+        [--docs docs/benchmarks.md] [--json PATH]
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from benchmarks.common import (
     write_json,
 )
 from benchmarks.model_worker import Job, run_job, run_real_slice_job
+from mrirecon.inference.options import PRECISIONS
 
 #: (coils, height, width) of the benchmark slices.
 SIZES = {"brain": (8, 218, 170), "knee": (15, 320, 320)}
@@ -165,7 +168,7 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
         from mrirecon.models.registry import model_names
 
         configs = model_names()
-    common: dict[str, Any] = {"threads": args.threads, "device": args.device}
+    common: dict[str, Any] = {"threads": args.threads, "device": args.device, "precision": args.precision}
     common.update(memory_limit_gb=args.memory_limit_gb, repeats=1 if args.quick else args.repeats)
     jobs = []
     for size in sizes:
@@ -233,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--modes", nargs="+", choices=MODES, help="Modes (default: per size).")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2).")
     parser.add_argument("--device", default="cpu", help="cpu or cuda.")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="32",
+        help="bf16-mixed: every model's forward pass (mrirecon's and the references') under bf16 autocast.",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="Timed calls (median).")
     parser.add_argument(
         "--memory-limit-gb", type=float, default=12.0, help="Heap limit per worker (0: none)."
@@ -293,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": f"{started:%Y-%m-%d %H:%M}–{datetime.now(UTC):%H:%M} UTC",
             "machine": machine_info(torch.device(args.device)),
             "threads": args.threads,
+            "precision": args.precision,
             "allocators": {name: ALLOCATORS[name] for name in allocators},
             "complete": complete,
             "rows": rows,

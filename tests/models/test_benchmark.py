@@ -15,13 +15,18 @@ from benchmarks import peers
 
 
 @pytest.mark.slow
-def test_quick_benchmark_writes_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed"])
+def test_quick_benchmark_writes_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, precision: str
+) -> None:
     monkeypatch.setattr(sys, "argv", ["benchmarks.models"])
     out = tmp_path / "models.json"
     args = ["--quick", "--models", "rim", "--modes", "inference", "train_ckpt", "--threads", "1"]
-    code = bench.main([*args, "--json", str(out)])
+    code = bench.main([*args, "--precision", precision, "--json", str(out)])
     assert code == 0
     payload = json.loads(out.read_text())
+    assert payload["precision"] == precision
+    assert {row["precision"] for row in payload["rows"]} == {precision}
     rows = {row["mode"]: row for row in payload["rows"]}
     assert set(rows) == {"inference", "train_ckpt"}
     for row in rows.values():
