@@ -201,7 +201,10 @@ class ConvGRUCell(RecurrentCell):
         # The state's projections are separate tensors so that the (r, z) part, which backward
         # does not need, is freed at once.
         rz = self.input_conv.project(x, 0, 2 * f).add_(self.hidden_conv.project(h, 0, 2 * f)).sigmoid_()
-        r, z = rz[:, :f], rz[:, f:]
+        # split, not two slices: a slice's backward writes its gradient into zeros in NCHW order, and
+        # the sigmoid's backward over that and its channels-last output took 10 ms a step at
+        # 218 × 170 (a ninth of a RIM training step); split's backward concatenates channels-last.
+        r, z = rz.split(f, dim=1)
         n = self.input_conv.project(x, 2 * f, 3 * f)
         if self.candidate_conv is None:
             n = n.addcmul_(r, self.hidden_conv.project(h, 2 * f, 3 * f))

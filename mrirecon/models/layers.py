@@ -95,18 +95,46 @@ class ReplicationConv2d(nn.Conv2d):
 
     def _tap_sum(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         k, d, p = self.kernel_size[0], self.dilation[0], self.replication
-        h, w = x.shape[-2:]
         out = weight.shape[0]
         # (out, in, ky, kx) → (ky·kx·out, in): tap t = ky·k + kx owns channels [t·out, (t+1)·out).
         stacked = weight.permute(2, 3, 0, 1).reshape(k * k * out, weight.shape[1])
         taps = F.linear(x.permute(0, 2, 3, 1), stacked).permute(0, 3, 1, 2)  # (B, k²·out, H, W), NHWC memory
         taps = F.pad(taps, (p, p, p, p), mode="replicate")
-        first = taps[:, :out, :h, :w]  # the bias in the taps' dtype (bfloat16 under autocast)
-        result = first if bias is None else first + bias.to(taps.dtype).view(1, -1, 1, 1)
+        result = _ShiftedTapSum.apply(taps, k, d, out)
+        # the bias in the taps' dtype (bfloat16 under autocast)
+        return result if bias is None else result + bias.to(taps.dtype).view(1, -1, 1, 1)
+
+
+class _ShiftedTapSum(torch.autograd.Function):
+    """The sum over the k² taps of tap ``t = i·k + j``'s channels ``[t·out, (t+1)·out)`` of the
+    padded tap projections, shifted by ``(i·d, j·d)``.
+
+    Backward writes each tap's gradient into one zero tensor in the taps' (channels-last) layout;
+    as k² slices of the taps, it took k² zero tensors in NCHW order and their sum (6 ms for a
+    64 → 2 layer at 218 × 170, against 1 ms forward).
+
+    Shapes: ``taps (B, k²·out, H + 2p, W + 2p)`` → ``(B, out, H, W)``, ``p = d·(k − 1)/2``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, taps: torch.Tensor, k: int, d: int, out: int) -> torch.Tensor:
+        h, w = taps.shape[-2] - d * (k - 1), taps.shape[-1] - d * (k - 1)
+        ctx.geometry = (taps.shape, taps.dtype, taps.device, k, d, out)
+        result = taps[:, :out, :h, :w].clone(memory_format=torch.channels_last)
         for t in range(1, k * k):
             i, j = divmod(t, k)
-            result = result + taps[:, t * out : (t + 1) * out, i * d : i * d + h, j * d : j * d + w]
+            result += taps[:, t * out : (t + 1) * out, i * d : i * d + h, j * d : j * d + w]
         return result
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        shape, dtype, device, k, d, out = ctx.geometry
+        h, w = grad.shape[-2:]
+        taps = torch.empty(shape, dtype=dtype, device=device, memory_format=torch.channels_last).zero_()
+        for t in range(k * k):
+            i, j = divmod(t, k)
+            taps[:, t * out : (t + 1) * out, i * d : i * d + h, j * d : j * d + w] = grad
+        return taps, None, None, None
 
 
 class _TapGradConv2d(torch.autograd.Function):
