@@ -129,7 +129,7 @@ class _LayoutMixingOps(TorchDispatchMode):
             for t in torch.utils._pytree.tree_leaves((args, kwargs))
             if isinstance(t, torch.Tensor) and t.dim() == 4 and t.shape[1] >= 4 and t.shape[-1] > 1
         ]
-        layouts = {}
+        layouts: dict[tuple[int, ...], set[bool]] = {}
         for t in maps:
             if t.is_contiguous(memory_format=torch.channels_last) != t.is_contiguous():
                 layouts.setdefault(tuple(t.shape), set()).add(t.is_contiguous())
