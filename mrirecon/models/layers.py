@@ -224,9 +224,30 @@ def _tap_weight_grad(grad: torch.Tensor, x: torch.Tensor, k: int, d: int) -> tor
     rows = x.permute(0, 2, 3, 1).reshape(b, hp * wp, c)  # a view: channels-last memory
     if not rows.is_contiguous():
         rows = rows.contiguous()
-    gt = grad.transpose(1, 2)  # (B, O, n)
-    taps = [torch.bmm(gt, rows[:, t : t + n]).sum(0) for t in offsets]
+    taps = [_rows_product(grad, rows[:, t : t + n]) for t in offsets]
     return torch.stack(taps, dim=-1).reshape(o, c, k, k)
+
+
+def _rows_product(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``Σ_b g[b]ᵀ · x[b]`` for ``g (B, n, O)`` and ``x (B, n, C)``: ``(O, C)``.
+
+    One matrix product with a small result over many rows (64 × 64 over 37,000 at 218 × 170)
+    leaves threads idle; split into 2 × threads products over consecutive row blocks it does not
+    (1.25 → 0.95 ms for 64 channels, 4.3 → 3.0 ms for 128, two threads; the same at one thread).
+    """
+    n = g.shape[1]
+    threads = torch.get_num_threads()
+    blocks = 2 * threads if threads > 1 and n >= 4096 * threads else 1
+    m = n // blocks * blocks
+    out = None
+    for gb, xb in zip(g, x, strict=True):  # per slice: the row blocks of one slice are a view
+        gt = gb[:m].unflatten(0, (blocks, m // blocks)).transpose(1, 2)  # (blocks, O, m / blocks)
+        part = torch.bmm(gt, xb[:m].unflatten(0, (blocks, m // blocks))).sum(0)
+        if m < n:
+            part += gb[m:].T @ xb[m:]
+        out = part if out is None else out + part
+    assert out is not None
+    return out
 
 
 def _tap_input_grad(grad: torch.Tensor, shape: torch.Size, weight: torch.Tensor, d: int) -> torch.Tensor:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from mrirecon.models.layers import (
     TAP_GRAD_MIN_INPUTS,
     ReplicationConv2d,
+    _rows_product,
     _TapGradConv2d,
     channels_image,
     image_channels,
@@ -153,3 +154,21 @@ def test_bf16_autocast_on_the_cpu_trains_every_route(cin: int, cout: int, kernel
     assert expected is not None
     tolerance = 0.1 * float(expected.abs().max())
     assert torch.allclose(conv.weight.grad, expected, rtol=0.1, atol=tolerance)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_the_row_products_of_a_weight_gradient_split_over_threads_sum_to_the_product(threads: int) -> None:
+    """Row blocks (2 × threads of them, and the rows left over) give Σ_b g[b]ᵀ·x[b]; a batch of
+    two slices of padded rows as the weight gradient reads them (views, not copies)."""
+    generator = torch.Generator().manual_seed(0)
+    g = torch.randn(2, 25_001, 5, dtype=torch.float64, generator=generator)
+    rows = torch.randn(2, 25_040, 7, dtype=torch.float64, generator=generator)
+    x = rows[:, 13 : 13 + 25_001]
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = _rows_product(g, x)
+    finally:
+        torch.set_num_threads(saved)
+    expected = torch.einsum("bno,bnc->oc", g, x)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-9)
