@@ -23,6 +23,7 @@ from mrirecon.models.io import model_from_payload, read_weights_file
 __all__ = [
     "CHECKPOINT_KEY",
     "MODEL_PREFIX",
+    "checkpoint_file",
     "load_checkpoint_model",
     "load_trained_model",
     "pretrained_name",
@@ -147,6 +148,15 @@ def pretrained_name(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def checkpoint_file(path: str | os.PathLike[str]) -> Path:
+    """The file ``path`` stands for: a shipped model's safetensors file for its name
+    (:func:`pretrained_name`), else ``path`` itself."""
+    from mrirecon.models import pretrained
+
+    shipped = pretrained_name(path)
+    return pretrained.PRETRAINED[shipped].path if shipped is not None else Path(path)
+
+
 def _coil_maps(record: Any) -> str | None:
     """The coil-map method (``data.coil_maps``) of the training config a model's record (a card, a
     checkpoint's record, a payload) holds, if it names one."""
@@ -168,10 +178,7 @@ def trained_coil_maps(path: str | os.PathLike[str]) -> str | None:
     """
     import json
 
-    from mrirecon.models import pretrained
-
-    shipped = pretrained_name(path)
-    path = pretrained.PRETRAINED[shipped].path if shipped is not None else Path(path)
+    path = checkpoint_file(path)
     record: Any = None
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError, safe_open

@@ -10,7 +10,6 @@ while it is unchanged (the config check, the run's set-up and its start each ask
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mrirecon.config import from_mapping, to_mapping
@@ -151,11 +150,9 @@ def _read_init(init: str) -> tuple[str, Any, str | None]:
     """``(model name, model, coil-map method)`` of the file (or shipped model) ``init``, read again
     only when the file changed since the last call."""
     from mrirecon.errors import CheckpointError
-    from mrirecon.models import pretrained
-    from mrirecon.models.checkpoints import load_trained_model, pretrained_name
+    from mrirecon.models.checkpoints import checkpoint_file, load_trained_model
 
-    shipped = pretrained_name(init)
-    file = pretrained.PRETRAINED[shipped].path if shipped is not None else Path(init)
+    file = checkpoint_file(init)
     try:
         stat = file.stat()
         key: tuple[Any, ...] | None = (init, str(file.resolve()), stat.st_mtime_ns, stat.st_size)
