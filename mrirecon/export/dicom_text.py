@@ -83,24 +83,26 @@ def series_description(
     return f"{prefix}{clean_text(model, room - len(prefix.encode()))} recon{rest}"
 
 
+def _attr_text(volume: ReconVolume, name: str, default: str) -> str:
+    """The reconstruction's text attribute ``name`` (bytes as HDF5 may return them decoded);
+    ``default`` when it is absent or not text."""
+    text = volume.extra_attrs.get(name, default)
+    if isinstance(text, bytes | np.bytes_):
+        text = bytes(text).decode("utf-8", "replace")
+    return text if isinstance(text, str) else default
+
+
 def frame_text(volume: ReconVolume) -> str:
     """The ISMRMRD frame the reconstruction took (attribute ``frame``: ``contrast 0, repetition 0,
     phase 0, set 1``) as its counters other than 0 (``set 1``); "" for the first of each."""
-    text = volume.extra_attrs.get("frame", "")
-    if isinstance(text, bytes | np.bytes_):
-        text = bytes(text).decode("utf-8", "replace")
-    if not isinstance(text, str):
-        return ""
+    text = _attr_text(volume, "frame", "")
     return ", ".join(part for part in text.split(", ") if part and not part.endswith(" 0"))
 
 
 def precision_text(volume: ReconVolume) -> str:
     """The precision the reconstruction ran in (attribute ``precision``, ``--precision``): ``32``
     (also for a file that does not record it) or ``bf16-mixed``."""
-    text = volume.extra_attrs.get("precision", "32")
-    if isinstance(text, bytes | np.bytes_):
-        text = bytes(text).decode("utf-8", "replace")
-    return text if isinstance(text, str) else "32"
+    return _attr_text(volume, "precision", "32")
 
 
 def acquisition_label(volume: ReconVolume, identity: Identity) -> str | None:
@@ -135,8 +137,9 @@ def derivation_description(volume: ReconVolume, planes: ImagePlanes, q: Quantise
     frame = frame_text(volume)
     if frame:
         text += f" ISMRMRD frame: {frame}."
-    if precision_text(volume) != "32":
-        text += f" Convolutions in bfloat16 ({precision_text(volume)})."
+    precision = precision_text(volume)
+    if precision != "32":
+        text += f" Convolutions in bfloat16 ({precision})."
     text += " Geometry: " + (
         "synthetic (documented default)" if planes.synthetic else "from the acquisition headers"
     )
