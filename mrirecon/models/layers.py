@@ -120,21 +120,31 @@ class _ShiftedTapSum(torch.autograd.Function):
     def forward(ctx: Any, taps: torch.Tensor, k: int, d: int, out: int) -> torch.Tensor:
         h, w = taps.shape[-2] - d * (k - 1), taps.shape[-1] - d * (k - 1)
         ctx.geometry = (taps.shape, taps.dtype, taps.device, k, d, out)
-        result = taps[:, :out, :h, :w].clone(memory_format=torch.channels_last)
-        for t in range(1, k * k):
-            i, j = divmod(t, k)
-            result += taps[:, t * out : (t + 1) * out, i * d : i * d + h, j * d : j * d + w]
+        first, *rest = _tap_windows(k, d, out, h, w)
+        result = taps[first].clone(memory_format=torch.channels_last)
+        for window in rest:
+            result += taps[window]
         return result
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         shape, dtype, device, k, d, out = ctx.geometry
-        h, w = grad.shape[-2:]
         taps = torch.empty(shape, dtype=dtype, device=device, memory_format=torch.channels_last).zero_()
-        for t in range(k * k):
-            i, j = divmod(t, k)
-            taps[:, t * out : (t + 1) * out, i * d : i * d + h, j * d : j * d + w] = grad
+        for window in _tap_windows(k, d, out, *grad.shape[-2:]):
+            taps[window] = grad
         return taps, None, None, None
+
+
+def _tap_windows(k: int, d: int, out: int, h: int, w: int) -> list[tuple[slice, ...]]:
+    """Index of each tap ``t = i·k + j``'s ``h × w`` window in the padded taps of
+    :class:`_ShiftedTapSum`: channels ``[t·out, (t+1)·out)``, shifted by ``(i·d, j·d)``."""
+    windows: list[tuple[slice, ...]] = []
+    for t in range(k * k):
+        i, j = divmod(t, k)
+        windows.append(
+            (slice(None), slice(t * out, (t + 1) * out), slice(i * d, i * d + h), slice(j * d, j * d + w))
+        )
+    return windows
 
 
 class _TapGradConv2d(torch.autograd.Function):
