@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -42,6 +43,14 @@ def time_call(fn: Callable[[], object], device: torch.device, *, repeats: int = 
         sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def autocast(precision: str, device: torch.device) -> Any:
+    """The context a benchmark runs a model's forward pass in: bfloat16 autocast for
+    ``bf16-mixed`` (as ``trainer.precision`` and ``--precision`` do), nothing for ``32``."""
+    if precision == "bf16-mixed":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def peak_rss_bytes() -> int:

@@ -26,7 +26,6 @@ autocast, as ``mrirecon batch --precision bf16-mixed`` does.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import machine_info, print_table, sync, write_json
+from benchmarks.common import autocast, machine_info, print_table, sync, write_json
 from mrirecon.inference import RunOptions, Undersampling, run_batch
 from mrirecon.inference.components import make_transform
 from mrirecon.inference.inputs import list_inputs, output_paths
@@ -88,11 +87,7 @@ def compute_only(
             groups.append((group.masked_kspace.to(device), group.mask.to(device), group.coil_maps.to(device)))
     items.close()
     model = loaded.model.to(device)
-    half = options.precision == "bf16-mixed"
-    with (
-        torch.inference_mode(),
-        torch.autocast(device.type, dtype=torch.bfloat16) if half else contextlib.nullcontext(),
-    ):
+    with torch.inference_mode(), autocast(options.precision, device):
         forward(model, loaded.name, *groups[0]).abs().cpu()  # warm-up (allocations, kernels)
         sync(device)
         start = time.perf_counter()

@@ -7,7 +7,6 @@ on the real slice. ``python -m benchmarks.models --worker JSON`` runs one of the
 
 from __future__ import annotations
 
-import contextlib
 import resource
 import statistics
 import time
@@ -18,7 +17,7 @@ from typing import Any
 import torch
 
 from benchmarks import peers
-from benchmarks.common import REAL_POISSON_BRAIN, peak_rss_bytes, sync
+from benchmarks.common import REAL_POISSON_BRAIN, autocast, peak_rss_bytes, sync
 
 __all__ = ["PRETRAINED_CS_PEER", "Job", "make_inputs", "run_job", "run_real_slice_job"]
 
@@ -161,19 +160,15 @@ def run_job(job: Job) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    def autocast() -> Any:
-        half = job.precision == "bf16-mixed"
-        return torch.autocast(device.type, dtype=torch.bfloat16) if half else contextlib.nullcontext()
-
     def call() -> None:
         if job.mode == "inference":
             model.eval()
-            with torch.no_grad(), autocast():
+            with torch.no_grad(), autocast(job.precision, device):
                 forward()
         else:
             model.train()
             model.zero_grad(set_to_none=True)
-            with autocast():
+            with autocast(job.precision, device):
                 out = forward()
             _loss(estimates(out)).backward()  # the loss in float32, as training computes it
         sync(device)
