@@ -46,6 +46,7 @@ __all__ = [
     "l2_loss",
     "lesion_contrast_loss",
     "lesion_l1_loss",
+    "lesion_region",
     "lesion_ring_weights",
     "per_slice_max",
     "ssim_loss",
@@ -110,7 +111,11 @@ DATA_TERMS = ("dc",)
 
 
 def lesion_l1_loss(
-    pred: torch.Tensor, target: torch.Tensor, labels: torch.Tensor, margin: int = 3
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    labels: torch.Tensor,
+    margin: int = 3,
+    region: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The relative L1 error around lesions: ``Σ|pred − target| / Σ target`` over the pixels within
     ``margin`` pixels of a labelled lesion (the lesion and the tissue it is measured against).
@@ -124,12 +129,19 @@ def lesion_l1_loss(
         target: ``(B, h, w)``.
         labels: ``(B, h, w)`` lesion labels (0 = none), or empty: no lesions.
         margin: Dilation of the lesions, pixels.
+        region: :func:`lesion_region` of ``labels`` and ``margin`` when already computed.
     """
     if labels.numel() == 0 or labels.shape != target.shape or not bool((labels > 0).any()):
         return pred.new_zeros(())
-    region = (labels > 0).to(pred.dtype).unsqueeze(1)
-    region = torch.nn.functional.max_pool2d(region, 2 * margin + 1, stride=1, padding=margin).squeeze(1)
+    if region is None:
+        region = lesion_region(labels, margin)
     return (region * (pred - target).abs()).sum() / (region * target.abs()).sum().clamp_min(1e-12)
+
+
+def lesion_region(labels: torch.Tensor, margin: int = 3) -> torch.Tensor:
+    """``(B, h, w)`` float 0/1: the pixels within ``margin`` pixels (a square) of a labelled lesion."""
+    region = (labels > 0).to(torch.float32).unsqueeze(1)
+    return torch.nn.functional.max_pool2d(region, 2 * margin + 1, stride=1, padding=margin).squeeze(1)
 
 
 def _dilate(masks: torch.Tensor, radius: float) -> torch.Tensor:
@@ -225,8 +237,17 @@ def consistency_loss(
     """
     if not image.is_complex():
         raise ValueError("the 'dc' loss needs complex estimates; this model returns real images")
-    residual = (operator.forward(image) - measured).flatten(1).norm(dim=1)
-    return (residual / measured.flatten(1).norm(dim=1).clamp_min(1e-12)).mean()
+    residual = _l2_norms(operator.forward(image) - measured)
+    return (residual / _l2_norms(measured).clamp_min(1e-12)).mean()
+
+
+def _l2_norms(x: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` Euclidean norms of the ``B`` complex items of ``x``, through its real view.
+
+    ``torch.linalg.vector_norm`` of a complex CPU tensor takes a slow path: 9 ms for 16 coils of
+    256 × 256 against 0.3 ms for the same norm of the real view (2 threads).
+    """
+    return torch.linalg.vector_norm(torch.view_as_real(x).flatten(1), dim=1)
 
 
 def image_loss(
@@ -330,10 +351,12 @@ class ReconLoss:
         data_range: torch.Tensor | float,
         labels: torch.Tensor | None = None,
         rings: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        region: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The loss of one estimate: ``image`` ``(B, H, W)`` complex or real, ``target`` ``(B, h, w)``,
         ``labels`` ``(B, h, w)`` lesion labels (for the lesion terms) or None; ``rings`` the
-        :func:`lesion_ring_weights` of target and labels when already computed."""
+        :func:`lesion_ring_weights` of target and labels and ``region`` their
+        :func:`lesion_region`, when already computed (once for all the estimates of a batch)."""
         magnitude = image.abs() if image.is_complex() else image
         pred, ref = crop_to_target(magnitude.float(), target.float())
         if self.normalize == "per_slice_max":
@@ -342,7 +365,7 @@ class ReconLoss:
         if labels is None or labels.numel() == 0 or labels.shape != ref.shape:
             return loss
         if self.lesion_l1_weight:
-            loss = loss + self.lesion_l1_weight * lesion_l1_loss(pred, ref, labels)
+            loss = loss + self.lesion_l1_weight * lesion_l1_loss(pred, ref, labels, region=region)
         if self.lesion_contrast_weight and bool((labels > 0).any()):
             weights = rings if rings is not None else lesion_ring_weights(ref, labels)
             loss = loss + self.lesion_contrast_weight * lesion_contrast_loss(pred, ref, weights)
@@ -373,10 +396,12 @@ class ReconLoss:
             raise ValueError("the model returned no estimates (empty steps)")
         if self.dc_weight and data is None:
             raise ValueError("the 'dc' loss needs the operator and the measured k-space (data=...)")
-        rings = None
-        wanted = self.lesion_contrast_weight and labels is not None and labels.shape == target.shape
-        if wanted and labels is not None and bool((labels > 0).any()):
-            rings = lesion_ring_weights(target.float(), labels)
+        rings = region = None
+        if labels is not None and labels.shape == target.shape and bool((labels > 0).any()):
+            if self.lesion_contrast_weight:
+                rings = lesion_ring_weights(target.float(), labels)
+            if self.lesion_l1_weight:
+                region = lesion_region(labels)
         total = target.new_zeros((), dtype=torch.float32)
         cascade_w = step_weights(len(steps), self.cascade_weighting)
         for v, cascade in zip(cascade_w, steps):
@@ -384,7 +409,7 @@ class ReconLoss:
                 continue
             for w, estimate in zip(step_weights(len(cascade), self.time_weighting), cascade):
                 if w != 0:
-                    loss = self.image(estimate, target, data_range, labels, rings)
+                    loss = self.image(estimate, target, data_range, labels, rings, region)
                     if self.dc_weight and data is not None:
                         loss = loss + self.dc_weight * consistency_loss(estimate, *data)
                     total = total + (v * w) * loss
