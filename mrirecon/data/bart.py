@@ -44,10 +44,13 @@ _SUPPORTED = {0, 1, 2, 3, 13}
 
 
 def bart_pair(path: str | Path) -> tuple[Path, Path]:
-    """``(NAME.hdr, NAME.cfl)`` for a path given as ``NAME``, ``NAME.cfl`` or ``NAME.hdr``."""
+    """``(NAME.hdr, NAME.cfl)`` for a path given as ``NAME``, ``NAME.cfl`` or ``NAME.hdr``.
+
+    Dots inside ``NAME`` stay (``scan.2024`` pairs ``scan.2024.hdr`` with ``scan.2024.cfl``).
+    """
     path = Path(path)
     base = path.with_suffix("") if path.suffix.lower() in (".cfl", ".hdr") else path
-    return base.with_suffix(".hdr"), base.with_suffix(".cfl")
+    return base.with_name(base.name + ".hdr"), base.with_name(base.name + ".cfl")
 
 
 def _read_dims(header: Path) -> tuple[int, ...]:

@@ -43,6 +43,7 @@ from mrirecon.data.hdf5_inputs import (
     stored_dataset,
 )
 from mrirecon.data.header import parse_ismrmrd_header
+from mrirecon.data.lesions import checked_labels
 from mrirecon.data.raw import Calibration, RawVolume, normalize_mask
 from mrirecon.errors import DataError, Notice
 from mrirecon.masks import describe_mask, reduce_mask
@@ -88,7 +89,7 @@ def probe_conventions(
         else:  # calgary: (S, H, W, 2·C)
             slice_shape = (int(shape[3]) // 2, int(shape[1]), int(shape[2]))
         return (
-            _centered(plain_attrs(handle.attrs), layout, centered),
+            _centered(plain_attrs(handle.attrs), layout, centered, path),
             has_target,
             "mask" in handle,
             slice_shape,
@@ -97,12 +98,19 @@ def probe_conventions(
 
 def _layout(kspace: h5py.Dataset) -> str | None:
     """``multi`` (complex ``(S, C, H, W)``), ``single`` (complex ``(S, H, W)``), ``calgary`` (float
-    ``(S, H, W, 2·C)``), or None for any other ``kspace``."""
+    ``(S, H, W, 2·C)``), or None for any other ``kspace``.
+
+    The Calgary-Campinas layout's last axis (real and imaginary parts of each coil) is even and no
+    longer than either image axis; a float ``(S, C, H, W)`` array (the magnitude or real part of a
+    k-space, saved by mistake) has a last axis longer than its coil axis and is not taken for one.
+    """
     complex_data = np.issubdtype(kspace.dtype, np.complexfloating)
     if complex_data and kspace.ndim in (3, 4):
         return "multi" if kspace.ndim == 4 else "single"
-    if np.issubdtype(kspace.dtype, np.floating) and kspace.ndim == 4 and kspace.shape[-1] % 2 == 0:
-        return "calgary"
+    if np.issubdtype(kspace.dtype, np.floating) and kspace.ndim == 4:
+        parts = kspace.shape[-1]
+        if parts % 2 == 0 and parts <= min(kspace.shape[1], kspace.shape[2]):
+            return "calgary"
     return None
 
 
@@ -122,12 +130,25 @@ def reference_key(handle: h5py.File) -> str | None:
     return next((k for k in _reference_keys(layout) if k in handle), None)
 
 
-def _centered(attrs: dict[str, Any], layout: str, override: bool | None) -> bool:
-    """The FFT convention: ``override``, else the ``mrirecon_fft_centered`` attribute, else centred
-    for every layout but Calgary-Campinas."""
+def _centered(attrs: dict[str, Any], layout: str, override: bool | None, path: Path) -> bool:
+    """The FFT convention: ``override``, else the ``mrirecon_fft_centered`` attribute (a boolean,
+    or the integer 0 or 1), else centred for every layout but Calgary-Campinas.
+
+    Raises:
+        DataError: the attribute holds anything else (a text "false" is not taken as true).
+    """
     if override is not None:
         return bool(override)
-    return bool(attrs.get("mrirecon_fft_centered", layout != "calgary"))
+    value = attrs.get("mrirecon_fft_centered", layout != "calgary")
+    flag = np.asarray(value)
+    if flag.ndim == 0 and (flag.dtype == np.bool_ or (flag.dtype.kind in "iu" and int(flag) in (0, 1))):
+        return bool(flag)
+    raise DataError(
+        f"the attribute 'mrirecon_fft_centered' must be true or false, found {value!r}",
+        path=path,
+        hint="store it as a boolean (h5py: f.attrs['mrirecon_fft_centered'] = False), or set "
+        "data.centered when training",
+    )
 
 
 class FastMRIVolume(RawVolume):
@@ -202,7 +223,7 @@ class FastMRIVolume(RawVolume):
         self.num_slices = slices
         self.kspace_shape = (coils, height, width)
         self.attrs = plain_attrs(handle.attrs)
-        self.centered = _centered(self.attrs, layout, centered)
+        self.centered = _centered(self.attrs, layout, centered, self.path)
 
         self.header_xml = self._read_header_xml(handle)
         self.header = None if self.header_xml is None else parse_ismrmrd_header(self.header_xml, source=path)
@@ -463,7 +484,8 @@ class FastMRIVolume(RawVolume):
         self._handle()
         if self._labels is None:
             return None
-        return self._read(self._labels, index, "lesion_labels").astype(np.int16, copy=False)
+        labels = self._read(self._labels, index, "lesion_labels")
+        return checked_labels(labels, self.path, f"lesion_labels[{index}]")
 
     def close(self) -> None:
         self._map, self._map_checked = None, False  # views handed out keep their mapping alive

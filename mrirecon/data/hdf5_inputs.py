@@ -139,12 +139,15 @@ def stored_dataset(handle: h5py.File | h5py.Group, key: str, path: Path) -> h5py
     name and header, or hang a read: mrirecon reads only datasets the file holds.
 
     Raises:
-        DataError: a missing key, a group, a link other than a hard link along the key's path, or
-            a dataset whose data live outside the file.
+        DataError: a missing key, a group, a dataset along the key's path, a link other than a
+            hard link along it, or a dataset whose data live outside the file.
     """
     where = handle
     parts = [part for part in key.split("/") if part]
     for depth, part in enumerate(parts):
+        if not isinstance(where, h5py.Group):  # a dataset where the key needs a group
+            above = "/".join(parts[:depth])
+            raise DataError(f"'{above}' is a dataset, not a group holding '{key}'", path=path)
         link = where.get(part, getlink=True)
         if link is None:
             raise DataError(f"the file has no '{key}'", path=path)

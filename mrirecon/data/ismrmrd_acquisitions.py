@@ -375,6 +375,15 @@ def prewhiten(
                 path=path,
             )
         noise = np.concatenate(lines.noise, axis=1)
+        power = np.abs(noise) ** 2
+        if not np.isfinite(power).all() or not (power.sum(axis=1) > 0).any():
+            raise DataError(
+                "the noise readouts (ACQ_IS_NOISE_MEASUREMENT) hold no noise: "
+                + ("values that are not finite" if not np.isfinite(power).all() else "all zero"),
+                path=path,
+                hint="pre-whitening needs a real noise scan; remove the noise readouts from the file "
+                "(or their flag) to reconstruct without it",
+            )
         dwell = lines.noise_dwell_us > 0 and lines.dwell_us > 0
         matrix = whitening_matrix(noise, scale=lines.noise_dwell_us / lines.dwell_us if dwell else 1.0)
     for index in range(kspace.shape[0]):  # slice by slice: one slice's temporary, not the volume's

@@ -16,13 +16,19 @@ kept. Labels mark the pixels that are at least half inside (lesion k → label k
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["Lesion", "LesionDraw", "apply_lesions", "lesion_fraction", "place_in_regions"]
+from mrirecon.errors import DataError
+
+__all__ = ["Lesion", "LesionDraw", "apply_lesions", "checked_labels", "lesion_fraction", "place_in_regions"]
+
+#: The largest lesion label (labels are int16).
+MAX_LABEL = int(np.iinfo(np.int16).max)
 
 _SUPERSAMPLE = 4
 _HARMONICS = (2, 3, 4, 5)
@@ -98,6 +104,25 @@ def lesion_fraction(lesion: Lesion, shape: tuple[int, int], slice_index: int) ->
     block = inside.reshape(r1 - r0, _SUPERSAMPLE, c1 - c0, _SUPERSAMPLE).mean(axis=(1, 3))
     out[r0:r1, c0:c1] = block
     return out
+
+
+def checked_labels(
+    labels: np.ndarray, path: str | os.PathLike[str], what: str = "lesion_labels"
+) -> np.ndarray:
+    """Lesion labels read from a file, as int16: integers from 0 (no lesion) to :data:`MAX_LABEL`.
+
+    Raises:
+        DataError: naming ``path``: labels of another dtype (a float 0.5 would truncate to 0) or out
+            of that range (a label of 170,000 would wrap around).
+    """
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"'{what}' holds {labels.dtype}; expected integer labels (0 = no lesion)", path=path)
+    if labels.size and (labels.min() < 0 or labels.max() > MAX_LABEL):
+        raise DataError(
+            f"'{what}' holds {labels.min()}..{labels.max()}; labels are 0 (no lesion) to {MAX_LABEL}",
+            path=path,
+        )
+    return labels.astype(np.int16, copy=False)
 
 
 def apply_lesions(volume: np.ndarray, lesions: list[Lesion]) -> tuple[np.ndarray, np.ndarray]:

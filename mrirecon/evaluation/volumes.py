@@ -26,6 +26,7 @@ import numpy as np
 from mrirecon import shapes
 from mrirecon.data.fastmri import reference_key
 from mrirecon.data.hdf5_inputs import plain_attrs
+from mrirecon.data.lesions import checked_labels
 from mrirecon.errors import DataError
 from mrirecon.export import ReconVolume, read_reconstruction
 
@@ -180,7 +181,7 @@ def read_target(path: str | Path) -> TargetVolume:
         image = _volume(handle, key, path, "target")
         labels = None
         if "lesion_labels" in handle:
-            labels = np.asarray(handle["lesion_labels"][()])
+            labels = checked_labels(np.asarray(handle["lesion_labels"][()]), path)
             if labels.shape != image.shape:
                 raise DataError(
                     f"lesion_labels {labels.shape} and {key} {image.shape} differ in shape",

@@ -147,11 +147,17 @@ def _text(value: Any) -> str:
 
 
 def _existing(path: Path) -> dict[str, Any] | None:
-    """Provenance attributes and slice count of an existing reconstruction; None if unreadable."""
+    """Provenance attributes and slice count (``_slices``) of the file at an output path; None when
+    it cannot be read as HDF5 (damaged: redone, and replaced atomically).
+
+    An HDF5 file without a ``reconstruction`` (a converted k-space file, another tool's output)
+    gets ``_slices`` −1: it matches no run, so it is replaced only with ``--overwrite``.
+    """
     try:
         with h5py.File(path, "r") as f:
             attrs = {name: f.attrs[name] for name in f.attrs}
-            attrs["_slices"] = int(f["reconstruction"].shape[0])
+            recon = f.get("reconstruction")
+            attrs["_slices"] = int(recon.shape[0]) if isinstance(recon, h5py.Dataset) and recon.ndim else -1
     except (OSError, KeyError, IndexError, TypeError):
         return None
     return attrs

@@ -60,8 +60,11 @@ def test_wrong_rank(tmp_path: Path, shape: tuple[int, ...]) -> None:
     assert f"'kspace' has rank {len(shape)}" in _error(path)
 
 
-def test_real_kspace_of_a_wrong_layout(tmp_path: Path) -> None:
-    path = raw_h5(tmp_path / "real.h5", kspace=np.ones((2, 3, 8, 8), np.float32)[..., :7])
+@pytest.mark.parametrize("shape", [(2, 3, 8, 7), (2, 4, 16, 12)], ids=["odd", "real-valued S-C-H-W"])
+def test_real_kspace_of_a_wrong_layout(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    """Float k-space is read only in the Calgary-Campinas layout ``(S, H, W, 2·C)``: not with an odd
+    last axis, and not as the magnitude of an ``(S, C, H, W)`` k-space (last axis longer than C)."""
+    path = raw_h5(tmp_path / "real.h5", kspace=np.ones(shape, np.float32))
     assert "dtype float32" in _error(path)
 
 
@@ -276,6 +279,16 @@ def _fields_case(tmp_path: Path, name: str) -> Path:
             f.create_group("geometry").attrs["field_of_view_mm"] = np.array([220.0, 220.0])
         if name == "complex_thickness":
             f.create_group("geometry").attrs["slice_thickness_mm"] = 3.0 + 1.0j
+        if name == "calibration_a_dataset":
+            f["calibration"] = np.zeros(3)
+        if name == "centred_flag_of_text":
+            f.attrs["mrirecon_fft_centered"] = "false"  # bool("false") is True
+        if name == "centred_flag_of_two":
+            f.attrs["mrirecon_fft_centered"] = 2
+        if name == "float_lesion_labels":
+            f["lesion_labels"] = np.full((2, 32, 32), 0.5)
+        if name == "lesion_label_out_of_range":
+            f["lesion_labels"] = np.full((2, 32, 32), 170_000, np.int32)  # would wrap in int16
     return path
 
 
@@ -291,6 +304,11 @@ def _fields_case(tmp_path: Path, name: str) -> Path:
         ("field_of_view_of_two", "geometry: field_of_view_mm must be 3 finite real numbers"),
         ("complex_thickness", "geometry: slice_thickness_mm must be a finite real number"),
         ("target_of_text", "'reconstruction_rss' holds |S1, not numbers"),
+        ("calibration_a_dataset", "'calibration' is a dataset, not a group holding 'calibration/kspace'"),
+        ("centred_flag_of_text", "'mrirecon_fft_centered' must be true or false, found 'false'"),
+        ("centred_flag_of_two", "the attribute 'mrirecon_fft_centered' must be true or false, found 2"),
+        ("float_lesion_labels", "'lesion_labels[0]' holds float64; expected integer labels"),
+        ("lesion_label_out_of_range", "'lesion_labels[0]' holds 170000..170000; labels are 0"),
     ],
 )
 def test_bad_fields_of_a_file_are_data_errors_that_skip_bad_skips(
@@ -349,3 +367,21 @@ def test_arrays_that_look_uncentred_are_refused_unless_stated(tmp_path: Path) ->
     noise = np.random.default_rng(0).standard_normal((2, 4, 32, 24)).astype(np.complex64)  # no peak: taken
     np.save(tmp_path / "noise.npy", noise)
     open_volume(tmp_path / "noise.npy", npy_axes=axes).close()
+
+
+@pytest.mark.parametrize("value", [0.0, np.nan], ids=["zero", "nan"])
+def test_noise_readouts_without_noise_are_a_data_error(tmp_path: Path, value: float) -> None:
+    """Pre-whitening with an all-zero (or NaN) noise scan would fail in the Cholesky factorisation
+    (a raw LinAlgError that stopped a whole batch run): it is the file's problem, named as such."""
+    import h5py
+
+    from tests.data.helpers import disc_image, smooth_maps, write_ismrmrd
+
+    images = smooth_maps(2, 32, 16) * disc_image(1, 32, 16, seed=1)[0]
+    path = tmp_path / "noise.h5"
+    write_ismrmrd(path, images, lines=np.arange(16), e1_center=8, noise_covariance=np.eye(2))
+    with h5py.File(path, "a") as f:
+        rows = f["dataset/data"][()]
+        rows[0]["data"][:] = value  # the noise readout comes first
+        f["dataset/data"][0] = rows[0]
+    assert "the noise readouts (ACQ_IS_NOISE_MEASUREMENT) hold no noise" in _error(path)

@@ -136,6 +136,19 @@ def test_bart_round_trip_2d(tmp_path: Path) -> None:
         open_volume(tmp_path / "bad.cfl")
 
 
+def test_a_bart_name_with_dots_is_its_own_pair(tmp_path: Path) -> None:
+    """``scan.2024.cfl`` is not ``scan.cfl``: another file of the same stem is neither read nor written."""
+    from mrirecon.data.bart import bart_pair
+
+    first, second = np.full((4, 3), 1 + 1j, np.complex64), np.full((4, 3), 2 - 1j, np.complex64)
+    write_cfl(tmp_path / "scan.cfl", first)
+    write_cfl(tmp_path / "scan.2024.cfl", second)
+    np.testing.assert_array_equal(read_cfl(tmp_path / "scan.cfl"), first)  # not overwritten
+    for given in ("scan.2024.cfl", "scan.2024.hdr", "scan.2024"):
+        np.testing.assert_array_equal(read_cfl(tmp_path / given), second)
+        assert bart_pair(tmp_path / given) == (tmp_path / "scan.2024.hdr", tmp_path / "scan.2024.cfl")
+
+
 @pytest.mark.parametrize("maps", ["1", ""], ids=["read", "memory-mapped"])
 def test_bart_arrays_are_read_in_barts_own_column_major_order(
     tmp_path: Path, maps: str, monkeypatch: pytest.MonkeyPatch

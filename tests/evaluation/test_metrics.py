@@ -252,3 +252,19 @@ def test_a_tall_target_is_scored_on_fastmris_width_by_width_crop(tmp_path: Path)
     target = read_target(path)
     assert target.image.shape == (2, 80, 80) and target.full_shape == (2, 100, 80)
     np.testing.assert_array_equal(target.image, volume[:, 10:90])
+
+
+def test_a_target_with_float_lesion_labels_is_refused_by_name(tmp_path: Path) -> None:
+    """Labels are integers: 0.5 would truncate to "no lesion" and the lesion would go unscored."""
+    import h5py
+
+    from mrirecon.errors import DataError
+    from mrirecon.evaluation.volumes import read_target
+
+    path = tmp_path / "labels.h5"
+    with h5py.File(path, "w") as f:
+        f["reconstruction_rss"] = np.ones((1, 16, 16), np.float32)
+        f["lesion_labels"] = np.full((1, 16, 16), 0.5)
+    with pytest.raises(DataError, match="'lesion_labels' holds float64; expected integer labels") as caught:
+        read_target(path)
+    assert str(caught.value).startswith(str(path))

@@ -179,6 +179,10 @@ def test_wrong_slice_counts_are_foreign_unreadable_outputs_redone(tmp_path: Path
         _plan(inputs, out)
     (out / "vol_a.h5").unlink()
     assert len(_plan(inputs, out).tasks) == 3
+    with h5py.File(out / "vol_c.h5", "w") as f:  # an HDF5 file of another kind: kept unless --overwrite
+        f["kspace"] = np.zeros((3, 2, 4, 4), np.complex64)
+    with pytest.raises(ConfigError, match=r"vol_c\.h5"):
+        _plan(inputs, out)
 
 
 def test_unreadable_inputs_are_recorded_not_raised(tmp_path: Path, inputs: Path) -> None:
