@@ -64,6 +64,12 @@ def batch(
         raise ConfigError("give exactly one of --checkpoint and --model")
     if (manifest is None) == (input_dir is None):
         raise ConfigError("give exactly one of --manifest and --input-dir")
+    if manifest is not None and manifest.suffix.lower() != ".csv":
+        raise ConfigError(
+            "--manifest takes a manifest CSV (mrirecon manifest writes one)",
+            path=manifest,
+            hint="pass a single volume to `mrirecon infer`, or its folder as --input-dir",
+        )
     run = run_options(output_dir, **options)
     if checkpoint is not None:
         loaded = load_reconstructor(checkpoint, model_config=model_config, kind="checkpoint")

@@ -50,7 +50,8 @@ class ErrorReportingGroup(click.Group):
                 traceback.print_exc()  # the traceback, and still the user-error exit code
             else:
                 click.echo(f"Error: {error.one_line()}", err=True)
-                click.echo("(run with --debug for the traceback)", err=True)
+                command = f"mrirecon --debug {ctx.invoked_subcommand or 'COMMAND'} ..."
+                click.echo(f"(run `{command}` for the traceback)", err=True)
             sys.exit(USER_ERROR)
         except KeyboardInterrupt as interruption:
             leave_dying_workers()  # (a traceback after the one line below, from the exit handlers)

@@ -148,7 +148,8 @@ def run_options(output_dir: Path, **kwargs: Any) -> Any:
 def summary(result: Any) -> str:
     """One line about a run (counts and time; no identifiers)."""
     parts = [
-        f"reconstructed {result.reconstructed} volume(s) ({result.slices} slices) in {result.seconds:.1f} s"
+        f"reconstructed {result.reconstructed} volume(s) "
+        f"({result.slices} slice{'s' if result.slices != 1 else ''}) in {result.seconds:.1f} s"
     ]
     if result.skipped:
         parts.append(f"skipped {result.skipped} finished")

@@ -34,6 +34,12 @@ __all__ = ["AXIS_NAMES", "open_npy", "parse_axes", "volume_from_3d", "volume_fro
 
 AXIS_NAMES = ("slices", "coils", "kx", "ky", "kz")
 _DEFAULT_AXES = {2: ("kx", "ky"), 3: ("coils", "kx", "ky")}
+#: Axis orders to suggest for an array of each rank.
+_EXAMPLES = {
+    2: "e.g. --npy-axes kx,ky (one coil, one slice)",
+    3: "e.g. --npy-axes coils,kx,ky or --npy-axes slices,kx,ky (one coil)",
+    4: "e.g. --npy-axes slices,coils,kx,ky or --npy-axes coils,kx,ky,kz",
+}
 
 
 def parse_axes(text: str | None, ndim: int, *, path: Path | None = None) -> tuple[str, ...]:
@@ -43,7 +49,7 @@ def parse_axes(text: str | None, ndim: int, *, path: Path | None = None) -> tupl
         DataError: unknown or repeated names, a count that differs from ``ndim``, no ``kx``/``ky``,
             ``slices`` with ``kz``, or no default for this rank.
     """
-    hint = "e.g. --npy-axes slices,coils,kx,ky or --npy-axes coils,kx,ky,kz"
+    hint = _EXAMPLES.get(ndim, _EXAMPLES[4])
     if text is None:
         if ndim not in _DEFAULT_AXES:
             raise DataError(

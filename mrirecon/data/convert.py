@@ -20,8 +20,8 @@ from mrirecon.data.fastmri_writer import write_volume
 from mrirecon.data.header import EncodingLimits, build_ismrmrd_header
 from mrirecon.data.ismrmrd_raw import Frame
 from mrirecon.data.raw import RawVolume
-from mrirecon.data.volume import open_volume
-from mrirecon.errors import DataError
+from mrirecon.data.volume import HDF5_SUFFIXES, is_ismrmrd_raw, open_volume
+from mrirecon.errors import ConfigError, DataError
 
 __all__ = ["ConversionSummary", "convert_volume", "minimal_header"]
 
@@ -105,8 +105,23 @@ def convert_volume(
 
     Raises:
         DataError: unreadable input (any slice included), or an output that is the input.
+        ConfigError: an output not named ``.h5``/``.hdf5``, or ``frame`` for an input that is not
+            an ISMRMRD raw file.
     """
     input_path, output = Path(input_path), Path(output)
+    if output.suffix.lower() not in HDF5_SUFFIXES:
+        raise ConfigError(
+            f"the output is written as fastMRI HDF5; '{output.suffix or output.name}' is not an HDF5 name",
+            path=output,
+            hint=f"name the output {output.stem or 'volume'}.h5",
+        )
+    raw = input_path.suffix.lower() in HDF5_SUFFIXES and input_path.is_file() and is_ismrmrd_raw(input_path)
+    if frame is not None and input_path.exists() and not raw:
+        raise ConfigError(
+            "--frame chooses among the frames of an ISMRMRD raw file; this input holds one frame",
+            path=input_path,
+            hint="leave --frame out",
+        )
     if output.exists() and input_path.exists() and output.resolve() == input_path.resolve():
         raise DataError(
             "the output would overwrite the input", path=output, hint="choose another output name"

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from mrirecon.data.raw import memory_maps_enabled
-from mrirecon.errors import DataError
+from mrirecon.errors import ConfigError, DataError
 
 __all__ = [
     "MAX_CHUNK_MB",
@@ -128,7 +128,19 @@ MAX_HEADER_BYTES = 64 * 2**20
 def max_kspace_gb() -> float:
     """The most k-space (GiB) mrirecon reads from one file: ``MRIRECON_MAX_KSPACE_GB``, else
     :data:`MAX_KSPACE_GB`."""
-    return float(os.environ.get("MRIRECON_MAX_KSPACE_GB", MAX_KSPACE_GB))
+    text = os.environ.get("MRIRECON_MAX_KSPACE_GB", "")
+    if not text:
+        return float(MAX_KSPACE_GB)
+    try:
+        limit = float(text)
+    except ValueError:
+        limit = math.nan
+    if not limit > 0:  # NaN too
+        raise ConfigError(
+            f"MRIRECON_MAX_KSPACE_GB={text!r} is not a positive number of GiB",
+            hint=f"set it to the most GiB of k-space to read (the default is {MAX_KSPACE_GB:g}), or unset it",
+        )
+    return limit
 
 
 def stored_dataset(handle: h5py.File | h5py.Group, key: str, path: Path) -> h5py.Dataset:
@@ -201,14 +213,14 @@ def check_stored(dataset: h5py.Dataset, path: Path) -> None:
     limit_gb = max_kspace_gb()
     if declared > limit_gb * 2**30:
         raise DataError(
-            f"'{dataset.name.lstrip('/')}' declares {dataset.shape} ({declared / 2**30:.0f} GiB), "
+            f"'{dataset.name.lstrip('/')}' declares {dataset.shape} ({declared / 2**30:.3g} GiB), "
             f"more than the {limit_gb:g} GiB mrirecon reads from one file",
             path=path,
             hint="set MRIRECON_MAX_KSPACE_GB to allow larger volumes",
         )
     if dataset.ndim > 1 and dataset.shape[0] > 0 and declared // dataset.shape[0] > MAX_SLICE_GB * 2**30:
         raise DataError(
-            f"'{dataset.name.lstrip('/')}' declares slices of {declared // dataset.shape[0] / 2**30:.0f} GiB "
+            f"'{dataset.name.lstrip('/')}' declares slices of {declared // dataset.shape[0] / 2**30:.3g} GiB "
             f"(shape {dataset.shape}), more than the {MAX_SLICE_GB:g} GiB mrirecon reads at once",
             path=path,
         )

@@ -353,7 +353,7 @@ def summary_lines(
         stats = ", ".join(f"{k.upper()} = {g[k].format()}" for k in metric_fields)
         lines.append(
             f"{g['model']} {g['acquisition']} R={g['acceleration']} "
-            f"({g[metric_fields[0]].n} volumes): {stats}"
+            f"({_count(g[metric_fields[0]].n, 'volume')}): {stats}"
         )
     for g in lesion_groups:
         frac = g["preserved_fraction"]
@@ -428,3 +428,8 @@ def _write_text(path: Path, text: str) -> None:
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     write_csv(path, rows, what=path.name)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 volume``, ``3 volumes``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -25,6 +25,7 @@ import torch
 
 from mrirecon._version import __version__
 from mrirecon.atomic import atomic_file, exclusive_folder, prepare_output_folder
+from mrirecon.data.hdf5_inputs import max_kspace_gb
 from mrirecon.data.raw import NO_MMAP_ENV
 from mrirecon.errors import DataError, ExportError, MriReconError, Notice, path_text
 from mrirecon.export import DicomOptions
@@ -151,8 +152,9 @@ def run_batch(loaded: LoadedModel, source: str | os.PathLike[str], options: RunO
     # a model that estimates its own maps (E2E-VarNet's learned ones) takes whatever it is given
     options = options.for_model(label, loaded.coil_maps if loaded.model.needs_coil_maps() else None)
     options.check_precision(label, learned=loaded.model.trainable)
-    if not Path(source).exists():
-        list_inputs(source)  # says there is no such input, before an output folder is made
+    max_kspace_gb()  # a bad MRIRECON_MAX_KSPACE_GB stops the run here, not each input
+    # no input, no input of the split, a hidden or unsupported file: said before an output folder is made
+    list_inputs(source, split=options.split)
     # one writer per output folder: a second run is refused (the ranks of one DDP run share it;
     # its rank 0 holds the lock)
     lock = (

@@ -55,6 +55,13 @@ def list_inputs(source: str | os.PathLike[str], *, split: str | None = None) -> 
     elif path.is_file() and path.suffix.lower() == ".hdr":  # a BART array named by its header
         files = [bart_pair(path)[1]]
     elif path.is_file():
+        if path.name.startswith("."):
+            raise DataError(
+                "names starting with a dot are hidden files, which mrirecon does not read "
+                "(a folder's dot files are skipped too)",
+                path=path,
+                hint=f"rename it to {path.name.lstrip('.') or 'volume'}",
+            )
         if not is_supported(path):
             raise DataError(
                 f"unsupported input type '{path.suffix}'",
@@ -65,10 +72,12 @@ def list_inputs(source: str | os.PathLike[str], *, split: str | None = None) -> 
     else:
         raise DataError("no such input file, folder or manifest", path=path, hint="check the path")
     if not files:
+        nested = path.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir())
         raise DataError(
             "no input volumes found" + (f" in split '{split}'" if split else ""),
             path=path,
-            hint=f"inputs are {', '.join(INPUT_SUFFIXES)} files",
+            hint=f"inputs are {', '.join(INPUT_SUFFIXES)} files"
+            + (" directly in the folder: its subfolders are not searched" if nested else ""),
         )
     return files
 

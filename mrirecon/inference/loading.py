@@ -8,6 +8,7 @@ from its config dataclass, optionally from a YAML file of config fields.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import os
@@ -133,7 +134,9 @@ def load_reconstructor(
         return _baseline(text, model_config)
     if path.is_dir():
         raise CheckpointError(
-            "this is a folder, not a checkpoint", path=path, hint="pass a .ckpt or .pt file or a model name"
+            "this is a folder, not a checkpoint",
+            path=path,
+            hint="pass a .ckpt, .pt or .safetensors file or a model name",
         )
     if path.is_file():
         if model_config is not None:
@@ -152,8 +155,24 @@ def load_reconstructor(
     return _baseline(text, model_config)
 
 
+def _unknown_model(text: str) -> ConfigError:
+    """The error for a name that is neither a pretrained model nor a registered one: the closest
+    names first, then every name a user can give."""
+    known = [*PRETRAINED, *model_names()]
+    close = difflib.get_close_matches(text, known, n=2, cutoff=0.6)
+    guess = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return ConfigError(
+        f"unknown model '{text}'",
+        hint=f"{guess}pretrained: {', '.join(PRETRAINED)}; by name: {', '.join(model_names())}; "
+        "or a checkpoint file (.ckpt, .pt, .safetensors)",
+    )
+
+
 def _baseline(text: str, model_config: str | os.PathLike[str] | None) -> LoadedModel:
-    entry = get_entry(text)  # ConfigError listing the known names when unknown
+    try:
+        entry = get_entry(text)
+    except ConfigError:
+        raise _unknown_model(text) from None
     mapping = (
         load_yaml(find_config(model_config, "models", what="model config"))
         if model_config is not None

@@ -214,18 +214,46 @@ def read_weights_file(
     """
     if not path.is_file():
         raise CheckpointError(missing, path=path, hint=missing_hint)
+    kind = _not_a_torch_file(path)
+    if kind:
+        raise CheckpointError(f"{unreadable}: {kind}", path=path, hint=unreadable_hint)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for a bad file (UnpicklingError, RuntimeError...)
         raise CheckpointError(f"{unreadable}: {_reason(error)}", path=path, hint=unreadable_hint) from error
 
 
+#: The first bytes of the files torch.save writes: a zip archive, or (the legacy format) a pickle.
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _not_a_torch_file(path: Path) -> str:
+    """Why ``path`` cannot be a file of ``torch.save`` from its first bytes ("" when it may be one)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except OSError as error:
+        return f"{type(error).__name__}: {error.strerror or error}"
+    if not head:
+        return "the file is empty"
+    if head.startswith(_HDF5_MAGIC):
+        return "it is an HDF5 file (data or images), not a PyTorch file"
+    if not head.startswith(_TORCH_MAGIC):
+        return "it is not a PyTorch file (torch.save writes a zip archive)"
+    return ""
+
+
 def _reason(error: BaseException) -> str:
     """Why torch could not read a file, in one line, without torch's advice to load it unsafely."""
     text = str(error)
-    if "weights_only" in text or "Weights only load failed" in text:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        what = f" ({found.group(1)})" if found else ""
-        return f"it holds Python objects{what} besides tensors and plain data; mrirecon never unpickles them"
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (
+            f"it holds Python objects ({found.group(1)}) besides tensors and plain data; "
+            "mrirecon never unpickles them"
+        )
+    if "Weights only load failed" in text:
+        return "torch cannot read it without unpickling Python objects (damaged, or not a checkpoint)"
     first = text.strip().splitlines()[0] if text.strip() else ""
     return f"{type(error).__name__}: {first}".rstrip(": ")

@@ -14,7 +14,7 @@ import torch
 from mrirecon.data.bart import read_cfl, write_cfl
 from mrirecon.data.convert import convert_volume
 from mrirecon.data.header import EncodingLimits, build_ismrmrd_header, rewrite_encoding
-from mrirecon.data.ismrmrd_raw import whitening_matrix
+from mrirecon.data.ismrmrd_raw import Frame, whitening_matrix
 from mrirecon.data.raw import RawVolume
 from mrirecon.data.volume import open_volume
 from mrirecon.errors import DataError
@@ -283,6 +283,13 @@ def test_convert_writes_what_open_volume_serves(tmp_path: Path) -> None:
         assert "reconstruction_rss" not in f and f["mask"].dtype == bool and "geometry" in f
     with pytest.raises(DataError, match="would overwrite the input"):
         convert_volume(tmp_path / "out.h5", tmp_path / "out.h5")
+    from mrirecon.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'\.npy' is not an HDF5 name"):  # HDF5 under a .npy name
+        convert_volume(tmp_path / "raw.h5", tmp_path / "out.npy")
+    with pytest.raises(ConfigError, match="--frame chooses among the frames of an ISMRMRD raw file"):
+        convert_volume(tmp_path / "out.h5", tmp_path / "again.h5", frame=Frame(contrast=1))
+    assert not (tmp_path / "out.npy").exists() and not (tmp_path / "again.h5").exists()
 
 
 def test_readouts_of_other_contrasts_are_left_out_with_a_notice(tmp_path: Path) -> None:

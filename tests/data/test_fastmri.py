@@ -315,7 +315,7 @@ def test_a_file_declaring_more_than_it_stores_fails_at_once(
 ) -> None:
     import time
 
-    from mrirecon.errors import DataError
+    from mrirecon.errors import ConfigError, DataError
 
     huge = tmp_path / "huge.h5"
     with h5py.File(huge, "w") as f:  # a few KB declaring 10⁶ slices: chunks never written
@@ -346,5 +346,9 @@ def test_a_file_declaring_more_than_it_stores_fails_at_once(
     monkeypatch.setenv("MRIRECON_MAX_KSPACE_GB", "0.00001")
     with pytest.raises(DataError, match=r"more than the 1e-05 GiB.*MRIRECON_MAX_KSPACE_GB"):
         open_volume(written)
+    for bad in ("abc", "0", "-1", "nan"):  # the user's setting, not the file, is at fault
+        monkeypatch.setenv("MRIRECON_MAX_KSPACE_GB", bad)
+        with pytest.raises(ConfigError, match=r"MRIRECON_MAX_KSPACE_GB=.* is not a positive number of GiB"):
+            open_volume(written)
     monkeypatch.delenv("MRIRECON_MAX_KSPACE_GB")
     open_volume(written).close()

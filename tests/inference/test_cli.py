@@ -104,6 +104,19 @@ def test_infer_a_folder_with_dicom(tmp_path: Path, inputs: Path) -> None:
             ["infer", "zero_filled", "{in}", "-o", "{out}", "--precision", "bf16-mixed"],
             "zero_filled is a classical method and runs in float32",
         ),
+        (["infer", "cirim-brian", "{in}", "-o", "{out}"], "did you mean 'cirim-brain'"),
+        (
+            ["infer", "{in}/vol_a.h5", "{in}", "-o", "{out}"],
+            "it is an HDF5 file (data or images), not a PyTorch",
+        ),
+        (
+            ["batch", "--model", "zero_filled", "--manifest", "{in}/vol_a.h5", "-o", "{out}"],
+            "--manifest takes a manifest CSV",
+        ),
+        (
+            ["batch", "--model", "zero_filled", "--input-dir", "{tmp}", "-o", "{out}"],
+            "subfolders are not searched",
+        ),
     ],
     ids=[
         "unknown-model",
@@ -117,16 +130,22 @@ def test_infer_a_folder_with_dicom(tmp_path: Path, inputs: Path) -> None:
         "output-is-file",
         "output-is-input",
         "bf16-classical",
+        "pretrained-misspelt",
+        "input-as-checkpoint",
+        "manifest-not-csv",
+        "inputs-in-a-subfolder",
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path: Path, inputs: Path, args, message) -> None:
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"PK\x03\x04 truncated zip")
     values = {"in": inputs, "out": tmp_path / "out", "bad_ckpt": bad, "missing": tmp_path / "missing.h5"}
+    values["tmp"] = inputs.parent
     result = CliRunner().invoke(cli, [a.format(**values) for a in args] + QUIET)
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(lines) == 1 and message in lines[0], result.output
+    assert not (tmp_path / "out").exists()  # refused before an output folder is made
 
 
 def test_batch_over_a_manifest_split(tmp_path: Path) -> None:

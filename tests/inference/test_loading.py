@@ -112,7 +112,8 @@ def test_a_checkpoint_for_another_model_is_refused(tmp_path: Path) -> None:
 
 def test_names_and_paths_that_are_not_models(tmp_path: Path) -> None:
     with pytest.raises(
-        ConfigError, match=r"unknown model 'cirrim'.*known models: .*zero_filled.*cs_l1wavelet"
+        ConfigError,
+        match=r"unknown model 'cirrim' \(did you mean 'cirim'.*pretrained: cirim-brain.*by name: zero_filled",
     ):
         load_reconstructor("cirrim")
     with pytest.raises(CheckpointError, match="no such checkpoint file"):

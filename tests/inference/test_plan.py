@@ -49,8 +49,15 @@ def test_inputs_of_a_folder_skip_dot_files_and_other_types(tmp_path: Path, input
     with pytest.raises(DataError, match="no such input"):
         list_inputs(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no input volumes found"):
+    with pytest.raises(DataError, match="no input volumes found") as caught:
         list_inputs(tmp_path / "empty")
+    assert "subfolders" not in str(caught.value)
+    (tmp_path / "empty" / "scans").mkdir()  # the volumes one level down: said so
+    with pytest.raises(DataError, match=r"no input volumes found.*its subfolders are not searched"):
+        list_inputs(tmp_path / "empty")
+    (inputs / ".hidden.h5").write_bytes((inputs / "vol_a.h5").read_bytes())
+    with pytest.raises(DataError, match=r"starting with a dot are hidden files.*rename it to hidden\.h5"):
+        list_inputs(inputs / ".hidden.h5")
     with pytest.raises(DataError, match="split can only be chosen from a manifest"):
         list_inputs(inputs, split="test")
 

@@ -93,6 +93,29 @@ def test_a_file_with_pickled_objects_is_refused_without_unsafe_advice(tmp_path: 
     assert "weights_only" not in message and "two options" not in message and "trust" not in message
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\x89HDF\r\n\x1a\n" + bytes(64), "it is an HDF5 file (data or images), not a PyTorch file"),
+        (b"file,slice\na.h5,0\n", "it is not a PyTorch file (torch.save writes a zip archive)"),
+        (b"", "the file is empty"),
+        (b"\x80\x02" + bytes(32), "torch cannot read it without unpickling Python objects (damaged"),
+    ],
+    ids=["hdf5", "csv", "empty", "damaged pickle"],
+)
+def test_a_file_that_is_not_a_checkpoint_is_not_called_one_with_python_objects(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    """Only a file that holds pickled objects is said to: an input file given in the checkpoint's
+    place (arguments swapped) is named for what it is."""
+    path = tmp_path / "given.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as caught:
+        load_model(path)
+    message = caught.value.one_line()
+    assert reason in message and "Python objects besides" not in message
+
+
 class _Payload:
     """An arbitrary object: what a malicious or foreign checkpoint carries."""
 

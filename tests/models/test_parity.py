@@ -386,7 +386,7 @@ def _refusal(tmp_path: Path, data: Any, *args: str) -> str:
     assert result.exit_code == 2, result.output
     assert not (tmp_path / "x.pt").exists()
     lines = result.output.strip().splitlines()  # the reason, then the CLI's usual --debug hint
-    assert lines[1:] == ["(run with --debug for the traceback)"], result.output
+    assert lines[1:] == ["(run `mrirecon --debug convert-checkpoint ...` for the traceback)"], result.output
     assert lines[0].startswith("Error: ") and str(path) in lines[0], result.output
     return lines[0]
 

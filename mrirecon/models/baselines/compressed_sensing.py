@@ -144,7 +144,8 @@ class L1WaveletCS(Reconstructor):
         if kernel == 0:
             return self._fall_back(
                 given,
-                f"the fully sampled centre of the mask is {info.acs_shape} samples, too small for ESPIRiT",
+                f"the fully sampled centre of the mask is {_centre_text(info.acs_shape)}, "
+                "too small for ESPIRiT",
             )
         with _numpy_seed(0):  # SigPy's power iterations start from NumPy's global generator
             maps = estimate_coil_maps_espirit(
@@ -244,3 +245,10 @@ def _none_as_zeros(masked_kspace: torch.Tensor, coil_maps: torch.Tensor) -> torc
     if coil_maps.numel() > 0:
         return coil_maps
     return torch.zeros_like(masked_kspace, dtype=torch.complex64)
+
+
+def _centre_text(shape: tuple[int, ...]) -> str:
+    """A mask's fully sampled centre in words: ``7 lines`` (1-D), ``12 × 12 samples`` (2-D)."""
+    if len(shape) == 1:
+        return f"{shape[0]} line{'s' if shape[0] != 1 else ''}"
+    return " × ".join(str(n) for n in shape) + " samples"
