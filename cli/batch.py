@@ -61,7 +61,11 @@ def batch(
     from mrirecon.inference import load_reconstructor, run_batch
 
     if (checkpoint is None) == (model_name is None):
-        raise ConfigError("give exactly one of --checkpoint and --model")
+        raise ConfigError(
+            "give exactly one of --checkpoint and --model",
+            hint="--checkpoint for a trained or pretrained model (cirim-brain), --model for a classical "
+            "one (sense)",
+        )
     if (manifest is None) == (input_dir is None):
         raise ConfigError("give exactly one of --manifest and --input-dir")
     if manifest is not None and manifest.suffix.lower() != ".csv":

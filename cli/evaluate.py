@@ -78,9 +78,19 @@ import click
     help="Also report ATOMMIC's SSIM, PSNR and NMSE on per-slice max-normalised images (named columns).",
 )
 @click.option(
-    "--report-volumes", type=int, default=12, show_default=True, help="Volumes pictured in the report."
+    "--report-volumes",
+    type=click.IntRange(min=0),
+    default=12,
+    show_default=True,
+    help="Volumes pictured in the report.",
 )
-@click.option("--lesion-panels", type=int, default=6, show_default=True, help="Zoomed lesions per volume.")
+@click.option(
+    "--lesion-panels",
+    type=click.IntRange(min=0),
+    default=6,
+    show_default=True,
+    help="Zoomed lesions per volume.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def evaluate(
     reconstructions: tuple[Path, ...],

@@ -16,8 +16,12 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--volumes", type=int, default=4, show_default=True, help="Number of volumes.")
-@click.option("--slices", type=int, default=16, show_default=True, help="Slices per volume.")
+@click.option(
+    "--volumes", type=click.IntRange(min=1), default=4, show_default=True, help="Number of volumes."
+)
+@click.option(
+    "--slices", type=click.IntRange(min=1), default=16, show_default=True, help="Slices per volume."
+)
 @click.option(
     "--anatomy",
     type=click.Choice(["phantom", "mni", "dipy"]),

@@ -125,7 +125,12 @@ def normalize_slice(
     weights = mask.numpy().reshape(energy.shape)
     measured = float(np.dot(energy.reshape(-1).astype(np.float64), weights.reshape(-1)))
     if not measured > 0:
-        raise DataError(f"slice {index}: the measured k-space is all zero after masking", path=path)
+        raise DataError(
+            f"slice {index}: the measured k-space is all zero after masking",
+            path=path,
+            hint="the mask misses every sample with signal: give it a fully sampled centre "
+            "(--center-fraction) or a lower --acceleration",
+        )
     scale = math.sqrt(measured / (height * width))
     # mask / scale for the real and the imaginary part of each location, broadcast over coils
     factors = np.repeat(weights * np.float32(1.0 / scale), 2, axis=-1)

@@ -205,7 +205,11 @@ def read_cropped(path: str | Path, target: TargetVolume) -> ReconVolume:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError("reconstruction file is missing", path=path)
+        raise DataError(
+            "reconstruction file is missing",
+            path=path,
+            hint="each target needs a reconstruction of the same file name in the reconstruction folder",
+        )
     recon = read_reconstruction(path)
     arrays = {"reconstruction": recon.reconstruction, "zero_filled": recon.zero_filled}
     out: dict[str, np.ndarray | None] = {}
@@ -279,7 +283,11 @@ def describe_sources(folders: Sequence[Path], labels: Sequence[str] = ()) -> lis
     found: list[tuple[Path, dict[str, Any]]] = []
     for folder in map(Path, folders):
         if not folder.is_dir():
-            raise DataError("reconstruction folder does not exist", path=folder)
+            raise DataError(
+                "reconstruction folder does not exist",
+                path=folder,
+                hint="pass the -o folder of infer or batch",
+            )
         attrs: dict[str, Any] = {}
         for path in sorted(folder.glob("*.h5")):
             try:

@@ -39,7 +39,11 @@ def list_inputs(source: str | os.PathLike[str], *, split: str | None = None) -> 
     """
     path = Path(source)
     if split is not None and not (path.is_file() and path.suffix.lower() == ".csv"):
-        raise DataError("a split can only be chosen from a manifest CSV", path=path)
+        raise DataError(
+            "a split can only be chosen from a manifest CSV",
+            path=path,
+            hint="pass the manifest (mrirecon manifest create) instead of the folder, or leave --split out",
+        )
     if path.is_dir():
         files = sorted((p for p in path.iterdir() if p.is_file() and is_supported(p)), key=lambda p: p.name)
     elif path.is_file() and path.suffix.lower() == ".csv":
