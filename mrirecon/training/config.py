@@ -10,6 +10,7 @@ single batch is loaded. See docs/training.md for every field.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,8 +39,12 @@ __all__ = [
     "train_config_from_mapping",
 ]
 
+#: Loss terms that need the lesion labels besides the images (0 for a slice without lesions).
+LESION_TERMS = ("lesion_l1", "lesion_contrast")
+#: Loss terms that compare an estimate with the measured k-space instead of the target.
+DATA_TERMS = ("dc",)
 #: The image losses a config may combine, by name.
-LOSS_TERMS = ("l1", "l2", "ssim", "lesion_l1", "lesion_contrast", "dc")
+LOSS_TERMS = ("l1", "l2", "ssim", *LESION_TERMS, *DATA_TERMS)
 
 #: How the estimates of a recurrent model's steps are weighted in the loss (see LossSection).
 Weighting = Literal["logspace", "uniform", "final"]
@@ -112,8 +117,16 @@ class LossSection:
                 raise ConfigError(
                     f"'loss.terms' has unknown loss {name!r}", hint=f"allowed: {', '.join(LOSS_TERMS)}"
                 )
-            if weight < 0:
-                raise ConfigError(f"'loss.terms.{name}' must not be negative, got {weight}")
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ConfigError(f"'loss.terms.{name}' must be a finite weight of 0 or more, got {weight}")
+        image_terms = [n for n, w in self.terms.items() if w > 0 and n not in LESION_TERMS]
+        if not image_terms:
+            raise ConfigError(
+                "'loss.terms' weighs no term that every slice has: "
+                + ("every weight is 0" if not any(self.terms.values()) else "only the lesion terms")
+                + " (a slice without lesions would give no gradient)",
+                hint="give an image term a weight, e.g. loss.terms.l1=1",
+            )
 
 
 @dataclass(frozen=True)
@@ -152,8 +165,16 @@ class OptimSection:
     accumulate_grad_batches: int = 1
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise ConfigError(f"'optim.lr' must be positive, got {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"'optim.lr' must be a positive number, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"'optim.weight_decay' must be 0 or more, got {self.weight_decay}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"'optim.betas' must be two numbers in [0, 1), got {list(self.betas)}")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(
+                f"'optim.gamma' (the step schedule's decay) must be in (0, 1], got {self.gamma}"
+            )
         if self.step_size < 1:
             raise ConfigError(f"'optim.step_size' must be at least 1, got {self.step_size}")
         if self.warmup_steps < 0:
@@ -168,7 +189,7 @@ class OptimSection:
             raise ConfigError(
                 f"'optim.accumulate_grad_batches' must be at least 1, got {self.accumulate_grad_batches}"
             )
-        if self.gradient_clip_val is not None and self.gradient_clip_val <= 0:
+        if self.gradient_clip_val is not None and not self.gradient_clip_val > 0:
             raise ConfigError(f"'optim.gradient_clip_val' must be positive, got {self.gradient_clip_val}")
 
 
@@ -234,6 +255,13 @@ class TrainerSection:
         if self.threads is not None and self.threads < 1:
             raise ConfigError(
                 f"'trainer.threads' must be at least 1, or null for torch's default, got {self.threads}"
+            )
+        if self.check_val_every_n_epoch > self.max_epochs:
+            raise ConfigError(
+                f"'trainer.check_val_every_n_epoch' ({self.check_val_every_n_epoch}) is more than "
+                f"'trainer.max_epochs' ({self.max_epochs}): the run would never validate (no best "
+                "checkpoint, no model.pt)",
+                hint=f"set trainer.check_val_every_n_epoch to at most {self.max_epochs}",
             )
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"'trainer.max_minutes' must be positive or null, got {self.max_minutes}")

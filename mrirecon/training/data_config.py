@@ -13,6 +13,16 @@ from mrirecon.errors import ConfigError
 __all__ = ["DataSection", "MaskSection", "SimulationSection", "SyntheticSection"]
 
 
+def _number_or_text(value: Any) -> Any:
+    """``value`` as a float when it is a text that reads as one (``"1e-3"``), else unchanged."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 @dataclass(frozen=True)
 class MaskSection:
     """The undersampling of the training data (``mrirecon.masks.create_mask_func``).
@@ -43,8 +53,10 @@ class MaskSection:
                 "'data.mask.center_fractions' and 'data.mask.accelerations' must have the same length, "
                 f"got {len(self.center_fractions)} and {len(self.accelerations)}"
             )
+        # YAML 1.1 reads 1e-3 (no dot) as a string: a number written so is the number
+        options: dict[str, Any] = {key: _number_or_text(value) for key, value in self.options.items()}
+        object.__setattr__(self, "options", options)
         try:  # the mask function checks its own values and options (cheap: nothing is sampled)
-            options: dict[str, Any] = dict(self.options)
             create_mask_func(self.type, self.center_fractions, self.accelerations, **options)
         except ConfigError as error:
             raise ConfigError(f"'data.mask': {error.message}", hint=error.hint) from error

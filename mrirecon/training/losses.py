@@ -34,7 +34,7 @@ from mrirecon.evaluation.lesion import RingGeometry
 from mrirecon.evaluation.torch_metrics import ssim_torch
 from mrirecon.physics.operators import MultiCoilOperator
 from mrirecon.shapes import center_crop, check_shape
-from mrirecon.training.config import Normalization, Weighting
+from mrirecon.training.config import DATA_TERMS, LESION_TERMS, Normalization, Weighting
 
 __all__ = [
     "ReconLoss",
@@ -104,10 +104,6 @@ _LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor | float], 
     "l2": l2_loss,
     "ssim": ssim_loss,
 }
-#: Terms that need the lesion labels besides the images (see :func:`lesion_l1_loss`).
-LESION_TERMS = ("lesion_l1", "lesion_contrast")
-#: The loss terms that compare an estimate with the measured k-space instead of the target.
-DATA_TERMS = ("dc",)
 
 
 def lesion_l1_loss(

@@ -110,7 +110,7 @@ class ReconModule(pl.LightningModule):
     def _loss(self, output: ReconOutput, batch: ReconSample) -> torch.Tensor:
         # losses (SSIM's variances in particular) in float32, outside any autocast region
         with torch.autocast(self.device.type, enabled=False):
-            labels = batch.lesion_labels if self.criterion.lesion_weight else None
+            labels = self._labels(batch)
             return self.criterion(
                 output.steps,
                 batch.target.float(),
@@ -118,6 +118,10 @@ class ReconModule(pl.LightningModule):
                 labels,
                 self._measured(batch, slice(None)),
             )
+
+    def _labels(self, batch: ReconSample) -> torch.Tensor | None:
+        """The batch's ``(B, h, w)`` lesion labels when a loss term needs them, else None."""
+        return batch.lesion_labels if self.criterion.lesion_weight else None
 
     def _measured(self, batch: ReconSample, rows: slice) -> tuple[MultiCoilOperator, torch.Tensor] | None:
         """The forward operator and measured k-space of ``batch[rows]`` for the ``dc`` loss, or None."""
@@ -144,7 +148,9 @@ class ReconModule(pl.LightningModule):
                 rows = slice(i, i + 1)
                 measured = self._measured(batch, rows)
                 target = batch.target[rows].float()
-                losses.append(self.criterion(steps, target, max_value[rows], data=measured))
+                labels = self._labels(batch)
+                labels = None if labels is None else labels[rows]
+                losses.append(self.criterion(steps, target, max_value[rows], labels, data=measured))
         return torch.stack(losses)
 
     def _score(self, stage: str, batch: ReconSample) -> None:

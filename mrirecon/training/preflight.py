@@ -125,9 +125,12 @@ def check_resumable(resumed: Resumed, *, world_size: int, max_epochs: int | None
             hint="resume with the run's trainer.devices and trainer.num_nodes, or train on from its weights "
             f"in a new run with model.init={last}",
         )
-    if epoch is not None and max_epochs is not None and max_epochs >= 0 and epoch > max_epochs:
+    # a checkpoint's epoch is the 0-based index of the epoch it ends (or that max_steps stopped in,
+    # which an extended run does not go back to): epoch + 1 epochs are done
+    done = None if epoch is None else epoch + 1
+    if done is not None and max_epochs is not None and max_epochs >= 0 and done > max_epochs:
         raise ConfigError(
-            f"the run has trained {epoch} epochs already, more than trainer.max_epochs {max_epochs}",
+            f"the run has trained {done} epochs already, more than trainer.max_epochs {max_epochs}",
             path=last,
-            hint=f"raise trainer.max_epochs above {epoch} to train on; the run's best model is its model.pt",
+            hint=f"raise trainer.max_epochs above {done} to train on; the run's best model is its model.pt",
         )

@@ -81,7 +81,20 @@ def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def check_output(paths: RunPaths, config: TrainConfig, resume: bool, echo: Callable[[str], object]) -> None:
+#: Settings that change the number of optimiser steps in an epoch (a resume refuses changes).
+_EPOCH_LENGTH_KEYS = ("data.batch_size", "trainer.limit_train_batches", "data.simulation.train_slices")
+
+
+def check_output(
+    paths: RunPaths,
+    config: TrainConfig,
+    resume: bool,
+    echo: Callable[[str], object],
+    recorded: Mapping[str, Any] | None = None,
+) -> None:
+    """Refuse an output folder that holds another run (without ``resume``), or a resume whose
+    model or optimiser settings differ from the run's: its ``checkpoints/config.yaml`` or, when
+    that file is gone, ``recorded`` (the training config its ``last.ckpt`` records)."""
     if resume:
         if not paths.last.is_file():
             raise ConfigError(
@@ -89,12 +102,17 @@ def check_output(paths: RunPaths, config: TrainConfig, resume: bool, echo: Calla
                 path=paths.root,
                 hint="start the run without --resume, or give the --output-dir of the run to continue",
             )
-        if paths.config.is_file():
-            saved = from_mapping(TrainConfig, load_yaml(paths.config))
+        source = paths.config if paths.config.is_file() else paths.last
+        mapping = load_yaml(paths.config) if paths.config.is_file() else recorded
+        if mapping is not None:
+            try:
+                saved = from_mapping(TrainConfig, mapping)
+            except ConfigError as error:  # the run's own record: name where it was read
+                raise ConfigError(error.message, path=source, hint=error.hint) from error
             if saved.model != config.model:
                 raise ConfigError(
                     "the config's model section differs from the run being resumed",
-                    path=paths.config,
+                    path=source,
                     hint="resume with the same model settings, or start a new run in another --output-dir",
                 )
             old, new = _flatten(saved.to_mapping()), _flatten(config.to_mapping())
@@ -103,18 +121,28 @@ def check_output(paths: RunPaths, config: TrainConfig, resume: bool, echo: Calla
                 for k in sorted(set(old) | set(new))
                 if old.get(k) != new.get(k) and k != "output_dir"  # the folder being resumed
             ]
+            steps = [change for change in changed if change.split(" ")[0] in _EPOCH_LENGTH_KEYS]
+            if steps:  # the schedule's length was counted with the old number of steps per epoch
+                raise ConfigError(
+                    f"the steps per epoch differ from the run being resumed ({', '.join(steps)}): the "
+                    "schedule restored from its checkpoint was counted for the old number and would "
+                    "end early or late",
+                    path=source,
+                    hint="resume with the run's settings, or train on from its weights in a new run "
+                    f"with model.init={paths.last}",
+                )
             optim = [change for change in changed if change.startswith("optim.")]
             if optim:  # Lightning restores the optimiser and its schedule from last.ckpt
                 raise ConfigError(
                     f"the optim settings differ from the run being resumed ({', '.join(optim)}), and a "
                     "resumed run goes on with the optimiser and schedule saved in its checkpoint",
-                    path=paths.config,
+                    path=source,
                     hint="resume with the run's optim settings, or train on from its weights in a new run "
                     f"with model.init={paths.last}",
                 )
             if changed:
                 echo(f"Resuming with changed settings: {', '.join(changed)}")
-    elif paths.last.exists() or paths.best.exists():
+    elif any(p.exists() for p in (paths.last, paths.best, paths.model, paths.test_metrics)):
         raise ConfigError(
             "this folder already holds a training run",
             path=paths.root,

@@ -129,10 +129,17 @@ def test_resume_without_a_config_continues_the_run_with_its_own(tiny_registered:
     assert "optim" not in resumed.output
     assert yaml.safe_load((run / "checkpoints" / "config.yaml").read_text())["optim"]["lr"] == 2e-3
     (run / "checkpoints" / "config.yaml").unlink()  # gone: the checkpoint's recorded config serves
+    refused = CliRunner().invoke(
+        cli, ["train", "-c", str(config), "-o", str(run), "--resume", "trainer.max_epochs=3", "optim.lr=5e-2"]
+    )  # ... also to check a -c config against
+    assert refused.exit_code == 2 and "optim settings differ" in refused.output, refused.output
+    assert "last.ckpt" in refused.output
     _train("-o", str(run), "--resume", "trainer.max_epochs=3")
     saved = yaml.safe_load((run / "checkpoints" / "config.yaml").read_text())
     assert saved["optim"]["lr"] == 2e-3 and saved["trainer"]["max_epochs"] == 3
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
+    fewer = CliRunner().invoke(cli, ["train", "-o", str(run), "--resume", "trainer.max_epochs=2"])
+    assert fewer.exit_code == 2 and "has trained 3 epochs already" in fewer.output, fewer.output
     for args, message in (
         (["--resume"], "no training config given"),
         (["-o", str(tmp_path / "none"), "--resume"], "nothing to resume"),

@@ -76,6 +76,18 @@ def _with(path: str, value: Any) -> dict[str, Any]:
             r"unknown key 'model.params.chanels'.*allowed keys in model.params: cascades",
         ),
         ("model.params", {"channels": "many"}, r"'model.params.channels' must be an integer"),
+        ("optim.lr", float("nan"), r"'optim.lr' must be a positive number, got nan"),
+        ("optim.betas", [1.5, 0.999], r"'optim.betas' must be two numbers in \[0, 1\), got \[1.5, 0.999\]"),
+        ("optim.weight_decay", -1.0, r"'optim.weight_decay' must be 0 or more"),
+        ("optim.gamma", -2.0, r"'optim.gamma' \(the step schedule's decay\) must be in \(0, 1\]"),
+        ("loss.terms", {"l1": float("nan")}, r"'loss.terms.l1' must be a finite weight of 0 or more"),
+        ("loss.terms", {"l1": 0.0}, r"weighs no term that every slice has: every weight is 0"),
+        ("loss.terms", {"lesion_l1": 1.0, "l1": 0.0}, r"no term that every slice has: only the lesion terms"),
+        (
+            "trainer.check_val_every_n_epoch",
+            3,
+            r"is more than 'trainer.max_epochs' \(2\): the run would never",
+        ),
     ],
 )
 def test_bad_values_name_the_key_and_the_allowed_ones(
@@ -97,6 +109,15 @@ def test_a_yaml_number_that_is_a_string_choice_reads_as_that_choice(
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(base_mapping()))
     assert load_train_config(path, ["trainer.precision=32"]).trainer.precision == "32"  # YAML: the number 32
+
+
+def test_a_mask_option_written_in_exponent_form_is_a_number(tiny_registered: str, tmp_path: Path) -> None:
+    """YAML 1.1 reads ``1e-3`` as a string; the mask would have failed at its first draw."""
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(base_mapping()))
+    mask = ["data.mask.type=poisson2d", "data.mask.accelerations=[6]", "data.mask.center_fractions=[0.08]"]
+    config = load_train_config(path, [*mask, "data.mask.options.tol=1e-3"])
+    assert config.data.mask.options == {"tol": 0.001}
 
 
 def test_yaml_file_and_overrides(tiny_registered: str, tmp_path: Path) -> None:
@@ -136,7 +157,7 @@ def test_cli_reports_a_bad_config_on_one_line_with_exit_code_2(tiny_registered: 
     result = CliRunner().invoke(
         cli, ["train", "--config", str(path), "optim.scheduler=cosine", "optim.lr=-1"]
     )
-    assert result.exit_code == 2 and "'optim.lr' must be positive" in result.output
+    assert result.exit_code == 2 and "'optim.lr' must be a positive number" in result.output
 
 
 @pytest.mark.parametrize(

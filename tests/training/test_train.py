@@ -65,6 +65,25 @@ def test_the_consistency_loss_trains_and_validates(
     assert both > plain > 0  # the dc term adds the residual of every estimate
 
 
+def test_the_validation_loss_of_a_slice_is_its_training_loss_lesion_terms_included(
+    tiny_registered: str, phantom_data: dict
+) -> None:
+    mapping = base_mapping()
+    mapping["loss"]["terms"] = {"l1": 1.0, "lesion_l1": 1.0, "lesion_contrast": 0.5, "dc": 0.5}
+    module = ReconModule(tiny_registered, TinyConfig(), loss=train_config_from_mapping(mapping).loss)
+    batch = default_collate([phantom_data["train"][0]])
+    labels = torch.zeros(batch.target.shape, dtype=torch.int16)
+    labels[:, 10:15, 12:17] = 1  # a lesion the loss terms see
+    batch = batch._replace(lesion_labels=labels)
+    with torch.no_grad():
+        output = module(batch)
+        training = float(module._loss(output, batch))
+        validation = module._per_slice_loss(output, batch)
+        without = float(module._loss(output, batch._replace(lesion_labels=torch.zeros_like(labels))))
+    assert validation.shape == (1,) and float(validation[0]) == pytest.approx(training, rel=1e-6)
+    assert training > without  # the lesion terms are in both
+
+
 @pytest.mark.slow
 def test_checkpoints_record_the_model_and_load_without_unpickling(
     tiny_registered: str, phantom_data: dict, tmp_path: Path
@@ -215,6 +234,15 @@ def test_output_folder_rules(tiny_registered: str, phantom_data: dict, tmp_path:
         ConfigError, match=r"optim settings differ .*optim\.lr \(0\.003 → 0\.01\).*model\.init="
     ):
         train(faster, output_dir=tmp_path, resume=True, **quiet)
+    # so is another number of steps per epoch: the restored schedule was counted for the old one
+    larger = train_config_from_mapping({**base_mapping(max_epochs=1, limit_train_batches=2)})
+    with pytest.raises(ConfigError, match=r"steps per epoch differ .*trainer\.limit_train_batches"):
+        train(larger, output_dir=tmp_path, resume=True, **quiet)
+    # a finished run's model.pt is not replaced by a new run, also when its checkpoints are gone
+    for name in ("last.ckpt", "best.ckpt"):
+        (tmp_path / "checkpoints" / name).unlink()
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        train(config, output_dir=tmp_path, **quiet)
 
 
 def test_accumulation_clipping_and_checkpointing_change_steps_not_results(
