@@ -186,6 +186,22 @@ def stored_dataset(handle: h5py.File | h5py.Group, key: str, path: Path) -> h5py
     return where
 
 
+def numeric_dataset(
+    handle: h5py.File | h5py.Group, key: str, path: Path, ndim: int | None = None
+) -> h5py.Dataset:
+    """:func:`stored_dataset` ``key``, refused unless it holds numbers (and has ``ndim`` axes).
+
+    Raises:
+        DataError: as :func:`stored_dataset`; text or compound data; another number of axes.
+    """
+    data = stored_dataset(handle, key, path)
+    if not np.issubdtype(data.dtype, np.number):
+        raise DataError(f"'{key}' holds {data.dtype}, not numbers", path=path)
+    if ndim is not None and data.ndim != ndim:
+        raise DataError(f"'{key}' must have {ndim} axes, got shape {data.shape}", path=path)
+    return data
+
+
 def check_small(dataset: h5py.Dataset, elements: int, path: Path) -> None:
     """Refuse an auxiliary dataset (mask, header, geometry) declaring more than ``elements``
     elements, before it is read (a 10 KB file can declare a terabyte mask)."""

@@ -23,6 +23,8 @@ volumes are computed in float32), so the values agree with ``skimage.metrics`` t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.ndimage import uniform_filter
 
@@ -199,6 +201,8 @@ def psnr(gt: np.ndarray, pred: np.ndarray, maxval: float | None = None) -> float
     a = np.asarray(gt, dtype=float_type)
     b = np.asarray(pred, dtype=float_type)
     err = np.mean((a - b) ** 2, dtype=np.float64)
+    if err == 0:  # a reconstruction equal to its reference (no division warning for the user)
+        return math.inf
     return float(10 * np.log10((data_range**2) / err))
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from mrirecon import shapes
 from mrirecon.data.fastmri import reference_key
-from mrirecon.data.hdf5_inputs import plain_attrs
+from mrirecon.data.hdf5_inputs import numeric_dataset, plain_attrs, stored_dataset
 from mrirecon.data.lesions import checked_labels
 from mrirecon.errors import DataError
 from mrirecon.export import ReconVolume, read_reconstruction
@@ -153,10 +153,9 @@ def _open(path: Path, what: str) -> h5py.File:
 def _volume(handle: h5py.File, key: str, path: Path, what: str) -> np.ndarray:
     if key not in handle:
         raise DataError(f"{what} file has no '{key}' dataset", path=path)
-    data = handle[key]
-    if not isinstance(data, h5py.Dataset) or data.ndim != 3:
-        shape = getattr(data, "shape", "a group")
-        raise DataError(f"'{key}' must be a volume (slices, height, width), got {shape}", path=path)
+    data = numeric_dataset(handle, key, path)
+    if data.ndim != 3 or data.shape[0] == 0:
+        raise DataError(f"'{key}' must be a volume (slices, height, width), got {data.shape}", path=path)
     array = np.asarray(data[()])
     if np.iscomplexobj(array):
         array = np.abs(array)
@@ -181,7 +180,7 @@ def read_target(path: str | Path) -> TargetVolume:
         image = _volume(handle, key, path, "target")
         labels = None
         if "lesion_labels" in handle:
-            labels = checked_labels(np.asarray(handle["lesion_labels"][()]), path)
+            labels = checked_labels(np.asarray(stored_dataset(handle, "lesion_labels", path)[()]), path)
             if labels.shape != image.shape:
                 raise DataError(
                     f"lesion_labels {labels.shape} and {key} {image.shape} differ in shape",

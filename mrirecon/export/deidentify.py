@@ -109,9 +109,11 @@ def deidentify_header(xml: str, pseudonym: str) -> str:
     for subject in root.findall(_tag("subjectInformation")):
         for element in subject.findall(_tag("patientID")):
             element.text = pseudonym
+    # free text and free payloads (base64: anything, a name included) go; numbers stay
     for parameters in root.findall(_tag("userParameters")):
-        for element in parameters.findall(_tag("userParameterString")):
-            parameters.remove(element)
+        for name in ("userParameterString", "userParameterBase64"):
+            for element in parameters.findall(_tag(name)):
+                parameters.remove(element)
     ET.register_namespace("", NAMESPACE)
     return ET.tostring(root, encoding="unicode")
 

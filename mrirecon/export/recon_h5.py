@@ -26,7 +26,7 @@ import numpy as np
 
 from mrirecon._version import __version__
 from mrirecon.atomic import PARTIAL_SUFFIX, atomic_file
-from mrirecon.data.hdf5_inputs import plain_attrs
+from mrirecon.data.hdf5_inputs import numeric_dataset, plain_attrs, stored_dataset
 from mrirecon.data.header import AcquisitionHeader, parse_ismrmrd_header
 from mrirecon.errors import DataError
 from mrirecon.export.geometry import SliceGeometry
@@ -191,6 +191,16 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _geometry(handle: h5py.File, path: Path) -> SliceGeometry | None:
+    """The file's ``geometry`` group read, None without one; a DataError when it is not a group."""
+    if "geometry" not in handle:
+        return None
+    group = handle["geometry"]
+    if not isinstance(group, h5py.Group):
+        raise DataError("'geometry' must be a group of per-slice vectors, found a dataset", path=path)
+    return SliceGeometry.read(group)
+
+
 def _open(path: Path, what: str) -> h5py.File:
     if path.name.endswith(PARTIAL_SUFFIX):
         raise DataError(
@@ -220,18 +230,15 @@ def read_reconstruction(path: str | Path) -> ReconVolume:
                 path=path,
                 hint="pass a file that infer/batch wrote",
             )
-        recon = f["reconstruction"]
-        if recon.ndim != 3:
-            raise DataError(f"'reconstruction' must be (slices, h, w), got shape {recon.shape}", path=path)
-        reconstruction = _magnitude(recon[()])
-        zero_filled = _magnitude(f["zero_filled"][()]) if "zero_filled" in f else None
+        reconstruction = _magnitude(numeric_dataset(f, "reconstruction", path, ndim=3)[()])
+        zero_filled = _magnitude(numeric_dataset(f, "zero_filled", path)[()]) if "zero_filled" in f else None
         if zero_filled is not None and zero_filled.shape != reconstruction.shape:
             raise DataError(
                 f"'zero_filled' has shape {zero_filled.shape}, 'reconstruction' {reconstruction.shape}",
                 path=path,
             )
-        header = _text(f["ismrmrd_header"][()]) if "ismrmrd_header" in f else None
-        geometry = SliceGeometry.read(f["geometry"]) if "geometry" in f else None
+        header = _text(stored_dataset(f, "ismrmrd_header", path)[()]) if "ismrmrd_header" in f else None
+        geometry = _geometry(f, path)
         attrs = plain_attrs(f.attrs)
     known: dict[str, Any] = {}
     for name in PROVENANCE_ATTRS:
@@ -280,8 +287,8 @@ def read_input_metadata(path: str | Path) -> InputMetadata:
     """
     path = Path(path)
     with _open(path, "input HDF5") as f:
-        header = _text(f["ismrmrd_header"][()]) if "ismrmrd_header" in f else None
-        geometry = SliceGeometry.read(f["geometry"]) if "geometry" in f else None
+        header = _text(stored_dataset(f, "ismrmrd_header", path)[()]) if "ismrmrd_header" in f else None
+        geometry = _geometry(f, path)
         acquisition = _text(f.attrs.get("acquisition", ""))
         patient_id = _text(f.attrs.get("patient_id", ""))
         decoupled = f.attrs.get("mrirecon_decoupled_3d", False)

@@ -268,3 +268,28 @@ def test_a_target_with_float_lesion_labels_is_refused_by_name(tmp_path: Path) ->
     with pytest.raises(DataError, match="'lesion_labels' holds float64; expected integer labels") as caught:
         read_target(path)
     assert str(caught.value).startswith(str(path))
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (np.ones((0, 16, 16), np.float32), r"must be a volume \(slices, height, width\), got \(0, 16, 16\)"),
+        (None, "'reconstruction_rss' is a group, not a dataset"),
+        (np.array([[[b"x"]]]), r"'reconstruction_rss' holds \|S1, not numbers"),
+    ],
+    ids=["no-slices", "group", "text"],
+)
+def test_a_target_that_is_not_a_volume_of_numbers_is_a_data_error(tmp_path: Path, value, words: str) -> None:
+    import h5py
+
+    from mrirecon.errors import DataError
+    from mrirecon.evaluation.volumes import read_target
+
+    path = tmp_path / "target.h5"
+    with h5py.File(path, "w") as f:
+        if value is None:
+            f.create_group("reconstruction_rss")
+        else:
+            f["reconstruction_rss"] = value
+    with pytest.raises(DataError, match=words):
+        read_target(path)

@@ -95,11 +95,13 @@ def test_every_identifying_element_and_user_string_is_removed_and_the_rest_kept(
     user = (
         "<userParameters><userParameterLong><name>EmbeddedRefLinesE1</name><value>24</value></userParameterLong>"
         "<userParameterString><name>Comment</name><value>PLANTED_user_string</value></userParameterString>"
+        "<userParameterBase64><name>Note</name><value>UExBTlRFRF9iYXNlNjQ=</value></userParameterBase64>"
         "</userParameters>"
     )
     xml = f'<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">{body}{user}</ismrmrdHeader>'
     scrubbed = deidentify_header(xml, "ANON0000000007")
     assert "PLANTED" not in scrubbed and "MRN42" not in scrubbed
+    assert "UExBTlRFRF9iYXNlNjQ=" not in scrubbed  # base64 of "PLANTED_base64": a payload of anything
     for kept in ("ANON0000000007", "HFS", "SIEMENS", "EmbeddedRefLinesE1"):
         assert kept in scrubbed, kept
 

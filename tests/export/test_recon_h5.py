@@ -77,12 +77,34 @@ def test_input_metadata(tmp_path: Path) -> None:
     assert meta.geometry is not None and meta.geometry.num_slices == 3
 
 
+def _malformed(path: Path, **entries: np.ndarray | None) -> None:
+    """A reconstruction file whose named entries are replaced: an array, or a group for None."""
+    with h5py.File(path, "w") as f:
+        f["reconstruction"] = np.ones((2, 4, 4), np.float32)
+        for key, value in entries.items():
+            if key in f:
+                del f[key]
+            if value is None:
+                f.create_group(key)
+            else:
+                f[key] = value
+
+
 @pytest.mark.parametrize(
     ("setup", "words"),
     [
         (lambda p: None, "no such reconstruction HDF5"),
         (lambda p: p.write_text("not hdf5"), "not a readable HDF5 file"),
         (lambda p: h5py.File(p, "w").close(), "no 'reconstruction' dataset"),
+        (lambda p: _malformed(p, reconstruction=None), "'reconstruction' is a group, not a dataset"),
+        (
+            lambda p: _malformed(p, reconstruction=np.array([[[b"x"]]])),
+            r"'reconstruction' holds \|S1, not numbers",
+        ),
+        (lambda p: _malformed(p, reconstruction=np.ones((2, 4))), r"'reconstruction' must have 3 axes"),
+        (lambda p: _malformed(p, zero_filled=None), "'zero_filled' is a group, not a dataset"),
+        (lambda p: _malformed(p, ismrmrd_header=None), "'ismrmrd_header' is a group, not a dataset"),
+        (lambda p: _malformed(p, geometry=np.zeros(3)), "'geometry' must be a group of per-slice vectors"),
     ],
 )
 def test_bad_files(tmp_path: Path, setup, words: str) -> None:
