@@ -203,7 +203,7 @@ class TrainerSection:
         max_minutes: A wall-clock budget per start or resume: no epoch starts that would end past it
             (by the longest epoch so far), so the run stops on an epoch's checkpoint and ``--resume``
             continues it exactly (``null``: no budget).
-        accelerator: ``auto``, ``cpu`` or ``gpu``.
+        accelerator: ``auto``, ``cpu``, ``gpu`` or ``cuda`` (the same as ``gpu``).
         devices: Devices per node (an integer, or ``auto``).
         num_nodes: Nodes (multi-node DDP; see docs/training.md for SLURM and torchrun).
         strategy: ``auto`` or ``ddp`` (``ddp_spawn`` is not offered: its processes' test scores
