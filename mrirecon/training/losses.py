@@ -358,8 +358,13 @@ class ReconLoss:
         if self.normalize == "per_slice_max":
             pred, ref, data_range = per_slice_max(pred), per_slice_max(ref), 1.0
         loss = image_loss(pred, ref, data_range, self.terms)
-        if labels is None or labels.numel() == 0 or labels.shape != ref.shape:
+        if labels is None or labels.numel() == 0 or labels.shape[0] != ref.shape[0]:
             return loss
+        if labels.shape[-2] < ref.shape[-2] or labels.shape[-1] < ref.shape[-1]:
+            return loss  # labels of another grid than the target's
+        if labels.shape != ref.shape:  # an estimate smaller than the target cropped it: crop the labels too
+            labels = center_crop(labels, (ref.shape[-2], ref.shape[-1]))
+            rings = region = None  # those of the uncropped target do not fit
         if self.lesion_l1_weight:
             loss = loss + self.lesion_l1_weight * lesion_l1_loss(pred, ref, labels, region=region)
         if self.lesion_contrast_weight and bool((labels > 0).any()):

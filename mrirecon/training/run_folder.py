@@ -131,7 +131,8 @@ def check_output(
                     hint="resume with the run's settings, or train on from its weights in a new run "
                     f"with model.init={paths.last}",
                 )
-            optim = [change for change in changed if change.startswith("optim.")]
+            # gradient clipping is the trainer's, set at each start: a new value applies
+            optim = [c for c in changed if c.startswith("optim.") and not c.startswith("optim.gradient_clip")]
             if optim:  # Lightning restores the optimiser and its schedule from last.ckpt
                 raise ConfigError(
                     f"the optim settings differ from the run being resumed ({', '.join(optim)}), and a "

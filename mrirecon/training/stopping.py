@@ -111,7 +111,10 @@ class EpochTimeBudget(Callback):
         self.started = self.clock()
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        self.epoch_started = self.clock()
+        now = self.clock()
+        if self.epoch_started is not None:  # start to start: the last epoch's checkpoint writes included
+            self.longest = max(self.longest, now - self.epoch_started)
+        self.epoch_started = now
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         if self.started is None or self.epoch_started is None:

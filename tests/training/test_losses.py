@@ -163,6 +163,20 @@ def test_the_lesion_term_weighs_the_error_around_lesions_only() -> None:
     assert with_labels == pytest.approx(float(loss([[blurred]], target, 1.0)) + 2 * 9 * 0.5 / 81)
 
 
+def test_the_lesion_terms_follow_the_crop_of_an_estimate_smaller_than_its_target() -> None:
+    """fastMRI crops the target to a smaller estimate; the labels are cropped with it (they were
+    dropped, and the lesion terms with them)."""
+    target, labels = _lesion_scene(2)  # (1, 64, 64)
+    blurred = torch.nn.functional.avg_pool2d(target[None], 3, stride=1, padding=1, count_include_pad=False)[0]
+    small = blurred[:, 4:-4, 4:-4]  # (1, 56, 56): the target and labels are cropped to it
+    loss = ReconLoss({"l1": 1.0, "lesion_l1": 1.0, "lesion_contrast": 0.5})
+    cropped = ReconLoss({"l1": 1.0, "lesion_l1": 1.0, "lesion_contrast": 0.5})
+    got = float(loss([[small]], target, 1.0, labels))
+    expected = float(cropped([[small]], target[:, 4:-4, 4:-4], 1.0, labels[:, 4:-4, 4:-4]))
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert got > float(loss([[small]], target, 1.0))  # the lesion terms count
+
+
 def _lesion_scene(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A textured 64 × 64 slice with three lesions (one touching air), ``(1, h, w)`` each."""
     gen = torch.Generator().manual_seed(seed)

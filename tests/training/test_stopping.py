@@ -53,6 +53,22 @@ def _epoch(budget: EpochTimeBudget, trainer: Any, clock: _Clock, seconds: float)
     trainer.global_step += 10
 
 
+def test_an_epochs_checkpoint_writes_count_in_its_length() -> None:
+    """The checkpoints are written after the budget's epoch-end hook: the time from one epoch's
+    start to the next one's is the epoch's length."""
+    clock = _Clock()
+    budget = EpochTimeBudget(1.0, clock=clock, echo=lambda _: None)  # 60 s
+    trainer = _trainer()
+    budget.on_fit_start(trainer, None)
+    _epoch(budget, trainer, clock, 10)
+    clock.now += 15  # last.ckpt and best.ckpt written: 25 s from start to start
+    _epoch(budget, trainer, clock, 10)  # 35 s used, longest 25: 60 ≤ 60, go on
+    assert budget.longest == 25 and not trainer.should_stop
+    clock.now += 15
+    _epoch(budget, trainer, clock, 10)  # 60 s used: stop
+    assert trainer.should_stop
+
+
 def test_an_epoch_starts_only_when_the_longest_epoch_still_fits() -> None:
     clock, said = _Clock(), cast(list[str], [])
     budget = EpochTimeBudget(1.0, clock=clock, echo=said.append)  # 60 s

@@ -234,6 +234,13 @@ def test_output_folder_rules(tiny_registered: str, phantom_data: dict, tmp_path:
         ConfigError, match=r"optim settings differ .*optim\.lr \(0\.003 → 0\.01\).*model\.init="
     ):
         train(faster, output_dir=tmp_path, resume=True, **quiet)
+    # but not gradient clipping, which the trainer takes at each start: it applies, and is listed
+    clipped = train_config_from_mapping(
+        {**base_mapping(max_epochs=2), "optim": {"lr": 3e-3, "gradient_clip_val": 0.5}}
+    )
+    said: list[str] = []
+    train(clipped, output_dir=tmp_path, resume=True, datasets=phantom_data, echo=said.append)
+    assert any("optim.gradient_clip_val (None → 0.5)" in line for line in said), said
     # so is another number of steps per epoch: the restored schedule was counted for the old one
     larger = train_config_from_mapping({**base_mapping(max_epochs=1, limit_train_batches=2)})
     with pytest.raises(ConfigError, match=r"steps per epoch differ .*trainer\.limit_train_batches"):
