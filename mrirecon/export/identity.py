@@ -23,6 +23,7 @@ identifier.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import warnings
@@ -71,6 +72,13 @@ class IdentityOverrides:
     institution_name: str | None = None
     body_part: str | None = None
     laterality: str | None = None
+
+
+def _adds_identifiers(overrides: IdentityOverrides) -> bool:
+    """Whether the command line gives any identifying attribute (anything but body part, laterality
+    and sex, which the de-identification profile keeps)."""
+    kept = ("body_part", "laterality", "patient_sex")
+    return any(getattr(overrides, f.name) for f in dataclasses.fields(overrides) if f.name not in kept)
 
 
 @dataclass(frozen=True)
@@ -378,5 +386,6 @@ def resolve_identity(
         patient_position=position if position in _PATIENT_POSITIONS else "",
         frame_of_reference_uid=frame_uid,
         uid_key=uid_key,
-        deidentified=deidentify,
+        # a de-identified run's file exported as it is stays de-identified, unless identifiers are added
+        deidentified=deidentify or (pseudonymous and not _adds_identifiers(o)),
     )

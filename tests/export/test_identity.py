@@ -129,3 +129,23 @@ def test_a_pseudonymous_reconstruction_keeps_its_recorded_uids() -> None:
         None, recon_patient_id="MRN99887766", deidentify=True, salt="s", pseudonymous=True
     )
     assert claimed.patient_id.startswith("ANON") and "MRN99887766" not in claimed.patient_id
+
+
+def test_a_pseudonymous_reconstruction_exported_as_it_is_stays_marked_de_identified() -> None:
+    """export-dicom without --deidentify of a de-identified run's file: its series says it is
+    (PatientIdentityRemoved), unless the command line gives identifiers back."""
+    from mrirecon.export.identity import IdentityOverrides
+
+    recorded = {"recon_patient_id": "ANON0123456789", "input_file": "ANON0123456789AB.h5"}
+    as_it_is = resolve_identity(None, pseudonymous=True, **recorded)  # type: ignore[arg-type]
+    assert as_it_is.deidentified and as_it_is.patient_id == "ANON0123456789"
+    named = resolve_identity(
+        None,
+        pseudonymous=True,
+        overrides=IdentityOverrides(patient_name="DOE^JANE"),
+        **recorded,  # type: ignore[arg-type]
+    )
+    assert not named.deidentified
+    sided = resolve_identity(None, pseudonymous=True, overrides=IdentityOverrides(laterality="L"), **recorded)  # type: ignore[arg-type]
+    assert sided.deidentified
+    assert not resolve_identity(None, input_file="x.h5").deidentified  # an identified file
