@@ -27,6 +27,13 @@ from mrirecon.physics import espirit_kernel_width, estimate_coil_maps_acs, estim
 __all__ = ["EspiritCache", "acs_coil_maps"]
 
 
+#: Pixels whose low-resolution coil RSS is below this fraction of its peak get zero maps: in an
+#: exactly zero background (noiseless or masked data) only float rounding is left there, which
+#: normalisation would blow up to unit-norm maps of random phase. Any measured noise floor is far
+#: above it (real and simulated scans keep every pixel).
+ACS_MAP_FLOOR = 1e-5
+
+
 def acs_coil_maps(
     masked_kspace: torch.Tensor,
     mask: torch.Tensor,
@@ -56,7 +63,7 @@ def acs_coil_maps(
             hint="use a mask with a fully sampled centre (center_fractions above 0), or coil maps "
             "of a model that estimates its own (coil_maps: none)",
         )
-    maps = estimate_coil_maps_acs(masked_kspace.unsqueeze(0), acs, centered=True)[0]
+    maps = estimate_coil_maps_acs(masked_kspace.unsqueeze(0), acs, centered=True, threshold=ACS_MAP_FLOOR)[0]
     return maps if centered else torch.fft.ifftshift(maps, dim=spatial)
 
 

@@ -29,7 +29,7 @@ def normalize_coil_maps(coil_maps: torch.Tensor, *, eps: float = 1e-12) -> torch
 
     Args:
         coil_maps: ``(B, C, [S,] H, W)`` complex.
-        eps: Pixels with Σ|S|² below ``eps`` are set to 0.
+        eps: Pixels whose root-sum-of-squares √(Σ|S|²) is at most ``eps`` are set to 0.
 
     Returns:
         Maps of the same shape with Σ_c |S_c|² ∈ {0, 1}.

@@ -202,7 +202,7 @@ class MultiCoilOperator(LinearOperator):
         self.ndim = ndim
         self.centered = centered
         self.dims = tuple(range(-ndim, 0))
-        mask = mask.to(device=coil_maps.device, dtype=torch.float32)
+        mask = mask.to(device=coil_maps.device, dtype=coil_maps.real.dtype)  # float64 for complex128 maps
         self.mask = mask
         self.coil_maps = coil_maps
         if centered:

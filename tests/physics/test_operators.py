@@ -94,6 +94,12 @@ def test_normal_equals_adjoint_of_forward() -> None:
     assert torch.allclose(op.normal(x), op.adjoint(op.forward(x)), atol=1e-5)
     # AᴴA is Hermitian positive semi-definite.
     assert inner(x, op.normal(x)).real >= 0
+    # in double precision to double precision, also with a weighted mask (it was rounded to float32)
+    weights = torch.rand((2, 1, 7, 9), generator=g, dtype=torch.float64)
+    double = MultiCoilOperator(maps.to(torch.complex128), weights)
+    x2 = x.to(torch.complex128)
+    difference = (double.normal(x2) - double.adjoint(double.forward(x2))).abs().max()
+    assert float(difference) < 1e-12 * float(double.normal(x2).abs().max())
 
 
 def test_expand_reduce_are_adjoint_and_unmasked() -> None:
