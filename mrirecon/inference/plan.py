@@ -21,6 +21,8 @@ series folder holds one file per slice. Outputs are written in the order DICOM s
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import re
 import shutil
@@ -35,6 +37,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from mrirecon.atomic import partial_name
+from mrirecon.data.bart import bart_pair
 from mrirecon.data.ismrmrd_raw import Frame
 from mrirecon.errors import ConfigError, MriReconError, Notice
 from mrirecon.export.dicom import FILE_PATTERN
@@ -68,6 +71,10 @@ class VolumeTask:
             (:func:`~mrirecon.inference.components.opens_whole`), so one DataLoader worker should
             read all its slices.
         frames: The input is an ISMRMRD raw file, whose frame a run chooses (``--frame``).
+        fingerprint: :func:`input_fingerprint` of the input when it was planned (attribute
+            ``input_fingerprint`` of its reconstruction).
+        replaces: Its outputs are this run's own, made from the input before it was rewritten:
+            they are replaced (the DICOM series too, whose UIDs follow the new data).
     """
 
     index: int
@@ -81,6 +88,22 @@ class VolumeTask:
     action: str = RECONSTRUCT
     opens_whole: bool = False
     frames: bool = False
+    fingerprint: str = ""
+    replaces: bool = False
+
+
+def input_fingerprint(path: Path) -> str:
+    """16 hex digits that change when the input file is replaced or rewritten: a hash of its size
+    and modification time (and its BART header's). Cheap (no read); a copy that does not keep the
+    times reads as changed (it is reconstructed again, never wrongly skipped).
+
+    Raises:
+        OSError: the file cannot be stat'ed.
+    """
+    files = [path, bart_pair(path)[0]] if path.suffix.lower() == ".cfl" else [path]
+    stats = [f.stat() for f in files]
+    text = ";".join(f"{s.st_size}:{s.st_mtime_ns}" for s in stats)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -169,11 +192,60 @@ def _same_number(saved: Any, wanted: float | None) -> bool:
     return abs(float(saved) - wanted) <= 1e-6 * abs(wanted)
 
 
+def _resumed(
+    task: VolumeTask,
+    identity: tuple[str, str, str, str, str, str],
+    *,
+    dicom: bool,
+    deidentify: bool,
+    overwrite: bool,
+) -> str:
+    """What a resumed run does with an input whose reconstruction exists: ``finished``,
+    :data:`EXPORT` (its DICOM series only), :data:`RECONSTRUCT` (an unreadable file, or another
+    model's output with ``overwrite``), ``again`` (this run's output of an input rewritten since:
+    made again, replacing it), ``privacy`` (a series de-identified otherwise than
+    this run's) or ``conflict`` (another model's or setting's output)."""
+    out = task.outputs
+    attrs = _existing(out.recon)
+    if attrs is None:
+        return RECONSTRUCT  # damaged: replaced atomically
+    if _input_changed(attrs, task) and _matches(attrs, identity, task.sampling):
+        return "again"
+    if not _matches(attrs, identity, task.sampling, task.num_slices):
+        return RECONSTRUCT if overwrite else "conflict"
+    if dicom and not dicom_complete(out.dicom, task.num_slices):
+        return EXPORT
+    if dicom and _deidentified(out.dicom) != deidentify:
+        return EXPORT if overwrite else "privacy"
+    return "finished"
+
+
+def _decided(decision: str, task: VolumeTask) -> Any:
+    """What a :func:`_resumed` decision files: the input (finished), the folder refused (its DICOM
+    series for ``privacy``, its HDF5 for ``conflict``), or the task to run."""
+    if decision == "finished":
+        return task.input_path
+    if decision == "privacy":
+        return task.outputs.dicom
+    if decision == "conflict":
+        return task.outputs.recon
+    if decision == EXPORT:
+        return _with_action(task, EXPORT)
+    return dataclasses.replace(task, replaces=True)  # "again"
+
+
+def _input_changed(attrs: dict[str, Any], task: VolumeTask) -> bool:
+    """Whether the output records another fingerprint of its input than the input has now (an
+    output without one, written before fingerprints were recorded, is taken as of this input)."""
+    recorded = _text(attrs.get("input_fingerprint", ""))
+    return bool(recorded) and bool(task.fingerprint) and recorded != task.fingerprint
+
+
 def _matches(
     attrs: dict[str, Any],
     identity: tuple[str, str, str, str, str, str],
     sampling: VolumeSampling,
-    slices: int,
+    slices: int | None = None,
 ) -> bool:
     """Whether a finished output was made by this run's model, settings, frame and undersampling
     (an output without a ``precision`` attribute was made in float32)."""
@@ -189,7 +261,7 @@ def _matches(
         and _text(attrs.get("mask_type", "")) == sampling.mask_type
         and _same_number(attrs.get("acceleration"), sampling.acceleration)
         and _same_number(attrs.get("center_fraction"), sampling.center_fraction)
-        and attrs["_slices"] == slices
+        and (slices is None or attrs["_slices"] == slices)
     )
 
 
@@ -264,6 +336,7 @@ def make_plan(
                     ),
                     opens_whole=components.opens_whole(path, volume),
                     frames=components.has_frames(volume),
+                    fingerprint=input_fingerprint(Path(path)),
                 )
             finally:
                 volume.close()
@@ -273,33 +346,20 @@ def make_plan(
             failures.append(Failure(os.fspath(path), error_text(error), type(error).__name__))
             continue
         if resume and out.recon.exists():
-            attrs = _existing(out.recon)
-            if attrs is not None and _matches(
-                attrs,
-                (
-                    model,
-                    checkpoint_sha256,
-                    model_config,
-                    coil_maps,
-                    frame_text if task.frames else "",
-                    precision,
-                ),
-                task.sampling,
-                task.num_slices,
-            ):
-                if not dicom or dicom_complete(out.dicom, task.num_slices):
-                    if dicom and _deidentified(out.dicom) != deidentify:
-                        if not overwrite:
-                            privacy.append(out.dicom)
-                            continue
-                        tasks.append(_with_action(task, EXPORT))
-                        continue
-                    finished.append(path)
-                else:
-                    tasks.append(_with_action(task, EXPORT))
-                continue
-            if attrs is not None and not overwrite:
-                conflicts.append(out.recon)
+            identity = (
+                model,
+                checkpoint_sha256,
+                model_config,
+                coil_maps,
+                frame_text if task.frames else "",
+                precision,
+            )
+            decision = _resumed(task, identity, dicom=dicom, deidentify=deidentify, overwrite=overwrite)
+            if decision != RECONSTRUCT:
+                bucket = {"finished": finished, "privacy": privacy, "conflict": conflicts}.get(
+                    decision, tasks
+                )
+                bucket.append(_decided(decision, task))
                 continue
         if dicom and not overwrite and _another_models_series(out.dicom, model, checkpoint_sha256):
             conflicts.append(out.dicom)  # its HDF5 is gone: found now, not after reconstructing

@@ -83,6 +83,8 @@ def recon_volume(volume: FinishedVolume, settings: WriteSettings) -> ReconVolume
     extra["kspace_matrix"] = np.asarray([height, width], dtype=np.int64)
     if meta.decoupled_3d:  # a 3-D acquisition (its header now says one partition per slice)
         extra["mrirecon_decoupled_3d"] = True
+    if volume.task.fingerprint:  # a later run redoes the volume when its input is rewritten
+        extra["input_fingerprint"] = volume.task.fingerprint
     if settings.frame and volume.task.frames:  # the frame of an ISMRMRD raw input (other inputs have one)
         extra["frame"] = settings.frame
     recon = ReconVolume(
@@ -161,7 +163,9 @@ def write_volume(volume: FinishedVolume, settings: WriteSettings) -> None:
         # de-identified, the series is built from the reconstruction as the HDF5 holds it (its
         # pseudonym and recorded UIDs), as a resumed run exporting it from the HDF5 would
         source = task.outputs.recon if settings.deidentify else task.input_path
-        export_volume_dicom(recon, task.outputs.dicom, settings.dicom, source=source)
+        # an input rewritten since this run's series of it was made: that series is replaced
+        dicom = dataclasses.replace(settings.dicom, overwrite=True) if task.replaces else settings.dicom
+        export_volume_dicom(recon, task.outputs.dicom, dicom, source=source)
     write_reconstruction(task.outputs.recon, recon)
 
 

@@ -217,6 +217,28 @@ def test_resume_skips_finished_volumes_and_exports_missing_dicom(tmp_path: Path,
     assert damaged.read_bytes() == intact
 
 
+def test_an_input_rewritten_since_its_reconstruction_is_made_again_with_its_series(
+    tmp_path: Path, inputs: Path
+) -> None:
+    """Same name, new content (a scan replaced, a simulation redone): the old outputs would have
+    been taken as finished and scored against the new reference."""
+    out = tmp_path / "out"
+    model = load_reconstructor("zero_filled")
+    run_batch(model, inputs, _options(out, dicom=True))
+    fakes.write_input(inputs / "vol_b.h5", slices=3, seed=9)  # another scan under vol_b's name (was 2 slices)
+    again = run_batch(model, inputs, _options(out, dicom=True))
+    assert (again.skipped, again.reconstructed) == (2, 1)
+    rss = _rss(inputs / "vol_b.h5", (32, 24))
+    zero_filled = read_reconstruction(out / "vol_b.h5").zero_filled  # the new scan's measured data
+    assert zero_filled is not None and zero_filled.shape == rss.shape
+    np.testing.assert_allclose(zero_filled, rss, rtol=1e-4, atol=1e-6 * rss.max())
+    assert len(list((out / "dicom" / "vol_b").glob("IM_*.dcm"))) == 3  # the series replaced with it
+    assert run_batch(model, inputs, _options(out, dicom=True)).skipped == 3
+    with h5py.File(out / "vol_a.h5", "a") as f:  # an output written before fingerprints: kept as it is
+        del f.attrs["input_fingerprint"]
+    assert run_batch(model, inputs, _options(out, dicom=True)).skipped == 3
+
+
 def test_a_resume_never_keeps_identified_series_when_asked_to_deidentify(
     tmp_path: Path, inputs: Path
 ) -> None:
