@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--size",
-    type=(int, int),
+    type=(click.IntRange(min=16), click.IntRange(min=16)),
     default=None,
     metavar="H W",
     help="Matrix size [phantom: 256 256; mni: drawn (160-384 rows, rectangular) unless given].",
@@ -61,25 +62,23 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--lesion-count",
-    type=(int, int),
-    default=(2, 5),
-    show_default=True,
+    type=(click.IntRange(min=0), click.IntRange(min=0)),
+    default=None,
     metavar="MIN MAX",
-    help="Lesions per volume.",
+    help="Lesions per volume [phantom only; default: 2 5].",
 )
 @click.option(
     "--lesion-radius",
     type=(float, float),
-    default=(2.0, 5.0),
-    show_default=True,
+    default=None,
     metavar="MIN MAX",
-    help="Lesion radius in mm (field of view 220 mm).",
+    help="Lesion radius in mm (field of view 220 mm) [phantom only; default: 2 5].",
 )
 @click.option(
     "--lesion-contrast",
     type=float,
     default=None,
-    help="Lesion / white-matter intensity (default per contrast).",
+    help="Lesion / white-matter intensity [phantom only; default per contrast].",
 )
 @click.option(
     "--split", default="0.8,0.1,0.1", show_default=True, help="train,val,test fractions of the manifest."
@@ -96,8 +95,8 @@ def simulate(
     lesions: bool,
     snr: float,
     contrast: str,
-    lesion_count: tuple[int, int],
-    lesion_radius: tuple[float, float],
+    lesion_count: tuple[int, int] | None,
+    lesion_radius: tuple[float, float] | None,
     lesion_contrast: float | None,
     split: str,
     no_progress: bool,
@@ -108,16 +107,8 @@ def simulate(
     from mrirecon.data.simulate import LesionOptions, simulate_dataset
 
     if anatomy == "dipy":
-        given = [
-            name
-            for name, value in (
-                ("--size", size),
-                ("--coils", coils),
-                ("--snr", snr),
-                ("--contrast", contrast),
-            )
-            if value is not None
-        ] + (["--split"] if split != "0.8,0.1,0.1" else [])
+        given = _given(("--size", size), ("--coils", coils), ("--snr", snr), ("--contrast", contrast))
+        given += ["--split"] if split != "0.8,0.1,0.1" else []
         if given:
             raise ConfigError(
                 f"the real-anatomy set (--anatomy dipy) has its own sizes, coils, noise, contrast and "
@@ -125,6 +116,22 @@ def simulate(
                 hint="leave them out, or use --anatomy mni",
             )
     if anatomy != "phantom":
+        phantom_only = _given(
+            ("--lesion-count", lesion_count),
+            ("--lesion-radius", lesion_radius),
+            ("--lesion-contrast", lesion_contrast),
+        )
+        if phantom_only:
+            raise ConfigError(
+                f"{', '.join(phantom_only)} set the phantom's lesions; the {anatomy} simulator draws its "
+                "own (a count per slice, radius and contrast ranges: docs/data.md) and would ignore them",
+                hint="leave them out, or use --anatomy phantom",
+            )
+        if snr is not None and not math.isfinite(snr):
+            raise ConfigError(
+                f"--snr {snr} (no noise) is the phantom's; the {anatomy} simulator needs a finite SNR",
+                hint="give a finite --snr, e.g. 50",
+            )
         paths = simulate_dataset(
             output_dir,
             volumes=volumes,
@@ -144,11 +151,16 @@ def simulate(
     coils = coils or 8
     snr = snr or 30.0
     contrast = contrast or "flair"
-    options = (
-        LesionOptions(count=lesion_count, radius_mm=lesion_radius, contrast=lesion_contrast)
-        if lesions
-        else None
-    )
+    chosen: dict[str, Any] = {  # the library's defaults for what was not given
+        key: value
+        for key, value in (
+            ("count", lesion_count),
+            ("radius_mm", lesion_radius),
+            ("contrast", lesion_contrast),
+        )
+        if value is not None
+    }
+    options = LesionOptions(**chosen) if lesions else None
     paths = simulate_dataset(
         output_dir,
         volumes=volumes,
@@ -164,6 +176,11 @@ def simulate(
         overwrite=overwrite,
     )
     click.echo(f"wrote {len(paths)} volume(s) and {output_dir / 'manifest.csv'}")
+
+
+def _given(*options: tuple[str, object]) -> list[str]:
+    """The names of the options given (not None)."""
+    return [name for name, value in options if value is not None]
 
 
 def _realistic_options(

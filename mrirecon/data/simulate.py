@@ -24,6 +24,7 @@ Next to the volumes the simulator writes ``manifest.csv`` (splits drawn with the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,10 +80,10 @@ class LesionOptions:
     def __post_init__(self) -> None:
         if not 0 <= self.count[0] <= self.count[1]:
             raise ConfigError(f"lesion count must be 0 <= least <= most, got {self.count}")
-        if not 0 < self.radius_mm[0] <= self.radius_mm[1]:
+        if not (0 < self.radius_mm[0] <= self.radius_mm[1] and math.isfinite(self.radius_mm[1])):
             raise ConfigError(f"lesion radius must be 0 < least <= most mm, got {self.radius_mm}")
-        if self.contrast is not None and self.contrast <= 0:
-            raise ConfigError(f"lesion contrast must be positive, got {self.contrast}")
+        if self.contrast is not None and not (math.isfinite(self.contrast) and self.contrast > 0):
+            raise ConfigError(f"lesion contrast must be a positive number, got {self.contrast}")
 
 
 @dataclass(frozen=True)
@@ -253,12 +254,18 @@ def _check(slices: int, coils: int, size: tuple[int, int], snr: float, contrast:
 
 def check_empty_output(folder: Path, overwrite: bool) -> None:
     """Refuse to simulate into a folder that holds a dataset (its manifest would be replaced and its
-    files orphaned or mixed with the new ones) unless ``overwrite``.
+    files orphaned or mixed with the new ones) unless ``overwrite``; with ``overwrite``, remove the
+    dataset there: its manifest and the files it lists in the folder (a smaller new dataset would
+    otherwise leave old volumes beside the new ones, for a folder-wide batch run to pick up).
 
     Raises:
         ConfigError: naming the folder and the fix.
+        DataError: ``overwrite`` and an unreadable manifest in the folder.
     """
-    if overwrite or not folder.is_dir():
+    if not folder.is_dir():
+        return
+    if overwrite:
+        _remove_dataset(folder)
         return
     held = [p.name for p in folder.iterdir() if p.suffix in (".h5", ".csv")]
     if held:
@@ -268,6 +275,21 @@ def check_empty_output(folder: Path, overwrite: bool) -> None:
             path=folder,
             hint="choose an empty folder, or pass --overwrite to replace it",
         )
+
+
+def _remove_dataset(folder: Path) -> None:
+    """Remove ``folder``'s manifest and the volumes it lists inside ``folder``."""
+    from mrirecon.data.manifest import read_manifest
+
+    manifest = folder / "manifest.csv"
+    if not manifest.is_file():
+        return
+    inside = folder.resolve()
+    for entry in read_manifest(manifest):
+        path = Path(entry.path).resolve()
+        if path.parent == inside and path.suffix == ".h5":
+            path.unlink(missing_ok=True)
+    manifest.unlink()
 
 
 def simulate_dataset(

@@ -245,6 +245,8 @@ def _run_listed(
     prepare_output_folder(options.output_dir, "reconstructions")
     if options.dicom:
         prepare_output_folder(options.output_dir / DICOM_FOLDER, "DICOM series")
+    if options.reports:  # a run killed from here on is not taken for the last one's complete record
+        _record_status(options.output_dir / RUN_JSON, loaded, source, options, started, "running")
     accelerator, devices = resolve_device(options.device, options.devices)
     with _quiet_lightning():
         import pytorch_lightning as pl
@@ -328,32 +330,41 @@ def _run_listed(
     return result
 
 
-def _record_crash(
+def _record_status(
     path: Path,
     loaded: LoadedModel,
     source: str | os.PathLike[str],
     options: RunOptions,
     started: datetime.datetime,
-    error: BaseException,
+    status: str,
+    error: BaseException | None = None,
 ) -> None:
-    """run.json of a run stopped by a bug (an exception no input explains): what crashed, where."""
+    """run.json of a run that has not ended normally: ``running`` (written at its start, so that a
+    run killed with SIGKILL is not taken for the previous run's complete record), ``interrupted``
+    (SIGINT, SIGTERM), ``aborted`` (a user's error or a fault stopped it: its one line) or
+    ``crashed`` (a bug: an exception no input explains; what crashed, where)."""
     import traceback
 
     if launched_rank() != 0:
         return
-    frames = traceback.extract_tb(error.__traceback__)
-    payload = {
-        "mrirecon_version": __version__,
-        "status": "crashed",
-        "error": f"{type(error).__name__}: {error}",
-        "where": [f"{f.filename}:{f.lineno} in {f.name}" for f in frames[-5:]],
-        "model": loaded.name,
-        "checkpoint_sha256": loaded.checkpoint_sha256 or None,
-        "config": {"model": loaded.config, "run": options.summary()},
-        "input": "(de-identified run)" if options.dicom_options.deidentify else os.fspath(source),
-        "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
+    payload: dict[str, Any] = {"mrirecon_version": __version__, "status": status}
+    if isinstance(error, MriReconError):  # its one line (a de-identified run names nothing)
+        payload["error"] = None if options.dicom_options.deidentify else error.one_line()
+    elif error is not None:
+        frames = traceback.extract_tb(error.__traceback__)
+        payload["error"] = f"{type(error).__name__}: {error}"
+        payload["where"] = [f"{f.filename}:{f.lineno} in {f.name}" for f in frames[-5:]]
+    payload.update(
+        {
+            "model": loaded.name,
+            "checkpoint_sha256": loaded.checkpoint_sha256 or None,
+            "config": {"model": loaded.config, "run": options.summary()},
+            "input": "(de-identified run)" if options.dicom_options.deidentify else os.fspath(source),
+            "started": started.isoformat(timespec="seconds"),
+        }
+    )
+    if status != "running":
+        payload["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     with contextlib.suppress(ExportError), atomic_file(path, what="run.json") as temporary:
         temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
@@ -376,8 +387,13 @@ def _judged(
     try:
         return stoppable(step, worker_hint=WORKER_HINT, distributed=distributed)
     except BaseException as error:
-        if options.reports and not isinstance(error, MriReconError | KeyboardInterrupt):
-            _record_crash(options.output_dir / RUN_JSON, loaded, source, options, started, error)
+        record = options.output_dir / RUN_JSON
+        if options.reports and isinstance(error, KeyboardInterrupt):  # SIGINT, and SIGTERM
+            _record_status(record, loaded, source, options, started, "interrupted")
+        elif options.reports and isinstance(error, MriReconError):  # refused, or stopped by a fault
+            _record_status(record, loaded, source, options, started, "aborted", error)
+        elif options.reports:
+            _record_status(record, loaded, source, options, started, "crashed", error)
         raise
 
 

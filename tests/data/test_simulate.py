@@ -189,6 +189,13 @@ def test_simulate_refuses_a_folder_that_holds_a_dataset(tmp_path: Path) -> None:
         tmp_path, volumes=1, slices=1, coils=2, size=(32, 32), seed=1, progress=False, overwrite=True
     )
     assert again[0].exists()
+    # a smaller dataset in its place leaves none of the old one's volumes beside it; other files stay
+    simulate_dataset(tmp_path, volumes=3, slices=1, coils=2, size=(32, 32), progress=False, overwrite=True)
+    (tmp_path / "mine.h5").write_bytes(b"kept")
+    smaller = simulate_dataset(
+        tmp_path, volumes=1, slices=1, coils=2, size=(32, 32), contrast="t1", progress=False, overwrite=True
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["manifest.csv", "mine.h5", smaller[0].name])
 
 
 def test_train_with_a_mistyped_manifest_writes_nothing(tmp_path: Path) -> None:
@@ -213,8 +220,8 @@ def test_the_cli_lesion_defaults_are_the_library_defaults() -> None:
     """``mrirecon simulate`` spells out LesionOptions' defaults (it imports the library lazily)."""
     from mrirecon_cli.simulate import simulate
 
-    defaults = {param.name: param.default for param in simulate.params}
+    helps = {param.name: getattr(param, "help", "") for param in simulate.params}
     library = LesionOptions()
-    assert tuple(defaults["lesion_count"]) == library.count
-    assert tuple(defaults["lesion_radius"]) == library.radius_mm
-    assert defaults["lesion_contrast"] == library.contrast
+    assert f"default: {library.count[0]} {library.count[1]}]" in helps["lesion_count"]
+    assert f"default: {library.radius_mm[0]:g} {library.radius_mm[1]:g}]" in helps["lesion_radius"]
+    assert library.contrast is None and "default per contrast" in helps["lesion_contrast"]

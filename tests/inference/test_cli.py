@@ -268,3 +268,12 @@ def test_simulate_refuses_zero_coils_and_snr(tmp_path: Path) -> None:
     for option in ("--coils", "--snr"):
         result = CliRunner().invoke(cli, ["simulate", str(tmp_path / "x"), option, "0"])
         assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output
+    for args, words in (
+        (["--anatomy", "mni", "--snr", "inf"], "the mni simulator needs a finite SNR"),
+        (["--anatomy", "mni", "--size", "0", "64"], "Invalid value for '--size'"),
+        (["--lesions", "--lesion-contrast", "nan"], "lesion contrast must be a positive number"),
+        (["--anatomy", "mni", "--lesions", "--lesion-count", "0", "0"], "--lesion-count set the phantom's"),
+    ):
+        result = CliRunner().invoke(cli, ["simulate", str(tmp_path / "x"), *args, "--volumes", "1"])
+        assert result.exit_code == 2 and words in result.output, result.output
+    assert not (tmp_path / "x").exists()
