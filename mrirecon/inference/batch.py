@@ -39,7 +39,13 @@ from mrirecon.inference.deidentified import (
     write_mapping,
 )
 from mrirecon.inference.failures import FAILURES_CSV, Failure, error_text, write_failures
-from mrirecon.inference.inputs import DICOM_FOLDER, OutputPaths, list_inputs, output_paths
+from mrirecon.inference.inputs import (
+    DICOM_FOLDER,
+    OutputPaths,
+    check_output_name_length,
+    list_inputs,
+    output_paths,
+)
 from mrirecon.inference.loading import LoadedModel
 from mrirecon.inference.options import RunOptions, resolve_device
 from mrirecon.inference.runner import RankReport, error_from_failure
@@ -199,8 +205,9 @@ def _run_batch(
 
 def _named_inputs(listed: list[Path], deid: DicomOptions) -> tuple[list[Path], list[Failure]]:
     """The inputs whose names can be written as text, and a failure for each of the others (a name
-    in another encoding than UTF-8: :func:`~mrirecon.data.volume.check_file_name`), named by its
-    pseudonym in a de-identified run. Refused when no input is left.
+    in another encoding than UTF-8: :func:`~mrirecon.data.volume.check_file_name`; a name too long
+    for its outputs' names: :func:`~mrirecon.inference.inputs.check_output_name_length`), named by
+    its pseudonym in a de-identified run. Refused when no input is left.
 
     Raises:
         DataError: every input has such a name.
@@ -212,6 +219,8 @@ def _named_inputs(listed: list[Path], deid: DicomOptions) -> tuple[list[Path], l
     for path in listed:
         try:
             check_file_name(path)
+            if not deid.deidentify:  # (a de-identified run's outputs are named by short pseudonyms)
+                check_output_name_length(path)
         except DataError as error:
             if deid.deidentify:  # the name may be the patient's: said by its pseudonym only
                 name = file_pseudonym(path_text(path.name), deid.salt)

@@ -94,6 +94,28 @@ class OutputPaths:
     dicom: Path
 
 
+#: The longest file name most file systems take, in bytes (ext4, XFS, btrfs, NTFS, APFS).
+NAME_MAX = 255
+
+
+def check_output_name_length(path: Path) -> None:
+    """Refuse an input whose outputs' names would pass :data:`NAME_MAX` bytes: the longest is its
+    DICOM series record while it is written, ``..STEM.series.json.partial``.
+
+    Raises:
+        DataError: naming the input, the length and the limit.
+    """
+    stem = len(path.stem.encode("utf-8", "surrogateescape"))
+    longest = stem + len("...series.json.partial")
+    if longest > NAME_MAX:
+        raise DataError(
+            f"the file name is too long for its outputs' names ({longest} bytes with their suffixes; "
+            f"file systems take {NAME_MAX})",
+            path=path,
+            hint=f"rename it to a name of at most {NAME_MAX - longest + stem} bytes before its suffix",
+        )
+
+
 def output_paths(
     inputs: list[Path], output_dir: str | os.PathLike[str], *, pseudonym_salt: str | None = None
 ) -> list[OutputPaths]:

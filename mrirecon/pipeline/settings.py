@@ -170,7 +170,7 @@ class DemoPaths:
             raise ConfigError(
                 f"cannot read the demo's record: {error}",
                 path=self.settings,
-                hint="delete it (the demo then redoes every step) or choose another --output-dir",
+                hint="add --fresh to redo every step in this folder, or choose another --output-dir",
             ) from error
         return state if isinstance(state, dict) else {}
 

@@ -239,6 +239,15 @@ def test_an_input_rewritten_since_its_reconstruction_is_made_again_with_its_seri
     assert run_batch(model, inputs, _options(out, dicom=True)).skipped == 3
 
 
+def test_an_input_named_too_long_for_its_outputs_fails_alone(tmp_path: Path, inputs: Path) -> None:
+    """``..STEM.series.json.partial`` over 255 bytes stopped the whole run (ENAMETOOLONG)."""
+    long = inputs / ("v" * 234 + ".h5")  # the input's own name fits; its series record's would not
+    fakes.write_input(long, slices=1, seed=4)
+    result = run_batch(load_reconstructor("zero_filled"), inputs, _options(tmp_path / "out", dicom=True))
+    assert result.reconstructed == 3 and [Path(f.file).name for f in result.failures] == [long.name]
+    assert "too long for its outputs' names (256 bytes" in result.failures[0].error
+
+
 def test_a_resume_never_keeps_identified_series_when_asked_to_deidentify(
     tmp_path: Path, inputs: Path
 ) -> None:
