@@ -64,12 +64,13 @@ def create(
 
 @manifest.command()
 @click.argument("manifest_csv", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--npy-axes", default=None, help="Axis order of its .npy files, as given to `manifest create`.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def verify(manifest_csv: Path, no_progress: bool) -> None:
+def verify(manifest_csv: Path, npy_axes: str | None, no_progress: bool) -> None:
     """Check that every file of MANIFEST_CSV is present, unchanged and readable (exit 1 if not)."""
     from mrirecon.data.manifest import verify_manifest
 
-    check = verify_manifest(manifest_csv, progress=not no_progress, on_problem=click.echo)
+    check = verify_manifest(manifest_csv, npy_axes=npy_axes, progress=not no_progress, on_problem=click.echo)
     click.echo(
         f"{len(check.ok)} ok, {len(check.missing)} missing, {len(check.changed)} changed, "
         f"{len(check.unreadable)} unreadable"

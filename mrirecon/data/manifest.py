@@ -124,7 +124,8 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
         raise DataError("no such manifest", path=path)
     root = path.resolve().parent
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        # utf-8-sig: a manifest saved by a spreadsheet program starts with a byte-order mark
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
@@ -137,6 +138,7 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DataError(f"cannot read the manifest: {error}", path=path) from error
     entries = []
+    listed: dict[Path, int] = {}
     for line, row in enumerate(rows, start=2):
         try:
             split = row["split"].strip()
@@ -144,9 +146,17 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
                 raise ValueError(f"split must be one of {', '.join(SPLITS)}, got '{split}'")
             if not row["path"].strip():
                 raise ValueError("the path is empty")
+            # the cell as written when that file exists (a name may begin or end with a space),
+            # else without the spaces around it (a hand-written "a.h5, ..." row)
+            file = (root / row["path"]).resolve()
+            if not file.exists():
+                file = (root / row["path"].strip()).resolve()
+            if file in listed:  # twice in one split doubles its slices; in two, it leaks across them
+                raise ValueError(f"{row['path']} is listed on line {listed[file]} already")
+            listed[file] = line
             entries.append(
                 ManifestEntry(
-                    path=(root / row["path"].strip()).resolve(),
+                    path=file,
                     sha256=row["sha256"].strip().lower(),
                     shape=_parse_shape(row["shape"]),
                     coils=int(row["coils"]),
@@ -343,6 +353,7 @@ class ManifestCheck:
 def verify_manifest(
     path: str | Path,
     *,
+    npy_axes: str | None = None,
     progress: bool = True,
     on_problem: Callable[[str], object] | None = None,
 ) -> ManifestCheck:
@@ -350,6 +361,7 @@ def verify_manifest(
 
     Args:
         path: The manifest CSV.
+        npy_axes: The axis order of its ``.npy`` files (as given to ``manifest create``).
         progress: Show a progress bar.
         on_problem: Called with a one-line description of each problem as it is found.
 
@@ -375,7 +387,7 @@ def verify_manifest(
             report(f"changed: {entry.path}: sha256 {digest[:12]}… ≠ {entry.sha256[:12]}…")
             continue
         try:
-            with open_volume(entry.path) as volume:
+            with open_volume(entry.path, npy_axes=npy_axes) as volume:
                 shape = (volume.num_slices, *volume.kspace_shape)
         except DataError as error:
             check.unreadable.append((entry, error.message))

@@ -156,6 +156,27 @@ def test_malformed_manifests(tmp_path: Path) -> None:
         read_manifest(path)
     with pytest.raises(DataError, match="no such manifest"):
         read_manifest(tmp_path / "none.csv")
+    header = "path,sha256,shape,coils,acquisition,split\n"
+    row = "x.h5,abc,1x2x3x4,2,,{split}\n"
+    path.write_text(header + row.format(split="train") + row.format(split="test"))  # one file, two splits
+    with pytest.raises(DataError, match=r"line 3: x\.h5 is listed on line 2 already"):
+        read_manifest(path)
+    path.write_text("\ufeff" + header + row.format(split="train"), encoding="utf-8")  # saved by a spreadsheet
+    assert [e.split for e in read_manifest(path)] == ["train"]
+
+
+def test_a_name_with_spaces_round_trips_and_npy_axes_verify(tmp_path: Path) -> None:
+    from mrirecon.data.manifest import create_manifest, verify_manifest
+
+    data = tmp_path / "d"
+    data.mkdir()
+    kspace = multicoil_kspace(slices=2, coils=3)
+    np.save(data / " lead.npy", kspace)  # a name beginning with a space
+    manifest = data / "m.csv"
+    create_manifest(data, manifest, npy_axes="slices,coils,kx,ky", progress=False)
+    assert [e.path.name for e in read_manifest(manifest)] == [" lead.npy"]
+    assert verify_manifest(manifest, npy_axes="slices,coils,kx,ky", progress=False).passed
+    assert not verify_manifest(manifest, progress=False).passed  # a 4-D array needs its axis order
 
 
 def test_shipped_manifest_of_the_real_test_files(shared_data: Path) -> None:
