@@ -41,6 +41,11 @@ class Statistic:
     def two_sd(self) -> float:
         return 2 * self.sd
 
+    @property
+    def count(self) -> int:
+        """Every value given, finite or not (the volumes scored)."""
+        return self.n + self.left_out
+
     def to_json(self) -> dict[str, float | int | None]:
         """``{"n", "mean", "sd", "two_sd"}`` with NaN as ``None`` (JSON has no NaN)."""
 

@@ -22,6 +22,7 @@ without one, by its name.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -137,6 +138,14 @@ def _check_scorable(
     )
     if options.atommic:
         divides.append(("reconstruction", recon_path, reconstruction))
+    peak = float(np.max(target.image))
+    if not (math.isfinite(peak) and peak > 0) or not bool(np.isfinite(target.image).all()):
+        raise DataError(
+            "the reference is all zero or holds values that are not finite: the metrics cannot score "
+            "against it (PSNR and SSIM take its maximum as the data range)",
+            path=target.path,
+            hint="check the target file (it is not the reconstruction's reference), or leave it out",
+        )
     for what, path, volume in divides:
         empty = [s for s in range(slices) if not float(np.max(volume[s])) > 0]
         if empty:
@@ -297,10 +306,9 @@ def evaluate(
             "boxes_on_evaluated_volumes": matched,
         }
         if matched == 0 and echo is not None:
-            echo(
-                f"warning: no box of {options.annotations} belongs to the evaluated volumes "
-                "(do the file names differ?)"
-            )
+            labels = ", ".join(options.annotation_labels)
+            cause = f"(do the file names differ{f', or has none the label(s) {labels}' if labels else ''}?)"
+            echo(f"warning: no box of {options.annotations} belongs to the evaluated volumes {cause}")
     summary_json = output / "summary.json"
     _write_text(summary_json, json.dumps(summary, indent=2, allow_nan=False))
     content = ReportContent(
@@ -353,7 +361,7 @@ def summary_lines(
         stats = ", ".join(f"{k.upper()} = {g[k].format()}" for k in metric_fields)
         lines.append(
             f"{g['model']} {g['acquisition']} R={g['acceleration']} "
-            f"({_count(g[metric_fields[0]].n, 'volume')}): {stats}"
+            f"({_count(g[metric_fields[0]].count, 'volume')}): {stats}"
         )
     for g in lesion_groups:
         frac = g["preserved_fraction"]

@@ -47,6 +47,8 @@ class EvaluationOptions:
     def __post_init__(self) -> None:
         if self.report_volumes < 0 or self.lesion_panels < 0:
             raise ValueError("report_volumes and lesion_panels must be ≥ 0")
+        if self.annotation_labels and self.annotations is None:
+            raise ValueError("--annotation-label filters the boxes of --annotations, which is not given")
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,7 @@ def _summary(content: ReportContent) -> str:
         header.append("lesions preserved")
     rows, classes = [], []
     for g in content.groups:
-        n = g[content.metric_fields[0]].n
+        n = g[content.metric_fields[0]].count  # every volume scored, its figures finite or not
         row = [_e(g["model"]), _e(g["acquisition"]), _e(g["acceleration"]), str(n)]
         row += [_e(g[m].format()) for m in content.metric_fields]
         if content.lesion_rows:

@@ -151,6 +151,7 @@ def test_aggregation_is_mean_and_two_sample_sd_over_volumes() -> None:
     failed = statistic([0.9, 0.8, float("nan")])
     assert failed.format().endswith(" (1 not finite)") and failed.n == 2
     assert statistic([float("nan")]).format() == "– (1 not finite)"
+    assert statistic([float("nan")]).count == 1 and failed.count == 3  # the volumes scored, all of them
 
 
 def test_groups_per_model_acquisition_and_acceleration_with_pooled_rows() -> None:
@@ -293,3 +294,34 @@ def test_a_target_that_is_not_a_volume_of_numbers_is_a_data_error(tmp_path: Path
             f["reconstruction_rss"] = value
     with pytest.raises(DataError, match=words):
         read_target(path)
+
+
+@pytest.mark.parametrize("value", [0.0, float("nan")], ids=["all-zero", "nan"])
+def test_a_reference_the_metrics_cannot_score_against_is_refused_by_name(
+    tmp_path: Path, value: float
+) -> None:
+    """An all-zero reference scored SSIM 0 into the group mean (and PSNR -inf) with NumPy's division
+    warnings; one with a NaN gave NaN figures: both are the target file's fault."""
+    from mrirecon.errors import DataError
+    from mrirecon.evaluation.evaluate import _check_scorable
+    from mrirecon.evaluation.options import EvaluationOptions
+    from mrirecon.evaluation.volumes import TargetVolume
+
+    image = np.ones((2, 16, 16), np.float32)
+    if math.isnan(value):
+        image[1, 3, 3] = value  # one pixel
+    else:
+        image[:] = value  # all of it
+    target = TargetVolume(path=tmp_path / "t.h5", image=image, full_shape=(2, 16, 16), labels=None, attrs={})
+    with pytest.raises(
+        DataError, match="the reference is all zero or holds values that are not finite"
+    ) as caught:
+        _check_scorable(target, np.ones_like(image), tmp_path / "r.h5", EvaluationOptions(progress=False))
+    assert str(caught.value).startswith(str(tmp_path / "t.h5"))
+
+
+def test_an_annotation_label_without_annotations_is_refused() -> None:
+    from mrirecon.evaluation.options import EvaluationOptions
+
+    with pytest.raises(ValueError, match="--annotation-label filters the boxes of --annotations"):
+        EvaluationOptions(annotation_labels=("nodule",), progress=False)
