@@ -245,7 +245,7 @@ def _options_from_config(config: Mapping[str, Any], where: Path) -> dict[str, An
             f"the checkpoint's config sets {unsupported}: the converted model would compute another function",
             path=where,
         )
-    options: dict[str, Any] = {"config": True}
+    options: dict[str, Any] = {"config": True, "origin": "atommic/mridc"}
     if isinstance(model.get("time_steps"), int):
         options["time_steps"] = 8 * math.ceil(model["time_steps"] / 8)  # both repos round up to 8
     if isinstance(model.get("fft_centered"), bool):

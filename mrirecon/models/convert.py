@@ -176,6 +176,14 @@ def convert_checkpoint(
         CheckpointError: the file cannot be read or mapped (one line, with the file's path).
     """
     checkpoint, found = read_checkpoint_tensors(path)
+    if found.get("origin") == "atommic/mridc" and any(
+        k.startswith("block_list.") for k in _model_state(checkpoint)[0]
+    ):
+        raise CheckpointError(
+            "an ATOMMIC (or mridc) RecurrentVarNet: mrirecon converts DIRECT's RecurrentVarNet only "
+            "(ATOMMIC's initialiser and FFT scaling give another function)",
+            path=path,
+        )
     given: dict[str, Any] = {
         "time_steps": time_steps,
         "steps": steps,

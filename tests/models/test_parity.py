@@ -410,6 +410,13 @@ def test_what_cannot_be_mapped_is_refused_in_one_line(tmp_path: Path) -> None:
     }
     assert "--steps" in _refusal(tmp_path, {"model": shared})
     assert "unknown state-dict layout" in _refusal(tmp_path, {"model": {"encoder.weight": torch.ones(1)}})
+    # ATOMMIC's RecurrentVarNet has DIRECT's keys: its Lightning config tells it apart (it was
+    # converted as DIRECT's, and its initialiser and FFT scaling differ)
+    atommic_rvn = {
+        "state_dict": rvn,
+        "hyper_parameters": {"cfg": {"model": {"fft_normalization": "backward"}}},
+    }
+    assert "an ATOMMIC (or mridc) RecurrentVarNet" in _refusal(tmp_path, atommic_rvn)
 
 
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path: Path) -> None:
