@@ -250,6 +250,9 @@ def _options_from_config(config: Mapping[str, Any], where: Path) -> dict[str, An
         options["time_steps"] = 8 * math.ceil(model["time_steps"] / 8)  # both repos round up to 8
     if isinstance(model.get("fft_centered"), bool):
         options["fft_centered"] = model["fft_centered"]
+    cascades = model.get("num_cascades")
+    if isinstance(cascades, int) and not isinstance(cascades, bool):
+        options["cascades"] = cascades
     if isinstance(model.get("fft_normalization"), str):
         options["fft_normalization"] = model["fft_normalization"]
     return options

@@ -204,6 +204,13 @@ def convert_checkpoint(
         )
     except CheckpointError as error:
         raise CheckpointError(str(error), path=path, hint=error.hint) from error
+    cascades = getattr(converted.config, "cascades", 1)
+    if isinstance(found.get("cascades"), int) and found["cascades"] != cascades:
+        raise CheckpointError(
+            f"its config has {found['cascades']} cascades and its weights {cascades}: a partial or "
+            "mismatched checkpoint",
+            path=path,
+        )
     notes = list(converted.notes)
     if found.get("fft_normalization") not in (None, "ortho"):
         notes.append(

@@ -167,6 +167,7 @@ def convert_rim(
     mapped: dict[str, torch.Tensor] = {}
     cells: set[str] = set()
     channels: set[int] = set()
+    biased: set[bool] = set()  # every cell has its input bias, or none (recurrent_bias)
     for c in found:
         p = f"{prefix}{c}."
         if keys.has(p + "dc_weight"):
@@ -202,6 +203,7 @@ def convert_rim(
             cells.add(kind)
             mapped[cell + "input_conv.weight"] = keys.take(rnn + "ih.weight", (gates * f, f, 1, 1))
             bias = rnn + "ih.bias"
+            biased.add(keys.has(bias))
             mapped[cell + "input_conv.bias"] = (
                 keys.take(bias, (gates * f,)) if keys.has(bias) else torch.zeros(gates * f)
             )
@@ -209,6 +211,10 @@ def convert_rim(
             raise refuse(f"{name} checkpoint: the output conv has a bias (conv_bias[2]); mrirecon's has none")
         mapped[out + "output_conv.weight"] = keys.take(p + "final_layer.0.conv_layer.weight", (2, f, 3, 3))
     keys.done()
+    if len(biased) > 1:
+        raise refuse(
+            f"{name} checkpoint: some recurrent cells have an input bias and others none (a partial file?)"
+        )
     if len(cells) != 1 or len(channels) != 1:
         raise refuse(
             f"{name} checkpoint: cascades differ in cell ({sorted(cells)}) or width ({sorted(channels)})"

@@ -410,6 +410,13 @@ def test_what_cannot_be_mapped_is_refused_in_one_line(tmp_path: Path) -> None:
     }
     assert "--steps" in _refusal(tmp_path, {"model": shared})
     assert "unknown state-dict layout" in _refusal(tmp_path, {"model": {"encoder.weight": torch.ones(1)}})
+    # a partial file: one cell without its input bias, or fewer cascades than its config says
+    unbiased = {k: v for k, v in rim.items() if k != "reconstruction_module.0.layers.1.rnn.ih.bias"}
+    assert "some recurrent cells have an input bias and others none" in _refusal(
+        tmp_path, {"state_dict": unbiased}
+    )
+    two = {"state_dict": rim, "hyper_parameters": {"cfg": {"model": {"num_cascades": 2}}}}
+    assert "its config has 2 cascades and its weights 1" in _refusal(tmp_path, two)
     # ATOMMIC's RecurrentVarNet has DIRECT's keys: its Lightning config tells it apart (it was
     # converted as DIRECT's, and its initialiser and FFT scaling differ)
     atommic_rvn = {
