@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from mrirecon import shapes
 from mrirecon.data.fastmri import reference_key
 from mrirecon.data.hdf5_inputs import numeric_dataset, plain_attrs, stored_dataset
 from mrirecon.data.lesions import checked_labels
-from mrirecon.errors import DataError
+from mrirecon.errors import DataError, Notice
 from mrirecon.export import ReconVolume, read_reconstruction
 
 __all__ = [
@@ -191,8 +192,29 @@ def read_target(path: str | Path) -> TargetVolume:
     full_shape = (int(image.shape[0]), int(image.shape[1]), int(image.shape[2]))
     image = np.ascontiguousarray(center_crop(image, crop, path=path, what=key))
     if labels is not None:
-        labels = np.ascontiguousarray(center_crop(labels, crop, path=path, what="lesion_labels"))
+        cropped = np.ascontiguousarray(center_crop(labels, crop, path=path, what="lesion_labels"))
+        _say_cut_lesions(labels, cropped, crop, path)
+        labels = cropped
     return TargetVolume(path=path, image=image, full_shape=full_shape, labels=labels, attrs=attrs)
+
+
+def _say_cut_lesions(full: np.ndarray, cropped: np.ndarray, crop: tuple[int, int], path: Path) -> None:
+    """A notice naming the lesions fastMRI's crop cuts: left out (wholly outside) or measured on
+    the part inside (their ring too)."""
+    before = dict(zip(*np.unique(full[full > 0], return_counts=True), strict=True))
+    after = dict(zip(*np.unique(cropped[cropped > 0], return_counts=True), strict=True))
+    outside = sorted(int(k) for k in before if k not in after)
+    partly = sorted(int(k) for k in after if after[k] < before[k])
+    if outside or partly:
+        parts = ([f"{len(outside)} outside it, not measured"] if outside else []) + (
+            [f"{len(partly)} partly outside, measured on the part inside"] if partly else []
+        )
+        warnings.warn(
+            Notice(
+                f"{path.name}: lesions cut by the {crop[0]} × {crop[1]} evaluation crop: {'; '.join(parts)}"
+            ),
+            stacklevel=3,
+        )
 
 
 def read_cropped(path: str | Path, target: TargetVolume) -> ReconVolume:

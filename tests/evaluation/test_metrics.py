@@ -325,3 +325,27 @@ def test_an_annotation_label_without_annotations_is_refused() -> None:
 
     with pytest.raises(ValueError, match="--annotation-label filters the boxes of --annotations"):
         EvaluationOptions(annotation_labels=("nodule",), progress=False)
+
+
+def test_lesions_the_evaluation_crop_cuts_are_said(tmp_path: Path) -> None:
+    """A tall target is cropped to W × W (fastMRI): a lesion outside the crop was dropped, one across
+    its edge measured on the part inside, without a word."""
+    import h5py
+
+    from mrirecon.errors import Notice
+    from mrirecon.evaluation.volumes import read_target
+
+    labels = np.zeros((1, 80, 64), np.int16)
+    labels[0, 2:6, 30:34] = 1  # outside the 64 × 64 crop (rows 8..71)
+    labels[0, 6:12, 30:34] = 2  # across its edge
+    labels[0, 40:44, 30:34] = 3  # inside
+    path = tmp_path / "tall.h5"
+    with h5py.File(path, "w") as f:
+        f["reconstruction_rss"] = np.ones((1, 80, 64), np.float32)
+        f["lesion_labels"] = labels
+    with pytest.warns(
+        Notice,
+        match=r"tall\.h5: lesions cut by the 64 × 64 evaluation crop: 1 outside it, not measured; 1 partly",
+    ):
+        target = read_target(path)
+    assert target.labels is not None and sorted(np.unique(target.labels).tolist()) == [0, 2, 3]
