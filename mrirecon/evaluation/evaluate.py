@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -34,7 +35,7 @@ from tqdm import tqdm
 
 from mrirecon._version import __version__
 from mrirecon.atomic import atomic_file
-from mrirecon.errors import DataError
+from mrirecon.errors import DataError, Notice
 from mrirecon.evaluation.aggregate import group_statistics
 from mrirecon.evaluation.annotations import AnnotationBox, read_fastmri_plus
 from mrirecon.evaluation.lesion import (
@@ -121,6 +122,12 @@ def _target_regions(
         region = np.ascontiguousarray(center_crop(full, target.crop, path=target.path, what="box"))
         if region.any():
             regions.append(Region(index, "fastmri+", box.label, region, None))
+    lost = len(boxes) - sum(r.source == "fastmri+" for r in regions)
+    if lost:  # coordinates past the image, or only outside the evaluation crop
+        warnings.warn(
+            Notice(f"{target.path.name}: {lost} fastMRI+ box(es) outside the evaluated image, not measured"),
+            stacklevel=2,
+        )
     return regions
 
 

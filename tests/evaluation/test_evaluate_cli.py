@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from scipy import ndimage
 
-from mrirecon.errors import DataError
+from mrirecon.errors import DataError, Notice
 from mrirecon.evaluation.evaluate import evaluate
 from mrirecon.evaluation.metrics import atommic_metrics, calgary_campinas_ssim, volume_metrics
 from mrirecon.evaluation.options import EvaluationOptions
@@ -133,6 +133,11 @@ def test_fastmri_plus_boxes_and_folder_labels(lesion_dataset: Dataset, tmp_path:
     assert "fastMRI+ box 1" in result.report_html.read_text()
     annotations = json.loads(result.summary_json.read_text())["lesions"]["annotations"]
     assert annotations["boxes_read"] == 1 and annotations["boxes_on_evaluated_volumes"] == 1
+    # a box past the image's edge (another grid's coordinates) is said, not silently dropped
+    with csv_path.open("a") as f:
+        f.write(f"{Path(name).stem},{s},No,4000,4000,5,5,Nonspecific WM lesion\n")
+    with pytest.warns(Notice, match=r"1 fastMRI\+ box\(es\) outside the evaluated image, not measured"):
+        evaluate([lesion_dataset.good], lesion_dataset.targets, tmp_path / "out2", options)
 
 
 def _copy(dataset: Dataset, tmp_path: Path) -> tuple[Path, Path]:
