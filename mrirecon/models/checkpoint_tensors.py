@@ -200,6 +200,10 @@ def _direct_options(config_path: Path) -> dict[str, Any]:
         )
     if initializer is not None:
         options["initializer_input"] = initializer
+    if isinstance(model.get("learned_initializer"), bool):
+        options["learned_initializer"] = model["learned_initializer"]
+    extra = config.get("additional_models")
+    options["sensitivity_model"] = isinstance(extra, dict) and "sensitivity_model" in extra
     return options
 
 

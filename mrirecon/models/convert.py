@@ -204,6 +204,17 @@ def convert_checkpoint(
         )
     except CheckpointError as error:
         raise CheckpointError(str(error), path=path, hint=error.hint) from error
+    if converted.model_name == "recurrentvarnet" and "config_path" in found:  # DIRECT's config.yaml
+        for key, has in (
+            ("learned_initializer", bool(getattr(converted.config, "learned_initializer", False))),
+            ("sensitivity_model", bool(getattr(converted.config, "refine_coil_maps", False))),
+        ):
+            if isinstance(found.get(key), bool) and found[key] != has:
+                raise CheckpointError(
+                    f"its config.yaml {'has' if found[key] else 'has no'} {key.replace('_', ' ')} and the "
+                    f"weights {'have' if has else 'have none'}: a partial or mismatched checkpoint",
+                    path=path,
+                )
     cascades = getattr(converted.config, "cascades", 1)
     if isinstance(found.get("cascades"), int) and found["cascades"] != cascades:
         raise CheckpointError(

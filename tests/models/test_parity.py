@@ -426,6 +426,29 @@ def test_what_cannot_be_mapped_is_refused_in_one_line(tmp_path: Path) -> None:
     assert "an ATOMMIC (or mridc) RecurrentVarNet" in _refusal(tmp_path, atommic_rvn)
 
 
+def test_a_direct_checkpoint_whose_config_says_otherwise_than_its_weights_is_refused(tmp_path: Path) -> None:
+    """DIRECT's config.yaml beside the weights names the initialiser and the sensitivity model: a
+    file without them (a partial copy) converted as a model without them."""
+    import yaml
+
+    rvn = checkpoint("direct_rvn_noser_33x27_2d")["model"]
+    has_rsi = any(k.startswith("initializer.") for k in rvn)
+    torch.save({"model": rvn}, tmp_path / "model_10.pt")
+    model = {"model_name": "RecurrentVarNet", "learned_initializer": not has_rsi}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": model}))
+    with pytest.raises(
+        CheckpointError, match=r"its config\.yaml has.* learned initializer .*a partial or mismatched"
+    ):
+        convert_checkpoint(tmp_path / "model_10.pt", tmp_path / "x.pt")
+    model["learned_initializer"] = has_rsi
+    extra = {"sensitivity_model": {"model_name": "unet"}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": model, "additional_models": extra}))
+    with pytest.raises(CheckpointError, match="has sensitivity model and the weights have none"):
+        convert_checkpoint(tmp_path / "model_10.pt", tmp_path / "x.pt")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": model}))
+    assert convert_checkpoint(tmp_path / "model_10.pt", tmp_path / "x.pt").model_name == "recurrentvarnet"
+
+
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "notes.pt"
     path.write_text("not a checkpoint")
