@@ -203,7 +203,8 @@ def _direct_options(config_path: Path) -> dict[str, Any]:
     if isinstance(model.get("learned_initializer"), bool):
         options["learned_initializer"] = model["learned_initializer"]
     extra = config.get("additional_models")
-    options["sensitivity_model"] = isinstance(extra, dict) and "sensitivity_model" in extra
+    if isinstance(extra, dict):  # (a config without the section says nothing of it)
+        options["sensitivity_model"] = "sensitivity_model" in extra
     return options
 
 

@@ -445,7 +445,7 @@ def test_a_direct_checkpoint_whose_config_says_otherwise_than_its_weights_is_ref
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": model, "additional_models": extra}))
     with pytest.raises(CheckpointError, match="has sensitivity model and the weights have none"):
         convert_checkpoint(tmp_path / "model_10.pt", tmp_path / "x.pt")
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": model}))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": model, "additional_models": {}}))
     assert convert_checkpoint(tmp_path / "model_10.pt", tmp_path / "x.pt").model_name == "recurrentvarnet"
 
 
