@@ -375,11 +375,11 @@ def prewhiten(
                 path=path,
             )
         noise = np.concatenate(lines.noise, axis=1)
-        power = np.abs(noise) ** 2
-        if not np.isfinite(power).all() or not (power.sum(axis=1) > 0).any():
+        finite = bool(np.isfinite(noise).all())
+        if not finite or not bool((np.abs(noise) ** 2).sum(axis=1).any()):
             raise DataError(
                 "the noise readouts (ACQ_IS_NOISE_MEASUREMENT) hold no noise: "
-                + ("values that are not finite" if not np.isfinite(power).all() else "all zero"),
+                + ("all zero" if finite else "values that are not finite"),
                 path=path,
                 hint="pre-whitening needs a real noise scan; remove the noise readouts from the file "
                 "(or their flag) to reconstruct without it",

@@ -149,7 +149,7 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
             # the cell as written when that file exists (a name may begin or end with a space),
             # else without the spaces around it (a hand-written "a.h5, ..." row)
             file = (root / row["path"]).resolve()
-            if not file.exists():
+            if row["path"] != row["path"].strip() and not file.exists():
                 file = (root / row["path"].strip()).resolve()
             if file in listed:  # twice in one split doubles its slices; in two, it leaks across them
                 raise ValueError(f"{row['path']} is listed on line {listed[file]} already")

@@ -22,7 +22,6 @@ without one, by its name.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -145,8 +144,7 @@ def _check_scorable(
     )
     if options.atommic:
         divides.append(("reconstruction", recon_path, reconstruction))
-    peak = float(np.max(target.image))
-    if not (math.isfinite(peak) and peak > 0) or not bool(np.isfinite(target.image).all()):
+    if not bool(np.isfinite(target.image).all()) or not float(np.max(target.image)) > 0:
         raise DataError(
             "the reference is all zero or holds values that are not finite: the metrics cannot score "
             "against it (PSNR and SSIM take its maximum as the data range)",

@@ -15,10 +15,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mrirecon.atomic import partial_name
 from mrirecon.data.bart import bart_pair
 from mrirecon.data.volume import SUPPORTED_SUFFIXES, is_supported
 from mrirecon.errors import ConfigError, DataError
 from mrirecon.export.deidentify import file_pseudonym
+from mrirecon.export.series_record import record_path
 
 __all__ = ["INPUT_SUFFIXES", "OutputPaths", "list_inputs", "output_paths"]
 
@@ -100,13 +102,14 @@ NAME_MAX = 255
 
 def check_output_name_length(path: Path) -> None:
     """Refuse an input whose outputs' names would pass :data:`NAME_MAX` bytes: the longest is its
-    DICOM series record while it is written, ``..STEM.series.json.partial``.
+    DICOM series record while it is written (``..STEM.series.json.partial``).
 
     Raises:
         DataError: naming the input, the length and the limit.
     """
     stem = len(path.stem.encode("utf-8", "surrogateescape"))
-    longest = stem + len("...series.json.partial")
+    suffixes = len(partial_name(record_path(Path("x"))).name) - 1  # the record's name, less its stem
+    longest = stem + suffixes
     if longest > NAME_MAX:
         raise DataError(
             f"the file name is too long for its outputs' names ({longest} bytes with their suffixes; "

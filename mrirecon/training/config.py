@@ -387,8 +387,8 @@ def resumed_run_config(output_dir: str | os.PathLike[str], overrides: Sequence[s
             path=output_dir,
             hint="give the --output-dir of a run `mrirecon train` wrote, or pass --config",
         )
-    recorded = read_resumed(paths.last).record.get("training_config")
-    if not isinstance(recorded, Mapping):
+    recorded = read_resumed(paths.last).training_config
+    if recorded is None:
         raise ConfigError(
             f"the run's {paths.config.name} is missing and its checkpoint records no training config",
             path=paths.last,

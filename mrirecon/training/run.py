@@ -272,7 +272,7 @@ def train(
     # before fit Lightning knows no ranks yet (its DDP children rerun this function from the start)
     rank_zero = launched_rank() == 0
     say = echo if rank_zero else (lambda _message: None)
-    check_output(paths, config, resume, say, None if resumed is None else _recorded_config(resumed))
+    check_output(paths, config, resume, say, None if resumed is None else resumed.training_config)
     on_gpu = _uses_gpu(tcfg)
     precision = resolve_precision(tcfg, on_gpu)
     configure_threads(tcfg.threads)
@@ -448,9 +448,3 @@ def _say_other_coil_maps(config: TrainConfig, model: Any) -> None:
             ),
             stacklevel=2,
         )
-
-
-def _recorded_config(resumed: Resumed) -> Mapping[str, Any] | None:
-    """The training config a resumed run's checkpoint records (None without one)."""
-    recorded = resumed.record.get("training_config")
-    return recorded if isinstance(recorded, Mapping) else None

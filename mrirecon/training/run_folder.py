@@ -160,6 +160,12 @@ class Resumed:
     record: Mapping[str, Any]
     epoch: int | None
 
+    @property
+    def training_config(self) -> Mapping[str, Any] | None:
+        """The training config the checkpoint records (None without one)."""
+        recorded = self.record.get("training_config")
+        return recorded if isinstance(recorded, Mapping) else None
+
 
 def read_resumed(last: Path) -> Resumed:
     """The :class:`Resumed` of ``last`` (``checkpoints/last.ckpt``).
