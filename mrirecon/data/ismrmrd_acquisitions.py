@@ -254,7 +254,9 @@ def _readout(
     """
     idx = acq.idx
     y = int(idx.kspace_encode_step_1) + off_y
-    z = int(idx.kspace_encode_step_2) + off_z if size[1] > 1 else 0
+    # a 2-D encoding has one partition: readouts of others (a 3-D or multi-partition scan whose
+    # header lost its z size) would be averaged into one plane as if they were repeats
+    z = int(idx.kspace_encode_step_2) + off_z if size[1] > 1 else int(idx.kspace_encode_step_2)
     if not (0 <= y < size[0] and 0 <= z < size[1]):
         raise DataError(
             f"acquisition {acq.scan_counter} (line {idx.kspace_encode_step_1}, partition "

@@ -21,7 +21,8 @@ measurement dependencies (each names another measurement by its ID: on Siemens, 
 serial number and patient and study numbers), series date, time and description, protocol name
 (free text), frame-of-reference and series UID roots and referenced images,
 ``acquisitionSystemInformation``'s institution, station, device ID and serial number, and every
-text ``userParameterString``.
+text ``userParameterString`` and ``userParameterBase64``, wherever it is (the top-level user
+parameters, a trajectory description's, a waveform's).
 """
 
 from __future__ import annotations
@@ -101,19 +102,19 @@ def deidentify_header(xml: str, pseudonym: str) -> str:
         for section in root.findall(_tag(section_name)):
             for element in section.findall(_tag(element_name)):
                 section.remove(element)
-    # a measurement ID nested anywhere else (it holds the scanner serial and patient/study numbers)
-    anywhere = {_tag("measurementID"), _tag("measurementDependency")}
+    # a measurement ID nested anywhere else (it holds the scanner serial and patient/study numbers),
+    # and free text and free payloads (base64: anything, a name included) wherever a user-parameter
+    # list is (the top level, a trajectory description, a waveform); numbers stay
+    anywhere = {
+        _tag(name)
+        for name in ("measurementID", "measurementDependency", "userParameterString", "userParameterBase64")
+    }
     for parent in list(root.iter()):
         for element in [child for child in parent if child.tag in anywhere]:
             parent.remove(element)
     for subject in root.findall(_tag("subjectInformation")):
         for element in subject.findall(_tag("patientID")):
             element.text = pseudonym
-    # free text and free payloads (base64: anything, a name included) go; numbers stay
-    for parameters in root.findall(_tag("userParameters")):
-        for name in ("userParameterString", "userParameterBase64"):
-            for element in parameters.findall(_tag(name)):
-                parameters.remove(element)
     ET.register_namespace("", NAMESPACE)
     return ET.tostring(root, encoding="unicode")
 

@@ -284,10 +284,17 @@ def resolve_identity(
     original_pid = _pick(file_pid, study_patient_id(original_study), stem)
     # what stands for the patient and the study inside hashed UIDs (never written out)
     key = "\0".join((original_study, original_pid, h.study_date, h.study_time, stem))
-    if deidentify:
+    # a de-identified run's file: every part of the key is pseudonymous already, and the key is the
+    # same with or without --deidentify (and whatever the salt), so exporting it again replaces its
+    # series instead of adding one of the same images
+    pseudonym_id = original_pid if pseudonymous and _PSEUDONYM.fullmatch(original_pid) else ""
+    if pseudonymous:
+        key = "\0".join(("deidentified", key))
+    elif deidentify:
         key = "\0".join(("deidentified", salt, key))
-        if pseudonymous and _PSEUDONYM.fullmatch(original_pid):  # the pseudonym a de-identified run gave
-            pseudonym = original_pid
+    if deidentify:
+        if pseudonym_id:  # the pseudonym a de-identified run gave
+            pseudonym = pseudonym_id
         else:
             pseudonym = "ANON" + _short_hash(salt, original_pid or key)
         # from the original UIDs alone (with the salt): every series of a study, whatever its file,
@@ -331,7 +338,8 @@ def resolve_identity(
         station = device_serial = protocol = None
     else:
         patient_id = _pick(o.patient_id, original_pid)
-        patient_name = _pick(o.patient_name, h.patient_name)
+        # a de-identified run's file names the patient as de-identification does (its header has no name)
+        patient_name = _pick(o.patient_name, h.patient_name, pseudonym_id and pseudonym_id + "^")
         birth_date = dicom_date(_pick(o.patient_birth_date, h.patient_birth_date))
         sex = dicom_sex(_pick(o.patient_sex, h.patient_sex))
         weight = None if h.patient_weight_kg is None else f"{h.patient_weight_kg:.6g}"

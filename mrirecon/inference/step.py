@@ -22,7 +22,7 @@ import torch
 from mrirecon.errors import ModelError
 from mrirecon.inference.slices import SampleGroup
 from mrirecon.models.base import Reconstructor
-from mrirecon.physics import change_convention, ifftnc, rss
+from mrirecon.physics import ifftnc, rss, sampled_in_convention
 from mrirecon.shapes import center_crop, check_shape
 
 __all__ = ["SliceResult", "forward", "reconstruct_group"]
@@ -112,12 +112,13 @@ def reconstruct_group(
     """
     # a model transforms with one FFT convention (the baselines: centred): k-space stored in the
     # other is handed over in the model's, the same image (the coil maps are images: unchanged)
-    centered = bool(getattr(getattr(model, "config", None), "fft_centered", True))
-    kspace = group.masked_kspace.to(device, non_blocking=True)
-    mask = group.mask.to(device, non_blocking=True)
-    if centered != group.centered:
-        kspace = change_convention(kspace, to_centered=centered)
-        mask = change_convention(mask, to_centered=centered, phase=False)
+    centered = model.fft_centered
+    kspace, mask = sampled_in_convention(
+        group.masked_kspace.to(device, non_blocking=True),
+        group.mask.to(device, non_blocking=True),
+        centered=group.centered,
+        to_centered=centered,
+    )
     maps = group.coil_maps.to(device, non_blocking=True)
     image = forward(model, name, kspace, mask, maps, source=source)
     scale = group.scale.to(device=device, dtype=torch.float32).view(-1, 1, 1)

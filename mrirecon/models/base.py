@@ -53,6 +53,12 @@ class Reconstructor(nn.Module):
         like E2E-VarNet with learned maps or CS with ESPIRiT, do not)."""
         return True
 
+    @property
+    def fft_centered(self) -> bool:
+        """The FFT convention the model transforms in: its config's ``fft_centered``; centred for
+        the models without that setting (the baselines, U-Net, E2E-VarNet)."""
+        return bool(getattr(getattr(self, "config", None), "fft_centered", True))
+
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         """Recompute activations in the backward pass (per time step / cascade) to save memory.
 

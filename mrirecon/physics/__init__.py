@@ -29,6 +29,7 @@ from mrirecon.physics.fft import (
     ifft2c,
     ifft3c,
     ifftnc,
+    sampled_in_convention,
 )
 from mrirecon.physics.operators import (
     AdjointOperator,
@@ -70,6 +71,7 @@ __all__ = [
     "log_likelihood_gradient",
     "normalize_coil_maps",
     "rss",
+    "sampled_in_convention",
     "sense_expand",
     "sense_reduce",
 ]

@@ -38,6 +38,7 @@ __all__ = [
     "ifft2c",
     "ifft3c",
     "ifftnc",
+    "sampled_in_convention",
 ]
 
 _CacheKey = tuple[tuple[int, ...], str, str, str]
@@ -236,3 +237,21 @@ def change_convention(
     if to_centered:
         return torch.roll(kspace * ramp, shifts=shifts, dims=dims)
     return torch.roll(kspace, shifts=[-s for s in shifts], dims=dims) * ramp.conj()
+
+
+def sampled_in_convention(
+    kspace: torch.Tensor, mask: torch.Tensor, *, centered: bool, to_centered: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Measured k-space and its mask, stored in convention ``centered``, in ``to_centered``'s.
+
+    Args:
+        kspace: ``(B, C, H, W)`` complex measured k-space.
+        mask: Its sampling mask, broadcasting against it (``(B|1, 1, 1|H, W)``).
+        centered: The convention they are stored in.
+        to_centered: The convention to return them in (the same tensors when equal).
+    """
+    if centered == to_centered:
+        return kspace, mask
+    return change_convention(kspace, to_centered=to_centered), change_convention(
+        mask, to_centered=to_centered, phase=False
+    )

@@ -29,7 +29,7 @@ from mrirecon.models.base import ReconOutput
 from mrirecon.models.checkpoints import CHECKPOINT_KEY
 from mrirecon.models.io import model_payload
 from mrirecon.models.registry import build_model
-from mrirecon.physics import MultiCoilOperator, ifftnc, rss
+from mrirecon.physics import MultiCoilOperator, ifftnc, rss, sampled_in_convention
 from mrirecon.training.config import LossSection, OptimSection
 from mrirecon.training.losses import ReconLoss, crop_to_target
 from mrirecon.training.schedule import build_optimizer, build_scheduler
@@ -104,8 +104,13 @@ class ReconModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ forward and loss
     def forward(self, batch: ReconSample) -> ReconOutput:
-        """Run the model on a collated batch."""
-        return self.model(batch.masked_kspace, batch.mask.float(), batch.coil_maps)
+        """Run the model on a collated batch, handed over in the model's FFT convention (a model
+        without the setting, such as the U-Net, is centred; the image is the same)."""
+        to_centered = self.model.fft_centered
+        kspace, mask = sampled_in_convention(
+            batch.masked_kspace, batch.mask.float(), centered=self.centered, to_centered=to_centered
+        )
+        return self.model(kspace, mask, batch.coil_maps)
 
     def _loss(self, output: ReconOutput, batch: ReconSample) -> torch.Tensor:
         # losses (SSIM's variances in particular) in float32, outside any autocast region

@@ -210,6 +210,22 @@ def test_readouts_that_do_not_fit_the_matrix_are_refused(tmp_path: Path, center_
         open_volume(path)
 
 
+def test_readouts_of_other_partitions_in_a_2d_encoding_are_refused(tmp_path: Path) -> None:
+    """A header that says 2-D (one partition) over readouts of four partitions: refused, not
+    averaged into one plane as if the partitions were repeats."""
+    path = tmp_path / "raw.h5"
+    write_ismrmrd(path, _coil_images(), lines=np.arange(SIZE_Y), e1_center=12)
+
+    def four_partitions(acquisitions: list[ismrmrd.Acquisition]) -> list[ismrmrd.Acquisition]:
+        for number, acq in enumerate(acquisitions):
+            acq.idx.kspace_encode_step_2 = number % 4
+        return acquisitions
+
+    rewrite_acquisitions(path, four_partitions)
+    with pytest.raises(DataError, match=r"raw\.h5: acquisition \d+ \(line \d+, partition [123]\) falls out"):
+        open_volume(path)
+
+
 def test_frames_are_chosen_and_a_missing_one_names_those_present(tmp_path: Path) -> None:
     path = tmp_path / "raw.h5"
     write_ismrmrd(path, _coil_images(), lines=np.arange(SIZE_Y), e1_center=12)

@@ -98,11 +98,20 @@ def test_every_identifying_element_and_user_string_is_removed_and_the_rest_kept(
         "<userParameterBase64><name>Note</name><value>UExBTlRFRF9iYXNlNjQ=</value></userParameterBase64>"
         "</userParameters>"
     )
-    xml = f'<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">{body}{user}</ismrmrdHeader>'
+    # user parameters nested elsewhere: a trajectory description's, a waveform's
+    nested = (
+        "<encoding><trajectoryDescription><identifier>spiral</identifier>"
+        "<userParameterString><name>n</name><value>PLANTED_trajectory_text</value></userParameterString>"
+        "</trajectoryDescription></encoding>"
+        "<waveformInformation><waveformName>ecg</waveformName><userParameters>"
+        "<userParameterString><name>w</name><value>PLANTED_waveform_text</value></userParameterString>"
+        "</userParameters></waveformInformation>"
+    )
+    xml = f'<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">{body}{nested}{user}</ismrmrdHeader>'
     scrubbed = deidentify_header(xml, "ANON0000000007")
     assert "PLANTED" not in scrubbed and "MRN42" not in scrubbed
     assert "UExBTlRFRF9iYXNlNjQ=" not in scrubbed  # base64 of "PLANTED_base64": a payload of anything
-    for kept in ("ANON0000000007", "HFS", "SIEMENS", "EmbeddedRefLinesE1"):
+    for kept in ("ANON0000000007", "HFS", "SIEMENS", "EmbeddedRefLinesE1", "spiral", "ecg"):
         assert kept in scrubbed, kept
 
 

@@ -139,6 +139,12 @@ def test_a_pseudonymous_reconstruction_exported_as_it_is_stays_marked_de_identif
     recorded = {"recon_patient_id": "ANON0123456789", "input_file": "ANON0123456789AB.h5"}
     as_it_is = resolve_identity(None, pseudonymous=True, **recorded)  # type: ignore[arg-type]
     assert as_it_is.deidentified and as_it_is.patient_id == "ANON0123456789"
+    # the same patient name and series UIDs as with --deidentify, whatever the salt: exported
+    # again (e.g. to correct a description), the series replaces the run's instead of doubling it
+    for salt in ("s", ""):
+        again = resolve_identity(None, pseudonymous=True, deidentify=True, salt=salt, **recorded)  # type: ignore[arg-type]
+        assert again.patient_name == as_it_is.patient_name == "ANON0123456789^"
+        assert again.uid_key == as_it_is.uid_key
     named = resolve_identity(
         None,
         pseudonymous=True,
