@@ -7,12 +7,13 @@ calls through a shared ``dims`` dictionary, so two tensors can be checked for ma
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 
 import numpy as np
 import torch
 
-__all__ = ["center_crop", "check_complex", "check_shape", "crop_offsets"]
+__all__ = ["center_crop", "check_complex", "check_mask", "check_shape", "crop_offsets"]
 
 
 def check_shape(
@@ -65,6 +66,25 @@ def check_complex(x: torch.Tensor, *, name: str = "tensor") -> None:
     """Raise ``TypeError`` unless ``x`` is a complex tensor."""
     if not x.is_complex():
         raise TypeError(f"{name} must be a complex tensor (complex64), got dtype {x.dtype}")
+
+
+def check_mask(mask: torch.Tensor, shape: Sequence[int]) -> None:
+    """Raise unless ``mask`` is a real or boolean sampling mask of the k-space's ``shape`` rank
+    whose axes are 1 or the k-space's (``(B, 1, 1, W)`` for line masks against ``(B, C, H, W)``):
+    a mask of another rank or size would broadcast into another pattern silently."""
+    if mask.is_complex():
+        raise TypeError("the sampling mask must be real or boolean")
+    shape = tuple(int(n) for n in shape)
+    if mask.ndim != len(shape):
+        raise ValueError(
+            f"mask must have the rank of the k-space {shape} with size-1 axes where it "
+            f"broadcasts, e.g. (B, 1, 1, W); got {tuple(mask.shape)}"
+        )
+    for axis, (m, k) in enumerate(zip(mask.shape, shape)):
+        if m not in (1, k):
+            raise ValueError(
+                f"mask {tuple(mask.shape)} does not broadcast against k-space {shape} on axis {axis}"
+            )
 
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)

@@ -89,6 +89,12 @@ class MaskFunc(abc.ABC):
         self.allow_any_combination = allow_any_combination
         self.rng = np.random.RandomState(seed)
 
+    def settings(self) -> list[tuple[float, float]]:
+        """Every (centre fraction, acceleration) pair :meth:`choose_acceleration` can return."""
+        if self.allow_any_combination:
+            return [(cf, r) for cf in self.center_fractions for r in self.accelerations]
+        return list(zip(self.center_fractions, self.accelerations, strict=True))
+
     def choose_acceleration(self) -> tuple[float, float]:
         """Pick (centre fraction, acceleration) with the generator, in fastMRI's call order."""
         if self.allow_any_combination:

@@ -65,6 +65,12 @@ class RandomMaskFunc(_LineMaskFunc):
     """Columns drawn independently with the probability that gives acceleration R in expectation."""
 
     def outer(self, num_cols: int, acceleration: float, offset: int | None, num_low: int) -> np.ndarray:
+        if num_low >= num_cols:  # fastMRI divides by zero here
+            raise ConfigError(
+                f"random: the centre fraction rounds to all {num_cols} columns, so there are none to draw "
+                f"for acceleration {acceleration:g}",
+                hint="choose a smaller centre fraction (centre fraction × acceleration must be below 1)",
+            )
         prob = (num_cols / acceleration - num_low) / (num_cols - num_low)
         return self.rng.uniform(size=num_cols) < prob
 
@@ -93,12 +99,7 @@ class EquispacedMaskFractionFunc(_LineMaskFunc):
         seed: int | None = None,
     ):
         super().__init__(center_fractions, accelerations, allow_any_combination, seed)
-        pairs = (
-            [(cf, r) for cf in self.center_fractions for r in self.accelerations]
-            if allow_any_combination
-            else list(zip(self.center_fractions, self.accelerations, strict=True))
-        )
-        for fraction, acceleration in pairs:  # refused now, not when the first slice is drawn
+        for fraction, acceleration in self.settings():  # refused now, not when the first slice is drawn
             if fraction * acceleration >= 1:
                 raise ConfigError(
                     f"equispaced_fraction: a centre fraction of {fraction:g} alone samples "
@@ -183,7 +184,7 @@ class Gaussian1DMaskFunc(_LineMaskFunc):
     def __init__(self, *args: object, fwhm: float = 0.7, **kwargs: object):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         if fwhm <= 0:
-            raise ValueError(f"fwhm must be positive, got {fwhm}")
+            raise ConfigError(f"fwhm must be positive, got {fwhm}", hint="give the width in columns")
         self.fwhm = fwhm
 
     def outer(self, num_cols: int, acceleration: float, offset: int | None, num_low: int) -> np.ndarray:

@@ -46,12 +46,11 @@ def _as_plane(mask: torch.Tensor | np.ndarray) -> tuple[np.ndarray, str]:
         squeezed = squeezed.reshape(1)
     if squeezed.ndim == 1:
         return squeezed.reshape(1, -1), "1d"
-    if array.ndim >= 2 and array.shape[-2] == 1:
-        return array.reshape(-1, array.shape[-1])[:1], "1d"
-    plane = array.reshape(-1, array.shape[-2], array.shape[-1])
+    line = array.ndim >= 2 and array.shape[-2] == 1
+    plane = array.reshape(-1, 1 if line else array.shape[-2], array.shape[-1])
     if plane.shape[0] > 1 and not (plane == plane[:1]).all():
         raise ValueError("describe_mask takes one mask; got a batch of different masks")
-    return plane[0], "2d"
+    return plane[0], "1d" if line else "2d"
 
 
 def _run_around(line: np.ndarray, center: int) -> tuple[int, int]:

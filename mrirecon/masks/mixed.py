@@ -77,6 +77,12 @@ class MixedMaskFunc(MaskFunc):
         calibration = tuple(int(c) for c in calibration)
         if len(calibration) != 2 or not 1 <= calibration[0] <= calibration[1]:
             raise ConfigError(f"calibration must be (least, most) pixels, got {calibration}")
+        for family in families:  # a line family's own checks, now rather than at the first slice drawn
+            cls = MIXED_FAMILIES[family]
+            if cls.kind != "2d":
+                for fraction, acceleration in self.settings():
+                    if fraction > 0:
+                        cls([fraction], [acceleration])
         self.families = families
         self.calibration = calibration
 

@@ -41,7 +41,10 @@ def center_block_mask(
 
 def _check_size(size: int | None) -> int | None:
     if size is not None and (isinstance(size, bool) or int(size) != size or size < 1):
-        raise ValueError(f"calibration_size must be a positive number of samples, got {size}")
+        raise ConfigError(
+            f"calibration_size must be a positive number of samples, got {size}",
+            hint="give the side of the fully sampled centre in pixels, e.g. 16",
+        )
     return None if size is None else int(size)
 
 
@@ -70,7 +73,7 @@ class Gaussian2DMaskFunc(MaskFunc):
     ):
         super().__init__(center_fractions, accelerations, allow_any_combination, seed)
         if fwhm <= 0:
-            raise ValueError(f"fwhm must be positive, got {fwhm}")
+            raise ConfigError(f"fwhm must be positive, got {fwhm}", hint="give the width in pixels")
         self.fwhm = fwhm
         self.calibration_size = _check_size(calibration_size)
 

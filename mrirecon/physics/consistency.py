@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from mrirecon.physics.operators import LinearOperator
+from mrirecon.shapes import check_mask
 
 __all__ = [
     "LogLikelihoodGradient",
@@ -38,9 +39,14 @@ def hard_data_consistency(kspace: torch.Tensor, measured: torch.Tensor, mask: to
     Returns:
         k-space equal to ``measured`` where sampled and to ``kspace`` elsewhere.
     """
+    _check(kspace, measured, mask)
+    return torch.where(_as_bool(mask), measured, kspace)
+
+
+def _check(kspace: torch.Tensor, measured: torch.Tensor, mask: torch.Tensor) -> None:
     if kspace.shape != measured.shape:
         raise ValueError(f"kspace {tuple(kspace.shape)} and measured {tuple(measured.shape)} must match")
-    return torch.where(_as_bool(mask), measured, kspace)
+    check_mask(mask, kspace.shape)
 
 
 class SoftDataConsistency(nn.Module):
@@ -69,6 +75,7 @@ class SoftDataConsistency(nn.Module):
 
     def residual(self, kspace: torch.Tensor, measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The weighted residual ``λ·M·(k − y)`` that :meth:`forward` subtracts (shapes as there)."""
+        _check(kspace, measured, mask)
         m = mask.to(kspace.real.dtype)
         return self.weight * m * (kspace - measured)
 

@@ -26,6 +26,7 @@ import math
 from types import EllipsisType
 
 import torch
+from torch.autograd import forward_ad
 
 from mrirecon.shapes import check_complex
 
@@ -132,13 +133,23 @@ def _roll_blocks(n: int) -> list[tuple[slice, slice]]:
     return [(slice(s, n), slice(0, n - s)), (slice(0, s), slice(n - s, n))]
 
 
+def _plain(y: torch.Tensor) -> bool:
+    """Whether ``y`` may take the fused ``out=`` path: no autograd, compiler, functorch transform
+    (``vmap``, ``jvp``, ``grad``) or forward-mode dual tensor, none of which has ``out=`` kernels."""
+    if (torch.is_grad_enabled() and y.requires_grad) or torch.compiler.is_compiling():
+        return False
+    if torch._C._functorch.is_functorch_wrapped_tensor(y):
+        return False
+    return forward_ad.unpack_dual(y).tangent is None
+
+
 def _centered(x: torch.Tensor, ndim: int, inverse: bool) -> torch.Tensor:
     dims = tuple(range(-ndim, 0))
     transform = torch.fft.ifftn if inverse else torch.fft.fftn
     y = transform(x, dim=dims, norm="ortho")
     sizes = tuple(int(n) for n in y.shape[-ndim:])
     phase = _shift_phase(sizes, y.device, inverse, double=y.dtype == torch.complex128)
-    if (torch.is_grad_enabled() and y.requires_grad) or torch.compiler.is_compiling():
+    if not _plain(y):
         # Differentiable and traceable path: one multiply and a roll.
         return torch.roll(y * phase, shifts=[n // 2 for n in sizes], dims=dims)
     out = torch.empty_like(y)

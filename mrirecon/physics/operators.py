@@ -20,7 +20,7 @@ import torch
 
 from mrirecon.physics.fft import centering_phases, fftnc, ifftnc
 from mrirecon.physics.sense import sense_expand, sense_reduce
-from mrirecon.shapes import check_complex
+from mrirecon.shapes import check_complex, check_mask
 
 __all__ = [
     "AdjointOperator",
@@ -186,19 +186,7 @@ class MultiCoilOperator(LinearOperator):
         if coil_maps.ndim != ndim + 2:
             axes = "B, C, S, H, W" if ndim == 3 else "B, C, H, W"
             raise ValueError(f"coil_maps must have shape ({axes}), got {tuple(coil_maps.shape)}")
-        if mask.is_complex():
-            raise TypeError("the sampling mask must be real or boolean")
-        if mask.ndim != coil_maps.ndim:
-            raise ValueError(
-                f"mask must have the rank of the k-space {tuple(coil_maps.shape)} with size-1 axes where it "
-                f"broadcasts, e.g. (B, 1, 1, W); got {tuple(mask.shape)}"
-            )
-        for axis, (m, k) in enumerate(zip(mask.shape, coil_maps.shape)):
-            if m not in (1, k):
-                raise ValueError(
-                    f"mask {tuple(mask.shape)} does not broadcast against k-space "
-                    f"{tuple(coil_maps.shape)} on axis {axis}"
-                )
+        check_mask(mask, coil_maps.shape)
         self.ndim = ndim
         self.centered = centered
         self.dims = tuple(range(-ndim, 0))
@@ -224,19 +212,35 @@ class MultiCoilOperator(LinearOperator):
             self._mask_out.conj().resolve_conj() if self._mask_out.is_complex() else self._mask_out
         )
 
+    def _check(self, x: torch.Tensor, *, kspace: bool) -> None:
+        """Refuse what would broadcast silently against the maps: coil images where an image
+        belongs, an unbatched or other-batch input, a real tensor."""
+        maps = self.coil_maps.shape
+        grid = maps[1:] if kspace else maps[2:]
+        batch = x.shape[0] == maps[0] or maps[0] == 1
+        if not x.is_complex() or x.ndim != len(grid) + 1 or x.shape[1:] != grid or not batch:
+            what = "k-space (B, C, [S,] H, W)" if kspace else "an image (B, [S,] H, W)"
+            raise ValueError(
+                f"the operator of coil maps {tuple(maps)} takes complex {what} of that batch and grid, "
+                f"got {x.dtype} {tuple(x.shape)}"
+            )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``M·F·S·x``: image ``(B, [S,] H, W)`` → masked k-space ``(B, C, [S,] H, W)``."""
+        self._check(x, kspace=False)
         k = torch.fft.fftn(self._maps * x.unsqueeze(1), dim=self.dims, norm="ortho")
         return k.mul_(self._mask_out)  # in place on a fresh tensor; the mask is a constant
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """``Sᴴ·Fᴴ·M·y``: k-space ``(B, C, [S,] H, W)`` → image ``(B, [S,] H, W)``."""
+        self._check(y, kspace=True)
         z = torch.fft.ifftn(y * self._mask_out_conj, dim=self.dims, norm="ortho")
         return torch.sum(self._maps_conj * z, dim=1)
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
         """``AᴴA·x = Sᴴ·Fᴴ·M²·F·S·x`` without any phase ramp, transforming only the axes along which
         the mask varies (1-D FFTs for line masks): image → image."""
+        self._check(x, kspace=False)
         coil_images = self._maps * x.unsqueeze(1)
         if self._normal_dims:
             k = torch.fft.fftn(coil_images, dim=self._normal_dims, norm="ortho")

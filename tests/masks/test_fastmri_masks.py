@@ -127,6 +127,26 @@ def test_equispaced_fraction_refuses_a_centre_that_already_reaches_the_accelerat
     with pytest.raises(ConfigError, match="acceleration 8 leaves none"):
         create_mask_func("equispaced_fraction", [0.04, 0.2], [4, 8], allow_any_combination=True)
     create_mask_func("equispaced_fraction", [0.08, 0.2], [8, 4])  # paired: 0.64 and 0.8
+    # the same rule checked when a mixed mask is made, not in a data-loader worker at its first slice
+    with pytest.raises(ConfigError, match="acceleration 4 leaves none"):
+        create_mask_func("mixed", [0.3], [4], families=["equispaced_fraction"])
+
+
+def test_a_random_mask_whose_centre_is_every_column_is_refused() -> None:
+    """fastMRI divides by zero when the centre fraction rounds to the whole width (narrow grids)."""
+    with pytest.raises(ConfigError, match=r"rounds to all 40 columns.*smaller centre fraction"):
+        create_mask_func("random", [0.99], [2], seed=0)((1, 8, 40))
+    create_mask_func("random", [0.95], [2], seed=0)((1, 8, 40))  # 38 of 40: fastMRI's mask
+
+
+def test_bad_variable_density_options_are_config_errors() -> None:
+    for name, options in (
+        ("gaussian1d", {"fwhm": 0}),
+        ("gaussian2d", {"fwhm": -1}),
+        ("poisson2d", {"calibration_size": 0}),
+    ):
+        with pytest.raises(ConfigError, match=r"fwhm|calibration_size"):
+            create_mask_func(name, [0.08], [4], **options)
 
 
 @pytest.mark.parametrize("name", ["equispaced", "magic"])

@@ -22,6 +22,18 @@ def test_describe_line_mask() -> None:
     assert acs_mask(mask).sum() == 5
 
 
+def test_a_batch_of_different_masks_is_refused_for_lines_as_for_planes() -> None:
+    """Described as one, the first line mask's centre would be taken for the others' (ACS maps
+    from columns another mask never sampled)."""
+    first, second = torch.zeros(1, 1, 20), torch.zeros(1, 1, 20)
+    first[..., 7:13], second[..., 8:12] = 1, 1
+    with pytest.raises(ValueError, match="a batch of different masks"):
+        describe_mask(torch.stack([first, second]))
+    assert describe_mask(torch.stack([first, first])).acs_shape == (6,)  # one mask repeated: fine
+    with pytest.raises(ValueError, match="a batch of different masks"):
+        describe_mask(torch.stack([first.expand(1, 20, 20), second.expand(1, 20, 20)]))
+
+
 def test_describe_plane_mask_finds_the_centre_block() -> None:
     mask = torch.zeros(1, 1, 12, 10)
     mask[..., 4:9, 3:7] = 1

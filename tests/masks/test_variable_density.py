@@ -57,7 +57,7 @@ def test_a_calibration_size_gives_a_square_fully_sampled_centre_of_that_many_sam
         assert info.acs_shape[0] >= 20 and info.acs_shape[1] >= 20 and num_low == 20
         block = mask[0, 105:125, 80:100]
         assert bool((block == 1).all())
-    with pytest.raises(ValueError, match="calibration_size"):
+    with pytest.raises(ConfigError, match="calibration_size"):
         create_mask_func("poisson2d", [0.08], [8], calibration_size=0)
 
 

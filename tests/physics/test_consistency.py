@@ -33,6 +33,21 @@ def test_hard_dc_keeps_measured_samples_exactly_and_is_idempotent() -> None:
     assert torch.equal(hard_data_consistency(once, measured, mask), once)
 
 
+def test_data_consistency_refuses_a_mask_or_measurement_that_would_broadcast() -> None:
+    """A mask of another rank or size, or a measurement of another batch, would broadcast into
+    another result silently."""
+    g = torch.Generator().manual_seed(0)
+    prediction, measured = complex_randn(2, 3, 8, 8, generator=g), complex_randn(2, 3, 8, 8, generator=g)
+    soft = SoftDataConsistency(0.5)
+    for dc in (hard_data_consistency, soft):
+        with pytest.raises(ValueError, match="does not broadcast"):
+            dc(prediction, measured, torch.ones(2, 1, 8, 1).expand(2, 3, 8, 2))
+        with pytest.raises(ValueError, match="rank"):
+            dc(prediction, measured, torch.ones(8))
+        with pytest.raises(ValueError, match="must match"):
+            dc(prediction, measured[:1], torch.ones(2, 1, 1, 8))
+
+
 def test_soft_dc_weight_one_is_hard_dc_and_zero_is_identity() -> None:
     _, mask, measured, prediction = setup(1)
     dc = SoftDataConsistency(init=1.0)

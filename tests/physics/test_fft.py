@@ -138,3 +138,22 @@ def test_change_convention_is_the_same_image_in_the_other_convention(size: tuple
     np.testing.assert_array_equal(moved, np.fft.fftshift(mask))
     back = change_convention(torch.from_numpy(moved), to_centered=False, phase=False).numpy()
     np.testing.assert_array_equal(back, mask)
+
+
+def test_functorch_transforms_and_forward_mode_ad() -> None:
+    """vmap, jvp and forward-mode dual tensors (SURE, divergence estimates) take the roll path:
+    the fused path's ``out=`` kernels have no batching or forward-derivative rules."""
+    import torch.autograd.forward_ad as fwAD
+
+    g = torch.Generator().manual_seed(0)
+    x, v = complex_randn(2, 5, 7, generator=g), complex_randn(2, 5, 7, generator=g)
+    expected = torch.from_numpy(numpy_centred(x.numpy(), (-2, -1)))
+    tangent = torch.from_numpy(numpy_centred(v.numpy(), (-2, -1)))  # the FFT is linear
+    torch.testing.assert_close(torch.func.vmap(fft2c)(x), expected, atol=1e-5, rtol=1e-5)
+    out, derivative = torch.func.jvp(fft2c, (x,), (v,))[:2]
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(derivative, tangent, atol=1e-5, rtol=1e-5)
+    with fwAD.dual_level():
+        dual = fwAD.unpack_dual(fft2c(fwAD.make_dual(x, v)))
+    assert dual.tangent is not None
+    torch.testing.assert_close(dual.tangent, tangent, atol=1e-5, rtol=1e-5)

@@ -123,3 +123,22 @@ def test_shape_checks() -> None:
         MultiCoilOperator(maps.real, torch.ones(1, 1, 1, 4))
     with pytest.raises(ValueError, match="one axis more"):
         sense_expand(torch.zeros(4, 4, dtype=torch.complex64), maps)
+
+
+def test_operator_inputs_that_would_broadcast_silently_are_refused() -> None:
+    """Coil images where an image belongs (``normal`` would return their shape: a CG solve on it
+    runs to the end), unbatched k-space, another batch, a real image."""
+    maps = torch.ones(2, 4, 6, 6, dtype=torch.complex64)
+    operator = MultiCoilOperator(maps, torch.ones(2, 1, 1, 6))
+    image, kspace = torch.ones(2, 6, 6, dtype=torch.complex64), torch.ones(2, 4, 6, 6, dtype=torch.complex64)
+    assert operator.normal(image).shape == (2, 6, 6) and operator.adjoint(kspace).shape == (2, 6, 6)
+    for bad in (kspace, image[:1], image.real):
+        for method in (operator.forward, operator.normal):
+            with pytest.raises(ValueError, match=r"takes complex an image \(B, \[S,\] H, W\)"):
+                method(bad)
+    for bad in (kspace[0], kspace[:1], image):
+        with pytest.raises(ValueError, match="takes complex k-space"):
+            operator.adjoint(bad)
+    # maps shared by a batch (batch 1) still serve any batch
+    shared = MultiCoilOperator(maps[:1], torch.ones(1, 1, 1, 6))
+    assert shared.forward(image).shape == (2, 4, 6, 6)
