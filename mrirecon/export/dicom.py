@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +57,7 @@ from mrirecon.export.identity import (
     check_uid_root,
     clean_text,
     derive_uid,
+    is_valid_uid,
     resolve_identity,
 )
 from mrirecon.export.pixels import ds, quantise, window_from_percentiles
@@ -179,7 +179,7 @@ def _uid_attr(value: Any) -> str:
     """An HDF5 attribute that is a valid UID (digits and dots, at most 64 characters), else ""."""
     if isinstance(value, bytes | np.bytes_):
         value = bytes(value).decode("utf-8", errors="replace")
-    if isinstance(value, str) and len(value) <= 64 and re.fullmatch(r"[0-9]+(\.[0-9]+)*", value):
+    if isinstance(value, str) and is_valid_uid(value):
         return value
     return ""
 
@@ -305,11 +305,12 @@ def _build(
 
 def _instance_numbers(planes: ImagePlanes) -> list[int]:
     """InstanceNumber of each slice: 1…S in the stored order when that order runs through space
-    (one way or the other), else in the order of the planes along the normal, so that a viewer
+    (one way or the other) or the planes have several orientations (a 3-plane localizer: no one
+    normal orders them), else in the order of the planes along the normal, so that a viewer
     stacking by InstanceNumber shows the slices as they lie (interleaved slice counters)."""
     location = np.asarray(planes.slice_location, dtype=np.float64)
     steps = np.diff(location)
-    if np.all(steps >= 0) or np.all(steps <= 0):
+    if not planes.parallel or np.all(steps >= 0) or np.all(steps <= 0):
         return list(range(1, len(location) + 1))
     order = np.argsort(location if location[-1] >= location[0] else -location, kind="stable")
     numbers = np.empty(len(location), dtype=np.int64)

@@ -176,6 +176,12 @@ class ImagePlanes:
         return np.cross(self.orientation[:, :3], self.orientation[:, 3:])
 
     @property
+    def parallel(self) -> bool:
+        """Whether every plane has the first one's orientation (a stack); a multi-plane series
+        (a 3-plane localizer) has no order along one normal and no spacing between slices."""
+        return bool(np.all(np.abs(self.normal @ self.normal[0]) > 1 - 1e-6))
+
+    @property
     def slice_location(self) -> np.ndarray:
         """``(S,)`` position of each plane along its normal (DICOM SliceLocation), mm."""
         return np.einsum("si,si->s", self.position, self.normal)
@@ -278,7 +284,8 @@ def image_planes(
         centres = geometry.position
         synthetic = False
         normal = np.cross(row_dir, col_dir)
-        if num_slices > 1:  # along the normal, in spatial order (slice indices need not follow it)
+        stack = bool(np.all(np.abs(normal @ normal[0]) > 1 - 1e-6))  # else: planes of several orientations
+        if num_slices > 1 and stack:  # along the normal, in spatial order (slice indices need not follow it)
             steps = np.diff(np.sort(centres @ normal[0]))
             spacing = float(np.median(steps)) if np.median(steps) > 1e-6 else thickness
         else:

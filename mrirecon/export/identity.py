@@ -35,7 +35,14 @@ from pydicom.uid import PYDICOM_ROOT_UID, generate_uid
 from mrirecon.data.header import AcquisitionHeader
 from mrirecon.errors import ConfigError, Notice
 
-__all__ = ["Identity", "IdentityOverrides", "derive_uid", "resolve_identity", "study_patient_id"]
+__all__ = [
+    "Identity",
+    "IdentityOverrides",
+    "derive_uid",
+    "is_valid_uid",
+    "resolve_identity",
+    "study_patient_id",
+]
 
 #: fastMRI ``acquisition`` attributes whose body part is known.
 _FASTMRI_BODY_PARTS = {
@@ -114,6 +121,31 @@ class Identity:
     deidentified: bool
 
 
+#: A DICOM UID: numeric components without leading zeros, separated by dots (at most 64 characters).
+_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+
+
+def is_valid_uid(text: str) -> bool:
+    """Whether ``text`` is a valid DICOM UID (PS3.5 9.1): receivers refuse a series with another."""
+    return len(text) <= 64 and _UID.fullmatch(text) is not None
+
+
+def _written_uid(uid: str, keyword: str, root: str, source: str) -> str:
+    """A UID from the input's header as the series writes it: as it is when valid, else one derived
+    from it (the same for every series of the input's study), with a notice; "" stays ""."""
+    if not uid or is_valid_uid(uid):
+        return uid
+    where = f"{source}: " if source else ""
+    warnings.warn(
+        Notice(
+            f"{where}the header's {keyword} is not a valid DICOM UID (digits and dots, no leading "
+            f"zeros, at most 64 characters); the series gets one derived from it"
+        ),
+        stacklevel=3,
+    )
+    return derive_uid(root, keyword, uid)
+
+
 def derive_uid(root: str, *parts: str) -> str:
     """A deterministic UID under ``root``: the same parts always give the same UID (SHA-512 based)."""
     return str(generate_uid(prefix=root, entropy_srcs=["mrirecon", *parts]))
@@ -136,8 +168,9 @@ def dicom_date(text: str) -> str:
 
 
 def dicom_time(text: str) -> str:
-    """ISMRMRD ``xs:time`` (``22:34:35``) or DICOM ``TM`` → ``TM`` (``223435``); "" if unparsable."""
-    value = text.strip().replace(":", "")
+    """ISMRMRD ``xs:time`` (``22:34:35``, a time zone ``+01:00`` or ``Z`` dropped: the scanner's
+    local time is what DICOM's TM holds) or DICOM ``TM`` → ``TM`` (``223435``); "" if unparsable."""
+    value = re.sub(r"(Z|[+-]\d{2}:?\d{2})$", "", text.strip()).replace(":", "")
     match = re.fullmatch(r"([01]\d|2[0-3])([0-5]\d)([0-5]\d)?(\.\d{1,6})?", value)
     return value if match else ""
 
@@ -157,6 +190,20 @@ def clean_text(text: str, limit: int) -> str:
     while len(text.encode("utf-8")) > limit:
         text = text[:-1]
     return text.rstrip()
+
+
+def clean_person_name(text: str, limit: int = 64) -> str:
+    """A DICOM PN value: :func:`clean_text` with at most three ``=`` groups (alphabetic,
+    ideographic, phonetic) of at most five ``^`` components each (family, given, middle, prefix,
+    suffix); the surplus components join the last one with spaces (``Doe^John^^^^Jr`` is refused
+    by validators and receivers)."""
+    groups = []
+    for group in text.split("=")[:3]:
+        parts = group.split("^")
+        groups.append(
+            "^".join([*parts[:4], " ".join(p for p in parts[4:] if p)] if len(parts) > 5 else parts)
+        )
+    return clean_text("=".join(groups), limit)
 
 
 #: The identifiers a receiver matches on, with their DICOM names and length limits.
@@ -311,8 +358,12 @@ def resolve_identity(
         )
         default_pid = pseudonym
     else:
-        study_uid = original_study or derive_uid(uid_root, "study", key)
-        frame_uid = original_frame or derive_uid(uid_root, "frame of reference", key, input_file)
+        study_uid = _written_uid(original_study, "StudyInstanceUID", uid_root, input_file) or derive_uid(
+            uid_root, "study", key
+        )
+        frame_uid = _written_uid(original_frame, "FrameOfReferenceUID", uid_root, input_file) or derive_uid(
+            uid_root, "frame of reference", key, input_file
+        )
         default_pid = original_pid
     uid_key = key
     new_pid = clean_text(o.patient_id or "", 64)
@@ -373,7 +424,7 @@ def resolve_identity(
         laterality = ""  # paired or unknown body part, side unknown: present but empty
     position = clean_code_string(h.patient_position)
     return Identity(
-        patient_name=clean_text(patient_name, 64),
+        patient_name=clean_person_name(patient_name),
         patient_id=patient_id,
         patient_birth_date=birth_date,
         patient_sex=sex,
@@ -383,7 +434,7 @@ def resolve_identity(
         study_time=study_time,
         study_id=study_id,
         accession_number=accession,
-        referring_physician=clean_text(referring, 64),
+        referring_physician=clean_person_name(referring),
         study_description=None if study_description is None else clean_text(study_description, 64),
         institution_name=None if institution is None else clean_text(institution, 64),
         station_name=None if station is None else clean_text(station, 16),

@@ -587,6 +587,25 @@ def test_identifiers_are_never_cut(tmp_path: Path) -> None:
     assert read_series(tmp_path / "c")[0].AccessionNumber == ""
 
 
+def test_a_series_of_planes_of_several_orientations_keeps_its_order(tmp_path: Path) -> None:
+    """A 3-plane localizer (sagittal, coronal, axial pairs): no one normal orders its planes, so the
+    instances follow the stored order and the spacing is the thickness, not a projection."""
+    frames = {"sag": ([0, 1, 0], [0, 0, -1]), "cor": ([1, 0, 0], [0, 0, -1]), "tra": ([1, 0, 0], [0, 1, 0])}
+    names = ["sag", "sag", "cor", "cor", "tra", "tra"]
+    phase = np.array([frames[n][0] for n in names], float)
+    read = np.array([frames[n][1] for n in names], float)
+    normal = np.cross(read, phase)
+    position = np.array([10.0, -10.0] * 3)[:, None] * normal
+    geometry = SliceGeometry(position=position, read_dir=read, phase_dir=phase, slice_dir=normal)
+    export_volume_dicom(volume(reconstruction=phantom(slices=6), geometry=geometry), tmp_path / "l")
+    files = read_series(tmp_path / "l")  # sorted by InstanceNumber
+    rows = [tuple(round(float(v)) for v in f.ImageOrientationPatient[3:]) for f in files]
+    assert rows == [tuple(r) for r in read.astype(int)]
+    locations = [float(f.SliceLocation) for f in files]  # along each plane's own normal
+    assert locations == [locations[0], -locations[0]] * 3 and abs(locations[0]) == 10.0
+    assert float(files[0].SpacingBetweenSlices) == float(files[0].SliceThickness)
+
+
 def test_instances_are_numbered_through_space(tmp_path: Path) -> None:
     """Slice counters interleaved in space (−10, 0, 10, −5, 5 mm): a viewer stacking by InstanceNumber
     scrolled back and forth. Numbers follow the planes; a stack in order (either way) keeps its order."""

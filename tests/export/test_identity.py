@@ -155,3 +155,38 @@ def test_a_pseudonymous_reconstruction_exported_as_it_is_stays_marked_de_identif
     sided = resolve_identity(None, pseudonymous=True, overrides=IdentityOverrides(laterality="L"), **recorded)  # type: ignore[arg-type]
     assert sided.deidentified
     assert not resolve_identity(None, input_file="x.h5").deidentified  # an identified file
+
+
+def test_an_invalid_uid_in_the_header_is_replaced_by_one_derived_from_it(tmp_path: Path) -> None:
+    """A component with a leading zero or a UID over 64 characters: a strict receiver refuses the
+    whole series, so it gets a derived UID (the same for every series of that study) and a note."""
+    import pytest
+
+    from mrirecon.errors import Notice
+    from mrirecon.export.identity import is_valid_uid
+
+    bad_study, long_frame = "1.2.840.0123.4.5", "1.3.12." + "1234567890." * 6 + "1"
+    header = rich_header().replace(IDENTIFIERS["study_uid"], bad_study)
+    header = header.replace(IDENTIFIERS["frame_uid"], long_frame)
+    firsts = []
+    for name in ("a", "b"):
+        with pytest.warns(
+            Notice, match=r"x\.h5: the header's (StudyInstanceUID|FrameOfReferenceUID) is not a valid"
+        ):
+            export_volume_dicom(_series("x.h5", header), tmp_path / name)
+        firsts.append(_first(tmp_path / name))
+    for ds in firsts:
+        assert is_valid_uid(ds.StudyInstanceUID) and is_valid_uid(ds.FrameOfReferenceUID)
+        assert bad_study not in ds.StudyInstanceUID
+    assert firsts[0].StudyInstanceUID == firsts[1].StudyInstanceUID
+    assert not is_valid_uid("1.2.03") and not is_valid_uid("1..2") and is_valid_uid("1.2.0.3")
+
+
+def test_person_names_keep_dicom_form_and_times_drop_their_zone() -> None:
+    from mrirecon.export.identity import clean_person_name, dicom_time
+
+    assert clean_person_name("Doe^John^^^^Extra") == "Doe^John^^^Extra"  # at most five components
+    assert clean_person_name("A^B^C^D^E^F^G=X^Y=P=Q") == "A^B^C^D^E F G=X^Y=P"  # at most three groups
+    assert clean_person_name("Doe^John") == "Doe^John" and clean_person_name("") == ""
+    assert dicom_time("22:34:35+01:00") == dicom_time("22:34:35Z") == dicom_time("22:34:35") == "223435"
+    assert dicom_time("08:05:03.5-0500") == "080503.5" and dicom_time("25:00:00") == ""
