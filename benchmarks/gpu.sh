@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
 # Every GPU check of the benchmarks in one run: the CUDA tests, then the benchmarks on CUDA, each
 # step under its own time limit, and all of them before DEADLINE seconds (default 560) so that one
-# slow step cannot use up a short GPU lease or the caller's per-command limit. Results (JSON, logs)
-# go to $RESULTS (default $OUT, default gpu-results/). Run from the repository root on a machine
-# whose python3 has a CUDA build of PyTorch:
+# slow step cannot use up a short GPU lease or the caller's per-command limit. Results (JSON, logs,
+# device.txt with the GPU, driver, commit and date) are packed after every step into
+# $OUT/gpu-results.tgz (OUT default gpu-results/), so a run cut short still returns the steps it
+# finished; RESULTS=DIR keeps them unpacked in DIR as well (RESULTS=$OUT: unpacked only). Run from
+# the repository root on a machine whose python3 has a CUDA build of PyTorch:
 #
 #   bash benchmarks/gpu.sh                 # the default steps, about 8 minutes on one H100
 #   STEPS="tests physics" bash benchmarks/gpu.sh
 #
-# Steps (STEPS, in this order): tests (pytest -m cuda); physics (FFT, A and Aᴴ against bare
-# torch.fft, which calls cuFFT); models (inference of the models at brain, knee and full-knee
-# 640 × 368 size; training steps with and without checkpointing, with peak GPU memory; the CPU-only
+# Steps (STEPS, in this order; a name not in this list stops the script before it installs
+# anything): tests (pytest -m cuda); physics (FFT, A and Aᴴ against bare torch.fft, which calls
+# cuFFT); models (inference of the models at full-knee 640 × 368, brain and knee size first; training
+# steps with and without checkpointing, with peak GPU memory; the CPU-only
 # CS baseline and the untrainable baselines' training rows are left out; each row is saved as it is
 # measured); training (the paper configurations' training step in float32) and training_bf16 (the
-# same, bf16-mixed); inference (batch reconstruction end to end against compute alone). A step
+# same, bf16-mixed; both save each row as it is measured); inference and inference_bf16 (batch
+# reconstruction end to end against compute alone, float32 and bf16-mixed). A step
 # that would start with under 20 s before the deadline is skipped; every step's limit ends at the
 # deadline.
 #
-# Not in the default list, because it takes the lease's remaining minutes: pretrain continues the
+# Not in the default list, because it takes the lease's remaining minutes: the default steps and
+# pretrain each take about 9 minutes, so a 15-minute lease runs one or the other. pretrain continues the
 # shipped CIRIM on the GPU (configs/pretrained/cirim_brain_gpu.yaml) for MINUTES (default 7, fewer
 # when the deadline is nearer) and brings back $RESULTS/pretrain/{last.ckpt,config.yaml,metrics.csv}
 # (metrics.csv: the carried run's rows, then this lease's), also when the training was stopped at
@@ -27,33 +32,41 @@
 #
 #   STEPS=pretrain MINUTES=7 bash benchmarks/gpu.sh
 #
-# Under a runner that brings back only a few files from $OUT, point RESULTS to a scratch folder:
-# after every step the script packs it into $OUT/gpu-results.tgz, so a run cut short still returns
-# the steps it finished:
-#   RESULTS=/tmp/gpu-results bash benchmarks/gpu.sh
-#
 # CPU_DRY_RUN=1 runs the steps without a GPU (a check of the script itself), e.g.
 #   CPU_DRY_RUN=1 STEPS=pretrain MINUTES=0.5 PRETRAIN_ARGS="trainer.accelerator=cpu \
 #       data.num_workers=1 data.simulation.train_slices=3 data.simulation.val_slices=2" bash benchmarks/gpu.sh
 #
 # Dependencies that the machine's Python lacks travel as wheels in .whl/ (git-ignored: a runner must
-# be told to carry it; Python 3.12 there):
-#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
-#       -d .whl sigpy pywavelets monai nilearn nibabel pydicom ismrmrd xsdata
+# be told to carry it; Python 3.12 there), at the versions of constraints.txt, one of each (two
+# versions of one package are refused):
+#   rm -rf .whl && pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#       --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -c constraints.txt -d .whl \
+#       sigpy pywavelets monai nilearn nibabel pydicom ismrmrd xsdata
 # this script installs them into its scratch folder first, and stops at once when a package the
 # steps import is missing. The package itself is used from the checkout. Scratch (the wheels, the
 # training run) goes to a fresh folder under $TMPDIR (default /tmp), removed at the end, so that
 # two runs on one machine do not share it.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+KNOWN_STEPS="tests physics models training training_bf16 inference inference_bf16 pretrain"
+STEPS="${STEPS:-tests physics models training training_bf16 inference inference_bf16}"
+for name in $STEPS; do
+    case " $KNOWN_STEPS " in *" $name "*) ;; *) echo "unknown step '$name' in STEPS; known: $KNOWN_STEPS"; exit 2 ;; esac
+done
 OUT="${OUT:-gpu-results}"
-RESULTS="${RESULTS:-$OUT}"
 DEADLINE="${DEADLINE:-560}"
-mkdir -p "$OUT" "$RESULTS"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/mrirecon-gpu.XXXXXX")" || exit 1
 trap 'rm -rf "$WORK"' EXIT
+RESULTS="${RESULTS:-$WORK/results}"
+mkdir -p "$OUT" "$RESULTS"
+# a folder used before (a warm machine) keeps nothing of that run
+rm -rf "$RESULTS/steps.txt" "$RESULTS/device.txt" "$RESULTS/pretrain" "$OUT/gpu-results.tgz"
+for name in $KNOWN_STEPS; do rm -f "$RESULTS/$name.log"; done
+rm -f "$RESULTS"/physics_cuda.json "$RESULTS"/models_cuda.json "$RESULTS"/training_cuda*.json "$RESULTS"/inference_cuda*.json
 PY="${PYTHON:-python3}"
 if compgen -G ".whl/*.whl" >/dev/null; then
+    twice=$(for wheel in .whl/*.whl; do basename "$wheel" | cut -d- -f1 | tr 'A-Z-' 'a-z_'; done | sort | uniq -d)
+    [ -z "$twice" ] || { echo "two versions of $twice in .whl/: download them again (see the header)"; exit 1; }
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" \
         .whl/*.whl || { echo "installing the wheels of .whl/ failed"; exit 1; }
     export PYTHONPATH="$WORK/site:${PYTHONPATH:-}"
@@ -61,7 +74,6 @@ fi
 # the CLI installs as mrirecon_cli from cli/: the same name from the checkout
 mkdir -p "$WORK/cli_path" && ln -sfn "$PWD/cli" "$WORK/cli_path/mrirecon_cli"
 export PYTHONPATH="$PWD:$WORK/cli_path:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
-STEPS="${STEPS:-tests physics models training training_bf16 inference inference_bf16}"
 
 pack() {  # $RESULTS → $OUT/gpu-results.tgz, when the results are not written into $OUT itself
     [ "$RESULTS" -ef "$OUT" ] && return 0
@@ -69,8 +81,14 @@ pack() {  # $RESULTS → $OUT/gpu-results.tgz, when the results are not written 
 }
 
 "$PY" - <<'PROBE' | tee "$RESULTS/device.txt"
+import datetime
 import importlib
 import os
+import subprocess
+
+print("date", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+print("commit", commit or "unknown (no git)")
 
 missing = []
 for name in ("h5py", "pytorch_lightning", "sigpy", "pywt", "monai", "nilearn", "nibabel", "pydicom", "ismrmrd"):
@@ -82,6 +100,9 @@ if missing:
     raise SystemExit("missing Python packages: " + ", ".join(missing) + "; carry them as wheels in .whl/")
 import torch
 
+import benchmarks.models  # noqa: F401  (the checkout imports on this Python and torch)
+import mrirecon  # noqa: F401
+
 print("torch", torch.__version__, "CUDA", torch.version.cuda)
 if not torch.cuda.is_available():
     if os.environ.get("CPU_DRY_RUN") == "1":
@@ -89,6 +110,9 @@ if not torch.cuda.is_available():
         raise SystemExit(0)
     raise SystemExit("no CUDA device: these checks need one")
 print(torch.cuda.get_device_name(0), f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB")
+print("TF32: matmul", torch.backends.cuda.matmul.allow_tf32, "cuDNN convolutions", torch.backends.cudnn.allow_tf32)
+smi = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True)
+print("driver", smi.stdout.strip() or "unknown")
 PROBE
 [ "${PIPESTATUS[0]}" -eq 0 ] || { pack; exit 1; }
 
@@ -108,7 +132,8 @@ step() {  # step NAME SECONDS COMMAND...: run, log to $RESULTS/NAME.log, note th
     [ "$limit" -le "$left" ] || limit=$left
     echo "== $name (limit ${limit} s): $*"
     local start=$SECONDS
-    STEP_LIMIT=$limit timeout "$limit" "$@" >"$RESULTS/$name.log" 2>&1
+    # a step that ignores the stop signal is killed 15 s later: the script must end inside the lease
+    STEP_LIMIT=$limit timeout -k 15 "$limit" "$@" >"$RESULTS/$name.log" 2>&1
     local rc=$?
     tail -n 25 "$RESULTS/$name.log"
     echo "== $name: exit $rc after $((SECONDS - start)) s"
@@ -119,7 +144,7 @@ step() {  # step NAME SECONDS COMMAND...: run, log to $RESULTS/NAME.log, note th
 
 step tests 150 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/
 step physics 60 "$PY" -m benchmarks.physics --device cuda --json "$RESULTS/physics_cuda.json"
-step models 170 "$PY" -m benchmarks.models --device cuda --no-cs --sizes brain knee knee_full \
+step models 170 "$PY" -m benchmarks.models --device cuda --no-cs --sizes knee_full brain knee \
     --exclude 'cs_l1wavelet:*' 'zero_filled:*:train*' 'sense:*:train*' --json "$RESULTS/models_cuda.json"
 step training 90 "$PY" -m benchmarks.training --device cuda --coils 8 --height 218 --width 170 \
     --output "$RESULTS/training_cuda.json"

@@ -4,7 +4,7 @@ For each model (every registry entry at its default config, or the configs given
 size (an 8-coil 218×170 brain slice and a 15-coil 320×320 knee slice; batch 1, 4× equispaced mask,
 random complex data), it measures
 
-- ``inference``: seconds per slice under ``torch.inference_mode``;
+- ``inference``: seconds per slice under ``torch.no_grad`` (both sides of a comparison);
 - ``train``: forward + backward seconds per slice (loss on every returned step);
 - ``train_ckpt``: the same with gradient checkpointing on (models that support it);
 
@@ -193,7 +193,7 @@ def table(rows: list[dict[str, Any]]) -> list[list[object]]:
     out = []
     for row in rows:
         seconds = row.get("seconds")
-        rss = row.get("peak_rss")
+        rss = row.get("peak_gpu_memory", row.get("peak_rss"))  # on a GPU, its memory
         params = row.get("parameters")
         out.append(
             [
@@ -219,7 +219,7 @@ HEADERS = [
     "size",
     "mode",
     "s/slice",
-    "peak RSS GB",
+    "peak GB (RSS; GPU: allocated)",
     "GFLOP/s",
     "conv GFLOP/s",
     "cores",
@@ -288,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     allocators = args.allocators or (["untouched", "tuned"] if args.peers else ["tuned"])
+    if args.peers:  # what the end of a long run needs, checked before it starts
+        peers.commits(args.peers)
+        if args.docs:
+            peers.check_docs_markers(args.docs)
     jobs = _jobs(args)
     real = [] if args.no_cs or args.quick or args.device != "cpu" else ["cs", "pretrained"]
     total = len(allocators) * (len(jobs) + len(real))

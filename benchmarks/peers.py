@@ -424,11 +424,17 @@ def markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_docs_section(path: Path, section: str) -> None:
-    """Replace the text between :data:`BEGIN` and :data:`END` in ``path`` with ``section``."""
+def check_docs_markers(path: Path) -> str:
+    """The text of ``path``, which must hold the :data:`BEGIN` … :data:`END` markers."""
     text = path.read_text()
     if BEGIN not in text or END not in text:
         raise SystemExit(f"{path}: no '{BEGIN}' … '{END}' markers to replace")
+    return text
+
+
+def write_docs_section(path: Path, section: str) -> None:
+    """Replace the text between :data:`BEGIN` and :data:`END` in ``path`` with ``section``."""
+    text = check_docs_markers(path)
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
     path.write_text(head + section + tail)

@@ -1,7 +1,8 @@
 """Throughput of the multi-coil FFT, A and Aᴴ on fastMRI-sized slices, beside bare ``torch.fft``.
 
 Slices of 15 coils × 640 × 368 (fastMRI knee), batch 1 and 8, complex64. Each row times one
-operation on the same tensor in the same process and reports slices per second and the cost
+operation on the same tensor in the same process, the operations taking turns within each round,
+and reports slices per second and the cost
 relative to bare ``torch.fft.fft2`` (for A and Aᴴ: relative to the bare pieces they are made of,
 expand/reduce with the coil maps + ``torch.fft`` + mask, uncentred, which is the floor for any
 centred implementation). Goal: centring adds at most 15 %.
@@ -12,11 +13,16 @@ centred implementation). Goal: centring adds at most 15 %.
 from __future__ import annotations
 
 import argparse
+import math
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from benchmarks.common import machine_info, print_table, time_call, write_json
+from benchmarks.common import machine_info, print_table, sync, write_json
 from mrirecon.physics import MultiCoilOperator, fft2c, ifft2c
 from mrirecon.runtime import configure_threads, tune_allocator
 
@@ -29,7 +35,7 @@ def roll_fft2c(x: torch.Tensor) -> torch.Tensor:
     return torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x, dim=dims), norm="ortho"), dim=dims)
 
 
-def measure_batch(device: torch.device, batch: int, repeats: int) -> list[dict[str, object]]:
+def measure_batch(device: torch.device, batch: int, repeats: int) -> list[dict[str, Any]]:
     """Time every operation on one batch of random slices."""
     g = torch.Generator().manual_seed(batch)
     shape = (batch, COILS, HEIGHT, WIDTH)
@@ -58,21 +64,58 @@ def measure_batch(device: torch.device, batch: int, repeats: int) -> list[dict[s
         ("Aᴴ (mrirecon)", lambda: op.adjoint(kspace), "bare M, ifft2, Sᴴ (uncentred Aᴴ)"),
         ("AᴴA (mrirecon)", lambda: op.normal(image), None),
     ]
-    seconds: dict[str, float] = {}
     with torch.no_grad():
-        for name, fn, _ in cases:
-            seconds[name] = time_call(fn, device, repeats=repeats)
-    return [
-        {
+        times = round_robin({name: fn for name, fn, _ in cases}, device, repeats)
+    rows = []
+    for name, _, reference in cases:
+        seconds = statistics.median(times[name])
+        row: dict[str, Any] = {
             "operation": name,
             "batch": batch,
-            "ms_per_call": seconds[name] * 1e3,
-            "slices_per_s": batch / seconds[name],
+            "ms_per_call": seconds * 1e3,
+            "slices_per_s": batch / seconds,
             "vs": reference or "",
-            "ratio": seconds[name] / seconds[reference] if reference else None,
+            "ratio": None,
         }
-        for name, _, reference in cases
-    ]
+        if reference:  # within each round, then the median and quartiles over the rounds
+            ratios = [a / b for a, b in zip(times[name], times[reference], strict=True)]
+            quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+            row.update(ratio=statistics.median(ratios), ratio_quartiles=[quartiles[0], quartiles[2]])
+        rows.append(row)
+    return rows
+
+
+def round_robin(
+    cases: dict[str, Callable[[], object]], device: torch.device, rounds: int
+) -> dict[str, list[float]]:
+    """Seconds per call of every case in each of ``rounds`` rounds, the cases alternating within a
+    round, so that a shared machine's slow moments fall on a case and its reference alike. After
+    a warm-up call, a round times enough calls of a case back to back to last about 20 ms (on a GPU,
+    kernel launches of sub-millisecond FFTs would otherwise weigh on the figure)."""
+    calls: dict[str, int] = {}
+    for name, fn in cases.items():
+        fn()
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        calls[name] = max(1, math.ceil(0.02 / max(time.perf_counter() - start, 1e-9)))
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            start = time.perf_counter()
+            for _ in range(calls[name]):
+                fn()
+            sync(device)
+            times[name].append((time.perf_counter() - start) / calls[name])
+    return times
+
+
+def _ratio_text(row: dict[str, Any]) -> str:
+    if row["ratio"] is None:
+        return ""
+    low, high = row["ratio_quartiles"]
+    return f"{row['ratio']:.2f}× [{low:.2f}–{high:.2f}]"
 
 
 def main() -> None:
@@ -89,7 +132,8 @@ def main() -> None:
     rows = [row for batch in args.batches for row in measure_batch(device, batch, args.repeats)]
     print(
         f"\nPhysics throughput, {COILS} coils × {HEIGHT} × {WIDTH}, complex64, {device}, "
-        f"{torch.get_num_threads()} threads (median of {args.repeats})\n"
+        f"{torch.get_num_threads()} threads (median of {args.repeats} rounds, the operations "
+        "alternating within a round; a ratio is taken within each round: median [quartiles])\n"
     )
     print_table(
         ["operation", "batch", "ms/call", "slices/s", "cost vs", "ratio"],
@@ -100,7 +144,7 @@ def main() -> None:
                 r["ms_per_call"],
                 r["slices_per_s"],
                 r["vs"],
-                "" if r["ratio"] is None else f"{r['ratio']:.2f}×",
+                _ratio_text(r),
             ]
             for r in rows
         ],

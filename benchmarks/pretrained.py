@@ -63,6 +63,18 @@ def _check_scored(
             f"{checkpoint} holds other weights than the ones {path} scored as {label!r} "
             f"({scored['source']}); export that checkpoint, or score this one"
         )
+    # a card compares the model with CS on every mask it quotes
+    missing = [
+        f"{set_name} {mask}"
+        for set_name, models in data.get("sets", {}).items()
+        for mask in models.get(label, {})
+        if mask not in models.get("CS", {})
+    ]
+    if missing:
+        raise SystemExit(
+            f"{path} has no CS figures beside {label!r} for {', '.join(missing)} (a --models-only "
+            "run); merge it with a baselines run of the same sets (python -m benchmarks.quality --merge)"
+        )
 
 
 def _checkpoint(run: Path) -> Path:

@@ -418,9 +418,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     path = write_json("quality", payload, Path(args.output) if args.output else None)
     path.with_suffix(".md").write_text(markdown(results) + "\n")
     print(f"\nwrote {path} and {path.with_suffix('.md')}")
-    if not args.no_figure:
-        learned = learned_models(args.model)
-        masks = [m for m in MASKS if m.label in results["tuning"]]
+    masks = [m for m in MASKS if m.label in results["tuning"]]
+    if not args.no_figure and not masks:
+        print(
+            "no figure: it shows CS beside the models, and this run tuned no CS (--models-only); "
+            "merge it with a baselines run (--merge) for one"
+        )
+    elif not args.no_figure:
+        # a merge's models are those its runs scored (their recorded sources)
+        specs = args.model or [
+            f"{label}={record['source']}" for label, record in results.get("models", {}).items()
+        ]
+        learned = learned_models(specs)
 
         def models_for(mask: MaskSpec) -> list[tuple[str, Reconstructor]]:
             cs_config = results["tuning"][mask.label]["chosen"][0]

@@ -20,7 +20,6 @@ noise), and the time. The pictures show the rest. Prints a table, writes JSON an
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from benchmarks.common import (
     RESULTS,
     machine_info,
     print_table,
+    time_call,
     write_json,
 )
 from mrirecon.data.sample import ReconSample
@@ -74,12 +74,18 @@ def first_slice(path: Path, options: dict[str, Any]) -> ReconSample:
 
 
 def reconstruct(sample: ReconSample, model: Reconstructor) -> tuple[np.ndarray, float, float]:
-    """(magnitude image, relative data-consistency residual, seconds) of one slice."""
+    """(magnitude image, relative data-consistency residual, seconds) of one slice; the seconds
+    are the median of 3 calls after an untimed one (the first call of a process pays for
+    allocations and kernel selection)."""
     kspace, mask, maps = sample.masked_kspace[None], sample.mask[None], sample.coil_maps[None]
-    start = time.perf_counter()
-    with torch.no_grad():
-        image = model(kspace, mask, maps).image
-    seconds = time.perf_counter() - start
+    outputs: list[torch.Tensor] = []
+
+    def call() -> None:
+        with torch.no_grad():
+            outputs.append(model(kspace, mask, maps).image)
+
+    seconds = time_call(call, torch.device("cpu"), repeats=3, warmup=1)
+    image = outputs[-1]
     operator = MultiCoilOperator(maps, mask.to(torch.float32))
     residual = float(
         torch.linalg.vector_norm(operator.forward(image) - kspace) / torch.linalg.vector_norm(kspace)

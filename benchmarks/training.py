@@ -111,6 +111,7 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
         "model": args.model,
         "checkpointing": bool(args.checkpointing),
         "precision": args.precision,
+        "threads": torch.get_num_threads(),  # the worker's (the parent never sets --threads)
         "parameters": parameter_count(model),
         "seconds_per_step": statistics.median(times),
         "steps_timed": len(times),
@@ -193,38 +194,42 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.common import machine_info, print_table, write_json
 
     rows = []
-    results = []
+    results: list[dict[str, Any]] = []
+    device = torch.device(args.device)
+
+    def payload(complete: bool) -> dict[str, Any]:
+        machine = machine_info(device)
+        # the steps ran in workers with --threads (the parent's own count says nothing of them)
+        measured = {r["threads"] for r in results if "threads" in r}
+        machine["threads"] = measured.pop() if len(measured) == 1 else sorted(measured) or args.threads
+        return {
+            "machine": machine,
+            "slice": {"coils": args.coils, "height": args.height, "width": args.width},
+            "precision": args.precision,
+            "quick": args.quick,
+            "complete": complete,
+            "results": results,
+        }
+
     for model in args.models:
         for checkpointing in (False, True):
             result = _measure(args, model, checkpointing)
             results.append(result)
+            write_json("training", payload(False), args.output)  # a run stopped early keeps its rows
+            switch = "on" if checkpointing else "off"
             if "error" in result:
-                rows.append([model, "on" if checkpointing else "off", "-", "-", "-", result["error"][:60]])
-                continue
-            rows.append(
-                [
-                    model,
-                    "on" if checkpointing else "off",
-                    result["parameters"],
-                    result["seconds_per_step"],
-                    result.get("peak_gpu_mb", result["peak_rss_mb"]),
-                    "",
-                ]
-            )
+                rows.append([model, switch, "-", "-", "-", result["error"][:60]])
+            else:
+                memory = result.get("peak_gpu_mb", result["peak_rss_mb"])
+                rows.append([model, switch, result["parameters"], result["seconds_per_step"], memory, ""])
+            print(" | ".join(str(cell) for cell in rows[-1]), flush=True)
     memory = "peak GPU MB" if args.device.startswith("cuda") else "peak RSS MB"
     print(
         f"\nTraining step, {args.coils} coils × {args.height} × {args.width}, batch 1, {args.device}, "
         f"precision {args.precision}" + (" (quick: tiny models)" if args.quick else " (paper configs)")
     )
     print_table(["model", "checkpointing", "parameters", "s/step", memory, "note"], rows)
-    payload = {
-        "machine": machine_info(torch.device(args.device)),
-        "slice": {"coils": args.coils, "height": args.height, "width": args.width},
-        "precision": args.precision,
-        "quick": args.quick,
-        "results": results,
-    }
-    path = write_json("training", payload, args.output)
+    path = write_json("training", payload(True), args.output)
     print(f"\nwrote {path}")
     return 1 if any("error" in r for r in results) else 0
 

@@ -105,6 +105,9 @@ def test_the_export_ships_only_the_weights_that_were_scored(tmp_path: Path) -> N
         _check_scored(results, merged, "mine", tmp_path / "best.ckpt", other)
     with pytest.raises(SystemExit, match="does not record which weights 'theirs'"):
         _check_scored(results, merged, "theirs", tmp_path / "best.ckpt", scored)
+    # the models' run alone has no CS to put beside them on the card
+    with pytest.raises(SystemExit, match=r"no CS figures beside 'mine' for real equispaced 4x"):
+        _check_scored(json.loads(models.read_text()), models, "mine", tmp_path / "last.ckpt", scored)
 
 
 def test_score_lists_the_lesions_it_did_not_keep(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,3 +165,35 @@ def test_refresh_replaces_a_shipped_cards_figures_and_keeps_its_weights(tmp_path
     results.write_text(json.dumps(data))
     with pytest.raises(SystemExit, match="other weights"):
         refresh(args)
+
+
+def test_a_models_only_run_skips_the_figure_and_a_merge_draws_its_scored_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The figure shows CS beside the models: a --models-only run (no CS tuned) says so instead of
+    an IndexError after its JSON; a merge draws the models its runs scored (no --model given)."""
+    import benchmarks.quality as quality
+
+    models_only = {
+        "sets": json.loads(_run(tmp_path / "m.json", ["cirim"], ["random 4x"]).read_text())["sets"]
+    }
+    monkeypatch.setattr(quality, "run", lambda args: {**models_only, "tuning": {}, "models": {}})
+    quality.main(["--models-only", "--model", "cirim", "--output", str(tmp_path / "q.json")])
+    assert "no figure: it shows CS beside the models" in capsys.readouterr().out
+    assert (tmp_path / "q.json").is_file()
+
+    class Drawn(Exception):
+        pass
+
+    def learned(specs: list[str]) -> None:
+        raise Drawn(specs)
+
+    a = _run(tmp_path / "a.json", ["CS", "zero-filled"], ["random 4x"])
+    scored = json.loads(_run(tmp_path / "b.json", ["cirim"], ["random 4x"]).read_text())
+    (tmp_path / "b.json").write_text(
+        json.dumps({**scored, "models": {"cirim": {"source": "x.ckpt", "weights_sha256": "0"}}})
+    )
+    monkeypatch.setattr(quality, "learned_models", learned)
+    with pytest.raises(Drawn) as drawn:
+        quality.main(["--merge", str(a), str(tmp_path / "b.json"), "--output", str(tmp_path / "merged.json")])
+    assert drawn.value.args[0] == ["cirim=x.ckpt"]

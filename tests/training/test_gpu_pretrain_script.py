@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ TINY = (
 )
 
 
-def _pretrain(repo: Path, out: Path) -> subprocess.CompletedProcess[str]:
+def _pretrain(repo: Path, out: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "CPU_DRY_RUN": "1",
@@ -31,6 +32,7 @@ def _pretrain(repo: Path, out: Path) -> subprocess.CompletedProcess[str]:
         "PRETRAIN_ARGS": TINY,
         "OMP_NUM_THREADS": "1",
         "TMPDIR": str(out.parent),  # the script's scratch folder goes here, and is removed
+        **extra,
     }
     return subprocess.run(
         ["bash", "benchmarks/gpu.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=600
@@ -46,17 +48,22 @@ def test_the_pretrain_step_starts_then_resumes_the_carried_run(tmp_path: Path) -
 
     first = _pretrain(repo, tmp_path / "out1")
     assert first.returncode == 0, first.stdout + first.stderr
-    log = (tmp_path / "out1" / "pretrain.log").read_text()
+    # by default everything comes back in one archive (a runner may return only a few files)
+    assert sorted(p.name for p in (tmp_path / "out1").iterdir()) == ["gpu-results.tgz"]
+    with tarfile.open(tmp_path / "out1" / "gpu-results.tgz") as archive:
+        archive.extractall(tmp_path / "back1", filter="data")
+    log = (tmp_path / "back1" / "pretrain.log").read_text()
     assert "Starting from the weights of cirim-brain" in log
     assert "Stopping after epoch 1 (step 2)" in log
-    back = sorted(p.name for p in (tmp_path / "out1" / "pretrain").iterdir())
+    back = sorted(p.name for p in (tmp_path / "back1" / "pretrain").iterdir())
     assert back == ["config.yaml", "last.ckpt", "metrics.csv"]
+    assert (tmp_path / "back1" / "device.txt").read_text().startswith("date ")
 
     run = repo / "gpu-runs" / "cirim_brain_gpu"
     (run / "checkpoints").mkdir(parents=True)
     for name in ("last.ckpt", "config.yaml"):
-        shutil.copy(tmp_path / "out1" / "pretrain" / name, run / "checkpoints" / name)
-    second = _pretrain(repo, tmp_path / "out2")
+        shutil.copy(tmp_path / "back1" / "pretrain" / name, run / "checkpoints" / name)
+    second = _pretrain(repo, tmp_path / "out2", RESULTS=str(tmp_path / "out2"))  # unpacked
     assert second.returncode == 0, second.stdout + second.stderr
     log = (tmp_path / "out2" / "pretrain.log").read_text()
     assert "resuming the carried run in gpu-runs/cirim_brain_gpu" in log
@@ -64,3 +71,16 @@ def test_the_pretrain_step_starts_then_resumes_the_carried_run(tmp_path: Path) -
     assert "Stopping after epoch 2 (step 4)" in log
     checkpoint = torch.load(tmp_path / "out2" / "pretrain" / "last.ckpt", weights_only=True)
     assert (checkpoint["global_step"], checkpoint["epoch"]) == (4, 1)
+
+
+def test_an_unknown_step_stops_the_script_before_it_installs_anything(tmp_path: Path) -> None:
+    run = subprocess.run(
+        ["bash", "benchmarks/gpu.sh"],
+        cwd=REPO,
+        env={**os.environ, "STEPS": "tests pretrian", "OUT": str(tmp_path / "out"), "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2 and "unknown step 'pretrian' in STEPS" in run.stdout
+    assert not (tmp_path / "out").exists()
