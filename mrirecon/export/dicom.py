@@ -45,6 +45,7 @@ from mrirecon.export.dicom_text import (
     character_set,
     code_item,
     derivation_description,
+    fit_text_lengths,
     mr_attributes,
     precision_text,
     series_description,
@@ -299,6 +300,7 @@ def _build(
         datasets.append(d)
     charset = character_set(datasets[0])  # every slice has the same texts
     for d in datasets:
+        fit_text_lengths(d, charset)
         d.SpecificCharacterSet = charset
     return datasets, planes
 

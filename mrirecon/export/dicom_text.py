@@ -18,7 +18,7 @@ from pydicom.sequence import Sequence
 from mrirecon._version import __version__
 from mrirecon.data.header import AcquisitionHeader
 from mrirecon.export.geometry import ImagePlanes
-from mrirecon.export.identity import Identity, clean_text
+from mrirecon.export.identity import Identity, clean_text, fit_bytes, is_latin1
 from mrirecon.export.pixels import Quantised, ds
 from mrirecon.export.recon_h5 import ReconVolume
 
@@ -28,6 +28,7 @@ __all__ = [
     "character_set",
     "code_item",
     "derivation_description",
+    "fit_text_lengths",
     "frame_text",
     "mr_attributes",
     "series_description",
@@ -234,14 +235,26 @@ def character_set(dataset: Dataset) -> str:
     for element in dataset.iterall():
         if element.VR in _TEXT_VRS and element.value is not None:
             values = element.value if element.VM > 1 else [element.value]
-            if not all(_latin1(str(value)) for value in values):
+            if not all(is_latin1(str(value)) for value in values):
                 return "ISO_IR 192"
     return "ISO_IR 100"
 
 
-def _latin1(text: str) -> bool:
-    try:
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return True
+#: Length limits in bytes of the text value representations the export writes (PS3.5 6.2).
+_TEXT_LIMITS = {"PN": 64, "LO": 64, "SH": 16, "ST": 1024, "LT": 10240}
+
+
+def fit_text_lengths(dataset: Dataset, charset: str) -> None:
+    """In a UTF-8 series (``ISO_IR 192``), cut every text value to its value representation's limit
+    in UTF-8 bytes: a Latin-1 text was cut by characters (one byte each in ``ISO_IR 100``). The
+    identifiers are never cut (:func:`mrirecon.export.identity.resolve_identity` fits them in UTF-8
+    bytes already)."""
+    if charset != "ISO_IR 192":
+        return
+    for element in dataset.iterall():
+        limit = _TEXT_LIMITS.get(element.VR)
+        if limit is None or element.value is None or element.VM != 1:
+            continue
+        text = str(element.value)
+        if len(text.encode("utf-8")) > limit:
+            element.value = fit_bytes(text, limit, "utf-8")

@@ -183,11 +183,26 @@ def dicom_sex(text: str) -> str:
 
 def clean_text(text: str, limit: int) -> str:
     """Printable text without backslashes (the DICOM value separator), at most ``limit`` characters
-    and, written in UTF-8 (``ISO_IR 192``, which a non-Latin-1 value makes the series use), at most
-    ``limit`` bytes: validators and receivers count a value's length in bytes."""
+    (a Latin-1 text: ``ISO_IR 100`` has one byte per character) and, when it is not Latin-1 (it makes
+    the series UTF-8, ``ISO_IR 192``), at most ``limit`` bytes in UTF-8: validators and receivers
+    count a value's length in bytes. A Latin-1 text in a series another value makes UTF-8 is cut
+    to its byte limit there (:func:`mrirecon.export.dicom_text.fit_text_lengths`)."""
     text = "".join(ch for ch in text if ch.isprintable()).replace("\\", "/").strip()
-    text = text[:limit]
-    while len(text.encode("utf-8")) > limit:
+    return fit_bytes(text[:limit], limit, "latin-1" if is_latin1(text) else "utf-8")
+
+
+def is_latin1(text: str) -> bool:
+    """Whether ``text`` can be written in Latin-1 (``ISO_IR 100``)."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def fit_bytes(text: str, limit: int, encoding: str) -> str:
+    """``text`` without its last characters until it takes at most ``limit`` bytes in ``encoding``."""
+    while len(text.encode(encoding)) > limit:
         text = text[:-1]
     return text.rstrip()
 

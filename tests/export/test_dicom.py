@@ -557,7 +557,13 @@ def test_texts_fit_their_length_in_bytes(tmp_path: Path) -> None:
     export_volume_dicom(volume(), tmp_path / "s", DicomOptions(identity=names))
     ds = read_series(tmp_path / "s")[0]
     assert ds.InstitutionName == "山" * 21 and len(ds.StudyDescription.encode("utf-8")) <= 64
-    assert ds.StudyDescription == "Ø" * 32
+    assert ds.StudyDescription == "Ø" * 32  # the series is UTF-8 (the institution): 2 bytes each
+    # in a Latin-1 series (ISO_IR 100, one byte a character) the same text keeps 64 characters
+    latin = IdentityOverrides(institution_name="Universitätsklinikum " * 4, study_description="Ø" * 70)
+    export_volume_dicom(volume(), tmp_path / "latin", DicomOptions(identity=latin))
+    ds = read_series(tmp_path / "latin")[0]
+    assert ds.SpecificCharacterSet == "ISO_IR 100" and ds.StudyDescription == "Ø" * 64
+    assert ds.InstitutionName == ("Universitätsklinikum " * 4)[:64].rstrip()
     japanese = rich_header().replace(IDENTIFIERS["protocol"], "頭部_T2強調_横断像_高分解能")
     long_model = volume(
         ismrmrd_header=japanese, model="recurrentvarnet_calgary_campinas", geometry=oblique_geometry()
