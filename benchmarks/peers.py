@@ -279,7 +279,10 @@ def compare(
     missing is ``None`` and its goal ``None`` (not measured), never passed.
     """
     out = []
+    timed = {row.get("config") for row in rows}
     for pair in PAIRS:
+        if pair.config not in timed and f"peer:{pair.peer}" not in timed:
+            continue  # a run of other models (--models): not a pair left unmeasured
         for size in sizes:
             for allocator in allocators:
                 ref = {

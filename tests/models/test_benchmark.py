@@ -61,6 +61,7 @@ def test_compare_takes_ratios_from_the_run_and_checks_the_goals() -> None:
     assert cirim["ckpt_overhead"] == pytest.approx(1.2)
     rvn = entries["recurrentvarnet"]
     assert rvn["ratios"]["train"] is None and rvn["goals"]["train"] is None  # not measured, not passed
+    assert set(entries) == {"cirim", "recurrentvarnet"}  # the pairs the run timed, not every pair
     cs = peers.compare_cs(
         [
             {
