@@ -197,14 +197,18 @@ class DataSection:
                     f"'data.{given[0]}' cannot be given with it",
                     hint="remove one of the two",
                 )
-            varied = self.simulation.options.rows[0] != self.simulation.options.rows[1] or (
-                self.simulation.options.aspect[0] != self.simulation.options.aspect[1]
-            )
+            options = self.simulation.options
+            varied = [
+                name
+                for name in ("rows", "aspect", "coils")
+                if getattr(options, name)[0] != getattr(options, name)[1]
+            ]
             if varied and max(self.batch_size, self.val_batch_size) > 1:
                 raise ConfigError(
-                    "'data.batch_size' and 'data.val_batch_size' must be 1 when the simulated matrix "
-                    "size varies (slices of different sizes cannot be stacked)",
-                    hint="set them to 1, or fix data.simulation.options.rows and aspect",
+                    "'data.batch_size' and 'data.val_batch_size' must be 1 when the simulated "
+                    f"{' and '.join(varied)} vary (slices of different sizes cannot be stacked)",
+                    hint="set them to 1, or give data.simulation.options."
+                    + ", ".join(f"{name}: [N, N]" for name in varied),
                 )
 
     def source(self, split: Literal["train", "val", "test"]) -> str | list[str] | None:

@@ -46,16 +46,23 @@ def check_coil_maps(config: TrainConfig, model: Reconstructor) -> None:
         )
 
 
-def check_batches(config: TrainConfig, slices: int, world_size: int = 1) -> None:
-    """Refuse a ``limit_train_batches`` that leaves no training batch on a process (Lightning
-    raises a traceback): each of ``world_size`` processes gets ``ceil(slices / world_size)`` slices."""
-    limit = config.trainer.limit_train_batches
-    batches = math.ceil(math.ceil(slices / world_size) / config.data.batch_size)
-    if isinstance(limit, float) and int(batches * limit) < 1:
-        raise ConfigError(
-            f"'trainer.limit_train_batches' {limit} of {batches} training batch(es) leaves none",
-            hint=f"raise it to at least {1 / batches:.3g}, or give a number of batches",
-        )
+def check_batches(config: TrainConfig, slices: int, world_size: int = 1, val_slices: int = 0) -> None:
+    """Refuse a fractional ``limit_train_batches`` or ``limit_val_batches`` that leaves no batch on
+    a process (Lightning raises a traceback there, under DDP on one rank only): each of
+    ``world_size`` processes gets ``ceil(slices / world_size)`` training slices (the sampler pads)
+    and at least ``floor(val_slices / world_size)`` validation slices (each scored once: no padding)."""
+    for split, limit, per_process, batch in (
+        ("train", config.trainer.limit_train_batches, math.ceil(slices / world_size), config.data.batch_size),
+        ("val", config.trainer.limit_val_batches, val_slices // world_size, config.data.val_batch_size),
+    ):
+        batches = math.ceil(per_process / batch)
+        if isinstance(limit, float) and batches and int(batches * limit) < 1:
+            where = f" on each of {world_size} processes" if world_size > 1 else ""
+            what = "training" if split == "train" else "validation"
+            raise ConfigError(
+                f"'trainer.limit_{split}_batches' {limit} of {batches} {what} batch(es){where} leaves none",
+                hint=f"raise it to at least {1 / batches:.3g}, or give a number of batches",
+            )
 
 
 def check_volumes(config: TrainConfig, datasets: Mapping[str, Any], say: Callable[[str], object]) -> None:

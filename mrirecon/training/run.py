@@ -321,7 +321,7 @@ def train(
         resume=resume,
     )
     check_split_sizes(datasets, trainer.world_size)
-    check_batches(config, len(datasets["train"]), trainer.world_size)
+    check_batches(config, len(datasets["train"]), trainer.world_size, len(datasets.get("val", ())))
     if resumed is not None:
         check_resumable(resumed, world_size=trainer.world_size, max_epochs=tcfg.max_epochs)
     record["world_size"] = module.record["world_size"] = trainer.world_size

@@ -13,12 +13,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mrirecon.atomic import PARTIAL_SUFFIX
 from mrirecon.errors import ConfigError, MriReconError, Notice
 from mrirecon.runtime import launched_rank
 from mrirecon.training.config import DataSection
@@ -264,6 +266,14 @@ def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -
         return _wait_for(manifest)  # rank 0 of this distributed run is simulating the data
     from mrirecon.data.simulate import LesionOptions, check_empty_output, simulate_dataset
 
+    left = _interrupted_simulation(manifest.parent, data.synthetic.seed)
+    if left:
+        echo(
+            f"{manifest.parent} holds {len(left)} volume(s) of a simulation of data.synthetic that was "
+            "interrupted before it wrote manifest.csv: simulating again"
+        )
+        for path in left:
+            path.unlink()
     try:
         check_empty_output(manifest.parent, overwrite=False)
     except ConfigError as error:
@@ -296,6 +306,22 @@ def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -
             hint="data.manifest must be the manifest.csv inside the simulated folder",
         )
     return manifest
+
+
+def _interrupted_simulation(folder: Path, seed: int) -> list[Path]:
+    """The files an interrupted simulation of seed ``seed`` left in ``folder`` (its volumes and
+    their partial files, no manifest), when the folder's datasets are nothing else; else []."""
+    if not folder.is_dir():
+        return []
+    volume = re.compile(rf"\.?sim_\w+_s{seed}_v\d{{3}}\.h5({re.escape(PARTIAL_SUFFIX)})?")
+    held = [
+        path
+        for path in folder.iterdir()
+        if path.suffix in (".h5", ".csv") or path.name.endswith(PARTIAL_SUFFIX)
+    ]
+    if held and all(volume.fullmatch(path.name) for path in held):
+        return held
+    return []
 
 
 def _wait_for(manifest: Path, timeout: float = 3600.0) -> Path:

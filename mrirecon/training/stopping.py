@@ -124,7 +124,9 @@ class EpochTimeBudget(Callback):
         over = now - self.started + self.longest > self.budget
         # every rank takes part in the reduction, so that all of them stop after the same epoch
         over = bool(trainer.strategy.reduce_boolean_decision(over, all=False))
-        if not over or trainer.should_stop:
+        max_epochs = getattr(trainer, "max_epochs", None)
+        last = max_epochs is not None and max_epochs > 0 and trainer.current_epoch + 1 >= max_epochs
+        if not over or trainer.should_stop or last:  # the last epoch: the run ends anyway, nothing to resume
             return
         trainer.should_stop = True
         self.stopped_early = True

@@ -53,8 +53,16 @@ def test_a_batch_limit_that_leaves_no_training_batch(tiny_registered: str) -> No
     check_batches(config, 10)  # one batch
     check_batches(train_config_from_mapping(base_mapping(limit_train_batches=1)), 1)
     # each of two processes gets 5 of the 10 slices: 0.1 of 5 batches is none
-    with pytest.raises(ConfigError, match=r"0.1 of 5 training batch\(es\) leaves none"):
+    with pytest.raises(
+        ConfigError, match=r"0.1 of 5 training batch\(es\) on each of 2 processes leaves none"
+    ):
         check_batches(config, 10, world_size=2)
+    # validation shards are not padded: 3 slices on 2 processes leave one slice on the second, and
+    # half of one batch is none there (Lightning's traceback, on that rank alone)
+    half = train_config_from_mapping(base_mapping(limit_val_batches=0.5))
+    check_batches(half, 10, world_size=1, val_slices=3)
+    with pytest.raises(ConfigError, match=r"'trainer.limit_val_batches' 0.5 of 1 validation batch"):
+        check_batches(half, 10, world_size=2, val_slices=3)
 
 
 class _Files:

@@ -79,8 +79,16 @@ def test_simulation_on_the_fly_builds_seeded_streams_and_checks_its_settings() -
         from_mapping(SimulationSection, {"train_target": "clean"})
     with pytest.raises(ConfigError, match="cannot be given with it"):
         DataSection(simulation=section, manifest="m.csv")
-    with pytest.raises(ConfigError, match="must be 1 when the simulated matrix size varies"):
+    with pytest.raises(ConfigError, match="must be 1 when the simulated rows and aspect and coils vary"):
         DataSection(simulation=SimulationSection(), batch_size=2)
+    # a fixed matrix with the default range of coils: the first batch could not be stacked either
+    fixed = from_mapping(SimulationSection, {"options": {"rows": [32, 32], "aspect": [1, 1]}})
+    with pytest.raises(ConfigError, match=r"simulated coils vary.*options.coils: \[N, N\]"):
+        DataSection(simulation=fixed, val_batch_size=2)
+    stackable = from_mapping(
+        SimulationSection, {"options": {"rows": [32, 32], "aspect": [1, 1], "coils": [4, 4]}}
+    )
+    DataSection(simulation=stackable, batch_size=2, val_batch_size=2)
 
 
 def test_a_synthetic_section_with_lesions_simulates_what_simulate_lesions_does(tmp_path: Path) -> None:
@@ -242,3 +250,27 @@ def test_an_existing_manifest_of_other_data_than_data_synthetic_is_said(tmp_path
     larger = dataclasses.replace(small, volumes=5, size=24)
     with pytest.warns(Notice, match=r"lists 3 volume\(s\) of 1×2×16×16, not the 5 of 1×2×24×24"):
         ensure_synthetic(DataSection(manifest=str(manifest), synthetic=larger))
+
+
+def test_an_interrupted_first_simulation_is_made_again(tmp_path: Path) -> None:
+    """Stopped before it wrote manifest.csv, the first-use simulation left volumes that made the same
+    command refuse the folder ("holds other files") and --resume find nothing: its own volumes
+    (and partial files) are removed and simulated again; a folder with anything else stays refused."""
+    section = SyntheticSection(volumes=2, slices=1, size=32, coils=2, seed=3)
+    manifest = tmp_path / "data" / "manifest.csv"
+    manifest.parent.mkdir()
+    (manifest.parent / "sim_AXT2_s3_v000.h5").write_bytes(b"half")
+    (manifest.parent / ".sim_AXT2_s3_v001.h5.partial").write_bytes(b"half")
+    said: list[str] = []
+    assert (
+        ensure_synthetic(DataSection(manifest=str(manifest), synthetic=section), echo=said.append) == manifest
+    )
+    assert "interrupted before it wrote manifest.csv: simulating again" in said[0]
+    assert not list(manifest.parent.glob(".*.partial"))
+    other = tmp_path / "other" / "manifest.csv"
+    other.parent.mkdir()
+    (other.parent / "sim_AXT2_s3_v000.h5").write_bytes(b"half")
+    (other.parent / "scan.h5").write_bytes(b"someone's data")
+    with pytest.raises(ConfigError, match="its folder holds other files"):
+        ensure_synthetic(DataSection(manifest=str(other), synthetic=section), echo=said.append)
+    assert (other.parent / "scan.h5").read_bytes() == b"someone's data"

@@ -87,6 +87,18 @@ def test_an_epoch_starts_only_when_the_longest_epoch_still_fits() -> None:
     ]
 
 
+def test_the_last_epoch_ends_the_run_without_a_resume_to_announce() -> None:
+    """Over budget after the epoch max_epochs ends anyway: "--resume continues the run" would send a
+    user (or a lease script) to resume a finished run."""
+    clock, said = _Clock(), cast(list[str], [])
+    budget = EpochTimeBudget(0.01, clock=clock, echo=said.append)
+    trainer = _trainer()
+    trainer.max_epochs = 1
+    budget.on_fit_start(trainer, None)
+    _epoch(budget, trainer, clock, 100)
+    assert said == [] and not budget.stopped_early
+
+
 def test_the_first_epoch_always_runs_and_any_rank_over_budget_stops_all() -> None:
     clock = _Clock()
     budget = EpochTimeBudget(0.01, clock=clock, echo=lambda _: None)
