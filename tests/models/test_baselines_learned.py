@@ -269,7 +269,8 @@ def test_learned_baselines_run_under_torch_compile(name: str) -> None:
 def test_norm_unet_normalises_pads_and_undoes_both_as_fastmri() -> None:
     """With the U-Net replaced by the identity, NormUNet returns its input (the normalisation is
     undone, the mean added back); the U-Net sees the normalised input zero-padded to a multiple of
-    2^pools, the smaller half of the padding before (fastMRI: floor before, ceil after)."""
+    16 (fastMRI's, whatever the pools; 2^pools above 4 pools), the smaller half of the padding
+    before (fastMRI: floor before, ceil after)."""
     seen: list[torch.Tensor] = []
 
     class Identity(torch.nn.Module):
@@ -286,6 +287,13 @@ def test_norm_unet_normalises_pads_and_undoes_both_as_fastmri() -> None:
     torch.testing.assert_close(model(x), x, rtol=1e-5, atol=1e-5)
     padded = seen[0]
     assert padded.shape == (1, 4, 32, 32)
+    for pools, side in ((2, 32), (5, 32)):  # 16 as fastMRI with 2 pools (not 4); 2^5 with 5
+        seen.clear()
+        other = NormUNet(2, 4, pools)
+        other.unet = Identity()  # type: ignore[assignment]
+        other(x)
+        assert seen[0].shape == (1, 4, side, side)
+    seen[:] = [padded]
     rows = padded.abs().sum(dim=(0, 1, 3)) > 0
     cols = padded.abs().sum(dim=(0, 1, 2)) > 0
     assert rows.nonzero().flatten().tolist() == list(range(5, 26))  # 11 rows of padding: 5 before

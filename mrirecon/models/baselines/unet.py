@@ -9,9 +9,9 @@ pooling layers, dropout 0) are fastMRI's U-Net baseline.
 
 :class:`NormUNet` wraps it for complex images: real and imaginary parts become two channels
 (:func:`mrirecon.physics.complex_to_channels`), each part is normalised by its mean and standard
-deviation over the sample, the image is zero-padded to a multiple of ``2**pools`` (so odd sizes
-work) and the output is cropped, de-normalised and turned back into complex numbers. E2E-VarNet
-uses it too (:mod:`mrirecon.models.baselines.varnet`).
+deviation over the sample, the image is zero-padded to a multiple of 16 as fastMRI's NormUnet
+(of ``2**pools`` for more than 4 pools; odd sizes work) and the output is cropped, de-normalised
+and turned back into complex numbers. E2E-VarNet uses it too (:mod:`mrirecon.models.baselines.varnet`).
 
 :class:`UNetRecon`: the baseline reconstructor. fastMRI's U-Net baseline maps the magnitude of
 the zero-filled RSS image to the target magnitude; ours takes the zero-filled complex image
@@ -132,7 +132,9 @@ class NormUNet(nn.Module):
     def __init__(self, features: int = 1, chans: int = 18, num_pools: int = 4, drop_prob: float = 0.0):
         super().__init__()
         self.unet = UNet(2 * features, 2 * features, chans, num_pools, drop_prob)
-        self.multiple = 2**num_pools
+        # fastMRI pads to a multiple of 16 whatever the pools; more pools need 2**pools (its
+        # bottleneck would otherwise be a pixel or less for some sizes)
+        self.multiple = max(16, 2**num_pools)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise, pad, apply the U-Net, crop, de-normalise (shapes in the class docstring)."""
@@ -193,7 +195,7 @@ class UNetRecon(Reconstructor):
         self, masked_kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor
     ) -> ReconOutput:
         """``Aᴴy`` through the U-Net."""
-        # the U-Net pads to a multiple of 2^pools; its bottleneck needs more than one pixel
+        # the U-Net pads to a multiple of 2^pools (at least 16); its bottleneck needs more than one pixel
         # (instance norm of one value is undefined)
         limit = 2**self.config.num_pool_layers
         height, width = masked_kspace.shape[-2:]
