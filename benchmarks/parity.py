@@ -1,4 +1,4 @@
-"""Parity goldens: the authors' RIM/CIRIM and RecurrentVarNet run at the papers' configurations.
+"""Parity goldens: the authors' RIM/CIRIM, RecurrentVarNet and E2E-VarNet at the papers' configurations.
 
 This script builds the reference modules from *local exported copies* of the authors' code (never
 vendored here, never imported by mrirecon), runs them on small synthetic inputs with fixed seeds and
@@ -15,6 +15,12 @@ authors' code):
   ``projects/cvpr2022_recurrentvarnet/calgary_campinas/configs/`` (the paper's configuration and
   its noRSI / noSER / shared-weights ablations); the engine's coil-map refinement
   (``MRIModelEngine.compute_sensitivity_map``) is taken from DIRECT's source text too.
+- fastMRI (facebookresearch/fastMRI): ``fastmri.models.varnet.VarNet`` (E2E-VarNet, learned coil
+  maps, RSS output; its class defaults at reduced channels), given ``num_low_frequencies`` = the
+  mask's fully sampled centre, on a mask whose equispaced lines stay clear of that centre (so that
+  fastMRI's symmetric block is the one mrirecon calibrates from; checked). Beside the final image
+  it stores the learned coil maps and the k-space after every cascade (``aux/coil_maps``,
+  ``aux/cascade_kspace``).
 
 Each golden (``tests/models/goldens/<case>.npz``, plain NumPy, no pickle) holds the inputs (the
 sampling mask always; k-space and coil maps for the small cases; the large cases are rebuilt from
@@ -33,6 +39,7 @@ Usage (an interpreter with torch, numpy, omegaconf and h5py; not the project's e
 
     python -m benchmarks.parity --peers /tmp/peers            # every case
     python -m benchmarks.parity --peers /tmp/peers --cases atommic_rim_gru_33x27_line
+    python -m benchmarks.parity --peers /tmp/peers --cases fastmri_varnet_33x27_line
 
 The default ``--out`` replaces the shipped goldens. To check mrirecon against another copy of the
 authors' code without touching them, write elsewhere and run the parity tests on that folder (in
@@ -41,8 +48,9 @@ the project's environment)::
     python -m benchmarks.parity --peers /tmp/peers --out /tmp/goldens
     MRIRECON_PARITY_GOLDENS=/tmp/goldens pytest tests/models/test_parity.py
 
-``--peers`` holds ``direct/``, ``atommic/`` and ``mridc/``: trees exported with ``git archive``, each
-with a ``.peer_commit`` file naming the commit.
+``--peers`` holds ``direct/``, ``atommic/``, ``mridc/`` and ``fastmri/``: trees exported with
+``git archive``, each with a ``.peer_commit`` file naming the commit (only the families of the cases
+asked for are needed).
 """
 
 from __future__ import annotations
@@ -60,13 +68,21 @@ import numpy as np
 
 from benchmarks.parity_cases import (
     CASES,
+    VARNET_OPTIONS,
     Case,
     inputs_digest,
     make_inputs,
     output_grid,
     pack_parameters,
 )
-from benchmarks.peer_code import DirectEngine, load_atommic, load_direct, load_mridc, peer_commit
+from benchmarks.peer_code import (
+    DirectEngine,
+    load_atommic,
+    load_direct,
+    load_fastmri,
+    load_mridc,
+    peer_commit,
+)
 
 GOLDENS = Path(__file__).resolve().parents[1] / "tests" / "models" / "goldens"
 MANIFEST = "manifest.json"
@@ -77,6 +93,9 @@ RIM_CHANNELS = 8
 RVN_HIDDEN = 6
 RVN_INITIALIZER_CHANNELS = [4, 4, 8, 8]
 UNET_FILTERS = 1
+# fastMRI's VarNet is reduced in benchmarks.parity_cases.VARNET_OPTIONS (its defaults: 12 cascades
+# of chans 18, pools 4; sens_chans 8, sens_pools 4).
+
 #: Perturbation of every parameter after the authors' initialisation: ``p += PERTURB·s·N(0, 1)``
 #: with ``s = max(mean |p|, 0.1)`` (a fixed generator per case).
 PERTURB = 0.2
@@ -281,6 +300,62 @@ def run_rvn(peers: Path, case: Case, inputs: dict[str, np.ndarray], dtype: Any =
     return Run(config, state, [steps], parameters, centered=centered, aux=aux)
 
 
+def centre_block(mask: np.ndarray) -> tuple[int, int]:
+    """The fully sampled run of a line mask around column ``W // 2``, as ``[lo, hi)`` (the block
+    mrirecon's E2E-VarNet calibrates its coil maps from)."""
+    line = np.asarray(mask, dtype=bool).reshape(-1)
+    lo = hi = line.size // 2
+    if line[lo]:
+        while lo > 0 and line[lo - 1]:
+            lo -= 1
+        while hi < line.size and line[hi]:
+            hi += 1
+    return lo, hi
+
+
+def run_varnet(peers: Path, case: Case, inputs: dict[str, np.ndarray], dtype: Any = None) -> Run:
+    """fastMRI's ``VarNet`` on ``inputs``, in ``dtype`` (as :func:`run_rim`).
+
+    fastMRI is given ``num_low_frequencies`` = the width of the mask's fully sampled centre, as its
+    training does (the mask function's centre), after checking that its symmetric block
+    ``[(W − n + 1) // 2, … + n)`` is the fully sampled run around the centre that mrirecon takes.
+    The steps are the final image (one cascade of one step); ``aux`` holds the learned coil maps and
+    the multi-coil k-space after every cascade.
+    """
+    import torch
+
+    dtype = dtype or torch.float32
+    varnet = load_fastmri(peers / "fastmri")
+    options = case.options
+    if case.mask != "line":
+        raise SystemExit(f"{case.name}: fastMRI's VarNet calibrates from lines only")
+    lo, hi = centre_block(inputs["mask"])
+    low = hi - lo
+    if (lo, hi) != ((case.width - low + 1) // 2, (case.width - low + 1) // 2 + low):
+        raise SystemExit(f"{case.name}: the mask's centre [{lo}, {hi}) is not fastMRI's symmetric block")
+    config = {k: options[k] for k in ("num_cascades", "sens_chans", "sens_pools", "chans", "pools")}
+    torch.manual_seed(case.seed)
+    model = varnet.VarNet(**config, mask_center=True)
+    _perturb([model], case.seed + 1000)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model = model.to(dtype)
+    y = _stacked(inputs["masked_kspace"]).to(dtype)
+    mask = _authors_mask(inputs["mask"], 1).bool()  # (1, 1, 1, W, 1), as fastMRI's mask functions
+    cascades: list[Any] = []
+    hooks = [
+        block.register_forward_hook(lambda _m, _a, out: cascades.append(torch.view_as_complex(out)))
+        for block in model.cascades
+    ]
+    maps = torch.view_as_complex(model.sens_net(y, mask, low).contiguous())
+    image = model(y, mask, low)  # (1, H, W), real: the RSS of the final coil images
+    for hook in hooks:
+        hook.remove()
+    aux = {"coil_maps": maps, "cascade_kspace": torch.stack(cascades)}
+    config = {**config, "mask_center": True, "num_low_frequencies": low}
+    config["source_file"] = "fastmri/models/varnet.py (class VarNet)"
+    return Run(config, {"model": state}, [[image]], {"model": dict(model.named_parameters())}, True, aux)
+
+
 def loss_of(steps: Sequence[Sequence[Any]]) -> Any:
     """The loss whose gradient is stored: Σ over every returned estimate of mean |x|."""
     return sum(x.abs().mean() for cascade in steps for x in cascade)
@@ -321,7 +396,7 @@ def generate(peers: Path, case: Case, out: Path) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     inputs = make_inputs(case, centered=_centered(case))
-    runner = run_rvn if case.family == "direct" else run_rim
+    runner = {"direct": run_rvn, "fastmri": run_varnet}.get(case.family, run_rim)
     run = runner(peers, case, inputs)
     exact = runner(peers, case, inputs, torch.float64)
     if run.centered != _centered(case):
@@ -381,14 +456,21 @@ def _iter_cases(names: Sequence[str] | None) -> Iterator[Case]:
         yield CASES[name]
 
 
-AUTHORS = {"atommic": "wdika/atommic", "mridc": "wdika/mridc", "direct": "NKI-AI/direct"}
+AUTHORS = {
+    "atommic": "wdika/atommic",
+    "mridc": "wdika/mridc",
+    "direct": "NKI-AI/direct",
+    "fastmri": "facebookresearch/fastMRI",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--peers", type=Path, required=True, help="folder with direct/, atommic/, mridc/")
+    parser.add_argument(
+        "--peers", type=Path, required=True, help="folder with direct/, atommic/, mridc/, fastmri/"
+    )
     parser.add_argument("--out", type=Path, default=GOLDENS, help="where the goldens go")
     parser.add_argument("--cases", nargs="*", help="case names (default: all)")
     args = parser.parse_args(argv)
@@ -411,6 +493,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rvn_hidden_channels": f"{RVN_HIDDEN} (paper: 128)",
         "rvn_initializer_channels": f"{RVN_INITIALIZER_CHANNELS} (paper: [32, 32, 64, 64])",
         "coil_unet_filters": f"{UNET_FILTERS} (paper: 8)",
+        "varnet": (
+            f"{VARNET_OPTIONS['num_cascades']} cascades of chans {VARNET_OPTIONS['chans']}, pools "
+            f"{VARNET_OPTIONS['pools']}; sens_chans {VARNET_OPTIONS['sens_chans']}, sens_pools "
+            f"{VARNET_OPTIONS['sens_pools']} (fastMRI: 12 cascades of chans 18, pools 4; sens_chans 8, "
+            "sens_pools 4)"
+        ),
     }
     manifest["weights"] = (
         "the authors' initialisation (torch.manual_seed(seed)), then every parameter p += "

@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "CASES",
+    "VARNET_OPTIONS",
     "Case",
     "area_mask",
     "inputs_digest",
@@ -34,7 +35,7 @@ class Case:
     """One golden: an authors' module at a configuration, on one input."""
 
     name: str
-    family: str  # "atommic" | "mridc" | "direct"
+    family: str  # "atommic" | "mridc" | "direct" | "fastmri"
     height: int
     width: int
     coils: int
@@ -57,6 +58,19 @@ def _direct(name: str, config: str, size: tuple[int, int], mask: str, seed: int)
     return Case(name, "direct", *size, 4 if size[0] < 64 else 3, mask, seed, {"config": config})
 
 
+#: fastMRI's E2E-VarNet at reduced channels: 2 cascades whose U-Nets have 2 pools (33 × 27 is
+#: padded to 48 × 32, the multiple of 16 fastMRI's NormUnet pads to whatever the pools, where
+#: 2**pools would give 36 × 28) and a sensitivity U-Net with 3 (40 × 32 with 2**pools). A centre of
+#: 4 lines; the seed puts the equispaced lines (offset 2) clear of it, so the fully sampled run around
+#: the centre (mrirecon's calibration block) is fastMRI's symmetric block of ``num_low_frequencies``.
+VARNET_OPTIONS = {
+    "num_cascades": 2,
+    "chans": 4,
+    "pools": 2,
+    "sens_chans": 2,
+    "sens_pools": 3,
+    "centre_fraction": 0.16,
+}
 SMALL = (33, 27)
 LARGE = (218, 170)
 CASES: dict[str, Case] = {
@@ -79,6 +93,7 @@ CASES: dict[str, Case] = {
         _direct(
             "direct_rvn_noser_218x170_line", "ablation/base_recurrentvarnet_noSER.yaml", LARGE, "line", 26
         ),
+        Case("fastmri_varnet_33x27_line", "fastmri", *SMALL, 4, "line", 31, VARNET_OPTIONS),
     )
 }
 
@@ -108,8 +123,9 @@ def make_inputs(case: Case, centered: bool) -> dict[str, np.ndarray]:
     """The inputs of a case, from its seed alone (NumPy's PCG64).
 
     Returns ``masked_kspace`` and ``coil_maps`` ``(1, C, H, W)`` complex64 (Σ_c |S_c|² = 1) and
-    ``mask``, boolean in mrirecon's layout: ``(1, 1, 1, W)`` for a line mask, ``(1, 1, H, W)``
-    otherwise. With ``centered=False`` the mask is moved to the uncentred k-space layout.
+    ``mask``, boolean in mrirecon's layout: ``(1, 1, 1, W)`` for a line mask (centre width from the
+    case's ``centre_fraction`` option, default 0.08), ``(1, 1, H, W)`` otherwise. With
+    ``centered=False`` the mask is moved to the uncentred k-space layout.
     """
     rng = np.random.default_rng(case.seed)
     shape = (1, case.coils, case.height, case.width)
@@ -121,7 +137,8 @@ def make_inputs(case: Case, centered: bool) -> dict[str, np.ndarray]:
     maps /= np.sqrt((np.abs(maps) ** 2).sum(axis=1, keepdims=True))
     kspace = cplx()
     if case.mask == "line":
-        mask = line_mask(case.width, rng).reshape(1, 1, 1, case.width)
+        centre = float(case.options.get("centre_fraction", 0.08))
+        mask = line_mask(case.width, rng, centre=centre).reshape(1, 1, 1, case.width)
     elif case.mask == "2d":
         mask = area_mask(case.height, case.width, rng).reshape(1, 1, case.height, case.width)
     else:

@@ -1,7 +1,7 @@
-"""Loading the authors' code (DIRECT, ATOMMIC, mridc) from local exported source trees.
+"""Loading the authors' code (DIRECT, ATOMMIC, mridc, fastMRI) from local exported source trees.
 
-The trees are exported with ``git archive`` into one folder (``direct/``, ``atommic/``, ``mridc/``),
-each with a ``.peer_commit`` file naming the commit. Nothing here is vendored: the modules are
+The trees are exported with ``git archive`` into one folder (``direct/``, ``atommic/``, ``mridc/``,
+``fastmri/``), each with a ``.peer_commit`` file naming the commit. Nothing here is vendored: the modules are
 imported from those trees, and only what their package ``__init__`` chains drag in (the Lightning
 base class, the ``typecheck`` decorator, DIRECT's training engine) is replaced by stand-ins that keep
 the attributes the models read. Used by the parity goldens (``benchmarks.parity``) and the same-run
@@ -168,6 +168,29 @@ def load_direct(root: Path) -> dict[str, Any]:
         "compute_model_per_coil": namespace["compute_model_per_coil"],
         "compute_sensitivity_map": namespace["compute_sensitivity_map"],
     }
+
+
+def load_fastmri(root: Path) -> Any:
+    """fastMRI's ``varnet`` module (``VarNet``, ``NormUnet``, ``SensitivityModel``).
+
+    ``fastmri/__init__.py`` is run as it is (it needs h5py); the ``__init__`` of ``fastmri.data``
+    (pandas, requests, yaml, tqdm: the datasets) and of ``fastmri.models`` (the active-acquisition
+    policies) are not: their packages are namespace stand-ins, and ``varnet`` imports only
+    ``fastmri.data.transforms`` and ``fastmri.models.unet`` from them.
+    """
+    name = "fastmri.models.varnet"
+    if name not in sys.modules:
+        import warnings
+
+        sys.path.insert(0, str(root))
+        with warnings.catch_warnings():  # "Could not retrieve fastmri version!" (not pip-installed)
+            warnings.simplefilter("ignore")
+            package = importlib.import_module("fastmri")
+        origin = Path(str(getattr(package, "__file__", ""))).resolve()
+        if not origin.is_relative_to(root.resolve()):
+            raise SystemExit(f"fastmri was imported from {origin}, not from {root}")
+        _package_stubs(root, ["fastmri.data", "fastmri.models"])
+    return importlib.import_module(name)
 
 
 class DirectEngine:

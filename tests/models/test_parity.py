@@ -1,10 +1,11 @@
-"""Parity with the authors' code: mrirecon against goldens from ATOMMIC, mridc and DIRECT.
+"""Parity with the authors' code: mrirecon against goldens from ATOMMIC, mridc, DIRECT and fastMRI.
 
 The goldens (``tests/models/goldens``, written by ``benchmarks/parity.py`` from the authors' own
 modules; commits and configurations in ``manifest.json``) hold the inputs, the authors' state dict,
 their float32 estimate after every time step of every cascade and the exact (float64) gradient of a
 fixed loss with respect to every parameter. Each test loads the state dict into mrirecon through the
-checkpoint importer (:mod:`mrirecon.models.convert`, so the importer is tested too), runs mrirecon
+checkpoint importer (:mod:`mrirecon.models.convert`, so the importer is tested too; fastMRI's
+E2E-VarNet, which the importer does not take, through :func:`fastmri_varnet_state`), runs mrirecon
 and compares every step (float32) within 1e-5 of the reference's scale, and every gradient (mapped
 by the same importer): in float64 within 1e-6, and in float32 within 1e-5 or, where float32 itself
 cannot do better, three times the authors' own float32 error (see :func:`gradient_tolerance`) or
@@ -14,9 +15,10 @@ of the authors' code (``python -m benchmarks.parity --peers DIR --out NEW``), po
 ``MRIRECON_PARITY_GOLDENS`` at ``NEW`` and run this file.
 
 The mutation tests show that the comparison would catch a wrong dilation, padding mode or gate
-sign; the CLI tests convert checkpoint files laid out like the authors' (a DIRECT ``model_<it>.pt``
-with a scheduler's ``Counter``, an ATOMMIC Lightning ``.ckpt`` with non-tensor hyper-parameters, an
-``.atommic`` archive) and refuse what cannot be mapped.
+sign, or an E2E-VarNet whose U-Nets pad to another multiple or whose coil maps come from another
+calibration block; the CLI tests convert checkpoint files laid out like the authors' (a DIRECT
+``model_<it>.pt`` with a scheduler's ``Counter``, an ATOMMIC Lightning ``.ckpt`` with non-tensor
+hyper-parameters, an ``.atommic`` archive) and refuse what cannot be mapped.
 """
 
 from __future__ import annotations
@@ -42,10 +44,13 @@ from benchmarks.parity_cases import CASES, inputs_digest, make_inputs, unpack_pa
 from mrirecon.errors import CheckpointError
 from mrirecon.models import layers
 from mrirecon.models.base import Reconstructor
+from mrirecon.models.baselines import varnet
+from mrirecon.models.baselines.unet import NormUNet
 from mrirecon.models.coil_refinement import CoilMapRefinement
 from mrirecon.models.convert import ConvertedModel, convert_checkpoint, convert_state
 from mrirecon.models.io import load_model
 from mrirecon.models.recurrentvarnet import RecurrentVarNet
+from mrirecon.models.registry import build_model_from_mapping
 from mrirecon.models.rim import CIRIM, RIMBlock, RIMConfig
 from mrirecon.physics import normalize_coil_maps
 from mrirecon_cli.main import cli
@@ -104,6 +109,66 @@ def convert(name: str, kind: str = "state") -> ConvertedModel:
     return convert_state(checkpoint(name, kind), **options)
 
 
+def _fastmri_unet_key(key: str) -> str:
+    """A key of fastMRI's ``Unet`` as mrirecon's :class:`~mrirecon.models.baselines.unet.UNet`'s."""
+    parts = key.split(".")
+    if parts[0] == "down_sample_layers":  # down_sample_layers.<i>.layers.<j>.<w>
+        return f"down.{parts[1]}.{parts[3]}.{parts[4]}"
+    if parts[0] == "conv":  # conv.layers.<j>.<w>
+        return f"bottom.{parts[2]}.{parts[3]}"
+    if parts[0] == "up_transpose_conv":  # up_transpose_conv.<i>.layers.<j>.<w>
+        return f"up_transpose.{parts[1]}.{parts[3]}.{parts[4]}"
+    if parts[0] == "up_conv" and parts[2] == "layers":  # up_conv.<i>.layers.<j>.<w>
+        return f"up.{parts[1]}.{parts[3]}.{parts[4]}"
+    if parts[0] == "up_conv" and parts[2] == "0":  # the last level: Sequential(ConvBlock, 1×1 conv)
+        return f"up.{parts[1]}.{parts[4]}.{parts[5]}"
+    if parts[0] == "up_conv" and parts[2] == "1":
+        return f"head.{parts[3]}"
+    raise KeyError(f"unknown fastMRI U-Net key {key!r}")
+
+
+def fastmri_varnet_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """fastMRI's ``VarNet`` state dict (or gradients) as mrirecon's ``e2e_varnet``'s.
+
+    ``sens_net.norm_unet.unet.*`` → ``sens_net.net.unet.*``, ``cascades.<t>.model.unet.*`` →
+    ``cascades.<t>.regularizer.unet.*``, ``cascades.<t>.dc_weight`` (shape ``(1,)``) →
+    ``cascades.<t>.data_consistency.weight`` (a scalar); U-Net keys as :func:`_fastmri_unet_key`.
+    """
+    mapped: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if key.startswith("sens_net.norm_unet.unet."):
+            mapped["sens_net.net.unet." + _fastmri_unet_key(key.split(".", 3)[3])] = value
+        elif parts[0] == "cascades" and parts[2:4] == ["model", "unet"]:
+            rest = key.split(".", 4)[4]
+            mapped[f"cascades.{parts[1]}.regularizer.unet.{_fastmri_unet_key(rest)}"] = value
+        elif parts[0] == "cascades" and parts[2] == "dc_weight":
+            mapped[f"cascades.{parts[1]}.data_consistency.weight"] = value.reshape(())
+        else:
+            raise KeyError(f"unknown fastMRI VarNet key {key!r}")
+    return mapped
+
+
+def mrirecon_state(name: str, kind: str = "state") -> dict[str, torch.Tensor]:
+    """The golden's weights (or gradients) as mrirecon's state dict."""
+    if manifest()["cases"][name]["family"] == "fastmri":
+        return fastmri_varnet_state(checkpoint(name, kind)["model"])
+    return convert(name, kind).state_dict
+
+
+def golden_model(name: str) -> Reconstructor:
+    """mrirecon's model with the golden's weights, in eval mode: through the checkpoint importer,
+    or, for fastMRI's VarNet, ``e2e_varnet`` with learned coil maps and the RSS output."""
+    entry = manifest()["cases"][name]
+    if entry["family"] != "fastmri":
+        return convert(name).build()
+    config = entry["config"]
+    sizes = {k: config[k] for k in ("num_cascades", "chans", "pools", "sens_chans", "sens_pools")}
+    model = build_model_from_mapping("e2e_varnet", {**sizes, "coil_maps": "learned", "output": "rss"})
+    model.load_state_dict(mrirecon_state(name), strict=True)
+    return model.eval()
+
+
 def gradient_tolerance(name: str) -> float:
     """How far mrirecon's float32 gradient may be from the exact one (scaled as :func:`scaled_error`).
 
@@ -136,7 +201,7 @@ def _run(
 ) -> tuple[Any, torch.Tensor, dict[str, torch.Tensor]]:
     """mrirecon (the golden's weights, or ``model``) on the case's inputs in ``dtype``: its output,
     the fixed loss (the sum of every estimate's mean magnitude) and every parameter's gradient."""
-    model = (model or convert(name).build()).to(dtype)
+    model = (model or golden_model(name)).to(dtype)
     inputs = case_inputs(name)
     cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
     model.zero_grad()
@@ -172,7 +237,7 @@ def run_case(name: str, model: Reconstructor | None = None, dtype: torch.dtype =
     )
     expected_loss = entry["loss_float64" if dtype == torch.float64 else "loss"]
     loss_error = abs(float(loss) - expected_loss) / max(1.0, abs(expected_loss))
-    expected = convert(name, "grad").state_dict
+    expected = mrirecon_state(name, "grad")
     grad_error = _gradient_error(grads, expected, max(float(g.abs().max()) for g in expected.values()))
     return Errors(step_error, grad_error, loss_error)
 
@@ -185,7 +250,7 @@ def own_roundoff(name: str) -> float:
     CPU. In atommic_cirim_218x170_line it is 4.4e-6 with AVX-512 kernels and 1.3e-5 with AVX2
     kernels, while the float64 gradient equals the golden to 1.4e-8 on both (the float64 test).
     """
-    expected = convert(name, "grad").state_dict
+    expected = mrirecon_state(name, "grad")
     scale = max(float(g.abs().max()) for g in expected.values())
     return _gradient_error(_run(name, None, torch.float32)[2], _run(name, None, torch.float64)[2], scale)
 
@@ -222,6 +287,66 @@ def test_refined_coil_maps_match_direct() -> None:
     assert scaled_error(refined, torch.from_numpy(golden(name)["aux/refined_coil_maps"])) <= TOLERANCE
 
 
+VARNET_CASE = "fastmri_varnet_33x27_line"
+
+
+def test_varnet_coil_maps_and_every_cascade_match_fastmri() -> None:
+    """Beyond the final RSS image: the learned coil maps and the multi-coil k-space after each
+    cascade (fastMRI's ``sens_net`` output and ``VarNetBlock`` outputs)."""
+    model = golden_model(VARNET_CASE)
+    assert isinstance(model, varnet.E2EVarNet) and model.sens_net is not None
+    inputs, arrays = case_inputs(VARNET_CASE), golden(VARNET_CASE)
+    cascades: list[torch.Tensor] = []
+    hooks = [c.register_forward_hook(lambda _m, _a, out: cascades.append(out)) for c in model.cascades]
+    with torch.no_grad():
+        maps = model.sens_net(inputs["masked_kspace"], inputs["mask"])
+        model(inputs["masked_kspace"], inputs["mask"], inputs["coil_maps"])
+    for hook in hooks:
+        hook.remove()
+    assert scaled_error(maps, torch.from_numpy(arrays["aux/coil_maps"])) <= TOLERANCE
+    reference = torch.from_numpy(arrays["aux/cascade_kspace"])
+    assert len(cascades) == reference.shape[0] == manifest()["cases"][VARNET_CASE]["config"]["num_cascades"]
+    for t, kspace in enumerate(cascades):
+        assert scaled_error(kspace, reference[t]) <= TOLERANCE, f"cascade {t}"
+
+
+def test_varnet_calibration_block_is_fastmris() -> None:
+    """The golden's mask has fastMRI's symmetric centre of ``num_low_frequencies`` lines, clear of
+    the equispaced lines, so the block mrirecon finds is the one fastMRI was given."""
+    mask = case_inputs(VARNET_CASE)["mask"]
+    low = manifest()["cases"][VARNET_CASE]["config"]["num_low_frequencies"]
+    width = mask.shape[-1]
+    start = (width - low + 1) // 2
+    expected = torch.zeros(width)
+    expected[start : start + low] = 1.0
+    assert torch.equal(varnet.acs_regions(mask).reshape(-1), expected)
+
+
+def test_varnet_padding_and_calibration_block_are_checked() -> None:
+    """An E2E-VarNet whose NormUNets pad to ``2**pools`` (36 × 28 and 40 × 32 instead of fastMRI's
+    48 × 32), or whose coil maps come from a block one line narrower, is caught."""
+    model = golden_model(VARNET_CASE)
+    norm_unets = [m for m in model.modules() if isinstance(m, NormUNet)]
+    assert norm_unets and all(m.multiple == 16 for m in norm_unets)
+    for m in norm_unets:
+        m.multiple = 2 ** len(m.unet.down)
+    errors = run_case(VARNET_CASE, model)
+    assert errors.steps > 100 * TOLERANCE and errors.gradient > 100 * TOLERANCE
+
+    real = varnet.acs_regions
+
+    def narrower(mask: torch.Tensor) -> torch.Tensor:
+        block = real(mask).clone()
+        last = int(block.reshape(-1, block.shape[-1])[0].nonzero().max())
+        block[..., last] = 0.0
+        return block
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(varnet, "acs_regions", narrower)
+        errors = run_case(VARNET_CASE)
+    assert errors.steps > 100 * TOLERANCE and errors.gradient > 100 * TOLERANCE
+
+
 def test_single_coil_maps_are_only_normalised() -> None:
     """DIRECT's engine refines multi-coil maps only; one coil's map is normalised (|S| = 1)."""
     refinement = CoilMapRefinement(channels=2, pools=2)
@@ -238,10 +363,12 @@ def test_single_coil_maps_are_only_normalised() -> None:
 def test_every_case_is_there_with_its_commit() -> None:
     data = manifest()
     assert set(data["cases"]) == set(CASES)
-    for source in ("atommic", "mridc", "direct"):
+    for source in ("atommic", "mridc", "direct", "fastmri"):
         assert len(data["authors"][source]["commit"]) == 40
+    assert data["authors"]["fastmri"]["repository"] == "facebookresearch/fastMRI"
     kinds = {(e["family"], e["mask"], e["height"]) for e in data["cases"].values()}
     assert ("atommic", "line", 33) in kinds and ("direct", "2d", 218) in kinds
+    assert ("fastmri", "line", 33) in kinds
     for name, entry in data["cases"].items():  # float32's own error stays small: no loophole
         assert entry["gradient_float32_error"] < 1e-4, name
     for path in GOLDENS.glob("*.npz"):
