@@ -20,6 +20,7 @@ columns (zero padding, partial Fourier) count as fully sampled, with those colum
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,28 @@ def _check_npy_size(path: Path) -> None:
         )
 
 
+#: More coils than this and than a spatial axis has samples: the axis order is wrong.
+_MOST_COILS = 64
+
+
+def _check_coil_count(shape: tuple[int, ...], axes: Sequence[str], path: Path) -> None:
+    """Refuse an axis order that makes a spatial axis the coils (``kx,ky,coils`` given for
+    ``coils,kx,ky`` data: 180 "coils" of 8 × 230, every location sampled by some coil, so the mask
+    was lost and the image was nonsense)."""
+    if "coils" not in axes:
+        return
+    coils = shape[axes.index("coils")]
+    spatial = [shape[axes.index(name)] for name in ("kx", "ky", "kz") if name in axes]
+    if coils > _MOST_COILS and coils > min(spatial):
+        raise DataError(
+            f"the axes {','.join(axes)} give {coils} coils and a spatial axis of {min(spatial)} samples: "
+            "the axis order looks wrong",
+            path=path,
+            hint=f"give the array's axis order with --npy-axes (the array's shape is {tuple(shape)}), "
+            "e.g. coils,kx,ky",
+        )
+
+
 def open_npy(path: str | Path, *, npy_axes: str | None = None, centered: bool = True) -> ArrayVolume:
     """Open a NumPy ``.npy`` k-space array (memory-mapped; 3-D data are decoupled in memory).
 
@@ -166,6 +189,7 @@ def open_npy(path: str | Path, *, npy_axes: str | None = None, centered: bool = 
     if array.size == 0:
         raise DataError(f"the array is empty (shape {array.shape})", path=path)
     axes = parse_axes(npy_axes, array.ndim, path=path)
+    _check_coil_count(array.shape, axes, path)
     attrs = {"mrirecon_source": f"NumPy {path.name}, axes {','.join(axes)}"}
     if "kz" in axes:
         order = [axes.index(name) for name in ("coils", "kx", "ky", "kz") if name in axes]

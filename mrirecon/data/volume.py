@@ -100,6 +100,12 @@ def open_volume(
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix in (".npy", *HDF5_SUFFIXES) and path.is_file() and path.stat().st_size == 0:
+        raise DataError(
+            "the file is empty (0 bytes)",
+            path=path,
+            hint="copy or export the scan again (an interrupted transfer?)",
+        )
     volume: RawVolume
     arrays_centred = True if centered is None else centered  # NumPy and BART say nothing themselves
     if suffix in (".cfl", ".hdr"):

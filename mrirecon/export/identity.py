@@ -435,6 +435,11 @@ def resolve_identity(
     laterality = (o.laterality or "").strip().upper() or None
     if laterality not in (None, "L", "R"):
         raise ConfigError(f"laterality must be L or R, got {o.laterality!r}", hint="give --laterality L or R")
+    if laterality and body_part and body_part not in PAIRED_BODY_PARTS:  # DICOM: only for paired parts
+        raise ConfigError(
+            f"--laterality is for a paired body part (KNEE, SHOULDER, BREAST, ...); {body_part} is not one",
+            hint="leave out --laterality, or give the body part it belongs to with --body-part",
+        )
     if laterality is None and (not body_part or body_part in PAIRED_BODY_PARTS):
         laterality = ""  # paired or unknown body part, side unknown: present but empty
     position = clean_code_string(h.patient_position)

@@ -156,6 +156,15 @@ def run_batch(loaded: LoadedModel, source: str | os.PathLike[str], options: RunO
     if loaded.checkpoint is not None and is_pretrained(loaded.checkpoint.stem):
         label = loaded.checkpoint.stem  # the shipped model's name
     # a model that estimates its own maps (E2E-VarNet's learned ones) takes whatever it is given
+    if options.coil_maps is not None and not loaded.model.needs_coil_maps():
+        warnings.warn(
+            Notice(
+                f"{label} estimates its own coil maps: the --coil-maps {options.coil_maps} maps are at most "
+                "its fallback (cs_l1wavelet: where ESPIRiT finds no calibration block), and its images do "
+                "not change with them otherwise"
+            ),
+            stacklevel=2,
+        )
     options = options.for_model(label, loaded.coil_maps if loaded.model.needs_coil_maps() else None)
     options.check_precision(label, learned=loaded.model.trainable)
     max_kspace_gb()  # a bad MRIRECON_MAX_KSPACE_GB stops the run here, not each input

@@ -66,6 +66,20 @@ class Undersampling:
                 raise ConfigError("--center-fraction needs --mask and --acceleration")
             if not 0 < self.center_fraction < 1:
                 raise ConfigError(f"--center-fraction must lie in (0, 1), got {self.center_fraction:g}")
+            kind = MASK_TYPES[self.mask_type].kind
+            if (
+                kind == "1d"
+                and self.acceleration is not None
+                and self.center_fraction * self.acceleration >= 1
+            ):
+                # the centre alone samples more lines than the acceleration allows: the mask would be
+                # less accelerated than the acceleration recorded with the images
+                raise ConfigError(
+                    f"--center-fraction {self.center_fraction:g} alone samples 1/"
+                    f"{1 / self.center_fraction:.3g} of the lines, more than --acceleration "
+                    f"{self.acceleration:g} allows",
+                    hint="give a centre fraction below 1 / acceleration (e.g. 0.08 at 4x), or leave it out",
+                )
 
     @property
     def requested(self) -> bool:

@@ -142,7 +142,13 @@ def _deidentified(recon: ReconVolume, output_name: str, settings: WriteSettings)
             **recon.extra_attrs,
             "deidentified": True,
             "study_instance_uid": identity.study_instance_uid,
-            "frame_of_reference_uid": identity.frame_of_reference_uid,
+            # a volume without slice positions gets a frame of reference of its own series (its
+            # synthetic planes share no space with another series): nothing to record for it
+            **(
+                {"frame_of_reference_uid": identity.frame_of_reference_uid}
+                if recon.geometry is not None
+                else {}
+            ),
         },
     )
 

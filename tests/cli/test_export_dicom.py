@@ -38,6 +38,8 @@ def test_export(recon: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -
         str(tmp_path / "dcm"),
         "--series-number",
         "2001",
+        "--body-part",
+        "KNEE",
         "--laterality",
         "R",
     ]

@@ -141,7 +141,13 @@ def test_npy_problems(tmp_path: Path) -> None:
     assert "cannot read the file as a NumPy array" in _error(garbage)
     empty = tmp_path / "empty.npy"
     empty.write_bytes(b"")  # np.load raised EOFError: a traceback that stopped a batch
-    assert "cannot read the file as a NumPy array" in _error(empty)
+    assert "the file is empty (0 bytes)" in _error(empty)
+    # a spatial axis taken for the coils (kx,ky,coils given for coils,kx,ky): 180 "coils" of 8 × 230
+    swapped = tmp_path / "swapped.npy"
+    np.save(swapped, np.ones((8, 230, 180), np.complex64))
+    assert "give 180 coils and a spatial axis of 8 samples" in _error(swapped, npy_axes="kx,ky,coils")
+    with open_volume(swapped, npy_axes="coils,kx,ky") as volume:  # the right order opens
+        assert volume.num_slices == 1
     huge = tmp_path / "huge.npy"  # a header declaring 4 TiB over a few bytes: NumPy's MemoryError
     with huge.open("wb") as handle:
         np.lib.format.write_array_header_1_0(

@@ -107,3 +107,11 @@ def test_output_names_stay_in_their_folder_and_differ_regardless_of_case(tmp_pat
     paths = output_paths([tmp_path / "a" / "scan01.h5", tmp_path / "a" / "scan02.h5"], tmp_path / "out")
     assert [p.recon.name for p in paths] == ["scan01.h5", "scan02.h5"]
     assert all(os.path.commonpath([p.dicom, tmp_path / "out"]) == str(tmp_path / "out") for p in paths)
+
+
+def test_an_empty_file_is_said_to_be_empty(tmp_path: Path) -> None:
+    """A 0-byte input (an interrupted copy) was "corrupt or not HDF5" or a NumPy EOF message."""
+    for name in ("scan.h5", "scan.npy"):
+        (tmp_path / name).write_bytes(b"")
+        with pytest.raises(DataError, match=rf"{name}: the file is empty \(0 bytes\).*copy or export"):
+            open_volume(tmp_path / name)

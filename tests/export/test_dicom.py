@@ -213,6 +213,10 @@ def test_command_line_values_win(tmp_path: Path) -> None:
         export_volume_dicom(
             volume(), tmp_path / "t", DicomOptions(identity=IdentityOverrides(laterality="left"))
         )
+    # Laterality is DICOM's for paired body parts only (dciodvfy: "present when condition unsatisfied")
+    with pytest.raises(ConfigError, match=r"--laterality is for a paired body part .* BRAIN is not one"):
+        brain = IdentityOverrides(body_part="brain", laterality="l")
+        export_volume_dicom(volume(), tmp_path / "t", DicomOptions(identity=brain))
     with pytest.raises(ConfigError, match="birth date"):
         export_volume_dicom(
             volume(), tmp_path / "t", DicomOptions(identity=IdentityOverrides(patient_birth_date="1/2/70"))

@@ -441,6 +441,23 @@ def _study_uids(ds: pydicom.Dataset) -> tuple[str, str, str]:
     return ds.PatientID, ds.StudyInstanceUID, ds.FrameOfReferenceUID
 
 
+def test_a_deidentified_volume_without_slice_positions_records_no_frame_of_reference(tmp_path: Path) -> None:
+    """Without positions the series gets a frame of reference of its own (synthetic planes share no
+    space with another series): the HDF5 recorded one the series did not have."""
+    fakes.write_input(tmp_path / "in" / "scan.h5", seed=1)
+    deid = DicomOptions(deidentify=True, salt="s")
+    run_batch(
+        load_reconstructor("zero_filled"),
+        tmp_path / "in",
+        _options(tmp_path / "out", dicom=True, dicom_options=deid),
+    )
+    (path,) = (tmp_path / "out").glob("*.h5")
+    recon = read_reconstruction(path)
+    (folder,) = (p for p in (tmp_path / "out" / "dicom").iterdir() if p.is_dir())
+    assert "frame_of_reference_uid" not in recon.extra_attrs
+    assert recon.extra_attrs["study_instance_uid"] == _first_slice(folder).StudyInstanceUID
+
+
 def test_deidentified_series_of_one_study_share_its_uids_however_they_are_exported(tmp_path: Path) -> None:
     # two series of one study: the same header (study and frame-of-reference UIDs), two input files
     inputs, header, geometry = tmp_path / "in", rich_header(matrix=(32, 24)), oblique_geometry(slices=3)

@@ -9,7 +9,7 @@ from typing import Any, cast
 import pytest
 import torch
 
-from mrirecon.errors import CheckpointError, ConfigError
+from mrirecon.errors import CheckpointError, ConfigError, DataError, Notice
 from mrirecon.inference.loading import file_sha256, load_reconstructor
 from mrirecon.models.io import model_payload, save_model
 from tests.inference.fakes import FakeLearned, LearnedConfig
@@ -146,6 +146,11 @@ def test_a_run_takes_the_coil_maps_the_model_was_trained_with(tmp_path: Path) ->
     assert load_reconstructor("sense").coil_maps is None  # a baseline takes what it is given
     assert options.replace(coil_maps="espirit").for_model("sense", None).coil_maps == "espirit"
     assert options.for_model("sense", None).coil_maps == "acs"
+    # CS estimates its own (ESPIRiT) maps: a --coil-maps that changes nothing but its fallback is said
+    cs, acs = load_reconstructor("cs_l1wavelet"), options.replace(coil_maps="acs")
+    said = pytest.warns(Notice, match="cs_l1wavelet estimates its own coil maps: the --coil-maps acs maps")
+    with said, pytest.raises(DataError, match="no such input"):  # (only the note matters here)
+        run_batch(cs, tmp_path / "missing.h5", acs)
 
     model = FakeLearned(LearnedConfig(coils=3))
     ckpt = tmp_path / "espirit.ckpt"

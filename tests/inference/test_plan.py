@@ -293,3 +293,14 @@ def test_the_default_centre_fraction_is_fastmris_pairing_for_any_acceleration() 
         assert sampling.for_volume(None).center_fraction == pytest.approx(fraction)
         func = sampling.mask_func()
         assert func is not None and func((1, 64, 200), seed=0)[1] == round(200 * fraction)
+
+
+@pytest.mark.parametrize("mask", ["equispaced", "random", "magic", "gaussian1d", "equispaced_fraction"])
+def test_a_centre_that_alone_passes_the_acceleration_is_refused(mask: str) -> None:
+    """A 50 % centre at 4× samples 40 of 64 lines (R ≈ 1.6) while the images would record R = 4."""
+    from mrirecon.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--center-fraction 0.5 alone samples 1/2 of the lines"):
+        Undersampling(mask, 4.0, 0.5)
+    Undersampling(mask, 4.0, 0.2)  # 0.8 of the lines: fine
+    Undersampling("poisson2d", 4.0, 0.5)  # a 2-D mask's calibration is an area: not this rule
