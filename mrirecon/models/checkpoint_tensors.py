@@ -76,26 +76,35 @@ _TENSORS_ONLY.__dict__.update(
 )
 
 
-def plain_values(value: Any) -> Any:
+def plain_values(value: Any, _seen: frozenset[int] = frozenset()) -> Any:
     """Plain data (dicts, lists, numbers, text) from what the unpickler rebuilt: an OmegaConf
     ``DictConfig``/``ListConfig`` placeholder gives its ``_content``, a value node its ``_val``
-    (nothing else of those objects is followed, so their parent links cannot loop)."""
+    (nothing else of those objects is followed, so their parent links cannot loop). A container
+    that holds itself (a pickle can make one) gives None where it repeats, and nesting deeper than
+    :data:`_MAX_DEPTH` gives None: no configuration nests so deep."""
+    if id(value) in _seen or len(_seen) > _MAX_DEPTH:
+        return None
+    seen = _seen | {id(value)}
     state = getattr(value, "_state", None) if isinstance(value, _Inert) else None
     if isinstance(state, tuple) and state and isinstance(state[0], dict):  # (__dict__, slots)
         state = state[0]
     if isinstance(state, dict):
         if "_content" in state:
-            return plain_values(state["_content"])
+            return plain_values(state["_content"], seen)
         if "_val" in state:
-            return plain_values(state["_val"])
+            return plain_values(state["_val"], seen)
         return None
     if isinstance(value, _Inert):
         return None
     if isinstance(value, Mapping):
-        return {key: plain_values(item) for key, item in value.items()}
+        return {key: plain_values(item, seen) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [plain_values(item) for item in value]
+        return [plain_values(item, seen) for item in value]
     return value
+
+
+#: The deepest nesting :func:`plain_values` follows.
+_MAX_DEPTH = 100
 
 
 def _load_tensors(source: str | os.PathLike[str] | io.BytesIO, where: Path) -> Any:

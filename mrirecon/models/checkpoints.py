@@ -140,10 +140,11 @@ def load_trained_model(
 
 def pretrained_name(path: str | os.PathLike[str]) -> str | None:
     """The shipped model ``path`` names, or None: a pretrained name given as a string where no file
-    of that name exists (a file in the working directory wins; loading.load_reconstructor's rule)."""
+    of that name exists (a file in the working directory wins; loading.load_reconstructor's rule; a
+    folder of that name, say an earlier run's output folder, does not)."""
     from mrirecon.models import pretrained
 
-    if isinstance(path, str) and pretrained.is_pretrained(path) and not Path(path).exists():
+    if isinstance(path, str) and pretrained.is_pretrained(path) and not Path(path).is_file():
         return path
     return None
 

@@ -97,41 +97,109 @@ def model_from_payload(
         raise CheckpointError(
             f"its model config is not a mapping of settings (found {type(config).__name__})", path=source
         )
-    try:
-        model = build_model_from_mapping(name, config)
-    except ConfigError as error:
-        raise CheckpointError(
-            f"cannot build the model it describes: {error.one_line()}", path=source
-        ) from error
     weights = state_dict if state_dict is not None else payload.get("state_dict")
+    if weights is not None and (
+        not isinstance(weights, Mapping) or not all(isinstance(v, torch.Tensor) for v in weights.values())
+    ):
+        raise CheckpointError(
+            f"its weights are not a mapping of names to tensors (found {type(weights).__name__})",
+            path=source,
+            hint="was it saved by mrirecon (mrirecon train, save_model)?",
+        )
+    written_by = str(payload.get("mrirecon_version", "")) or None
+    # first on the meta device (no memory): a config of huge sizes, from a damaged or hostile
+    # file, is refused by its tensors' shapes before the model is built for real
+    skeleton = _build(name, config, source, written_by, meta=True)
     if weights is None:
-        if model.trainable:
+        if skeleton.trainable:
             raise CheckpointError(f"no weights for the trainable model '{name}'", path=source)
     else:
-        if not isinstance(weights, Mapping) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        _check_weights(skeleton.state_dict(), weights, name, source, written_by)
+    model = _build(name, config, source, written_by, meta=False)
+    if weights is not None:
+        model.load_state_dict(dict(weights), strict=True)
+    return name, model.eval()
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The numeric release of a version text (``0.1.0`` → ``(0, 1, 0)``); () if it has none."""
+    match = re.match(r"\d+(\.\d+)*", version.strip())
+    return tuple(int(part) for part in match.group(0).split(".")) if match else ()
+
+
+def _newer(written_by: str | None) -> str:
+    """`` (written by mrirecon X, this is Y: upgrade mrirecon)`` for a file of a newer version, else ""."""
+    ours, theirs = _release(__version__), _release(written_by or "")
+    newer = bool(ours and theirs and theirs > ours)
+    return f" (written by mrirecon {written_by}, this is {__version__}: upgrade mrirecon)" if newer else ""
+
+
+def _build(
+    name: str,
+    config: Mapping[str, Any],
+    source: str | os.PathLike[str] | None,
+    written_by: str | None,
+    *,
+    meta: bool,
+) -> Reconstructor:
+    """The model ``config`` describes: on the meta device (shapes only, no memory) or for real."""
+    try:
+        if meta:
+            with torch.device("meta"):
+                return build_model_from_mapping(name, config)
+        return build_model_from_mapping(name, config)
+    except ConfigError as error:
+        raise CheckpointError(
+            f"cannot build the model it describes: {error.one_line()}{_newer(written_by)}", path=source
+        ) from error
+    except MemoryError as error:
+        raise CheckpointError(
+            "the model its config describes does not fit in memory",
+            path=source,
+            hint="check the file's model config",
+        ) from error
+
+
+def _check_weights(
+    expected: Mapping[str, torch.Tensor],
+    weights: Mapping[str, torch.Tensor],
+    name: str,
+    source: str | os.PathLike[str] | None,
+    written_by: str | None,
+) -> None:
+    """Refuse weights that do not fit the model (naming the tensors) or that are not finite."""
+    missing = [key for key in expected if key not in weights]
+    extra = [key for key in weights if key not in expected]
+    misshaped = [
+        f"{key} {tuple(weights[key].shape)} (the model's {tuple(expected[key].shape)})"
+        for key in expected
+        if key in weights and weights[key].shape != expected[key].shape
+    ]
+    problems = [
+        f"{label}: {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}"
+        for label, items in (("missing", missing), ("not in the model", extra), ("another shape", misshaped))
+        if items
+    ]
+    if problems:
+        raise CheckpointError(
+            f"the weights do not fit model '{name}' with this config ({'; '.join(problems)})"
+            + _newer(written_by),
+            path=source,
+            hint="was it saved by another model or another mrirecon version?",
+        )
+    for key, value in weights.items():
+        if value.dtype != expected[key].dtype:
             raise CheckpointError(
-                f"its weights are not a mapping of names to tensors (found {type(weights).__name__})",
+                f"weight '{key}' is {value.dtype}, the model's is {expected[key].dtype}",
                 path=source,
                 hint="was it saved by mrirecon (mrirecon train, save_model)?",
             )
-        expected = model.state_dict()
-        for key, value in weights.items():
-            if key in expected and value.dtype != expected[key].dtype:
-                raise CheckpointError(
-                    f"weight '{key}' is {value.dtype}, the model's is {expected[key].dtype}",
-                    path=source,
-                    hint="was it saved by mrirecon (mrirecon train, save_model)?",
-                )
-        try:
-            model.load_state_dict(dict(weights), strict=True)
-        except RuntimeError as error:
-            first = str(error).strip().splitlines()[0]
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise CheckpointError(
-                f"the weights do not fit model '{name}' with this config: {first}",
+                f"weight '{key}' holds NaN or infinite values",
                 path=source,
-                hint="was it saved by another model or another mrirecon version?",
-            ) from error
-    return name, model.eval()
+                hint="the training that wrote it diverged, or the file is damaged: use an earlier checkpoint",
+            )
 
 
 def weights_sha256(model: torch.nn.Module) -> str:
@@ -247,7 +315,7 @@ def _not_a_torch_file(path: Path) -> str:
 def _reason(error: BaseException) -> str:
     """Why torch could not read a file, in one line, without torch's advice to load it unsafely."""
     text = str(error)
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", text)
     if found:
         return (
             f"it holds Python objects ({found.group(1)}) besides tensors and plain data; "

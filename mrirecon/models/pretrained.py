@@ -165,11 +165,13 @@ def read_safetensors_model(
             path=path,
             hint="only safetensors files written by mrirecon carry the model's name and config",
         )
-    try:
-        config = json.loads(metadata.get("model_config", "{}"))
-        card = json.loads(metadata.get("card", "{}"))
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"the header's model config is not JSON: {error}", path=path) from error
+    parsed = {}
+    for key, what in (("model_config", "model config"), ("card", "model card")):
+        try:
+            parsed[key] = json.loads(metadata.get(key, "{}"))
+        except json.JSONDecodeError as error:
+            raise CheckpointError(f"the header's {what} is not JSON: {error}", path=path) from error
+    config, card = parsed["model_config"], parsed["card"]
     try:
         payload_format = int(metadata.get("format", PAYLOAD_FORMAT))
     except ValueError as error:
@@ -180,6 +182,7 @@ def read_safetensors_model(
         "format": payload_format,
         "model_name": metadata["model_name"],
         "model_config": config,
+        "mrirecon_version": metadata.get("mrirecon_version", ""),
     }
     name, model = model_from_payload(payload, tensors, source=path)
     return name, model, card

@@ -182,3 +182,18 @@ def test_direct_normalised_regulariser_and_zero_filled_initialiser_map_onto_the_
     assert converted.config.initializer_input == "zero_filled"  # type: ignore[union-attr]
     assert converted.state_dict.keys() == reference.state_dict.keys()
     assert all(torch.equal(converted.state_dict[k], reference.state_dict[k]) for k in reference.state_dict)
+
+
+def test_a_configuration_that_holds_itself_is_read_without_recursing_forever() -> None:
+    """A pickle can make a dict that contains itself (hyper_parameters): a RecursionError traceback."""
+    from mrirecon.models.checkpoint_tensors import plain_values
+
+    looped: dict[str, object] = {"lr": 1e-3}
+    looped["cfg"] = looped
+    assert plain_values(looped) == {"lr": 1e-3, "cfg": None}
+    deep: list[object] = []
+    tip = deep
+    for _ in range(500):
+        tip.append([])
+        tip = tip[0]  # type: ignore[assignment]
+    assert plain_values(deep) is not None  # cut at the depth limit, no RecursionError

@@ -51,8 +51,46 @@ def test_weights_of_another_config_are_refused(tmp_path: Path) -> None:
     payload = torch.load(path, weights_only=True)
     payload["model_config"]["cascades"] = 3
     torch.save(payload, tmp_path / "edited.pt")
-    with pytest.raises(CheckpointError, match="do not fit"):
+    with pytest.raises(CheckpointError, match=r"do not fit .*\(missing: cascades\.2\."):
         load_model(tmp_path / "edited.pt")
+    # the tensors are named: which are missing or of another shape
+    payload = torch.load(path, weights_only=True)
+    key = next(iter(payload["state_dict"]))
+    shape = tuple(payload["state_dict"][key].shape)
+    payload["state_dict"][key] = torch.zeros(shape[0] + 1, *shape[1:])
+    torch.save(payload, tmp_path / "misshaped.pt")
+    with pytest.raises(CheckpointError, match=rf"another shape: {key.replace('.', '[.]')} \({shape[0] + 1},"):
+        load_model(tmp_path / "misshaped.pt")
+
+
+def test_a_config_of_huge_sizes_is_refused_before_anything_is_allocated(tmp_path: Path) -> None:
+    """The file's config is built on the meta device first: 200,000 channels (a 160 GB model) is
+    refused by the tensors' shapes, not by the allocator (a traceback, or the process killed)."""
+    name, config = TINY["rim_indrnn"]
+    path = save_model(tmp_path / "rim.pt", name, config, build_tiny("rim_indrnn"))
+    payload = torch.load(path, weights_only=True)
+    payload["model_config"]["channels"] = 200_000
+    torch.save(payload, tmp_path / "huge.pt")
+    with pytest.raises(CheckpointError, match=r"another shape: .*\(the model's \(200000,"):
+        load_model(tmp_path / "huge.pt")
+
+
+def test_weights_that_are_not_finite_are_refused_and_a_newer_file_says_so(tmp_path: Path) -> None:
+    """A NaN weight loaded silently: infer blamed the input, training crashed an epoch later."""
+    name, config = TINY["rim_indrnn"]
+    path = save_model(tmp_path / "rim.pt", name, config, build_tiny("rim_indrnn"))
+    payload = torch.load(path, weights_only=True)
+    key = next(k for k, v in payload["state_dict"].items() if v.is_floating_point())
+    payload["state_dict"][key].view(-1)[0] = float("nan")
+    torch.save(payload, tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match=rf"weight '{key.replace('.', '[.]')}' holds NaN or infinite"):
+        load_model(tmp_path / "nan.pt")
+    newer = torch.load(path, weights_only=True)
+    newer["mrirecon_version"] = "99.0.0"
+    newer["model_config"]["shiny_new_option"] = 1
+    torch.save(newer, tmp_path / "newer.pt")
+    with pytest.raises(CheckpointError, match=r"written by mrirecon 99\.0\.0, this is .*: upgrade mrirecon"):
+        load_model(tmp_path / "newer.pt")
 
 
 @pytest.mark.parametrize("weights", [[1, 2], {"weight": 3}], ids=["list", "number"])
@@ -91,6 +129,23 @@ def test_a_file_with_pickled_objects_is_refused_without_unsafe_advice(tmp_path: 
     message = caught.value.one_line()
     assert "holds Python objects" in message and "never unpickles" in message
     assert "weights_only" not in message and "two options" not in message and "trust" not in message
+    # a file whose pickle would run a shell command is named for that, not called damaged, and the
+    # command never runs
+    marker = tmp_path / "ran"
+    torch.save({"model_name": "cirim", "hook": _Shell(f"touch {marker}")}, tmp_path / "shell.pt")
+    with pytest.raises(CheckpointError, match=r"holds Python objects \(posix\.system\)"):
+        load_model(tmp_path / "shell.pt")
+    assert not marker.exists()
+
+
+class _Shell:
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return os.system, (self.command,)
 
 
 @pytest.mark.parametrize(

@@ -82,6 +82,20 @@ def test_a_pretrained_name_loads_from_the_weights_folder(
         load_reconstructor("cirim-brain", kind="model")
 
 
+def test_a_folder_named_like_a_pretrained_model_does_not_hide_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mrirecon infer rim-brain scan.h5 -o rim-brain` a second time: the output folder of that
+    name was taken for a checkpoint ("this is a folder, not a checkpoint")."""
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    monkeypatch.setattr(pretrained, "WEIGHTS", shipped)
+    _tiny_file(shipped / "cirim-brain.safetensors")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cirim-brain").mkdir()
+    assert load_checkpoint_model("cirim-brain")[1].config == TINY
+
+
 def test_a_file_named_like_a_pretrained_model_is_the_users_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
