@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -45,52 +48,64 @@ def test_the_weights_digest_changes_with_any_weight() -> None:
     assert weights_sha256(layer) == expected.hexdigest()
 
 
+def _edited(tmp_path: Path, model: str, name: str, edit: Callable[[dict[str, Any]], object]) -> Path:
+    """A tiny model's file, its payload changed by ``edit``, saved as ``name``."""
+    registry_name, config = TINY[model]
+    original = save_model(tmp_path / f"{model}.pt", registry_name, config, build_tiny(model))
+    payload = torch.load(original, weights_only=True)
+    edit(payload)
+    torch.save(payload, tmp_path / name)
+    return tmp_path / name
+
+
+def _first_float(payload: dict[str, Any]) -> str:
+    return next(k for k, v in payload["state_dict"].items() if v.is_floating_point())
+
+
 def test_weights_of_another_config_are_refused(tmp_path: Path) -> None:
-    name, config = TINY["cirim"]
-    path = save_model(tmp_path / "cirim.pt", name, config, build_tiny("cirim"))
-    payload = torch.load(path, weights_only=True)
-    payload["model_config"]["cascades"] = 3
-    torch.save(payload, tmp_path / "edited.pt")
+    edited = _edited(tmp_path, "cirim", "edited.pt", lambda p: p["model_config"].update(cascades=3))
     with pytest.raises(CheckpointError, match=r"do not fit .*\(missing: cascades\.2\."):
-        load_model(tmp_path / "edited.pt")
+        load_model(edited)
     # the tensors are named: which are missing or of another shape
-    payload = torch.load(path, weights_only=True)
-    key = next(iter(payload["state_dict"]))
-    shape = tuple(payload["state_dict"][key].shape)
-    payload["state_dict"][key] = torch.zeros(shape[0] + 1, *shape[1:])
-    torch.save(payload, tmp_path / "misshaped.pt")
-    with pytest.raises(CheckpointError, match=rf"another shape: {key.replace('.', '[.]')} \({shape[0] + 1},"):
-        load_model(tmp_path / "misshaped.pt")
+    keys: list[str] = []
+
+    def grow(payload: dict[str, Any]) -> None:
+        keys.append(_first_float(payload))
+        value = payload["state_dict"][keys[0]]
+        payload["state_dict"][keys[0]] = torch.zeros(value.shape[0] + 1, *value.shape[1:])
+
+    misshaped = _edited(tmp_path, "cirim", "misshaped.pt", grow)
+    with pytest.raises(CheckpointError, match=rf"another shape: {re.escape(keys[0])} \("):
+        load_model(misshaped)
 
 
 def test_a_config_of_huge_sizes_is_refused_before_anything_is_allocated(tmp_path: Path) -> None:
     """The file's config is built on the meta device first: 200,000 channels (a 160 GB model) is
     refused by the tensors' shapes, not by the allocator (a traceback, or the process killed)."""
-    name, config = TINY["rim_indrnn"]
-    path = save_model(tmp_path / "rim.pt", name, config, build_tiny("rim_indrnn"))
-    payload = torch.load(path, weights_only=True)
-    payload["model_config"]["channels"] = 200_000
-    torch.save(payload, tmp_path / "huge.pt")
+    huge = _edited(tmp_path, "rim_indrnn", "huge.pt", lambda p: p["model_config"].update(channels=200_000))
     with pytest.raises(CheckpointError, match=r"another shape: .*\(the model's \(200000,"):
-        load_model(tmp_path / "huge.pt")
+        load_model(huge)
 
 
 def test_weights_that_are_not_finite_are_refused_and_a_newer_file_says_so(tmp_path: Path) -> None:
     """A NaN weight loaded silently: infer blamed the input, training crashed an epoch later."""
-    name, config = TINY["rim_indrnn"]
-    path = save_model(tmp_path / "rim.pt", name, config, build_tiny("rim_indrnn"))
-    payload = torch.load(path, weights_only=True)
-    key = next(k for k, v in payload["state_dict"].items() if v.is_floating_point())
-    payload["state_dict"][key].view(-1)[0] = float("nan")
-    torch.save(payload, tmp_path / "nan.pt")
-    with pytest.raises(CheckpointError, match=rf"weight '{key.replace('.', '[.]')}' holds NaN or infinite"):
-        load_model(tmp_path / "nan.pt")
-    newer = torch.load(path, weights_only=True)
-    newer["mrirecon_version"] = "99.0.0"
-    newer["model_config"]["shiny_new_option"] = 1
-    torch.save(newer, tmp_path / "newer.pt")
+    keys: list[str] = []
+
+    def poison(payload: dict[str, Any]) -> None:
+        keys.append(_first_float(payload))
+        payload["state_dict"][keys[0]].view(-1)[0] = float("nan")
+
+    nan = _edited(tmp_path, "rim_indrnn", "nan.pt", poison)
+    with pytest.raises(CheckpointError, match=rf"weight '{re.escape(keys[0])}' holds NaN or infinite"):
+        load_model(nan)
+
+    def from_the_future(payload: dict[str, Any]) -> None:
+        payload["mrirecon_version"] = "99.0.0"
+        payload["model_config"]["shiny_new_option"] = 1
+
+    newer = _edited(tmp_path, "rim_indrnn", "newer.pt", from_the_future)
     with pytest.raises(CheckpointError, match=r"written by mrirecon 99\.0\.0, this is .*: upgrade mrirecon"):
-        load_model(tmp_path / "newer.pt")
+        load_model(newer)
 
 
 @pytest.mark.parametrize("weights", [[1, 2], {"weight": 3}], ids=["list", "number"])
