@@ -28,7 +28,7 @@ import click
     "--finetune-steps",
     type=int,
     default=None,
-    help="Steps of the pretrained CIRIM's fine-tune [default: 40].",
+    help="Optimiser steps of the pretrained CIRIM's fine-tune [default: 24: one pass over its slices].",
 )
 @click.option("--volumes", type=int, default=None, help="Simulated volumes [default: 10; 60/10/30 % split].")
 @click.option("--fresh", is_flag=True, help="Delete the output folder first and redo every step.")

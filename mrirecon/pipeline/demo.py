@@ -19,6 +19,7 @@ A GPU is used when one is present (training and inference).
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -149,6 +150,13 @@ def _data_overrides(paths: DemoPaths, settings: DemoSettings) -> list[str]:
     ]
 
 
+def _training_slices(paths: DemoPaths, settings: DemoSettings) -> int:
+    """Slices of the simulated dataset's training split (one optimiser step each, batch 1)."""
+    from mrirecon.data.manifest import read_manifest
+
+    return max(1, sum(entry.split == "train" for entry in read_manifest(paths.manifest)) * settings.slices)
+
+
 def _finetune_overrides(paths: DemoPaths, settings: DemoSettings) -> list[str]:
     """A short fine-tune of ``settings.finetune`` on the demo's training volumes."""
     return [
@@ -158,10 +166,10 @@ def _finetune_overrides(paths: DemoPaths, settings: DemoSettings) -> list[str]:
         "optim.lr=1.0e-4",
         "optim.scheduler=constant",
         "optim.warmup_steps=0",
-        # one epoch of finetune_steps slices: validated at its end, so the best model is kept
-        f"trainer.limit_train_batches={settings.finetune_steps}",
-        "trainer.max_steps=-1",
-        "trainer.max_epochs=1",
+        # finetune_steps optimiser steps over as many epochs as they need (a batch limit would stop
+        # at one epoch, fewer steps than asked); validated at the end, so the best model is kept
+        f"trainer.max_steps={settings.finetune_steps}",
+        f"trainer.max_epochs={math.ceil(settings.finetune_steps / _training_slices(paths, settings))}",
         "trainer.log_every_n_steps=1",
         "trainer.progress_bar=false",
     ]

@@ -56,7 +56,7 @@ class DemoSettings:
     split: tuple[float, float, float] = (0.6, 0.1, 0.3)
     pretrained: tuple[str, ...] = ("cirim-brain",)
     finetune: str | None = "cirim-brain"
-    finetune_steps: int = 40
+    finetune_steps: int = 24
     models: tuple[str, ...] = ()
     baselines: tuple[str, ...] = BASELINES
     mask: str = "equispaced_fraction"

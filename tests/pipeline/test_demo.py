@@ -130,3 +130,23 @@ def test_all_models_reuses_cirim_and_trains_rim_and_recurrentvarnet(
         assert len(list((out / "recon" / model).glob("*.h5"))) == 1
     summary = json.loads((out / "evaluation" / "summary.json").read_text())
     assert {g["model"] for g in summary["groups"]} >= {"CIRIM", "RIM", "RecurrentVarNet", "SENSE"}
+
+
+def test_the_fine_tune_runs_the_steps_it_names(
+    demo_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    """A batch limit stopped the fine-tune at one epoch: --finetune-steps 40 ran 24 steps on the
+    default demo's 24 training slices. Now max_steps with the epochs they need; the quick demo's
+    2 steps ran 2 (its checkpoint says so)."""
+    import torch
+
+    from mrirecon.pipeline.demo import _finetune_overrides
+    from mrirecon.pipeline.settings import DemoPaths, quick_settings
+
+    out, _ = demo_run
+    paths = DemoPaths(out)  # 3 training volumes of 2 slices
+    overrides = _finetune_overrides(paths, quick_settings(finetune_steps=14))
+    assert "trainer.max_steps=14" in overrides and "trainer.max_epochs=3" in overrides
+    assert not any(o.startswith("trainer.limit_train_batches") for o in overrides)
+    checkpoint = torch.load(out / "runs" / "finetuned" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 2
