@@ -9,6 +9,7 @@ keys or values. Models never see the mapping: they receive the dataclass or type
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import enum
 import os
 import types
@@ -180,7 +181,29 @@ def _union(value: Any, args: tuple[Any, ...], where: str) -> Any:
             return _convert(value, option, where)
         except ConfigError as error:
             errors.append(error.message)
+    # each option's own message names the key already; one sentence that says every type allowed
+    kinds = [_kind(option) for option in args if option is not type(None)]
+    if kinds and all(kinds):
+        allowed = " or ".join(dict.fromkeys(kind for kind in kinds if kind))
+        raise ConfigError(f"'{where}' must be {allowed}, got {value!r}")
     raise ConfigError(f"'{where}': {errors[-1] if errors else 'invalid value'}")
+
+
+def _kind(tp: Any) -> str | None:
+    """A type in words, for a message (``a list``, ``a number``, ``text``, ``'auto'``); None for a
+    type the words would not describe (a dataclass, an enum)."""
+    origin = typing.get_origin(tp) or tp
+    if origin is typing.Literal:
+        return " or ".join(repr(arg) for arg in typing.get_args(tp))
+    if origin is not str and isinstance(origin, type) and issubclass(origin, Sequence):
+        return "a list"
+    if origin is bool:
+        return "true or false"
+    if origin in (int, float):
+        return "a number"
+    if origin in (str, Path):
+        return "text"
+    return None
 
 
 def _literal(value: Any, args: tuple[Any, ...], where: str) -> Any:
@@ -292,9 +315,11 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T
     prefix = f"{where}." if where else ""
     unknown = [k for k in data if k not in fields]
     if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), list(fields), n=1, cutoff=0.5)
+        guess = f"did you mean '{prefix}{close[0]}'? " if close else ""
         raise ConfigError(
             f"unknown key '{prefix}{unknown[0]}'",
-            hint=f"allowed keys{' in ' + where if where else ''}: {', '.join(fields)}",
+            hint=f"{guess}allowed keys{' in ' + where if where else ''}: {', '.join(fields)}",
         )
     kwargs = {}
     for name, field in fields.items():

@@ -35,8 +35,28 @@ def test_builds_nested_typed_config() -> None:
 
 
 def test_unknown_key_lists_allowed_keys() -> None:
-    with pytest.raises(ConfigError, match=r"key 'inner\.cels'.*allowed keys in inner: cell, channels"):
+    with pytest.raises(
+        ConfigError, match=r"key 'inner\.cels'.*did you mean 'inner\.cell'\? allowed keys in inner"
+    ):
         from_mapping(Outer, {"lr": 1.0, "inner": {"cels": "gru"}})
+    with pytest.raises(ConfigError, match=r"key 'zzz'") as caught:  # nothing close: no guess
+        from_mapping(Outer, {"lr": 1.0, "zzz": 1})
+    assert "did you mean" not in str(caught.value)
+
+
+@dataclass(frozen=True)
+class Choices:
+    train: str | list[str] | None = None
+    devices: int | Literal["auto"] = "auto"
+
+
+def test_a_value_of_no_allowed_type_names_the_key_once_and_every_type() -> None:
+    """`data.train=2024` said "'data.train': 'data.train' must be a list, got 2024" (a path, text,
+    is allowed too)."""
+    with pytest.raises(ConfigError, match=r"^'train' must be text or a list, got 2024$"):
+        from_mapping(Choices, {"train": 2024})
+    with pytest.raises(ConfigError, match=r"^'devices' must be a number or 'auto', got 'all'$"):
+        from_mapping(Choices, {"devices": "all"})
 
 
 def test_bad_literal_lists_allowed_values() -> None:
