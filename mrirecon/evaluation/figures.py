@@ -14,11 +14,14 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ParamSpec
 
+import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -55,13 +58,39 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+_P = ParamSpec("_P")
+
+
+def _plain_text(draw: Callable[_P, bytes]) -> Callable[_P, bytes]:
+    """Draw with every text as it is: labels are folder and file names, and matplotlib would read
+    a ``$`` in one as TeX (an unbalanced one stopped ``evaluate`` after all its scoring)."""
+
+    @functools.wraps(draw)
+    def plain(*args: _P.args, **kwargs: _P.kwargs) -> bytes:
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return plain
+
+
+def _finite_percentile(image: np.ndarray, q: float) -> float:
+    """The ``q``-th percentile of the finite pixels (0 without any): a reconstruction holding NaN
+    would otherwise make NaN the scale every error map of its volume shares."""
+    finite = image[np.isfinite(image)]
+    return float(np.percentile(finite, q)) if finite.size else 0.0
+
+
+#: Error maps: not-finite pixels (a failed reconstruction) in a colour the map never uses.
+_ERROR_MAP = matplotlib.colormaps["inferno"].with_extremes(bad="cyan")
+
+
 def _window(image: np.ndarray) -> float:
     top = float(np.percentile(image, 99.5))
     return top if top > 0 else float(image.max()) or 1.0
 
 
-def _grey(ax: Axes, image: np.ndarray, vmax: float, title: str) -> None:
-    ax.imshow(image, cmap="gray", vmin=0, vmax=vmax, interpolation="nearest")
+def _grey(ax: Axes, image: np.ndarray, vmax: float, title: str, interpolation: str = "nearest") -> None:
+    ax.imshow(image, cmap="gray", vmin=0, vmax=vmax, interpolation=interpolation)
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
 
@@ -71,6 +100,7 @@ def _outline(ax: Axes, mask: np.ndarray, color: str, style: str = "solid") -> No
         ax.contour(mask.astype(np.float32), levels=[0.5], colors=[color], linewidths=1.0, linestyles=style)
 
 
+@_plain_text
 def volume_figure(
     target: np.ndarray, rows: Sequence[PanelRow], *, lesions: np.ndarray | None = None
 ) -> bytes:
@@ -86,7 +116,7 @@ def volume_figure(
     """
     vmax = _window(target)
     errors = [np.abs(r.reconstruction.astype(np.float64) - target) for r in rows]
-    emax = max((float(np.percentile(e, 99.5)) for e in errors), default=0.0) or vmax
+    emax = max((_finite_percentile(e, 99.5) for e in errors), default=0.0) or vmax
     height, width = target.shape
     panel = 3.0
     fig = Figure(
@@ -94,21 +124,23 @@ def volume_figure(
     )
     axes = fig.subplots(max(len(rows), 1), 4, squeeze=False)
     for i, (row, error) in enumerate(zip(rows, errors)):
-        _grey(axes[i, 0], target, vmax, "target")
+        # downsampled to about 230 pixels a side: antialiased, or single pixels (small lesions,
+        # thin artefacts) vanish and stripes alias
+        _grey(axes[i, 0], target, vmax, "target", "antialiased")
         if lesions is not None:
             _outline(axes[i, 0], lesions, "red")
         if row.zero_filled is not None:
-            _grey(axes[i, 1], row.zero_filled, vmax, "zero-filled input")
+            _grey(axes[i, 1], row.zero_filled, vmax, "zero-filled input", "antialiased")
         else:
             axes[i, 1].text(0.5, 0.5, "no zero_filled\nin the file", ha="center", va="center", fontsize=9)
             axes[i, 1].set_axis_off()
-        _grey(axes[i, 2], row.reconstruction, vmax, row.label)
+        _grey(axes[i, 2], row.reconstruction, vmax, row.label, "antialiased")
         if row.caption:
             axes[i, 2].set_xlabel(row.caption)
             axes[i, 2].set_axis_on()
             axes[i, 2].set_xticks([])
             axes[i, 2].set_yticks([])
-        image = axes[i, 3].imshow(error, cmap="inferno", vmin=0, vmax=emax, interpolation="nearest")
+        image = axes[i, 3].imshow(error, cmap=_ERROR_MAP, vmin=0, vmax=emax, interpolation="antialiased")
         axes[i, 3].set_title("|reconstruction − target|", fontsize=9)
         axes[i, 3].set_axis_off()
         fig.colorbar(image, ax=axes[i, 3], fraction=0.046, pad=0.02)
@@ -119,6 +151,7 @@ def _stats_text(stats: ContrastStats) -> str:
     return f"CR {stats.contrast_ratio:.2f}  CNR {stats.cnr:.1f}"
 
 
+@_plain_text
 def lesion_figure(
     target: np.ndarray,
     region: np.ndarray,
@@ -164,6 +197,7 @@ def _groups(rows: Sequence[Mapping[str, object]]) -> list[tuple[str, str]]:
     return sorted({(str(r["model"]), str(r["acceleration"])) for r in rows})
 
 
+@_plain_text
 def distribution_figure(
     rows: Sequence[Mapping[str, object]], metrics: Sequence[str] = ("ssim", "psnr", "nmse")
 ) -> bytes:
@@ -201,6 +235,7 @@ def distribution_figure(
     return _png(fig)
 
 
+@_plain_text
 def preservation_figure(lesion_rows: Sequence[Mapping[str, object]], band: tuple[float, float]) -> bytes:
     """Each lesion's preservation ratio per (model, acceleration), with the accepted band shaded.
 

@@ -7,6 +7,7 @@ the ring plus a margin (at least 32 px), zoomed in the picture.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,7 +77,11 @@ def lesion_window(mask: np.ndarray, margin: float) -> tuple[slice, slice]:
 
 
 def _caption(row: Mapping[str, Any]) -> str:
-    return f"volume: SSIM {row['ssim']:.4f}  PSNR {row['psnr']:.2f} dB  NMSE {row['nmse']:.4f}"
+    values = [float(row[key]) for key in ("ssim", "psnr", "nmse")]
+    if not all(math.isfinite(value) for value in values[::2]):  # PSNR is infinite for a perfect copy
+        return "volume: not finite (the reconstruction holds NaN or infinite values)"
+    psnr = f"{values[1]:.2f} dB" if math.isfinite(values[1]) else "inf"
+    return f"volume: SSIM {values[0]:.4f}  PSNR {psnr}  NMSE {values[2]:.4f}"
 
 
 def build_panels(
