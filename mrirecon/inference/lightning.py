@@ -98,6 +98,9 @@ class PredictionData(pl.LightningDataModule):
     def __init__(self, job: PredictionJob):
         super().__init__()
         self.job = job
+        # a rank may have no slices (one volume on two ranks, or the last volumes of a resumed run,
+        # or export-only tasks): Lightning refuses such a loader unless told it is expected
+        self.allow_zero_length_dataloader_with_multiple_devices = True
         self.plan: RunPlan | None = None
         self.runner: RankRunner | None = None
         self.items: SliceItems | None = None

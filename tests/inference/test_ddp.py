@@ -41,6 +41,23 @@ def test_two_cpu_processes_share_the_volumes_exactly_once(tmp_path: Path, worker
     assert "Initializing distributed" not in result.stdout + result.stderr
 
 
+def test_a_rank_without_slices_waits_for_the_other(tmp_path: Path) -> None:
+    """One volume on two ranks (or the last volume of a resumed run, or only DICOM left to export):
+    rank 1's empty loader was an internal-error traceback and the run's report was never written."""
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    name = fakes.write_input(inputs / "vol_0.h5", slices=2, size=(16, 16), seed=0).name
+    args = ("--devices", 2, "--device", "cpu", "--workers", 0, "--no-progress")
+    result = run_cli("batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out, *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "complete" and [len(rank["reconstructed"]) for rank in run["ranks"]] == [1, 0]
+    assert read_reconstruction(out / name).shape[0] == 2
+    # the reconstruction is finished, its DICOM series is the one task left: export only
+    again = run_cli("batch", "--model", "zero_filled", "--input-dir", inputs, "-o", out, "--dicom", *args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(list((out / "dicom" / "vol_0").glob("IM_*.dcm"))) == 2
+
+
 def test_a_process_whose_peer_died_says_so_in_one_line(tmp_path: Path) -> None:
     """Rank 0 killed (SIGKILL, as the kernel's OOM killer does) while rank 1 reconstructed:
     rank 1's gather of the reports failed and it printed a traceback as a bug (exit 3)."""
