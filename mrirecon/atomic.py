@@ -33,6 +33,7 @@ __all__ = [
     "atomic_directory",
     "atomic_file",
     "export_error",
+    "final_name",
     "fsync_directory",
     "fsync_file",
     "io_errno",
@@ -51,6 +52,13 @@ _NO_PERMISSION = {errno.EACCES, errno.EPERM}
 def partial_name(final: Path) -> Path:
     """The temporary name of ``final`` while it is being written: ``FOLDER/.NAME.partial``."""
     return final.parent / f".{final.name}{PARTIAL_SUFFIX}"
+
+
+def final_name(path: Path) -> Path:
+    """The file ``path`` stands for: the final file of a :func:`partial_name`, else ``path``."""
+    if path.name.startswith(".") and path.name.endswith(PARTIAL_SUFFIX):
+        return path.parent / path.name[1 : -len(PARTIAL_SUFFIX)]
+    return path
 
 
 def io_errno(error: BaseException) -> int | None:

@@ -25,6 +25,7 @@ Next to the volumes the simulator writes ``manifest.csv`` (splits drawn with the
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,11 @@ class SimulatedVolume:
 def volume_name(acquisition: str, seed: int, index: int) -> str:
     """The file name of simulated volume ``index``: ``sim_<acquisition>_s<seed>_v<index>.h5``."""
     return f"sim_{acquisition}_s{seed}_v{index:03d}.h5"
+
+
+def is_volume_name(name: str, seed: int) -> bool:
+    """Whether ``name`` is a :func:`volume_name` of seed ``seed``, whatever its acquisition and index."""
+    return re.fullmatch(rf"sim_\w+_s{seed}_v\d{{3}}\.h5", name) is not None
 
 
 def simulate_coil_maps(coils: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:

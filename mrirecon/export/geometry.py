@@ -179,12 +179,17 @@ class ImagePlanes:
     def parallel(self) -> bool:
         """Whether every plane has the first one's orientation (a stack); a multi-plane series
         (a 3-plane localizer) has no order along one normal and no spacing between slices."""
-        return bool(np.all(np.abs(self.normal @ self.normal[0]) > 1 - 1e-6))
+        return _one_orientation(self.normal)
 
     @property
     def slice_location(self) -> np.ndarray:
         """``(S,)`` position of each plane along its normal (DICOM SliceLocation), mm."""
         return np.einsum("si,si->s", self.position, self.normal)
+
+
+def _one_orientation(normal: np.ndarray) -> bool:
+    """Whether the ``(S, 3)`` unit normals are all parallel to the first (a stack of planes)."""
+    return bool(np.all(np.abs(normal @ normal[0]) > 1 - 1e-6))
 
 
 def _unit(vectors: np.ndarray, name: str, source: str | Path | None) -> np.ndarray:
@@ -284,8 +289,9 @@ def image_planes(
         centres = geometry.position
         synthetic = False
         normal = np.cross(row_dir, col_dir)
-        stack = bool(np.all(np.abs(normal @ normal[0]) > 1 - 1e-6))  # else: planes of several orientations
-        if num_slices > 1 and stack:  # along the normal, in spatial order (slice indices need not follow it)
+        # a stack: spacing along the normal, in spatial order (slice indices need not follow it);
+        # planes of several orientations have none
+        if num_slices > 1 and _one_orientation(normal):
             steps = np.diff(np.sort(centres @ normal[0]))
             spacing = float(np.median(steps)) if np.median(steps) > 1e-6 else thickness
         else:

@@ -147,15 +147,15 @@ class ReconModule(pl.LightningModule):
     def _per_slice_loss(self, output: ReconOutput, batch: ReconSample) -> torch.Tensor:
         losses = []
         max_value = _floats(batch.max_value, batch.target)
+        labels = self._labels(batch)
         with torch.autocast(self.device.type, enabled=False):
             for i in range(batch.target.shape[0]):
                 steps = [[step[i : i + 1] for step in cascade] for cascade in output.steps]
                 rows = slice(i, i + 1)
                 measured = self._measured(batch, rows)
                 target = batch.target[rows].float()
-                labels = self._labels(batch)
-                labels = None if labels is None else labels[rows]
-                losses.append(self.criterion(steps, target, max_value[rows], labels, data=measured))
+                row_labels = None if labels is None else labels[rows]
+                losses.append(self.criterion(steps, target, max_value[rows], row_labels, data=measured))
         return torch.stack(losses)
 
     def _score(self, stage: str, batch: ReconSample) -> None:

@@ -13,14 +13,13 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mrirecon.atomic import PARTIAL_SUFFIX
+from mrirecon.atomic import PARTIAL_SUFFIX, final_name
 from mrirecon.errors import ConfigError, MriReconError, Notice
 from mrirecon.runtime import launched_rank
 from mrirecon.training.config import DataSection
@@ -311,15 +310,16 @@ def ensure_synthetic(data: DataSection, echo: Callable[[str], object] = print) -
 def _interrupted_simulation(folder: Path, seed: int) -> list[Path]:
     """The files an interrupted simulation of seed ``seed`` left in ``folder`` (its volumes and
     their partial files, no manifest), when the folder's datasets are nothing else; else []."""
+    from mrirecon.data.simulate import is_volume_name
+
     if not folder.is_dir():
         return []
-    volume = re.compile(rf"\.?sim_\w+_s{seed}_v\d{{3}}\.h5({re.escape(PARTIAL_SUFFIX)})?")
     held = [
         path
         for path in folder.iterdir()
         if path.suffix in (".h5", ".csv") or path.name.endswith(PARTIAL_SUFFIX)
     ]
-    if held and all(volume.fullmatch(path.name) for path in held):
+    if held and all(is_volume_name(final_name(path).name, seed) for path in held):  # (or its partial file)
         return held
     return []
 
