@@ -191,3 +191,18 @@ def test_a_killed_run_leaves_no_lock_behind_in_its_forked_workers(tmp_path: Path
             os.kill(worker, 0)
     finally:
         os.kill(worker, signal.SIGKILL)
+
+
+def test_final_name_undoes_partial_name() -> None:
+    from mrirecon.atomic import final_name, partial_name
+
+    final = Path("out") / "sim_AXT2_s3_v001.h5"
+    assert final_name(partial_name(final)) == final and final_name(final) == final
+    assert final_name(Path(".hidden.h5")) == Path(".hidden.h5")  # a dot file is not a partial one
+
+
+def test_volume_names_are_recognised_by_their_seed() -> None:
+    from mrirecon.data.simulate import is_volume_name, volume_name
+
+    assert is_volume_name(volume_name("AXFLAIR", 3, 12), 3)
+    assert not is_volume_name(volume_name("AXFLAIR", 3, 12), 4) and not is_volume_name("scan.h5", 3)
