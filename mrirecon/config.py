@@ -147,11 +147,60 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+class _IntOverride(int):
+    """A number given as a ``key=value`` override, which keeps the text it was typed as: a text or
+    path field takes the text (a folder named ``2024``, a run named ``007``), any other the number."""
+
+    text: str
+
+
+class _FloatOverride(float):
+    """As :class:`_IntOverride`, for a value YAML reads as a float (``1e3``, ``2.50``)."""
+
+    text: str
+
+
+def _override_value(raw: str) -> Any:
+    """An override's value: YAML's reading of it, a number remembering its text."""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+    if not _is_number(value):
+        return value
+    number: _IntOverride | _FloatOverride = (
+        _IntOverride(value) if isinstance(value, int) else _FloatOverride(value)
+    )
+    number.text = raw.strip()
+    return number
+
+
+#: What a number refused for a text field adds: how to give a name made of digits in YAML.
+_QUOTE = " (quote a name YAML reads as a number: '2024')"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every override number turned back into a plain ``int`` or ``float``."""
+    if isinstance(value, _IntOverride):
+        return int(value)
+    if isinstance(value, _FloatOverride):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
 def _convert(value: Any, tp: Any, where: str) -> Any:
     """Convert ``value`` to the annotated type ``tp`` or raise ConfigError."""
     origin = typing.get_origin(tp)
     if tp is Any:
-        return value
+        return _plain(value)
     if origin in (typing.Union, types.UnionType):
         return _union(value, typing.get_args(tp), where)
     if origin is typing.Literal:
@@ -185,7 +234,8 @@ def _union(value: Any, args: tuple[Any, ...], where: str) -> Any:
     kinds = [_kind(option) for option in args if option is not type(None)]
     if kinds and all(kinds):
         allowed = " or ".join(dict.fromkeys(kind for kind in kinds if kind))
-        raise ConfigError(f"'{where}' must be {allowed}, got {value!r}")
+        quote = _QUOTE if "text" in kinds and _is_number(value) else ""
+        raise ConfigError(f"'{where}' must be {allowed}, got {_plain(value)!r}{quote}")
     raise ConfigError(f"'{where}': {errors[-1] if errors else 'invalid value'}")
 
 
@@ -263,7 +313,7 @@ def _bool(value: Any, where: str) -> bool:
 def _int(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"'{where}' must be an integer, got {value!r}")
-    return value
+    return int(value)
 
 
 def _float(value: Any, where: str) -> float:
@@ -278,16 +328,21 @@ def _float(value: Any, where: str) -> float:
     return float(value)
 
 
-def _str(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"'{where}' must be a string, got {value!r}")
+def _text(value: Any, where: str, what: str) -> str | Path:
+    if isinstance(value, _IntOverride | _FloatOverride):
+        return value.text
+    if not isinstance(value, str | Path) or (what == "a string" and isinstance(value, Path)):
+        quote = _QUOTE if _is_number(value) else ""
+        raise ConfigError(f"'{where}' must be {what}, got {_plain(value)!r}{quote}")
     return value
 
 
+def _str(value: Any, where: str) -> str:
+    return str(_text(value, where, "a string"))
+
+
 def _path(value: Any, where: str) -> Path:
-    if not isinstance(value, str | Path):
-        raise ConfigError(f"'{where}' must be a path, got {value!r}")
-    return Path(value)
+    return Path(_text(value, where, "a path"))
 
 
 _SCALARS: dict[Any, Any] = {bool: _bool, int: _int, float: _float, str: _str, Path: _path}
@@ -351,7 +406,9 @@ def to_mapping(obj: Any) -> Any:
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply ``key.sub=value`` overrides to a nested mapping; values are parsed as YAML scalars.
+    """Apply ``key.sub=value`` overrides to a nested mapping; values are parsed as YAML scalars,
+    except that a number given for a text or path field stays the text typed (``data.train=2024``
+    is the folder ``2024``, ``output_dir=1e3`` the folder ``1e3``).
 
     Args:
         data: The mapping (not modified).
@@ -371,10 +428,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
         key = key.strip()
         if not key:
             raise ConfigError(f"override '{item}' has an empty key")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        value = _override_value(raw)
         node = out
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
+import yaml
 
 from mrirecon.config import apply_overrides, from_mapping, load_yaml, to_mapping
 from mrirecon.errors import ConfigError
@@ -53,7 +54,8 @@ class Choices:
 def test_a_value_of_no_allowed_type_names_the_key_once_and_every_type() -> None:
     """`data.train=2024` said "'data.train': 'data.train' must be a list, got 2024" (a path, text,
     is allowed too)."""
-    with pytest.raises(ConfigError, match=r"^'train' must be text or a list, got 2024$"):
+    quoted = r" \(quote a name YAML reads as a number: '2024'\)$"
+    with pytest.raises(ConfigError, match=r"^'train' must be text or a list, got 2024" + quoted):
         from_mapping(Choices, {"train": 2024})
     with pytest.raises(ConfigError, match=r"^'devices' must be a number or 'auto', got 'all'$"):
         from_mapping(Choices, {"devices": "all"})
@@ -137,3 +139,29 @@ def test_a_checkout_path_to_a_shipped_config_works_outside_the_checkout(
         find_config("configs/no_such_recipe.yaml")
     with pytest.raises(ConfigError, match="config file not found"):
         find_config("elsewhere/cirim_synthetic.yaml")  # only a path into configs/ is looked up by name
+
+
+@dataclass(frozen=True)
+class _Named:
+    name: str = "x"
+    folder: Path = Path()
+    either: str | list[str] = "a"
+    count: int = 1
+    scale: float = 1.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def test_override_numbers_stay_text_for_text_and_path_fields() -> None:
+    data = apply_overrides(
+        {}, ["name=007", "folder=2024", "either=1e3", "count=12", "scale=2.50", "params.n=3"]
+    )
+    got = from_mapping(_Named, data)
+    assert got == _Named(name="007", folder=Path("2024"), either="1e3", count=12, scale=2.5, params={"n": 3})
+    # the numbers are plain numbers again, wherever they end up
+    assert type(got.count) is int and type(got.scale) is float and type(got.params["n"]) is int
+    assert yaml.safe_dump(to_mapping(got))
+    # the same numbers in a YAML file are refused for text, with the way out
+    with pytest.raises(ConfigError, match=r"'folder' must be a path, got 2024 \(quote"):
+        from_mapping(_Named, {"folder": 2024})
+    with pytest.raises(ConfigError, match=r"'either' must be text or a list, got 2024 \(quote"):
+        from_mapping(_Named, {"either": 2024})
