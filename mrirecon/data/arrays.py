@@ -40,6 +40,7 @@ _EXAMPLES = {
     2: "e.g. --npy-axes kx,ky (one coil, one slice)",
     3: "e.g. --npy-axes coils,kx,ky or --npy-axes slices,kx,ky (one coil)",
     4: "e.g. --npy-axes slices,coils,kx,ky or --npy-axes coils,kx,ky,kz",
+    5: "e.g. --npy-axes slices,coils,kx,ky,kz (3-D data of one slice)",
 }
 
 
@@ -48,9 +49,15 @@ def parse_axes(text: str | None, ndim: int, *, path: Path | None = None) -> tupl
 
     Raises:
         DataError: unknown or repeated names, a count that differs from ``ndim``, no ``kx``/``ky``,
-            ``slices`` with ``kz``, or no default for this rank.
+            a rank outside 2-5, or no default for this rank.
     """
-    hint = _EXAMPLES.get(ndim, _EXAMPLES[4])
+    if ndim not in _EXAMPLES:
+        raise DataError(
+            f"the array has {ndim} axes; k-space arrays have 2 to 5 ({', '.join(AXIS_NAMES)})",
+            path=path,
+            hint="save the k-space alone, with its other axes (echoes, time...) sliced away",
+        )
+    hint = _EXAMPLES[ndim]
     if text is None:
         if ndim not in _DEFAULT_AXES:
             raise DataError(
@@ -74,9 +81,31 @@ def parse_axes(text: str | None, ndim: int, *, path: Path | None = None) -> tupl
         raise DataError(f"'{text}' names {len(axes)} axes but the array has {ndim}", path=path, hint=hint)
     if "kx" not in axes or "ky" not in axes:
         raise DataError(f"'{text}' must name the readout kx and the phase encode ky", path=path, hint=hint)
-    if "slices" in axes and "kz" in axes:
-        raise DataError("3-D data (kz) with several slices (multi-slab) is not supported", path=path)
     return axes
+
+
+def _drop_singletons(
+    array: np.ndarray, axes: tuple[str, ...], path: Path
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Drop a ``kz`` of one sample (the data are 2-D, as BART's phase encode 2 of size 1) and, with
+    ``kz``, ``slices`` of one slice (3-D data of one slab); refuse several slabs.
+
+    Returns:
+        The array (a view) and its remaining axis names.
+    """
+    for name in ("kz", "slices"):
+        if name in axes and "kz" in axes and array.shape[axes.index(name)] == 1:
+            index = axes.index(name)
+            array = array[(slice(None),) * index + (0,)]
+            axes = axes[:index] + axes[index + 1 :]
+    if "slices" in axes and "kz" in axes:
+        raise DataError(
+            f"3-D data (kz) with several slices (multi-slab, {array.shape[axes.index('slices')]}) "
+            "is not supported",
+            path=path,
+            hint="give one slab at a time",
+        )
+    return array, axes
 
 
 def _prospective_attrs(mask: np.ndarray) -> dict[str, Any]:
@@ -189,6 +218,7 @@ def open_npy(path: str | Path, *, npy_axes: str | None = None, centered: bool = 
     if array.size == 0:
         raise DataError(f"the array is empty (shape {array.shape})", path=path)
     axes = parse_axes(npy_axes, array.ndim, path=path)
+    array, axes = _drop_singletons(array, axes, path)
     _check_coil_count(array.shape, axes, path)
     attrs = {"mrirecon_source": f"NumPy {path.name}, axes {','.join(axes)}"}
     if "kz" in axes:

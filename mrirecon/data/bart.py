@@ -46,27 +46,55 @@ _SUPPORTED = {0, 1, 2, 3, 13}
 def bart_pair(path: str | Path) -> tuple[Path, Path]:
     """``(NAME.hdr, NAME.cfl)`` for a path given as ``NAME``, ``NAME.cfl`` or ``NAME.hdr``.
 
-    Dots inside ``NAME`` stay (``scan.2024`` pairs ``scan.2024.hdr`` with ``scan.2024.cfl``).
+    Dots inside ``NAME`` stay (``scan.2024`` pairs ``scan.2024.hdr`` with ``scan.2024.cfl``). The
+    suffixes take the case of the one given (``U2.CFL`` pairs ``U2.HDR``); a partner that exists
+    only in the other case is taken as it is.
     """
     path = Path(path)
-    base = path.with_suffix("") if path.suffix.lower() in (".cfl", ".hdr") else path
-    return base.with_name(base.name + ".hdr"), base.with_name(base.name + ".cfl")
+    upper = False
+    base = path
+    if path.suffix.lower() in (".cfl", ".hdr"):
+        base, upper = path.with_suffix(""), path.suffix.isupper()
+
+    def partner(suffix: str) -> Path:
+        wanted = base.with_name(base.name + (suffix.upper() if upper else suffix))
+        other = base.with_name(base.name + (suffix if upper else suffix.upper()))
+        return other if not wanted.exists() and other.exists() else wanted
+
+    return partner(".hdr"), partner(".cfl")
 
 
 def _read_dims(header: Path) -> tuple[int, ...]:
+    """The ``# Dimensions`` of a BART header, read as BART reads it: the sizes on the lines after
+    the keyword (or on its own line), blank lines skipped; other ``#`` sections (``# Command``,
+    which may hold file names in any encoding) are ignored."""
     try:
-        lines = header.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as error:
+        # the sizes are ASCII; a command line or file name in another encoding must not stop it
+        lines = header.read_bytes().decode("ascii", errors="replace").splitlines()
+    except OSError as error:
         raise DataError(f"cannot read the BART header: {error}", path=header) from error
+    found: list[tuple[int, ...]] = []
     for number, line in enumerate(lines):
-        if line.strip().startswith("# Dimensions") and number + 1 < len(lines):
-            try:
-                dims = tuple(int(v) for v in lines[number + 1].split())
-            except ValueError as error:
-                raise DataError(f"the '# Dimensions' line is not integers: {error}", path=header) from error
-            if dims and all(d >= 1 for d in dims):
-                return dims
+        text = line.strip()
+        if not (text.startswith("#") and text[1:].strip().startswith("Dimensions")):
+            continue
+        values = text[1:].strip()[len("Dimensions") :].split()
+        following = (other.strip() for other in lines[number + 1 :])
+        if not values:
+            values = next((other for other in following if other), "").split()
+        if not values or values[0].startswith("#"):
             break
+        try:
+            dims = tuple(int(v) for v in values)
+        except ValueError as error:
+            raise DataError(f"the '# Dimensions' line is not integers: {error}", path=header) from error
+        if not all(d >= 1 for d in dims):
+            break
+        found.append(dims)
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise DataError("the BART header has more than one '# Dimensions' section", path=header)
     raise DataError("the BART header has no valid '# Dimensions' line", path=header)
 
 

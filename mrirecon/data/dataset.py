@@ -202,9 +202,12 @@ class SliceDataset(Dataset[Any]):
         self._open: OrderedDict[Path, RawVolume] = OrderedDict()
         self._pid = os.getpid()
         self._facts: dict[Path, VolumeFacts] = {}
+        self._listed: dict[Path, int] = {}  # slice counts a manifest gives, checked when opened
         files = resolve_sources(source, split)
         for path, slices in tqdm(files, desc="scanning", unit="file", disable=not progress):
-            if slices is None:
+            if slices is not None:
+                self._listed[path] = slices
+            else:
                 try:
                     with self._open_volume(path) as volume:
                         slices = volume.num_slices
@@ -245,6 +248,7 @@ class SliceDataset(Dataset[Any]):
                     self._facts[path] = VolumeFacts(*probed)
                     continue
                 with self._open_volume(path) as volume:
+                    self._check_listed(path, volume)
                     self._facts[path] = VolumeFacts.of(volume)
             except DataError:
                 if not self.skip_bad:
@@ -262,6 +266,17 @@ class SliceDataset(Dataset[Any]):
     def _open_volume(self, path: Path) -> RawVolume:
         return open_volume(path, npy_axes=self.npy_axes, centered=self.centered)
 
+    def _check_listed(self, path: Path, volume: RawVolume) -> None:
+        """A volume a manifest lists must have the slices the manifest says (more would be left
+        out silently, fewer would fail at a later slice)."""
+        listed = self._listed.get(path)
+        if listed is not None and volume.num_slices != listed:
+            raise DataError(
+                f"the file has {volume.num_slices} slice(s), the manifest {listed}",
+                path=path,
+                hint="write the manifest again (mrirecon manifest create) or restore the file",
+            )
+
     def volume(self, path: Path) -> RawVolume:
         """The open volume of ``path`` in this process (opened on first use, least recent closed)."""
         if self._pid != os.getpid():  # a forked worker: never reuse the parent's handles
@@ -270,6 +285,11 @@ class SliceDataset(Dataset[Any]):
         volume = self._open.get(path)
         if volume is None:
             volume = self._open_volume(path)
+            try:
+                self._check_listed(path, volume)
+            except DataError:
+                volume.close()
+                raise
             self._open[path] = volume
             while len(self._open) > self.max_open:
                 self._open.popitem(last=False)[1].close()
@@ -278,13 +298,7 @@ class SliceDataset(Dataset[Any]):
 
     def _load(self, item: int) -> Any:
         path, slice_index = self.index[item]
-        volume = self.volume(path)
-        if slice_index >= volume.num_slices:  # a manifest written before the file changed
-            raise DataError(
-                f"the file has {volume.num_slices} slice(s), the manifest {slice_index + 1} or more",
-                path=path,
-                hint="write the manifest again (mrirecon manifest create) or restore the file",
-            )
+        volume = self.volume(path)  # a manifest written before the file changed: refused there
         if self.transform is None:
             return volume.read_kspace(slice_index), str(path), slice_index
         return self.transform(volume, slice_index)

@@ -83,8 +83,7 @@ class ManifestEntry:
 
 def sha256_file(path: Path, *, chunk: int = 1 << 22) -> str:
     """The sha256 hex digest of a file (of the ``.cfl`` for a BART array)."""
-    if path.suffix.lower() in (".cfl", ".hdr"):
-        path = bart_pair(path)[1]
+    path = _data_file(path)
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
@@ -127,46 +126,75 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
         # utf-8-sig: a manifest saved by a spreadsheet program starts with a byte-order mark
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            # "path, sha256, ..." (spaces after the commas) names the same columns
+            reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+            missing = [c for c in COLUMNS if c not in reader.fieldnames]
             if missing:
                 raise DataError(
                     f"the manifest lacks the column(s) {', '.join(missing)}",
                     path=path,
                     hint=f"a manifest has the header row {','.join(COLUMNS)}",
                 )
-            rows = list(reader)
+            rows = [(reader.line_num, row) for row in reader]  # line_num: blank lines counted
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DataError(f"cannot read the manifest: {error}", path=path) from error
     entries = []
     listed: dict[Path, int] = {}
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         try:
-            split = row["split"].strip()
-            if split not in SPLITS:
-                raise ValueError(f"split must be one of {', '.join(SPLITS)}, got '{split}'")
-            if not row["path"].strip():
-                raise ValueError("the path is empty")
-            # the cell as written when that file exists (a name may begin or end with a space),
-            # else without the spaces around it (a hand-written "a.h5, ..." row)
-            file = (root / row["path"]).resolve()
-            if row["path"] != row["path"].strip() and not file.exists():
-                file = (root / row["path"].strip()).resolve()
-            if file in listed:  # twice in one split doubles its slices; in two, it leaks across them
-                raise ValueError(f"{row['path']} is listed on line {listed[file]} already")
-            listed[file] = line
-            entries.append(
-                ManifestEntry(
-                    path=file,
-                    sha256=row["sha256"].strip().lower(),
-                    shape=_parse_shape(row["shape"]),
-                    coils=int(row["coils"]),
-                    acquisition=(row["acquisition"] or "").strip(),
-                    split=split,
-                )
-            )
-        except (ValueError, TypeError, AttributeError) as error:
+            entry = _entry(row, root)
+            # the same file twice (a BART array as NAME, NAME.cfl or NAME.hdr; a link and its
+            # target): in one split it doubles its slices, in two it leaks across them
+            key = Path(os.path.realpath(_data_file(entry.path)))
+            if key in listed:
+                raise ValueError(f"{row['path']} is listed on line {listed[key]} already")
+            listed[key] = line
+            entries.append(entry)
+        except ValueError as error:
             raise DataError(f"line {line}: {error}", path=path) from error
     return entries
+
+
+def _absolute(path: str | Path) -> Path:
+    """``path`` made absolute and normalised, a symbolic link kept (not resolved to its target)."""
+    return Path(os.path.normpath(Path(path).absolute()))
+
+
+def _data_file(path: Path) -> Path:
+    """The file holding a volume's samples: the ``.cfl`` of a BART array, else the file."""
+    return bart_pair(path)[1] if path.suffix.lower() in (".cfl", ".hdr") or not path.suffix else path
+
+
+def _entry(row: dict[str, str | None], root: Path) -> ManifestEntry:
+    """One manifest row as an entry, its path absolute (as listed: a link is not followed).
+
+    Raises:
+        ValueError: a missing or malformed value.
+    """
+    absent = [c for c in COLUMNS if c != "acquisition" and not (row.get(c) or "").strip()]
+    if absent:
+        raise ValueError(f"no value for {', '.join(absent)}")
+    cells = {c: (row.get(c) or "") for c in COLUMNS}
+    split = cells["split"].strip()
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got '{split}'")
+    # the cell as written when that file exists (a name may begin or end with a space), else
+    # without the spaces around it (a hand-written "a.h5, ..." row)
+    file = _absolute(root / cells["path"])
+    if cells["path"] != cells["path"].strip() and not file.exists():
+        file = _absolute(root / cells["path"].strip())
+    shape = _parse_shape(cells["shape"])
+    try:
+        coils = int(cells["coils"])
+    except ValueError:
+        raise ValueError(f"coils must be an integer, got '{cells['coils'].strip()}'") from None
+    if coils != shape[1]:
+        raise ValueError(
+            f"coils {coils} differs from the {shape[1]} coils of the shape {cells['shape'].strip()}"
+        )
+    return ManifestEntry(
+        file, cells["sha256"].strip().lower(), shape, coils, cells["acquisition"].strip(), split
+    )
 
 
 def write_manifest(path: str | Path, entries: Iterable[ManifestEntry]) -> Path:
@@ -180,7 +208,7 @@ def write_manifest(path: str | Path, entries: Iterable[ManifestEntry]) -> Path:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(COLUMNS)
         for e in entries:
-            relative = Path(os.path.relpath(Path(e.path).resolve(), root)).as_posix()
+            relative = Path(os.path.relpath(_absolute(e.path), root)).as_posix()
             writer.writerow([relative, e.sha256, _format_shape(e.shape), e.coils, e.acquisition, e.split])
     return path
 
@@ -202,7 +230,7 @@ def describe_file(
         digest = sha256_file(path)
     except OSError as error:
         raise DataError(f"cannot read the file: {error}", path=path) from error
-    entry = ManifestEntry(path.resolve(), digest, shape, shape[1], acquisition, split)
+    entry = ManifestEntry(_absolute(path), digest, shape, shape[1], acquisition, split)
     return entry, patient
 
 
@@ -371,8 +399,7 @@ def verify_manifest(
     check = ManifestCheck()
     report = on_problem or (lambda _: None)
     for entry in tqdm(read_manifest(path), desc="verify", unit="file", disable=not progress):
-        data = bart_pair(entry.path)[1] if entry.path.suffix.lower() in (".cfl", ".hdr") else entry.path
-        if not data.exists():
+        if not _data_file(entry.path).exists():
             check.missing.append(entry)
             report(f"missing: {entry.path}")
             continue

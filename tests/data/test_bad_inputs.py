@@ -342,8 +342,13 @@ def test_a_manifest_promising_more_slices_than_the_file_has(tmp_path: Path) -> N
     )
     write_fastmri(tmp_path / "a.h5", multicoil_kspace(slices=1, coils=2))  # replaced by a shorter export
     dataset = SliceDataset(tmp_path / "m.csv", ReconTransform(coil_maps="none"), split="train")
-    with pytest.raises(DataError, match=r"the file has 1 slice\(s\), the manifest 2 or more"):
-        dataset[1]
+    with pytest.raises(DataError, match=r"the file has 1 slice\(s\), the manifest 3"):
+        dataset[0]  # at the file's first use, not at a later slice
+    # a longer export: its extra slices were left out without a word
+    write_fastmri(tmp_path / "b.h5", multicoil_kspace(slices=5, coils=2))
+    dataset = SliceDataset(tmp_path / "m.csv", ReconTransform(coil_maps="none"), split="train")
+    with pytest.raises(DataError, match=r"b\.h5: the file has 5 slice\(s\), the manifest 3"):
+        dataset[3]
 
 
 def test_arrays_that_look_uncentred_are_refused_unless_stated(tmp_path: Path) -> None:

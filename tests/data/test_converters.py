@@ -378,3 +378,55 @@ def test_3d_ismrmrd_is_decoupled_with_its_geometry(tmp_path: Path) -> None:
     np.testing.assert_allclose(geometry["slice_dir"][0], [0.0, 1.0, 0.0])
     np.testing.assert_allclose(geometry["read_dir"][0], [1.0, 0.0, 0.0])  # rows: the first phase encode
     np.testing.assert_allclose(geometry["phase_dir"][0], [0.0, 0.0, -1.0])  # columns: the partitions
+
+
+def test_npy_singleton_kz_is_2d_and_one_slab_of_five_axes_is_3d(tmp_path: Path) -> None:
+    """``coils,kx,ky,kz`` with one kz gave as many one-pixel-wide slices as kx has samples; a 5-D
+    array could not be read at all, though the message said to state its axes."""
+    kspace = multicoil_kspace(slices=1, coils=4)[0]  # (C, H, W)
+    np.save(tmp_path / "flat.npy", kspace[..., None])
+    data, volume = _all_slices(tmp_path / "flat.npy", npy_axes="coils,kx,ky,kz")
+    assert volume.num_slices == 1 and volume.kspace_shape == (4, 32, 24)
+    np.testing.assert_array_equal(data[0], kspace)
+    _, kspace3d = _volume_3d()  # (C, X, Y, Z)
+    np.save(tmp_path / "k4.npy", kspace3d)
+    np.save(tmp_path / "k5.npy", kspace3d[None])
+    four, _ = _all_slices(tmp_path / "k4.npy", npy_axes="coils,kx,ky,kz")
+    five, volume = _all_slices(tmp_path / "k5.npy", npy_axes="slices,coils,kx,ky,kz")
+    assert volume.num_slices == 20
+    np.testing.assert_array_equal(five, four)
+    np.save(tmp_path / "slabs.npy", np.stack([kspace3d, kspace3d]))
+    with pytest.raises(DataError, match=r"several slices \(multi-slab, 2\)"):
+        open_volume(tmp_path / "slabs.npy", npy_axes="slices,coils,kx,ky,kz")
+    with pytest.raises(DataError, match=r"5 axes and their order is ambiguous.*slices,coils,kx,ky,kz"):
+        open_volume(tmp_path / "k5.npy")
+    for shape in [(8,), (1, 1, 2, 8, 8, 2)]:  # no axis order makes these k-space
+        np.save(tmp_path / "odd.npy", np.ones(shape, np.complex64))
+        with pytest.raises(DataError, match=rf"has {len(shape)} axes; k-space arrays have 2 to 5"):
+            open_volume(tmp_path / "odd.npy")
+
+
+def test_bart_headers_as_bart_reads_them(tmp_path: Path) -> None:
+    """Upper-case suffixes, a command line in Latin-1, and the header layouts BART's own parser
+    accepts; two dimension sections are refused, as BART does."""
+    array = np.arange(12, dtype=np.complex64).reshape(4, 3) * (1 - 1j)
+    write_cfl(tmp_path / "U2", array)
+    (tmp_path / "U2.cfl").rename(tmp_path / "U2.CFL")
+    (tmp_path / "U2.hdr").rename(tmp_path / "U2.HDR")
+    for given in ("U2.CFL", "U2.HDR", "U2"):
+        np.testing.assert_array_equal(read_cfl(tmp_path / given), array)
+    write_cfl(tmp_path / "k", array)
+    for text in (
+        b"# Dimensions\n4 3\n# Command\nbart fmac /data/r\xe9sonance/in out\n",  # Latin-1 path
+        b"#Dimensions\n4 3\n",
+        b"# Dimensions 4 3\n",
+        b"# Dimensions\n\n4 3 1 1\n",
+    ):
+        (tmp_path / "k.hdr").write_bytes(text)
+        np.testing.assert_array_equal(read_cfl(tmp_path / "k.cfl").reshape(4, 3, order="F"), array)
+    (tmp_path / "k.hdr").write_text("# Dimensions\n4 3\n# Dimensions\n4 3\n")
+    with pytest.raises(DataError, match="more than one '# Dimensions' section"):
+        read_cfl(tmp_path / "k.cfl")
+    (tmp_path / "k.hdr").write_text("# Dimensions\n# Command\n")
+    with pytest.raises(DataError, match="no valid '# Dimensions' line"):
+        read_cfl(tmp_path / "k.cfl")

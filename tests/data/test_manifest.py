@@ -229,3 +229,57 @@ def test_a_patients_files_share_one_split(tmp_path: Path) -> None:
             splits.setdefault(patient, set()).add(entry.split)
         assert all(len(s) == 1 for s in splits.values()), splits
         assert {next(iter(s)) for s in splits.values()} == {"train", "val", "test"}
+
+
+def test_rows_are_named_by_their_line_and_checked_for_missing_values(tmp_path: Path) -> None:
+    """A short row after a blank line was "line 3: 'NoneType' object has no attribute 'strip'"
+    for line 4; a header with spaces after the commas "lacked" its columns."""
+    path = tmp_path / "m.csv"
+    header = "path, sha256, shape, coils, acquisition, split\n"
+    path.write_text(header + "\nx.h5,abc,1x2x3x4,2,,train\ny.h5,abc,1x2x3x4\n")
+    with pytest.raises(DataError, match=r"line 4: no value for coils, split$"):
+        read_manifest(path)
+    path.write_text(header + "x.h5,abc,1x2x3x4,2,,train\n   \n")  # a row of spaces
+    with pytest.raises(DataError, match=r"line 3: no value for path, sha256, shape, coils, split$"):
+        read_manifest(path)
+    path.write_text(header + "x.h5,abc,1x4x3x4,9,,train\n")  # coils that the shape does not have
+    with pytest.raises(DataError, match=r"line 2: coils 9 differs from the 4 coils of the shape 1x4x3x4"):
+        read_manifest(path)
+    path.write_text(header + "x.h5,abc,1x4x3x4,two,,train\n")
+    with pytest.raises(DataError, match=r"line 2: coils must be an integer, got 'two'"):
+        read_manifest(path)
+
+
+def test_one_bart_array_under_its_three_names_is_listed_once(tmp_path: Path) -> None:
+    """``a``, ``a.cfl`` and ``a.hdr`` are one array: listed three times it served its slices three
+    times (in two splits, the same data in training and test)."""
+    path = tmp_path / "m.csv"
+    header = "path,sha256,shape,coils,acquisition,split\n"
+    rows = "".join(f"{name},abc,1x2x3x4,2,,{split}\n" for name, split in [("a.cfl", "train"), ("a", "test")])
+    path.write_text(header + rows)
+    with pytest.raises(DataError, match=r"line 3: a is listed on line 2 already"):
+        read_manifest(path)
+    path.write_text(header + "a.hdr,abc,1x2x3x4,2,,train\na.CFL,abc,1x2x3x4,2,,val\n")
+    (tmp_path / "a.CFL").write_bytes(b"")  # the .CFL exists, no .cfl: it is the array's file
+    with pytest.raises(DataError, match=r"line 3: a\.CFL is listed on line 2 already"):
+        read_manifest(path)
+
+
+def test_a_linked_file_keeps_the_name_it_is_listed_under(tmp_path: Path) -> None:
+    """A manifest of ``scans/patient_001.npy`` → ``store/blob_9f2c.npy`` listed the blob, so the
+    outputs were named after it; a link and its target listed both are one file."""
+    (tmp_path / "store").mkdir()
+    (tmp_path / "scans").mkdir()
+    np.save(tmp_path / "store" / "blob_9f2c.npy", multicoil_kspace(slices=1, coils=2)[0])
+    (tmp_path / "scans" / "patient_001.npy").symlink_to(tmp_path / "store" / "blob_9f2c.npy")
+    manifest = tmp_path / "m.csv"
+    entries, _ = create_manifest(tmp_path / "scans", manifest, fractions=(1, 0, 0), progress=False)
+    assert [e.path for e in entries] == [tmp_path / "scans" / "patient_001.npy"]
+    assert manifest.read_text().splitlines()[1].startswith("scans/patient_001.npy,")
+    assert [e.path.name for e in read_manifest(manifest)] == ["patient_001.npy"]
+    assert verify_manifest(manifest, progress=False).passed
+    lines = manifest.read_text().splitlines()
+    target = lines[1].replace("scans/patient_001.npy", "store/blob_9f2c.npy").replace(",train", ",test")
+    manifest.write_text("\n".join([*lines, target]) + "\n")
+    with pytest.raises(DataError, match=r"line 3: store/blob_9f2c\.npy is listed on line 2 already"):
+        read_manifest(manifest)
