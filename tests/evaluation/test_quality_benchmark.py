@@ -4,6 +4,7 @@ result whose tables show only the columns every model has."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -197,3 +198,32 @@ def test_a_models_only_run_skips_the_figure_and_a_merge_draws_its_scored_models(
     with pytest.raises(Drawn) as drawn:
         quality.main(["--merge", str(a), str(tmp_path / "b.json"), "--output", str(tmp_path / "merged.json")])
     assert drawn.value.args[0] == ["cirim=x.ckpt"]
+
+
+def test_the_noise_ceiling_keeps_every_lesion_without_noise_and_loses_them_in_it(tmp_path: Path) -> None:
+    """benchmarks.lesion_ceiling: a second draw of a vanishing noise keeps every lesion at P = 1;
+    a draw of a hundred times the recorded noise power loses lesions."""
+    import h5py
+
+    from benchmarks.lesion_ceiling import ceiling
+    from benchmarks.quality import TEST_OPTIONS, load_volumes
+    from mrirecon.data.realistic_dataset import simulate_realistic_dataset
+
+    options = dataclasses.replace(TEST_OPTIONS, rows=(128, 128), coils=(4, 4), lesion_count=(6, 6))
+    simulate_realistic_dataset(
+        tmp_path, anatomy="mni", volumes=1, slices=2, seed=5, options=options, split=(0, 0, 1), progress=False
+    )
+    (path,) = tmp_path.glob("*.h5")
+    with h5py.File(path, "r") as handle:
+        real = handle.attrs["mrirecon_noise_covariance_real"]
+        imag = handle.attrs["mrirecon_noise_covariance_imag"]
+    figures = {}
+    for scale in (1e-8, 100.0):
+        with h5py.File(path, "r+") as handle:
+            handle.attrs["mrirecon_noise_covariance_real"] = real * scale
+            handle.attrs["mrirecon_noise_covariance_imag"] = imag * scale
+        figures[scale] = ceiling(load_volumes(tmp_path), draws=2)
+    quiet, loud = figures[1e-8], figures[100.0]
+    assert quiet["lesions"] >= 3 and quiet["kept_per_draw"] == [quiet["lesions"]] * 2
+    assert abs(quiet["contrast_kept"] - 1) < 1e-3
+    assert loud["kept_min"] < loud["lesions"]
