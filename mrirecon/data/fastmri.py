@@ -468,6 +468,11 @@ class FastMRIVolume(RawVolume):
         return data
 
     @property
+    def single_coil(self) -> bool:
+        """Whether the file is fastMRI's single-coil layout (k-space ``(S, H, W)``)."""
+        return self._layout == "single"
+
+    @property
     def has_target(self) -> bool:
         return self._target is not None
 

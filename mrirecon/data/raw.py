@@ -38,6 +38,7 @@ __all__ = [
     "kspace_energy",
     "memory_maps_enabled",
     "normalize_mask",
+    "rss_reference",
 ]
 
 
@@ -355,6 +356,13 @@ class Calibration:
         return kspace, mask
 
 
+def rss_reference(kspace: np.ndarray, crop_size: tuple[int, int], *, centered: bool) -> np.ndarray:
+    """The reference of one fully sampled slice ``(C, H, W)``: the root-sum-of-squares of its coil
+    images, centre-cropped to ``crop_size`` (fastMRI's ``reconstruction_rss``), float32 ``(h, w)``."""
+    images = ifftnc(torch.from_numpy(np.asarray(kspace)), 2, centered=centered)
+    return np.ascontiguousarray(center_crop(rss(images, dim=0).numpy(), crop_size))
+
+
 class ArrayVolume(RawVolume):
     """A volume held as an array ``(S, C, H, W)`` (in memory or memory-mapped).
 
@@ -439,8 +447,7 @@ class ArrayVolume(RawVolume):
         self._check_index(index)
         if self.mask is not None:
             return None
-        images = ifftnc(torch.from_numpy(self.read_kspace(index)), 2, centered=self.centered)
-        return np.ascontiguousarray(center_crop(rss(images, dim=0).numpy(), self.crop_size))
+        return rss_reference(self.read_kspace(index), self.crop_size, centered=self.centered)
 
     @property
     def calibration(self) -> Calibration | None:

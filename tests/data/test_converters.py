@@ -430,3 +430,72 @@ def test_bart_headers_as_bart_reads_them(tmp_path: Path) -> None:
     (tmp_path / "k.hdr").write_text("# Dimensions\n# Command\n")
     with pytest.raises(DataError, match="no valid '# Dimensions' line"):
         read_cfl(tmp_path / "k.cfl")
+
+
+def _fastmri_rss(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The reference fastMRI's code computes from a file: RSS of the centred inverse FFT of its
+    k-space, centre-cropped to the file's reference."""
+    with h5py.File(path) as f:
+        images = np.fft.fftshift(
+            np.fft.ifft2(np.fft.ifftshift(f["kspace"][()], axes=(-2, -1)), norm="ortho"), axes=(-2, -1)
+        )
+        reference = f["reconstruction_rss"][()]
+    rss = np.sqrt((np.abs(images) ** 2).sum(1))
+    h, w = reference.shape[-2:]
+    top, left = (rss.shape[-2] - h) // 2, (rss.shape[-1] - w) // 2
+    return rss[:, top : top + h, left : left + w], reference
+
+
+def test_uncentred_k_space_is_written_centred_for_fastmri(tmp_path: Path) -> None:
+    """fastMRI's FFT and masks assume centred k-space and its code reads no convention attribute:
+    uncentred input written as it was gave fastMRI scrambled images (relative error 1.1-1.3)."""
+    kspace = multicoil_kspace(slices=2, coils=3)  # centred (S, C, H, W)
+    images = ifftnc(torch.from_numpy(kspace), 2).numpy()
+    uncentred = np.fft.fft2(images, norm="ortho").astype(np.complex64)
+    mask = np.zeros(24, bool)
+    mask[::3] = True
+    mask[10:14] = True
+    np.save(tmp_path / "full.npy", uncentred)
+    np.save(tmp_path / "under.npy", uncentred * np.fft.ifftshift(mask))
+    for name in ("full", "under"):
+        convert_volume(
+            tmp_path / f"{name}.npy", tmp_path / f"{name}.h5", npy_axes="slices,coils,kx,ky", centered=False
+        )
+    with h5py.File(tmp_path / "full.h5") as f:
+        assert bool(f.attrs["mrirecon_fft_centered"])
+        np.testing.assert_allclose(f["kspace"][()], kspace, atol=1e-5 * np.abs(kspace).max())
+    ours, reference = _fastmri_rss(tmp_path / "full.h5")
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-6)
+    with h5py.File(tmp_path / "under.h5") as f:
+        np.testing.assert_array_equal(f["mask"][()], mask)  # the centred columns
+        np.testing.assert_allclose(f["kspace"][()], kspace * mask, atol=1e-5 * np.abs(kspace).max())
+
+
+def test_k_space_only_input_gets_its_reference_and_every_output_an_acquisition(tmp_path: Path) -> None:
+    """A fully sampled HDF5 of k-space alone was written without reconstruction_rss, max or norm
+    (fastMRI's transforms then gave target 0); NumPy outputs had no acquisition attribute, which
+    fastMRI's evaluate.py --acquisition reads (KeyError)."""
+    kspace = multicoil_kspace(slices=2, coils=3)
+    with h5py.File(tmp_path / "konly.h5", "w") as f:
+        f.create_dataset("kspace", data=kspace)
+    convert_volume(tmp_path / "konly.h5", tmp_path / "out.h5")
+    ours, reference = _fastmri_rss(tmp_path / "out.h5")
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-6)
+    with h5py.File(tmp_path / "out.h5") as f:
+        assert f.attrs["max"] == pytest.approx(reference.max()) and f.attrs["acquisition"] == ""
+    np.save(tmp_path / "k.npy", kspace[0])
+    convert_volume(tmp_path / "k.npy", tmp_path / "k.h5", acquisition="AXT1")
+    convert_volume(tmp_path / "k.npy", tmp_path / "plain.h5")
+    with h5py.File(tmp_path / "k.h5") as named, h5py.File(tmp_path / "plain.h5") as plain:
+        assert named.attrs["acquisition"] == "AXT1" and plain.attrs["acquisition"] == ""
+
+
+def test_a_fastmri_single_coil_file_is_refused(tmp_path: Path) -> None:
+    """Its (S, H, W) k-space came out as (S, 1, H, W) with its ESC image stored as
+    reconstruction_rss: a file fastMRI's single-coil loader cannot use."""
+    with h5py.File(tmp_path / "single.h5", "w") as f:
+        f.create_dataset("kspace", data=multicoil_kspace(slices=2, coils=1)[:, 0])
+        f.create_dataset("reconstruction_esc", data=np.ones((2, 16, 16), np.float32))
+    with pytest.raises(DataError, match="fastMRI single-coil file: it is in fastMRI's layout already"):
+        convert_volume(tmp_path / "single.h5", tmp_path / "out.h5")
+    assert not (tmp_path / "out.h5").exists()
