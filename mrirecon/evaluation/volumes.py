@@ -28,6 +28,7 @@ from mrirecon import shapes
 from mrirecon.data.fastmri import reference_key
 from mrirecon.data.hdf5_inputs import numeric_dataset, plain_attrs, stored_dataset
 from mrirecon.data.lesions import checked_labels
+from mrirecon.data.volume import HDF5_SUFFIXES
 from mrirecon.errors import DataError, Notice
 from mrirecon.export import ReconVolume, read_reconstruction
 
@@ -80,8 +81,31 @@ def read_attrs(handle: h5py.File) -> dict[str, Any]:
     return plain_attrs(handle.attrs)
 
 
+def _distinct_names(folders: Sequence[Path]) -> list[str]:
+    """The shortest trailing parts of the folders' paths that tell them apart (``runA/reconstructions``
+    and ``runB/reconstructions``: fastMRI's and ATOMMIC's scripts all write to ``reconstructions``)."""
+    parts = [folder.resolve().parts for folder in folders]
+    deepest = max((len(p) for p in parts), default=1)
+    for depth in range(1, deepest + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [folder.name for folder in folders]  # one folder given twice: refused by the caller
+
+
+def hdf5_files(folder: Path) -> list[Path]:
+    """The HDF5 files of a folder, sorted: ``.h5`` and ``.hdf5`` in any case (fastMRI's evaluate.py
+    scores every file of its folder), hidden and partial files left out."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in HDF5_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
 def list_targets(targets: str | Path, split: str | None = None) -> list[Path]:
-    """The target files of a folder (``*.h5``, sorted) or a manifest CSV (in the manifest's order).
+    """The target files of a folder (``.h5``/``.hdf5``, sorted) or a manifest CSV (in the manifest's
+    order).
 
     Args:
         targets: A folder of fastMRI files, or a manifest CSV.
@@ -92,7 +116,7 @@ def list_targets(targets: str | Path, split: str | None = None) -> list[Path]:
     """
     targets = Path(targets)
     if targets.is_dir():
-        files = sorted(p for p in targets.glob("*.h5") if not p.name.startswith("."))
+        files = hdf5_files(targets)
         if split is not None:
             raise DataError("--split needs a manifest CSV, not a folder", path=targets)
     elif targets.is_file() and targets.suffix.lower() == ".csv":
@@ -288,10 +312,11 @@ def format_acceleration(value: Any) -> str:
 def describe_sources(folders: Sequence[Path], labels: Sequence[str] = ()) -> list[ReconSource]:
     """Label each reconstruction folder: ``labels`` if given, else its files' ``model``, else its name.
 
-    The first readable ``*.h5`` of a folder supplies ``model``, ``checkpoint_sha256`` and
+    The first readable HDF5 file of a folder supplies ``model``, ``checkpoint_sha256`` and
     ``acceleration``. Folders of the same model at different accelerations keep the model's name;
     where two folders have the same name *and* acceleration (two checkpoints of one model), the
-    folder name is appended (``cirim [run2]``).
+    folder name is appended (``cirim [run2]``), with as many of its parents as tell the folders
+    apart (``[runA/reconstructions]``).
 
     Raises:
         DataError: if a folder does not exist, the label count differs from the folder count, or
@@ -310,7 +335,7 @@ def describe_sources(folders: Sequence[Path], labels: Sequence[str] = ()) -> lis
                 hint="pass the -o folder of infer or batch",
             )
         attrs: dict[str, Any] = {}
-        for path in sorted(folder.glob("*.h5")):
+        for path in hdf5_files(folder):
             try:
                 with h5py.File(path, "r") as handle:
                     attrs = read_attrs(handle)
@@ -320,9 +345,10 @@ def describe_sources(folders: Sequence[Path], labels: Sequence[str] = ()) -> lis
         found.append((folder, attrs))
     names = list(labels) or [str(attrs.get("model", "")) or folder.name for folder, attrs in found]
     keys = [(name, format_acceleration(attrs.get("acceleration"))) for name, (_, attrs) in zip(names, found)]
+    folder_names = _distinct_names([folder for folder, _ in found])
     out = []
-    for name, key, (folder, attrs) in zip(names, keys, found):
-        label = f"{name} [{folder.name}]" if keys.count(key) > 1 and not labels else name
+    for name, key, folder_name, (folder, attrs) in zip(names, keys, folder_names, found):
+        label = f"{name} [{folder_name}]" if keys.count(key) > 1 and not labels else name
         out.append(
             ReconSource(
                 label=label,

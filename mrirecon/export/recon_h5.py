@@ -17,6 +17,7 @@ The file is written as ``.NAME.partial`` beside ``NAME``, fsynced and renamed wh
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from mrirecon._version import __version__
 from mrirecon.atomic import PARTIAL_SUFFIX, atomic_file
 from mrirecon.data.hdf5_inputs import numeric_dataset, plain_attrs, stored_dataset
 from mrirecon.data.header import AcquisitionHeader, parse_ismrmrd_header
-from mrirecon.errors import DataError
+from mrirecon.errors import DataError, Notice
 from mrirecon.export.geometry import SliceGeometry
 
 __all__ = [
@@ -216,6 +217,23 @@ def _open(path: Path, what: str) -> h5py.File:
         raise DataError(f"not a readable HDF5 file ({error})", path=path) from error
 
 
+def _slices(dataset: h5py.Dataset, path: Path) -> np.ndarray:
+    """A reconstruction dataset as ``(slices, h, w)``: one axis of size 1 besides those (ATOMMIC's
+    ``(S, 1, h, w)``, a trailing channel) is dropped."""
+    shape = dataset.shape
+    if len(shape) == 4 and 1 in shape[1:]:
+        axis = 1 if shape[1] == 1 else (3 if shape[3] == 1 else None)
+        if axis is not None:
+            return np.squeeze(dataset[()], axis=axis)
+    if len(shape) != 3:
+        raise DataError(
+            f"'reconstruction' must have the axes (slices, h, w), got shape {shape}",
+            path=path,
+            hint="store one magnitude or complex image per slice",
+        )
+    return np.asarray(dataset[()])
+
+
 def read_reconstruction(path: str | Path) -> ReconVolume:
     """Read a reconstruction HDF5 written by :func:`write_reconstruction` (or a fastMRI one).
 
@@ -225,18 +243,24 @@ def read_reconstruction(path: str | Path) -> ReconVolume:
     path = Path(path)
     with _open(path, "reconstruction HDF5") as f:
         if "reconstruction" not in f:
+            present = ", ".join(f"'{key}'" for key in f) or "none"
             raise DataError(
-                "the file has no 'reconstruction' dataset",
+                f"the file has no 'reconstruction' dataset (datasets: {present})",
                 path=path,
-                hint="pass a file that infer/batch wrote",
+                hint="the images go in a dataset named 'reconstruction' (slices, h, w), as infer/batch "
+                "and fastMRI's save_reconstructions write them",
             )
-        reconstruction = _magnitude(numeric_dataset(f, "reconstruction", path, ndim=3)[()])
+        reconstruction = _magnitude(_slices(numeric_dataset(f, "reconstruction", path), path))
         zero_filled = _magnitude(numeric_dataset(f, "zero_filled", path)[()]) if "zero_filled" in f else None
         if zero_filled is not None and zero_filled.shape != reconstruction.shape:
-            raise DataError(
-                f"'zero_filled' has shape {zero_filled.shape}, 'reconstruction' {reconstruction.shape}",
-                path=path,
+            warnings.warn(  # only the report's pictures use it: the scores do not depend on it
+                Notice(
+                    f"{path}: 'zero_filled' has shape {zero_filled.shape}, 'reconstruction' "
+                    f"{reconstruction.shape}: left out"
+                ),
+                stacklevel=2,
             )
+            zero_filled = None
         header = _text(stored_dataset(f, "ismrmrd_header", path)[()]) if "ismrmrd_header" in f else None
         geometry = _geometry(f, path)
         attrs = plain_attrs(f.attrs)

@@ -328,6 +328,17 @@ def test_folder_labels(lesion_dataset: Dataset, tmp_path: Path) -> None:
         "cirim [r4]",
         "cirim [r4b]",
     ]
+    # fastMRI's and ATOMMIC's scripts all write to a folder named "reconstructions"
+    for run in ("runA", "runB"):
+        (tmp_path / run / "reconstructions").mkdir(parents=True)
+        write_recon(
+            tmp_path / run / "reconstructions" / "a.h5", np.zeros((1, 8, 8)), None, "cirim", acceleration=4
+        )
+    same_names = [tmp_path / run / "reconstructions" for run in ("runA", "runB")]
+    assert [s.label for s in describe_sources(same_names)] == [
+        "cirim [runA/reconstructions]",
+        "cirim [runB/reconstructions]",
+    ]
     (plain,) = describe_sources([folders["plain"]])
     assert plain.label == "plain" and plain.model == ""
     with pytest.raises(DataError, match="same label and acceleration"):
@@ -402,3 +413,14 @@ def test_single_coil_targets_are_scored_against_their_esc_reference(tmp_path: Pa
         del f["reconstruction_rss"]
     with pytest.raises(DataError, match="reconstruction_esc"):
         evaluate([recons], targets, tmp_path / "out2", EvaluationOptions(progress=False, report_volumes=0))
+
+
+def test_every_hdf5_target_of_a_folder_is_scored(tmp_path: Path) -> None:
+    """A target named .H5 or .hdf5 was dropped without a word (fastMRI's evaluate.py scores every
+    file of its folder): the overall figures changed silently."""
+    from mrirecon.evaluation.volumes import list_targets
+
+    for name in ("a.h5", "b.H5", "c.hdf5", ".hidden.h5", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "sub.h5").mkdir()
+    assert [p.name for p in list_targets(tmp_path)] == ["a.h5", "b.H5", "c.hdf5"]

@@ -14,7 +14,7 @@ import pytest
 
 from mrirecon.atomic import partial_name
 from mrirecon.data.header import build_ismrmrd_header
-from mrirecon.errors import DataError, ExportError
+from mrirecon.errors import DataError, ExportError, Notice
 from mrirecon.export import recon_h5
 from mrirecon.export.recon_h5 import read_input_metadata, read_reconstruction, write_reconstruction
 from tests.export.tools import oblique_geometry, phantom, run_python, unprivileged, volume
@@ -95,13 +95,20 @@ def _malformed(path: Path, **entries: np.ndarray | None) -> None:
     [
         (lambda p: None, "no such reconstruction HDF5"),
         (lambda p: p.write_text("not hdf5"), "not a readable HDF5 file"),
-        (lambda p: h5py.File(p, "w").close(), "no 'reconstruction' dataset"),
+        (lambda p: h5py.File(p, "w").close(), r"no 'reconstruction' dataset \(datasets: none\)"),
         (lambda p: _malformed(p, reconstruction=None), "'reconstruction' is a group, not a dataset"),
         (
             lambda p: _malformed(p, reconstruction=np.array([[[b"x"]]])),
             r"'reconstruction' holds \|S1, not numbers",
         ),
-        (lambda p: _malformed(p, reconstruction=np.ones((2, 4))), r"'reconstruction' must have 3 axes"),
+        (
+            lambda p: _malformed(p, reconstruction=np.ones((2, 4))),
+            r"'reconstruction' must have the axes \(slices, h, w\), got shape \(2, 4\)",
+        ),
+        (
+            lambda p: _malformed(p, reconstruction=np.ones((2, 3, 4, 5))),
+            r"'reconstruction' must have the axes \(slices, h, w\), got shape \(2, 3, 4, 5\)",
+        ),
         (lambda p: _malformed(p, zero_filled=None), "'zero_filled' is a group, not a dataset"),
         (lambda p: _malformed(p, ismrmrd_header=None), "'ismrmrd_header' is a group, not a dataset"),
         (lambda p: _malformed(p, geometry=np.zeros(3)), "'geometry' must be a group of per-slice vectors"),
@@ -248,3 +255,28 @@ def test_a_malformed_geometry_attribute_is_a_data_error(tmp_path: Path, name: st
     with pytest.raises(DataError, match=name) as info:
         read_reconstruction(path)
     assert info.value.path == path
+
+
+def test_other_tools_files_read_as_slices(tmp_path: Path) -> None:
+    """ATOMMIC's stacked predictions (S, 1, h, w) complex, and a trailing channel, are the (S, h, w)
+    images (refused before); a file whose images have another name lists what it holds; a
+    zero_filled of another shape (used for pictures only) is left out with a note instead of
+    stopping the scoring."""
+    images = phantom()  # (S, h, w)
+    for name, stored in (("atommic", images[:, None].astype(np.complex64)), ("channel", images[..., None])):
+        with h5py.File(tmp_path / f"{name}.h5", "w") as f:
+            f["reconstruction"] = stored
+        np.testing.assert_allclose(
+            read_reconstruction(tmp_path / f"{name}.h5").reconstruction, images, rtol=1e-6
+        )
+    with h5py.File(tmp_path / "direct.h5", "w") as f:
+        f["recon"] = images
+    with pytest.raises(DataError, match=r"no 'reconstruction' dataset \(datasets: 'recon'\)"):
+        read_reconstruction(tmp_path / "direct.h5")
+    with h5py.File(tmp_path / "zf.h5", "w") as f:
+        f["reconstruction"] = images
+        f["zero_filled"] = np.ones((images.shape[0], 3, 3), np.float32)
+    with pytest.warns(Notice, match="'zero_filled' has shape"):
+        volume = read_reconstruction(tmp_path / "zf.h5")
+    assert volume.zero_filled is None
+    np.testing.assert_array_equal(volume.reconstruction, images)
