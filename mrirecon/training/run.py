@@ -272,7 +272,20 @@ def train(
     # before fit Lightning knows no ranks yet (its DDP children rerun this function from the start)
     rank_zero = launched_rank() == 0
     say = echo if rank_zero else (lambda _message: None)
-    check_output(paths, config, resume, say, None if resumed is None else resumed.training_config)
+    if resume and tcfg.fast_dev_run:
+        raise ConfigError(
+            "trainer.fast_dev_run checks a configuration with one batch of a new run; it does not resume one",
+            path=paths.root,
+            hint="leave out --resume (fast_dev_run writes no checkpoint), or trainer.fast_dev_run",
+        )
+    resumed_record = None if resumed is None else resumed.record
+    changed = check_output(
+        paths,
+        config,
+        resume,
+        None if resumed is None else resumed.training_config,
+        lambda c: model_config(c, resumed=resumed_record),
+    )
     on_gpu = _uses_gpu(tcfg)
     precision = resolve_precision(tcfg, on_gpu)
     configure_threads(tcfg.threads)
@@ -324,6 +337,8 @@ def train(
     check_batches(config, len(datasets["train"]), trainer.world_size, len(datasets.get("val", ())))
     if resumed is not None:
         check_resumable(resumed, world_size=trainer.world_size, max_epochs=tcfg.max_epochs)
+    if changed:  # announced once every check has passed (not before a refusal)
+        say(f"Resuming with changed settings: {', '.join(changed)}")
     record["world_size"] = module.record["world_size"] = trainer.world_size
     module.total_steps = optimizer_steps(
         len(datasets["train"]),

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from mrirecon.atomic import atomic_file
-from mrirecon.config import from_mapping, load_yaml
+from mrirecon.config import from_mapping, load_yaml, to_mapping
 from mrirecon.errors import ConfigError
 from mrirecon.training.config import TrainConfig
 
@@ -89,12 +89,23 @@ def check_output(
     paths: RunPaths,
     config: TrainConfig,
     resume: bool,
-    echo: Callable[[str], object],
     recorded: Mapping[str, Any] | None = None,
-) -> None:
+    resolve: Callable[[TrainConfig], Any] | None = None,
+) -> list[str]:
     """Refuse an output folder that holds another run (without ``resume``), or a resume whose
     model or optimiser settings differ from the run's: its ``checkpoints/config.yaml`` or, when
-    that file is gone, ``recorded`` (the training config its ``last.ckpt`` records)."""
+    that file is gone, ``recorded`` (the training config its ``last.ckpt`` records).
+
+    Args:
+        resolve: The model config a training config builds (``model.params`` on the model's
+            defaults or preset): a model section written differently that builds the same model
+            (a default stated) resumes.
+
+    Returns:
+        The settings a resume changes, ``key (old → new)``, for the caller to announce once every
+        other check has passed.
+    """
+    changed: list[str] = []
     if resume:
         if not paths.last.is_file():
             raise ConfigError(
@@ -110,11 +121,7 @@ def check_output(
             except ConfigError as error:  # the run's own record: name where it was read
                 raise ConfigError(error.message, path=source, hint=error.hint) from error
             if saved.model != config.model:
-                raise ConfigError(
-                    "the config's model section differs from the run being resumed",
-                    path=source,
-                    hint="resume with the same model settings, or start a new run in another --output-dir",
-                )
+                _check_same_model(saved, config, resolve, source)
             old, new = _flatten(saved.to_mapping()), _flatten(config.to_mapping())
             changed = [
                 f"{k} ({old.get(k)!r} → {new.get(k)!r})"
@@ -141,14 +148,42 @@ def check_output(
                     hint="resume with the run's optim settings, or train on from its weights in a new run "
                     f"with model.init={paths.last}",
                 )
-            if changed:
-                echo(f"Resuming with changed settings: {', '.join(changed)}")
     elif any(p.exists() for p in (paths.last, paths.best, paths.model, paths.test_metrics)):
         raise ConfigError(
             "this folder already holds a training run",
             path=paths.root,
             hint="pass --resume to continue it, or choose another --output-dir",
         )
+    return changed
+
+
+def _check_same_model(
+    saved: TrainConfig, config: TrainConfig, resolve: Callable[[TrainConfig], Any] | None, source: Path
+) -> None:
+    """Refuse a resume whose model differs from the run's, naming the settings that differ; a model
+    section that builds the same model (``model.params.cell=indrnn`` where that is the default, or
+    ``model.init`` of a file since moved: its weights are in the checkpoint) resumes."""
+    if resolve is not None and saved.model.name == config.model.name:
+        before, after = _flatten(to_mapping(resolve(saved))), _flatten(to_mapping(resolve(config)))
+        differ = [
+            f"{k} ({before.get(k)!r} → {after.get(k)!r})"
+            for k in sorted(set(before) | set(after))
+            if before.get(k) != after.get(k)
+        ]
+        if not differ:
+            return
+    else:
+        before, after = _flatten(to_mapping(saved.model)), _flatten(to_mapping(config.model))
+        differ = [
+            f"model.{k} ({before.get(k)!r} → {after.get(k)!r})"
+            for k in sorted(set(before) | set(after))
+            if before.get(k) != after.get(k)
+        ]
+    raise ConfigError(
+        f"the model differs from the run being resumed ({', '.join(differ)})",
+        path=source,
+        hint="resume with the same model settings, or start a new run in another --output-dir",
+    )
 
 
 @dataclass(frozen=True)

@@ -62,12 +62,17 @@ class StepLimit(Callback):
         trainer.should_stop = True
         if trainer.is_global_zero:
             message = f"Stopping at step {trainer.global_step}: trainer.max_steps={self.max_steps} reached"
+            epochs = trainer.max_epochs
+            last = epochs is not None and epochs >= 0 and trainer.current_epoch + 1 >= epochs
+            larger = "a larger max_steps" + (f" and trainer.max_epochs above {epochs}" if last else "")
             if batches_left > 0:  # last.ckpt then holds an unfinished epoch
                 message += (
                     f", {batches_left} batch(es) before the end of epoch {trainer.current_epoch + 1}: "
-                    "extending this run (--resume with a larger max_steps) goes on with the next epoch, "
+                    f"extending this run (--resume with {larger}) goes on with the next epoch, "
                     "so it will not equal a run that went straight to the larger max_steps"
                 )
+            elif last:  # the run has used its epochs too: max_steps alone extends nothing
+                message += f"; it has trained its {epochs} epochs too: to extend it, resume with {larger}"
             self.echo(message)
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:

@@ -41,6 +41,7 @@ def _trainer(others: bool = False) -> Any:
         current_epoch=0,
         global_step=0,
         num_training_batches=5,
+        max_epochs=1000,
         strategy=_Strategy(others),
     )
 
@@ -131,6 +132,17 @@ def test_the_step_limit_stops_at_max_steps_and_before_a_finished_run_steps_again
     assert inside.should_stop and said[-1].startswith(
         "Stopping at step 5: trainer.max_steps=5 reached, 3 batch(es) before the end of epoch 1: "
         "extending this run"
+    )
+    # in the last epoch max_epochs allows, a larger max_steps alone extended nothing (exit 0, no step)
+    last = _trainer()
+    last.num_training_batches, last.global_step, last.current_epoch, last.max_epochs = 8, 5, 3, 4
+    limit.on_train_batch_end(last, None, None, None, 4)
+    assert "extending this run (--resume with a larger max_steps and trainer.max_epochs above 4)" in said[-1]
+    last.should_stop, last.num_training_batches = False, 5
+    limit.on_train_batch_end(last, None, None, None, 4)  # its last batch, too
+    assert said[-1].endswith(
+        "; it has trained its 4 epochs too: to extend it, resume with a larger max_steps and "
+        "trainer.max_epochs above 4"
     )
     finished = _trainer()
     finished.global_step = 5

@@ -226,8 +226,15 @@ def test_output_folder_rules(tiny_registered: str, phantom_data: dict, tmp_path:
     changed = train_config_from_mapping(
         {**base_mapping(max_epochs=1), "model": {"name": "tiny", "params": {"channels": 4}}}
     )
-    with pytest.raises(ConfigError, match="model section differs"):
+    with pytest.raises(
+        ConfigError, match=r"the model differs from the run being resumed \(channels \(8 → 4\)\)"
+    ):
         train(changed, output_dir=tmp_path, resume=True, **quiet)
+    # fast_dev_run is a smoke test of a new run: refused before anything runs (it was an internal
+    # error from Lightning once a run had trained 3 epochs)
+    smoke = train_config_from_mapping({**base_mapping(max_epochs=1, fast_dev_run=True)})
+    with pytest.raises(ConfigError, match=r"fast_dev_run checks a configuration .* does not resume one"):
+        train(smoke, output_dir=tmp_path, resume=True, **quiet)
     # the optimiser and its schedule come back from the checkpoint: a changed optim is refused
     faster = train_config_from_mapping({**base_mapping(max_epochs=1), "optim": {"lr": 1e-2}})
     with pytest.raises(
@@ -241,6 +248,23 @@ def test_output_folder_rules(tiny_registered: str, phantom_data: dict, tmp_path:
     said: list[str] = []
     train(clipped, output_dir=tmp_path, resume=True, datasets=phantom_data, echo=said.append)
     assert any("optim.gradient_clip_val (None → 0.5)" in line for line in said), said
+    # the changes are announced only for a resume that goes on ("Resuming with changed settings"
+    # came before the refusal of a max_epochs below the epochs trained)
+    said.clear()
+    fewer = train_config_from_mapping(
+        {**base_mapping(max_epochs=1), "optim": {"lr": 3e-3, "gradient_clip_val": 0.5}}
+    )
+    with pytest.raises(ConfigError, match="trained 2 epochs already"):
+        train(fewer, output_dir=tmp_path, resume=True, datasets=phantom_data, echo=said.append)
+    assert not any("Resuming with changed settings" in line for line in said), said
+    # a model section that builds the same model resumes: the default channels stated, or left out
+    same = {**base_mapping(max_epochs=3), "optim": {"lr": 3e-3, "gradient_clip_val": 0.5}}
+    train(
+        train_config_from_mapping({**same, "model": {"name": "tiny"}}),
+        output_dir=tmp_path,
+        resume=True,
+        **quiet,
+    )
     # so is another number of steps per epoch: the restored schedule was counted for the old one
     larger = train_config_from_mapping({**base_mapping(max_epochs=1, limit_train_batches=2)})
     with pytest.raises(ConfigError, match=r"steps per epoch differ .*trainer\.limit_train_batches"):
