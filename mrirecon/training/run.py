@@ -339,6 +339,9 @@ def train(
         check_resumable(resumed, world_size=trainer.world_size, max_epochs=tcfg.max_epochs)
     if changed:  # announced once every check has passed (not before a refusal)
         say(f"Resuming with changed settings: {', '.join(changed)}")
+        length = any(c.startswith(("trainer.max_epochs ", "trainer.max_steps ")) for c in changed)
+        if length and config.optim.scheduler == "cosine":  # its state comes back from last.ckpt
+            say("The cosine schedule keeps the length it was counted for when the run started")
     record["world_size"] = module.record["world_size"] = trainer.world_size
     module.total_steps = optimizer_steps(
         len(datasets["train"]),

@@ -430,3 +430,22 @@ def test_a_fine_tune_on_other_coil_maps_than_its_init_is_said(tiny_registered: s
         if said:
             assert "learned from acs coil maps and this run gives it espirit maps" in notes[0]
             assert "data.coil_maps=acs" in notes[0]
+
+
+def test_a_resume_that_lengthens_a_cosine_run_says_the_schedule_keeps_its_length(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    """The cosine's length comes back from last.ckpt: a larger max_epochs trains on at its floor."""
+    mapping = base_mapping(max_epochs=1)
+    mapping["optim"] = {"lr": 3e-3, "scheduler": "cosine"}
+    train(train_config_from_mapping(mapping), output_dir=tmp_path, datasets=phantom_data, echo=lambda _: None)
+    said: list[str] = []
+    mapping["trainer"]["max_epochs"] = 2
+    train(
+        train_config_from_mapping(mapping),
+        output_dir=tmp_path,
+        resume=True,
+        datasets=phantom_data,
+        echo=said.append,
+    )
+    assert "The cosine schedule keeps the length it was counted for when the run started" in said, said
