@@ -38,6 +38,9 @@ def run_cli(
     ``env``: variables added to :func:`environment`."""
 
     def limit() -> None:
+        # a shell that starts the tests in the background ignores SIGINT, and the child would
+        # inherit that (a test's Ctrl-C then did nothing): restore the default, as a terminal has it
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         if file_limit is not None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a signal
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
