@@ -5,7 +5,7 @@
 The quality benchmark's reference is the root-sum-of-squares of *noisy* fully sampled k-space, so a
 reconstruction is judged against an image that carries one noise draw. This benchmark asks what
 that noise alone costs: each test volume's fully sampled k-space gets a second, independent draw of
-the noise its file records (``mrirecon_noise_covariance_*``, ``σ²·Ψ`` between coils), its
+the noise its file records for that slice (``σ_s²·Ψ`` between coils, :func:`noise_covariance_of`), its
 root-sum-of-squares is scored against the reference with the same lesion measure as the models
 (:mod:`mrirecon.evaluation.lesion`), and the lesions kept are counted. An image with its own noise
 is a harder case than a reconstruction that removes noise (the differences of two noisy images
@@ -40,11 +40,17 @@ def redrawn(volume: Volume, rng: np.random.Generator) -> np.ndarray:
     independent noise draw of the covariance its file records is added to its k-space."""
     with h5py.File(volume.path, "r") as handle:
         kspace = handle["kspace"][()]  # (S, C, H, W)
-        covariance = noise_covariance_of(dict(handle.attrs))
-    if covariance is None:
-        raise SystemExit(f"{volume.path}: no recorded noise covariance (not a set of the simulator)")
-    noisy = np.stack([k + coil_noise(covariance, k.shape[1:], 1.0, rng) for k in kspace])
-    images = rss(ifft2c(torch.from_numpy(noisy.astype(np.complex64)))).numpy()
+        attrs = dict(handle.attrs)
+    noisy = []
+    for index, k in enumerate(kspace):
+        covariance = noise_covariance_of(attrs, index)  # σ follows each slice's brain signal
+        if covariance is None:
+            raise SystemExit(
+                f"{volume.path}: no noise covariance recorded for slice {index} (a set made before "
+                "mrirecon recorded each slice's σ: delete the --data-dir folder to remake the sets)"
+            )
+        noisy.append(k + coil_noise(covariance, k.shape[1:], 1.0, rng))
+    images = rss(ifft2c(torch.from_numpy(np.stack(noisy).astype(np.complex64)))).numpy()
     return center_crop(images, volume.target.shape[-2:]).astype(np.float32)
 
 

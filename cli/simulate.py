@@ -34,18 +34,24 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--coils",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=64),
     default=None,
     help="Receive coils [phantom: 8 (birdcage); mni: drawn in 4-32 unless given].",
 )
 @click.option(
     "--size",
-    type=(click.IntRange(min=16), click.IntRange(min=16)),
+    type=(click.IntRange(min=16, max=1024), click.IntRange(min=16, max=1024)),
     default=None,
     metavar="H W",
     help="Matrix size [phantom: 256 256; mni: drawn (160-384 rows, rectangular) unless given].",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed: the same seed, the same data.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed: the same seed, the same data.",
+)
 @click.option("--lesions", is_flag=True, help="Add white-matter lesions (labels stored in the files).")
 @click.option(
     "--snr",
@@ -147,6 +153,16 @@ def simulate(
         click.echo(f"wrote {len(paths)} volume(s) and {output_dir / 'manifest.csv'}")
 
         return
+    unused = _given(
+        ("--lesion-count", lesion_count),
+        ("--lesion-radius", lesion_radius),
+        ("--lesion-contrast", lesion_contrast),
+    )
+    if unused and not lesions:
+        raise ConfigError(
+            f"{', '.join(unused)} set the lesions, which --lesions adds; without it they would be ignored",
+            hint="add --lesions, or leave them out",
+        )
     size = size or (256, 256)
     coils = coils or 8
     snr = snr or 30.0

@@ -368,6 +368,7 @@ CONTINUES = {
     "train": "mrirecon train -o <its output folder> --resume continues it from its last checkpoint, if it "
     "wrote one",
     "batch": "a batch run continues where it stopped when run again",
+    "simulate": "the same command with --overwrite simulates the dataset again from the start",
 }
 
 
@@ -387,9 +388,10 @@ def lost_peer(error: BaseException) -> BaseException | None:
     ):
         return None
     first = text.strip().splitlines()[0][:200] if text.strip() else type(error).__name__
+    again = "; ".join(CONTINUES[kind] for kind in ("train", "batch"))  # the distributed runs
     return ConfigError(
         f"another process of this distributed run stopped, and this one with it ({first})",
-        hint=f"its error is printed above; fix it and start the run again: {'; '.join(CONTINUES.values())}",
+        hint=f"its error is printed above; fix it and start the run again: {again}",
     )
 
 

@@ -7,9 +7,10 @@
 
 Each file holds the fully sampled k-space, the RSS reference, the lesion labels and table, and
 what was drawn: ``mrirecon_snr``, ``mrirecon_noise_std`` and the coil noise covariance
-``σ²·Ψ`` as ``mrirecon_noise_covariance_real`` / ``_imag`` (``(C, C)`` float64), so that a test
-or a user can check the noise the k-space carries. A ``manifest.csv`` with splits is written
-beside them.
+``σ²·Ψ`` as ``mrirecon_noise_covariance_real`` / ``_imag`` (``(C, C)`` float64), all of slice 0,
+and each slice's σ as ``mrirecon_noise_std_slices`` (``(S,)``: σ follows each slice's brain signal),
+so that a test or a user can check the noise the k-space carries (:func:`noise_covariance_of`).
+A ``manifest.csv`` with splits is written beside them.
 """
 
 from __future__ import annotations
@@ -34,12 +35,24 @@ ANATOMY_SOURCES = ("phantom", "mni", "dipy")
 SLICE_THICKNESS_MM = 5.0
 
 
-def noise_covariance_of(attrs: dict[str, Any]) -> np.ndarray | None:
-    """The coil noise covariance ``(C, C)`` complex128 a realistic file records, or None."""
+def noise_covariance_of(attrs: dict[str, Any], slice_index: int = 0) -> np.ndarray | None:
+    """The coil noise covariance ``(C, C)`` complex128 of one slice of a realistic file, or None
+    when the file does not record it (for a slice other than the first: a file written before the
+    per-slice σ, ``mrirecon_noise_std_slices``, was recorded).
+
+    The file records ``σ₀²·Ψ`` (slice 0's); slice ``s`` has ``σ_s²·Ψ``, σ following each slice's
+    brain signal (docs/data.md)."""
     real, imag = attrs.get("mrirecon_noise_covariance_real"), attrs.get("mrirecon_noise_covariance_imag")
     if real is None or imag is None:
         return None
-    return np.asarray(real, dtype=np.float64) + 1j * np.asarray(imag, dtype=np.float64)
+    covariance = np.asarray(real, dtype=np.float64) + 1j * np.asarray(imag, dtype=np.float64)
+    if slice_index == 0:
+        return covariance
+    sigmas = attrs.get("mrirecon_noise_std_slices")
+    if sigmas is None:
+        return None
+    sigmas = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+    return covariance * (sigmas[slice_index] / sigmas[0]) ** 2
 
 
 def write_realistic_volume(
@@ -79,6 +92,7 @@ def write_realistic_volume(
         "patient_id": patient_id,
         "mrirecon_snr": float(first.snr),
         "mrirecon_noise_std": float(first.noise_std),
+        "mrirecon_noise_std_slices": np.array([sl.noise_std for sl in slices], dtype=np.float64),
         "mrirecon_noise_covariance_real": np.real(covariance).astype(np.float64),
         "mrirecon_noise_covariance_imag": np.imag(covariance).astype(np.float64),
         "mrirecon_contrast": str(first.params.get("contrast", "")),

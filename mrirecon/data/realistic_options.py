@@ -3,6 +3,7 @@ contrast families' tissue intensities, checked when constructed."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from mrirecon.data.anatomy import ORIENTATIONS
@@ -21,9 +22,20 @@ CONTRAST_FAMILIES: dict[str, dict[str, float]] = {
 }
 
 
-def _range(name: str, value: tuple[float, float], low: float = 0.0) -> None:
-    if len(value) != 2 or not low <= value[0] <= value[1]:
-        raise ConfigError(f"'{name}' must be a range (least, most) with {low} <= least <= most, got {value}")
+def _range(name: str, value: tuple[float, float], low: float = 0.0, high: float = math.inf) -> None:
+    """Refuse anything but ``low <= least <= most <= high``, finite (NaN, infinity, and sizes that
+    would allocate without bound before anything is checked)."""
+    if len(value) != 2 or not all(math.isfinite(v) for v in value) or not low <= value[0] <= value[1] <= high:
+        bound = f" <= {high:g}" if math.isfinite(high) else ""
+        raise ConfigError(
+            f"'{name}' must be a range (least, most) of finite numbers with {low:g} <= least <= most{bound}, "
+            f"got {value}"
+        )
+
+
+#: The most coils a simulated array has (its (C, C) noise covariance is a file attribute, which
+#: HDF5 caps at 64 KiB: 90 coils; and mrirecon takes an axis of more than 64 for a spatial one).
+MOST_COILS = 64
 
 
 @dataclass(frozen=True)
@@ -75,24 +87,24 @@ class RealisticOptions:
     oversampling: float = 1.5
 
     def __post_init__(self) -> None:
-        _range("rows", self.rows, 32)
-        _range("aspect", self.aspect, 0.1)
-        _range("fov_mm", self.fov_mm, 1.0)
-        _range("coils", self.coils, 1)
-        _range("snr", self.snr, 1e-6)
-        _range("lesion_count", self.lesion_count, 0)
-        _range("sharpen", self.sharpen, 1.0)
-        _range("sulci", self.sulci, 0.0)
-        _range("texture", self.texture, 0.0)
-        if self.sulci[1] > 1.0:
-            raise ConfigError(f"'sulci' must stay within [0, 1], got {self.sulci}")
-        _range("lesion_radius_mm", self.lesion_radius_mm, 0.1)
-        _range("hyperintense", self.hyperintense, 1.0)
-        _range("hypointense", self.hypointense, 0.01)
-        if self.hypointense[1] > 1.0:
-            raise ConfigError(f"'hypointense' must stay below 1, got {self.hypointense}")
-        if self.multiple < 1 or self.oversampling < 1:
-            raise ConfigError("'multiple' must be at least 1 and 'oversampling' at least 1")
+        _range("rows", self.rows, 32, 1024)
+        _range("aspect", self.aspect, 0.1, 4.0)
+        _range("fov_mm", self.fov_mm, 1.0, 1000.0)
+        _range("coils", self.coils, 1, MOST_COILS)
+        _range("snr", self.snr, 1e-6, 1e6)
+        _range("lesion_count", self.lesion_count, 0, 100)
+        _range("sharpen", self.sharpen, 1.0, 10.0)
+        _range("sulci", self.sulci, 0.0, 1.0)
+        _range("texture", self.texture, 0.0, 1.0)
+        _range("lesion_radius_mm", self.lesion_radius_mm, 0.1, 50.0)
+        _range("hyperintense", self.hyperintense, 1.0, 10.0)
+        _range("hypointense", self.hypointense, 0.01, 1.0)
+        if not 1 <= self.multiple <= self.rows[0]:
+            raise ConfigError(
+                f"'multiple' must be from 1 to the least rows ({self.rows[0]}), got {self.multiple}"
+            )
+        if not (math.isfinite(self.oversampling) and 1 <= self.oversampling <= 4):
+            raise ConfigError(f"'oversampling' must be a number from 1 to 4, got {self.oversampling}")
         for name, values, known in (
             ("coil_kinds", self.coil_kinds, COIL_KINDS),
             ("contrasts", self.contrasts, tuple(CONTRAST_FAMILIES)),

@@ -34,12 +34,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from mrirecon.atomic import final_name
 from mrirecon.data.fastmri_writer import write_volume
 from mrirecon.data.header import build_ismrmrd_header
 from mrirecon.data.lesions import Lesion, LesionDraw, apply_lesions, place_in_regions
 from mrirecon.data.manifest import build_manifest
 from mrirecon.data.phantom import CONTRASTS, TISSUES, BrainPhantom, brain_phantom
 from mrirecon.data.realistic import RealisticOptions
+from mrirecon.data.realistic_options import MOST_COILS
 from mrirecon.errors import ConfigError
 from mrirecon.physics import fft2c, normalize_coil_maps, rss
 
@@ -123,9 +125,11 @@ def volume_name(acquisition: str, seed: int, index: int) -> str:
     return f"sim_{acquisition}_s{seed}_v{index:03d}.h5"
 
 
-def is_volume_name(name: str, seed: int) -> bool:
-    """Whether ``name`` is a :func:`volume_name` of seed ``seed``, whatever its acquisition and index."""
-    return re.fullmatch(rf"sim_\w+_s{seed}_v\d{{3}}\.h5", name) is not None
+def is_volume_name(name: str, seed: int | None = None) -> bool:
+    """Whether ``name`` is a :func:`volume_name` of seed ``seed`` (any seed: None), whatever its
+    acquisition and index."""
+    number = r"\d+" if seed is None else str(seed)
+    return re.fullmatch(rf"sim_\w+_s{number}_v\d{{3}}\.h5", name) is not None
 
 
 def simulate_coil_maps(coils: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -189,7 +193,7 @@ def simulate_volume(
         contrast: ``"flair"``, ``"t1"`` or ``"t2"``.
         lesions: Lesion options, or None for none.
     """
-    _check(slices, coils, size, snr, contrast)
+    _check(slices, coils, size, snr, contrast, seed)
     height, width = size
     streams = np.random.SeedSequence([int(seed), int(index)]).spawn(4)
     anatomy, coil_rng, lesion_rng, noise_rng = (np.random.default_rng(s) for s in streams)
@@ -247,11 +251,15 @@ def simulate_volume(
     )
 
 
-def _check(slices: int, coils: int, size: tuple[int, int], snr: float, contrast: str) -> None:
-    if slices < 1 or coils < 1:
-        raise ConfigError(f"slices and coils must be at least 1, got {slices} and {coils}")
-    if len(size) != 2 or min(size) < 16:
-        raise ConfigError(f"size must be two numbers of at least 16 (H W), got {tuple(size)}")
+def _check(slices: int, coils: int, size: tuple[int, int], snr: float, contrast: str, seed: int = 0) -> None:
+    if slices < 1 or not 1 <= coils <= MOST_COILS:
+        raise ConfigError(
+            f"slices must be at least 1 and coils from 1 to {MOST_COILS}, got {slices} and {coils}"
+        )
+    if len(size) != 2 or min(size) < 16 or max(size) > 1024:
+        raise ConfigError(f"size must be two numbers from 16 to 1024 (H W), got {tuple(size)}")
+    if seed < 0:
+        raise ConfigError(f"the seed must be at least 0, got {seed}")
     if not snr > 0:
         raise ConfigError(f"snr must be positive, got {snr}")
     if contrast not in CONTRASTS:
@@ -284,18 +292,21 @@ def check_empty_output(folder: Path, overwrite: bool) -> None:
 
 
 def _remove_dataset(folder: Path) -> None:
-    """Remove ``folder``'s manifest and the volumes it lists inside ``folder``."""
+    """Remove ``folder``'s manifest and the volumes it lists inside ``folder``, and the volumes
+    (and partial files) of a simulation that stopped before writing its manifest."""
     from mrirecon.data.manifest import read_manifest
 
     manifest = folder / "manifest.csv"
-    if not manifest.is_file():
-        return
-    inside = folder.resolve()
-    for entry in read_manifest(manifest):
-        path = Path(entry.path).resolve()
-        if path.parent == inside and path.suffix == ".h5":
-            path.unlink(missing_ok=True)
-    manifest.unlink()
+    if manifest.is_file():
+        inside = folder.resolve()
+        for entry in read_manifest(manifest):
+            path = Path(entry.path).resolve()
+            if path.parent == inside and path.suffix == ".h5":
+                path.unlink(missing_ok=True)
+        manifest.unlink()
+    for path in folder.iterdir():  # an interrupted run's: no manifest lists them
+        if is_volume_name(final_name(path).name) and path.is_file():
+            path.unlink()
 
 
 def simulate_dataset(
@@ -347,6 +358,8 @@ def simulate_dataset(
     Raises:
         ConfigError: for invalid arguments.
     """
+    if seed < 0:
+        raise ConfigError(f"the seed must be at least 0, got {seed}")
     check_empty_output(Path(output_dir), overwrite)
     if anatomy != "phantom":
         from mrirecon.data.realistic_dataset import simulate_realistic_dataset
@@ -364,6 +377,11 @@ def simulate_dataset(
         )
     if volumes < 1:
         raise ConfigError(f"volumes must be at least 1, got {volumes}")
+    if contrast != "mixed" and contrast not in CONTRASTS:
+        raise ConfigError(
+            f"unknown contrast '{contrast}' for the phantom",
+            hint=f"choose one of {', '.join(CONTRASTS)} or mixed (--anatomy mni has pd and random too)",
+        )
     kinds = list(CONTRASTS) if contrast == "mixed" else [contrast]
     for kind in kinds:
         _check(slices, coils, size, snr, kind)

@@ -79,6 +79,9 @@ class SimulatedSliceDataset:
         transform: A ``ReconTransform`` (or any ``(volume, index) -> sample`` callable).
         name: Prefix of the items' file names (they seed deterministic masks: ``{name}_{index}.h5``).
         target: The items' reference, ``"noisy"`` or ``"expected"`` (module docstring).
+        stream: 0 for the training stream, seeded ``(seed, epoch, index)``; another number for a
+            stream of its own, seeded ``(seed, epoch, index, stream)``, which no training stream
+            of any seed shares (validation and test slices).
     """
 
     epoch_aware = True
@@ -91,6 +94,7 @@ class SimulatedSliceDataset:
         transform: Any,
         name: str = "sim",
         target: str = "noisy",
+        stream: int = 0,
     ):
         if length < 1:
             raise ValueError(f"length must be at least 1, got {length}")
@@ -102,6 +106,7 @@ class SimulatedSliceDataset:
         self.options = options
         self.transform = transform
         self.name = name
+        self.stream = int(stream)
 
     def __len__(self) -> int:
         return self.length
@@ -111,7 +116,9 @@ class SimulatedSliceDataset:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         if not 0 <= index < self.length:
             raise IndexError(f"item {index} out of range (the dataset has {self.length})")
-        sim = simulate_realistic_slice(self.options, (self.seed, int(epoch), int(index)))
+        key3 = (self.seed, int(epoch), int(index))
+        # (a trailing 0 seeds as nothing: a stream's number must not be 0 to be a stream of its own)
+        sim = simulate_realistic_slice(self.options, key3 + ((self.stream,) if self.stream else ()))
         suffix = f"e{epoch}_{index:06d}" if epoch else f"{index:06d}"
         return SimulatedSliceVolume(f"{self.name}_s{self.seed}_{suffix}.h5", sim, self.target)
 

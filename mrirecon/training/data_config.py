@@ -88,6 +88,10 @@ class SyntheticSection:
     snr: float = 30.0
     lesions: bool = False
 
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ConfigError(f"'data.synthetic.seed' must be at least 0, got {self.seed}")
+
 
 @dataclass(frozen=True)
 class SimulationSection:
@@ -100,7 +104,8 @@ class SimulationSection:
         train_slices: Training slices per epoch.
         val_slices: Validation slices.
         test_slices: Test slices (0: no test set).
-        seed: Seed of the stream (validation and test use ``seed + 1`` and ``seed + 2``).
+        seed: Seed of the stream (validation and test slices come from streams of their own,
+            which no training stream of any seed shares).
         options: What the simulator randomises (``RealisticOptions``: matrix, field of view, coils,
             SNR, contrasts, orientations, skull, lesions; docs/data.md).
         train_target: The training slices' reference: ``noisy`` (fastMRI's, the RSS of the noisy
@@ -117,6 +122,8 @@ class SimulationSection:
     train_target: Literal["noisy", "expected"] = "noisy"
 
     def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ConfigError(f"'data.simulation.seed' must be at least 0, got {self.seed}")
         if self.train_slices < 1 or self.val_slices < 1 or self.test_slices < 0:
             raise ConfigError(
                 "'data.simulation' needs train_slices and val_slices of at least 1 "

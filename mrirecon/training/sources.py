@@ -135,6 +135,12 @@ def data_convention(data: DataSection, datasets: Mapping[str, Any], model_center
     return centered
 
 
+#: Each split's simulated stream: validation and test slices are seeded apart from every training
+#: stream (with ``seed + 1`` and ``seed + 2`` they were the training slices of those seeds, so a
+#: seed sweep trained on the other runs' validation and test slices).
+_STREAMS = {"train": 0, "val": 0x76616C, "test": 0x74657374}
+
+
 def _simulated_datasets(data: DataSection, splits: Sequence[str]) -> dict[str, Any]:
     """On-the-fly realistic simulation (``data.simulation``): one seeded stream per split."""
     from mrirecon.data.stream import SimulatedSliceDataset
@@ -145,11 +151,12 @@ def _simulated_datasets(data: DataSection, splits: Sequence[str]) -> dict[str, A
     return {
         split: SimulatedSliceDataset(
             lengths[split],
-            sim.seed + SPLITS.index(split),
+            sim.seed,
             sim.options,
             _transform(data, training=(split == "train")),
             name=f"sim_{split}",
             target=sim.train_target if split == "train" else "noisy",
+            stream=_STREAMS[split],
         )
         for split in splits
         if lengths[split] > 0

@@ -150,8 +150,16 @@ def test_volumes_vary_and_phase_is_smooth() -> None:
 def test_bad_options() -> None:
     with pytest.raises(ConfigError, match="unknown contrast 'pd'"):
         simulate_volume(slices=1, coils=1, size=(32, 32), seed=0, contrast="pd")
-    with pytest.raises(ConfigError, match="size must be two numbers of at least 16"):
+    with pytest.raises(ConfigError, match=r"size must be two numbers from 16 to 1024"):
         simulate_volume(slices=1, coils=1, size=(8, 32), seed=0)
+    # a size or coil count that allocated until MemoryError (an internal-error traceback), and a
+    # negative seed (NumPy's ValueError, the same)
+    with pytest.raises(ConfigError, match=r"size must be two numbers from 16 to 1024"):
+        simulate_volume(slices=1, coils=1, size=(60000, 60000), seed=0)
+    with pytest.raises(ConfigError, match=r"coils from 1 to 64, got 1 and 5000"):
+        simulate_volume(slices=1, coils=5000, size=(32, 32), seed=0)
+    with pytest.raises(ConfigError, match="the seed must be at least 0, got -1"):
+        simulate_volume(slices=1, coils=1, size=(32, 32), seed=-1)
     with pytest.raises(ConfigError, match="snr must be positive"):
         simulate_volume(slices=1, coils=1, size=(32, 32), seed=0, snr=0)
     with pytest.raises(ConfigError, match="lesion radius"):
@@ -196,6 +204,14 @@ def test_simulate_refuses_a_folder_that_holds_a_dataset(tmp_path: Path) -> None:
         tmp_path, volumes=1, slices=1, coils=2, size=(32, 32), contrast="t1", progress=False, overwrite=True
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["manifest.csv", "mine.h5", smaller[0].name])
+    # an interrupted run's volumes (no manifest lists them) went on beside the new ones: 84 slices read
+    (tmp_path / "manifest.csv").unlink()
+    (tmp_path / "sim_AXFLAIR_s0_v004.h5").write_bytes(b"old")
+    (tmp_path / ".sim_AXFLAIR_s0_v005.h5.partial").write_bytes(b"old")
+    fresh = simulate_dataset(
+        tmp_path, volumes=1, slices=1, coils=2, size=(32, 32), seed=3, progress=False, overwrite=True
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["manifest.csv", "mine.h5", fresh[0].name])
 
 
 def test_train_with_a_mistyped_manifest_writes_nothing(tmp_path: Path) -> None:
@@ -225,3 +241,21 @@ def test_the_cli_lesion_defaults_are_the_library_defaults() -> None:
     assert f"default: {library.count[0]} {library.count[1]}]" in helps["lesion_count"]
     assert f"default: {library.radius_mm[0]:g} {library.radius_mm[1]:g}]" in helps["lesion_radius"]
     assert library.contrast is None and "default per contrast" in helps["lesion_contrast"]
+
+
+def test_the_cli_refuses_lesion_options_without_lesions_and_a_negative_seed(tmp_path: Path) -> None:
+    """--lesion-count without --lesions wrote files without lesions, silently."""
+    from click.testing import CliRunner
+
+    from mrirecon_cli.main import cli
+
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["simulate", str(tmp_path / "a"), "--lesion-count", "3", "6", "--volumes", "1"]
+    )
+    assert result.exit_code == 2 and "--lesion-count set the lesions, which --lesions adds" in result.output
+    result = runner.invoke(cli, ["simulate", str(tmp_path / "b"), "--seed", "-1"])
+    assert result.exit_code == 2 and "Invalid value for '--seed'" in result.output
+    result = runner.invoke(cli, ["simulate", str(tmp_path / "c"), "--anatomy", "mni", "--coils", "91"])
+    assert result.exit_code == 2 and "Invalid value for '--coils'" in result.output
+    assert not any(tmp_path.iterdir())

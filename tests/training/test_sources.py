@@ -66,7 +66,18 @@ def test_simulation_on_the_fly_builds_seeded_streams_and_checks_its_settings() -
     first, again, next_epoch = seeded[(0, 1)], seeded[(0, 1)], seeded[(1, 1)]
     assert torch.equal(first.masked_kspace, again.masked_kspace)
     assert not torch.equal(first.target, next_epoch.target)
-    assert datasets["val"][0].fname == "sim_val_s6_000000.h5"
+    assert datasets["val"][0].fname == "sim_val_s5_000000.h5"
+    # validation (and test) slices are no training stream's: with seed + 1 they were seed 6's first
+    # training slices, so a seed sweep trained on the other runs' validation and test sets
+    later = build_datasets(dataclasses.replace(data, simulation=dataclasses.replace(section, seed=6)))
+    val = datasets["val"].volume(0).read_target(0)
+    assert all(
+        not np.array_equal(val, other["train"].volume((0, i)).read_target(0))
+        for other in (datasets, later)
+        for i in range(3)
+    )
+    with pytest.raises(ConfigError, match=r"'data\.simulation\.seed' must be at least 0, got -1"):
+        from_mapping(SimulationSection, {"seed": -1})
     assert data_checksum(data) == data_checksum(data) and data_checksum(data) != data_checksum(
         DataSection(simulation=SimulationSection(seed=6, options=section.options), mask=data.mask)
     )
