@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ from mrirecon.data.manifest import build_manifest
 from mrirecon.data.phantom import CONTRASTS, TISSUES, BrainPhantom, brain_phantom
 from mrirecon.data.realistic import RealisticOptions
 from mrirecon.data.realistic_options import MOST_COILS
-from mrirecon.errors import ConfigError
+from mrirecon.errors import ConfigError, Notice
 from mrirecon.physics import fft2c, normalize_coil_maps, rss
 
 __all__ = [
@@ -162,7 +163,16 @@ def place_white_matter_lesions(
         depth = max(0.5, radius * pixel_mm / SLICE_THICKNESS_MM)
         return LesionDraw(radius, float(contrast), irregularity, depth)
 
-    return place_in_regions([phantom.tissue == TISSUES["wm"]], draw, wanted, rng, tries=30)
+    placed = place_in_regions([phantom.tissue == TISSUES["wm"]], draw, wanted, rng, tries=30)
+    if len(placed) < wanted:  # (0 of 4 with a 30-40 mm radius: no lesion, and no word of it)
+        warnings.warn(
+            Notice(
+                f"{len(placed)} of the {wanted} lesions drawn fit in the white matter (radius "
+                f"{options.radius_mm[0]:g}-{options.radius_mm[1]:g} mm): the others are left out"
+            ),
+            stacklevel=2,
+        )
+    return placed
 
 
 def _brain_mean(phantom: BrainPhantom, image: np.ndarray) -> float:

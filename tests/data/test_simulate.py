@@ -259,3 +259,16 @@ def test_the_cli_refuses_lesion_options_without_lesions_and_a_negative_seed(tmp_
     result = runner.invoke(cli, ["simulate", str(tmp_path / "c"), "--anatomy", "mni", "--coils", "91"])
     assert result.exit_code == 2 and "Invalid value for '--coils'" in result.output
     assert not any(tmp_path.iterdir())
+
+
+def test_lesions_that_do_not_fit_are_said(tmp_path: Path) -> None:
+    """A 30-40 mm radius placed no lesion in any volume, and said nothing."""
+    from mrirecon.errors import Notice
+
+    with pytest.warns(
+        Notice, match=r"0 of the \d+ lesions drawn fit in the white matter \(radius 30-40 mm\)"
+    ):
+        sim = simulate_volume(
+            slices=2, coils=2, size=(64, 64), seed=0, lesions=LesionOptions(radius_mm=(30.0, 40.0))
+        )
+    assert not sim.lesions
