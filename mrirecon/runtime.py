@@ -391,7 +391,8 @@ def lost_peer(error: BaseException) -> BaseException | None:
     again = "; ".join(CONTINUES[kind] for kind in ("train", "batch"))  # the distributed runs
     return ConfigError(
         f"another process of this distributed run stopped, and this one with it ({first})",
-        hint=f"its error is printed above; fix it and start the run again: {again}",
+        hint=f"its error is above if it could print one (a killed process prints none); fix it and start "
+        f"the run again: {again}",
     )
 
 

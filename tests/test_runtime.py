@@ -61,6 +61,10 @@ def test_a_lost_distributed_peer_is_one_line_not_a_bug() -> None:
             isinstance(error, ConfigError)
             and "another process of this distributed run stopped" in error.message
         )
+        # a SIGKILLed peer printed nothing: the hint said its error "is printed above"; and it names
+        # how the distributed runs (train, batch) continue, not simulate's
+        assert error.hint is not None and "a killed process prints none" in error.hint
+        assert "--resume" in error.hint and "--overwrite" not in error.hint
     assert lost_peer(RuntimeError("shape mismatch")) is None
     assert lost_peer(ValueError("Connection closed by peer")) is None
 
