@@ -41,6 +41,7 @@ from mrirecon.data.hdf5_inputs import (
     open_hdf5,
     plain_attrs,
     stored_dataset,
+    stored_group,
 )
 from mrirecon.data.header import parse_ismrmrd_header
 from mrirecon.data.lesions import checked_labels
@@ -381,8 +382,12 @@ class FastMRIVolume(RawVolume):
         return _decode(header[()])
 
     def _read_geometry(self, handle: h5py.File) -> dict[str, Any] | None:
-        group = handle.get("geometry")
-        if not isinstance(group, h5py.Group):
+        if isinstance(handle.get("geometry", getlink=True), h5py.HardLink) and not isinstance(
+            handle["geometry"], h5py.Group
+        ):
+            return None  # a dataset of that name: no geometry (as before)
+        group = stored_group(handle, "geometry", self.path)
+        if group is None:
             return None
         out: dict[str, Any] = {}
         for name in GEOMETRY_VECTORS:

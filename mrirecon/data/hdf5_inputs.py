@@ -213,6 +213,30 @@ def check_small(dataset: h5py.Dataset, elements: int, path: Path) -> None:
         )
 
 
+def stored_group(handle: h5py.File | h5py.Group, key: str, path: Path) -> h5py.Group | None:
+    """The group ``key`` of an open file (None when there is none), refused unless it is the
+    file's own: a group reached through an external or soft link would serve another file's
+    values (geometry, its attributes) under this file's name.
+
+    Raises:
+        DataError: a link other than a hard link, or a dataset where the group belongs.
+    """
+    link = handle.get(key, getlink=True)
+    if link is None:
+        return None
+    if not isinstance(link, h5py.HardLink):
+        target = getattr(link, "filename", None) or getattr(link, "path", "")
+        raise DataError(
+            f"'{key}' is a link ({type(link).__name__} to {target}): mrirecon reads only data stored "
+            "in the file itself",
+            path=path,
+        )
+    group = handle[key]
+    if not isinstance(group, h5py.Group):
+        raise DataError(f"'{key}' must be a group, found a dataset", path=path)
+    return group
+
+
 def check_stored(dataset: h5py.Dataset, path: Path) -> None:
     """Check that a dataset holds the data its shape declares, before anything is read.
 

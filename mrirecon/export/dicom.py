@@ -354,6 +354,11 @@ def write_series(datasets: list[Dataset], folder: Path, *, overwrite: bool = Fal
         ExportError: on I/O failure (disk full, no permission) or a different series in the folder.
     """
     folder = Path(folder)
+    if folder.is_symlink():  # a link planted where the series goes: replaced, never written through
+        try:  # (into its target, and --overwrite deleted the other series' files there)
+            folder.unlink()
+        except OSError as error:
+            raise export_error(error, folder, "DICOM series") from error
     names = [FILE_PATTERN.format(d.InstanceNumber) for d in datasets]
     series_uid = str(datasets[0].SeriesInstanceUID) if datasets else ""
     if folder.is_dir() and any(folder.iterdir()):

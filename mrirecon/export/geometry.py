@@ -40,6 +40,7 @@ import numpy as np
 
 from mrirecon.data.geometry_values import GEOMETRY_DIRECTIONS as _VECTORS
 from mrirecon.data.geometry_values import field_of_view, real_numbers, slice_thickness
+from mrirecon.data.hdf5_inputs import stored_dataset
 from mrirecon.data.header import AcquisitionHeader
 from mrirecon.errors import DataError
 
@@ -109,12 +110,20 @@ class SliceGeometry:
         missing = [name for name in _VECTORS if not isinstance(group.get(name), h5py.Dataset)]
         if missing:
             raise DataError(f"the geometry group lacks {', '.join(missing)}", path=source)
+        where = Path(source)
         try:
-            arrays = {name: real_numbers(group[name][()], name) for name in _VECTORS}
+            # each vector stored in the file itself (not a link, a virtual dataset or external storage)
+            arrays = {name: real_numbers(stored_dataset(group, name, where)[()], name) for name in _VECTORS}
             table = group.get("patient_table_position")
             if table is not None and not isinstance(table, h5py.Dataset):
                 raise DataError("geometry: patient_table_position is not a dataset")
-            table_array = None if table is None else real_numbers(table[()], "patient_table_position")
+            table_array = (
+                None
+                if table is None
+                else real_numbers(
+                    stored_dataset(group, "patient_table_position", where)[()], "patient_table_position"
+                )
+            )
             fov_attr = group.attrs.get("field_of_view_mm")
             thickness = group.attrs.get("slice_thickness_mm")
             return cls(

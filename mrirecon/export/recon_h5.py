@@ -27,7 +27,7 @@ import numpy as np
 
 from mrirecon._version import __version__
 from mrirecon.atomic import PARTIAL_SUFFIX, atomic_file
-from mrirecon.data.hdf5_inputs import numeric_dataset, plain_attrs, stored_dataset
+from mrirecon.data.hdf5_inputs import check_stored, numeric_dataset, plain_attrs, stored_dataset, stored_group
 from mrirecon.data.header import AcquisitionHeader, parse_ismrmrd_header
 from mrirecon.errors import DataError, Notice
 from mrirecon.export.geometry import SliceGeometry
@@ -193,13 +193,14 @@ def _text(value: Any) -> str:
 
 
 def _geometry(handle: h5py.File, path: Path) -> SliceGeometry | None:
-    """The file's ``geometry`` group read, None without one; a DataError when it is not a group."""
-    if "geometry" not in handle:
-        return None
-    group = handle["geometry"]
-    if not isinstance(group, h5py.Group):
+    """The file's ``geometry`` group read, None without one; a DataError when it is not a group
+    of the file's own (a link to another file's)."""
+    if isinstance(handle.get("geometry", getlink=True), h5py.HardLink) and not isinstance(
+        handle["geometry"], h5py.Group
+    ):
         raise DataError("'geometry' must be a group of per-slice vectors, found a dataset", path=path)
-    return SliceGeometry.read(group)
+    group = stored_group(handle, "geometry", path)
+    return None if group is None else SliceGeometry.read(group)
 
 
 def _open(path: Path, what: str) -> h5py.File:
@@ -220,6 +221,7 @@ def _open(path: Path, what: str) -> h5py.File:
 def _slices(dataset: h5py.Dataset, path: Path) -> np.ndarray:
     """A reconstruction dataset as ``(slices, h, w)``: one axis of size 1 besides those (ATOMMIC's
     ``(S, 1, h, w)``, a trailing channel) is dropped."""
+    check_stored(dataset, path)  # a few KB declaring gigabytes of unwritten chunks
     shape = dataset.shape
     if len(shape) == 4 and 1 in shape[1:]:
         axis = 1 if shape[1] == 1 else (3 if shape[3] == 1 else None)
@@ -251,7 +253,11 @@ def read_reconstruction(path: str | Path) -> ReconVolume:
                 "and fastMRI's save_reconstructions write them",
             )
         reconstruction = _magnitude(_slices(numeric_dataset(f, "reconstruction", path), path))
-        zero_filled = _magnitude(numeric_dataset(f, "zero_filled", path)[()]) if "zero_filled" in f else None
+        zero_filled = None
+        if "zero_filled" in f:
+            stored = numeric_dataset(f, "zero_filled", path)
+            check_stored(stored, path)
+            zero_filled = _magnitude(stored[()])
         if zero_filled is not None and zero_filled.shape != reconstruction.shape:
             warnings.warn(  # only the report's pictures use it: the scores do not depend on it
                 Notice(

@@ -43,11 +43,17 @@ def test_data_stored_outside_the_file_is_refused(tmp_path: Path) -> None:
     with h5py.File(tmp_path / "mask_link.h5", "w") as f:
         f["kspace"] = KSPACE
         f["mask"] = h5py.ExternalLink(str(other), "/kspace")
+    with h5py.File(other, "a") as f:  # its geometry attributes were copied into this file's outputs
+        f.create_group("geometry").attrs["field_of_view_mm"] = np.array([123.0, 456.0, 7.0])
+    with h5py.File(tmp_path / "geometry_link.h5", "w") as f:
+        f["kspace"] = KSPACE
+        f["geometry"] = h5py.ExternalLink(str(other), "/geometry")
     for name, said in [
         ("extlink", r"'kspace' is a link \(ExternalLink"),
         ("external", "keeps its data outside the file"),
         ("virtual", "keeps its data outside the file"),
         ("mask_link", r"'mask' is a link"),
+        ("geometry_link", r"'geometry' is a link \(ExternalLink"),
     ]:
         with pytest.raises(DataError, match=said):
             open_volume(tmp_path / f"{name}.h5")

@@ -633,3 +633,16 @@ def test_instances_are_numbered_through_space(tmp_path: Path) -> None:
     files = read_series(tmp_path / "r")  # a stack in order (here the other way): numbered as stored
     positions = np.array([[float(v) for v in f.ImagePositionPatient] for f in files])
     np.testing.assert_allclose(np.diff(positions, axis=0), np.diff(reverse.position, axis=0), atol=1e-4)
+
+
+def test_a_link_planted_where_the_series_goes_is_replaced_not_written_through(tmp_path: Path) -> None:
+    """A symbolic link at the series folder made the files land in its target, and --overwrite
+    deleted another series' files there."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "IM_0007.dcm").write_bytes(b"someone else's")
+    (tmp_path / "s").symlink_to(elsewhere, target_is_directory=True)
+    export_volume_dicom(volume(), tmp_path / "s", DicomOptions(overwrite=True))
+    assert not (tmp_path / "s").is_symlink() and len(read_series(tmp_path / "s")) > 0
+    assert [p.name for p in elsewhere.iterdir()] == ["IM_0007.dcm"]
+    assert (elsewhere / "IM_0007.dcm").read_bytes() == b"someone else's"

@@ -280,3 +280,37 @@ def test_other_tools_files_read_as_slices(tmp_path: Path) -> None:
         volume = read_reconstruction(tmp_path / "zf.h5")
     assert volume.zero_filled is None
     np.testing.assert_array_equal(volume.reconstruction, images)
+
+
+def test_geometry_and_images_must_be_the_files_own(tmp_path: Path) -> None:
+    """A geometry group or vector linked to another file, or external raw storage, put another
+    file's values into the DICOM; a few KB declaring gigabytes of unwritten images were read into
+    memory until the process was killed."""
+    write_reconstruction(tmp_path / "other.h5", volume(geometry=oblique_geometry()))
+    for name, plant in (
+        (
+            "group",
+            lambda f: f.__setitem__("geometry", h5py.ExternalLink(str(tmp_path / "other.h5"), "/geometry")),
+        ),
+        (
+            "vector",
+            lambda f: f["geometry"].__setitem__(
+                "position", h5py.ExternalLink(str(tmp_path / "other.h5"), "/geometry/position")
+            ),
+        ),
+    ):
+        path = tmp_path / f"{name}.h5"
+        write_reconstruction(path, volume(geometry=oblique_geometry()))
+        with h5py.File(path, "a") as f:
+            if name == "group":
+                del f["geometry"]
+            else:
+                del f["geometry/position"]
+            plant(f)
+        with pytest.raises(DataError, match=r"is a link \(ExternalLink"):
+            read_reconstruction(path)
+    huge = tmp_path / "huge.h5"
+    with h5py.File(huge, "w") as f:
+        f.create_dataset("reconstruction", shape=(16, 8192, 8192), dtype="f4", chunks=(1, 256, 256))
+    with pytest.raises(DataError, match="reconstruction"):
+        read_reconstruction(huge)
