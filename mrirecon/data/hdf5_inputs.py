@@ -143,6 +143,19 @@ def max_kspace_gb() -> float:
     return limit
 
 
+def _refuse_link(link: object, name: str, path: Path) -> None:
+    """Refuse an object reached through anything but a hard link (an external link to another
+    file, a soft link): mrirecon reads only what the file itself holds."""
+    if not isinstance(link, h5py.HardLink):
+        target = getattr(link, "filename", None) or getattr(link, "path", "")
+        raise DataError(
+            f"'{name}' is a link ({type(link).__name__} to {target}): mrirecon reads only data stored "
+            "in the file itself",
+            path=path,
+            hint="copy the data into the file (h5copy, or h5py) and run again",
+        )
+
+
 def stored_dataset(handle: h5py.File | h5py.Group, key: str, path: Path) -> h5py.Dataset:
     """The dataset ``key`` of an open file, refused unless its data are stored in the file itself.
 
@@ -163,14 +176,7 @@ def stored_dataset(handle: h5py.File | h5py.Group, key: str, path: Path) -> h5py
         link = where.get(part, getlink=True)
         if link is None:
             raise DataError(f"the file has no '{key}'", path=path)
-        if not isinstance(link, h5py.HardLink):
-            target = getattr(link, "filename", None) or getattr(link, "path", "")
-            raise DataError(
-                f"'{'/'.join(parts[: depth + 1])}' is a link ({type(link).__name__} to {target}): "
-                "mrirecon reads only data stored in the file itself",
-                path=path,
-                hint="copy the data into the file (h5copy, or h5py) and run again",
-            )
+        _refuse_link(link, "/".join(parts[: depth + 1]), path)
         try:
             where = where[part]
         except (OSError, KeyError, RuntimeError) as error:
@@ -224,13 +230,7 @@ def stored_group(handle: h5py.File | h5py.Group, key: str, path: Path) -> h5py.G
     link = handle.get(key, getlink=True)
     if link is None:
         return None
-    if not isinstance(link, h5py.HardLink):
-        target = getattr(link, "filename", None) or getattr(link, "path", "")
-        raise DataError(
-            f"'{key}' is a link ({type(link).__name__} to {target}): mrirecon reads only data stored "
-            "in the file itself",
-            path=path,
-        )
+    _refuse_link(link, key, path)
     group = handle[key]
     if not isinstance(group, h5py.Group):
         raise DataError(f"'{key}' must be a group, found a dataset", path=path)
