@@ -26,7 +26,7 @@ import numpy as np
 
 from mrirecon import shapes
 from mrirecon.data.fastmri import reference_key
-from mrirecon.data.hdf5_inputs import numeric_dataset, plain_attrs, stored_dataset
+from mrirecon.data.hdf5_inputs import check_stored, numeric_dataset, plain_attrs, stored_dataset
 from mrirecon.data.lesions import checked_labels
 from mrirecon.data.volume import HDF5_SUFFIXES
 from mrirecon.errors import DataError, Notice
@@ -181,6 +181,7 @@ def _volume(handle: h5py.File, key: str, path: Path, what: str) -> np.ndarray:
     data = numeric_dataset(handle, key, path)
     if data.ndim != 3 or data.shape[0] == 0:
         raise DataError(f"'{key}' must be a volume (slices, height, width), got {data.shape}", path=path)
+    check_stored(data, path)  # a few KB declaring gigabytes of unwritten chunks: refused, not read
     array = np.asarray(data[()])
     if np.iscomplexobj(array):
         array = np.abs(array)

@@ -424,3 +424,14 @@ def test_every_hdf5_target_of_a_folder_is_scored(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "sub.h5").mkdir()
     assert [p.name for p in list_targets(tmp_path)] == ["a.h5", "b.H5", "c.hdf5"]
+
+
+def test_a_target_declaring_gigabytes_it_does_not_hold_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    import h5py
+
+    from mrirecon.evaluation.volumes import read_target
+
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        f.create_dataset("reconstruction_rss", shape=(16, 8192, 8192), dtype="f4", chunks=(1, 256, 256))
+    with pytest.raises(DataError, match="reconstruction_rss"):
+        read_target(tmp_path / "t.h5")
