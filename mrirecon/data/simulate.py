@@ -261,6 +261,11 @@ def simulate_volume(
     )
 
 
+def _check_seed(seed: int) -> None:
+    if seed < 0:  # (NumPy's SeedSequence refuses it with a ValueError)
+        raise ConfigError(f"the seed must be at least 0, got {seed}")
+
+
 def _check(slices: int, coils: int, size: tuple[int, int], snr: float, contrast: str, seed: int = 0) -> None:
     if slices < 1 or not 1 <= coils <= MOST_COILS:
         raise ConfigError(
@@ -268,8 +273,7 @@ def _check(slices: int, coils: int, size: tuple[int, int], snr: float, contrast:
         )
     if len(size) != 2 or min(size) < 16 or max(size) > 1024:
         raise ConfigError(f"size must be two numbers from 16 to 1024 (H W), got {tuple(size)}")
-    if seed < 0:
-        raise ConfigError(f"the seed must be at least 0, got {seed}")
+    _check_seed(seed)
     if not snr > 0:
         raise ConfigError(f"snr must be positive, got {snr}")
     if contrast not in CONTRASTS:
@@ -368,8 +372,7 @@ def simulate_dataset(
     Raises:
         ConfigError: for invalid arguments.
     """
-    if seed < 0:
-        raise ConfigError(f"the seed must be at least 0, got {seed}")
+    _check_seed(seed)
     check_empty_output(Path(output_dir), overwrite)
     if anatomy != "phantom":
         from mrirecon.data.realistic_dataset import simulate_realistic_dataset

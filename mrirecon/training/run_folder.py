@@ -81,6 +81,16 @@ def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The settings two nested mappings give differently, ``key (old → new)``, sorted by key."""
+    before, after = _flatten(old, prefix), _flatten(new, prefix)
+    return [
+        f"{k} ({before.get(k)!r} → {after.get(k)!r})"
+        for k in sorted(set(before) | set(after))
+        if before.get(k) != after.get(k)
+    ]
+
+
 #: Settings that change the number of optimiser steps in an epoch (a resume refuses changes).
 _EPOCH_LENGTH_KEYS = ("data.batch_size", "trainer.limit_train_batches", "data.simulation.train_slices")
 
@@ -122,11 +132,10 @@ def check_output(
                 raise ConfigError(error.message, path=source, hint=error.hint) from error
             if saved.model != config.model:
                 _check_same_model(saved, config, resolve, source)
-            old, new = _flatten(saved.to_mapping()), _flatten(config.to_mapping())
-            changed = [
-                f"{k} ({old.get(k)!r} → {new.get(k)!r})"
-                for k in sorted(set(old) | set(new))
-                if old.get(k) != new.get(k) and k != "output_dir"  # the folder being resumed
+            changed = [  # (not the folder being resumed)
+                change
+                for change in _differences(saved.to_mapping(), config.to_mapping())
+                if not change.startswith("output_dir ")
             ]
             steps = [change for change in changed if change.split(" ")[0] in _EPOCH_LENGTH_KEYS]
             if steps:  # the schedule's length was counted with the old number of steps per epoch
@@ -164,21 +173,11 @@ def _check_same_model(
     section that builds the same model (``model.params.cell=indrnn`` where that is the default, or
     ``model.init`` of a file since moved: its weights are in the checkpoint) resumes."""
     if resolve is not None and saved.model.name == config.model.name:
-        before, after = _flatten(to_mapping(resolve(saved))), _flatten(to_mapping(resolve(config)))
-        differ = [
-            f"{k} ({before.get(k)!r} → {after.get(k)!r})"
-            for k in sorted(set(before) | set(after))
-            if before.get(k) != after.get(k)
-        ]
+        differ = _differences(to_mapping(resolve(saved)), to_mapping(resolve(config)))
         if not differ:
             return
     else:
-        before, after = _flatten(to_mapping(saved.model)), _flatten(to_mapping(config.model))
-        differ = [
-            f"model.{k} ({before.get(k)!r} → {after.get(k)!r})"
-            for k in sorted(set(before) | set(after))
-            if before.get(k) != after.get(k)
-        ]
+        differ = _differences(to_mapping(saved.model), to_mapping(config.model), "model.")
     raise ConfigError(
         f"the model differs from the run being resumed ({', '.join(differ)})",
         path=source,
