@@ -165,7 +165,8 @@ def stored_dataset(handle: h5py.File | h5py.Group, key: str, path: Path) -> h5py
 
     Raises:
         DataError: a missing key, a group, a dataset along the key's path, a link other than a
-            hard link along it, or a dataset whose data live outside the file.
+            hard link along it, a dataset without a dataspace (``h5py.Empty``), or a dataset
+            whose data live outside the file.
     """
     where = handle
     parts = [part for part in key.split("/") if part]
@@ -183,6 +184,8 @@ def stored_dataset(handle: h5py.File | h5py.Group, key: str, path: Path) -> h5py
             raise DataError(f"cannot read '{key}': {error}", path=path) from error
     if not isinstance(where, h5py.Dataset):
         raise DataError(f"'{key}' is a group, not a dataset", path=path)
+    if where.shape is None:  # h5py.Empty: a null dataspace, no values at all
+        raise DataError(f"'{key}' holds no values (an empty, null-dataspace dataset)", path=path)
     if where.is_virtual or where.id.get_create_plist().get_external_count() > 0:
         raise DataError(
             f"'{key}' keeps its data outside the file (a virtual dataset or external storage)",

@@ -212,10 +212,24 @@ def input_metadata(volume: RawVolumeLike, *, source: str | os.PathLike[str] | No
     return InputMetadata(
         volume.header_xml or None,
         geometry,
-        str(attrs.get("acquisition", "") or ""),
-        str(attrs.get("patient_id", "") or ""),
+        _attribute_text(attrs, "acquisition", source),
+        _attribute_text(attrs, "patient_id", source),
         decoupled_3d=isinstance(decoupled, bool | np.bool_) and bool(decoupled),
     )
+
+
+def _attribute_text(attrs: dict[str, Any], name: str, source: str | os.PathLike[str] | None) -> str:
+    """A text attribute the outputs copy, without the NUL padding of a fixed-length C string; a
+    NUL inside the text is refused (the text after it would be cut from the HDF5 output and the
+    DICOM, or end the write)."""
+    text = str(attrs.get(name, "") or "").rstrip("\0")
+    if "\0" in text:
+        raise DataError(
+            f"the '{name}' attribute holds a NUL character inside its text ({text!r})",
+            path=source,
+            hint=f"rewrite the attribute without it (h5py: f.attrs['{name}'] = 'TEXT')",
+        )
+    return text
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[str, Reconstructor, str | None]:

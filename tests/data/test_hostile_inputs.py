@@ -14,8 +14,9 @@ from mrirecon.data.bart import read_cfl
 from mrirecon.data.header import build_ismrmrd_header, parse_ismrmrd_header
 from mrirecon.data.volume import open_volume
 from mrirecon.errors import ConfigError, DataError
+from mrirecon.evaluation.volumes import read_target
 from mrirecon.inference.inputs import output_paths
-from tests.data.helpers import multicoil_kspace
+from tests.data.helpers import multicoil_kspace, write_ismrmrd
 
 KSPACE = multicoil_kspace(2, coils=2, height=16, width=16)
 
@@ -121,3 +122,29 @@ def test_an_empty_file_is_said_to_be_empty(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"")
         with pytest.raises(DataError, match=rf"{name}: the file is empty \(0 bytes\).*copy or export"):
             open_volume(tmp_path / name)
+
+
+def test_a_dataset_without_values_is_named(tmp_path: Path) -> None:
+    """A null-dataspace dataset (h5py.Empty) has no shape: the readers stopped on a TypeError (an
+    internal error that aborted a whole batch) instead of refusing the one file."""
+    empty = h5py.Empty("<f4")
+    with h5py.File(tmp_path / "kspace.h5", "w") as f:
+        f.create_dataset("kspace", data=h5py.Empty("<c8"))
+    cases = {
+        "kspace": tmp_path / "kspace.h5",
+        "mask": _file(tmp_path / "mask.h5", mask=empty),
+        "reconstruction_rss": _file(tmp_path / "target.h5", reconstruction_rss=empty),
+    }
+    for key, path in cases.items():
+        words = rf"{path.name}: '{key}' holds no values \(an empty, null-dataspace"
+        with pytest.raises(DataError, match=words):
+            open_volume(path).read_target(0)  # the target is opened at first use
+    ismrmrd = tmp_path / "raw.h5"
+    write_ismrmrd(ismrmrd, np.ones((2, 32, 16), np.complex64), lines=np.arange(16), e1_center=8)
+    with h5py.File(ismrmrd, "r+") as f:
+        del f["dataset/data"]
+        f.create_dataset("dataset/data", data=empty)
+    with pytest.raises(DataError, match=r"raw.h5: 'dataset/data' holds no values"):
+        open_volume(ismrmrd)
+    with pytest.raises(DataError, match=r"target.h5: 'reconstruction_rss' holds no values"):
+        read_target(cases["reconstruction_rss"])  # evaluate's reader

@@ -540,6 +540,30 @@ def test_a_malformed_geometry_attribute_fails_that_input_only(tmp_path: Path, in
     assert "slice_thickness_mm" in failure.error
 
 
+def test_nul_text_and_empty_datasets_fail_their_input_only(tmp_path: Path, inputs: Path) -> None:
+    """A NUL inside ``patient_id`` ended the HDF5 write with a ValueError, and a null-dataspace
+    mask a TypeError: both aborted the whole run as internal errors."""
+    nul = fakes.write_input(inputs / "vol_nul.h5", slices=2)
+    with h5py.File(nul, "a") as f:
+        f.attrs.create("patient_id", np.bytes_(b"PAT\x00ID"))
+    padded = fakes.write_input(inputs / "vol_padded.h5", slices=2)
+    with h5py.File(padded, "a") as f:  # a fixed-length C string's padding: kept, without the NULs
+        f.attrs.create("patient_id", np.bytes_(b"PATID\x00\x00"))
+    empty = fakes.write_input(inputs / "vol_empty.h5", slices=2)
+    with h5py.File(empty, "a") as f:
+        f.create_dataset("mask", data=h5py.Empty("<f4"))
+    out = tmp_path / "out"
+    result = run_batch(load_reconstructor("zero_filled"), inputs, _options(out, dicom=True))
+    assert result.reconstructed == 4
+    errors = {Path(failure.file).name: (failure.kind, failure.error) for failure in result.failures}
+    assert set(errors) == {"vol_nul.h5", "vol_empty.h5"}
+    assert errors["vol_nul.h5"][0] == "DataError"
+    assert "'patient_id' attribute holds a NUL" in errors["vol_nul.h5"][1]
+    assert errors["vol_empty.h5"][0] == "DataError" and "'mask' holds no values" in errors["vol_empty.h5"][1]
+    with h5py.File(out / "vol_padded.h5") as f:
+        assert f.attrs["patient_id"] == "PATID"
+
+
 def _write_ismrmrd_3d(path: Path, coils: int = 3, size: tuple[int, int, int] = (16, 12, 8)) -> None:
     """A 3-D Cartesian ISMRMRD acquisition, fully sampled, with slab geometry."""
     import ismrmrd

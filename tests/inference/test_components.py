@@ -86,3 +86,10 @@ def test_the_inference_transform_reads_no_reference(tmp_path: Path) -> None:
     volume.read_target = no_reference  # type: ignore[method-assign]
     sample = make_sample(make_transform(mask_func=None, coil_maps="acs"), volume, 0)
     assert sample.masked_kspace.shape == (2, 16, 16) and float(sample.target.abs().max()) == 0.0
+
+
+def test_text_attributes_lose_their_nul_padding_and_a_nul_inside_is_refused() -> None:
+    meta = _metadata(_Volume(None, {"acquisition": "AXT2\0\0", "patient_id": "P1\0"}))
+    assert (meta.acquisition, meta.patient_id) == ("AXT2", "P1")
+    with pytest.raises(DataError, match=r"scan.h5: the 'acquisition' attribute holds a NUL character"):
+        _metadata(_Volume(None, {"acquisition": "AX\0T2"}), Path("scan.h5"))
