@@ -43,8 +43,10 @@ __all__ = [
 LESION_TERMS = ("lesion_l1", "lesion_contrast")
 #: Loss terms that compare an estimate with the measured k-space instead of the target.
 DATA_TERMS = ("dc",)
+#: DIRECT's high-frequency error norms (mrirecon.training.hfen).
+HFEN_TERMS = ("hfen_l1", "hfen_l2", "hfen_l1_norm", "hfen_l2_norm")
 #: The image losses a config may combine, by name.
-LOSS_TERMS = ("l1", "l2", "ssim", *LESION_TERMS, *DATA_TERMS)
+LOSS_TERMS = ("l1", "l2", "ssim", *HFEN_TERMS, *LESION_TERMS, *DATA_TERMS)
 
 #: How the estimates of a recurrent model's steps are weighted in the loss (see LossSection).
 Weighting = Literal["logspace", "uniform", "final"]

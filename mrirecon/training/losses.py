@@ -5,7 +5,9 @@ Image losses compare magnitudes ``(B, h, w)`` in the normalised scale the networ
 - ``l1``: mean absolute error; ``l2``: mean squared error;
 - ``ssim``: ``1 − SSIM`` with fastMRI's formulation (7×7 uniform window, K1 = 0.01, K2 = 0.03,
   sample covariance), each sample's data range its volume maximum (``ReconSample.max_value``):
-  :func:`mrirecon.evaluation.torch_metrics.ssim_torch`, which agrees with scikit-image.
+  :func:`mrirecon.evaluation.torch_metrics.ssim_torch`, which agrees with scikit-image;
+- ``hfen_l1``, ``hfen_l2``, ``hfen_l1_norm``, ``hfen_l2_norm``: DIRECT's high-frequency error
+  norms, the error after a Laplacian-of-Gaussian filter (:mod:`mrirecon.training.hfen`).
 
 Recurrent models return ``steps[cascade][time_step]``. :func:`step_weights` gives the weights of
 ATOMMIC's CIRIM (``logspace``: w_t = logspace(−1, 0, T), loss Σ_t w_t·L_t / T, the same over
@@ -35,6 +37,7 @@ from mrirecon.evaluation.torch_metrics import ssim_torch
 from mrirecon.physics.operators import MultiCoilOperator
 from mrirecon.shapes import center_crop, check_shape
 from mrirecon.training.config import DATA_TERMS, LESION_TERMS, Normalization, Weighting
+from mrirecon.training.hfen import HFEN_LOSSES
 
 __all__ = [
     "ReconLoss",
@@ -103,6 +106,7 @@ _LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor | float], 
     "l1": l1_loss,
     "l2": l2_loss,
     "ssim": ssim_loss,
+    **HFEN_LOSSES,
 }
 
 
@@ -258,7 +262,7 @@ def image_loss(
         pred: ``(B, h, w)`` real magnitudes (the same size as the target).
         target: ``(B, h, w)``.
         data_range: A number or ``(B,)``, for SSIM.
-        terms: Loss name (``l1``, ``l2``, ``ssim``) → weight.
+        terms: Loss name (``l1``, ``l2``, ``ssim``, the ``hfen_*`` norms) → weight.
 
     Returns:
         A 0-d tensor.
