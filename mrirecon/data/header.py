@@ -27,6 +27,8 @@ NAMESPACE = "http://www.ismrm.org/ISMRMRD"
 _NS = {"m": NAMESPACE}
 #: Largest encoded or reconstructed matrix size per axis a header may state.
 MAX_MATRIX = 16384
+#: The most levels of nested elements a header may have (the ISMRMRD schema has fewer than 10).
+MAX_HEADER_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,17 @@ def _limits(root: ET.Element, name: str) -> EncodingLimits | None:
     )
 
 
+def _depth(root: ET.Element) -> int:
+    """The number of levels of an element tree (1 for a lone root), counted without recursion:
+    a hostile header nests thousands deep, and Python's serialiser recurses per level."""
+    deepest, level = 0, [(root, 1)]
+    while level:
+        element, depth = level.pop()
+        deepest = max(deepest, depth)
+        level.extend((child, depth + 1) for child in element)
+    return deepest
+
+
 def parse_ismrmrd_header(xml: str | bytes, *, source: str | Path | None = None) -> AcquisitionHeader:
     """Parse an ISMRMRD header.
 
@@ -175,6 +188,14 @@ def parse_ismrmrd_header(xml: str | bytes, *, source: str | Path | None = None) 
         raise DataError(f"unreadable ISMRMRD header: {error}", path=source) from error
     if root.tag != f"{{{NAMESPACE}}}ismrmrdHeader":
         raise DataError(f"the header is not an ISMRMRD header (root element {root.tag!r})", path=source)
+    depth = _depth(root)
+    if depth > MAX_HEADER_DEPTH:
+        raise DataError(
+            f"the ISMRMRD header nests its elements {depth} levels deep; the ISMRMRD schema needs "
+            f"fewer than 10 and mrirecon reads up to {MAX_HEADER_DEPTH}",
+            path=source,
+            hint="write the header again from the scanner's raw data (siemens_to_ismrmrd, or h5py)",
+        )
     enc = "m:encoding/m:encodedSpace"
     rec = "m:encoding/m:reconSpace"
     if root.find(f"{enc}/m:matrixSize", _NS) is None or root.find(f"{rec}/m:matrixSize", _NS) is None:

@@ -148,3 +148,18 @@ def test_a_dataset_without_values_is_named(tmp_path: Path) -> None:
         open_volume(ismrmrd)
     with pytest.raises(DataError, match=r"target.h5: 'reconstruction_rss' holds no values"):
         read_target(cases["reconstruction_rss"])  # evaluate's reader
+
+
+def test_a_header_nested_thousands_deep_is_refused(tmp_path: Path) -> None:
+    """ElementTree parses any depth, but its serialiser recurses per level: a 5,000-deep header
+    stopped a de-identifying batch on a RecursionError (an internal error for the whole run)."""
+    deep = "<a>" * 5000 + "</a>" * 5000
+    header = build_ismrmrd_header(encoded_matrix=(16, 16, 1)).replace(
+        "</ismrmrdHeader>", deep + "</ismrmrdHeader>"
+    )
+    path = _file(tmp_path / "deep.h5", ismrmrd_header=np.bytes_(header.encode()))
+    with pytest.raises(DataError, match=r"deep.h5: the ISMRMRD header nests its elements 5001 levels deep"):
+        open_volume(path)
+    shallow = build_ismrmrd_header(encoded_matrix=(16, 16, 1))
+    nested = shallow.replace("</ismrmrdHeader>", "<a>" * 62 + "</a>" * 62 + "</ismrmrdHeader>")
+    assert parse_ismrmrd_header(nested).encoded_matrix == (16, 16, 1)  # 64 levels: read
