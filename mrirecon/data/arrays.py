@@ -20,6 +20,7 @@ columns (zero padding, partial Fourier) count as fully sampled, with those colum
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from mrirecon.data.cartesian import decouple_readout
+from mrirecon.data.hdf5_inputs import check_kspace_size
 from mrirecon.data.raw import ArrayVolume, memory_maps_enabled
 from mrirecon.errors import DataError
 from mrirecon.masks import describe_mask, reduce_mask, sampled_locations
@@ -143,7 +145,7 @@ def volume_from_3d(
 
 def _check_npy_size(path: Path) -> None:
     """A ``.npy`` file must hold the data its header declares (a truncated file would make NumPy
-    allocate the declared size, or fail with a MemoryError)."""
+    allocate the declared size, or fail with a MemoryError), at most ``MRIRECON_MAX_KSPACE_GB``."""
     try:
         with path.open("rb") as handle:
             version = np.lib.format.read_magic(handle)
@@ -158,7 +160,7 @@ def _check_npy_size(path: Path) -> None:
         raise DataError(f"cannot read the file as a NumPy array: {error}", path=path) from error
     if dtype.hasobject:
         return  # np.load refuses it (no pickles)
-    declared = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    declared = math.prod(int(n) for n in shape) * dtype.itemsize  # Python ints: no overflow
     held = path.stat().st_size - offset
     if held < declared:
         raise DataError(
@@ -166,6 +168,7 @@ def _check_npy_size(path: Path) -> None:
             path=path,
             hint="copy or save the file again (an interrupted transfer truncates it)",
         )
+    check_kspace_size(declared, f"the array declares {tuple(shape)} {dtype}", path)
 
 
 #: More coils than this and than a spatial axis has samples: the axis order is wrong.

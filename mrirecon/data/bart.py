@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mrirecon.data.arrays import volume_from_3d, volume_from_slices
+from mrirecon.data.hdf5_inputs import check_kspace_size
 from mrirecon.data.raw import ArrayVolume, memory_maps_enabled
 from mrirecon.errors import DataError
 
@@ -117,6 +118,7 @@ def read_cfl(path: str | Path) -> np.ndarray:
             path=data,
             hint="the file is truncated, or the .hdr belongs to another array",
         )
+    check_kspace_size(expected, f"the header declares {dims}", header)
     if not memory_maps_enabled():
         return np.fromfile(data, dtype=np.complex64).reshape(dims, order="F")
     return np.memmap(data, dtype=np.complex64, mode="r", shape=dims, order="F")

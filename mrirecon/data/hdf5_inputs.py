@@ -28,6 +28,7 @@ __all__ = [
     "MAX_HEADER_BYTES",
     "MAX_KSPACE_GB",
     "MAX_SLICE_GB",
+    "check_kspace_size",
     "check_small",
     "check_stored",
     "map_contiguous",
@@ -240,6 +241,24 @@ def stored_group(handle: h5py.File | h5py.Group, key: str, path: Path) -> h5py.G
     return group
 
 
+def check_kspace_size(declared: int, what: str, path: Path) -> None:
+    """Refuse k-space of ``declared`` bytes above ``MRIRECON_MAX_KSPACE_GB``, whatever the format.
+
+    Args:
+        declared: Bytes the file's header declares.
+        what: The start of the message, e.g. ``"'kspace' declares (2, 4, 64, 64)"``.
+        path: The file, named in the error.
+    """
+    limit_gb = max_kspace_gb()
+    if declared > limit_gb * 2**30:
+        raise DataError(
+            f"{what} ({declared / 2**30:.3g} GiB), "
+            f"more than the {limit_gb:g} GiB mrirecon reads from one file",
+            path=path,
+            hint="set MRIRECON_MAX_KSPACE_GB to allow larger volumes",
+        )
+
+
 def check_stored(dataset: h5py.Dataset, path: Path) -> None:
     """Check that a dataset holds the data its shape declares, before anything is read.
 
@@ -253,14 +272,7 @@ def check_stored(dataset: h5py.Dataset, path: Path) -> None:
         DataError: naming the declared shape and what is stored.
     """
     declared = math.prod(int(n) for n in dataset.shape) * dataset.dtype.itemsize  # Python ints: no overflow
-    limit_gb = max_kspace_gb()
-    if declared > limit_gb * 2**30:
-        raise DataError(
-            f"'{dataset.name.lstrip('/')}' declares {dataset.shape} ({declared / 2**30:.3g} GiB), "
-            f"more than the {limit_gb:g} GiB mrirecon reads from one file",
-            path=path,
-            hint="set MRIRECON_MAX_KSPACE_GB to allow larger volumes",
-        )
+    check_kspace_size(declared, f"'{dataset.name.lstrip('/')}' declares {dataset.shape}", path)
     if dataset.ndim > 1 and dataset.shape[0] > 0 and declared // dataset.shape[0] > MAX_SLICE_GB * 2**30:
         raise DataError(
             f"'{dataset.name.lstrip('/')}' declares slices of {declared // dataset.shape[0] / 2**30:.3g} GiB "

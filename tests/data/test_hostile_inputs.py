@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mrirecon.data.bart import read_cfl
+from mrirecon.data.bart import read_cfl, write_cfl
 from mrirecon.data.header import build_ismrmrd_header, parse_ismrmrd_header
 from mrirecon.data.volume import open_volume
 from mrirecon.errors import ConfigError, DataError
@@ -163,3 +163,25 @@ def test_a_header_nested_thousands_deep_is_refused(tmp_path: Path) -> None:
     shallow = build_ismrmrd_header(encoded_matrix=(16, 16, 1))
     nested = shallow.replace("</ismrmrdHeader>", "<a>" * 62 + "</a>" * 62 + "</ismrmrdHeader>")
     assert parse_ismrmrd_header(nested).encoded_matrix == (16, 16, 1)  # 64 levels: read
+
+
+def test_the_kspace_size_limit_applies_to_numpy_and_bart_arrays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MRIRECON_MAX_KSPACE_GB bounded HDF5 inputs only: a NumPy or BART array of any size was read
+    (whole, where memory maps are off or the data are 3-D)."""
+    kspace = KSPACE.astype(np.complex64)  # (2, 2, 16, 16): 8 KiB
+    np.save(tmp_path / "scan.npy", kspace)
+    write_cfl(tmp_path / "scan", np.ascontiguousarray(kspace.transpose(2, 3, 0, 1)))
+    monkeypatch.setenv("MRIRECON_MAX_KSPACE_GB", str(4096 / 2**30))  # 4 KiB
+    with pytest.raises(
+        DataError, match=r"scan.npy: the array declares \(2, 2, 16, 16\) complex64 .*MRIRECON_MAX"
+    ):
+        open_volume(tmp_path / "scan.npy", npy_axes="slices,coils,kx,ky")
+    with pytest.raises(
+        DataError, match=r"scan.hdr: the header declares \(16, 16, 2, 2\) .*more than the 3.8147e-06 GiB"
+    ):
+        read_cfl(tmp_path / "scan")
+    monkeypatch.setenv("MRIRECON_MAX_KSPACE_GB", str(8192 / 2**30))  # exactly its size: read
+    assert open_volume(tmp_path / "scan.npy", npy_axes="slices,coils,kx,ky").num_slices == 2
+    assert read_cfl(tmp_path / "scan").shape == (16, 16, 2, 2)
