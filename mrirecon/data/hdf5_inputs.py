@@ -193,7 +193,50 @@ def stored_dataset(handle: h5py.File | h5py.Group, key: str, path: Path) -> h5py
             path=path,
             hint="copy the data into the file (h5copy, or h5py) and run again",
         )
+    _check_filters(where, key, path)
     return where
+
+
+#: Common HDF5 plugin filters by registered id (https://portal.hdfgroup.org/documentation/hdf5-docs/registered_filter_plugins.html).
+_PLUGIN_FILTERS = {
+    307: "bzip2",
+    32001: "Blosc",
+    32004: "LZ4",
+    32008: "bitshuffle",
+    32013: "ZFP",
+    32015: "Zstandard",
+    32017: "SZ",
+    32026: "Blosc2",
+}
+
+
+def _check_filters(dataset: h5py.Dataset, key: str, path: Path) -> None:
+    """Refuse a dataset compressed with an HDF5 filter this installation cannot decode, naming
+    it (HDF5 itself fails the first read with "can't open directory (/usr/local/lib/plugin)").
+    The filters of the ``hdf5plugin`` package (Blosc, LZ4, Zstandard, bitshuffle, ...) are
+    registered first when it is installed."""
+    pipeline = dataset.id.get_create_plist()
+    codes = [int(pipeline.get_filter(i)[0]) for i in range(pipeline.get_nfilters())]
+    missing = [code for code in codes if not h5py.h5z.filter_avail(code)]
+    if missing and _register_plugins():
+        missing = [code for code in missing if not h5py.h5z.filter_avail(code)]
+    if missing:
+        names = ", ".join(f"{_PLUGIN_FILTERS.get(code, 'unknown')} (id {code})" for code in missing)
+        raise DataError(
+            f"'{key}' is compressed with an HDF5 filter this installation cannot decode: {names}",
+            path=path,
+            hint="pip install hdf5plugin (mrirecon loads its filters), or store the file without it: "
+            "h5repack -f NONE IN.h5 OUT.h5 where the filter is installed",
+        )
+
+
+def _register_plugins() -> bool:
+    """Import ``hdf5plugin`` (it registers its filters with HDF5); False when it is not installed."""
+    try:
+        import hdf5plugin  # noqa: F401  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    return True
 
 
 def numeric_dataset(

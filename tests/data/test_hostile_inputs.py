@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
+from mrirecon.data import hdf5_inputs
 from mrirecon.data.bart import read_cfl, write_cfl
 from mrirecon.data.header import build_ismrmrd_header, parse_ismrmrd_header
 from mrirecon.data.volume import open_volume
@@ -185,3 +186,28 @@ def test_the_kspace_size_limit_applies_to_numpy_and_bart_arrays(
     monkeypatch.setenv("MRIRECON_MAX_KSPACE_GB", str(8192 / 2**30))  # exactly its size: read
     assert open_volume(tmp_path / "scan.npy", npy_axes="slices,coils,kx,ky").num_slices == 2
     assert read_cfl(tmp_path / "scan").shape == (16, 16, 2, 2)
+
+
+def test_a_filter_hdf5_cannot_decode_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Blosc-compressed k-space (hdf5plugin not installed) failed its first read with HDF5's
+    "can't open directory (/usr/local/lib/plugin)", reported as a truncated or corrupt file."""
+    assert not h5py.h5z.filter_avail(32001)  # Blosc is not part of h5py
+    monkeypatch.setattr(hdf5_inputs, "_register_plugins", lambda: False)  # as without hdf5plugin
+    path = tmp_path / "blosc.h5"
+    with h5py.File(path, "w") as f:  # chunks written as Blosc would (HDF5 needs the filter to read them)
+        pipeline = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        pipeline.set_chunk((1, 1, 8, 8))
+        pipeline.set_filter(32001, h5py.h5z.FLAG_OPTIONAL, (2, 2, 8, 512, 5, 1, 1))
+        space = h5py.h5s.create_simple((1, 2, 8, 8))
+        data = h5py.h5d.create(f.id, b"kspace", h5py.h5t.py_create(np.complex64), space, dcpl=pipeline)
+        for coil in range(2):
+            data.write_direct_chunk((0, coil, 0, 0), b"\x02\x01\x13\x08" + bytes(60), filter_mask=0)
+    with pytest.raises(
+        DataError, match=r"blosc.h5: 'kspace' is compressed with an HDF5 filter .*: Blosc \(id 32001\)"
+    ):
+        open_volume(path)
+    gzip = _file(tmp_path / "gzip.h5")  # filters h5py has are read as before
+    with h5py.File(gzip, "a") as f:
+        del f["kspace"]
+        f.create_dataset("kspace", data=KSPACE, chunks=(1, 1, 16, 16), compression="gzip", shuffle=True)
+    assert open_volume(gzip).num_slices == 2
