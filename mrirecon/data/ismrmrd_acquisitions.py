@@ -112,6 +112,8 @@ class Lines:
     dwell_us: float = 0.0
     geometry: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     dropped: int = 0
+    #: acquisitions without channels or samples: left out
+    empty: int = 0
     other_frames: int = 0
     frames: set[Frame] = field(default_factory=set)
     separate_calibration: int = 0
@@ -181,6 +183,9 @@ def sort_readouts(
     for number, row in enumerate(rows):
         acq = ismrmrd.Acquisition(row if heads_only else row["head"])
         channels, samples = int(acq.active_channels), int(acq.number_of_samples)
+        if channels == 0 or samples == 0:  # nothing to grid (in a table of zero rows, 0 coils)
+            lines.empty += 1
+            continue
         if acq.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
             if not heads_only:
                 lines.noise.append(_samples(row, channels, samples, acq.scan_counter, path))
@@ -235,7 +240,8 @@ def sort_readouts(
                 f"phase, set) of `mrirecon infer`/`batch`, or convert it: `mrirecon convert {path.name} "
                 f"-o out.h5 --frame {first or 'contrast=0'}`",
             )
-        raise DataError("the file holds no imaging readouts", path=path)
+        empty = f" ({lines.empty:,} acquisitions without channels or samples)" if lines.empty else ""
+        raise DataError(f"the file holds no imaging readouts{empty}", path=path)
     # a reference scan of the frame taken, else of whatever frame it was recorded with
     fitting = [(f, r) for f, r, channels in references if channels == lines.coils]
     lines.reference_unfit += len(references) - len(fitting)

@@ -151,10 +151,12 @@ def _attrs(
     calibration: Calibration | None,
 ) -> dict[str, Any]:
     note = f"ISMRMRD {path.name}: {len(lines.readouts)} readouts"
-    if lines.noise:
-        note += f", {len(lines.noise)} noise readout(s) used for pre-whitening"
-    if lines.dropped:
-        note += f", {lines.dropped} navigator/correction readouts dropped"
+    for count, what in (
+        (len(lines.noise), "noise readout(s) used for pre-whitening"),
+        (lines.dropped, "navigator/correction readouts dropped"),
+        (lines.empty, "acquisitions without channels or samples left out"),
+    ):
+        note += f", {count} {what}" if count else ""
     said: list[str] = []
     if lines.other_frames:
         note += f", {lines.other_frames} readouts of other contrasts/repetitions/phases/sets left out"

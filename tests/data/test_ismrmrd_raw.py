@@ -443,3 +443,36 @@ def test_slices_without_reference_lines_are_named_and_their_error_says_why(tmp_p
     _set_calibration_mode(bare, "separate")
     with open_volume(bare) as volume, pytest.raises(DataError, match="holds no reference line that fits"):
         ReconTransform(coil_maps="acs")(volume, 0)
+
+
+def test_acquisitions_without_channels_or_samples_are_left_out(tmp_path: Path) -> None:
+    """A table of zero rows (a few KB compressed) made every row an imaging readout of 0 channels:
+    minutes, gigabytes, then an MKL FFT error that aborted a batch as an internal error."""
+    path = tmp_path / "raw.h5"
+    write_ismrmrd(
+        path,
+        disc_image(1, 32, 16)[0][None].repeat(2, 0).astype(np.complex64),
+        lines=np.arange(16),
+        e1_center=8,
+    )
+    expected = open_volume(path).read_kspace(0)
+
+    def with_empty(acquisitions: list[ismrmrd.Acquisition]) -> list[ismrmrd.Acquisition]:
+        return [ismrmrd.Acquisition(), *acquisitions, ismrmrd.Acquisition()]  # 0 channels, 0 samples
+
+    rewrite_acquisitions(path, with_empty)
+    volume = open_volume(path)
+    np.testing.assert_array_equal(volume.read_kspace(0), expected)
+    assert "2 acquisitions without channels or samples left out" in volume.attrs["mrirecon_source"]
+
+    zeros = tmp_path / "zeros.h5"
+    with h5py.File(path, "r") as f, h5py.File(zeros, "w") as g:
+        g["dataset/xml"] = f["dataset/xml"][()]
+        rows = np.zeros(1000, dtype=f["dataset/data"].dtype)
+        for name in ("traj", "data"):
+            rows[name] = [np.zeros(0, np.float32)] * len(rows)
+        g.create_dataset("dataset/data", data=rows, chunks=(500,), compression="gzip")
+    with pytest.raises(
+        DataError, match=r"zeros.h5: the file holds no imaging readouts \(1,000 acquisitions without"
+    ):
+        open_volume(zeros)
