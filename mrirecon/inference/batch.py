@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
-from mrirecon._version import __version__
-from mrirecon.atomic import atomic_file, exclusive_folder, prepare_output_folder
+from mrirecon.atomic import exclusive_folder, prepare_output_folder
 from mrirecon.data.hdf5_inputs import max_kspace_gb
 from mrirecon.data.raw import NO_MMAP_ENV
 from mrirecon.errors import DataError, ExportError, MriReconError, Notice, path_text
@@ -48,6 +46,13 @@ from mrirecon.inference.inputs import (
 )
 from mrirecon.inference.loading import LoadedModel
 from mrirecon.inference.options import RunOptions, resolve_device
+from mrirecon.inference.run_record import (
+    RUN_JSON,
+    RunResult,
+    counts_so_far,
+    record_status,
+    write_run_json,
+)
 from mrirecon.inference.runner import RankReport, error_from_failure
 from mrirecon.models.pretrained import is_pretrained
 from mrirecon.runtime import (
@@ -65,42 +70,6 @@ WORKER_HINT = (
     "lower --workers or --batch-size; in Docker, give the container more --shm-size; "
     "run again to continue where it stopped"
 )
-
-RUN_JSON = "run.json"
-
-
-@dataclass
-class RunResult:
-    """What a run did (the same on every rank).
-
-    Attributes:
-        inputs: Inputs listed.
-        skipped: Inputs whose outputs were already finished.
-        reconstructed: Inputs reconstructed and written.
-        exported: Inputs whose DICOM series was exported from their finished HDF5.
-        failures: Inputs that failed (file, one-line error).
-        slices: Slices reconstructed.
-        seconds: Wall time of the run.
-        world_size: Processes that took part.
-        run_json, failures_csv: The reports written (None without reports).
-    """
-
-    inputs: int
-    skipped: int
-    reconstructed: int
-    exported: int
-    failures: list[Failure]
-    slices: int
-    seconds: float
-    world_size: int
-    run_json: Path | None = None
-    failures_csv: Path | None = None
-    ranks: list[RankReport] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Whether nothing failed."""
-        return not self.failures
 
 
 @contextlib.contextmanager
@@ -264,7 +233,7 @@ def _run_listed(
     if options.dicom:
         prepare_output_folder(options.output_dir / DICOM_FOLDER, "DICOM series")
     if options.reports:  # a run killed from here on is not taken for the last one's complete record
-        _record_status(options.output_dir / RUN_JSON, loaded, source, options, started, "running")
+        record_status(options.output_dir / RUN_JSON, loaded, source, options, started, "running")
     accelerator, devices = resolve_device(options.device, options.devices)
     with _quiet_lightning():
         import pytorch_lightning as pl
@@ -298,13 +267,16 @@ def _run_listed(
                     data.runner.abort()
                 raise
 
-        _judged(predict, loaded, source, options, started, distributed=distributed)
+        so_far = partial(counts_so_far, data)
+        _judged(predict, loaded, source, options, started, distributed=distributed, counts=so_far)
     runner, plan = data.runner, data.plan
     assert runner is not None and plan is not None
     if not runner.started:  # no batch at all on this rank (everything finished, or DICOM only)
         runner.start(trainer.strategy.root_device)
     # the last volumes are written here: an error of theirs is judged as one during the run
-    finished = _judged(runner.finish, loaded, source, options, started, distributed=distributed)
+    finished = _judged(
+        runner.finish, loaded, source, options, started, distributed=distributed, counts=so_far
+    )
     # a peer that was killed (out of memory, say) fails the gather: said in one line, not a bug's
     reports = _judged(
         lambda: _gather(finished, trainer.world_size),
@@ -313,6 +285,7 @@ def _run_listed(
         options,
         started,
         distributed=distributed,
+        counts=so_far,
     )
     failures = unnamed + list(plan.failures) + [f for r in reports for f in r.failures]
     if pseudonyms:  # a de-identified run names no input, not even in its failure reports
@@ -335,7 +308,7 @@ def _run_listed(
         result.run_json = options.output_dir / RUN_JSON
         try:
             write_failures(result.failures_csv, result.failures)
-            _write_run_json(result.run_json, loaded, source, options, result, started, fatal)
+            write_run_json(result.run_json, loaded, source, options, result, started, fatal)
         except ExportError as error:
             if not fatal:
                 raise
@@ -346,45 +319,6 @@ def _run_listed(
     if fatal is not None:
         raise error_from_failure(Failure("", fatal.fatal, fatal.fatal_kind))
     return result
-
-
-def _record_status(
-    path: Path,
-    loaded: LoadedModel,
-    source: str | os.PathLike[str],
-    options: RunOptions,
-    started: datetime.datetime,
-    status: str,
-    error: BaseException | None = None,
-) -> None:
-    """run.json of a run that has not ended normally: ``running`` (written at its start, so that a
-    run killed with SIGKILL is not taken for the previous run's complete record), ``interrupted``
-    (SIGINT, SIGTERM), ``aborted`` (a user's error or a fault stopped it: its one line) or
-    ``crashed`` (a bug: an exception no input explains; what crashed, where)."""
-    import traceback
-
-    if launched_rank() != 0:
-        return
-    payload: dict[str, Any] = {"mrirecon_version": __version__, "status": status}
-    if isinstance(error, MriReconError):  # its one line (a de-identified run names nothing)
-        payload["error"] = None if options.dicom_options.deidentify else error.one_line()
-    elif error is not None:
-        frames = traceback.extract_tb(error.__traceback__)
-        payload["error"] = f"{type(error).__name__}: {error}"
-        payload["where"] = [f"{f.filename}:{f.lineno} in {f.name}" for f in frames[-5:]]
-    payload.update(
-        {
-            "model": loaded.name,
-            "checkpoint_sha256": loaded.checkpoint_sha256 or None,
-            "config": {"model": loaded.config, "run": options.summary()},
-            "input": "(de-identified run)" if options.dicom_options.deidentify else os.fspath(source),
-            "started": started.isoformat(timespec="seconds"),
-        }
-    )
-    if status != "running":
-        payload["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    with contextlib.suppress(ExportError), atomic_file(path, what="run.json") as temporary:
-        temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 
 T = TypeVar("T")
@@ -398,71 +332,26 @@ def _judged(
     started: datetime.datetime,
     *,
     distributed: bool,
+    counts: Callable[[], dict[str, int] | None] = lambda: None,
 ) -> T:
     """``step()``, with the interruptions it reports (and, in a distributed run, a lost peer)
     raised as :func:`~mrirecon.runtime.stoppable` says; a bug (an error no input explains) leaves a
-    crash record in run.json."""
+    crash record in run.json, with ``counts()`` of what was done."""
     try:
         return stoppable(step, worker_hint=WORKER_HINT, distributed=distributed)
     except BaseException as error:
-        record = options.output_dir / RUN_JSON
-        if options.reports and isinstance(error, KeyboardInterrupt):  # SIGINT, and SIGTERM
-            _record_status(record, loaded, source, options, started, "interrupted")
-        elif options.reports and isinstance(error, MriReconError):  # refused, or stopped by a fault
-            _record_status(record, loaded, source, options, started, "aborted", error)
-        elif options.reports:
-            _record_status(record, loaded, source, options, started, "crashed", error)
+        if options.reports:
+            status = (
+                "interrupted"  # SIGINT, and SIGTERM
+                if isinstance(error, KeyboardInterrupt)
+                else "aborted"  # refused, or stopped by a fault
+                if isinstance(error, MriReconError)
+                else "crashed"
+            )
+            cause = None if status == "interrupted" else error
+            record = options.output_dir / RUN_JSON
+            record_status(record, loaded, source, options, started, status, cause, counts())
         raise
-
-
-def _write_run_json(
-    path: Path,
-    loaded: LoadedModel,
-    source: str | os.PathLike[str],
-    options: RunOptions,
-    result: RunResult,
-    started: datetime.datetime,
-    fatal: RankReport | None,
-) -> None:
-    ranks = result.ranks
-    predict_seconds = max((r.seconds for r in ranks), default=0.0)
-    payload = {
-        "mrirecon_version": __version__,
-        "status": "aborted" if fatal else ("complete" if result.ok else "complete with failures"),
-        "error": fatal.fatal if fatal else None,
-        "model": loaded.name,
-        "checkpoint": os.fspath(loaded.checkpoint) if loaded.checkpoint else None,
-        "checkpoint_sha256": loaded.checkpoint_sha256 or None,
-        "config": {"model": loaded.config, "run": options.summary()},
-        "input": "(de-identified run)" if options.dicom_options.deidentify else os.fspath(source),
-        "output_dir": os.fspath(options.output_dir),
-        "counts": {
-            "inputs": result.inputs,
-            "skipped_finished": result.skipped,
-            "reconstructed": result.reconstructed,
-            "dicom_exported_from_hdf5": result.exported,
-            "failed": len(result.failures),
-            "slices_reconstructed": result.slices,
-        },
-        "timings": {
-            "total_s": round(result.seconds, 3),
-            "predict_s": round(predict_seconds, 3),
-            "slices_per_s": round(result.slices / predict_seconds, 3) if predict_seconds > 0 else None,
-            "compute_s": round(sum(r.compute_seconds for r in ranks), 3),
-            "loader_wait_s": round(sum(r.loader_wait_seconds for r in ranks), 3),
-            "first_batch_s": round(max((r.first_batch_seconds for r in ranks), default=0.0), 3),
-            "write_s": round(sum(r.write_seconds for r in ranks), 3),
-        },
-        "world_size": result.world_size,
-        "ranks": [
-            {k: v for k, v in asdict(r).items() if k not in ("failures", "fatal", "fatal_kind")}
-            for r in ranks
-        ],
-        "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
-    with atomic_file(path, what="run.json") as temporary:
-        temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 
 def run_inference(loaded: LoadedModel, source: str | os.PathLike[str], options: RunOptions) -> RunResult:

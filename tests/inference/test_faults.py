@@ -292,7 +292,12 @@ def test_sigterm_stops_a_batch_as_an_interruption(tmp_path: Path, installed, who
     log = (tmp_path / "log").read_text()
     assert "Stopped by SIGTERM (a batch run continues where it stopped when run again)" in log
     assert "internal error" not in log and "ran out of memory" not in log and "Reconstructed 3" not in log
-    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"  # not a bug's record
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "interrupted"  # not a bug's record
+    written = len(list(out.glob("vol_*.h5")))  # how far it got is recorded (was: no counts at all)
+    so_far = record["counts_so_far"]
+    assert (so_far["inputs"], so_far["reconstructed"], so_far["failed"]) == (3, written, 0)
+    assert 2 * written <= so_far["slices_reconstructed"] < 6
     again = run_cli(*args, *QUIET)
     assert again.returncode == 0, again.stderr
     assert len(list(out.glob("vol_*.h5"))) == 3
