@@ -47,7 +47,7 @@ class MriReconError(Exception):
     """
 
     def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None, hint: str | None = None):
-        self.message = message
+        self.message = _worker_error_line(message)
         self.path = Path(path) if path is not None else None
         self.hint = hint
         super().__init__(self.one_line())
@@ -61,6 +61,21 @@ class MriReconError(Exception):
         if hint and self.hint:
             text = f"{text} ({self.hint.strip()})"
         return text
+
+
+def _worker_error_line(message: str) -> str:
+    """The error's own line when ``message`` is a DataLoader worker's report of it.
+
+    PyTorch raises an error of a worker process again in the main process as the same type, made
+    from one text: "Caught DataError in DataLoader worker process 0. Original Traceback (most
+    recent call last): ...". Its last line is the error as it was raised (path and hint
+    included); that line is the message, not a 2,000-character traceback.
+    """
+    if not (message.startswith("Caught ") and "Original Traceback" in message):
+        return message
+    last = message.rstrip().rsplit("\n", 1)[-1]
+    name, separator, text = last.partition(": ")
+    return text if separator and name.rsplit(".", 1)[-1].endswith("Error") else message
 
 
 class DataError(MriReconError):

@@ -29,7 +29,7 @@ from mrirecon.data.manifest import list_volume_files, read_manifest
 from mrirecon.data.raw import RawVolume
 from mrirecon.data.sample import ReconSample
 from mrirecon.data.volume import open_volume
-from mrirecon.errors import DataError
+from mrirecon.errors import DataError, Notice
 
 __all__ = ["SliceDataset", "VolumeFacts", "collate_samples", "resolve_sources", "seed_mask_worker"]
 
@@ -215,7 +215,7 @@ class SliceDataset(Dataset[Any]):
                 except DataError as error:
                     if not skip_bad:
                         raise
-                    self.bad_files.append((path, error.one_line()))
+                    self._mark_bad(path, error)
                     continue
             self.index.extend((path, s) for s in range(slices))
         if not self.index:
@@ -234,8 +234,11 @@ class SliceDataset(Dataset[Any]):
 
         Volumes the scan did not open (a manifest gives the slice counts) are probed here: a fastMRI
         file by its structure (:func:`~mrirecon.data.fastmri.probe_conventions`, no k-space read),
-        any other opened once; with ``skip_bad`` one that cannot be read is left out (its slices
-        are skipped when served).
+        any other opened once; with ``skip_bad`` one that cannot be read is left out, with a
+        notice, and its slices are no longer served.
+
+        Raises:
+            DataError: a volume that cannot be read (without ``skip_bad``), or none left.
         """
         from mrirecon.data.fastmri import probe_conventions
 
@@ -250,9 +253,18 @@ class SliceDataset(Dataset[Any]):
                 with self._open_volume(path) as volume:
                     self._check_listed(path, volume)
                     self._facts[path] = VolumeFacts.of(volume)
-            except DataError:
+            except DataError as error:
                 if not self.skip_bad:
                     raise
+                self._mark_bad(path, error)
+        bad = {path for path, _ in self.bad_files}
+        if bad:  # a manifest listed them: their slices are not served
+            self.index = [(path, s) for path, s in self.index if path not in bad]
+            if not self.index:
+                raise DataError(
+                    f"no readable slices ({len(self.bad_files)} bad file(s))",
+                    hint="; ".join(reason for _, reason in self.bad_files[:3]),
+                )
         return {path: self._facts[path] for path in self.files if path in self._facts}
 
     def slices_of(self, path: str | Path) -> list[int]:
@@ -326,7 +338,7 @@ class SliceDataset(Dataset[Any]):
         if any(p == path for p, _ in self.bad_files):
             return
         self.bad_files.append((path, error.one_line()))
-        warnings.warn(f"skipping a bad file: {error.one_line()}", stacklevel=3)
+        warnings.warn(Notice(f"skipping a bad file (data.skip_bad): {error.one_line()}"), stacklevel=3)
         volume = self._open.pop(path, None)
         if volume is not None:
             volume.close()

@@ -293,6 +293,13 @@ class ReconTransform:
                 )
         target = None if target is None else np.ascontiguousarray(center_crop(target, crop))
         labels = None if labels is None else np.ascontiguousarray(center_crop(labels, crop))
+        if target is not None and not np.isfinite(target).all():  # a NaN target is a NaN loss
+            raise DataError(
+                f"the reference of slice {index} holds NaN or Inf values",
+                path=volume.path,
+                hint="write the reference again (`mrirecon convert` computes it from the k-space), or "
+                "leave the file out (data.skip_bad: true)",
+            )
         return target, labels
 
     def _coil_maps(

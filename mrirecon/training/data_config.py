@@ -180,6 +180,12 @@ class DataSection:
                 raise ConfigError(f"'data.{key}' must be at least 1, got {getattr(self, key)}")
         if self.num_workers < 0:
             raise ConfigError(f"'data.num_workers' must be 0 or more, got {self.num_workers}")
+        for split in ("train", "val", "test"):
+            if getattr(self, split) == []:
+                raise ConfigError(
+                    f"'data.{split}' is an empty list",
+                    hint=f"give it a folder, a manifest or files, or leave 'data.{split}' out",
+                )
         if self.mask.type != "mixed" and self.coil_maps != "none" and 0 in self.mask.center_fractions:
             raise ConfigError(
                 f"'data.mask.center_fractions' has a 0: such masks have no fully sampled centre, and "

@@ -16,7 +16,6 @@ axis, number fields (``max_value``, ``scale``, ``slice_num``) are ``(B,)`` tenso
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 
 from mrirecon.data.sample import ReconSample
-from mrirecon.errors import CheckpointError
+from mrirecon.errors import CheckpointError, ConfigError
 from mrirecon.models.base import ReconOutput
 from mrirecon.models.checkpoints import CHECKPOINT_KEY
 from mrirecon.models.io import model_payload
@@ -89,6 +88,8 @@ class ReconModule(pl.LightningModule):
         self.criterion = ReconLoss(loss.terms, loss.time_weighting, loss.cascade_weighting, loss.normalize)
         self.optim = optim or OptimSection()
         self.centered = centered
+        #: The last training batch's loss, files and slice numbers (named when the run diverges).
+        self._last_batch: tuple[torch.Tensor, list[str], list[int]] = (torch.zeros(()), [], [])
         self.record = dict(record or {})
         #: Optimiser steps of the whole run (the cosine schedule's length); None: ask Lightning.
         self.total_steps: int | None = None
@@ -141,7 +142,27 @@ class ReconModule(pl.LightningModule):
         size = batch.target.shape[0]
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=size)
         self.log("train_loss_epoch", loss, on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
+        self._last_batch = (loss.detach(), list(batch.fname), _ints(batch.slice_num))
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Stop a diverged run before its NaN or Inf gradients reach the weights (every later step,
+        checkpoint and validation score would be NaN). In a run of several processes the gradients
+        are already averaged here, so every process stops at the same step. Under ``16-mixed`` the
+        gradient scaler skips such steps itself."""
+        if str(self.trainer.precision).startswith("16"):
+            return
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if not grads or bool(torch.isfinite(torch.stack([torch.linalg.vector_norm(g) for g in grads])).all()):
+            return
+        loss, names, slices = self._last_batch
+        where = ", ".join(f"{name} slice {index}" for name, index in list(zip(names, slices))[:3])
+        raise ConfigError(
+            f"the training diverged at step {self.global_step}: the gradients hold NaN or Inf values "
+            f"(loss {float(loss):.4g}; the batch: {where})",
+            hint=f"lower optim.lr (now {self.optim.lr:g}) or set optim.gradient_clip_val (e.g. 1.0), "
+            "and train again",
+        )
 
     # ------------------------------------------------------------------ evaluation
     def _per_slice_loss(self, output: ReconOutput, batch: ReconSample) -> torch.Tensor:
@@ -184,10 +205,8 @@ class ReconModule(pl.LightningModule):
             suffix = "_zero_filled" if key.endswith("_zero_filled") else ""
             names = ("ssim", "psnr", "nmse", "loss") if not suffix else ("ssim", "psnr", "nmse")
             # every rank gathered the same scores, so every rank logs the same numbers: no sync needed
-            for name in names:
-                value = means[name]
-                if not math.isnan(value):
-                    self.log(f"{stage}_{name}{suffix}", value, prog_bar=(name == "ssim" and not suffix))
+            for name in names:  # NaN too: the checkpoint callback takes it as the worst score
+                self.log(f"{stage}_{name}{suffix}", means[name], prog_bar=(name == "ssim" and not suffix))
 
     def on_validation_epoch_start(self) -> None:
         self._scores.pop("val", None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mrirecon.errors import ConfigError
@@ -73,16 +74,29 @@ def check_volumes(config: TrainConfig, datasets: Mapping[str, Any], say: Callabl
     - with batches of several slices, one slice shape ``(C, H, W)``: slices of other shapes do not
       stack (refused now, not in the middle of a run, where under DDP one rank would stop alone).
 
+    A file in two splits (``data.val`` the training folder) is said in one line: its scores are
+    not held-out figures.
+
     Files that store their own mask keep it (``data.mask`` undersamples the fully sampled ones):
     said in one line per split.
 
     Raises:
         ConfigError: for repeated file names, or slice shapes that cannot share a batch.
     """
+    seen: dict[Path, str] = {}  # each file's resolved path → the first split that holds it
     for split, dataset in datasets.items():
         if not hasattr(dataset, "file_facts"):
             continue
         facts = dataset.file_facts()
+        shared = [path for path in facts if seen.get(path.resolve(), split) != split]
+        if shared:
+            earlier = seen[shared[0].resolve()]
+            say(
+                f"Note: the {split} data hold {len(shared)} of the {earlier} files (e.g. {shared[0]}): "
+                f"their {split} scores are not figures on held-out data"
+            )
+        for path in facts:
+            seen.setdefault(path.resolve(), split)
         names = Counter(path.name for path in facts)
         repeated = [name for name, count in names.items() if count > 1]
         if repeated:

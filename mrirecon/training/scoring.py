@@ -149,7 +149,8 @@ def volume_scores(scores: Iterable[SliceScore]) -> list[VolumeScore]:
         sse = sum(s.sse for s in slices)
         peak = max(s.data_range for s in slices)
         mse = sse / sum(s.pixels for s in slices)
-        psnr = 10 * math.log10(peak**2 / mse) if mse > 0 else math.inf
+        # a NaN reconstruction scores NaN, not the +inf of a perfect one
+        psnr = math.nan if math.isnan(mse) else 10 * math.log10(peak**2 / mse) if mse > 0 else math.inf
         losses = [s.loss for s in slices if not math.isnan(s.loss)]
         out.append(
             VolumeScore(

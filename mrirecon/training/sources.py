@@ -110,10 +110,17 @@ def data_convention(data: DataSection, datasets: Mapping[str, Any], model_center
         facts = dataset.file_facts() if hasattr(dataset, "file_facts") else {}
         missing = [path for path, fact in facts.items() if not fact.has_target]
         if missing:
+            measured = [path for path in missing if not facts[path].own_mask]
+            hint = (
+                f"a fully sampled file without 'reconstruction_rss' gets it from `mrirecon convert "
+                f"{measured[0].name} -o NEW.h5`; train on the converted files"
+                if measured
+                else "training and scoring need fully sampled data; reconstruct prospectively "
+                "undersampled scans with mrirecon infer"
+            )
+            example = (measured or missing)[0]
             raise ConfigError(
-                f"{len(missing)} {split} file(s) have no fully sampled reference, e.g. {missing[0]}",
-                hint="training and scoring need fully sampled data; reconstruct prospectively "
-                "undersampled scans with mrirecon infer",
+                f"{len(missing)} {split} file(s) have no fully sampled reference, e.g. {example}", hint=hint
             )
         for path, fact in facts.items():
             conventions.setdefault(fact.centered, path)

@@ -13,7 +13,7 @@ import pytest
 from mrirecon.data.dataset import SliceDataset
 from mrirecon.data.transforms import ReconTransform
 from mrirecon.data.volume import open_volume
-from mrirecon.errors import DataError
+from mrirecon.errors import DataError, Notice
 from tests.data.helpers import multicoil_kspace, raw_h5, write_fastmri
 
 
@@ -177,11 +177,15 @@ def test_dataset_skips_bad_files_and_serves_the_good_ones(good: Path, tmp_path: 
     write_fastmri(folder / "d_nan.h5", nan)
     with pytest.raises(DataError, match=r"b_corrupt\.h5: cannot open the file as HDF5"):
         SliceDataset(folder, ReconTransform())
-    dataset = SliceDataset(folder, ReconTransform(), skip_bad=True)
+    with pytest.warns(Notice) as notices:  # each file left out is named (it was left out silently)
+        dataset = SliceDataset(folder, ReconTransform(), skip_bad=True)
+    said = [str(n.message) for n in notices]
+    assert len(said) == 2 and all(text.startswith("skipping a bad file (data.skip_bad): ") for text in said)
+    assert "b_corrupt.h5: cannot open the file as HDF5" in said[0] and "c_nokspace.h5" in said[1]
     assert {p.name for p, _ in dataset.bad_files} == {"b_corrupt.h5", "c_nokspace.h5"}
     assert all(p.name in reason for p, reason in dataset.bad_files)
     assert len(dataset) == 6  # three readable files of two slices; d_nan.h5 fails only when read
-    with pytest.warns(UserWarning, match=r"d_nan.h5: slice 1 of the k-space holds NaN"):
+    with pytest.warns(Notice, match=r"d_nan.h5: slice 1 of the k-space holds NaN"):
         names = [dataset[i].fname for i in range(len(dataset))]
     assert "d_nan.h5" in {p.name for p, _ in dataset.bad_files}
     assert names.count("d_nan.h5") == 1  # slice 0 was fine; slice 1 was replaced by a good slice
@@ -396,3 +400,41 @@ def test_noise_readouts_without_noise_are_a_data_error(tmp_path: Path, value: fl
         rows[0]["data"][:] = value  # the noise readout comes first
         f["dataset/data"][0] = rows[0]
     assert "the noise readouts (ACQ_IS_NOISE_MEASUREMENT) hold no noise" in _error(path)
+
+
+def test_a_nan_reference_is_a_data_error_that_skip_bad_skips(tmp_path: Path) -> None:
+    """One NaN pixel of a training file's reference made that step's loss NaN: the run went on
+    (NaN weights) and either reported success or stopped on an internal error."""
+    import h5py
+
+    path = write_fastmri(tmp_path / "nan_ref.h5", multicoil_kspace(slices=2, coils=2, height=32, width=32))
+    with h5py.File(path, "a") as f:
+        f["reconstruction_rss"][1, 10, 10] = np.nan
+    dataset = SliceDataset(path, ReconTransform())
+    assert np.isfinite(dataset[0].target.numpy()).all()
+    with pytest.raises(DataError, match=r"nan_ref.h5: the reference of slice 1 holds NaN or Inf values"):
+        dataset[1]
+    good = write_fastmri(tmp_path / "z_good.h5", multicoil_kspace(slices=2, coils=2, height=32, width=32))
+    with pytest.warns(Notice, match=r"nan_ref.h5: the reference of slice 1 holds NaN"):
+        assert SliceDataset([path, good], ReconTransform(), skip_bad=True)[1].fname == "z_good.h5"
+
+
+def test_skip_bad_leaves_out_a_missing_manifest_file_before_training(tmp_path: Path) -> None:
+    """Its slices were counted ("6 training and 2 validation slices"); once served, the split had
+    none left and the error named neither the split nor the file."""
+    from mrirecon.data.manifest import build_manifest
+
+    for name in ("a", "b"):
+        write_fastmri(tmp_path / f"{name}.h5", multicoil_kspace(slices=2, coils=2))
+    build_manifest(
+        [tmp_path / "a.h5", tmp_path / "b.h5"], tmp_path / "m.csv", fractions=(1, 0, 0), progress=False
+    )
+    (tmp_path / "b.h5").unlink()
+    dataset = SliceDataset(tmp_path / "m.csv", ReconTransform(), split="train", skip_bad=True)
+    with pytest.warns(Notice, match=r"skipping a bad file \(data.skip_bad\): .*b.h5"):
+        facts = dataset.file_facts()
+    assert [p.name for p in facts] == ["a.h5"] and len(dataset) == 2 and dataset.files == [tmp_path / "a.h5"]
+    (tmp_path / "a.h5").unlink()
+    alone = SliceDataset(tmp_path / "m.csv", ReconTransform(), split="train", skip_bad=True)
+    with pytest.warns(Notice), pytest.raises(DataError, match=r"no readable slices \(2 bad file\(s\)\)"):
+        alone.file_facts()

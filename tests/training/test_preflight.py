@@ -105,3 +105,26 @@ def test_train_refuses_coil_maps_none_for_the_tiny_model_before_fitting(
     with pytest.raises(ConfigError, match="needs coil maps"):
         train(config, output_dir=tmp_path / "run", datasets=phantom_data, echo=lambda _: None)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_file_in_two_splits_is_said(tiny_registered: str, tmp_path: Path) -> None:
+    """``data.val`` given the training folder scored the training volumes as validation, without
+    a word (a manifest refuses a file in two splits)."""
+    said: list[str] = []
+    plain = VolumeFacts(True, True, False, (4, 32, 32))
+    config = train_config_from_mapping(_config())
+    for name in ("a.h5", "b.h5"):
+        (tmp_path / name).touch()
+    train_files = {tmp_path / "a.h5": plain, tmp_path / "b.h5": plain}
+    val_files = {tmp_path / "sub" / ".." / "b.h5": plain}  # the same file, by another path
+    (tmp_path / "sub").mkdir()
+    check_volumes(config, {"train": _Files(train_files), "val": _Files(val_files)}, said.append)
+    assert said == [
+        f"Note: the val data hold 1 of the train files (e.g. {tmp_path / 'sub' / '..' / 'b.h5'}): "
+        "their val scores are not figures on held-out data"
+    ]
+    said.clear()
+    check_volumes(
+        config, {"train": _Files({tmp_path / "a.h5": plain}), "val": _Files(val_files)}, said.append
+    )
+    assert said == []

@@ -100,3 +100,14 @@ def test_the_modules_validation_scores_are_fastmris_on_the_input_scale(tiny_regi
             assert got[name].ssim == pytest.approx(expected["ssim"], rel=1e-4), key
             assert got[name].psnr == pytest.approx(expected["psnr"], abs=1e-3), key
             assert got[name].nmse == pytest.approx(expected["nmse"], rel=1e-4), key
+
+
+def test_a_nan_reconstruction_scores_nan_not_a_perfect_psnr() -> None:
+    """A NaN mse passed `mse > 0` as False and scored PSNR +inf, the figure of a perfect volume."""
+    target = torch.rand(1, 8, 8) + 0.5
+    pred = target.clone()
+    pred[0, 0, 0] = math.nan
+    [volume] = volume_scores(slice_scores(pred, target, torch.tensor([1.5]), ["v.h5"], [0]))
+    assert math.isnan(volume.psnr) and math.isnan(volume.nmse)
+    [perfect] = volume_scores(slice_scores(target, target, torch.tensor([1.5]), ["v.h5"], [0]))
+    assert perfect.psnr == math.inf

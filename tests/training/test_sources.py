@@ -285,3 +285,22 @@ def test_an_interrupted_first_simulation_is_made_again(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="its folder holds other files"):
         ensure_synthetic(DataSection(manifest=str(other), synthetic=section), echo=said.append)
     assert (other.parent / "scan.h5").read_bytes() == b"someone's data"
+
+
+def test_a_fully_sampled_file_without_its_rss_is_told_to_convert(tmp_path: Path) -> None:
+    """It was told to reconstruct the file with `mrirecon infer`, as a prospective scan is."""
+    from mrirecon.training.sources import build_datasets, data_convention
+    from tests.data.helpers import multicoil_kspace, write_fastmri
+
+    write_fastmri(tmp_path / "full.h5", multicoil_kspace(2))
+    write_fastmri(tmp_path / "no_rss.h5", multicoil_kspace(2), reconstruction_rss=None)
+    section = DataSection(train=str(tmp_path / "full.h5"), val=str(tmp_path / "no_rss.h5"))
+    with pytest.raises(ConfigError, match=r"no_rss.h5 \(.*`mrirecon convert no_rss.h5 -o NEW.h5`"):
+        data_convention(section, build_datasets(section), model_centered=None)
+
+
+def test_an_empty_list_of_files_is_refused_in_the_config() -> None:
+    """``data.val=[]`` was an IndexError (an internal error) when the datasets were built."""
+    for split in ("train", "val", "test"):
+        with pytest.raises(ConfigError, match=rf"'data.{split}' is an empty list"):
+            DataSection(**{split: []})  # type: ignore[arg-type]

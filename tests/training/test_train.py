@@ -449,3 +449,24 @@ def test_a_resume_that_lengthens_a_cosine_run_says_the_schedule_keeps_its_length
         echo=said.append,
     )
     assert "The cosine schedule keeps the length it was counted for when the run started" in said, said
+
+
+def test_a_diverged_run_stops_in_one_line_naming_its_batch(
+    tiny_registered: str, phantom_data: dict, tmp_path: Path
+) -> None:
+    """With a learning rate far too high the loss was NaN from the first steps on: the run trained
+    on NaN weights and ended in Lightning's "could not find the monitored key" (an internal error),
+    or, NaN from one slice, reported success."""
+    mapping = base_mapping(max_epochs=1)
+    mapping["optim"] = {"lr": 1e30}
+    with pytest.raises(
+        ConfigError, match=r"the training diverged at step \d+: the gradients hold NaN or Inf"
+    ) as caught:
+        train(
+            train_config_from_mapping(mapping),
+            output_dir=tmp_path,
+            datasets=phantom_data,
+            echo=lambda _: None,
+        )
+    assert "the batch: train0" in caught.value.message  # its files and slices
+    assert caught.value.hint is not None and "lower optim.lr (now 1e+30)" in caught.value.hint
