@@ -50,7 +50,10 @@ def _dilations(_ctx: click.Context, _param: click.Parameter, value: str | None) 
     "--uncentered; default: the checkpoint's config, else centred).",
 )
 @click.option(
-    "--sigma", type=float, default=1.0, show_default=True, help="The authors' noise level σ (RIM/CIRIM)."
+    "--sigma",
+    type=float,
+    default=None,
+    help="The authors' noise level σ of a RIM or CIRIM checkpoint (default 1).",
 )
 @click.option(
     "--initializer-dilations",
@@ -72,7 +75,7 @@ def convert_checkpoint(
     time_steps: int | None,
     steps: int | None,
     fft_centered: bool | None,
-    sigma: float,
+    sigma: float | None,
     initializer_dilations: tuple[int, ...] | None,
     initializer_input: str | None,
 ) -> None:

@@ -11,11 +11,13 @@ Used by :mod:`mrirecon.models.convert`.
 from __future__ import annotations
 
 import io
+import lzma
 import math
 import os
 import pickle
 import tarfile
 import types
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -137,32 +139,17 @@ def read_checkpoint_tensors(path: str | os.PathLike[str]) -> tuple[dict[str, Any
     where = Path(path)
     if not where.is_file():
         raise CheckpointError("no such checkpoint file", path=where)
-    options: dict[str, Any] = {}
     if tarfile.is_tarfile(where):
-        with tarfile.open(where) as archive:
-            members = {Path(m.name).name: m for m in archive.getmembers() if m.isfile()}
-            if "model_weights.ckpt" not in members:
-                raise CheckpointError(
-                    "an archive without model_weights.ckpt (not an .atommic/.mridc file)", path=where
-                )
-            member = members["model_weights.ckpt"]
-            if member.issparse() or member.size > MAX_WEIGHTS_BYTES:  # read into memory: bounded
-                raise CheckpointError(
-                    f"the archive's model_weights.ckpt declares {member.size:,} bytes"
-                    + (" (a sparse member)" if member.issparse() else "")
-                    + f", more than the {MAX_WEIGHTS_BYTES // 2**30} GiB a model of these sizes has",
-                    path=where,
-                )
-            weights = archive.extractfile(member)
-            assert weights is not None
-            data = _load_tensors(io.BytesIO(weights.read()), where)
-            config_member = members.get("model_config.yaml")
-            if config_member is not None:
-                handle = archive.extractfile(config_member)
-                assert handle is not None
-                options = _options_from_yaml(handle.read(), where)
-        return {"state_dict": data}, options
+        try:
+            return _read_archive(where)
+        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as error:
+            raise CheckpointError(
+                f"a damaged or truncated archive ({type(error).__name__}: {error})",
+                path=where,
+                hint="copy or download the .atommic/.mridc file again",
+            ) from error
     data = _load_tensors(where, where)
+    options: dict[str, Any] = {}
     if not isinstance(data, Mapping):
         raise CheckpointError(f"expected a checkpoint mapping, found {type(data).__name__}", path=where)
     if "model" in data:  # DIRECT writes its experiment's config.yaml beside model_<iteration>.pt
@@ -173,6 +160,35 @@ def read_checkpoint_tensors(path: str | os.PathLike[str]) -> tuple[dict[str, Any
         if isinstance(config, dict):
             options = _options_from_config(config, where)
     return dict(data), options
+
+
+def _read_archive(where: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An ``.atommic``/``.mridc`` archive's ``model_weights.ckpt`` and the options of its
+    ``model_config.yaml`` (:func:`read_checkpoint_tensors`)."""
+    options: dict[str, Any] = {}
+    with tarfile.open(where) as archive:
+        members = {Path(m.name).name: m for m in archive.getmembers() if m.isfile()}
+        if "model_weights.ckpt" not in members:
+            raise CheckpointError(
+                "an archive without model_weights.ckpt (not an .atommic/.mridc file)", path=where
+            )
+        member = members["model_weights.ckpt"]
+        if member.issparse() or member.size > MAX_WEIGHTS_BYTES:  # read into memory: bounded
+            raise CheckpointError(
+                f"the archive's model_weights.ckpt declares {member.size:,} bytes"
+                + (" (a sparse member)" if member.issparse() else "")
+                + f", more than the {MAX_WEIGHTS_BYTES // 2**30} GiB a model of these sizes has",
+                path=where,
+            )
+        weights = archive.extractfile(member)
+        assert weights is not None
+        data = _load_tensors(io.BytesIO(weights.read()), where)
+        config_member = members.get("model_config.yaml")
+        if config_member is not None:
+            handle = archive.extractfile(config_member)
+            assert handle is not None
+            options = _options_from_yaml(handle.read(), where)
+    return {"state_dict": data}, options
 
 
 def _direct_options(config_path: Path) -> dict[str, Any]:

@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from mrirecon.errors import CheckpointError
+from mrirecon.errors import CheckpointError, ConfigError
 from mrirecon.models.checkpoint_tensors import read_checkpoint_tensors
 from mrirecon.models.convert_layouts import ConvertedModel, convert_rim, convert_rvn, refuse
 from mrirecon.models.io import save_model
@@ -153,6 +154,23 @@ def convert_state(
 # ----------------------------------------------------------------------------------------------
 # Files
 # ----------------------------------------------------------------------------------------------
+def _check_output(source: Path, output: Path) -> None:
+    """Refuse an output that ``mrirecon infer`` would not read as a model file (any suffix but
+    ``.pt``: a ``.safetensors`` name held a torch file), or that is the checkpoint itself (the
+    authors' file was replaced, under any spelling of its path)."""
+    if output.suffix != ".pt":
+        raise ConfigError(
+            f"the output {output.name!r} must be a .pt file: the converted model is a torch payload",
+            hint="name it MODEL.pt (mrirecon infer, batch and model.init read it)",
+        )
+    if source.exists() and output.exists() and source.samefile(output):
+        raise ConfigError(
+            "the output is the checkpoint being converted: the authors' file would be replaced",
+            path=output,
+            hint="write the converted model to another file",
+        )
+
+
 def convert_checkpoint(
     path: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -160,7 +178,7 @@ def convert_checkpoint(
     time_steps: int | None = None,
     steps: int | None = None,
     fft_centered: bool | None = None,
-    sigma: float = 1.0,
+    sigma: float | None = None,
     initializer_dilations: tuple[int, ...] | None = None,
     initializer_input: str | None = None,
     report: Callable[[str], None] | None = None,
@@ -174,7 +192,10 @@ def convert_checkpoint(
 
     Raises:
         CheckpointError: the file cannot be read or mapped (one line, with the file's path).
+        ConfigError: an output that is not a ``.pt`` file or is the checkpoint itself; ``sigma``
+            for a RecurrentVarNet (it has no σ).
     """
+    _check_output(Path(path), Path(output))
     checkpoint, found = read_checkpoint_tensors(path)
     if found.get("origin") == "atommic/mridc" and any(
         k.startswith("block_list.") for k in _model_state(checkpoint)[0]
@@ -199,11 +220,17 @@ def convert_checkpoint(
         converted = convert_state(
             checkpoint,
             **{key: value for key, value in chosen.items() if value is not None},
-            sigma=sigma,
+            sigma=1.0 if sigma is None else sigma,
             known=frozenset(known),
         )
     except CheckpointError as error:
         raise CheckpointError(str(error), path=path, hint=error.hint) from error
+    if sigma is not None and converted.model_name == "recurrentvarnet":
+        raise ConfigError(
+            "--sigma is the noise level of ATOMMIC's and mridc's RIM and CIRIM; DIRECT's "
+            "RecurrentVarNet has none",
+            hint="leave --sigma out",
+        )
     if converted.model_name == "recurrentvarnet" and "config_path" in found:  # DIRECT's config.yaml
         for key, has in (
             ("learned_initializer", bool(getattr(converted.config, "learned_initializer", False))),

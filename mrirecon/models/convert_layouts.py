@@ -104,6 +104,10 @@ class _Keys:
         ):
             want = "×".join("?" if s is None else str(s) for s in shape)
             raise refuse(f"{self.what}: {key!r} has shape {tuple(value.shape)}, mrirecon needs {want}")
+        if not value.is_floating_point():  # complex: its imaginary part would be dropped
+            raise refuse(f"{self.what}: {key!r} holds {value.dtype} values; the weights are real floats")
+        if not bool(torch.isfinite(value).all()):
+            raise refuse(f"{self.what}: {key!r} holds NaN or Inf values (a diverged or damaged checkpoint)")
         return value.detach().to(torch.float32).clone()
 
     def has(self, key: str) -> bool:

@@ -197,3 +197,63 @@ def test_a_configuration_that_holds_itself_is_read_without_recursing_forever() -
         tip.append([])
         tip = tip[0]  # type: ignore[assignment]
     assert plain_values(deep) is not None  # cut at the depth limit, no RecursionError
+
+
+def test_the_output_must_be_another_pt_file(tmp_path: Path) -> None:
+    """`-o` naming the checkpoint itself (under any spelling) replaced the authors' file; a
+    `.safetensors` name held a torch file that infer then refused."""
+    from mrirecon.errors import ConfigError
+
+    source = _lightning(tmp_path, {"time_steps": 8, "fft_centered": True})
+    original = source.read_bytes()
+    copy = tmp_path / "model_500.pt"
+    copy.write_bytes(original)
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(ConfigError, match="the output is the checkpoint being converted"):
+        convert_checkpoint(copy, tmp_path / "sub" / ".." / "model_500.pt")
+    assert copy.read_bytes() == original
+    for name in ("model.ckpt", "cirim.safetensors", "cirim.PT"):
+        with pytest.raises(ConfigError, match=rf"the output '{re.escape(name)}' must be a .pt file"):
+            convert_checkpoint(source, tmp_path / name)
+    assert source.read_bytes() == original
+
+
+def test_weights_that_are_not_finite_real_numbers_are_refused(tmp_path: Path) -> None:
+    """NaN weights converted with exit 0 (infer then refused the model); complex ones lost their
+    imaginary part."""
+    weights = checkpoint(ATOMMIC_RIM)["state_dict"]
+    key = sorted(k for k in weights if k.endswith("weight"))[0]
+    config = {"time_steps": 8, "fft_centered": True}
+    nan = {**weights, key: torch.full_like(weights[key], float("nan"))}
+    with pytest.raises(CheckpointError, match=rf"{re.escape(key)}' holds NaN or Inf values"):
+        convert_checkpoint(_lightning(tmp_path, config, nan), tmp_path / "nan.pt")
+    complex_ = {**weights, key: weights[key].to(torch.complex64) * 1j}
+    with pytest.raises(CheckpointError, match=rf"{re.escape(key)}' holds torch.complex64 values"):
+        convert_checkpoint(_lightning(tmp_path, config, complex_), tmp_path / "c.pt")
+    assert not (tmp_path / "nan.pt").exists() and not (tmp_path / "c.pt").exists()
+
+
+def test_a_truncated_archive_and_sigma_for_direct_are_one_line_errors(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from mrirecon.errors import ConfigError
+
+    weights = io.BytesIO()
+    torch.save(checkpoint(ATOMMIC_RIM)["state_dict"], weights)
+    archive = tmp_path / "rim.atommic"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("./model_weights.ckpt")
+        info.size = len(weights.getvalue())
+        tar.addfile(info, io.BytesIO(weights.getvalue()))
+    whole = archive.read_bytes()
+    for size in (len(whole) // 2, 600):
+        archive.write_bytes(whole[:size])
+        with pytest.raises(CheckpointError, match=r"rim.atommic: a damaged or truncated archive"):
+            convert_checkpoint(archive, tmp_path / "rim.pt")
+    name = "direct_rvn_shared_33x27_line"
+    model = {"model_name": "recurrentvarnet.recurrentvarnet.RecurrentVarNet", "num_steps": 8}
+    source = _direct_experiment(tmp_path / "exp", name, model, "fft2(centered=False)")
+    with pytest.raises(ConfigError, match=r"--sigma is the noise level of ATOMMIC's and mridc's RIM"):
+        convert_checkpoint(source, tmp_path / "rvn.pt", sigma=5.0)
+    assert not (tmp_path / "rvn.pt").exists()
