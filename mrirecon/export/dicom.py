@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from mrirecon.atomic import (
     fsync_file,
     prepare_output_folder,
 )
-from mrirecon.errors import ConfigError, DataError, ExportError
+from mrirecon.errors import ConfigError, DataError, ExportError, Notice, path_text
 from mrirecon.export.dicom_text import (
     RESEARCH_USE,
     acquisition_label,
@@ -61,7 +62,7 @@ from mrirecon.export.identity import (
     is_valid_uid,
     resolve_identity,
 )
-from mrirecon.export.pixels import ds, quantise, window_from_percentiles
+from mrirecon.export.pixels import ds, quantise, squeezed_window, window_from_percentiles
 from mrirecon.export.recon_h5 import ReconVolume, read_reconstruction
 from mrirecon.export.series_record import write_record
 
@@ -245,6 +246,19 @@ def _build(
     series_uid, frame_uid = _series_uids(volume, identity, planes, root, options.bits_stored)
     q = quantise(volume.reconstruction, options.bits_stored)
     centre, width = window_from_percentiles(q.stored, *options.window_percentiles)
+    if squeezed_window(q, width):
+        image = volume.reconstruction
+        low, high = options.window_percentiles
+        warnings.warn(
+            Notice(
+                f"{path_text(source) + ': ' if source else ''}the reconstruction's {low:g}-{high:g} % "
+                f"percentiles span {width:.0f} of {q.largest + 1} stored grey levels: a few pixels far "
+                f"from the rest (values {float(image.min()):.4g} to {float(image.max()):.4g}, "
+                f"{high:g}th percentile {float(np.percentile(image, high)):.4g}) took the range, and "
+                "the series shows the rest almost flat (the values are kept, to one stored step)"
+            ),
+            stacklevel=3,
+        )
     description = series_description(
         volume, planes, options.series_description, acquisition_label(volume, identity)
     )

@@ -152,11 +152,13 @@ def derive_uid(root: str, *parts: str) -> str:
 
 
 def check_uid_root(root: str) -> str:
-    """Validate an organisation UID root (digits and dots, ending with a dot, at most 40 characters)."""
-    if not re.fullmatch(r"[0-9]+(\.[0-9]+)*\.", root) or len(root) > 40:
+    """Validate an organisation UID root: numbers without leading zeros (DICOM PS3.5 §9.1)
+    separated by dots, ending with a dot, at most 40 characters (the rest of the 64 is the UID's)."""
+    if not re.fullmatch(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*\.", root) or len(root) > 40:
         raise ConfigError(
             f"invalid UID root {root!r}",
-            hint=f"give digits separated by dots, ending with a dot, e.g. {PYDICOM_ROOT_UID}",
+            hint="give numbers without leading zeros separated by dots, ending with a dot, at most 40 "
+            f"characters, e.g. {PYDICOM_ROOT_UID}",
         )
     return root
 

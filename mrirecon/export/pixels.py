@@ -87,3 +87,11 @@ def window_from_percentiles(stored: np.ndarray, low: float = 0.5, high: float = 
     lo, hi = (float(v) for v in np.percentile(stored, [low, high]))
     width = max(hi - lo, 1.0)
     return (lo + hi) / 2.0, width
+
+
+def squeezed_window(q: Quantised, width: float) -> bool:
+    """Whether a window of ``width`` stored values spans so few grey levels (fewer than 1/256 of
+    the stored range, at least 4) that the anatomy looks flat: the volume is not constant, and a
+    few pixels far brighter or darker than the rest took the quantisation's range."""
+    return bool(q.stored.max() > q.stored.min()) and width < max(q.largest / 256, 4.0)
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,23 @@ def test_pixels_round_trip_within_one_quantisation_step(tmp_path: Path) -> None:
         error = np.abs(real - vol.reconstruction[index])
         assert error.max() <= series.slope * 0.5 + 1e-12 * vol.reconstruction.max()
     assert series.slope == pytest.approx(vol.reconstruction.max() / 65535)
+
+
+def test_an_outlier_that_flattens_the_series_is_said(tmp_path: Path) -> None:
+    """One pixel a million times brighter than the anatomy stored every other pixel as 0 or 1 of
+    65,535 levels: a black series, without a word."""
+    from mrirecon.errors import Notice
+
+    image = phantom(slices=2, scale=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Notice)  # the plain phantom: nothing to say
+        export_volume_dicom(volume(reconstruction=image), tmp_path / "plain")
+    image[0, 3, 3] = 1e6 * image.max()
+    with pytest.warns(Notice, match=r"percentiles span [0-9] of 65536 stored grey levels: a few pixels"):
+        series = export_volume_dicom(volume(reconstruction=image), tmp_path / "outlier")
+    files = read_series(tmp_path / "outlier")  # the values are still kept to one step
+    real = files[1].pixel_array.astype(np.float64) * series.slope + series.intercept
+    assert np.abs(real - image[1]).max() <= series.slope * 0.5 * (1 + 1e-9)
 
 
 def test_series_structure(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pydicom
+import pytest
 from pydicom.dataset import Dataset
 
 from mrirecon.export.dicom import DicomOptions, export_volume_dicom
@@ -190,3 +191,16 @@ def test_person_names_keep_dicom_form_and_times_drop_their_zone() -> None:
     assert clean_person_name("Doe^John") == "Doe^John" and clean_person_name("") == ""
     assert dicom_time("22:34:35+01:00") == dicom_time("22:34:35Z") == dicom_time("22:34:35") == "223435"
     assert dicom_time("08:05:03.5-0500") == "080503.5" and dicom_time("25:00:00") == ""
+
+
+def test_a_uid_root_with_leading_zeros_is_refused_before_any_uid_is_made() -> None:
+    """'1.02.003.' passed the check, and pydicom's generate_uid then raised a ValueError: an
+    internal error of export-dicom and infer --dicom."""
+    from mrirecon.errors import ConfigError
+    from mrirecon.export.identity import check_uid_root, derive_uid
+
+    for good in ("1.2.826.0.1.3680043.8.498.", "0.", "2.25.", "1.0.10."):
+        assert derive_uid(check_uid_root(good), "x").startswith(good)
+    for bad in ("1.02.003.", "01.2.", "1.2", "1..2.", "a.1.", "1." * 21):
+        with pytest.raises(ConfigError, match=r"invalid UID root .*numbers without leading zeros"):
+            check_uid_root(bad)
