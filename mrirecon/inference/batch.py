@@ -51,6 +51,7 @@ from mrirecon.inference.run_record import (
     RunResult,
     counts_so_far,
     record_status,
+    still_running,
     write_run_json,
 )
 from mrirecon.inference.runner import RankReport, error_from_failure
@@ -232,8 +233,30 @@ def _run_listed(
     prepare_output_folder(options.output_dir, "reconstructions")
     if options.dicom:
         prepare_output_folder(options.output_dir / DICOM_FOLDER, "DICOM series")
+    record = options.output_dir / RUN_JSON
     if options.reports:  # a run killed from here on is not taken for the last one's complete record
-        record_status(options.output_dir / RUN_JSON, loaded, source, options, started, "running")
+        record_status(record, loaded, source, options, started, "running")
+    try:
+        return _run_started(loaded, source, options, started, t0, inputs, outputs, pseudonyms, unnamed)
+    except KeyboardInterrupt:  # before the predict loop (importing Lightning takes seconds), or after
+        if options.reports and still_running(record):
+            record_status(record, loaded, source, options, started, "interrupted")
+        raise
+
+
+def _run_started(
+    loaded: LoadedModel,
+    source: str | os.PathLike[str],
+    options: RunOptions,
+    started: datetime.datetime,
+    t0: float,
+    inputs: list[Path],
+    outputs: list[OutputPaths],
+    pseudonyms: dict[str, str],
+    unnamed: list[Failure],
+) -> RunResult:
+    """The run once its run.json says ``running``: the Lightning trainer, the predict loop, the
+    last writes and the reports."""
     accelerator, devices = resolve_device(options.device, options.devices)
     with _quiet_lightning():
         import pytorch_lightning as pl

@@ -23,7 +23,7 @@ from mrirecon.runtime import launched_rank
 if TYPE_CHECKING:
     from mrirecon.inference.lightning import PredictionData
 
-__all__ = ["RUN_JSON", "RunResult", "counts_so_far", "record_status", "write_run_json"]
+__all__ = ["RUN_JSON", "RunResult", "counts_so_far", "record_status", "still_running", "write_run_json"]
 
 RUN_JSON = "run.json"
 
@@ -103,6 +103,15 @@ def record_status(
         payload["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     with contextlib.suppress(ExportError), atomic_file(path, what="run.json") as temporary:
         temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def still_running(path: Path) -> bool:
+    """Whether the run.json at ``path`` still says ``running`` (nothing has recorded how the run
+    ended); False when it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("status") == "running"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def counts_so_far(data: PredictionData) -> dict[str, int] | None:

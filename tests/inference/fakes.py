@@ -145,6 +145,8 @@ class FakeLearned(Reconstructor):
 @dataclass(frozen=True)
 class SlowConfig:
     seconds: float = 0.3
+    #: A file touched at every call (a test waits for it to know the run is in its loop).
+    marker: str = ""
 
 
 class FakeSlow(FakeZeroFilled):
@@ -157,6 +159,9 @@ class FakeSlow(FakeZeroFilled):
     def forward(
         self, masked_kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor
     ) -> ReconOutput:
+        if self.config.marker:
+            with open(self.config.marker, "a") as handle:
+                handle.write("called\n")
         time.sleep(self.config.seconds)
         return super().forward(masked_kspace, mask, coil_maps)
 

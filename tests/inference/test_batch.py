@@ -832,3 +832,22 @@ def test_a_frame_of_a_multi_set_raw_file_is_chosen_and_recorded(tmp_path: Path) 
         model, folder, _options(tmp_path / "mixed", npy_axes="slices,coils,kx,ky", overwrite=True)
     )
     assert again.reconstructed == 1 and again.skipped == 1  # the raw file's frame differs; the array's not
+
+
+def test_a_run_stopped_before_its_loop_is_recorded_as_interrupted(
+    tmp_path: Path, inputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM while Lightning was imported (seconds, after run.json said "running") left
+    "running": the record of a run killed with SIGKILL."""
+    from mrirecon.inference import batch
+    from mrirecon.runtime import Terminated
+
+    def stopped(*_args: object) -> None:
+        raise Terminated()
+
+    monkeypatch.setattr(batch, "_run_started", stopped)
+    out = tmp_path / "out"
+    with pytest.raises(Terminated):
+        run_batch(load_reconstructor("zero_filled"), inputs, _options(out))
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "interrupted" and "counts_so_far" not in record

@@ -201,15 +201,16 @@ def _slow_batch_in_its_loop(tmp_path: Path, *, seconds: float, workers: int) -> 
     for k in range(3):
         fakes.write_input(inputs / f"vol_{k}.h5", slices=2, size=(16, 16))
     config = tmp_path / "slow.yaml"
-    config.write_text(f"seconds: {seconds}\n")
+    marker = tmp_path / "called"
+    config.write_text(f"seconds: {seconds}\nmarker: {marker}\n")
     args = ("batch", "--model", "fake_slow", "--model-config", config, "--input-dir", inputs, "-o", out)
     process = start_cli(
         *args, "--batch-size", 1, "--workers", workers, "--device", "cpu", log=tmp_path / "log"
     )
     deadline = time.monotonic() + 120
-    while not (out / ".mrirecon.lock").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(2 * seconds + 0.5)  # inside the predict loop
+    while not marker.exists() and time.monotonic() < deadline:  # the model's first call
+        time.sleep(0.1)
+    time.sleep(seconds / 2)  # inside the predict loop
     return process, args
 
 
