@@ -88,8 +88,9 @@ class ReconModule(pl.LightningModule):
         self.criterion = ReconLoss(loss.terms, loss.time_weighting, loss.cascade_weighting, loss.normalize)
         self.optim = optim or OptimSection()
         self.centered = centered
-        #: The last training batch's loss, files and slice numbers (named when the run diverges).
-        self._last_batch: tuple[torch.Tensor, list[str], list[int]] = (torch.zeros(()), [], [])
+        #: The loss, files and slice numbers of the batches accumulated into the coming optimiser
+        #: step (named when the run diverges).
+        self._group: list[tuple[torch.Tensor, list[str], list[int]]] = []
         self.record = dict(record or {})
         #: Optimiser steps of the whole run (the cosine schedule's length); None: ask Lightning.
         self.total_steps: int | None = None
@@ -142,26 +143,30 @@ class ReconModule(pl.LightningModule):
         size = batch.target.shape[0]
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=size)
         self.log("train_loss_epoch", loss, on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
-        self._last_batch = (loss.detach(), list(batch.fname), _ints(batch.slice_num))
+        self._group.append((loss.detach(), list(batch.fname), _ints(batch.slice_num)))
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Stop a diverged run before its NaN or Inf gradients reach the weights (every later step,
-        checkpoint and validation score would be NaN). In a run of several processes the gradients
-        are already averaged here, so every process stops at the same step. Under ``16-mixed`` the
-        gradient scaler skips such steps itself."""
+        checkpoint and validation score would be NaN). The values are tested, not a norm (large
+        finite gradients that clipping, applied after this hook, would tame are no divergence).
+        In a run of several processes the gradients are already averaged here, so every process
+        stops at the same step. Under ``16-mixed`` the gradient scaler skips such steps itself."""
+        group, self._group = self._group, []  # the batches accumulated into this step
         if str(self.trainer.precision).startswith("16"):
             return
         grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if not grads or bool(torch.isfinite(torch.stack([torch.linalg.vector_norm(g) for g in grads])).all()):
+        if not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
             return
-        loss, names, slices = self._last_batch
-        where = ", ".join(f"{name} slice {index}" for name, index in list(zip(names, slices))[:3])
+        bad = [item for item in group if not bool(torch.isfinite(item[0]))] or group
+        slices_of = [", ".join(f"{n} slice {s}" for n, s in zip(names, numbers)) for _, names, numbers in bad]
+        where = "; ".join(f"{text} (loss {float(item[0]):.4g})" for text, item in zip(slices_of, bad[:3]))
+        unclipped = self.optim.gradient_clip_val is None
+        clip = " or set optim.gradient_clip_val (e.g. 1.0)" if unclipped else ""
         raise ConfigError(
             f"the training diverged at step {self.global_step}: the gradients hold NaN or Inf values "
-            f"(loss {float(loss):.4g}; the batch: {where})",
-            hint=f"lower optim.lr (now {self.optim.lr:g}) or set optim.gradient_clip_val (e.g. 1.0), "
-            "and train again",
+            f"(the batch{'es' if len(bad) > 1 else ''}: {where or 'unknown'})",
+            hint=f"lower optim.lr (now {self.optim.lr:g}){clip}, and train again",
         )
 
     # ------------------------------------------------------------------ evaluation

@@ -470,3 +470,34 @@ def test_a_diverged_run_stops_in_one_line_naming_its_batch(
         )
     assert "the batch: train0" in caught.value.message  # its files and slices
     assert caught.value.hint is not None and "lower optim.lr (now 1e+30)" in caught.value.hint
+
+
+def test_the_divergence_check_names_the_nan_batch_and_lets_large_finite_gradients_be(
+    tiny_registered: str, phantom_data: dict
+) -> None:
+    """Its first form named the last batch of an accumulated step (a clean one), and took a
+    float32 norm that overflows: finite gradients of 1e20, which clipping tames after the hook,
+    stopped the run as "NaN or Inf"."""
+    import types
+    import warnings
+
+    from mrirecon.data.dataset import collate_samples
+    from mrirecon.training.config import OptimSection
+
+    module = ReconModule(tiny_registered, TinyConfig(), optim=OptimSection(accumulate_grad_batches=2))
+    first, second = (collate_samples([phantom_data["train"][i]]) for i in (0, 2))
+    kspace = first.masked_kspace.clone()
+    kspace[..., 0, 0] = float("inf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module.training_step(first._replace(masked_kspace=kspace), 0).backward()
+        module.training_step(second, 1).backward()  # (self.log without a trainer: a warning)
+    module._trainer = cast(Any, types.SimpleNamespace(precision="32-true", global_step=3))
+    with pytest.raises(
+        ConfigError, match=r"step 3: .*\(the batch: train000.h5 slice 0 \(loss nan\)\)"
+    ) as caught:
+        module.on_before_optimizer_step(cast(Any, None))
+    assert caught.value.hint is not None and "gradient_clip_val" in caught.value.hint
+    for parameter in module.parameters():  # large, finite: no divergence
+        parameter.grad = torch.full_like(parameter, 1e20)
+    module.on_before_optimizer_step(cast(Any, None))
