@@ -15,6 +15,7 @@ layout already, and its reference is the emulated single coil's (``reconstructio
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from mrirecon.data.header import EncodingLimits, build_ismrmrd_header
 from mrirecon.data.ismrmrd_raw import Frame
 from mrirecon.data.raw import RawVolume, rss_reference
 from mrirecon.data.volume import HDF5_SUFFIXES, is_ismrmrd_raw, open_volume
-from mrirecon.errors import ConfigError, DataError
+from mrirecon.errors import ConfigError, DataError, Notice
 from mrirecon.physics import change_convention
 
 __all__ = ["ConversionSummary", "convert_volume", "minimal_header"]
@@ -167,7 +168,21 @@ def convert_volume(
         target = None
         if volume.has_target:
             target = np.stack([np.asarray(volume.read_target(i)) for i in range(volume.num_slices)])
-        elif volume.mask is None:  # fully sampled without a stored reference (k-space only)
+            if not np.isfinite(target).all():
+                if volume.mask is not None:
+                    raise DataError(
+                        "its reference holds NaN or Inf values, and its undersampled k-space cannot "
+                        "give another",
+                        path=input_path,
+                    )
+                warnings.warn(
+                    Notice(
+                        f"{input_path.name}: its reference held NaN or Inf values; made again from k-space"
+                    ),
+                    stacklevel=2,
+                )
+                target = None
+        if target is None and volume.mask is None:  # fully sampled without a (finite) reference
             target = np.stack([rss_reference(k, volume.crop_size, centered=volume.centered) for k in kspace])
         mask, padding = volume.mask, volume.padding
         if not volume.centered:

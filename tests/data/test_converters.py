@@ -490,6 +490,28 @@ def test_k_space_only_input_gets_its_reference_and_every_output_an_acquisition(t
         assert named.attrs["acquisition"] == "AXT1" and plain.attrs["acquisition"] == ""
 
 
+def test_a_nan_reference_is_made_again_from_fully_sampled_k_space(tmp_path: Path) -> None:
+    """Training's error for a NaN reference says `mrirecon convert` makes it again: convert kept the
+    NaN reference as it was."""
+    from mrirecon.errors import Notice
+
+    kspace = multicoil_kspace(slices=2, coils=3)
+    with h5py.File(tmp_path / "clean.h5", "w") as f:
+        f.create_dataset("kspace", data=kspace)
+    convert_volume(tmp_path / "clean.h5", tmp_path / "clean_out.h5")
+    with h5py.File(tmp_path / "clean_out.h5") as f:
+        expected = f["reconstruction_rss"][()]
+        rss = expected.copy()
+    rss[1, 3, 3] = np.nan
+    with h5py.File(tmp_path / "nan.h5", "w") as f:
+        f.create_dataset("kspace", data=kspace)
+        f.create_dataset("reconstruction_rss", data=rss)
+    with pytest.warns(Notice, match=r"nan.h5: its reference held NaN or Inf values; made again"):
+        convert_volume(tmp_path / "nan.h5", tmp_path / "out.h5")
+    with h5py.File(tmp_path / "out.h5") as f:
+        np.testing.assert_allclose(f["reconstruction_rss"][()], expected, rtol=1e-6)
+
+
 def test_a_fastmri_single_coil_file_is_refused(tmp_path: Path) -> None:
     """Its (S, H, W) k-space came out as (S, 1, H, W) with its ESC image stored as
     reconstruction_rss: a file fastMRI's single-coil loader cannot use."""
