@@ -94,4 +94,3 @@ def squeezed_window(q: Quantised, width: float) -> bool:
     the stored range, at least 4) that the anatomy looks flat: the volume is not constant, and a
     few pixels far brighter or darker than the rest took the quantisation's range."""
     return bool(q.stored.max() > q.stored.min()) and width < max(q.largest / 256, 4.0)
-

@@ -155,12 +155,12 @@ def convert_state(
 # Files
 # ----------------------------------------------------------------------------------------------
 def _check_output(source: Path, output: Path) -> None:
-    """Refuse an output that ``mrirecon infer`` would not read as a model file (any suffix but
-    ``.pt``: a ``.safetensors`` name held a torch file), or that is the checkpoint itself (the
-    authors' file was replaced, under any spelling of its path)."""
-    if output.suffix != ".pt":
+    """Refuse an output that ``mrirecon infer`` would not read as the model written (a
+    ``.safetensors`` name held a torch file, which the loader then read as safetensors), or that
+    is the checkpoint itself (the authors' file was replaced, under any spelling of its path)."""
+    if output.suffix.lower() == ".safetensors":
         raise ConfigError(
-            f"the output {output.name!r} must be a .pt file: the converted model is a torch payload",
+            f"the output {output.name!r} is written as a torch model file, not safetensors",
             hint="name it MODEL.pt (mrirecon infer, batch and model.init read it)",
         )
     if source.exists() and output.exists() and source.samefile(output):
@@ -192,7 +192,7 @@ def convert_checkpoint(
 
     Raises:
         CheckpointError: the file cannot be read or mapped (one line, with the file's path).
-        ConfigError: an output that is not a ``.pt`` file or is the checkpoint itself; ``sigma``
+        ConfigError: an output named ``.safetensors`` or that is the checkpoint itself; ``sigma``
             for a RecurrentVarNet (it has no σ).
     """
     _check_output(Path(path), Path(output))

@@ -212,10 +212,13 @@ def test_the_output_must_be_another_pt_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="the output is the checkpoint being converted"):
         convert_checkpoint(copy, tmp_path / "sub" / ".." / "model_500.pt")
     assert copy.read_bytes() == original
-    for name in ("model.ckpt", "cirim.safetensors", "cirim.PT"):
-        with pytest.raises(ConfigError, match=rf"the output '{re.escape(name)}' must be a .pt file"):
+    for name in ("cirim.safetensors", "cirim.SAFETENSORS"):
+        with pytest.raises(ConfigError, match=rf"the output '{re.escape(name)}' is written as a torch"):
             convert_checkpoint(source, tmp_path / name)
     assert source.read_bytes() == original
+    for name in ("cirim.pth", "cirim.PT", "cirim"):  # names infer reads as torch model files
+        convert_checkpoint(source, tmp_path / name)
+        assert load_model(tmp_path / name)[0] == "rim"
 
 
 def test_weights_that_are_not_finite_real_numbers_are_refused(tmp_path: Path) -> None:
