@@ -62,9 +62,9 @@ def test_a_baseline_by_name_needs_no_checkpoint(tmp_path: Path) -> None:
     assert (loaded.name, loaded.checkpoint, loaded.checkpoint_sha256) == ("zero_filled", None, "")
     config = tmp_path / "slow.yaml"
     config.write_text("seconds: 0.05\n")
-    assert load_reconstructor("fake_slow", model_config=config).config == {"seconds": 0.05}
+    assert load_reconstructor("fake_slow", model_config=config).config == {"seconds": 0.05, "marker": ""}
     config.write_text("model: fake_slow\nseconds: 0.25\n")  # configs/models style
-    assert load_reconstructor("fake_slow", model_config=config).config == {"seconds": 0.25}
+    assert load_reconstructor("fake_slow", model_config=config).config == {"seconds": 0.25, "marker": ""}
     config.write_text("model: zero_filled\n")
     with pytest.raises(ConfigError, match="this config is for model 'zero_filled', not 'fake_slow'"):
         load_reconstructor("fake_slow", model_config=config)
