@@ -218,11 +218,7 @@ class SliceDataset(Dataset[Any]):
                     self._mark_bad(path, error)
                     continue
             self.index.extend((path, s) for s in range(slices))
-        if not self.index:
-            raise DataError(
-                f"no readable slices ({len(self.bad_files)} bad file(s))",
-                hint="; ".join(reason for _, reason in self.bad_files[:3]) or None,
-            )
+        self._refuse_if_empty()
 
     @property
     def files(self) -> list[Path]:
@@ -260,12 +256,16 @@ class SliceDataset(Dataset[Any]):
         bad = {path for path, _ in self.bad_files}
         if bad:  # a manifest listed them: their slices are not served
             self.index = [(path, s) for path, s in self.index if path not in bad]
-            if not self.index:
-                raise DataError(
-                    f"no readable slices ({len(self.bad_files)} bad file(s))",
-                    hint="; ".join(reason for _, reason in self.bad_files[:3]),
-                )
+            self._refuse_if_empty()
         return {path: self._facts[path] for path in self.files if path in self._facts}
+
+    def _refuse_if_empty(self) -> None:
+        """A DataError when no slice is left to serve, with the first bad files' reasons."""
+        if not self.index:
+            raise DataError(
+                f"no readable slices ({len(self.bad_files)} bad file(s))",
+                hint="; ".join(reason for _, reason in self.bad_files[:3]) or None,
+            )
 
     def slices_of(self, path: str | Path) -> list[int]:
         """Dataset indices of the slices of one volume, in slice order."""
